@@ -1,0 +1,1 @@
+"""The benchmark: downstream datasets and tasks, the protocol, training, tracking and reports."""

@@ -1,0 +1,1 @@
+"""Pretraining: ECG simulators, pretraining corpora and the masked-autoencoder Transformer."""

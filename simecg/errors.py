@@ -1,0 +1,37 @@
+"""One exception family, so the CLI can turn any expected failure into one clear line.
+
+Messages name the file or key, what was expected, what was found and what to do.
+"""
+
+from __future__ import annotations
+
+
+class SimECGError(Exception):
+    """Base of every error SimECG-Bench raises on purpose."""
+
+
+class ConfigError(SimECGError, ValueError):
+    """A configuration value, override or suite file is invalid."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A registry lookup used a name nobody registered."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message; show it plainly.
+        return str(self.args[0]) if self.args else ""
+
+
+class DataError(SimECGError):
+    """A data file is missing, unreadable or implausible."""
+
+
+class DataMissingError(DataError, FileNotFoundError):
+    """Expected data is absent; the message says how to get it."""
+
+
+class CheckpointError(SimECGError):
+    """A checkpoint cannot be loaded into the requested model."""
+
+
+class TrackingError(SimECGError):
+    """The MLflow store cannot be used."""
