@@ -43,6 +43,10 @@ def apply_overrides(config: C, overrides: Mapping[str, Any]) -> C:
 
 
 def _set_path(obj: Any, path: list[str], value: Any, dotted: str) -> Any:
+    if isinstance(obj, Mapping):  # free-form option tables (e.g. corpus options): keep text typed by TOML/CLI
+        head, rest = path[0], path[1:]
+        new = _set_path(obj[head], rest, value, dotted) if rest else _parse_scalar(value)
+        return {**obj, head: new}
     if not dataclasses.is_dataclass(obj):
         raise ConfigError(f"cannot set {dotted!r}: {type(obj).__name__} has no fields")
     fields = {f.name: f for f in dataclasses.fields(obj)}
@@ -59,6 +63,16 @@ def _set_path(obj: Any, path: list[str], value: Any, dotted: str) -> Any:
         hints = typing.get_type_hints(type(obj))
         new = coerce(value, hints.get(head, type(current)), dotted)
     return dataclasses.replace(obj, **{head: new})
+
+
+def _parse_scalar(value: Any) -> Any:
+    """Best-effort typing of free-form CLI text: JSON literals (numbers, bools, lists) or the text."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 def coerce(value: Any, annotation: Any, key: str = "value") -> Any:

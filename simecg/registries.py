@@ -14,14 +14,20 @@ from typing import Any
 
 from simecg.registry import Registry
 
-CORPORA: Registry[Any] = Registry("corpus", "simecg_bench.corpora", builtins=("pretraining.corpora",))
+CORPORA: Registry[Any] = Registry(
+    "corpus", "simecg_bench.corpora", builtins=("pretraining.corpora", "benchmark.datasets")
+)
 SIMULATORS: Registry[Any] = Registry(
     "simulator", "simecg_bench.simulators", builtins=("pretraining.simulators",)
 )
 BASELINES: Registry[Any] = Registry("baseline", "simecg_bench.baselines", builtins=("baselines",))
 DATASETS: Registry[Any] = Registry("dataset", "simecg_bench.datasets", builtins=("benchmark.datasets",))
-TASKS: Registry[Any] = Registry("task", "simecg_bench.tasks", builtins=("benchmark.tasks",))
+TASKS: Registry[Any] = Registry("task", "simecg_bench.tasks", builtins=("benchmark.tasks", "benchmark.datasets"))
 SUITES: Registry[Any] = Registry("suite", "simecg_bench.suites", builtins=("benchmark.suites",))
 
 ALL = {"corpora": CORPORA, "simulators": SIMULATORS, "baselines": BASELINES, "datasets": DATASETS,
        "tasks": TASKS, "suites": SUITES}
+
+# Speed benchmarks (`simecg-bench bench NAME`): functions taking parsed args, printing figures.
+BENCHES: Registry[Any] = Registry("benchmark", builtins=("benchmark.perf",))
+ALL["benchmarks"] = BENCHES

@@ -1,0 +1,63 @@
+"""The ``simecg-bench`` command line: thin parsers over public functions of the packages.
+
+Each command group lives in ``benchmark/commands/<group>.py`` and exposes
+``add_commands(subparsers)``; every subcommand sets ``func(args) -> int``. Expected failures
+(:class:`simecg.errors.SimECGError`) become one clear line on stderr and exit code 2;
+tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from simecg import __version__
+from simecg.errors import SimECGError
+
+COMMAND_MODULES = (
+    "benchmark.commands.run",
+    "benchmark.commands.listing",
+    "benchmark.commands.bench",
+    "benchmark.commands.data",
+    "benchmark.commands.corpus",
+    "benchmark.commands.pretrain",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simecg-bench",
+        description="Pretrain ECG Transformers on simulated ECGs and benchmark them on real tasks.",
+    )
+    parser.add_argument("--version", action="version", version=f"simecg-bench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except SimECGError as exc:
+        if args.debug:
+            raise
+        print(f"simecg-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simecg-bench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
