@@ -13,8 +13,6 @@ from simecg.registries import BENCHES
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("bench", help="speed benchmarks that print figures")
-    names = sub.add_parser  # keep a reference for clarity below
-    del names
     bench_sub = parser.add_subparsers(dest="bench", metavar="NAME")
     bench_sub.required = True
     for name, bench in BENCHES.items():
