@@ -45,7 +45,7 @@ def apply_overrides(config: C, overrides: Mapping[str, Any]) -> C:
 def _set_path(obj: Any, path: list[str], value: Any, dotted: str) -> Any:
     if isinstance(obj, Mapping):  # free-form option tables (e.g. corpus options): keep text typed by TOML/CLI
         head, rest = path[0], path[1:]
-        new = _set_path(obj[head], rest, value, dotted) if rest else _parse_scalar(value)
+        new = _set_path(obj.get(head, {}), rest, value, dotted) if rest else _parse_scalar(value)
         return {**obj, head: new}
     if not dataclasses.is_dataclass(obj):
         raise ConfigError(f"cannot set {dotted!r}: {type(obj).__name__} has no fields")
@@ -80,9 +80,9 @@ def coerce(value: Any, annotation: Any, key: str = "value") -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_none and type(None) in args:
+            return None
         errors = []
         for arg in args:
             if arg is type(None):

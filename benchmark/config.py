@@ -1,0 +1,177 @@
+"""Suite configuration: what to pretrain, which cells to run, how to fine-tune and tune.
+
+A suite is a data file (TOML, ``benchmark/suites/*.toml`` or any path) resolved into the frozen
+:class:`SuiteConfig`. Its ``[[grid]]`` tables each span a product of tasks x models x leads x
+budgets x seeds; the suite's cells are the union of its grids (a cell shared by two grids runs
+once, as its fingerprint is the same).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from benchmark.training import TrainConfig
+from pretraining.train import PretrainConfig
+from simecg.config import apply_overrides, from_dict
+from simecg.errors import ConfigError
+from simecg.registries import BASELINES, SUITES, TASKS
+
+PRETRAINED = "mae"  # the model name that stands for "the MAE encoder pretrained on each corpus"
+FULL_BUDGET = 0  # budget 0 = the whole training split
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Optuna (PROTOCOL.md): TPE with seed 6, PatientPruner(MedianPruner, 5), minimise val loss.
+
+    ``n_trials = 0`` skips tuning and fine-tunes with the defaults (fast suites).
+    """
+
+    n_trials: int = 0
+    sampler_seed: int = 6
+    pruner_patience: int = 5
+    tune_seed: int = 1  # the run seed whose split the trials use
+    timeout_s: float = 0.0  # 0 = no limit
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """One block of cells: the product of its fields. Task names accept shell patterns."""
+
+    tasks: tuple[str, ...] = ()
+    models: tuple[str, ...] = (PRETRAINED,)
+    leads: tuple[str, ...] = ("II",)
+    budgets: tuple[int, ...] = (FULL_BUDGET,)
+    seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
+    positives_only: bool = False
+    name: str = "main"
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """A resolved suite. Defaults are the paper's protocol."""
+
+    name: str
+    description: str = ""
+    synthetic: bool = False  # True: data made by the simulator; results are pipeline checks, not evidence
+    corpora: tuple[str, ...] = ("sim",)
+    split: str = "paper"
+    test_seed: int = 123
+    grids: tuple[GridConfig, ...] = ()
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: TrainConfig = field(default_factory=TrainConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-baseline Config overrides
+
+    def resolved_tasks(self, grid: GridConfig) -> list[str]:
+        """Expand task patterns (``ptbxl/*``) against the task registry, keeping order."""
+        known = TASKS.names()
+        out: list[str] = []
+        for pattern in grid.tasks:
+            matches = [t for t in known if fnmatch.fnmatchcase(t, pattern)] if _is_pattern(pattern) else [pattern]
+            if not matches:
+                raise ConfigError(f"suite {self.name!r}: task pattern {pattern!r} matches no task")
+            for task in matches:
+                TASKS.get(task)  # unknown names fail with the known ones listed
+                if task not in out:
+                    out.append(task)
+        return out
+
+    def validate(self) -> SuiteConfig:
+        if not self.grids:
+            raise ConfigError(f"suite {self.name!r} has no [[grid]] table: nothing to run")
+        for grid in self.grids:
+            self.resolved_tasks(grid)
+            for model in grid.models:
+                if model != PRETRAINED:
+                    BASELINES.get(model)
+            for budget in grid.budgets:
+                if budget < 0:
+                    raise ConfigError(f"suite {self.name!r}: budget {budget} < 0 (0 means the whole split)")
+        for name, overrides in self.baselines.items():
+            BASELINES.get(name).make_config(overrides)
+        return self
+
+
+def _is_pattern(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def suite_from_mapping(data: Mapping[str, Any], source: str) -> SuiteConfig:
+    """Build a :class:`SuiteConfig` from a parsed TOML document (``source`` names it in errors)."""
+    data = dict(data)
+    grids = data.pop("grid", [])
+    if not isinstance(grids, list):
+        raise ConfigError(f"{source}: 'grid' must be an array of tables ([[grid]])")
+    nested = {"pretrain": PretrainConfig, "finetune": TrainConfig, "tuning": TuningConfig}
+    kwargs: dict[str, Any] = {}
+    for key, cls in nested.items():
+        if key in data:
+            table = data.pop(key)
+            try:
+                kwargs[key] = apply_overrides(cls(), _dotted(table))
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: [{key}] {exc}") from None
+    try:
+        kwargs["grids"] = tuple(from_dict(GridConfig, g, f"{source} [[grid]]") for g in grids)
+        suite = from_dict(SuiteConfig, {**data, **kwargs}, source)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return suite
+
+
+def _dotted(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, Mapping) and not key.endswith("options"):
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def load_suite(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> SuiteConfig:
+    """Load a registered suite by name (or a TOML file by path) and apply ``--set`` overrides.
+
+    Override keys address the suite's fields (``finetune.lr=1e-3``, ``pretrain.steps=100``,
+    ``tuning.n_trials=20``); ``grid.<field>=value`` sets a field in every grid
+    (``grid.seeds=1,2``).
+    """
+    path = Path(name_or_path)
+    if str(name_or_path).endswith(".toml"):
+        if not path.is_file():
+            raise ConfigError(f"suite file {path} does not exist")
+        source: str | Path = path
+    else:
+        source = SUITES.get(str(name_or_path))
+    suite = source() if callable(source) and not isinstance(source, Path) else _read_toml(Path(source))
+    grid_overrides = {k[5:]: v for k, v in (overrides or {}).items() if k.startswith("grid.")}
+    other = {k: v for k, v in (overrides or {}).items() if not k.startswith("grid.")}
+    suite = apply_overrides(suite, other)
+    if grid_overrides:
+        suite = dataclasses.replace(suite, grids=tuple(apply_overrides(g, grid_overrides) for g in suite.grids))
+    return suite.validate()
+
+
+def _read_toml(path: Path) -> SuiteConfig:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data.setdefault("name", path.stem)
+    return suite_from_mapping(data, str(path))
+
+
+def with_corpora(suite: SuiteConfig, corpora: Sequence[str] | None) -> SuiteConfig:
+    """The suite with the ``--corpus`` choice applied (comma-separated names allowed)."""
+    if not corpora:
+        return suite
+    return dataclasses.replace(suite, corpora=tuple(corpora))

@@ -1,0 +1,13 @@
+"""Built-in suites: every ``*.toml`` beside this file is registered under its file name.
+
+Users can also pass a path to their own TOML file (``--suite my_suite.toml``), or register
+suites from another package through the ``simecg_bench.suites`` entry-point group (an entry
+point may name a TOML path string or a function returning a SuiteConfig).
+"""
+
+from pathlib import Path
+
+from simecg.registries import SUITES
+
+for _path in sorted(Path(__file__).parent.glob("*.toml")):
+    SUITES.add(_path.stem, _path, source="builtin")
