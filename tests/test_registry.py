@@ -1,0 +1,78 @@
+"""The generic registry: decorators, clear unknown-name errors, and real entry-point plugins."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from simecg.errors import ConfigError, UnknownNameError
+from simecg.registry import Registry
+
+
+def test_decorator_registers_and_lookup_returns_the_object() -> None:
+    reg: Registry[object] = Registry("widget")
+
+    @reg.register("round", colour="red")
+    class Round:
+        pass
+
+    assert reg.get("round") is Round
+    assert reg.metadata("round") == {"colour": "red"}
+    assert "round" in reg and reg.names() == ["round"]
+
+
+def test_unknown_name_lists_known_names_and_suggests_close_match() -> None:
+    reg: Registry[int] = Registry("widget")
+    reg.add("resnet18-1d", 1)
+    reg.add("mega", 2)
+    with pytest.raises(UnknownNameError) as info:
+        reg.get("resnet18")
+    message = str(info.value)
+    assert "unknown widget 'resnet18'" in message
+    assert "Did you mean 'resnet18-1d'?" in message
+    assert "mega" in message
+
+
+def test_two_different_objects_cannot_share_a_name() -> None:
+    reg: Registry[object] = Registry("widget")
+    reg.add("x", object())
+    with pytest.raises(ConfigError, match="already registered"):
+        reg.add("x", 3)
+
+
+def _write_plugin(root: Path, group: str) -> None:
+    """A real on-path distribution: a module plus a .dist-info with entry_points.txt."""
+    (root / "simecg_test_plugin.py").write_text(
+        textwrap.dedent(
+            """
+            def tiny_corpus(size=10, seed=0):
+                return ("tiny", size, seed)
+            """
+        )
+    )
+    dist = root / "simecg_test_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: simecg-test-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{group}]\ntiny = simecg_test_plugin:tiny_corpus\n")
+
+
+def test_entry_point_plugin_is_found_through_importlib_metadata(tmp_path: Path, monkeypatch) -> None:
+    _write_plugin(tmp_path, "simecg_bench.corpora")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg: Registry[object] = Registry("corpus", group="simecg_bench.corpora")
+    factory = reg.get("tiny")
+    assert factory(size=3) == ("tiny", 3, 0)
+    assert reg.metadata("tiny")["plugin"] == "simecg_test_plugin:tiny_corpus"
+    sys.modules.pop("simecg_test_plugin", None)
+
+
+def test_builtin_registries_hold_the_project_entries() -> None:
+    from simecg.registries import BASELINES, CORPORA, SUITES, TASKS
+
+    assert {"demo", "smoke", "paper", "all"} <= set(SUITES.names())
+    assert "sim" in CORPORA
+    assert "resnet18-1d" in BASELINES
+    assert len([t for t in TASKS.names() if not t.startswith("demo/")]) == 26
