@@ -1,0 +1,33 @@
+"""The command line: listing, errors as one line, --debug for tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark.cli import main
+
+
+@pytest.mark.parametrize("kind", ["corpora", "baselines", "tasks", "suites"])
+def test_list_prints_registered_names(kind: str, capsys) -> None:
+    assert main(["list", kind, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = {r["name"] for r in rows}
+    expected = {"corpora": "sim", "baselines": "resnet18-1d", "tasks": "ptbxl/AFIB", "suites": "smoke"}[kind]
+    assert expected in names
+
+
+def test_bad_override_is_one_line_and_debug_raises(capsys) -> None:
+    assert main(["run", "--suite", "demo", "--set", "finetune.nope=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key 'finetune.nope'" in err and err.count("\n") == 1
+    from simecg.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        main(["--debug", "run", "--suite", "demo", "--set", "finetune.nope=1"])
+
+
+def test_bad_shard_is_rejected(capsys) -> None:
+    assert main(["run", "--suite", "demo", "--shard", "3/2"]) == 2
+    assert "--shard" in capsys.readouterr().err
