@@ -1,0 +1,244 @@
+"""Materialized corpora: memory-mapped ``.npy`` shards plus a JSON manifest.
+
+Layout of a store folder::
+
+    manifest.json          identity of the corpus content (config hash), n, shard size, dtype
+    shard-000000.npy       ECGs [0, shard_size) as float32 (n, 5000), readable with mmap
+    shard-000001.npy       ...
+
+Building is resumable and idempotent: a shard is written to a temporary file and renamed into
+place only when complete, so after a kill the finished shards are kept, the unfinished one is
+redone, and nothing is ever written twice. Because ECG ``i`` depends only on (config, seed, i),
+shards are independent jobs, spread over all cores by default.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simecg.config import stable_hash
+from simecg.errors import ConfigError, DataError, DataMissingError
+from simecg.registries import CORPORA
+from simecg.signal import N_SAMPLES
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+DEFAULT_SHARD_SIZE = 4096
+CHUNK = 256  # ECGs simulated per call inside a shard (bounds worker memory)
+
+
+def shard_name(k: int) -> str:
+    return f"shard-{k:06d}.npy"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build did: where, how many ECGs, how many shards were written now vs. already there."""
+
+    path: Path
+    n: int
+    shards_total: int
+    shards_written: int
+    shards_skipped: int
+    seconds: float
+
+
+class CorpusStore:
+    """Read access to a materialized corpus (memory-mapped shards)."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = path
+        self.manifest = manifest
+        self.n = int(manifest["n"])
+        self.shard_size = int(manifest["shard_size"])
+        self._shards: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def open(cls, path: Path) -> CorpusStore:
+        """Open a complete store; raise DataMissingError/DataError with what to do otherwise."""
+        manifest_path = Path(path) / MANIFEST
+        if not manifest_path.is_file():
+            raise DataMissingError(
+                f"no corpus store at {path} (missing {MANIFEST}); build one with "
+                f"`simecg-bench corpus build sim --n N --out {path}`"
+            )
+        manifest = read_manifest(manifest_path)
+        if not manifest.get("complete"):
+            raise DataError(
+                f"corpus store {path} is incomplete ({MANIFEST} has complete=false); rerun the same "
+                "`simecg-bench corpus build` command to finish it"
+            )
+        return cls(Path(path), manifest)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def check_matches(self, content_identity: dict[str, Any]) -> None:
+        """Refuse a store whose ECGs would differ from the requested corpus."""
+        want = stable_hash(content_identity)
+        have = self.manifest.get("config_hash")
+        if want != have:
+            raise ConfigError(
+                f"corpus store {self.path} holds config {have} but the requested corpus is {want}; "
+                f"stored: {json.dumps(self.manifest.get('content'), sort_keys=True)[:300]}. Use the same "
+                "options as at build time, or build a new store"
+            )
+
+    def shard(self, k: int) -> np.ndarray:
+        if k not in self._shards:
+            file = self.path / shard_name(k)
+            try:
+                self._shards[k] = np.load(file, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise DataError(f"cannot read corpus shard {file}: {exc}; rebuild the store") from None
+        return self._shards[k]
+
+    def get_batch(self, indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        out = np.empty((len(indices), N_SAMPLES), dtype=np.float32)
+        shard_of = indices // self.shard_size
+        for k in np.unique(shard_of):
+            mask = shard_of == k
+            out[mask] = self.shard(int(k))[indices[mask] - k * self.shard_size]
+        return out
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read corpus manifest {path}: {exc}; delete the folder and rebuild") from None
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _shard_ok(file: Path, rows: int) -> bool:
+    """A finished shard exists with the expected shape (renamed into place only when complete)."""
+    if not file.is_file():
+        return False
+    try:
+        arr = np.load(file, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return arr.shape == (rows, N_SAMPLES) and arr.dtype == np.float32
+
+
+def _build_shard(corpus_name: str, size: int, seed: int, options: dict[str, Any], out: str, k: int,
+                 start: int, stop: int) -> int:
+    """Worker job: simulate ECGs [start, stop) and write shard ``k`` atomically."""
+    corpus = CORPORA.get(corpus_name)(size=size, seed=seed, **options)
+    final = Path(out) / shard_name(k)
+    tmp = Path(out) / f".{shard_name(k)}.tmp{os.getpid()}"
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(stop - start, N_SAMPLES))
+    for lo in range(start, stop, CHUNK):
+        hi = min(lo + CHUNK, stop)
+        arr[lo - start : hi - start] = corpus.get_batch(np.arange(lo, hi))
+    arr.flush()
+    del arr
+    os.replace(tmp, final)
+    return stop - start
+
+
+def build_store(
+    corpus_name: str,
+    n: int,
+    out: Path,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+    workers: int | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    progress: bool | None = None,
+    on_shard: Callable[[int], None] | None = None,
+) -> BuildResult:
+    """Materialize ECGs ``[0, n)`` of a corpus into ``out``; resumable, all cores by default.
+
+    ``on_shard`` (tests) is called with each shard index after it is written in this process.
+    """
+    if n <= 0:
+        raise ConfigError(f"corpus build: --n must be positive, got {n}")
+    if shard_size <= 0:
+        raise ConfigError(f"corpus build: shard size must be positive, got {shard_size}")
+    options = {k: v for k, v in (options or {}).items() if k != "path"}
+    corpus = CORPORA.get(corpus_name)(size=n, seed=seed, **options)
+    content = corpus.content_identity() if hasattr(corpus, "content_identity") else corpus.identity()
+    config_hash = stable_hash(content)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / MANIFEST
+    if manifest_path.exists():
+        old = read_manifest(manifest_path)
+        if old.get("config_hash") != config_hash or int(old.get("shard_size", -1)) != shard_size:
+            raise ConfigError(
+                f"{out} already holds a different corpus (config {old.get('config_hash')}, shard size "
+                f"{old.get('shard_size')}); requested config {config_hash}, shard size {shard_size}. "
+                "Choose another --out folder or delete that one"
+            )
+    manifest = {
+        "format": FORMAT_VERSION,
+        "corpus": corpus_name,
+        "seed": seed,
+        "options": {k: str(v) for k, v in options.items()},
+        "content": content,
+        "config_hash": config_hash,
+        "n": n,
+        "shard_size": shard_size,
+        "dtype": "float32",
+        "length": N_SAMPLES,
+        "shards": [shard_name(k) for k in range((n + shard_size - 1) // shard_size)],
+        "complete": False,
+    }
+    _write_json_atomic(manifest_path, manifest)
+    jobs = []
+    for k in range(len(manifest["shards"])):
+        start, stop = k * shard_size, min((k + 1) * shard_size, n)
+        if not _shard_ok(out / shard_name(k), stop - start):
+            jobs.append((k, start, stop))
+    skipped = len(manifest["shards"]) - len(jobs)
+    workers = workers or os.cpu_count() or 1
+    t0 = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=n, initial=n - sum(s - a for _, a, s in jobs), unit="ECG", disable=not show,
+               desc=f"corpus {corpus_name}", smoothing=0.1)
+    try:
+        if workers == 1 or len(jobs) <= 1:
+            for k, start, stop in jobs:
+                bar.update(_build_shard(corpus_name, n, seed, options, str(out), k, start, stop))
+                if on_shard:
+                    on_shard(k)
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                pending = {pool.submit(_build_shard, corpus_name, n, seed, options, str(out), k, a, s): k
+                           for k, a, s in jobs}
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        k = pending.pop(fut)
+                        bar.update(fut.result())
+                        if on_shard:
+                            on_shard(k)
+    finally:
+        bar.close()
+    manifest["complete"] = True
+    _write_json_atomic(manifest_path, manifest)
+    for stale in out.glob(".shard-*.tmp*"):  # leftovers of killed workers
+        stale.unlink(missing_ok=True)
+    return BuildResult(out, n, len(manifest["shards"]), len(jobs), skipped, time.perf_counter() - t0)
