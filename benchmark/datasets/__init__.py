@@ -2,3 +2,8 @@
 
 One import line per dataset module (each registers itself in DATASETS / TASKS / CORPORA).
 """
+
+from benchmark.datasets import (
+    challenge,  # noqa: E402,F401
+    ptbxl,  # noqa: E402,F401
+)

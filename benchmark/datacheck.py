@@ -1,0 +1,99 @@
+"""``simecg-bench data check DIR``: every record of a data folder checked, one line per problem.
+
+The checks are those applied when a dataset is loaded for a run (``benchmark.datasets.signals``
+and the readers' label checks), on all 12 leads: a record rejected here is excluded from tasks
+(on the leads it fails) and listed in ``TaskData.quarantine``. The folder may be one dataset
+(``ptbxl/``, ``g12ec/``, ``cpsc2018/``, any PhysioNet/CinC-format folder) or a root holding them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from benchmark.datasets.challenge import ChallengeDataset
+from benchmark.datasets.common import RecordDataset
+from benchmark.datasets.signals import RecordCheck
+from simecg.errors import DataMissingError
+from simecg.registries import DATASETS
+from simecg.signal import LEADS
+
+KNOWN = ("ptbxl", "g12ec", "cpsc2018")
+
+
+@dataclass
+class CheckReport:
+    """Per-record outcomes of a folder check; ``usable`` when at least one record can be used."""
+
+    path: Path
+    records: list[RecordCheck] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        found = Counter(r.status for r in self.records)
+        return {"ok": found["ok"], "repaired": found["repaired"], "rejected": found["rejected"]}
+
+    @property
+    def usable(self) -> bool:
+        counts = self.counts
+        return counts["ok"] + counts["repaired"] > 0
+
+    def problems(self) -> list[RecordCheck]:
+        return [r for r in self.records if r.status != "ok"]
+
+    def summary(self) -> str:
+        c = self.counts
+        return f"{c['ok']} ok, {c['repaired']} repaired, {c['rejected']} rejected"
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([r.as_dict() for r in self.records], columns=["file", "status", "reason"])
+
+
+def check_folder(path: Path | str, progress: bool = True) -> CheckReport:
+    """Check every record under ``path`` (a dataset folder or a root of dataset folders)."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DataMissingError(f"{path}: no such folder; expected a dataset folder (e.g. DATA/ptbxl) or a data root")
+    report = CheckReport(path)
+    for dataset, root in _datasets_in(path):
+        index = dataset.build_index(root)
+        rows = tqdm(index.iterrows(), total=len(index), desc=f"check {root.name}", unit="rec",
+                    disable=None if progress else True, leave=False)
+        for _, row in rows:
+            if row["problem"]:
+                check = RecordCheck(str(row["files"][0]), "rejected", [row["problem"]])
+            else:
+                check, _, _ = dataset.read(row, LEADS)
+            check.file = _relative(check.file, path)
+            report.records.append(check)
+    if not report.records:
+        raise DataMissingError(
+            f"{path}: no ECG records found; expected ptbxl_database.csv (PTB-XL), *.hea + *.mat "
+            "(PhysioNet/CinC format) or CPSC2018 original *.mat, or sub-folders ptbxl/, g12ec/, cpsc2018/"
+        )
+    return report
+
+
+def _datasets_in(path: Path) -> list[tuple[RecordDataset, Path]]:
+    """The dataset folders to check: ``path`` itself, or its known sub-folders."""
+    ptbxl = DATASETS.get("ptbxl")
+    if ptbxl.is_dataset_folder(path):
+        return [(ptbxl, path)]
+    found = [(DATASETS.get(name), path / name) for name in KNOWN if (path / name).is_dir()]
+    if found:
+        return found
+    registered = DATASETS.get(path.name) if path.name in KNOWN else None
+    if isinstance(registered, RecordDataset):
+        return [(registered, path)]
+    return [(ChallengeDataset(path.name, "PhysioNet/CinC-format folder"), path)]
+
+
+def _relative(file: str, root: Path) -> str:
+    try:
+        return str(Path(file).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return file

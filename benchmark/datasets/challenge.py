@@ -1,0 +1,262 @@
+"""G12EC and CPSC2018 in the PhysioNet/CinC Challenge 2020 format, and CPSC2018's original release.
+
+Challenge format: ``NAME.hea`` (WFDB header, ``#Age:``, ``#Sex:``, ``#Dx:`` comments) + ``NAME.mat``
+(MATLAB v4, ``val`` int16 12 x N). ``#Dx`` holds SNOMED CT ids, or abbreviations in the Feb-2020
+CPSC2018 headers ("AF", "I-AVB", ...), mapped to SNOMED CT with the table in ``tasks.toml``; the
+CinC scoring equivalences (RBBB = CRBBB, PAC = SVPB, PVC = VPB) are applied before task rules.
+
+CPSC2018 original release: ``NAME.mat`` holding a struct ``ECG`` (``sex``, ``age``, ``data`` 12 x N
+in mV, 500 Hz) and ``REFERENCE.csv`` (``Recording, First_label, Second_label, Third_label``,
+labels 1-9). Without REFERENCE.csv such records have no labels and are reported, not used.
+
+Accepted layouts (records are found recursively, so all of these work)::
+
+    g12ec/E00001.hea + .mat                        flat (../shared/data)
+    g12ec/g1/E00001.hea + .mat ...                  PhysioNet challenge-2020 training/georgia/
+    cpsc2018/challenge2020_dx_abbrev/A0001.hea ...  ../shared/data (both header releases)
+    cpsc2018/g1/A0001.hea + .mat ...                PhysioNet challenge-2020 training/cpsc_2018/
+    cpsc2018/**/A1980.mat + REFERENCE.csv           CPSC2018 original release
+
+A record present twice (two header releases of the same signals) is read from the newest header.
+G12EC and CPSC2018 have no patient identifiers: ``patient_id`` is the record id.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.datasets.base import TaskSpec
+from benchmark.datasets.common import RecordDataset, parse_age, parse_sex
+from benchmark.datasets.header import read_header
+from benchmark.datasets.signals import RecordCheck, RecordRejected, check_physical, check_record
+from benchmark.datasets.table import task_table
+from simecg.errors import DataError
+from simecg.registries import DATASETS
+from simecg.signal import LEADS
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def code_tables() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """(abbreviation -> SNOMED, SNOMED -> canonical member of its equivalence group, CPSC label -> abbrev)."""
+    codes = task_table().get("codes", {})
+    abbreviations = {k.lower(): str(v) for k, v in codes.get("abbreviations", {}).items()}
+    canonical: dict[str, str] = {}
+    for group in codes.get("equivalences", []):
+        for code in group:
+            canonical[str(code)] = str(group[0])
+    reference = {str(k): str(v) for k, v in codes.get("cpsc2018_reference", {}).items()}
+    return abbreviations, canonical, reference
+
+
+def normalize_codes(tokens: list[str]) -> tuple[frozenset[str], list[str]]:
+    """Dx tokens -> canonical SNOMED CT ids, plus the tokens that are neither SNOMED ids nor known abbreviations."""
+    abbreviations, canonical, _ = code_tables()
+    out, unknown = set(), []
+    for token in (t.strip() for t in tokens):
+        if not token:
+            continue
+        code = token if token.isdigit() else abbreviations.get(token.lower())
+        if code is None:
+            unknown.append(token)
+            continue
+        out.add(canonical.get(code, code))
+    return frozenset(out), unknown
+
+
+class ChallengeDataset(RecordDataset):
+    """A dataset in the PhysioNet/CinC 2020 format (see module docstring)."""
+
+    def __init__(self, name: str, layout: str):
+        self.name = name
+        self.folder = name
+        self.layout = layout
+
+    def is_dataset_folder(self, path: Path) -> bool:
+        return any(_walk(path, ".hea")) or any(_walk(path, ".mat"))
+
+    def build_index(self, root: Path) -> pd.DataFrame:
+        return _index(str(root.resolve()), _folder_stamp(root)).copy()
+
+    def labels(self, spec: TaskSpec, index: pd.DataFrame) -> np.ndarray:
+        _, canonical, _ = code_tables()
+        positive = {canonical.get(c, c) for c in spec.positive}
+        negative = {canonical.get(c, c) for c in spec.negative}
+        out = np.full(len(index), -1, dtype=np.int8)
+        for i, codes in enumerate(index["codes"]):
+            if codes & positive:
+                out[i] = 1
+            elif codes & negative:
+                out[i] = 0
+        return out
+
+    def read(self, row: pd.Series, leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
+        path = Path(row["files"][0])
+        if path.suffix == ".mat":
+            return _read_original(path, leads)
+        try:
+            header = read_header(path)
+        except DataError as exc:
+            return RecordCheck(str(path), "rejected", [str(exc)]), None, 0.0
+        check, signal = check_record(header, leads, self.nominal_gain)
+        return check, signal, header.fs
+
+
+def _read_original(path: Path, leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
+    check = RecordCheck(str(path))
+    try:
+        data = _load_original(path)["data"]
+        signal = np.asarray(data, dtype=np.float32).T
+        if signal.ndim != 2 or signal.shape[1] != len(LEADS):
+            raise RecordRejected(f"ECG.data has shape {np.shape(data)}; expected 12 x N (missing leads)")
+        check_physical(signal, leads)
+    except RecordRejected as exc:
+        return RecordCheck(str(path), "rejected", [str(exc)]), None, 0.0
+    return check, signal, 500.0
+
+
+def _load_original(path: Path) -> dict:
+    import scipy.io
+
+    try:
+        ecg = scipy.io.loadmat(path)["ECG"][0, 0]
+        return {"sex": ecg["sex"], "age": ecg["age"], "data": ecg["data"]}
+    except Exception as exc:  # damaged or foreign .mat
+        raise RecordRejected(f"unreadable CPSC2018 original .mat ({exc.__class__.__name__}: {exc})") from None
+
+
+def _walk(root: Path, suffix: str):
+    for dirpath, dirnames, filenames in _os_walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.endswith(suffix):
+                yield Path(dirpath) / name
+
+
+def _os_walk(root: Path):
+    import os
+
+    return os.walk(root)
+
+
+def _folder_stamp(root: Path) -> tuple:
+    """Cheap change detector for the per-process index cache: names, sizes and mtimes of headers."""
+    stamp = []
+    for path in list(_walk(root, ".hea")) + list(_walk(root, ".csv")):
+        st = path.stat()
+        stamp.append((str(path), st.st_size, st.st_mtime_ns))
+    return tuple(stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _index(root_text: str, stamp: tuple) -> pd.DataFrame:
+    root = Path(root_text)
+    rows = []
+    for hea in _walk(root, ".hea"):
+        rows.append(_header_row(hea))
+    with_header = {Path(r["files"][0]).with_suffix("") for r in rows}
+    reference = _reference_labels(root)
+    for mat in _walk(root, ".mat"):
+        if mat.with_suffix("") not in with_header:
+            rows.append(_original_row(mat, reference))
+    frame = pd.DataFrame(rows, columns=["record_id", "patient_id", "age", "sex", "strat_fold", "codes", "files",
+                                        "problem", "released"])
+    if frame.empty:
+        return frame
+    frame = frame.sort_values(["record_id", "released"], kind="stable")
+    duplicated = frame.duplicated("record_id", keep="last")
+    if duplicated.any():
+        log.info("%s: %d records found twice (two header releases); using the newest header", root,
+                 int(duplicated.sum()))
+    return frame[~duplicated].reset_index(drop=True)
+
+
+def _header_row(hea: Path) -> dict:
+    record_id = hea.stem
+    row = {"record_id": record_id, "patient_id": record_id, "age": float("nan"), "sex": None, "strat_fold": -1,
+           "codes": frozenset(), "files": (str(hea), str(hea.with_suffix(".mat"))), "problem": "", "released": ""}
+    try:
+        header = read_header(hea)
+    except DataError as exc:
+        row["problem"] = str(exc)
+        return row
+    row["released"] = _release_date(hea)
+    row["files"] = (str(hea), str(hea.parent / header.signals[0].file))
+    row["age"] = parse_age(header.comments.get("age"))
+    row["sex"] = parse_sex(header.comments.get("sex"))
+    dx = header.comments.get("dx")
+    if dx is None:
+        row["problem"] = "header has no #Dx line (no diagnosis labels)"
+        return row
+    codes, unknown = normalize_codes(dx.split(","))
+    row["codes"] = codes
+    if unknown:
+        row["problem"] = (f"unknown diagnosis code(s) {', '.join(unknown)} in #Dx (expected SNOMED CT ids or "
+                          "the CPSC2018 abbreviations in tasks.toml)")
+    elif not codes:
+        row["problem"] = "empty #Dx (no diagnosis labels)"
+    return row
+
+
+def _release_date(hea: Path) -> str:
+    """ISO date of the header's record line (e.g. '12-May-2020'), '' when absent: newer wins on duplicates."""
+    try:
+        first = hea.read_text(errors="replace").splitlines()[0].split()
+        return datetime.strptime(first[4], "%d-%b-%Y").date().isoformat() if len(first) > 4 else ""
+    except (IndexError, ValueError):
+        return ""
+
+
+def _reference_labels(root: Path) -> dict[str, list[str]]:
+    _, _, reference = code_tables()
+    out: dict[str, list[str]] = {}
+    for csv in _walk(root, ".csv"):
+        if csv.name.upper() != "REFERENCE.CSV":
+            continue
+        try:
+            table = pd.read_csv(csv)
+        except Exception as exc:  # pandas parser errors
+            log.warning("%s unreadable (%s); its labels are ignored", csv, exc)
+            continue
+        for rec in table.itertuples(index=False):
+            labels = [reference.get(str(int(v)), f"label{v}") for v in rec[1:] if pd.notna(v)]
+            out[str(rec[0])] = labels
+    return out
+
+
+def _original_row(mat: Path, reference: dict[str, list[str]]) -> dict:
+    record_id = mat.stem
+    row = {"record_id": record_id, "patient_id": record_id, "age": float("nan"), "sex": None, "strat_fold": -1,
+           "codes": frozenset(), "files": (str(mat),), "problem": "", "released": ""}
+    try:
+        ecg = _load_original(mat)
+    except RecordRejected as exc:
+        row["problem"] = str(exc)
+        return row
+    row["age"] = parse_age(np.ravel(ecg["age"])[0] if np.size(ecg["age"]) else None)
+    row["sex"] = parse_sex(np.ravel(ecg["sex"])[0] if np.size(ecg["sex"]) else None)
+    if record_id not in reference:
+        row["problem"] = "no labels: record not in a REFERENCE.csv (CPSC2018 original format)"
+        return row
+    codes, unknown = normalize_codes(reference[record_id])
+    row["codes"] = codes
+    if unknown:
+        row["problem"] = f"unknown REFERENCE.csv label(s) {', '.join(unknown)} (expected 1-9)"
+    return row
+
+
+G12EC = ChallengeDataset(
+    "g12ec", "g12ec/**/E*.hea + .mat in the PhysioNet/CinC 2020 format (flat, or challenge-2020's "
+    "training/georgia/g1..g11 sub-folders)")
+CPSC2018 = ChallengeDataset(
+    "cpsc2018", "cpsc2018/**/A*.hea + .mat in the PhysioNet/CinC 2020 format (challenge-2020's "
+    "training/cpsc_2018/g1..g7), or the original release's A*.mat + REFERENCE.csv")
+DATASETS.add("g12ec", G12EC)
+DATASETS.add("cpsc2018", CPSC2018)

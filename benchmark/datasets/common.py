@@ -1,0 +1,295 @@
+"""What every downstream dataset shares: locating its folder, checking records, caching windows.
+
+A dataset subclass says where its records are and what their labels mean (:meth:`build_index`,
+:meth:`labels`, :meth:`read`); this base turns that into :class:`TaskData`. Loading is two-level:
+
+1. the *lead cache* holds the preprocessed windows of every record of the dataset on one lead
+   (built once by reading and checking each WFDB file, then shared by all tasks on that lead);
+2. the *task cache* holds the windows of one task's records, memory-mapped by ``load_task``.
+
+Both are keyed by the stat fingerprint of the input files (path, size, mtime) plus the
+preprocessing config, so a second load reads no WFDB file; the ``data_version`` they carry is a
+content hash (SHA-256 of the bytes read, independent of where the folder lives).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from benchmark.datasets.base import TaskData, TaskSpec
+from benchmark.datasets.signals import RecordCheck
+from benchmark.preprocess import PREPROCESS_VERSION, PreprocessConfig, to_windows
+from simecg.config import stable_hash
+from simecg.errors import ConfigError, DataError, DataMissingError
+from simecg.signal import LEADS
+
+log = logging.getLogger(__name__)
+
+READER_VERSION = 1  # bump when readers or checks change what ends up in a cache
+RECORD_COLUMNS = ["record_id", "patient_id", "age", "sex", "strat_fold"]
+
+
+@dataclass
+class LeadCache:
+    """All records of a dataset on one lead: windows, their records, and each record's check."""
+
+    signals: np.ndarray  # (n_windows, window) float32 memmap
+    window_record: np.ndarray  # (n_windows,) index into the dataset index
+    status: list[dict[str, str]]  # per index row: {"file", "status", "reason"}
+    data_version: str
+    key: str
+
+
+class RecordDataset:
+    """Base of the PTB-XL and PhysioNet/CinC-format readers (see module docstring)."""
+
+    name: str = ""
+    folder: str = ""  # sub-folder of the data root, e.g. "ptbxl"
+    layout: str = ""  # human description of the expected folder layout, for error messages
+    nominal_gain: float | None = 1000.0
+
+    # ---- what a subclass provides -------------------------------------------------------------
+    def is_dataset_folder(self, path: Path) -> bool:
+        raise NotImplementedError
+
+    def build_index(self, root: Path) -> pd.DataFrame:
+        """One row per record: RECORD_COLUMNS + ``files`` (tuple of paths) + ``problem`` (str)."""
+        raise NotImplementedError
+
+    def labels(self, spec: TaskSpec, index: pd.DataFrame) -> np.ndarray:
+        """int8 per index row: 1 positive, 0 negative (normal class), -1 not part of the task."""
+        raise NotImplementedError
+
+    def read(self, row: pd.Series, leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
+        """Check a record and return ``(check, (n_samples, 12) mV or None, fs)``."""
+        raise NotImplementedError
+
+    # ---- shared behaviour ---------------------------------------------------------------------
+    def find_root(self, data_dir: Path | str) -> Path:
+        """The dataset folder: ``data_dir/<folder>`` or ``data_dir`` itself; else DataMissingError."""
+        data_dir = Path(data_dir).expanduser()
+        for candidate in (data_dir / self.folder, data_dir):
+            if candidate.is_dir() and self.is_dataset_folder(candidate):
+                return candidate
+        raise DataMissingError(
+            f"{self.name}: no dataset found at {data_dir / self.folder} (nor in {data_dir} itself). Expected "
+            f"layout: {self.layout}. Get it with: simecg-bench data download {self.name} --dir {data_dir}"
+        )
+
+    def index(self, data_dir: Path | str) -> pd.DataFrame:
+        return self.build_index(self.find_root(data_dir))
+
+    def label_counts(self, spec: TaskSpec, data_dir: Path | str) -> dict[int, int]:
+        """Positives and negatives by labels alone (no signal read), for ``list tasks``."""
+        index = self.index(data_dir)
+        labels = self.labels(spec, index)
+        usable = (index["problem"] == "").to_numpy()
+        return {1: int(np.sum((labels == 1) & usable)), 0: int(np.sum((labels == 0) & usable))}
+
+    def lead_cache(
+        self, data_dir: Path | str, lead: str, cache_dir: Path, preprocess: PreprocessConfig = PreprocessConfig(),
+        index: pd.DataFrame | None = None,
+    ) -> LeadCache:
+        """Windows of every record on ``lead``, built on first use and memory-mapped afterwards."""
+        lead = canonical_lead_or_error(lead)
+        root = self.find_root(data_dir)
+        index = self.build_index(root) if index is None else index
+        key = stable_hash({
+            "dataset": self.name, "root": str(root.resolve()), "lead": lead, "files": _stat_fingerprint(index),
+            "preprocess": dataclasses.asdict(preprocess), "versions": [READER_VERSION, PREPROCESS_VERSION],
+        })
+        folder = Path(cache_dir) / "datasets" / self.name / f"{lead}-{key}"
+        meta_path = folder / "meta.json"
+        if not meta_path.is_file():
+            self._build_lead_cache(index, lead, preprocess, folder)
+        meta = json.loads(meta_path.read_text())
+        signals = np.memmap(folder / "signals.f32", dtype=np.float32, mode="r",
+                            shape=(meta["n_windows"], preprocess.window)) if meta["n_windows"] else \
+            np.zeros((0, preprocess.window), np.float32)
+        return LeadCache(signals, np.asarray(meta["window_record"], dtype=np.int64), meta["status"],
+                         meta["data_version"], key)
+
+    def _build_lead_cache(self, index: pd.DataFrame, lead: str, preprocess: PreprocessConfig, folder: Path) -> None:
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        content = hashlib.sha256(stable_hash(dataclasses.asdict(preprocess)).encode())
+        window_record: list[int] = []
+        status: list[dict[str, str]] = []
+        column = LEADS.index(lead)
+        with (tmp / "signals.f32").open("wb") as out:
+            rows = tqdm(index.itertuples(index=False), total=len(index), desc=f"{self.name} lead {lead}",
+                        unit="rec", disable=None, leave=False)
+            for i, row in enumerate(rows):
+                for path in row.files:
+                    content.update(Path(path).name.encode())
+                    content.update(_file_digest(Path(path)))
+                if row.problem:
+                    status.append({"file": str(row.files[0]), "status": "rejected", "reason": row.problem})
+                    continue
+                check, signal, fs = self.read(pd.Series(row._asdict()), (lead,))
+                status.append(check.as_dict())
+                if signal is None:
+                    log.info("%s: excluded (%s)", check.file, "; ".join(check.reasons))
+                    continue
+                windows = to_windows(signal[:, column], fs, preprocess)
+                out.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
+                window_record.extend([i] * len(windows))
+        _log_summary(self.name, lead, status)
+        meta = {"n_windows": len(window_record), "window_record": window_record, "status": status,
+                "data_version": content.hexdigest()[:16], "dataset": self.name, "lead": lead}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        if folder.exists():  # another process finished first; theirs is equivalent
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        try:
+            tmp.rename(folder)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def load_task(
+        self, spec: TaskSpec, data_dir: Path | str | None, lead: str, cache_dir: Path,
+        preprocess: PreprocessConfig = PreprocessConfig(),
+    ) -> TaskData:
+        """The task's records on ``lead``: windows memory-mapped from the cache, labels, metadata."""
+        from simecg import paths
+
+        root = self.find_root(paths.data_dir(data_dir))
+        index = self.build_index(root)
+        cache = self.lead_cache(root, lead, Path(cache_dir), preprocess, index=index)
+        lead = canonical_lead_or_error(lead)
+        key = stable_hash({"lead_cache": cache.key, "task": dataclasses.asdict(spec)})
+        folder = Path(cache_dir) / "tasks" / self.name / f"{spec.label}-{lead}-{key}"
+        if not (folder / "meta.json").is_file():
+            self._build_task_cache(spec, index, cache, folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        signals = np.load(folder / "signals.npy", mmap_mode="r")
+        records = pd.DataFrame(meta["records"], columns=RECORD_COLUMNS)
+        records["age"] = records["age"].astype(float)
+        records["strat_fold"] = records["strat_fold"].astype(int)
+        records["sex"] = records["sex"].astype(object).where(records["sex"].notna(), None)
+        return TaskData(
+            task=spec.name, dataset=self.name, lead=lead, signals=signals,
+            window_record=np.asarray(meta["window_record"], dtype=np.int64),
+            labels=np.asarray(meta["labels"], dtype=np.int8), records=records,
+            data_version=meta["data_version"], synthetic=False, quarantine=meta["quarantine"],
+        )
+
+    def _build_task_cache(self, spec: TaskSpec, index: pd.DataFrame, cache: LeadCache, folder: Path) -> None:
+        labels = self.labels(spec, index)
+        in_task = np.flatnonzero(labels >= 0)
+        usable = np.array([cache.status[i]["status"] != "rejected" for i in in_task], dtype=bool)
+        quarantine = [{"file": cache.status[i]["file"], "reason": cache.status[i]["reason"]}
+                      for i in in_task[~usable]]
+        kept = in_task[usable]
+        if len(kept) == 0 or len(set(labels[kept].tolist())) < 2:
+            found = {int(v): int(np.sum(labels[kept] == v)) for v in (1, 0)}
+            raise DataError(
+                f"task {spec.name}: needs positive and negative records, found {found[1]} positive and "
+                f"{found[0]} negative usable records in {self.name} ({len(quarantine)} quarantined); "
+                "check the data folder with: simecg-bench data check DIR"
+            )
+        position = np.full(len(index), -1, dtype=np.int64)
+        position[kept] = np.arange(len(kept))
+        windows = np.flatnonzero(position[cache.window_record] >= 0)
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        out = np.lib.format.open_memmap(tmp / "signals.npy", mode="w+", dtype=np.float32,
+                                        shape=(len(windows), cache.signals.shape[1]))
+        for start in range(0, len(windows), 4096):
+            chunk = windows[start : start + 4096]
+            out[start : start + len(chunk)] = cache.signals[chunk]
+        out.flush()
+        del out
+        records = index.iloc[kept][RECORD_COLUMNS]
+        meta = {
+            "window_record": position[cache.window_record[windows]].tolist(),
+            "labels": labels[kept].astype(int).tolist(),
+            "records": [
+                {"record_id": str(r.record_id), "patient_id": str(r.patient_id),
+                 "age": None if pd.isna(r.age) else float(r.age), "sex": r.sex if r.sex in ("M", "F") else None,
+                 "strat_fold": int(r.strat_fold)}
+                for r in records.itertuples(index=False)
+            ],
+            "quarantine": quarantine,
+            "data_version": stable_hash({"dataset": cache.data_version, "task": dataclasses.asdict(spec),
+                                         "records": records["record_id"].astype(str).tolist()}),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        if folder.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        try:
+            tmp.rename(folder)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _log_summary(name: str, lead: str, status: list[dict[str, str]]) -> None:
+    """One warning per cache build instead of one per record: counts and the first reason of each kind."""
+    for kind in ("repaired", "rejected"):
+        hits = [s for s in status if s["status"] == kind]
+        if hits:
+            log.warning("%s lead %s: %d of %d records %s (e.g. %s: %s); details: simecg-bench data check",
+                        name, lead, len(hits), len(status), kind, Path(hits[0]["file"]).name, hits[0]["reason"])
+
+
+def canonical_lead_or_error(lead: str) -> str:
+    """``"ii"`` -> ``"II"``; unknown names raise ConfigError listing the 12 leads."""
+    from benchmark.datasets.header import canonical_lead
+
+    found = canonical_lead(str(lead))
+    if found is None:
+        raise ConfigError(f"unknown lead {lead!r}; expected one of {', '.join(LEADS)}")
+    return found
+
+
+def _stat_fingerprint(index: pd.DataFrame) -> str:
+    digest = hashlib.sha256()
+    for files, problem in zip(index["files"], index["problem"], strict=True):
+        for path in files:
+            try:
+                st = os.stat(path)
+                digest.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            except OSError:
+                digest.update(f"{path}|missing\n".encode())
+        digest.update(problem.encode())
+    return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> bytes:
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError:
+        return b"missing"
+
+
+def parse_sex(value: Any) -> str | None:
+    """'Male'/'M'/0 (PTB-XL) -> 'M'; 'Female'/'F'/1 -> 'F'; anything else -> None."""
+    text = str(value).strip().lower()
+    if text in ("m", "male", "0", "0.0"):
+        return "M"
+    if text in ("f", "female", "1", "1.0"):
+        return "F"
+    return None
+
+
+def parse_age(value: Any) -> float:
+    try:
+        age = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return age if 0 <= age < 150 else float("nan")

@@ -1,0 +1,128 @@
+"""Data checks on copies of real files, corrupted on purpose: each corruption gives its stated reason."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark.cli import main
+from benchmark.datacheck import check_folder
+
+pytestmark = pytest.mark.realdata
+
+
+def _copy_g12ec(shared_data: Path, tmp_path: Path, names=("E00001", "E00002", "E00271")) -> Path:
+    folder = tmp_path / "g12ec"
+    folder.mkdir()
+    for name in names:
+        for ext in (".hea", ".mat"):
+            shutil.copy(shared_data / "g12ec" / f"{name}{ext}", folder / f"{name}{ext}")
+    return folder
+
+
+def _copy_ptbxl(shared_data: Path, tmp_path: Path, n: int = 3) -> Path:
+    folder = tmp_path / "ptbxl"
+    (folder / "records500" / "00000").mkdir(parents=True)
+    lines = (shared_data / "ptbxl" / "ptbxl_database.csv").read_text().splitlines(keepends=True)
+    (folder / "ptbxl_database.csv").write_text("".join(lines[: n + 1]))
+    shutil.copy(shared_data / "ptbxl" / "scp_statements.csv", folder / "scp_statements.csv")
+    for i in range(1, n + 1):
+        for ext in (".hea", ".dat"):
+            name = f"records500/00000/{i:05d}_hr{ext}"
+            shutil.copy(shared_data / "ptbxl" / name, folder / name)
+    return folder
+
+
+def _reasons(report) -> dict[str, str]:
+    return {Path(r.file).stem: (r.status, "; ".join(r.reasons)) for r in report.records}
+
+
+def test_real_folders_are_usable_and_quirks_are_reported(shared_data):
+    g12ec = check_folder(shared_data / "g12ec", progress=False)
+    assert g12ec.counts == {"ok": 7, "repaired": 40, "rejected": 2} and g12ec.usable
+    reasons = _reasons(g12ec)
+    assert reasons["E00271"][0] == "repaired" and ".mat" in reasons["E00271"][1]
+    assert reasons["E00793"][0] == "rejected" and "4880/mV" in reasons["E00793"][1]
+    extra = _reasons(check_folder(shared_data / "extra", progress=False))
+    assert extra["HR00599"][0] == "rejected" and "200/mV" in extra["HR00599"][1]
+    assert extra["HR00001"] == ("repaired", "units written 'mv' instead of 'mV'; read as mV")
+
+
+def test_truncated_and_bit_flipped_signal_files_are_rejected(shared_data, tmp_path):
+    folder = _copy_ptbxl(shared_data, tmp_path)
+    dat = folder / "records500/00000/00001_hr.dat"
+    dat.write_bytes(dat.read_bytes()[:50000])
+    dat2 = folder / "records500/00000/00002_hr.dat"
+    raw = bytearray(dat2.read_bytes())
+    raw[12345] ^= 0x10
+    dat2.write_bytes(bytes(raw))
+    reasons = _reasons(check_folder(folder, progress=False))
+    assert reasons["00001_hr"][0] == "rejected" and "truncated" in reasons["00001_hr"][1]
+    assert reasons["00002_hr"][0] == "rejected" and "checksum mismatch" in reasons["00002_hr"][1]
+    assert reasons["00003_hr"] == ("ok", "")
+
+
+def test_truncated_mat_file_is_rejected(shared_data, tmp_path):
+    folder = _copy_g12ec(shared_data, tmp_path)
+    mat = folder / "E00001.mat"
+    mat.write_bytes(mat.read_bytes()[:40000])
+    reasons = _reasons(check_folder(folder, progress=False))
+    assert reasons["E00001"][0] == "rejected" and "truncated" in reasons["E00001"][1]
+
+
+def test_edited_headers_give_clear_reasons(shared_data, tmp_path):
+    folder = _copy_g12ec(shared_data, tmp_path, ("E00001", "E00002", "E00271", "E00004", "E00005"))
+    # unknown diagnosis code
+    hea = folder / "E00001.hea"
+    hea.write_text(hea.read_text().replace("#Dx: 426783006", "#Dx: 426783006,NOTACODE"))
+    # a missing lead: drop the V6 line
+    hea = folder / "E00002.hea"
+    lines = hea.read_text().splitlines()
+    hea.write_text("\n".join([lines[0].replace(" 12 ", " 11 ", 1)] + [x for x in lines[1:] if not x.endswith(" V6")]))
+    # unreadable header
+    (folder / "E00271.hea").write_bytes(b"\xff\xfe garbage \x00")
+    # wrong gain (a 200/mV header like the extra/ quirk)
+    hea = folder / "E00004.hea"
+    hea.write_text(hea.read_text().replace("1000/mV", "200/mV"))
+    report = check_folder(folder, progress=False)
+    reasons = _reasons(report)
+    assert "unknown diagnosis code(s) NOTACODE" in reasons["E00001"][1]
+    assert "missing leads: V6" in reasons["E00002"][1]
+    assert "unreadable header" in reasons["E00271"][1]
+    assert "ADC gain 200/mV" in reasons["E00004"][1] and "5x too large" in reasons["E00004"][1]
+    assert reasons["E00005"] == ("ok", "")
+    assert report.summary() == "1 ok, 0 repaired, 4 rejected" and report.usable
+
+
+def test_nan_and_flat_leads_are_rejected(shared_data, tmp_path):
+    folder = _copy_ptbxl(shared_data, tmp_path)
+    for i, value in ((1, -32768), (2, 7)):
+        dat = folder / f"records500/00000/{i:05d}_hr.dat"
+        hea = folder / f"records500/00000/{i:05d}_hr.hea"
+        samples = np.fromfile(dat, dtype="<i2").reshape(-1, 12)
+        samples[:, 1] = value  # lead II: all "no data" (WFDB NaN) or a constant
+        samples.tofile(dat)
+        lines = hea.read_text().splitlines()
+        fields = lines[2].split()
+        fields[6] = str(int(samples[:, 1].astype(np.int64).sum()) & 0xFFFF)  # keep the checksum consistent
+        lines[2] = " ".join(fields)
+        hea.write_text("\n".join(lines) + "\n")
+    reasons = _reasons(check_folder(folder, progress=False))
+    assert "lead II has 5000 NaN samples" in reasons["00001_hr"][1]
+    assert "flat lead II" in reasons["00002_hr"][1]
+
+
+def test_cli_prints_problem_lines_and_summary(shared_data, capsys):
+    assert main(["data", "check", str(shared_data / "g12ec")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == "7 ok, 40 repaired, 2 rejected"
+    assert any(line.startswith("E00015.hea: rejected:") for line in out)
+    assert len(out) == 43
+
+
+def test_cli_fails_on_a_folder_without_records(tmp_path, capsys):
+    assert main(["data", "check", str(tmp_path)]) == 2
+    assert "no ECG records found" in capsys.readouterr().err

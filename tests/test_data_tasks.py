@@ -1,0 +1,58 @@
+"""The 26-task table: names, label rules, summary counts on the real subsets."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.datasets.base import TaskSpec
+from benchmark.tasks import load_task, task_summary
+from simecg.registries import DATASETS, TASKS
+
+PAPER = {
+    "ptbxl": ["AFIB", "PVC", "PAC", "IRBBB", "CRBBB", "STD_", "ASMI", "IMI", "LVH", "LAFB", "ISC_", "1AVB", "ABQRS"],
+    "g12ec": ["AF", "PVC", "LVH", "IRBBB", "IAVB", "PAC", "RBBB"],
+    "cpsc2018": ["AF", "IAVB", "PAC", "PVC", "STD", "RBBB"],
+}
+
+
+def test_exactly_the_26_paper_tasks_are_registered():
+    expected = {f"{d}/{label}" for d, labels in PAPER.items() for label in labels}
+    assert set(TASKS.names()) == expected and len(expected) == 26
+    for name in expected:
+        spec = TASKS.get(name)
+        assert isinstance(spec, TaskSpec) and spec.name == name and spec.dataset in DATASETS
+
+
+def test_likelihood_thresholds_and_negative_classes():
+    any_likelihood = {"AFIB", "PAC", "STD_", "ABQRS"}
+    for label in PAPER["ptbxl"]:
+        spec = TASKS.get(f"ptbxl/{label}")
+        assert spec.min_likelihood == (0.0 if label in any_likelihood else 100.0)
+        assert spec.negative == ("NORM",)
+    assert TASKS.get("g12ec/AF").negative == ("426783006",)
+    assert TASKS.get("g12ec/PVC").positive == ("17338001",)
+    assert TASKS.get("cpsc2018/STD").negative == ("426783006",)
+
+
+@pytest.mark.realdata
+def test_summary_lists_every_task_with_positives_and_negatives(shared_data):
+    summary = task_summary(shared_data)
+    assert list(summary.columns) == ["task", "dataset", "positives", "negatives", "available"]
+    assert len(summary) == 26 and summary["available"].all()
+    assert (summary["positives"] > 0).all() and (summary["negatives"] > 0).all()
+    row = summary.set_index("task").loc["cpsc2018/AF"]
+    assert row["negatives"] == 14  # the 'Normal' records of A0001-A0100
+
+
+def test_summary_marks_absent_datasets_unavailable(tmp_path):
+    summary = task_summary(tmp_path)
+    assert len(summary) == 26 and not summary["available"].any()
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_all_26_tasks_load_with_both_classes(shared_data, tmp_path):
+    for name in TASKS.names():
+        data = load_task(name, shared_data, cache_dir=tmp_path)
+        assert set(data.labels.tolist()) == {0, 1}, name
+        assert len(data.records) == len(data.labels)
