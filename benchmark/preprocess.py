@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-import scipy.signal
 
 from simecg.errors import ConfigError
 from simecg.signal import FS, N_SAMPLES, zscore
@@ -55,12 +54,16 @@ def resample(x: np.ndarray, fs_in: float, fs_out: int) -> np.ndarray:
     """Resample along the first axis from ``fs_in`` to ``fs_out`` Hz (no-op when equal)."""
     if fs_in == fs_out:
         return x
+    import scipy.signal  # imported on use: it takes ~1 s, and most loads hit the cache
+
     ratio = Fraction(fs_out) / Fraction(fs_in).limit_denominator(1000)
     return scipy.signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=0).astype(np.float32)
 
 
 def bandpass(x: np.ndarray, fs: int, low: float, high: float) -> np.ndarray:
     """Zero-phase Butterworth band-pass along the first axis."""
+    import scipy.signal
+
     sos = scipy.signal.butter(3, [low, high], btype="bandpass", fs=fs, output="sos")
     return scipy.signal.sosfiltfilt(sos, x, axis=0).astype(np.float32)
 

@@ -6,4 +6,5 @@ One import line per dataset module (each registers itself in DATASETS / TASKS / 
 from benchmark.datasets import (
     challenge,  # noqa: E402,F401
     ptbxl,  # noqa: E402,F401
+    ptbxl_corpus,  # noqa: E402,F401
 )

@@ -187,13 +187,18 @@ class RecordDataset:
             data_version=meta["data_version"], synthetic=False, quarantine=meta["quarantine"],
         )
 
-    def _build_task_cache(self, spec: TaskSpec, index: pd.DataFrame, cache: LeadCache, folder: Path) -> None:
+    def task_records(
+        self, spec: TaskSpec, index: pd.DataFrame, status: list[dict[str, str]]
+    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
+        """(labels of every index row, index rows of the task's usable records in order, quarantine)."""
         labels = self.labels(spec, index)
         in_task = np.flatnonzero(labels >= 0)
-        usable = np.array([cache.status[i]["status"] != "rejected" for i in in_task], dtype=bool)
-        quarantine = [{"file": cache.status[i]["file"], "reason": cache.status[i]["reason"]}
-                      for i in in_task[~usable]]
-        kept = in_task[usable]
+        usable = np.array([status[i]["status"] != "rejected" for i in in_task], dtype=bool)
+        quarantine = [{"file": status[i]["file"], "reason": status[i]["reason"]} for i in in_task[~usable]]
+        return labels, in_task[usable], quarantine
+
+    def _build_task_cache(self, spec: TaskSpec, index: pd.DataFrame, cache: LeadCache, folder: Path) -> None:
+        labels, kept, quarantine = self.task_records(spec, index, cache.status)
         if len(kept) == 0 or len(set(labels[kept].tolist())) < 2:
             found = {int(v): int(np.sum(labels[kept] == v)) for v in (1, 0)}
             raise DataError(

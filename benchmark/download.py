@@ -1,0 +1,207 @@
+"""Download the downstream datasets from PhysioNet: resumable, SHA-256 verified, with progress.
+
+Each dataset is a file set of a PhysioNet project version. The file list and the expected
+digests come from the project's published ``SHA256SUMS.txt``; every file is fetched over HTTPS
+to ``<file>.part``, resumed with an HTTP ``Range`` request after an interruption, verified, and
+only then renamed into place, so a killed download is resumed by rerunning the same command and
+a finished file is never fetched twice. Projects without ``SHA256SUMS.txt`` are listed through
+their ``RECORDS`` files instead and their files are not checksum-verified (a warning says so).
+
+Resulting layout under ``--dir`` (what the readers expect)::
+
+    ptbxl/      ptbxl_database.csv, scp_statements.csv, records500/NNNNN/NNNNN_hr.{hea,dat}   (ptb-xl 1.0.3)
+    g12ec/      g1/ .. g11/ E*.hea + E*.mat      (challenge-2020 1.0.2 training/georgia/)
+    cpsc2018/   g1/ .. g7/  A*.hea + A*.mat      (challenge-2020 1.0.2 training/cpsc_2018/)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import posixpath
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from simecg import paths
+from simecg.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+PHYSIONET = "https://physionet.org"
+CHUNK = 1 << 20
+TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset as files of one PhysioNet project version."""
+
+    project: str
+    version: str
+    prefix: str  # folder of the project holding the dataset ("" = project root)
+    include: tuple[str, ...]  # kept paths (relative to prefix): names or folders ending in "/"; () = all
+    folder: str  # destination sub-folder of the data root
+
+    def base_url(self, mirror: str | None) -> str:
+        return f"{(mirror or PHYSIONET).rstrip('/')}/files/{self.project}/{self.version}/"
+
+    def wanted(self, relative: str) -> bool:
+        if not self.include:
+            return True
+        return any(relative == item or (item.endswith("/") and relative.startswith(item)) for item in self.include)
+
+
+SOURCES = {
+    "ptbxl": Source("ptb-xl", "1.0.3", "", ("ptbxl_database.csv", "scp_statements.csv", "LICENSE.txt",
+                                             "records500/"), "ptbxl"),
+    "g12ec": Source("challenge-2020", "1.0.2", "training/georgia/", (), "g12ec"),
+    "cpsc2018": Source("challenge-2020", "1.0.2", "training/cpsc_2018/", (), "cpsc2018"),
+}
+
+
+def download(name: str, data_dir: Path | str | None = None, mirror: str | None = None, workers: int = 4) -> list[Path]:
+    """Download ``name`` ("ptbxl", "g12ec", "cpsc2018" or "all") into ``data_dir``; return the dataset folders."""
+    names = list(SOURCES) if name == "all" else [name]
+    for item in names:
+        if item not in SOURCES:
+            raise ConfigError(f"unknown dataset {item!r} to download; expected one of {', '.join(SOURCES)} or all")
+    root = paths.data_dir(data_dir)
+    return [_download_source(SOURCES[item], root, mirror, max(1, workers)) for item in names]
+
+
+def _download_source(source: Source, root: Path, mirror: str | None, workers: int) -> Path:
+    base = source.base_url(mirror)
+    dest = root / source.folder
+    dest.mkdir(parents=True, exist_ok=True)
+    files = _listing(source, base)
+    if not files:
+        raise DataError(f"{base}{source.prefix}: no files listed for {source.folder}; check --mirror")
+    progress = tqdm(total=len(files), desc=f"download {source.folder}", unit="file", disable=None)
+    failures: list[str] = []
+
+    def fetch(item: tuple[str, str | None]) -> None:
+        relative, digest = item
+        target = dest / relative[len(source.prefix):]
+        try:
+            _fetch_file(base + relative, target, digest)
+        except DataError as exc:
+            failures.append(str(exc))
+        progress.update(1)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fetch, sorted(files.items())))
+    progress.close()
+    if failures:
+        shown = "\n  ".join(failures[:10])
+        raise DataError(f"{len(failures)} of {len(files)} files of {source.folder} failed (rerun to resume):"
+                        f"\n  {shown}")
+    log.info("%s: %d files in %s", source.folder, len(files), dest)
+    return dest
+
+
+def _listing(source: Source, base: str) -> dict[str, str | None]:
+    """Project-relative path -> expected SHA-256 (None when the project publishes no sums)."""
+    try:
+        text = _get_text(base + "SHA256SUMS.txt")
+    except FileNotFoundError:
+        log.warning("%sSHA256SUMS.txt not published: listing via RECORDS, files NOT checksum-verified", base)
+        return {path: None for path in _records_listing(source, base)}
+    out: dict[str, str | None] = {}
+    for line in text.splitlines():
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) != 2:
+            continue
+        digest, path = parts[0].lower(), parts[1].lstrip("*").strip()
+        if path.startswith(source.prefix) and source.wanted(path[len(source.prefix):]):
+            out[path] = digest
+    return out
+
+
+def _records_listing(source: Source, base: str) -> list[str]:
+    """Files reachable from the ``RECORDS`` index of ``source.prefix`` (records and sub-folders)."""
+    out: list[str] = []
+    pending = [source.prefix]
+    while pending:
+        folder = pending.pop()
+        try:
+            lines = _get_text(base + folder + "RECORDS").split()
+        except FileNotFoundError:
+            raise DataError(f"{base}{folder}: neither SHA256SUMS.txt nor RECORDS found; cannot list files") from None
+        for entry in lines:
+            if entry.endswith("/"):
+                pending.append(folder + entry)
+                continue
+            header = folder + entry + ".hea"
+            if not source.wanted(header[len(source.prefix):]):
+                continue
+            out.append(header)
+            folder_of_header = posixpath.dirname(header)
+            for line in _get_text(base + header).splitlines()[1:]:
+                if line.strip() and not line.startswith("#"):
+                    out.append(posixpath.join(folder_of_header, line.split()[0]))
+    for name in source.include:
+        if name and not name.endswith("/"):
+            out.append(source.prefix + name)
+    return sorted(set(out))
+
+
+def _get_text(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            return response.read().decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise FileNotFoundError(url) from None
+        raise DataError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise DataError(f"{url}: cannot connect ({exc}); check the network or use --mirror") from None
+
+
+def _fetch_file(url: str, target: Path, digest: str | None) -> None:
+    """Fetch ``url`` to ``target`` unless already there and verified; resume a ``.part`` file."""
+    if target.is_file() and (digest is None or _sha256(target) == digest):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    for attempt in (1, 2):
+        _fetch_part(url, part)
+        if digest is None or _sha256(part) == digest:
+            part.replace(target)
+            return
+        log.warning("%s: SHA-256 mismatch (attempt %d); downloading again", url, attempt)
+        part.unlink()
+    raise DataError(f"{url}: SHA-256 does not match PhysioNet's SHA256SUMS.txt after two downloads")
+
+
+def _fetch_part(url: str, part: Path) -> None:
+    offset = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:  # the part is already complete
+            return
+        raise DataError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise DataError(f"{url}: cannot connect ({exc}); rerun to resume") from None
+    with response:
+        resumed = offset and response.status == 206
+        with part.open("ab" if resumed else "wb") as out:
+            try:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+            except OSError as exc:
+                raise DataError(f"{url}: connection lost ({exc}); rerun to resume") from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

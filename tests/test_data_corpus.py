@@ -1,0 +1,47 @@
+"""The real-data ``ptbxl`` pretraining corpus never holds a record of any test split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.splits import make_split
+from benchmark.tasks import load_task, tasks_of
+from pretraining.corpora.base import Corpus
+from simecg.errors import ConfigError
+from simecg.registries import CORPORA
+
+pytestmark = pytest.mark.realdata
+
+
+def test_corpus_holds_only_training_records(shared_data, tmp_path):
+    corpus = CORPORA.get("ptbxl")(data_dir=shared_data, cache_dir=tmp_path)
+    assert isinstance(corpus, Corpus) and len(corpus) > 100
+    ids = set(corpus.record_ids)
+    for spec in tasks_of("ptbxl"):
+        data = load_task(spec.name, shared_data, cache_dir=tmp_path)
+        test_ids = set(data.records["record_id"].to_numpy()[make_split(data, "paper").test])
+        assert not ids & test_ids, spec.name
+    from simecg.registries import DATASETS
+
+    index = DATASETS.get("ptbxl").index(shared_data).set_index("record_id")
+    assert set(index.loc[list(ids), "strat_fold"]) <= set(range(1, 9))
+
+
+def test_corpus_batches_are_raw_millivolts_and_deterministic(shared_data, tmp_path):
+    corpus = CORPORA.get("ptbxl")(size=20, seed=3, data_dir=shared_data, cache_dir=tmp_path)
+    batch = corpus.get_batch(np.arange(20))
+    assert batch.shape == (20, 5000) and batch.dtype == np.float32
+    assert 0.05 < float(np.median(batch.std(axis=1))) < 2.0  # mV, not z-scored (std would be 1)
+    np.testing.assert_array_equal(corpus.get_batch(np.array([7, 2])), batch[[7, 2]])
+    again = CORPORA.get("ptbxl")(size=20, seed=3, data_dir=shared_data, cache_dir=tmp_path)
+    assert again.identity() == corpus.identity()
+    other = CORPORA.get("ptbxl")(size=20, seed=4, data_dir=shared_data, cache_dir=tmp_path)
+    assert other.record_ids != corpus.record_ids
+
+
+def test_corpus_rejects_impossible_sizes_and_unknown_options(shared_data, tmp_path):
+    with pytest.raises(ConfigError, match="eligible PTB-XL training records"):
+        CORPORA.get("ptbxl")(size=10**6, data_dir=shared_data, cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="unknown option"):
+        CORPORA.get("ptbxl")(size=2, data_dir=shared_data, colour="red")
