@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.integrate
 
-from pretraining.simulators.ecgsyn import EcgSyn, EcgSynConfig, integrate_z
+from pretraining.simulators.ecgsyn import EcgSyn, EcgSynConfig, integrate_z, runs_from_per_sample
 from pretraining.simulators.rr import rr_length, rr_process
 from simecg.registries import SIMULATORS
 
@@ -56,7 +56,8 @@ def _tight_solution(rrn: np.ndarray, hr: float, sfint: int = 500) -> np.ndarray:
 
 
 def _ours(rrn: np.ndarray, hr: float) -> np.ndarray:
-    return integrate_z(rrn[None], np.array([hr]), NK_CONFIG, np.array([0.25]))[0]
+    values, counts = runs_from_per_sample(rrn)
+    return integrate_z(values, counts, np.array([hr]), NK_CONFIG, np.array([0.25]))[0]
 
 
 @pytest.mark.slow

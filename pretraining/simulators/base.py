@@ -3,17 +3,18 @@
 A simulator is a class registered in ``SIMULATORS`` with a frozen ``Config`` dataclass (the
 paper's parameter distributions as defaults) and ``simulate(indices, seed)``. ECG ``i`` is a pure
 function of (config, seed, i): every random draw of ECG ``i`` comes from its own counter-based
-generator ``rng_for(seed, i, name)``, so batch size, workers and machines never change a value.
+generator keyed by ``(seed, name, i)`` (:func:`index_rngs`), so batch size, workers and machines never change a value.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from simecg.errors import ConfigError
-from simecg.seeding import rng_for
 
 
 @runtime_checkable
@@ -44,6 +45,35 @@ def as_indices(indices: Any) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def index_rngs(indices: np.ndarray, seed: int, purpose: str) -> list[np.random.Generator]:
-    """One independent generator per ECG index (counter-based: depends on (seed, i, purpose) only)."""
-    return [rng_for(seed, int(i) & 0xFFFFFFFF, int(i) >> 32, purpose) for i in indices]
+def index_rngs(indices: np.ndarray, seed: int, purpose: str) -> Iterator[np.random.Generator]:
+    """A generator per ECG index whose draws depend on (seed, purpose, i) only.
+
+    Same idea as :func:`simecg.seeding.rng_for` (a stream keyed by the item, not a shared
+    stream), made cheap because simulators need one per ECG: a Philox counter-based generator
+    keyed by a hash of (seed, purpose), whose 256-bit counter starts at ``i * 2**128``, so every
+    index owns a disjoint block of the counter space. The same Generator object is re-positioned
+    for each index: use its draws before advancing the iterator.
+    """
+    key = _mix64((int(seed) & _MASK) ^ (zlib.crc32(purpose.encode()) << 32))
+    bit_generator = np.random.Philox(key=key)
+    generator = np.random.Generator(bit_generator)
+    key_words = np.array([key, 0], dtype=np.uint64)
+    for i in indices:
+        i = int(i)
+        bit_generator.state = {
+            "bit_generator": "Philox",
+            "state": {"counter": np.array([0, 0, i & _MASK, i >> 64], dtype=np.uint64), "key": key_words},
+            "buffer": np.zeros(4, dtype=np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0,
+        }
+        yield generator
+
+
+_MASK = (1 << 64) - 1
+
+
+def _mix64(z: int) -> int:
+    """SplitMix64 finaliser on Python ints (a bijective 64-bit hash)."""
+    z = (z + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
