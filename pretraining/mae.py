@@ -153,16 +153,21 @@ class MaskedAutoencoder(nn.Module):
         return x.reshape(x.shape[0], self.config.num_patches, self.config.patch_size)
 
     def random_masking(
-        self, tokens: torch.Tensor, generator: torch.Generator | None = None
+        self, tokens: torch.Tensor, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Keep a random ``1 - mask_ratio`` share of tokens per sample.
+        """Keep a random ``1 - mask_ratio`` share of tokens per sample (the lowest-noise ones).
 
-        Returns the kept tokens, the binary mask (1 = masked) in original order, and the
-        indices that restore the original order.
+        ``noise`` ``(batch, num_patches)`` fixes the mask from outside (the pretraining stream
+        draws it from the seed and step, so resumed and multi-process runs mask identically);
+        otherwise it is drawn with ``generator``. Returns the kept tokens, the binary mask
+        (1 = masked) in original order, and the indices that restore the original order.
         """
         batch, length, dim = tokens.shape
         keep = int(round(length * (1 - self.config.mask_ratio)))
-        noise = torch.rand(batch, length, device=tokens.device, generator=generator)
+        if noise is None:
+            noise = torch.rand(batch, length, device=tokens.device, generator=generator)
+        elif noise.shape != (batch, length):
+            raise ConfigError(f"mask noise must have shape {(batch, length)}, got {tuple(noise.shape)}")
         shuffle = torch.argsort(noise, dim=1)
         restore = torch.argsort(shuffle, dim=1)
         kept_idx = shuffle[:, :keep]
@@ -173,20 +178,24 @@ class MaskedAutoencoder(nn.Module):
         return kept, mask, restore
 
     def forward(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
+        self, x: torch.Tensor, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return ``(loss, prediction, mask)``; the loss is the MSE over masked patches only."""
+        """Return ``(loss, prediction, mask)``; the loss is the MSE over masked patches only.
+
+        ``prediction`` is ``(batch, num_patches, patch_size)``, ``mask`` ``(batch, num_patches)``
+        with 1 on masked patches; ``noise`` optionally fixes the mask (see :meth:`random_masking`).
+        """
         if x.dim() == 2:
             x = x.unsqueeze(1)
         enc = self.encoder
-        kept, mask, restore = self.random_masking(enc.embed(x), generator)
+        kept, mask, restore = self.random_masking(enc.embed(x), generator, noise)
         latent = enc.run_blocks(kept)
         pred = self.decode(latent, restore)
         target = self.patchify(x)
         if self.config.norm_pix_loss:
             mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
             target = (target - mean) / (var + 1e-6) ** 0.5
-        per_patch = ((pred - target) ** 2).mean(dim=-1)
+        per_patch = ((pred.float() - target.float()) ** 2).mean(dim=-1)  # float32 even under bf16 autocast
         loss = (per_patch * mask).sum() / mask.sum().clamp_min(1)
         return loss, pred, mask
 
@@ -224,7 +233,9 @@ class EncoderClassifier(nn.Module):
         self.pooling = pooling
         dim = encoder.config.embed_dim
         if head_width > 0:
-            self.head = nn.Sequential(nn.Linear(dim, head_width), nn.GELU(), nn.Dropout(dropout), nn.Linear(head_width, 1))
+            self.head = nn.Sequential(
+                nn.Linear(dim, head_width), nn.GELU(), nn.Dropout(dropout), nn.Linear(head_width, 1)
+            )
         else:
             self.head = nn.Linear(dim, 1)
         if freeze_encoder:

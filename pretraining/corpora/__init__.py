@@ -8,4 +8,7 @@ from pretraining.corpora.base import Corpus
 __all__ = ["Corpus"]
 
 # Built-in corpora register themselves on import; keep this list in sync with the folder.
-from pretraining.corpora import sim  # noqa: E402,F401
+from pretraining.corpora import (
+    folder,  # noqa: E402,F401
+    sim,  # noqa: E402,F401
+)

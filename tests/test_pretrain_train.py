@@ -1,0 +1,157 @@
+"""pretrain(): exact resumption, immediate return when done, logging, settings checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pretraining import checkpoint as ckpt
+from pretraining.train import PretrainConfig, default_out_dir, fingerprint, lr_at, model_config, pretrain
+from simecg.config import apply_overrides
+from simecg.errors import ConfigError
+
+
+class SineCorpus:
+    """ECG ``i``: a sum of two sines whose frequencies, phase and amplitude depend on ``i``."""
+
+    name = "test-sines"
+
+    def __init__(self, size: int = 64):
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def get_batch(self, indices: np.ndarray) -> np.ndarray:
+        i = np.asarray(indices, dtype=np.float64)[:, None]
+        t = np.arange(5000)[None, :] / 500.0
+        x = np.sin(2 * np.pi * (1 + (i % 5) * 0.2) * t + i) + 0.3 * np.sin(2 * np.pi * (7 + i % 3) * t)
+        return ((1 + i % 4) * x).astype(np.float32)
+
+    def identity(self) -> dict:
+        return {"name": self.name, "size": self.size}
+
+
+SMALL_MODEL = {"embed_dim": 32, "depth": 1, "num_heads": 2, "decoder_embed_dim": 16, "decoder_num_heads": 2}
+CONFIG = PretrainConfig(
+    corpus="test-sines", corpus_size=64, preset="tiny", model=SMALL_MODEL, steps=8, batch_size=4, lr=1e-3,
+    val_size=4, val_every=4, checkpoint_every=4, log_every=2, num_workers=0,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class RecordingLogger:
+    def __init__(self, fail_at: int | None = None):
+        self.metrics: list[tuple[int, dict]] = []
+        self.figures: list[str] = []
+        self.fail_at = fail_at
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        if step == self.fail_at:
+            raise KeyboardInterrupt("simulated crash")
+        self.metrics.append((step, dict(metrics)))
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        assert figure.axes, "a figure with content"
+        self.figures.append(artifact_file)
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["model"]
+
+
+def test_interrupted_and_resumed_training_equals_uninterrupted(tmp_path):
+    straight = pretrain(CONFIG, tmp_path / "straight", progress=False, corpus=SineCorpus())
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(CONFIG, tmp_path / "resumed", logger=RecordingLogger(fail_at=6), progress=False, corpus=SineCorpus())
+    assert ckpt.latest_checkpoint(tmp_path / "resumed" / "checkpoints").name == "step-00000004.pt"
+    resumed = pretrain(CONFIG, tmp_path / "resumed", progress=False, corpus=SineCorpus())
+    assert resumed.steps == straight.steps == 8
+    a, b = _weights(straight.training_checkpoint), _weights(resumed.training_checkpoint)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5, msg=name)
+    assert [h["step"] for h in resumed.history] == [h["step"] for h in straight.history] == [2, 4, 6, 8]
+    for h_a, h_b in zip(straight.history, resumed.history, strict=True):
+        assert h_a["train_loss"] == pytest.approx(h_b["train_loss"], rel=1e-5)
+    assert resumed.val_loss == pytest.approx(straight.val_loss, rel=1e-5)
+
+
+def test_finished_run_returns_immediately_without_building_the_corpus(tmp_path):
+    first = pretrain(CONFIG, tmp_path / "run", progress=False, corpus=SineCorpus())
+    (tmp_path / "run" / "encoder.pt").unlink()  # also rebuilt from the last checkpoint
+    # "test-sines" is not registered: building the corpus would raise UnknownNameError
+    again = pretrain(CONFIG, tmp_path / "run", progress=False)
+    assert again.val_loss == first.val_loss and again.history == first.history
+    encoder = ckpt.load_encoder(again.checkpoint, expected=model_config(CONFIG))
+    assert encoder.config.embed_dim == 32
+
+
+def test_more_steps_continue_a_constant_schedule_run(tmp_path):
+    pretrain(CONFIG, tmp_path / "run", progress=False, corpus=SineCorpus())
+    longer = pretrain(dataclasses.replace(CONFIG, steps=10), tmp_path / "run", progress=False, corpus=SineCorpus())
+    assert [h["step"] for h in longer.history] == [2, 4, 6, 8, 10]
+
+
+def test_different_settings_in_the_same_folder_are_refused(tmp_path):
+    pretrain(CONFIG, tmp_path / "run", progress=False, corpus=SineCorpus())
+    with pytest.raises(ConfigError, match=r"lr: 0.001 -> 0.002"):
+        pretrain(dataclasses.replace(CONFIG, lr=2e-3), tmp_path / "run", progress=False, corpus=SineCorpus())
+    with pytest.raises(ConfigError, match="trained for 8 steps"):
+        pretrain(dataclasses.replace(CONFIG, steps=4), tmp_path / "run", progress=False, corpus=SineCorpus())
+
+
+def test_logger_gets_loss_curves_throughput_and_reconstruction_pictures(tmp_path):
+    logger = RecordingLogger()
+    result = pretrain(CONFIG, tmp_path / "run", logger=logger, progress=False, corpus=SineCorpus())
+    steps = [s for s, _ in logger.metrics]
+    assert steps == [2, 4, 6, 8]
+    logged = logger.metrics[-1][1]
+    assert {"train_loss", "val_loss", "samples_per_s", "data_wait_share", "lr"} <= set(logged)
+    assert logged["samples_per_s"] > 0 and 0 <= logged["data_wait_share"] <= 1
+    assert logger.figures == ["reconstructions/step_00000004.png", "reconstructions/step_00000008.png",
+                              "loss_curve.png"]
+    assert json.loads((tmp_path / "run" / "history.json").read_text()) == result.history
+    assert len(ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")) <= CONFIG.keep_checkpoints
+
+
+def test_validation_set_must_leave_training_data(tmp_path):
+    with pytest.raises(ConfigError, match="val_size"):
+        pretrain(dataclasses.replace(CONFIG, val_size=40), tmp_path / "run", progress=False, corpus=SineCorpus())
+
+
+def test_config_overrides_and_validation():
+    config = apply_overrides(PretrainConfig(), {"steps": "100", "model.depth": "3", "corpus_options.path": "/x",
+                                                "schedule": "cosine", "betas": "0.9,0.95"})
+    assert config.steps == 100 and config.betas == (0.9, 0.95) and config.corpus_options == {"path": "/x"}
+    assert model_config(config).depth == 3
+    assert PretrainConfig().batch_size == 512 and PretrainConfig().lr == 1e-4 and PretrainConfig().val_size == 5000
+    with pytest.raises(ConfigError, match="schedule"):
+        PretrainConfig(schedule="linear")
+    with pytest.raises(ConfigError, match="pretrain.model.width"):
+        model_config(PretrainConfig(model={"width": 3}))
+    with pytest.raises(ConfigError, match="unknown model preset"):
+        PretrainConfig(preset="huge")
+    assert fingerprint(config) != fingerprint(PretrainConfig())
+    assert fingerprint(dataclasses.replace(config, num_workers=7)) == fingerprint(config)
+    assert default_out_dir(config).parent.name == "encoders"
+
+
+def test_learning_rate_schedules():
+    constant = PretrainConfig(lr=1e-3, steps=100, warmup_steps=10)
+    assert lr_at(constant, 0) == pytest.approx(1e-4) and lr_at(constant, 9) == pytest.approx(1e-3)
+    assert lr_at(constant, 99) == pytest.approx(1e-3)
+    cosine = dataclasses.replace(constant, schedule="cosine", min_lr_ratio=0.1)
+    assert lr_at(cosine, 10) == pytest.approx(1e-3)
+    assert lr_at(cosine, 55) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    assert lr_at(cosine, 100) == pytest.approx(1e-4)
