@@ -2,84 +2,38 @@
 
 from __future__ import annotations
 
-import importlib
-
 import neurokit2 as nk
 import numpy as np
 import pytest
-import scipy.integrate
 
-from pretraining.simulators.ecgsyn import EcgSyn, EcgSynConfig, integrate_z, runs_from_per_sample
+from pretraining.simulators.ecgsyn import EcgSyn, EcgSynConfig
+from pretraining.simulators.reference import exact_reference, neurokit_run, ours_on
 from pretraining.simulators.rr import rr_length, rr_process
 from simecg.registries import SIMULATORS
 
-nk_sim = importlib.import_module("neurokit2.ecg.ecg_simulate")
-
-# neurokit2 follows the MATLAB ECGSYN: P/T at -70/100 degrees, T angle scaled by (hr/60)^0.25,
-# wander at a fixed 0.25 Hz.
-NK_CONFIG = EcgSynConfig(theta_deg=(-70, -15, 0, 15, 100), theta_hr_exponent=(0.25, 0.5, 0, 0.5, 0.25))
 CLEAN = EcgSynConfig(noise_mu=0.0, noise_sd=0.0)
-
-
-def _neurokit_run(hr: float, seed: int, sfint: int = 500, seconds: float = 10.0):
-    """neurokit2's own ECGSYN run and the per-sample RR series it integrated (rebuilt from its RNG)."""
-    n_beats = int(round(seconds * hr / 60))
-    _, results = nk_sim._ecg_simulate_ecgsyn(
-        sfecg=sfint, N=n_beats, hrmean=hr, hrstd=2, sfint=sfint, rng=np.random.default_rng(seed)
-    )
-    rr0 = nk_sim._ecg_simulate_rrprocess(
-        0.1, 0.25, 0.01, 0.01, 0.5, hr, 2, 1, 2 ** np.ceil(np.log2(n_beats * 60 / hr)), np.random.default_rng(seed)
-    )
-    rr = nk.signal_resample(rr0, sampling_rate=1, desired_sampling_rate=sfint)
-    rrn, t_ecg, i, end = np.zeros(len(rr)), 0.0, 0, 0
-    while i < len(rr):  # neurokit2's piecewise-constant RR construction
-        t_ecg += rr[i]
-        end = int(np.round(t_ecg * sfint))
-        rrn[i:end] = rr[i]
-        i = end
-    z_nk = results[0].y[2]
-    rrn = np.concatenate([rrn, np.full(max(0, len(z_nk) - len(rrn)), rrn[-1])])[: len(z_nk)]
-    return z_nk, rrn
-
-
-def _tight_solution(rrn: np.ndarray, hr: float, sfint: int = 500) -> np.ndarray:
-    """neurokit2's own derivative function integrated with tight tolerances (the model's true solution)."""
-    f = np.sqrt(hr / 60)
-    ti = np.deg2rad([-70, -15, 0, 15, 100]) * np.array([np.sqrt(f), f, 1, f, np.sqrt(f)])
-    ai, bi = np.array([1.2, -5, 30, -7.5, 0.75]), np.array([0.25, 0.1, 0.1, 0.1, 0.4]) * f
-    n, dt = len(rrn), 1 / sfint
-    sol = scipy.integrate.solve_ivp(
-        lambda t, x: nk_sim._ecg_simulate_derivsecgsyn(t, x, rrn, ti, sfint, ai, bi),
-        [0, (n - 1) * dt], [1, 0, 0.04], t_eval=np.arange(n) * dt, rtol=1e-8, atol=1e-10, max_step=dt,
-    )
-    return sol.y[2]
-
-
-def _ours(rrn: np.ndarray, hr: float) -> np.ndarray:
-    values, counts = runs_from_per_sample(rrn)
-    return integrate_z(values, counts, np.array([hr]), NK_CONFIG, np.array([0.25]))[0]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("hr", [60, 80, 100])
 def test_waveform_matches_the_exact_solution_of_neurokit2_equations(hr):
-    z_nk, rrn = _neurokit_run(hr, seed=1, seconds=4)
-    exact = _tight_solution(rrn, hr)
-    assert np.corrcoef(_ours(rrn, hr), exact)[0, 1] >= 0.9999
+    z_nk, rrn = neurokit_run(hr, seed=1, seconds=4)
+    exact = exact_reference(rrn, hr)
+    assert np.corrcoef(ours_on(rrn, hr), exact)[0, 1] >= 0.9999
 
 
 @pytest.mark.parametrize("hr", [60, 80])
 def test_waveform_correlates_with_neurokit2_output_on_the_same_rr_series(hr):
-    z_nk, rrn = _neurokit_run(hr, seed=2)
-    assert np.corrcoef(_ours(rrn, hr), z_nk)[0, 1] >= 0.99
+    z_nk, rrn = neurokit_run(hr, seed=2)
+    assert np.corrcoef(ours_on(rrn, hr), z_nk)[0, 1] >= 0.99
 
 
 @pytest.mark.slow
 def test_where_neurokit2_departs_it_departs_from_its_own_exact_solution():
     """At 100 bpm neurokit2's RK45 (rtol 1e-3, no max step) drifts in phase; our departure is exactly its error."""
-    z_nk, rrn = _neurokit_run(100, seed=1)
-    exact = _tight_solution(rrn, 100)
-    ours = _ours(rrn, 100)
+    z_nk, rrn = neurokit_run(100, seed=1)
+    exact = exact_reference(rrn, 100)
+    ours = ours_on(rrn, 100)
     assert np.corrcoef(ours, exact)[0, 1] >= 0.9999
     assert abs(np.corrcoef(ours, z_nk)[0, 1] - np.corrcoef(exact, z_nk)[0, 1]) < 1e-3
 

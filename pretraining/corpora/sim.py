@@ -178,6 +178,21 @@ class SimCorpus:
             out[todo] = self.simulate(indices[todo])
         return out
 
+    def describe(self, indices: np.ndarray) -> list[dict[str, Any]]:
+        """Simulator and drawn parameters of each ECG (for previews): ``[{"simulator": ..., ...}]``."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        out: list[dict[str, Any]] = [{} for _ in indices]
+        which = self.assignment(indices)
+        for k, sim_name in enumerate(SIMULATOR_NAMES):
+            rows = np.flatnonzero(which == k)
+            if not len(rows):
+                continue
+            _, params = self.simulators[sim_name].simulate_with_parameters(indices[rows], self.seed)
+            scalars = {key: v for key, v in params.items() if isinstance(v, np.ndarray) and v.ndim == 1}
+            for j, row in enumerate(rows):
+                out[row] = {"simulator": sim_name, **{key: float(v[j]) for key, v in scalars.items()}}
+        return out
+
     def simulate(self, indices: np.ndarray) -> np.ndarray:
         """Compute ECGs at ``indices`` with their assigned simulators (ignores any store)."""
         out = np.empty((len(indices), N_SAMPLES), dtype=np.float32)
