@@ -4,3 +4,8 @@ A registered object has ``run(args) -> int`` and optionally ``add_arguments(pars
 figures, compares against a reference measured in the same run, and with ``--json`` prints one
 JSON object as its last line.
 """
+
+from benchmark.perf import (
+    pretrain,  # noqa: E402,F401
+    simulators,  # noqa: E402,F401
+)
