@@ -1,0 +1,106 @@
+"""Emb-GRU and Emb-LSTM: a linear embedding of fixed-length chunks into a recurrent stack.
+
+The 5,000-sample ECG is cut into chunks of 50, 100 or 250 samples (searchable), each chunk is
+embedded by one shared linear map (``baselines.tokens``), and a (bidirectional) GRU or LSTM
+stack reads the chunk sequence. The final states of both directions (or the mean over time)
+feed a linear head. The two registered baselines differ only in the recurrent cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from baselines.base import NeuralBaseline
+from baselines.tokens import ChunkEmbedding
+from simecg.errors import ConfigError
+from simecg.registries import BASELINES
+
+CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
+
+
+@dataclass(frozen=True)
+class EmbRNNConfig:
+    """Architecture of an Emb-RNN; ``pooling`` is ``last`` (final states) or ``mean`` (over time)."""
+
+    chunk_length: int = 50
+    embed_dim: int = 64
+    hidden_size: int = 128
+    num_layers: int = 2
+    bidirectional: bool = True
+    pooling: str = "last"
+    dropout: float = 0.1
+    signal_length: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("last", "mean"):
+            raise ConfigError(f"emb-rnn: pooling must be 'last' or 'mean', got {self.pooling!r}")
+
+
+class ChunkRNN(nn.Module):
+    """``(batch, 1, L)`` -> logits ``(batch,)`` through chunk embedding and a recurrent stack."""
+
+    def __init__(self, config: EmbRNNConfig, cell: str):
+        super().__init__()
+        c = config
+        self.pooling = c.pooling
+        self.bidirectional = c.bidirectional
+        self.hidden_size = c.hidden_size
+        self.embed = ChunkEmbedding(c.chunk_length, c.embed_dim, c.signal_length)
+        self.rnn = CELLS[cell](
+            c.embed_dim,
+            c.hidden_size,
+            num_layers=c.num_layers,
+            batch_first=True,
+            bidirectional=c.bidirectional,
+            dropout=c.dropout if c.num_layers > 1 else 0.0,
+        )
+        out_dim = c.hidden_size * (2 if c.bidirectional else 1)
+        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(out_dim, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(self.embed(x))  # (batch, tokens, directions * hidden)
+        if self.pooling == "mean":
+            pooled = out.mean(dim=1)
+        elif self.bidirectional:  # forward direction ends at the last token, backward at the first
+            pooled = torch.cat([out[:, -1, : self.hidden_size], out[:, 0, self.hidden_size :]], dim=-1)
+        else:
+            pooled = out[:, -1]
+        return self.head(pooled).squeeze(-1)
+
+
+def _search_space(trial: Any) -> dict[str, Any]:
+    return {
+        "chunk_length": trial.suggest_categorical("chunk_length", [50, 100, 250]),
+        "embed_dim": trial.suggest_categorical("embed_dim", [32, 64, 128]),
+        "hidden_size": trial.suggest_categorical("hidden_size", [32, 64, 128, 256]),
+        "num_layers": trial.suggest_int("num_layers", 1, 3),
+    }
+
+
+class _EmbRNN(NeuralBaseline):
+    Config = EmbRNNConfig
+    cell: ClassVar[str] = "gru"
+
+    @classmethod
+    def build(cls, config: EmbRNNConfig) -> nn.Module:
+        return ChunkRNN(config, cls.cell)
+
+    search_space = staticmethod(_search_space)
+
+
+@BASELINES.register("emb-gru")
+class EmbGRU(_EmbRNN):
+    """Emb-GRU: linear chunk embedding (50/100/250 samples) into a bidirectional GRU stack."""
+
+    cell = "gru"
+
+
+@BASELINES.register("emb-lstm")
+class EmbLSTM(_EmbRNN):
+    """Emb-LSTM: linear chunk embedding (50/100/250 samples) into a bidirectional LSTM stack."""
+
+    cell = "lstm"
