@@ -8,3 +8,5 @@ from benchmark.datasets import (
     ptbxl,  # noqa: E402,F401
     ptbxl_corpus,  # noqa: E402,F401
 )
+
+from benchmark.datasets import demo  # noqa: E402,F401  # isort: skip

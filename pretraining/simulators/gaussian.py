@@ -268,7 +268,7 @@ class GaussianBeat:
             width[..., 1:4] *= np.where(pvc, c.pvc_qrs_widen, 1.0)[..., None]  # wide QRS
         scale = 1.0 / (c.fs * lengths)  # template seconds per sample
         beats = {"amp": amp, "inv2": -0.5 / width**2, "centre": centre, "scale": scale, "drift": drift,
-                 "n_samples": n_samples, "j_point": centre[..., 3] + 2 * width[..., 3], "t_centre": centre[..., 4]}
+                 "n_samples": n_samples, "j_point": centre[..., 3], "t_centre": centre[..., 4] + width[..., 4]}
         tail = self._waves_table(beats, ((n_samples - 1) * scale)[..., None])[..., 0]
         steps = drift + tail
         level = np.zeros_like(steps)
@@ -362,9 +362,9 @@ class GaussianBeat:
 
 
 def _plateau(tau: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """A smooth box from ``start`` to ``stop`` (template seconds): the ST segment."""
-    rise = 0.5 * (1 + np.tanh((tau - start) / 0.01))
-    fall = 0.5 * (1 + np.tanh((tau - stop) / 0.04))
+    """A smooth box from the S wave's centre to the end of the T wave (template seconds): the shifted ST-T."""
+    rise = 0.5 * (1 + np.tanh((tau - start) / 0.015))
+    fall = 0.5 * (1 + np.tanh((tau - stop) / 0.03))
     return rise - fall
 
 
