@@ -53,3 +53,27 @@ def test_unknown_options_and_out_of_range_indices_are_config_errors():
         make(size=5).get_batch(np.array([5]))
     with pytest.raises(ConfigError, match="ecgsyn.noise_mu"):
         make(size=5, **{"ecgsyn.noise_mu": "loud"})
+
+
+def test_mixture_follows_its_weights_and_reuses_each_simulators_ecgs():
+    make = CORPORA.get("sim")
+    mixed = make(size=2000, seed=5, simulator="mixture", weights="ecgsyn=0.3,gaussian=0.7")
+    which = mixed.assignment(np.arange(2000))
+    assert abs((which == 1).mean() - 0.7) < 0.04
+    idx = np.flatnonzero(which == 0)[:3]
+    np.testing.assert_array_equal(mixed.get_batch(idx), make(size=2000, seed=5).get_batch(idx))
+    gidx = np.flatnonzero(which == 1)[:3]
+    np.testing.assert_array_equal(mixed.get_batch(gidx), make(size=2000, seed=5, simulator="gaussian").get_batch(gidx))
+    assert make(size=10, simulator="mixture", weights="1,3").weights == {"ecgsyn": 0.25, "gaussian": 0.75}
+    with pytest.raises(ConfigError, match="weights"):
+        make(size=10, simulator="mixture", weights="ecgsyn=-1")
+
+
+def test_preview_figure_shows_parameters_of_each_ecg():
+    from pretraining.simulators.preview import preview_figure
+
+    corpus = CORPORA.get("sim")(size=100, seed=0, simulator="mixture")
+    fig = preview_figure(corpus, n=4, seed=1)
+    titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_title(loc="left")]
+    assert len(titles) == 4 and all("simulator=" in t for t in titles)
+    assert any("hr_mean=" in t or "beat_length=" in t for t in titles)
