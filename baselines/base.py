@@ -49,6 +49,12 @@ class Baseline:
         """Optuna architecture space: ``trial.suggest_*`` calls returning Config overrides."""
         return {}
 
+    @classmethod
+    def describe(cls) -> str:
+        """One line for listings: the first line of the class docstring."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else cls.__name__
+
 
 class NeuralBaseline(Baseline):
     """A PyTorch model trained by the shared loop."""
@@ -58,6 +64,12 @@ class NeuralBaseline(Baseline):
     @staticmethod
     def build(config: Any) -> Any:  # -> torch.nn.Module
         raise NotImplementedError
+
+    @classmethod
+    def count_parameters(cls, config: Any = None) -> int:
+        """Trainable parameters of the model built from ``config`` (the default config if None)."""
+        model = cls.build(cls.make_config() if config is None else config)
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 class EstimatorBaseline(Baseline):

@@ -6,6 +6,8 @@ JSON object as its last line.
 """
 
 from benchmark.perf import (
+    baselines,  # noqa: E402,F401
+    data,  # noqa: E402,F401
     pretrain,  # noqa: E402,F401
     simulators,  # noqa: E402,F401
 )
