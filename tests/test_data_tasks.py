@@ -15,9 +15,13 @@ PAPER = {
 }
 
 
+def _paper_names(names) -> set[str]:
+    return {n for n in names if n.split("/")[0] in PAPER}
+
+
 def test_exactly_the_26_paper_tasks_are_registered():
     expected = {f"{d}/{label}" for d, labels in PAPER.items() for label in labels}
-    assert set(TASKS.names()) == expected and len(expected) == 26
+    assert _paper_names(TASKS.names()) == expected and len(expected) == 26
     for name in expected:
         spec = TASKS.get(name)
         assert isinstance(spec, TaskSpec) and spec.name == name and spec.dataset in DATASETS
@@ -38,7 +42,9 @@ def test_likelihood_thresholds_and_negative_classes():
 def test_summary_lists_every_task_with_positives_and_negatives(shared_data):
     summary = task_summary(shared_data)
     assert list(summary.columns) == ["task", "dataset", "positives", "negatives", "available"]
+    summary = summary[summary["dataset"].isin(list(PAPER))]
     assert len(summary) == 26 and summary["available"].all()
+    assert summary["task"].tolist()[:2] == ["ptbxl/AFIB", "ptbxl/PVC"]  # table order
     assert (summary["positives"] > 0).all() and (summary["negatives"] > 0).all()
     row = summary.set_index("task").loc["cpsc2018/AF"]
     assert row["negatives"] == 14  # the 'Normal' records of A0001-A0100
@@ -46,13 +52,14 @@ def test_summary_lists_every_task_with_positives_and_negatives(shared_data):
 
 def test_summary_marks_absent_datasets_unavailable(tmp_path):
     summary = task_summary(tmp_path)
+    summary = summary[summary["dataset"].isin(list(PAPER))]
     assert len(summary) == 26 and not summary["available"].any()
 
 
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_all_26_tasks_load_with_both_classes(shared_data, tmp_path):
-    for name in TASKS.names():
+    for name in sorted(_paper_names(TASKS.names())):
         data = load_task(name, shared_data, cache_dir=tmp_path)
         assert set(data.labels.tolist()) == {0, 1}, name
         assert len(data.records) == len(data.labels)
