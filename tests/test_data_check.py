@@ -126,3 +126,15 @@ def test_cli_prints_problem_lines_and_summary(shared_data, capsys):
 def test_cli_fails_on_a_folder_without_records(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path)]) == 2
     assert "no ECG records found" in capsys.readouterr().err
+
+
+def test_loading_applies_the_same_checks_and_lists_the_quarantine(shared_data, tmp_path):
+    folder = _copy_ptbxl(shared_data, tmp_path, n=30)
+    dat = folder / "records500/00000/00001_hr.dat"  # record 1 is NORM: a negative of every task
+    dat.write_bytes(dat.read_bytes()[:1000])
+    from benchmark.tasks import load_task
+
+    data = load_task("ptbxl/LVH", tmp_path, cache_dir=tmp_path / "cache")
+    assert "1" not in set(data.records["record_id"])
+    assert len(data.quarantine) == 1 and "truncated" in data.quarantine[0]["reason"]
+    assert data.quarantine[0]["file"].endswith("00001_hr.hea")

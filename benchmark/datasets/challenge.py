@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,7 +99,7 @@ class ChallengeDataset(RecordDataset):
                 out[i] = 0
         return out
 
-    def read(self, row: pd.Series, leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
+    def read(self, row: Mapping[str, Any], leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
         path = Path(row["files"][0])
         if path.suffix == ".mat":
             return _read_original(path, leads)

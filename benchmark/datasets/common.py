@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,8 @@ class RecordDataset:
         """int8 per index row: 1 positive, 0 negative (normal class), -1 not part of the task."""
         raise NotImplementedError
 
-    def read(self, row: pd.Series, leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
-        """Check a record and return ``(check, (n_samples, 12) mV or None, fs)``."""
+    def read(self, row: Mapping[str, Any], leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
+        """Check the record of index ``row`` and return ``(check, (n_samples, 12) mV or None, fs)``."""
         raise NotImplementedError
 
     # ---- shared behaviour ---------------------------------------------------------------------
@@ -139,7 +140,7 @@ class RecordDataset:
                 if row.problem:
                     status.append({"file": str(row.files[0]), "status": "rejected", "reason": row.problem})
                     continue
-                check, signal, fs = self.read(pd.Series(row._asdict()), (lead,))
+                check, signal, fs = self.read(row._asdict(), (lead,))
                 status.append(check.as_dict())
                 if signal is None:
                     log.info("%s: excluded (%s)", check.file, "; ".join(check.reasons))

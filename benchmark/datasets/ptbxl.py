@@ -19,7 +19,9 @@ from __future__ import annotations
 import ast
 import functools
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,7 +62,7 @@ class PTBXL(RecordDataset):
                 out[i] = 0
         return out
 
-    def read(self, row: pd.Series, leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
+    def read(self, row: Mapping[str, Any], leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
         header_path = Path(row["files"][0])
         try:
             header = read_header(header_path)

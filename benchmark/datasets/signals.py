@@ -181,7 +181,10 @@ def _check_finite(signal: np.ndarray, leads: tuple[str, ...]) -> None:
 def amplitude_mv(signal: np.ndarray, leads: tuple[str, ...] = LEADS) -> float:
     """Median over ``leads`` of each lead's 1st-99th percentile range, in mV (robust to spikes)."""
     columns = signal[:, [LEADS.index(lead) for lead in leads]]
-    lo, hi = np.nanpercentile(columns, [1, 99], axis=0)
+    if np.isfinite(columns).all():
+        lo, hi = np.percentile(columns, [1, 99], axis=0)
+    else:
+        lo, hi = np.nanpercentile(columns, [1, 99], axis=0)
     return float(np.median(hi - lo))
 
 
