@@ -26,7 +26,9 @@ laid out as a (beats x samples) grid for the whole batch and evaluated in float3
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,7 +143,8 @@ class GaussianBeat:
         self._k_max = int(np.ceil(c.assemble_factor * c.length / (c.beat_length_min * c.fs))) + 2
         self._n1 = -(-c.length // c.noise1_block)
         self._n2 = -(-c.length // c.noise2_block)
-        self._poisson_cdf = poisson.cdf(np.arange(MAX_AUGMENTS), c.augment_rate) if c.augment_rate > 0 else None
+        rate = c.augment_rate
+        self._poisson_cdf = poisson.cdf(np.arange(MAX_AUGMENTS), rate).tolist() if rate > 0 else None
 
     def simulate(self, indices: np.ndarray, seed: int) -> np.ndarray:
         """ECGs at ``indices`` as float32 ``(n, length)`` mV; ECG i depends only on (config, seed, i)."""
@@ -158,8 +161,8 @@ class GaussianBeat:
         x = self._render(beats)
         n1, n2 = self._n1, self._n2
         noise = d["noise"]
-        x += np.repeat(noise[:, :n1] * beats["noise1_sd"][:, None], c.noise1_block, axis=1)[:, : c.length]
-        x += np.repeat(noise[:, n1 : n1 + n2] * beats["noise2_sd"][:, None], c.noise2_block, axis=1)[:, : c.length]
+        _add_blocks(x, noise[:, :n1] * beats["noise1_sd"].astype(np.float32)[:, None], c.noise1_block)
+        _add_blocks(x, noise[:, n1 : n1 + n2] * beats["noise2_sd"].astype(np.float32)[:, None], c.noise2_block)
         if c.fibrillation_amplitude > 0:
             x += self._fibrillation(d)
         for b, plan in enumerate(d["augments"]):
@@ -182,11 +185,13 @@ class GaussianBeat:
         pvc_u = np.ones((batch, k_max))
         shapes, augments = [], []
         needed = c.assemble_factor * c.length
+        lo_len, hi_len = c.beat_length_min, c.beat_length_max
         for b, rng in enumerate(index_rngs(indices, seed, "gaussian")):
-            rec[b] = rng.standard_normal(N_RECORD)
-            jitter[b] = rng.standard_normal(k_max)
-            lengths = self._lengths(rec[b, 15], jitter[b])
-            n_draw = min(int(np.searchsorted(np.cumsum(np.ceil(lengths * c.fs)), needed, side="right")) + 2, k_max)
+            z = rng.standard_normal(N_RECORD + k_max)
+            rec[b], jitter[b] = z[:N_RECORD], z[N_RECORD:]
+            rec_length = c.beat_length + c.beat_length_sd_record * z[15]
+            ends = np.ceil(np.clip(rec_length + c.beat_length_sd_beat * jitter[b], lo_len, hi_len) * c.fs).cumsum()
+            n_draw = min(int(ends.searchsorted(needed, "right")) + 2, k_max)
             shapes.append(rng.standard_normal((n_draw, N_BEAT)))
             uniforms[b] = rng.random(n_u)
             noise[b] = rng.standard_normal(noise.shape[1], dtype=np.float32)
@@ -208,28 +213,31 @@ class GaussianBeat:
         return np.clip(rec_length + c.beat_length_sd_beat * jitter, c.beat_length_min, c.beat_length_max)
 
     def _plan_augments(self, u: np.ndarray, rng: np.random.Generator) -> list[_Augment]:
+        """The record's augmentations from its uniforms (scalar Python: a few per record)."""
         c = self.config
         if self._poisson_cdf is None:
             return []
-        n = int(np.searchsorted(self._poisson_cdf, u[3], side="right"))
+        v = u.tolist()
+        n = min(bisect.bisect_right(self._poisson_cdf, v[3]), MAX_AUGMENTS)
+        seg_lo, seg_hi = c.augment_segment
+        log_f0, log_f1 = math.log(c.augment_freq[0]), math.log(c.augment_freq[1])
         plan = []
-        for a in range(min(n, MAX_AUGMENTS)):
-            v = u[4 + a * AUG_U : 4 + (a + 1) * AUG_U]
-            kind = min(int(v[0] * 4), 3)
-            if v[1] < 0.5:  # local: a random segment
-                seg = max(1, int((c.augment_segment[0] + v[2] * (c.augment_segment[1] - c.augment_segment[0]))
-                                 * c.length))
-                lo = min(int(v[3] * (c.length - seg + 1)), c.length - seg)
+        for a in range(n):
+            kind_u, local_u, seg_u, pos_u, value_u, freq_u, phase_u = v[4 + a * AUG_U : 4 + (a + 1) * AUG_U]
+            kind = min(int(kind_u * 4), 3)
+            if local_u < 0.5:  # local: a random segment
+                seg = max(1, int((seg_lo + seg_u * (seg_hi - seg_lo)) * c.length))
+                lo = min(int(pos_u * (c.length - seg + 1)), c.length - seg)
             else:
                 seg, lo = c.length, 0
             if kind == 0:
-                plan.append(_Augment(0, lo, seg, c.augment_scale[0] + v[4] * (c.augment_scale[1] - c.augment_scale[0])))
+                low, high = c.augment_scale
+                plan.append(_Augment(0, lo, seg, low + value_u * (high - low)))
                 continue
-            amp = c.augment_amplitude[0] + v[4] * (c.augment_amplitude[1] - c.augment_amplitude[0])
-            log_f = np.log(c.augment_freq)
-            freq = float(np.exp(log_f[0] + v[5] * (log_f[1] - log_f[0])))
+            amp = c.augment_amplitude[0] + value_u * (c.augment_amplitude[1] - c.augment_amplitude[0])
+            freq = math.exp(log_f0 + freq_u * (log_f1 - log_f0))
             noise = rng.standard_normal(seg, dtype=np.float32) if kind == 3 else None
-            plan.append(_Augment(kind, lo, seg, amp, freq, 2 * np.pi * v[6], noise))
+            plan.append(_Augment(kind, lo, seg, amp, freq, 2 * math.pi * phase_u, noise))
         return plan
 
     # -- vectorised beat table ---------------------------------------------------------------------
@@ -298,36 +306,44 @@ class GaussianBeat:
         return out
 
     def _render(self, beats: dict) -> np.ndarray:
-        """Evaluate every beat inside each record's window on a (beats x samples) grid, in float32."""
+        """Evaluate every beat inside each record's window on a (beats x samples) grid, in float32.
+
+        Records are grouped by their longest beat, so a grid's width fits its rows (little
+        padding); each group fills whole output rows.
+        """
         c = self.config
         counts = beats["counts"]
         batch = counts.shape[0]
         sel = counts > 0
-        f32 = {key: beats[key][sel].astype(np.float32) for key in ("amp", "inv2", "centre", "scale", "drift",
-                                                                     "level", "j_point", "t_centre")}
-        lo = beats["lo"][sel]
-        hi = lo + counts[sel]
-        denom = np.maximum(beats["n_samples"][sel] - 1, 1).astype(np.float32)
-        out = []
-        for r0 in range(0, len(lo), ROWS_PER_CHUNK):
-            r = slice(r0, r0 + ROWS_PER_CHUNK)
-            width = int(hi[r].max())
-            k = np.arange(width, dtype=np.float32)[None, :]
-            tau = k * f32["scale"][r, None]
-            x = f32["level"][r, None] + f32["drift"][r, None] * (k / denom[r, None])
+        hi_all = np.where(sel, beats["lo"] + counts, 0)
+        order = np.argsort(hi_all.max(axis=1), kind="stable")
+        out = np.empty((batch, c.length), dtype=np.float32)
+        per_group = max(1, ROWS_PER_CHUNK // max(1, int(sel.sum(axis=1).max())))
+        for g0 in range(0, batch, per_group):
+            recs = order[g0 : g0 + per_group]
+            sub = sel[recs]
+            pick = (recs[:, None].repeat(sel.shape[1], axis=1)[sub], np.nonzero(sub)[1])
+            lo = beats["lo"][pick]
+            hi = lo + counts[pick]
+            f = {key: beats[key][pick].astype(np.float32) for key in ("amp", "inv2", "centre", "scale", "drift",
+                                                                       "level", "j_point", "t_centre")}
+            denom = np.maximum(beats["n_samples"][pick] - 1, 1).astype(np.float32)
+            k = np.arange(int(hi.max()), dtype=np.float32)[None, :]
+            tau = k * f["scale"][:, None]
+            x = f["level"][:, None] + f["drift"][:, None] * (k / denom[:, None])
             buf = np.empty_like(x)
             for j in range(5):
-                np.subtract(tau, f32["centre"][r, j, None], out=buf)
+                np.subtract(tau, f["centre"][:, j, None], out=buf)
                 np.multiply(buf, buf, out=buf)
-                buf *= f32["inv2"][r, j, None]
+                buf *= f["inv2"][:, j, None]
                 np.exp(buf, out=buf)
-                buf *= f32["amp"][r, j, None]
+                buf *= f["amp"][:, j, None]
                 x += buf
             if c.st_offset:
-                x += np.float32(c.st_offset) * _plateau(tau, f32["j_point"][r, None], f32["t_centre"][r, None])
-            mask = (k >= lo[r, None]) & (k < hi[r, None])
-            out.append(x[mask])
-        return np.concatenate(out).reshape(batch, c.length)
+                x += np.float32(c.st_offset) * _plateau(tau, f["j_point"][:, None], f["t_centre"][:, None])
+            mask = (k >= lo[:, None]) & (k < hi[:, None])
+            out[recs] = x[mask].reshape(len(recs), c.length)
+        return out
 
     def _fibrillation(self, d: dict) -> np.ndarray:
         """Atrial fibrillatory (f) waves: a 4-9 Hz oscillation with slowly wandering phase."""
@@ -368,6 +384,14 @@ def _plateau(tau: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray
     return rise - fall
 
 
+def _add_blocks(x: np.ndarray, blocks: np.ndarray, width: int) -> None:
+    """``x += blocks`` held constant over ``width`` samples each (piecewise-constant noise), in place."""
+    full = x.shape[1] // width
+    x[:, : full * width].reshape(x.shape[0], full, width)[...] += blocks[:, :full, None]
+    if full < blocks.shape[1] and full * width < x.shape[1]:
+        x[:, full * width :] += blocks[:, full, None]
+
+
 def _apply(aug: _Augment, x: np.ndarray, fs: int) -> None:
     """Apply one planned augmentation in place."""
     sl = slice(aug.lo, aug.lo + aug.seg)
@@ -376,7 +400,9 @@ def _apply(aug: _Augment, x: np.ndarray, fs: int) -> None:
     elif aug.kind == 3:
         x[sl] += np.float32(aug.value) * aug.noise
     else:
-        wave = np.sin(2 * np.pi * aug.freq * np.arange(aug.seg) / fs + aug.phase)
+        step = np.float32(2 * np.pi * aug.freq / fs)
+        wave = np.sin(np.arange(aug.seg, dtype=np.float32) * step + np.float32(aug.phase))
         if aug.kind == 2:
-            wave = np.sign(wave)
-        x[sl] += (aug.value * wave).astype(np.float32)
+            np.sign(wave, out=wave)
+        wave *= np.float32(aug.value)
+        x[sl] += wave
