@@ -105,3 +105,10 @@ def test_tiny_batch_overfits_tenfold():
         if losses[-1] < losses[0] / 10:
             break
     assert losses[-1] < losses[0] / 10, f"loss fell only from {losses[0]:.3f} to {losses[-1]:.3f}"
+
+
+def test_attention_runs_through_the_fused_kernel():
+    model = MaskedAutoencoder(preset("tiny"))
+    blocks = list(model.encoder.blocks) + list(model.decoder_blocks)
+    assert blocks and all(block.attn.fused_attn for block in blocks)
+    assert all(not isinstance(block.attn.q_norm, torch.nn.Identity) for block in blocks), "qk-norm is on"
