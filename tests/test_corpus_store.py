@@ -59,3 +59,33 @@ def test_a_store_of_another_corpus_is_refused(tmp_path):
         build_store("sim", 10, tmp_path, seed=2, workers=1, shard_size=8)
     with pytest.raises(DataMissingError, match="corpus build"):
         CORPORA.get("sim")(size=10, path=str(tmp_path / "nowhere"))
+
+
+@pytest.mark.slow
+def test_a_killed_build_process_resumes_without_redoing_finished_shards(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "from pretraining.corpora.store import build_store\n"
+        f"build_store('sim', 3000, {str(tmp_path)!r}, seed=4, workers=1, shard_size=100, progress=False)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ})
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob("shard-*.npy"))) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = sorted(tmp_path.glob("shard-*.npy"))
+    assert 2 <= len(finished) < 30
+    before = {p.name: p.stat().st_mtime_ns for p in finished}
+    result = build_store("sim", 3000, tmp_path, seed=4, workers=2, shard_size=100, progress=False)
+    assert result.shards_skipped == len(finished) and result.shards_written == 30 - len(finished)
+    assert all(tmp_path.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in before.items())
+    assert not list(tmp_path.glob(".shard-*"))
+    idx = np.array([0, 99, 100, 1234, 2999])
+    np.testing.assert_array_equal(CorpusStore.open(tmp_path).get_batch(idx),
+                                  CORPORA.get("sim")(size=3000, seed=4).get_batch(idx))
