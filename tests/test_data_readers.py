@@ -107,3 +107,16 @@ def test_rejected_records_are_quarantined_not_loaded(shared_data, tmp_path):
 def test_missing_dataset_names_layout_and_download_command(tmp_path):
     with pytest.raises(DataMissingError, match="simecg-bench data download ptbxl --dir"):
         load_task("ptbxl/AFIB", tmp_path, cache_dir=tmp_path)
+
+
+def test_a_root_without_the_dataset_folder_is_not_mistaken_for_it(shared_data, tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(shared_data / "cpsc2018" / "challenge2020_dx_snomed", root / "cpsc2018")
+    assert DATASETS.get("cpsc2018").find_root(root) == root / "cpsc2018"
+    assert DATASETS.get("cpsc2018").find_root(root / "cpsc2018") == root / "cpsc2018"
+    with pytest.raises(DataMissingError):
+        DATASETS.get("g12ec").find_root(root)  # A*.hea of CPSC2018 are not G12EC records
+    with pytest.raises(DataMissingError):
+        DATASETS.get("g12ec").find_root(shared_data / "ptbxl")

@@ -76,13 +76,25 @@ def normalize_codes(tokens: list[str]) -> tuple[frozenset[str], list[str]]:
 class ChallengeDataset(RecordDataset):
     """A dataset in the PhysioNet/CinC 2020 format (see module docstring)."""
 
-    def __init__(self, name: str, layout: str):
+    def __init__(self, name: str, layout: str, id_prefix: str = ""):
         self.name = name
         self.folder = name
         self.layout = layout
+        self.id_prefix = id_prefix  # record names start with it ("E" G12EC, "A" CPSC2018)
 
     def is_dataset_folder(self, path: Path) -> bool:
-        return any(_walk(path, ".hea")) or any(_walk(path, ".mat"))
+        """Records of this dataset directly in ``path`` or one level down, and not a PTB-XL folder.
+
+        Shallow on purpose: a data root holding other datasets must not pass for this one.
+        """
+        if (path / "ptbxl_database.csv").is_file():
+            return False
+        folders = [path] + sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for folder in folders:
+            for item in folder.iterdir():
+                if item.suffix in (".hea", ".mat") and item.name.startswith(self.id_prefix):
+                    return True
+        return False
 
     def build_index(self, root: Path) -> pd.DataFrame:
         return _index(str(root.resolve()), _folder_stamp(root)).copy()
@@ -256,9 +268,9 @@ def _original_row(mat: Path, reference: dict[str, list[str]]) -> dict:
 
 G12EC = ChallengeDataset(
     "g12ec", "g12ec/**/E*.hea + .mat in the PhysioNet/CinC 2020 format (flat, or challenge-2020's "
-    "training/georgia/g1..g11 sub-folders)")
+    "training/georgia/g1..g11 sub-folders)", id_prefix="E")
 CPSC2018 = ChallengeDataset(
     "cpsc2018", "cpsc2018/**/A*.hea + .mat in the PhysioNet/CinC 2020 format (challenge-2020's "
-    "training/cpsc_2018/g1..g7), or the original release's A*.mat + REFERENCE.csv")
+    "training/cpsc_2018/g1..g7), or the original release's A*.mat + REFERENCE.csv", id_prefix="A")
 DATASETS.add("g12ec", G12EC)
 DATASETS.add("cpsc2018", CPSC2018)
