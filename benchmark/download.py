@@ -123,9 +123,13 @@ def _listing(source: Source, base: str) -> dict[str, str | None]:
 
 
 def _records_listing(source: Source, base: str) -> list[str]:
-    """Files reachable from the ``RECORDS`` index of ``source.prefix`` (records and sub-folders)."""
+    """Files reachable from the project's ``RECORDS`` index, restricted to ``source.prefix``.
+
+    PhysioNet's root ``RECORDS`` lists records (``records500/00000/00001_hr``) or group folders
+    (``training/georgia/g1/``, each with its own ``RECORDS``), relative to the listing's folder.
+    """
     out: list[str] = []
-    pending = [source.prefix]
+    pending = [""]
     while pending:
         folder = pending.pop()
         try:
@@ -133,11 +137,13 @@ def _records_listing(source: Source, base: str) -> list[str]:
         except FileNotFoundError:
             raise DataError(f"{base}{folder}: neither SHA256SUMS.txt nor RECORDS found; cannot list files") from None
         for entry in lines:
-            if entry.endswith("/"):
-                pending.append(folder + entry)
+            full = folder + entry
+            if full.endswith("/"):
+                if full.startswith(source.prefix) or source.prefix.startswith(full):
+                    pending.append(full)
                 continue
-            header = folder + entry + ".hea"
-            if not source.wanted(header[len(source.prefix):]):
+            header = full + ".hea"
+            if not header.startswith(source.prefix) or not source.wanted(header[len(source.prefix):]):
                 continue
             out.append(header)
             folder_of_header = posixpath.dirname(header)

@@ -79,6 +79,8 @@ def mirror(shared_data, tmp_path):
         for name in names:
             for ext in (".hea", ".mat"):
                 shutil.copy(shared_data / source / f"{name}{ext}", challenge / folder / "g1" / f"{name}{ext}")
+    (challenge.parent / "RECORDS").write_text("training/georgia/g1/\ntraining/cpsc_2018/g1/\n")
+    (challenge / "georgia/g1/RECORDS").write_text("".join(f"{n}\n" for n in G12EC))
     _publish(ptbxl)
     _publish(site / "files/challenge-2020/1.0.2")
     RangeHandler.requests = []
@@ -132,9 +134,13 @@ def test_checksum_mismatch_is_an_error_naming_the_file(mirror, tmp_path):
 def test_without_sha256sums_records_index_is_used(mirror, tmp_path):
     url, site = mirror
     (site / "files/ptb-xl/1.0.3/SHA256SUMS.txt").unlink()
+    (site / "files/challenge-2020/1.0.2/SHA256SUMS.txt").unlink()
     download("ptbxl", tmp_path / "data", mirror=url)
     got = sorted(p.name for p in (tmp_path / "data/ptbxl/records500/00000").iterdir())
     assert len(got) == 2 * len(PTBXL_IDS) and (tmp_path / "data/ptbxl/ptbxl_database.csv").is_file()
+    download("g12ec", tmp_path / "data", mirror=url)
+    got = sorted(p.name for p in (tmp_path / "data/g12ec/g1").iterdir())
+    assert got == sorted(f"{n}{ext}" for n in G12EC for ext in (".hea", ".mat"))
 
 
 def test_sources_point_at_physionet_projects():
