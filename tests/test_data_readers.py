@@ -120,3 +120,20 @@ def test_a_root_without_the_dataset_folder_is_not_mistaken_for_it(shared_data, t
         DATASETS.get("g12ec").find_root(root)  # A*.hea of CPSC2018 are not G12EC records
     with pytest.raises(DataMissingError):
         DATASETS.get("g12ec").find_root(shared_data / "ptbxl")
+
+
+def test_cpsc2018_original_release_reads_struct_and_reference_csv(shared_data, tmp_path):
+    import shutil
+
+    folder = tmp_path / "cpsc2018" / "TrainingSet1"
+    shutil.copytree(shared_data / "cpsc2018" / "original", folder)
+    names = sorted(p.stem for p in folder.glob("*.mat"))
+    rows = [f"{name},{1 if i % 2 else 2},," for i, name in enumerate(names)]  # labels made up for the test
+    (folder / "REFERENCE.csv").write_text("Recording,First_label,Second_label,Third_label\n" + "\n".join(rows) + "\n")
+    index = DATASETS.get("cpsc2018").index(tmp_path).set_index("record_id")
+    assert len(index) == 10 and (index["problem"] == "").all()
+    assert index.loc["A1980", "sex"] == "M" and index.loc["A1980", "age"] == 52.0
+    assert index.loc["A1980", "codes"] == frozenset({"164889003"})  # label 2 = AF
+    assert index.loc["A1981", "codes"] == frozenset({"426783006"})  # label 1 = Normal
+    data = load_task("cpsc2018/AF", tmp_path, cache_dir=tmp_path / "cache")
+    assert data.n_records == 10 and data.labels.sum() == 5 and data.signals.shape[0] >= 10
