@@ -49,6 +49,8 @@ class PretrainConfig:
     ``model`` overrides single :class:`MAEConfig` fields of the preset, e.g.
     ``--set pretrain.model.depth=4``. ``steps`` defaults to the paper's ~1e9 samples seen at
     batch 512. Gradient clipping is off (0) as in the paper; ``amp`` means bf16 autocast on GPU.
+    ``threads`` > 0 sets torch's CPU threads for the run (0: torch's default); on a small CPU
+    shared with DataLoader workers, 1 thread avoids oversubscription.
     """
 
     corpus: str = "sim"
@@ -74,6 +76,7 @@ class PretrainConfig:
     log_every: int = 50
     num_workers: int = 2
     prefetch_factor: int = 2
+    threads: int = 0
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -86,7 +89,7 @@ class PretrainConfig:
         for name in ("steps", "batch_size", "val_every", "checkpoint_every", "log_every", "corpus_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"pretrain.{name} must be positive, got {getattr(self, name)}")
-        for name in ("val_size", "warmup_steps", "num_workers"):
+        for name in ("val_size", "warmup_steps", "num_workers", "threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"pretrain.{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:
@@ -97,7 +100,8 @@ class PretrainConfig:
 # Settings that change speed, bookkeeping or output but not the trained weights; they may
 # differ between a run and its resumption. ``steps`` joins them for the constant schedule.
 NON_TRAJECTORY = frozenset(
-    {"val_every", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "prefetch_factor", "device"}
+    {"val_every", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "prefetch_factor", "device",
+     "threads"}
 )
 
 
@@ -193,9 +197,13 @@ def pretrain(
     Under ``torchrun`` every process calls this; ``config.batch_size`` is the global batch.
     """
     ctx = ddp.setup(config.device)
+    threads = torch.get_num_threads()
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
     try:
         return _Run(config, Path(out_dir), logger, progress, corpus, ctx).run()
     finally:
+        torch.set_num_threads(threads)
         ddp.teardown(ctx)
 
 
