@@ -38,6 +38,11 @@ def test_corpus_batches_are_raw_millivolts_and_deterministic(shared_data, tmp_pa
     assert again.identity() == corpus.identity()
     other = CORPORA.get("ptbxl")(size=20, seed=4, data_dir=shared_data, cache_dir=tmp_path)
     assert other.record_ids != corpus.record_ids
+    import pickle
+
+    payload = pickle.dumps(corpus)
+    assert len(payload) < 20_000  # no ECG array travels to worker processes
+    np.testing.assert_array_equal(pickle.loads(payload).get_batch(np.arange(20)), batch)
 
 
 def test_corpus_rejects_impossible_sizes_and_unknown_options(shared_data, tmp_path):

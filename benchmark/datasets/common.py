@@ -51,6 +51,7 @@ class LeadCache:
     status: list[dict[str, str]]  # per index row: {"file", "status", "reason"}
     data_version: str
     key: str
+    path: Path | None = None  # the signals file (None when the cache holds no window)
 
 
 class RecordDataset:
@@ -120,7 +121,7 @@ class RecordDataset:
                             shape=(meta["n_windows"], preprocess.window)) if meta["n_windows"] else \
             np.zeros((0, preprocess.window), np.float32)
         return LeadCache(signals, np.asarray(meta["window_record"], dtype=np.int64), meta["status"],
-                         meta["data_version"], key)
+                         meta["data_version"], key, folder / "signals.f32" if meta["n_windows"] else None)
 
     def _build_lead_cache(self, index: pd.DataFrame, lead: str, preprocess: PreprocessConfig, folder: Path) -> None:
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")

@@ -11,7 +11,7 @@ Options: ``folds`` (default "1-8"), ``exclude_test_splits`` (default true), ``le
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +25,40 @@ from simecg.config import coerce, stable_hash
 from simecg.errors import ConfigError
 from simecg.registries import CORPORA, DATASETS
 from simecg.seeding import rng_for
+from simecg.signal import N_SAMPLES
 
 RAW = PreprocessConfig(normalize=False)
 
 
 @dataclass
 class PTBXLCorpus:
-    """Indexable lead-II ECGs of eligible PTB-XL training records (see module docstring)."""
+    """Indexable lead-II ECGs of eligible PTB-XL training records (see module docstring).
+
+    Holds the path of the cached signals, not the array: the memory map is opened on first use
+    in each process, so pickling the corpus for DataLoader workers or DDP ranks copies no ECG.
+    """
 
     name: str
-    signals: np.ndarray  # memmap of the raw lead cache
+    path: Path  # raw lead cache, float32 (n_windows, 5000)
+    n_windows: int
     windows: np.ndarray  # window index of each corpus item
     record_ids: list[str]
     seed: int
     data_version: str
     options: dict[str, Any]
+    _signals: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.windows)
+
+    @property
+    def signals(self) -> np.ndarray:
+        if self._signals is None:
+            self._signals = np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.n_windows, N_SAMPLES))
+        return self._signals
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_signals": None}
 
     def get_batch(self, indices: np.ndarray) -> np.ndarray:
         indices = np.asarray(indices, dtype=np.int64)
@@ -105,7 +121,7 @@ def ptbxl(size: int | None = None, seed: int = 0, data_dir: Path | str | None = 
                               "available; use a smaller size or size=None")
         order = order[:size]
     ids = records["record_id"].astype(str).to_numpy()[order].tolist()
-    return PTBXLCorpus("ptbxl", cache.signals, positions[order], ids, seed, cache.data_version,
+    return PTBXLCorpus("ptbxl", cache.path, len(cache.window_record), positions[order], ids, seed, cache.data_version,
                        {"folds": list(folds), "exclude_test_splits": exclude, "lead": lead})
 
 
