@@ -59,7 +59,7 @@ class Prepared:
     y_val: np.ndarray
     test_records: np.ndarray
     budget_info: dict[str, Any]
-    split_digest: str
+    split_frame: pd.DataFrame  # record_id, split (train/val/test), in_budget
 
 
 def model_identity(suite: SuiteConfig, cell: Cell) -> dict[str, Any]:
@@ -86,7 +86,9 @@ def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepar
         y_val=data.labels[data.window_record[val_windows]].astype(np.float32),
         test_records=np.asarray(split.test),
         budget_info=info,
-        split_digest=split.digest(),
+        split_frame=split.to_frame().assign(
+            in_budget=lambda f: f.record_id.isin(data.records.record_id.iloc[train_records].astype(str))
+        ),
     )
 
 
@@ -163,7 +165,7 @@ def run_cell(context: CellContext, cell: Cell, fingerprint: str, encoder_path: P
         overrides = _tuned_overrides(context, cell, encoder_path)
         if overrides:
             tracker.log_params(run_id, {f"tuned.{k}": v for k, v in overrides.items()})
-        metrics, history, predictions = _train_and_test(context, cell, data, encoder_path, overrides)
+        metrics, history, predictions, split_frame = _train_and_test(context, cell, data, encoder_path, overrides)
         tracker.log_metrics(run_id, metrics)
         if history:
             tracker.log_history(run_id, history)
@@ -171,6 +173,7 @@ def run_cell(context: CellContext, cell: Cell, fingerprint: str, encoder_path: P
             path = Path(tmp) / "test_predictions.csv"
             predictions.to_csv(path, index=False)
             tracker.log_artifact(run_id, path)
+        tracker.finish_with_input(run_id, split_frame, name=f"{cell.task} split seed {cell.seed}", context="split")
     except KeyboardInterrupt:
         tracker.end_run(run_id, "KILLED")
         raise
@@ -180,13 +183,12 @@ def run_cell(context: CellContext, cell: Cell, fingerprint: str, encoder_path: P
         tracker.set_tags(run_id, {"error": detail[:5000], "traceback": traceback.format_exc()[-5000:]})
         tracker.end_run(run_id, "FAILED")
         return detail
-    tracker.end_run(run_id)
     return None
 
 
 def _train_and_test(
     context: CellContext, cell: Cell, data: TaskData, encoder_path: Path | None, overrides: dict[str, Any]
-) -> tuple[dict[str, float], list[dict[str, float]], pd.DataFrame]:
+) -> tuple[dict[str, float], list[dict[str, float]], pd.DataFrame, pd.DataFrame]:
     suite = context.suite
     prepared = prepare(suite, data, cell, cell.seed)
     test_windows = data.windows_of(prepared.test_records)
@@ -218,7 +220,7 @@ def _train_and_test(
     predictions = pd.DataFrame({"record_id": records["record_id"], "label": labels, "score": scores,
                                 "age": records.get("age"), "sex": records.get("sex")})
     metrics.update(group_metrics(records, labels, scores))
-    return metrics, history, predictions
+    return metrics, history, predictions, prepared.split_frame
 
 
 def group_metrics(records: pd.DataFrame, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:

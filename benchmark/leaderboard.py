@@ -90,8 +90,10 @@ class Leaderboard:
     def _summary_lines(self) -> list[str]:
         lines = []
         for row in self.summary.itertuples():
+            gain = row.mean_relative_gain_pct
+            gain_text = "n/a (no baseline with F1 > 0)" if math.isnan(gain) else f"{gain:+.2f}%"
             lines.append(
-                f"{row.model}: mean relative F1 gain {row.mean_relative_gain_pct:+.2f}% over the strongest baseline, "
+                f"{row.model}: mean relative F1 gain {gain_text} over the strongest baseline, "
                 f"wins {row.wins}/{row.tasks} tasks"
             )
         return lines

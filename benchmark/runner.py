@@ -175,7 +175,9 @@ def pretrained_encoder(suite: SuiteConfig, corpus: str, tracker: Tracker, parent
         if isinstance(exc, SimECGError | KeyboardInterrupt):
             raise
         raise SimECGError(f"pretraining on corpus {corpus!r} failed: {exc}") from exc
-    tracker.end_run(run_id)
+    from pretraining.checkpoint import load_encoder
+
+    tracker.finish_with_model(run_id, load_encoder(final), name="encoder")
     return final
 
 

@@ -89,6 +89,35 @@ class Tracker:
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 
+    def finish_with_input(self, run_id: str, frame: Any, name: str, context: str) -> None:
+        """Log ``frame`` as the run's dataset input (with MLflow's digest), then end the run FINISHED.
+
+        MLflow logs dataset inputs only through the fluent API, whose run context also ends the
+        run; so this is the last thing a successful run does.
+        """
+        mlflow = _mlflow()
+        mlflow.set_tracking_uri(self.uri)
+        dataset = mlflow.data.from_pandas(frame, name=name)
+        with mlflow.start_run(run_id=run_id):
+            mlflow.log_input(dataset, context=context)
+
+    def finish_with_model(self, run_id: str, model: Any, name: str) -> None:
+        """Log a PyTorch model as an MLflow model of the run, then end the run FINISHED."""
+        mlflow = _mlflow()
+        mlflow.set_tracking_uri(self.uri)
+        with mlflow.start_run(run_id=run_id):
+            # Pickle format (torch.export of timm blocks is not needed to reload it here) and
+            # explicit requirements (MLflow's inference of them imports the model in a subprocess).
+            requirements = [f"{p}=={v}" for p, v in environment_versions().items() if p in ("torch", "timm")]
+            pytorch_log = logging.getLogger("mlflow.pytorch")
+            level = pytorch_log.level
+            pytorch_log.setLevel(logging.ERROR)  # its warning about pickle is about untrusted files
+            try:
+                mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
+                                         pip_requirements=[*requirements, f"simecg-bench=={__version__}"])
+            finally:
+                pytorch_log.setLevel(level)
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -201,12 +230,20 @@ def _param_text(value: Any) -> str:
 
 
 @lru_cache(maxsize=1)
+def environment_versions() -> dict[str, str]:
+    """Versions of the packages whose changes can move the numbers."""
+    versions = {}
+    for package in ("torch", "timm", "mlflow", "numpy", "optuna", "neurokit2", "wfdb", "xgboost", "scikit-learn"):
+        with contextlib.suppress(PackageNotFoundError):
+            versions[package] = version(package)
+    return versions
+
+
+@lru_cache(maxsize=1)
 def environment_tags() -> dict[str, str]:
     """Code and environment identity logged on every run."""
     tags = {"simecg.version": __version__, "python": platform.python_version(), "git_commit": git_commit()}
-    for package in ("torch", "timm", "mlflow", "numpy", "optuna", "neurokit2", "wfdb", "xgboost"):
-        with contextlib.suppress(PackageNotFoundError):
-            tags[f"version.{package}"] = version(package)
+    tags.update({f"version.{p}": v for p, v in environment_versions().items()})
     return tags
 
 
