@@ -45,8 +45,8 @@ WAVE_FEATURES = (
 FEATURE_NAMES: tuple[str, ...] = (*STAT_FEATURES, *RHYTHM_FEATURES, *HRV_FEATURES, *WAVE_FEATURES)
 
 MIN_SECONDS = 2.0  # below this no beat-level feature is attempted
-_CACHE: OrderedDict[str, np.ndarray] = OrderedDict()
-_CACHE_SIZE = 8
+CACHE_ROWS = 100_000  # about 50 MB of cached feature rows
+_CACHE: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
 
 def signal_features(signal: np.ndarray, sampling_rate: int = FS) -> np.ndarray:
@@ -68,26 +68,41 @@ def signal_features(signal: np.ndarray, sampling_rate: int = FS) -> np.ndarray:
 def extract_features(signals: np.ndarray, sampling_rate: int = FS, n_jobs: int = 1) -> np.ndarray:
     """Features of every row of ``signals`` (n, length) -> (n, len(FEATURE_NAMES)).
 
-    Results of recent calls are kept in memory by content hash, so repeated fits on the same
-    arrays (tuning trials, early-stopping validation) extract features once.
+    Each row's features are kept in memory by the row's content hash (up to ``CACHE_ROWS``
+    rows), so tuning trials, seeds and tasks that share records extract each ECG once.
+    ``n_jobs`` > 1 (or -1 for all cores) extracts the missing rows in parallel processes.
     """
     signals = np.asarray(signals)
-    key = hashlib.sha1(np.ascontiguousarray(signals).view(np.uint8)).hexdigest()
-    key = f"{key}:{signals.shape}:{signals.dtype}:{sampling_rate}"
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key].copy()
-    if n_jobs == 1 or len(signals) < 2:
-        rows = [signal_features(s, sampling_rate) for s in signals]
+    if signals.ndim != 2:
+        raise ValueError(f"expected signals of shape (n, length), got {signals.shape}")
+    keys = [_row_key(row, sampling_rate) for row in signals]
+    missing = [i for i, key in enumerate(keys) if key not in _CACHE]
+    if n_jobs == 1 or len(missing) < 2:
+        rows = [signal_features(signals[i], sampling_rate) for i in missing]
     else:
         from joblib import Parallel, delayed
 
-        rows = Parallel(n_jobs=n_jobs)(delayed(signal_features)(s, sampling_rate) for s in signals)
-    features = np.vstack(rows) if rows else np.empty((0, len(FEATURE_NAMES)))
-    _CACHE[key] = features
-    while len(_CACHE) > _CACHE_SIZE:
+        rows = Parallel(n_jobs=n_jobs)(delayed(signal_features)(signals[i], sampling_rate) for i in missing)
+    fresh = dict(zip((keys[i] for i in missing), rows, strict=True))
+    out = np.empty((len(signals), len(FEATURE_NAMES)), dtype=np.float64)
+    for i, key in enumerate(keys):
+        if key in fresh:
+            out[i] = fresh[key]
+        else:
+            out[i] = _CACHE[key]
+            _CACHE.move_to_end(key)
+    for key, row in fresh.items():
+        _CACHE[key] = row
+    while len(_CACHE) > CACHE_ROWS:
         _CACHE.popitem(last=False)
-    return features.copy()
+    return out
+
+
+def _row_key(row: np.ndarray, sampling_rate: int) -> bytes:
+    data = np.ascontiguousarray(row)
+    digest = hashlib.blake2b(data.view(np.uint8), digest_size=16)
+    digest.update(f"{data.dtype.str}:{sampling_rate}".encode())
+    return digest.digest()
 
 
 def _amplitude_stats(x: np.ndarray) -> dict[str, float]:

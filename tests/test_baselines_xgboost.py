@@ -69,15 +69,18 @@ def test_a_failing_neurokit2_step_leaves_nans_and_keeps_the_amplitude_statistics
     assert np.isfinite(feature(values, "max")) and np.isfinite(feature(values, "heart_rate"))
 
 
-def test_batch_extraction_is_cached_by_content(monkeypatch):
-    x = np.random.default_rng(1).normal(size=(3, 600))
+def test_features_are_cached_per_signal_so_overlapping_sets_extract_each_ecg_once(monkeypatch):
+    x = np.random.default_rng(1).normal(size=(4, 600))
     first = extract_features(x)
     calls = []
-    monkeypatch.setattr(ecg_features, "signal_features", lambda *a: calls.append(a) or np.zeros(len(FEATURE_NAMES)))
-    np.testing.assert_array_equal(extract_features(x.copy()), first)
+    real = ecg_features.signal_features
+    monkeypatch.setattr(ecg_features, "signal_features", lambda *a: calls.append(a) or real(*a))
+    np.testing.assert_array_equal(extract_features(x[[2, 0]].copy()), first[[2, 0]])
     assert not calls
-    extract_features(x + 1.0)
-    assert len(calls) == 3
+    shifted = extract_features(np.vstack([x[1], x[3] + 1.0]))
+    assert len(calls) == 1  # only the changed signal is new
+    np.testing.assert_array_equal(shifted[0], first[1])
+    assert not np.array_equal(shifted[1], first[3])
 
 
 @pytest.fixture(scope="module")
