@@ -1,7 +1,8 @@
 """DDP: ``torchrun --nproc_per_node 2 simecg-bench pretrain`` (gloo, CPU) trains the same model as 1 process.
 
-Tolerance: after 6 Adam steps every weight agrees within 1e-5 (absolute) and the logged losses
-within 1e-5 (relative); only the order of floating-point sums differs between the two runs.
+Tolerance: after 6 Adam steps (lr 1e-3) every weight agrees within 5e-5 absolute (5% of one
+Adam step; measured 8e-6) while training moved the weights by over 2e-3, and the logged losses
+agree within 1e-5 relative (measured 4e-8). Only the order of floating-point sums differs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from benchmark.cli import main
 from pretraining.checkpoint import load_encoder
+from pretraining.mae import ECGEncoder
 
 
 def _data(folder: Path) -> Path:
@@ -60,7 +62,12 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert ddp_result["val_loss"] == pytest.approx(single_result["val_loss"], rel=1e-5)
     a, b = load_encoder(Path(ddp_result["checkpoint"])), load_encoder(Path(single_result["checkpoint"]))
     for (name, wa), (_, wb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
-        torch.testing.assert_close(wa, wb, atol=1e-5, rtol=0, msg=name)
+        torch.testing.assert_close(wa, wb, atol=5e-5, rtol=0, msg=name)
+    torch.manual_seed(0)  # pretrain.seed: the encoder's initial weights
+    initial = ECGEncoder(b.config)
+    moved = max((w - w0).abs().max().item() for w, w0 in zip(b.state_dict().values(), initial.state_dict().values(),
+                                                               strict=True))
+    assert moved > 2e-3, "training moved the weights far more than the tolerance"
     history_a = json.loads((tmp_path / "ddp" / "history.json").read_text())
     history_b = json.loads((tmp_path / "single" / "history.json").read_text())
     assert [h["step"] for h in history_a] == [1, 2, 3, 4, 5, 6]
