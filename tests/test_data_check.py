@@ -138,3 +138,15 @@ def test_loading_applies_the_same_checks_and_lists_the_quarantine(shared_data, t
     assert "1" not in set(data.records["record_id"])
     assert len(data.quarantine) == 1 and "truncated" in data.quarantine[0]["reason"]
     assert data.quarantine[0]["file"].endswith("00001_hr.hea")
+
+
+def test_implausible_amplitude_is_rejected_whatever_lead_is_asked(shared_data):
+    from benchmark.datasets.header import read_header
+    from benchmark.datasets.signals import RecordRejected, check_physical, check_record
+
+    check, signal = check_record(read_header(shared_data / "ptbxl/records500/00000/00001_hr.hea"))
+    assert check.status == "ok"
+    check_physical(signal, ("II",))  # the real record passes
+    for factor in (20.0, 0.02):  # a wrong unit (uV as mV) or a gain 50x off, on every lead
+        with pytest.raises(RecordRejected, match="implausible amplitude"):
+            check_physical(signal * factor, ("II",))

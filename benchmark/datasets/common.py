@@ -38,7 +38,7 @@ from simecg.signal import LEADS
 
 log = logging.getLogger(__name__)
 
-READER_VERSION = 1  # bump when readers or checks change what ends up in a cache
+READER_VERSION = 2  # bump when readers or checks change what ends up in a cache
 RECORD_COLUMNS = ["record_id", "patient_id", "age", "sex", "strat_fold"]
 
 
@@ -127,7 +127,7 @@ class RecordDataset:
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        content = hashlib.sha256(stable_hash(dataclasses.asdict(preprocess)).encode())
+        content = hashlib.sha256(stable_hash({"preprocess": dataclasses.asdict(preprocess), "lead": lead}).encode())
         window_record: list[int] = []
         status: list[dict[str, str]] = []
         column = LEADS.index(lead)

@@ -153,14 +153,14 @@ def _checked_signal(header: Header, leads: tuple[str, ...], nominal_gain: float 
         out[:, LEADS.index(lead)] = (column - sig.baseline) / sig.gain
     _check_finite(out, leads)
     _check_gain(header, out, leads, nominal_gain)
-    _check_amplitude(out, leads)
+    _check_amplitude(out, _live_leads(out))
     return out
 
 
 def check_physical(signal: np.ndarray, leads: tuple[str, ...] = LEADS) -> None:
     """Checks for a signal already in mV ``(n_samples, 12)`` (formats without a header, e.g. CPSC original)."""
     _check_finite(signal, leads)
-    _check_amplitude(signal, leads)
+    _check_amplitude(signal, _live_leads(signal))
 
 
 def _check_finite(signal: np.ndarray, leads: tuple[str, ...]) -> None:
@@ -178,6 +178,21 @@ def _check_finite(signal: np.ndarray, leads: tuple[str, ...]) -> None:
         raise RecordRejected("; ".join(problems))
 
 
+def _live_leads(signal: np.ndarray) -> tuple[str, ...]:
+    """Leads with finite, non-constant samples: the amplitude check looks at all of them.
+
+    Judging amplitude on every usable lead (not only the one being loaded) keeps the verdict the
+    same for a record whatever lead a run asks for, and the median over leads is robust to one
+    lead with a large QRS (V2 in hypertrophy) or a small one.
+    """
+    live = []
+    for i, lead in enumerate(LEADS):
+        column = signal[:, i]
+        if np.isfinite(column).all() and np.ptp(column) > 0:
+            live.append(lead)
+    return tuple(live)
+
+
 def amplitude_mv(signal: np.ndarray, leads: tuple[str, ...] = LEADS) -> float:
     """Median over ``leads`` of each lead's 1st-99th percentile range, in mV (robust to spikes)."""
     columns = signal[:, [LEADS.index(lead) for lead in leads]]
@@ -189,6 +204,8 @@ def amplitude_mv(signal: np.ndarray, leads: tuple[str, ...] = LEADS) -> float:
 
 
 def _check_amplitude(signal: np.ndarray, leads: tuple[str, ...]) -> None:
+    if not leads:
+        return
     amplitude = amplitude_mv(signal, leads)
     low, high = AMPLITUDE_RANGE_MV
     if not low <= amplitude <= high:
