@@ -113,6 +113,7 @@ def _pending_cells(
         key = (cell.task, cell.lead)
         if key not in context.data:
             context.data[key] = load_task(cell.task, data_dir, lead=cell.lead)
+            _log_quarantine(context, context.data[key])
         data = context.data[key]
         fingerprint = cell_fingerprint(suite, cell, data.data_version, evaluation.model_identity(suite, cell))
         if context.tracker.finished_run(fingerprint) is not None:
@@ -120,6 +121,17 @@ def _pending_cells(
             continue
         pending.append((cell, fingerprint))
     return pending
+
+
+def _log_quarantine(context: evaluation.CellContext, data: Any) -> None:
+    """Records the data checks excluded, as a table on the invocation run (never silently dropped)."""
+    if data.quarantine:
+        import pandas as pd
+
+        name = data.task.replace("/", "_")
+        context.tracker.log_table(context.parent_id, pd.DataFrame(data.quarantine), f"quarantine/{name}_{data.lead}.json")
+        log.warning("%s: %d record(s) excluded by data checks (see the run's quarantine table)",
+                    data.task, len(data.quarantine))
 
 
 def default_optuna_storage(tracking_uri: str) -> str:
