@@ -129,7 +129,8 @@ def _log_quarantine(context: evaluation.CellContext, data: Any) -> None:
         import pandas as pd
 
         name = data.task.replace("/", "_")
-        context.tracker.log_table(context.parent_id, pd.DataFrame(data.quarantine), f"quarantine/{name}_{data.lead}.json")
+        table = pd.DataFrame(data.quarantine)
+        context.tracker.log_table(context.parent_id, table, f"quarantine/{name}_{data.lead}.json")
         log.warning("%s: %d record(s) excluded by data checks (see the run's quarantine table)",
                     data.task, len(data.quarantine))
 
