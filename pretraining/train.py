@@ -245,7 +245,12 @@ class _Run:
                     f"{self.out_dir} holds a pretraining run with different settings ({'; '.join(diffs)}); "
                     "use another --out folder, or delete this one to start over"
                 )
+
+    def write_config(self) -> None:
+        """Record the run's settings (after every process has compared them with the old ones)."""
         ddp.barrier(self.ctx)
+        path = self.out_dir / "config.json"
+        current = to_dict(self.config)
         if self.ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             payload = {"pretrain": current, "model": dataclasses.asdict(self.mae_config),
@@ -281,6 +286,7 @@ class _Run:
             )
         self.corpus = corpus
         self.train_size = total - config.val_size
+        self.write_config()
 
         torch.manual_seed(config.seed)
         model = MaskedAutoencoder(self.mae_config).to(ctx.device)
