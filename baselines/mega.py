@@ -101,7 +101,8 @@ class MegaLayer(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.ema = MultiHeadDampedEMA(d, c.ema_dim, c.bidirectional)
         self.v_proj = nn.Linear(d, c.hdim)
-        # From the EMA output: shared rep Z, attention-output gate gamma, reset gate phi, candidate part.
+        # From the EMA output: shared rep Z, reset gate gamma (on the attention output), update gate phi,
+        # and the EMA part of the candidate state.
         self.mx_proj = nn.Linear(d, c.zdim + c.hdim + 2 * d)
         self.qk_scale = nn.Parameter(torch.randn(2, c.zdim) * 0.02 + 1.0)
         self.qk_shift = nn.Parameter(torch.zeros(2, c.zdim))
