@@ -221,7 +221,10 @@ def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
 
 @CORPORA.register("sim", description="simulated lead II ECGs: ECGSYN, Gaussian-composition beats, or a mixture")
 def sim(size: int = 1_000_000, seed: int = 0, **options: Any) -> SimCorpus:
-    """Factory of the ``sim`` corpus; option values may be CLI text and are coerced here."""
+    """Simulated lead II ECGs: ECGSYN (default), Gaussian-composition beats, or a mixture; any size.
+
+    Options (CLI text is coerced): simulator, weights, path, ecgsyn.<setting>, gaussian.<setting>.
+    """
     from simecg.config import coerce
 
     plain, nested = split_options(options)
