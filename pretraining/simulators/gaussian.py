@@ -178,25 +178,27 @@ class GaussianBeat:
         c = self.config
         k_max, batch = self._k_max, len(indices)
         n_u = 4 + MAX_AUGMENTS * AUG_U
-        rec = np.empty((batch, N_RECORD))
-        jitter = np.empty((batch, k_max))
+        normals = np.empty((batch, N_RECORD + k_max))
+        rec, jitter = normals[:, :N_RECORD], normals[:, N_RECORD:]
         uniforms = np.empty((batch, n_u))
         noise = np.empty((batch, self._n1 + self._n2 + 8), dtype=np.float32)
         pvc_u = np.ones((batch, k_max))
         shapes, augments = [], []
         needed = c.assemble_factor * c.length
         lo_len, hi_len = c.beat_length_min, c.beat_length_max
+        base, sd_rec, sd_beat, fs = c.beat_length, c.beat_length_sd_record, c.beat_length_sd_beat, c.fs
         for b, rng in enumerate(index_rngs(indices, seed, "gaussian")):
-            z = rng.standard_normal(N_RECORD + k_max)
-            rec[b], jitter[b] = z[:N_RECORD], z[N_RECORD:]
-            rec_length = c.beat_length + c.beat_length_sd_record * z[15]
-            ends = np.ceil(np.clip(rec_length + c.beat_length_sd_beat * jitter[b], lo_len, hi_len) * c.fs).cumsum()
+            z = normals[b]
+            rng.standard_normal(out=z)
+            lengths = z[N_RECORD:] * sd_beat
+            lengths += base + sd_rec * z[15]
+            ends = np.ceil(lengths.clip(lo_len, hi_len) * fs).cumsum()
             n_draw = min(int(ends.searchsorted(needed, "right")) + 2, k_max)
             shapes.append(rng.standard_normal((n_draw, N_BEAT)))
-            uniforms[b] = rng.random(n_u)
-            noise[b] = rng.standard_normal(noise.shape[1], dtype=np.float32)
+            rng.random(out=uniforms[b])
+            rng.standard_normal(dtype=np.float32, out=noise[b])
             if c.pvc_probability > 0:
-                pvc_u[b] = rng.random(k_max)
+                rng.random(out=pvc_u[b])
             augments.append(self._plan_augments(uniforms[b], rng))
         k = max((len(s) for s in shapes), default=0)
         shape_arr = np.zeros((batch, k, N_BEAT))
@@ -315,8 +317,7 @@ class GaussianBeat:
         counts = beats["counts"]
         batch = counts.shape[0]
         sel = counts > 0
-        hi_all = np.where(sel, beats["lo"] + counts, 0)
-        order = np.argsort(hi_all.max(axis=1), kind="stable")
+        order = np.argsort(counts.max(axis=1), kind="stable")
         out = np.empty((batch, c.length), dtype=np.float32)
         per_group = max(1, ROWS_PER_CHUNK // max(1, int(sel.sum(axis=1).max())))
         for g0 in range(0, batch, per_group):
@@ -328,7 +329,9 @@ class GaussianBeat:
             f = {key: beats[key][pick].astype(np.float32) for key in ("amp", "inv2", "centre", "scale", "drift",
                                                                        "level", "j_point", "t_centre")}
             denom = np.maximum(beats["n_samples"][pick] - 1, 1).astype(np.float32)
-            k = np.arange(int(hi.max()), dtype=np.float32)[None, :]
+            n = hi - lo
+            cols = np.arange(int(n.max()), dtype=np.float32)[None, :]
+            k = lo.astype(np.float32)[:, None] + cols  # sample index inside the beat, from its first in-window one
             tau = k * f["scale"][:, None]
             x = f["level"][:, None] + f["drift"][:, None] * (k / denom[:, None])
             buf = np.empty_like(x)
@@ -341,8 +344,7 @@ class GaussianBeat:
                 x += buf
             if c.st_offset:
                 x += np.float32(c.st_offset) * _plateau(tau, f["j_point"][:, None], f["t_centre"][:, None])
-            mask = (k >= lo[:, None]) & (k < hi[:, None])
-            out[recs] = x[mask].reshape(len(recs), c.length)
+            out[recs] = x[cols < n[:, None]].reshape(len(recs), c.length)
         return out
 
     def _fibrillation(self, d: dict) -> np.ndarray:
