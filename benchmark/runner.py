@@ -19,6 +19,7 @@ from typing import Any
 from benchmark import evaluation
 from benchmark.cells import Cell, cell_fingerprint, enumerate_cells, pretrain_fingerprint, shard
 from benchmark.config import SuiteConfig
+from benchmark.datasets.base import TaskData
 from benchmark.tasks import load_task
 from benchmark.tracking import RunLogger, Tracker
 from simecg.config import flatten, to_dict
@@ -57,8 +58,9 @@ def run_suite(
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    tracker = Tracker(tracking_uri, suite.name)
     cells = shard(enumerate_cells(suite), *shard_spec)
+    data = load_data(cells, data_dir)  # first, so missing data fails before anything is logged
+    tracker = Tracker(tracking_uri, suite.name)
     parent_id = tracker.start_run(
         f"{suite.name} ({'+'.join(suite.corpora)})",
         tags={
@@ -76,9 +78,16 @@ def run_suite(
     try:
         context = evaluation.CellContext(
             suite=suite, tracker=tracker, parent_id=parent_id,
-            storage=optuna_storage or default_optuna_storage(tracker.uri),
+            storage=optuna_storage or default_optuna_storage(tracker.uri), data=data,
         )
-        pending = _pending_cells(cells, suite, context, data_dir, report)
+        for task_data in data.values():
+            _log_quarantine(context, task_data)
+        pending = []
+        for cell, fingerprint in fingerprints(cells, suite, data):
+            if tracker.finished_run(fingerprint) is not None:
+                report.skipped += 1
+            else:
+                pending.append((cell, fingerprint))
         encoders = {
             corpus: pretrained_encoder(suite, corpus, tracker, parent_id, progress)
             for corpus in sorted({c.corpus for c, _ in pending if c.corpus})
@@ -104,23 +113,24 @@ def run_suite(
     return report
 
 
-def _pending_cells(
-    cells: list[Cell], suite: SuiteConfig, context: evaluation.CellContext, data_dir: Any, report: RunReport
-) -> list[tuple[Cell, str]]:
-    """Fingerprint every cell (loading task data once per task/lead) and drop finished ones."""
-    pending = []
+def load_data(cells: list[Cell], data_dir: str | Path | None) -> dict[tuple[str, str], TaskData]:
+    """Each (task, lead) the cells need, loaded once (from the on-disk cache after the first time)."""
+    data: dict[tuple[str, str], TaskData] = {}
     for cell in cells:
-        key = (cell.task, cell.lead)
-        if key not in context.data:
-            context.data[key] = load_task(cell.task, data_dir, lead=cell.lead)
-            _log_quarantine(context, context.data[key])
-        data = context.data[key]
-        fingerprint = cell_fingerprint(suite, cell, data.data_version, evaluation.model_identity(suite, cell))
-        if context.tracker.finished_run(fingerprint) is not None:
-            report.skipped += 1
-            continue
-        pending.append((cell, fingerprint))
-    return pending
+        if (cell.task, cell.lead) not in data:
+            data[(cell.task, cell.lead)] = load_task(cell.task, data_dir, lead=cell.lead)
+    return data
+
+
+def fingerprints(
+    cells: list[Cell], suite: SuiteConfig, data: dict[tuple[str, str], TaskData]
+) -> list[tuple[Cell, str]]:
+    """Each cell with its fingerprint."""
+    return [
+        (cell, cell_fingerprint(suite, cell, data[(cell.task, cell.lead)].data_version,
+                                evaluation.model_identity(suite, cell)))
+        for cell in cells
+    ]
 
 
 def _log_quarantine(context: evaluation.CellContext, data: Any) -> None:
@@ -202,14 +212,11 @@ def plan(
     shard_spec: tuple[int, int] = (0, 1),
 ) -> list[str]:
     """One line per cell of this shard: ``finished``/``pending``, fingerprint and label (``--dry-run``)."""
+    cells = shard(enumerate_cells(suite), *shard_spec)
+    data = load_data(cells, data_dir)
     tracker = Tracker(tracking_uri, suite.name)
-    data: dict[tuple[str, str], Any] = {}
     lines = []
-    for cell in shard(enumerate_cells(suite), *shard_spec):
-        key = (cell.task, cell.lead)
-        if key not in data:
-            data[key] = load_task(cell.task, data_dir, lead=cell.lead)
-        fingerprint = cell_fingerprint(suite, cell, data[key].data_version, evaluation.model_identity(suite, cell))
+    for cell, fingerprint in fingerprints(cells, suite, data):
         status = "finished" if tracker.finished_run(fingerprint) is not None else "pending"
         lines.append(f"{status:8s} {fingerprint} {cell.label}")
     return lines

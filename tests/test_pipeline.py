@@ -13,7 +13,7 @@ from benchmark.cli import main
 TINY = [
     "--set", "pretrain.steps=12", "--set", "pretrain.corpus_size=256", "--set", "pretrain.val_size=32",
     "--set", "pretrain.batch_size=16", "--set", "pretrain.val_every=6", "--set", "pretrain.checkpoint_every=6",
-    "--set", "finetune.max_epochs=2", "--set", "finetune.eval_every=1",
+    "--set", "pretrain.num_workers=0", "--set", "finetune.max_epochs=2", "--set", "finetune.eval_every=1",
 ]
 
 
