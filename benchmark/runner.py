@@ -188,6 +188,7 @@ def pretrained_encoder(suite: SuiteConfig, corpus: str, tracker: Tracker, parent
         parent_id=parent_id,
     )
     try:
+        _log_corpus_preview(tracker, run_id, config)
         result = pretrain(config, out_dir, logger=RunLogger(tracker, run_id), progress=progress)
         if Path(result.checkpoint) != final:
             shutil.copyfile(result.checkpoint, final)
@@ -220,3 +221,18 @@ def plan(
         status = "finished" if tracker.finished_run(fingerprint) is not None else "pending"
         lines.append(f"{status:8s} {fingerprint} {cell.label}")
     return lines
+
+
+def _log_corpus_preview(tracker: Tracker, run_id: str, config: Any) -> None:
+    """A grid of sample ECGs of the corpus (with their parameters) on the pretraining run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pretraining.simulators.preview import preview_figure
+    from pretraining.train import build_corpus
+
+    figure = preview_figure(build_corpus(config), n=12, seed=0)
+    tracker.log_figure(run_id, figure, "corpus_preview.png")
+    plt.close(figure)
