@@ -523,9 +523,10 @@ def reconstruction_figure(model: MaskedAutoencoder, signals: torch.Tensor, noise
     t = np.arange(signals.shape[-1])
     for row, ax in enumerate(axes[:, 0]):
         x = signals[row, 0].numpy()
-        ax.plot(t, x, color="0.2", lw=0.7, label="input", zorder=3)
+        ax.plot(t, x, color="0.6", lw=0.5, label="input")
         masked = np.repeat(mask[row] > 0.5, patch)
-        ax.plot(t, np.where(masked, pred[row], np.nan), color="tab:red", lw=0.8, label="reconstruction (masked)")
+        ax.plot(t, np.where(masked, pred[row], np.nan), color="tab:red", lw=1.0, label="reconstruction (masked)",
+                zorder=3)
         for i in np.flatnonzero(mask[row] > 0.5):
             ax.axvspan(i * patch, (i + 1) * patch, color="tab:blue", alpha=0.08, lw=0)
         ax.set_xlim(0, len(t))
