@@ -82,9 +82,32 @@ def test_plugin_dist_info_on_sys_path_registers_and_trains_its_baseline(tmp_path
     _assert_plugin_found_and_trained(_probe(site))
 
 
+TINY_SUITE = """
+description = "Plugin check: the example baseline on one synthetic demo task"
+synthetic = true
+corpora = []
+
+[finetune]
+lr = 1e-3
+batch_size = 32
+max_epochs = 4
+eval_every = 2
+patience = 2
+
+[baselines.example-tiny-cnn]
+width = 8
+
+[[grid]]
+tasks = ["demo/af"]
+models = ["example-tiny-cnn"]
+seeds = [1]
+"""
+
+
 @pytest.mark.slow
-def test_pip_installed_example_package_registers_its_baseline(tmp_path: Path):
-    """The real path: build and install the example with pip (offline: no isolation, no deps)."""
+def test_pip_installed_example_package_registers_its_baseline_and_runs_in_a_suite(tmp_path: Path):
+    """The real path: build and install the example with pip (offline: no isolation, no deps),
+    then run it through ``simecg-bench run`` on a one-cell synthetic suite."""
     source = tmp_path / "src"
     shutil.copytree(EXAMPLE, source)  # building writes build/ and egg-info: keep them out of the repo
     site = tmp_path / "site"
@@ -96,3 +119,17 @@ def test_pip_installed_example_package_registers_its_baseline(tmp_path: Path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert list(site.glob("simecg_example_baseline-*.dist-info/entry_points.txt"))
     _assert_plugin_found_and_trained(_probe(site))
+
+    suite = tmp_path / "plugin-suite.toml"
+    suite.write_text(TINY_SUITE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "run", "--suite", str(suite), "--no-progress", "--format", "json",
+         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    board = json.loads(done.stdout[done.stdout.index("{"):])
+    (row,) = board["rows"]
+    assert row["model"] == "example-tiny-cnn" and row["task"] == "demo/af"
+    assert 0.0 <= row["test_auroc"] <= 1.0
