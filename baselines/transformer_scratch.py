@@ -37,7 +37,7 @@ class TransformerScratchConfig:
             raise ConfigError(f"transformer-scratch: pooling must be 'cls' or 'mean', got {self.pooling!r}")
 
 
-@BASELINES.register("transformer-scratch")
+@BASELINES.register("transformer-scratch", ablation=True)
 class TransformerScratch(NeuralBaseline):
     """The MAE encoder architecture with random weights (the no-pretraining ablation)."""
 

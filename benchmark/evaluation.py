@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.metrics import log_loss
 
 from benchmark import demographics
 from benchmark.budgets import apply_budget
@@ -118,8 +119,6 @@ def _tuned_overrides(context: CellContext, cell: Cell, encoder_path: Path | None
     if suite.tuning.n_trials <= 0:
         return {}
     baseline = None if cell.corpus else BASELINES.get(cell.model)
-    if baseline is not None and baseline.kind != "neural":
-        return {}
     data = context.data[(cell.task, cell.lead)]
     prepared = prepare(suite, data, cell, suite.tuning.tune_seed)
     seedless = dataclasses.replace(cell, seed=0)
@@ -130,6 +129,14 @@ def _tuned_overrides(context: CellContext, cell: Cell, encoder_path: Path | None
     def objective(trial: Any) -> float:
         import optuna
 
+        if baseline is not None and baseline.kind == "estimator":  # its own space; validation log loss
+            params = baseline.search_space(trial)
+            trial.set_user_attr("params", params)
+            config = baseline.make_config({**suite.baselines.get(cell.model, {}), **params})
+            estimator = baseline.make_estimator(config, suite.tuning.tune_seed)
+            estimator.fit(prepared.x_train, prepared.y_train.astype(int), prepared.x_val, prepared.y_val.astype(int))
+            return float(log_loss(prepared.y_val.astype(int), estimator.predict_proba(prepared.x_val)[:, 1],
+                                  labels=[0, 1]))
         params = training_space(trial, pretrained=cell.corpus is not None)
         if baseline is not None:
             params.update(baseline.search_space(trial))

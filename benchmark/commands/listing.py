@@ -24,6 +24,13 @@ def describe(kind: str, name: str, entry: object) -> str:
         from benchmark.config import load_suite
 
         return load_suite(name).description
+    if kind == "baselines":
+        text = entry.describe()  # type: ignore[attr-defined]
+        if getattr(entry, "kind", "") == "neural":
+            text = f"{entry.count_parameters():>10,} params  {text}"  # type: ignore[attr-defined]
+        else:
+            text = f"{'estimator':>17}  {text}"
+        return text
     doc = (getattr(entry, "__doc__", None) or "").strip().splitlines()
     return doc[0] if doc else ""
 
