@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from benchmark.training import TrainConfig
 from pretraining.train import PretrainConfig

@@ -177,9 +177,9 @@ def run_cell(context: CellContext, cell: Cell, fingerprint: str, encoder_path: P
         if history:
             tracker.log_history(run_id, history)
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "test_predictions.csv"
-            predictions.to_csv(path, index=False)
-            tracker.log_artifact(run_id, path)
+            for name, frame in (("test_predictions.csv", predictions), ("split.csv", split_frame)):
+                frame.to_csv(Path(tmp) / name, index=False)
+                tracker.log_artifact(run_id, Path(tmp) / name)
         tracker.finish_with_input(run_id, split_frame, name=f"{cell.task} split seed {cell.seed}", context="split")
     except KeyboardInterrupt:
         tracker.end_run(run_id, "KILLED")

@@ -41,6 +41,10 @@ def test_demo_suite_end_to_end_then_rerun_adds_no_run(tracking_uri: str, capsys)
         assert tags["synthetic"] == "true" and len(tags["fingerprint"]) == 16
         assert {"model", "task", "lead", "budget", "seed", "git_commit", "version.torch"} <= set(tags)
         assert "finetune.lr" in run.data.params
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+    assert {"test_predictions.csv", "split.csv"} <= artifacts
+    assert client.get_run(runs[0].info.run_id).inputs.dataset_inputs  # split membership as a dataset input
     mae = [r for r in runs if r.data.tags["model"] == "mae:sim"][0]
     history = mlflow.tracking.MlflowClient(tracking_uri).get_metric_history(mae.info.run_id, "val_loss")
     assert len(history) == 2  # one validation loss per epoch (eval_every=1, 2 epochs)

@@ -7,16 +7,11 @@ importing the task registry module, which itself imports this package.
 from __future__ import annotations
 
 import functools
-import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from simecg.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 TABLE_PATH = Path(__file__).resolve().parents[1] / "tasks.toml"
 
