@@ -153,13 +153,7 @@ class RecordDataset:
         meta = {"n_windows": len(window_record), "window_record": window_record, "status": status,
                 "data_version": content.hexdigest()[:16], "dataset": self.name, "lead": lead}
         (tmp / "meta.json").write_text(json.dumps(meta))
-        if folder.exists():  # another process finished first; theirs is equivalent
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        try:
-            tmp.rename(folder)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _publish(tmp, folder)
 
     def load_task(
         self, spec: TaskSpec, data_dir: Path | str | None, lead: str, cache_dir: Path,
@@ -236,13 +230,18 @@ class RecordDataset:
                                          "records": records["record_id"].astype(str).tolist()}),
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
-        if folder.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        try:
-            tmp.rename(folder)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _publish(tmp, folder)
+
+
+def _publish(tmp: Path, folder: Path) -> None:
+    """Move a finished cache folder into place atomically; if another process won, keep theirs."""
+    if folder.exists():  # another process finished first; theirs is equivalent
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    try:
+        tmp.rename(folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _log_summary(name: str, lead: str, status: list[dict[str, str]]) -> None:
