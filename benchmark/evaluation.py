@@ -24,13 +24,13 @@ from sklearn.metrics import log_loss
 
 from benchmark import demographics
 from benchmark.budgets import apply_budget
-from benchmark.cells import Cell
+from benchmark.cells import Cell, pretrain_fingerprint
 from benchmark.config import SuiteConfig
 from benchmark.datasets.base import TaskData
 from benchmark.metrics import binary_metrics, record_scores
 from benchmark.splits import make_split
 from benchmark.tracking import Tracker
-from benchmark.training import TrainConfig, predict_scores, train_classifier
+from benchmark.training import predict_scores, train_classifier
 from benchmark.tuning import training_space, tune
 from simecg.config import apply_overrides, flatten, stable_hash, to_dict
 from simecg.errors import SimECGError
@@ -65,8 +65,6 @@ class Prepared:
 
 def model_identity(suite: SuiteConfig, cell: Cell) -> dict[str, Any]:
     """The part of a cell's fingerprint that describes its model."""
-    from benchmark.cells import pretrain_fingerprint
-
     if cell.corpus:
         return {"encoder": pretrain_fingerprint(suite, cell.corpus), "preset": suite.pretrain.preset}
     baseline = BASELINES.get(cell.model)
@@ -94,23 +92,26 @@ def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepar
 
 
 def build_neural(suite: SuiteConfig, cell: Cell, encoder_path: Path | None, overrides: dict[str, Any], seed: int):
-    """The model of a neural cell, initialised from ``seed`` (pretrained weights when it has them)."""
+    """The model of a neural cell, initialised from ``seed`` (pretrained weights when it has them).
+
+    ``overrides`` (tuned values) go to the baseline's own Config where it has the field (its
+    architecture, e.g. the scratch model's ``head_width``) and to the fine-tuning config otherwise.
+    """
     torch.manual_seed(seed)
-    finetune = apply_overrides(suite.finetune, {k: v for k, v in overrides.items() if k in _TRAIN_FIELDS})
     if cell.corpus:
         from pretraining.checkpoint import load_encoder
         from pretraining.mae import EncoderClassifier
 
+        finetune = apply_overrides(suite.finetune, overrides)
         encoder = load_encoder(encoder_path)
         return EncoderClassifier(
             encoder, head_width=finetune.head_width, pooling=finetune.pooling, freeze_encoder=finetune.mode == "probe"
         ), finetune
     baseline = BASELINES.get(cell.model)
-    arch = {**suite.baselines.get(cell.model, {}), **{k: v for k, v in overrides.items() if k not in _TRAIN_FIELDS}}
+    arch_fields = {f.name for f in dataclasses.fields(baseline.Config)}
+    arch = {**suite.baselines.get(cell.model, {}), **{k: v for k, v in overrides.items() if k in arch_fields}}
+    finetune = apply_overrides(suite.finetune, {k: v for k, v in overrides.items() if k not in arch_fields})
     return baseline.build(baseline.make_config(arch)), finetune
-
-
-_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def _tuned_overrides(context: CellContext, cell: Cell, encoder_path: Path | None) -> dict[str, Any]:
