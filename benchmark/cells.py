@@ -30,6 +30,7 @@ class Cell:
     budget: int  # training samples per class; 0 = the whole training split
     seed: int
     positives_only: bool = False
+    shift: str = ""  # demographic shift, e.g. "sex:M->F" (train on M, test on F)
 
     @property
     def corpus(self) -> str | None:
@@ -38,7 +39,8 @@ class Cell:
     @property
     def label(self) -> str:
         budget = "all" if self.budget == 0 else f"{self.budget}{'+' if self.positives_only else ''}"
-        return f"{self.model} | {self.task} | {self.lead} | budget {budget} | seed {self.seed}"
+        shift = f" | shift {self.shift}" if self.shift else ""
+        return f"{self.model} | {self.task} | {self.lead} | budget {budget}{shift} | seed {self.seed}"
 
     def tags(self) -> dict[str, str]:
         return {
@@ -49,6 +51,7 @@ class Cell:
             "positives_only": str(self.positives_only).lower(),
             "seed": str(self.seed),
             "corpus": self.corpus or "",
+            "shift": self.shift,
         }
 
 
@@ -61,12 +64,13 @@ def enumerate_cells(suite: SuiteConfig) -> list[Cell]:
         for task in suite.resolved_tasks(grid):
             for lead in grid.leads:
                 for budget in grid.budgets:
-                    for model in models:
-                        for seed in grid.seeds:
-                            cell = Cell(model, task, lead, int(budget), int(seed), grid.positives_only)
-                            if cell not in seen:
-                                seen.add(cell)
-                                cells.append(cell)
+                    for shift in grid.shifts:
+                        for model in models:
+                            for seed in grid.seeds:
+                                cell = Cell(model, task, lead, int(budget), int(seed), grid.positives_only, shift)
+                                if cell not in seen:
+                                    seen.add(cell)
+                                    cells.append(cell)
     return cells
 
 
@@ -89,6 +93,7 @@ def cell_fingerprint(
             "cell": dataclasses.asdict(cell),
             "split": suite.split,
             "test_seed": suite.test_seed,
+            "age_bins": list(suite.age_bins),
             "finetune": to_dict(suite.finetune),
             "tuning": to_dict(suite.tuning),
             "model_config": model_config,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.demographics import age_group_names
 from benchmark.training import TrainConfig
 from pretraining.train import PretrainConfig
 from simecg.config import apply_overrides, from_dict
@@ -50,6 +51,7 @@ class GridConfig:
     budgets: tuple[int, ...] = (FULL_BUDGET,)
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     positives_only: bool = False
+    shifts: tuple[str, ...] = ("",)  # "" = no shift; "sex:M->F" = train/validate on M, test on F
     name: str = "main"
 
 
@@ -63,6 +65,7 @@ class SuiteConfig:
     corpora: tuple[str, ...] = ("sim",)
     split: str = "paper"
     test_seed: int = 123
+    age_bins: tuple[int, ...] = (40, 60, 80)  # age-group edges for per-group metrics and shifts
     grids: tuple[GridConfig, ...] = ()
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: TrainConfig = field(default_factory=TrainConfig)
@@ -91,12 +94,30 @@ class SuiteConfig:
             for model in grid.models:
                 if model != PRETRAINED:
                     BASELINES.get(model)
+            for shift in grid.shifts:
+                parsed = parse_shift(shift, f"suite {self.name!r}")
+                known = ["M", "F"] if parsed and parsed[0] == "sex" else age_group_names(self.age_bins)
+                if parsed and not {parsed[1], parsed[2]} <= set(known):
+                    raise ConfigError(f"suite {self.name!r}: shift {shift!r} names an unknown group; known: {known}")
             for budget in grid.budgets:
                 if budget < 0:
                     raise ConfigError(f"suite {self.name!r}: budget {budget} < 0 (0 means the whole split)")
         for name, overrides in self.baselines.items():
             BASELINES.get(name).make_config(overrides)
         return self
+
+
+def parse_shift(text: str, where: str = "suite") -> tuple[str, str, str] | None:
+    """``"sex:M->F"`` -> ``("sex", "M", "F")``; ``""`` -> None (no demographic shift)."""
+    if not text:
+        return None
+    by, sep, rest = text.partition(":")
+    train_group, arrow, test_group = rest.partition("->")
+    if not sep or not arrow or by not in ("sex", "age") or not train_group or not test_group:
+        raise ConfigError(
+            f"{where}: demographic shift {text!r} must look like 'sex:M->F' or 'age:<40->80+' (by sex or age)"
+        )
+    return by, train_group.strip(), test_group.strip()
 
 
 def _is_pattern(text: str) -> bool:

@@ -25,7 +25,7 @@ from sklearn.metrics import log_loss
 from benchmark import demographics
 from benchmark.budgets import apply_budget
 from benchmark.cells import Cell, pretrain_fingerprint
-from benchmark.config import SuiteConfig
+from benchmark.config import SuiteConfig, parse_shift
 from benchmark.datasets.base import TaskData
 from benchmark.metrics import binary_metrics, record_scores
 from benchmark.splits import make_split
@@ -74,6 +74,9 @@ def model_identity(suite: SuiteConfig, cell: Cell) -> dict[str, Any]:
 def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepared:
     """Split by record, apply the label budget, and gather windows (records -> windows)."""
     split = make_split(data, suite.split, seed=seed, test_seed=suite.test_seed)
+    shift = parse_shift(cell.shift)
+    if shift:
+        split = demographics.shift_split(split, data.records, *shift, age_bins=suite.age_bins)
     budget = cell.budget or None
     train_records, info = apply_budget(split.train, data.labels, budget, seed, cell.positives_only)
     train_windows = data.windows_of(train_records)
@@ -227,17 +230,19 @@ def _train_and_test(
     records = data.records.iloc[prepared.test_records].reset_index(drop=True)
     predictions = pd.DataFrame({"record_id": records["record_id"], "label": labels, "score": scores,
                                 "age": records.get("age"), "sex": records.get("sex")})
-    metrics.update(group_metrics(records, labels, scores))
+    metrics.update(group_metrics(records, labels, scores, suite.age_bins))
     return metrics, history, predictions, prepared.split_frame
 
 
-def group_metrics(records: pd.DataFrame, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+def group_metrics(
+    records: pd.DataFrame, labels: np.ndarray, scores: np.ndarray, age_bins: tuple[int, ...] = demographics.AGE_BINS
+) -> dict[str, float]:
     """Test F1/AUROC per sex and per age group, where the data has them."""
     out: dict[str, float] = {}
     for by in ("sex", "age"):
         if by not in records or records[by].isna().all():
             continue
-        groups = demographics.groups(records, by).to_numpy()
+        groups = demographics.groups(records, by, age_bins).to_numpy()
         for group in pd.unique(groups[pd.notna(groups)]):
             members = groups == group
             if members.sum() == 0:

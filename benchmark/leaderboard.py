@@ -135,6 +135,7 @@ def runs_frame(tracker: Tracker) -> pd.DataFrame:
                 "lead": tags.get("lead"),
                 "budget": int(tags.get("budget", 0)),
                 "positives_only": tags.get("positives_only") == "true",
+                "shift": tags.get("shift", ""),
                 "seed": int(tags.get("seed", 0)),
                 "synthetic": tags.get("synthetic") == "true",
                 **{m: metrics.get(m, math.nan) for m in METRICS},
@@ -144,12 +145,14 @@ def runs_frame(tracker: Tracker) -> pd.DataFrame:
 
 
 def build_leaderboard(
-    tracking_uri: str | None, suite: str, lead: str = "II", budget: int = 0, positives_only: bool = False
+    tracking_uri: str | None, suite: str, lead: str = "II", budget: int = 0, positives_only: bool = False,
+    shift: str = "",
 ) -> Leaderboard:
     """Aggregate the suite's finished cells at one lead and budget into a :class:`Leaderboard`."""
     frame = runs_frame(Tracker(tracking_uri, suite))
     if not frame.empty:
-        frame = frame[(frame.lead == lead) & (frame.budget == budget) & (frame.positives_only == positives_only)]
+        frame = frame[(frame.lead == lead) & (frame.budget == budget) & (frame.positives_only == positives_only)
+                      & (frame["shift"] == shift)]
     synthetic = bool(not frame.empty and frame.synthetic.any())
     if frame.empty:
         empty = pd.DataFrame(columns=["task", "model", "test_f1"])

@@ -38,3 +38,35 @@ def test_tuning_stores_a_study_and_logs_the_chosen_values(tracking_uri: str, tmp
     # a new seed reuses the finished study: no new trials
     assert main([*args[:-8], "--set", "grid.seeds=2", *args[-6:]]) == 0
     assert optuna.get_all_study_summaries(storage)[0].n_trials == 2
+
+
+def test_shift_syntax_and_groups_are_checked() -> None:
+    from simecg.errors import ConfigError
+
+    assert load_suite("demographics").grids[0].shifts[1] == "sex:M->F"
+    with pytest.raises(ConfigError, match="must look like"):
+        load_suite("demo", {"grid.shifts": "sex=M"})
+    with pytest.raises(ConfigError, match="unknown group"):
+        load_suite("demo", {"grid.shifts": "age:30-39->80+"})
+
+
+@pytest.mark.slow
+def test_shift_cell_trains_on_one_group_and_tests_on_the_other(tracking_uri: str) -> None:
+    import mlflow
+    import pandas as pd
+
+    args = ["run", "--suite", "demo", "--tracking-uri", tracking_uri, "--no-progress", "--set", "grid.tasks=demo/af",
+            "--set", "grid.models=resnet18-1d", "--set", "grid.seeds=1", "--set", "grid.shifts=[\"\", \"sex:M->F\"]",
+            "--set", "finetune.max_epochs=1", "--set", "finetune.eval_every=1"]
+    assert main(args) == 0
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("simecg-bench/demo")
+    runs = {r.data.tags["shift"]: r for r in client.search_runs([exp.experiment_id], "tags.kind = 'cell'")}
+    assert set(runs) == {"", "sex:M->F"}
+    path = client.download_artifacts(runs["sex:M->F"].info.run_id, "test_predictions.csv")
+    assert set(pd.read_csv(path).sex) == {"F"}
+    assert runs["sex:M->F"].data.metrics["n_train"] < runs[""].data.metrics["n_train"]
+    from benchmark.leaderboard import build_leaderboard
+
+    assert len(build_leaderboard(tracking_uri, "demo").rows) == 1  # the default board holds no shift cell
+    assert len(build_leaderboard(tracking_uri, "demo", shift="sex:M->F").rows) == 1

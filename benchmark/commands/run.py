@@ -32,6 +32,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     board.add_argument("--lead", default="II")
     board.add_argument("--budget", type=int, default=0, help="label budget per class (0 = whole training split)")
     board.add_argument("--positives-only", action="store_true", help="the positives-only budget variant")
+    board.add_argument("--shift", default="", help="a demographic shift of the suite, e.g. 'sex:M->F'")
     board.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/)")
     board.set_defaults(func=cmd_leaderboard)
 
@@ -90,7 +91,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     suite = args.suite or latest_suite(args.tracking_uri)
     board = build_leaderboard(args.tracking_uri, suite, lead=args.lead, budget=args.budget,
-                              positives_only=args.positives_only)
+                              positives_only=args.positives_only, shift=args.shift)
     print(board.render(args.format))
     return 0
 
