@@ -98,3 +98,22 @@ def test_invalid_config_is_a_config_error():
         GaussianBeatConfig(peak=(1.0, 2.0))
     with pytest.raises(ConfigError, match="beat_length_min"):
         GaussianBeatConfig(beat_length_min=0.0)
+
+
+def test_batched_rendering_matches_a_direct_float64_sum_of_each_beat(monkeypatch):
+    # small grids force several record groups; each window must be the beats' ramps + Gaussians, in order
+    import pretraining.simulators.gaussian as gaussian
+
+    monkeypatch.setattr(gaussian, "ROWS_PER_CHUNK", 20)
+    sim = GaussianBeat()
+    beats = sim._beats(sim._draw(np.arange(8), seed=4))
+    x = sim._render(beats)
+    for b in range(8):
+        pieces = []
+        for j in np.flatnonzero(beats["counts"][b] > 0):
+            k = beats["lo"][b, j] + np.arange(beats["counts"][b, j])
+            tau = k * beats["scale"][b, j]
+            waves = beats["amp"][b, j] * np.exp((tau[:, None] - beats["centre"][b, j]) ** 2 * beats["inv2"][b, j])
+            ramp = beats["level"][b, j] + beats["drift"][b, j] * k / max(beats["n_samples"][b, j] - 1, 1)
+            pieces.append(waves.sum(axis=1) + ramp)
+        np.testing.assert_allclose(x[b], np.concatenate(pieces), rtol=0, atol=1e-3)
