@@ -151,8 +151,9 @@ class GaussianBeat:
         beats = self._beats(d)
         n1, n2 = self._n1, self._n2
         noise = d["noise"]
-        blocks = ((noise[:, :n1] * beats["noise1_sd"].astype(np.float32)[:, None], c.noise1_block),
-                  (noise[:, n1 : n1 + n2] * beats["noise2_sd"].astype(np.float32)[:, None], c.noise2_block))
+        sample = np.arange(c.length)
+        blocks = ((noise[:, :n1] * beats["noise1_sd"].astype(np.float32)[:, None], sample // c.noise1_block),
+                  (noise[:, n1 : n1 + n2] * beats["noise2_sd"].astype(np.float32)[:, None], sample // c.noise2_block))
         x = self._render(beats, blocks)
         if c.fibrillation_amplitude > 0:
             x += self._fibrillation(d)
@@ -305,11 +306,11 @@ class GaussianBeat:
             out = out + self.config.st_offset * _plateau(tau, beats["j_point"][..., None], beats["t_centre"][..., None])
         return out
 
-    def _render(self, beats: dict, blocks: tuple[tuple[np.ndarray, int], ...] = ()) -> np.ndarray:
+    def _render(self, beats: dict, blocks: tuple[tuple[np.ndarray, np.ndarray], ...] = ()) -> np.ndarray:
         """Evaluate every beat inside each record's window on a (beats x samples) grid, in float32.
 
-        ``blocks`` are (per-record block values, block width) noises added to each group's rows
-        while they are in cache.
+        ``blocks`` are piecewise-constant noises, (per-record block values, block of each sample),
+        added to each group's rows while they are in cache.
 
         Records are grouped by their longest beat, so a grid's width fits its rows (little
         padding); each group fills whole output rows. Waves are evaluated in sample units,
@@ -362,8 +363,8 @@ class GaussianBeat:
             for r, m in enumerate(n[rows].tolist()):
                 flat[pos : pos + m] = x[r, :m]
                 pos += m
-            for values, block in blocks:
-                _add_blocks(dest, values[order[g0:g1]], block)
+            for values, block_of in blocks:
+                dest += np.take(values[order[g0:g1]], block_of, axis=1)
             out[order[g0:g1]] = dest
         return out
 
@@ -404,16 +405,6 @@ def _plateau(tau: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray
     rise = 0.5 * (1 + np.tanh((tau - start) / 0.015))
     fall = 0.5 * (1 + np.tanh((tau - stop) / 0.03))
     return rise - fall
-
-
-def _add_blocks(x: np.ndarray, blocks: np.ndarray, width: int) -> None:
-    """``x += blocks`` held constant over ``width`` samples each (piecewise-constant noise), in place."""
-    full = x.shape[1] // width
-    # iterate with the long block axis innermost (a width-long inner loop is slow in numpy)
-    held = x[:, : full * width].reshape(x.shape[0], full, width).transpose(0, 2, 1)
-    held += blocks[:, None, :full]
-    if full < blocks.shape[1] and full * width < x.shape[1]:
-        x[:, full * width :] += blocks[:, full, None]
 
 
 def _apply_augments(x: np.ndarray, plan: dict, noise: np.ndarray, fs: int) -> None:
