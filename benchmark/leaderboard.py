@@ -90,6 +90,9 @@ class Leaderboard:
     def _summary_lines(self) -> list[str]:
         lines = []
         for row in self.summary.itertuples():
+            if row.tasks == 0:
+                lines.append(f"{row.model}: no supervised baseline (ablations aside) in this suite to compare with")
+                continue
             gain = row.mean_relative_gain_pct
             gain_text = "n/a (no baseline with F1 > 0)" if math.isnan(gain) else f"{gain:+.2f}%"
             lines.append(
