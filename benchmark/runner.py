@@ -83,8 +83,9 @@ def run_suite(
         for task_data in data.values():
             _log_quarantine(context, task_data)
         pending = []
+        finished = tracker.finished_fingerprints()
         for cell, fingerprint in fingerprints(cells, suite, data):
-            if tracker.finished_run(fingerprint) is not None:
+            if fingerprint in finished:
                 report.skipped += 1
             else:
                 pending.append((cell, fingerprint))
@@ -215,10 +216,10 @@ def plan(
     """One line per cell of this shard: ``finished``/``pending``, fingerprint and label (``--dry-run``)."""
     cells = shard(enumerate_cells(suite), *shard_spec)
     data = load_data(cells, data_dir)
-    tracker = Tracker(tracking_uri, suite.name)
+    finished = Tracker(tracking_uri, suite.name).finished_fingerprints()
     lines = []
     for cell, fingerprint in fingerprints(cells, suite, data):
-        status = "finished" if tracker.finished_run(fingerprint) is not None else "pending"
+        status = "finished" if fingerprint in finished else "pending"
         lines.append(f"{status:8s} {fingerprint} {cell.label}")
     return lines
 

@@ -172,6 +172,21 @@ class Tracker:
         )
         return runs[0] if runs else None
 
+    def finished_fingerprints(self, kind: str = "cell") -> set[str]:
+        """Fingerprints of all FINISHED runs of ``kind``, in a few paged queries (not one per cell)."""
+        found: set[str] = set()
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.kind = '{kind}' and attributes.status = 'FINISHED'",
+                max_results=10000, page_token=token,
+            )
+            found.update(run.data.tags["fingerprint"] for run in page if "fingerprint" in run.data.tags)
+            token = page.token
+            if not token:
+                return found
+
     def kill_stale(self, fingerprint: str) -> int:
         """Mark RUNNING runs of ``fingerprint`` (left by a killed process) as KILLED."""
         runs = self.client.search_runs(
