@@ -33,6 +33,17 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread, and do not fight parallel jobs for the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def tracking_uri(tmp_path: Path) -> str:
     """A fresh SQLite MLflow store for one test."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -8,14 +8,7 @@ import torch
 from pretraining.mae import PRESETS, ECGEncoder, EncoderClassifier, MaskedAutoencoder, preset
 from simecg.errors import ConfigError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and do not fight parallel jobs for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _signals(batch: int, seed: int = 0) -> torch.Tensor:

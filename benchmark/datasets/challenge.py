@@ -36,7 +36,7 @@ import pandas as pd
 from benchmark.datasets.base import TaskSpec
 from benchmark.datasets.common import RecordDataset, parse_age, parse_sex
 from benchmark.datasets.header import read_header
-from benchmark.datasets.signals import RecordCheck, RecordRejected, check_physical, check_record
+from benchmark.datasets.signals import RecordCheck, RecordRejected, check_physical, read_and_check
 from benchmark.datasets.table import task_table
 from simecg.errors import DataError
 from simecg.registries import DATASETS
@@ -115,12 +115,7 @@ class ChallengeDataset(RecordDataset):
         path = Path(row["files"][0])
         if path.suffix == ".mat":
             return _read_original(path, leads)
-        try:
-            header = read_header(path)
-        except DataError as exc:
-            return RecordCheck(str(path), "rejected", [str(exc)]), None, 0.0
-        check, signal = check_record(header, leads, self.nominal_gain)
-        return check, signal, header.fs
+        return read_and_check(path, leads, self.nominal_gain)
 
 
 def _read_original(path: Path, leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:

@@ -28,8 +28,7 @@ import pandas as pd
 
 from benchmark.datasets.base import TaskSpec
 from benchmark.datasets.common import RecordDataset, parse_age
-from benchmark.datasets.header import read_header
-from benchmark.datasets.signals import RecordCheck, check_record
+from benchmark.datasets.signals import RecordCheck, read_and_check
 from benchmark.datasets.table import task_table
 from simecg.errors import DataError
 from simecg.registries import DATASETS
@@ -63,13 +62,7 @@ class PTBXL(RecordDataset):
         return out
 
     def read(self, row: Mapping[str, Any], leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
-        header_path = Path(row["files"][0])
-        try:
-            header = read_header(header_path)
-        except DataError as exc:
-            return RecordCheck(str(header_path), "rejected", [str(exc)]), None, 0.0
-        check, signal = check_record(header, leads, self.nominal_gain)
-        return check, signal, header.fs
+        return read_and_check(Path(row["files"][0]), leads, self.nominal_gain)
 
 
 @functools.lru_cache(maxsize=4)

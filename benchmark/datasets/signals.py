@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.datasets.header import Header, canonical_lead
+from benchmark.datasets.header import Header, canonical_lead, read_header
 from simecg.errors import DataError
 from simecg.signal import LEADS
 
@@ -234,3 +234,18 @@ def _check_gain(header: Header, signal: np.ndarray, leads: tuple[str, ...], nomi
 def _wfdb_checksum(column: np.ndarray) -> int:
     """WFDB signal checksum: the sum of the samples modulo 2**16 (headers write it signed or not)."""
     return int(np.asarray(column, dtype=np.int64).sum()) & 0xFFFF
+
+
+def read_and_check(
+    header_path: Path, leads: tuple[str, ...], nominal_gain: float | None = NOMINAL_GAIN
+) -> tuple[RecordCheck, np.ndarray | None, float]:
+    """Read a WFDB header and its signal and check them: ``(check, mV array or None, fs)``.
+
+    An unreadable header is a rejected record (fs 0), never an exception: readers list it.
+    """
+    try:
+        header = read_header(header_path)
+    except DataError as exc:
+        return RecordCheck(str(header_path), "rejected", [str(exc)]), None, 0.0
+    check, signal = check_record(header, leads, nominal_gain)
+    return check, signal, header.fs
