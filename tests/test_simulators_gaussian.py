@@ -7,7 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 from scipy.signal import find_peaks
+from scipy.stats import kstest, norm
 
+from pretraining.simulators import kernels
 from pretraining.simulators.gaussian import GaussianBeat, GaussianBeatConfig
 from simecg.errors import ConfigError
 from simecg.registries import SIMULATORS
@@ -100,12 +102,9 @@ def test_invalid_config_is_a_config_error():
         GaussianBeatConfig(beat_length_min=0.0)
 
 
-def test_batched_rendering_matches_a_direct_float64_sum_of_each_beat(monkeypatch):
-    # small grids force several record groups; each window must be the beats' ramps + Gaussians, in order
-    import pretraining.simulators.gaussian as gaussian
-
-    monkeypatch.setattr(gaussian, "ROWS_PER_CHUNK", 20)
-    sim = GaussianBeat()
+def test_compiled_rendering_matches_a_direct_float64_sum_of_each_beat():
+    # each window must be the beats' ramps + all five Gaussians, in order, whatever the support cut
+    sim = GaussianBeat(dataclasses.replace(GaussianBeatConfig(), st_offset=0.15))
     beats = sim._beats(sim._draw(np.arange(8), seed=4))
     x = sim._render(beats)
     for b in range(8):
@@ -115,5 +114,59 @@ def test_batched_rendering_matches_a_direct_float64_sum_of_each_beat(monkeypatch
             tau = k * beats["scale"][b, j]
             waves = beats["amp"][b, j] * np.exp((tau[:, None] - beats["centre"][b, j]) ** 2 * beats["inv2"][b, j])
             ramp = beats["level"][b, j] + beats["drift"][b, j] * k / max(beats["n_samples"][b, j] - 1, 1)
-            pieces.append(waves.sum(axis=1) + ramp)
-        np.testing.assert_allclose(x[b], np.concatenate(pieces), rtol=0, atol=1e-3)
+            st = 0.15 * (0.5 * np.tanh((tau - beats["j_point"][b, j]) / 0.015)
+                         - 0.5 * np.tanh((tau - beats["t_centre"][b, j]) / 0.03))
+            pieces.append(waves.sum(axis=1) + ramp + st)
+        np.testing.assert_allclose(x[b], np.concatenate(pieces), rtol=0, atol=1e-5)
+
+
+def test_noise_streams_are_standard_normal_and_depend_only_on_key_and_index():
+    z = kernels.normals(np.uint64(11), np.arange(2000), 1000)
+    assert z.dtype == np.float32 and z.shape == (2000, 1000)
+    flat = z.ravel().astype(np.float64)
+    assert abs(flat.mean()) < 0.002 and abs(flat.std() - 1) < 0.002
+    assert abs(kstest(flat, "norm").statistic) < 0.002
+    tail = (np.abs(flat) > 3.5).mean()  # beyond the ziggurat's base strip (R = 3.44): the tail path
+    assert abs(tail / (2 * norm.sf(3.5)) - 1) < 0.1
+    assert abs(np.corrcoef(z[:, :-1].ravel(), z[:, 1:].ravel())[0, 1]) < 0.003  # consecutive draws
+    assert abs(np.corrcoef(z[:-1].ravel(), z[1:].ravel())[0, 1]) < 0.003  # neighbouring ECGs
+    np.testing.assert_array_equal(kernels.normals(np.uint64(11), np.array([1999, 7]), 1000), z[[1999, 7]])
+    assert not np.array_equal(kernels.normals(np.uint64(12), np.array([7]), 1000)[0], z[7])
+
+
+def test_block_noises_are_piecewise_constant_with_the_configured_spread():
+    flat = dataclasses.replace(QUIET, peak=(0.0,) * 5, peak_sd_record=(0.0,) * 5, peak_sd_beat=(0.0,) * 5,
+                               st_offset=0.0)
+    x = GaussianBeat(dataclasses.replace(flat, noise1_sd=0.02)).simulate(np.arange(50), seed=0)
+    blocks = x.reshape(50, 500, 10)
+    assert np.all(blocks == blocks[..., :1])  # held for noise1_block = 10 samples
+    assert abs(blocks[..., 0].std() - 0.02) < 0.001
+    y = GaussianBeat(dataclasses.replace(flat, noise2_sd=0.03)).simulate(np.arange(50), seed=0)
+    assert np.all(y[:, :4998].reshape(50, -1, 3) == y[:, :4998:3, None])  # blocks of 3 samples
+    assert abs(y.std() - 0.03) < 0.0015
+
+
+def test_compiled_augmentations_match_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 5000)).astype(np.float32)
+    n = np.array([1, 1, 2, 1])
+    kind = np.array([[0, 0], [1, 0], [2, 0], [3, 0]])  # scale; sine; square then scale; white noise
+    lo = np.array([[100, 0], [0, 0], [1000, 0], [0, 0]])
+    seg = np.array([[700, 0], [5000, 0], [2000, 5000], [5000, 0]])
+    value = np.array([[0.5, 0], [0.2, 0], [0.3, 0.5], [0.25, 0]])
+    freq = np.array([[0, 0], [37.3, 0], [2.5, 0], [0, 0]])
+    phase = np.array([[0, 0], [1.1, 0], [0.4, 0], [0, 0]])
+    out = x.copy()
+    kernels.apply_augments(out, n, kind, lo, seg, value, freq, phase, np.uint64(3), np.arange(4), 500.0)
+    t = np.arange(5000)
+    want = x.astype(np.float64)
+    want[0, 100:800] *= 0.5
+    want[1] += 0.2 * np.sin(2 * np.pi * 37.3 * t / 500 + 1.1)
+    want[2, 1000:3000] += 0.3 * np.sign(np.sin(2 * np.pi * 2.5 * t[:2000] / 500 + 0.4))
+    want[2] *= 0.5  # slots apply in order
+    np.testing.assert_allclose(out[:3], want[:3], atol=1e-5)
+    added = out[3] - x[3]
+    assert abs(added.std() - 0.25) < 0.01 and abs(added.mean()) < 0.01
+    again = x.copy()
+    kernels.apply_augments(again, n, kind, lo, seg, value, freq, phase, np.uint64(3), np.arange(4), 500.0)
+    np.testing.assert_array_equal(again, out)

@@ -29,7 +29,7 @@ from simecg.signal import N_SAMPLES
 log = logging.getLogger(__name__)
 
 SIMULATOR_NAMES = ("ecgsyn", "gaussian")
-CODE_VERSION = "1"  # bump when a simulator's output for the same config changes
+CODE_VERSION = "2"  # bump when a simulator's output for the same config changes
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

@@ -54,7 +54,7 @@ def index_rngs(indices: np.ndarray, seed: int, purpose: str) -> Iterator[np.rand
     index owns a disjoint block of the counter space. The same Generator object is re-positioned
     for each index: use its draws before advancing the iterator.
     """
-    key = _mix64((int(seed) & _MASK) ^ (zlib.crc32(purpose.encode()) << 32))
+    key = stream_key(seed, purpose)
     bit_generator = np.random.Philox(key=key)
     generator = np.random.Generator(bit_generator)
     key_words = np.array([key, 0], dtype=np.uint64)
@@ -69,6 +69,11 @@ def index_rngs(indices: np.ndarray, seed: int, purpose: str) -> Iterator[np.rand
 
 
 _MASK = (1 << 64) - 1
+
+
+def stream_key(seed: int, purpose: str) -> int:
+    """The 64-bit key of the per-index streams for (seed, purpose): a hash, so nearby seeds differ."""
+    return _mix64((int(seed) & _MASK) ^ (zlib.crc32(purpose.encode()) << 32))
 
 
 def _mix64(z: int) -> int:

@@ -20,15 +20,16 @@ abnormalities (all off by default, so the corpus is the paper's): premature vent
 (``pvc_probability``), atrial fibrillatory waves (``fibrillation_amplitude``) and an ST-segment
 offset (``st_offset``); see :mod:`benchmark.datasets.demo` for their references.
 
-Speed: only the random draws run per ECG (one counter-based generator each, white-noise
-augmentations drawn in one call); beats are then laid out as (beats x samples) grids, evaluated
-in float32 with the block noises added while in cache, and the augmentations are planned for the
-whole batch at once.
+Speed (about 8,000 ECGs per CPU-second; ``simecg-bench bench simulators``): the record and beat
+parameters come from one counter-based numpy generator per ECG (the only per-ECG Python loop),
+the beat table is built with numpy for the whole batch, and the per-sample work -- waves, ramps,
+block noises, augmentations and the ~2,200 white-noise normals per ECG -- runs in compiled loops
+(:mod:`pretraining.simulators.kernels`), each wave only over its support and without an ``exp``
+per sample.
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import poisson
 
-from pretraining.simulators.base import as_indices, index_rngs
+from pretraining.simulators import kernels
+from pretraining.simulators.base import as_indices, index_rngs, stream_key
 from simecg.errors import ConfigError
 from simecg.registries import SIMULATORS
 from simecg.signal import FS, N_SAMPLES
@@ -119,8 +121,6 @@ MAX_AUGMENTS = 12  # Poisson(2) exceeds this with probability < 1e-6
 AUG_U = 7  # uniforms per augmentation slot
 N_RECORD = 19  # record-level normals: peak 5, width 5, centre 5, length, drift, noise1, noise2
 N_BEAT = 17  # per-beat normals: peak 5, width 5, centre 5, drift scale, drift direction
-ROWS_PER_CHUNK = 512  # beats evaluated per grid (bounds memory, keeps arrays in cache)
-BLOCK_RECORDS = 64  # records per step when adding the block noises (stays in cache)
 
 
 @SIMULATORS.register("gaussian")
@@ -140,27 +140,28 @@ class GaussianBeat:
 
     def simulate(self, indices: np.ndarray, seed: int) -> np.ndarray:
         """ECGs at ``indices`` as float32 ``(n, length)`` mV; ECG i depends only on (config, seed, i)."""
-        return self.simulate_with_parameters(indices, seed)[0]
+        return self._simulate(indices, seed, with_parameters=False)[0]
 
     def simulate_with_parameters(self, indices: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
         """ECGs plus record-level parameters and per-record lists ``r_peaks``, ``r_amplitudes``, ``rr``."""
+        return self._simulate(indices, seed, with_parameters=True)
+
+    def _simulate(self, indices: np.ndarray, seed: int, with_parameters: bool) -> tuple[np.ndarray, dict]:
         c = self.config
         d = self._draw(as_indices(indices), seed)
         batch = len(d["rec"])
         if batch == 0:
             return np.zeros((0, c.length), np.float32), {k: np.zeros(0) for k in PARAMETERS}
         beats = self._beats(d)
-        n1, n2 = self._n1, self._n2
-        noise = d["noise"]
-        sample = np.arange(c.length)
-        blocks = ((noise[:, :n1] * beats["noise1_sd"].astype(np.float32)[:, None], sample // c.noise1_block),
-                  (noise[:, n1 : n1 + n2] * beats["noise2_sd"].astype(np.float32)[:, None], sample // c.noise2_block))
-        x = self._render(beats, blocks)
+        x = self._render(beats, d["noise"])
         if c.fibrillation_amplitude > 0:
             x += self._fibrillation(d)
         plan = self._plan_augments(d)
         if plan is not None:
-            _apply_augments(x, plan, d["aug_noise"], c.fs)
+            kernels.apply_augments(x, plan["n"], plan["kind"], plan["lo"], plan["seg"], plan["value"],
+                                   plan["freq"], plan["phase"], d["augment_key"], d["indices"], float(c.fs))
+        if not with_parameters:
+            return x, {}
         params = {k: np.asarray(beats[k], dtype=np.float64) for k in PARAMETERS}
         params["n_augment"] = np.zeros(batch) if plan is None else plan["n"].astype(np.float64)
         params.update(self._r_waves(beats))
@@ -168,50 +169,38 @@ class GaussianBeat:
 
     # -- random draws: the only per-ECG Python loop --------------------------------------------------
     def _draw(self, indices: np.ndarray, seed: int) -> dict:
+        """Every random draw of the batch: parameters from per-index Philox, noise from per-index streams."""
         c = self.config
         k_max, batch = self._k_max, len(indices)
-        n_u = 4 + MAX_AUGMENTS * AUG_U
         normals = np.empty((batch, N_RECORD + k_max))
         rec, jitter = normals[:, :N_RECORD], normals[:, N_RECORD:]
-        uniforms = np.empty((batch, n_u))
-        noise = np.empty((batch, self._n1 + self._n2 + 8), dtype=np.float32)
+        uniforms = np.empty((batch, 4 + MAX_AUGMENTS * AUG_U))
         pvc_u = np.ones((batch, k_max))
-        shapes, aug_noise = [], []
+        shapes = []
         needed = c.assemble_factor * c.length
         lo_len, hi_len = c.beat_length_min, c.beat_length_max
         base, sd_rec, sd_beat, fs = c.beat_length, c.beat_length_sd_record, c.beat_length_sd_beat, c.fs
-        cdf = self._poisson_cdf
-        seg_lo, seg_span, length = c.augment_segment[0], c.augment_segment[1] - c.augment_segment[0], c.length
         for b, rng in enumerate(index_rngs(indices, seed, "gaussian")):
             z = normals[b]
             rng.standard_normal(out=z)
             lengths = z[N_RECORD:] * sd_beat
             lengths += base + sd_rec * z[15]
-            np.clip(lengths, lo_len, hi_len, out=lengths)
+            np.minimum(lengths, hi_len, out=lengths)
+            np.maximum(lengths, lo_len, out=lengths)
             lengths *= fs
             ends = np.ceil(lengths, out=lengths).cumsum()
             n_draw = min(int(ends.searchsorted(needed, "right")) + 2, k_max)
             shapes.append(rng.standard_normal((n_draw, N_BEAT)))
-            u = uniforms[b]
-            rng.random(out=u)
-            rng.standard_normal(dtype=np.float32, out=noise[b])
+            rng.random(out=uniforms[b])
             if c.pvc_probability > 0:
                 rng.random(out=pvc_u[b])
-            if cdf is not None:
-                # white-noise augmentations draw their samples last, in slot order: one call for all
-                n_aug = bisect.bisect_right(cdf, u[3])
-                total = 0
-                for a in range(4, 4 + min(n_aug, MAX_AUGMENTS) * AUG_U, AUG_U):
-                    if u[a] * 4 >= 3:
-                        total += max(1, int((seg_lo + u[a + 2] * seg_span) * length)) if u[a + 1] < 0.5 else length
-                if total:
-                    aug_noise.append(rng.standard_normal(total, dtype=np.float32))
         k = max((len(s) for s in shapes), default=0)
         shape_arr = np.zeros((batch, k, N_BEAT))
         for b, s in enumerate(shapes):
             shape_arr[b, : len(s)] = s
+        noise = kernels.normals(np.uint64(stream_key(seed, "gaussian-noise")), indices, self._n1 + self._n2 + 8)
         return {"rec": rec, "jitter": jitter[:, :k], "shapes": shape_arr, "uniforms": uniforms, "noise": noise,
-                "pvc_u": pvc_u[:, :k], "aug_noise": np.concatenate(aug_noise) if aug_noise else np.zeros(0, np.float32)}
+                "pvc_u": pvc_u[:, :k], "indices": indices, "augment_key": np.uint64(stream_key(seed, "gaussian-aug"))}
 
     def _lengths(self, rec_z: np.ndarray | float, jitter: np.ndarray) -> np.ndarray:
         c = self.config
@@ -307,63 +296,38 @@ class GaussianBeat:
             out = out + self.config.st_offset * _plateau(tau, beats["j_point"][..., None], beats["t_centre"][..., None])
         return out
 
-    def _render(self, beats: dict, blocks: tuple[tuple[np.ndarray, np.ndarray], ...] = ()) -> np.ndarray:
-        """Evaluate every beat inside each record's window on (beats x samples) grids, in float32.
+    def _render(self, beats: dict, noise: np.ndarray | None = None) -> np.ndarray:
+        """Every beat inside each record's window plus the two block noises, as float32 (compiled).
 
-        The beats of the whole batch are sorted by their in-window length and cut into grids of
-        ``ROWS_PER_CHUNK`` rows, so a grid's width fits its rows (almost no padding); each row is
-        then copied to its place in its record. Waves are evaluated in sample units,
-        ``amp * exp(q * (k - k0)**2)`` with ``q = inv2 * scale**2`` and ``k0 = centre / scale``: the
-        sample index k is exact in float32, so narrow R waves lose less to rounding than on a
-        float32 template-time axis (max 1.4e-4 vs 2.7e-4 mV from a float64 evaluation, 200 ECGs).
-        ``blocks`` are piecewise-constant noises, (per-record block values, block of each sample),
-        added afterwards a few records at a time.
+        Waves are evaluated in sample units, ``amp * exp(q * (k - k0)**2)`` with
+        ``q = inv2 * scale**2`` and ``k0 = centre / scale``, only over each wave's support and by
+        recurrence (see :mod:`pretraining.simulators.kernels`); ``noise`` holds each record's
+        standard-normal block values (``noise1`` blocks, then ``noise2`` blocks), or None for none.
         """
         c = self.config
         counts = beats["counts"]
         batch = counts.shape[0]
         rec, beat = np.nonzero(counts > 0)  # every beat in a window, record by record, in time order
-        n_all = counts[rec, beat]
-        dest_all = np.cumsum(n_all) - n_all  # each record's window holds exactly `length` samples
-        by_length = np.argsort(n_all, kind="stable")
-        rec, beat, n, dest = rec[by_length], beat[by_length], n_all[by_length], dest_all[by_length]
-        lo = beats["lo"][rec, beat]
-        scale = beats["scale"][rec, beat][:, None]
-        f32 = np.float32
-        amp = beats["amp"][rec, beat].astype(f32)
-        q = (beats["inv2"][rec, beat] * scale**2).astype(f32)
-        offset = (lo[:, None] - beats["centre"][rec, beat] / scale).astype(f32)  # k - k0 = col + offset
-        level = beats["level"][rec, beat].astype(f32)
-        slope = (beats["drift"][rec, beat] / np.maximum(beats["n_samples"][rec, beat] - 1, 1)).astype(f32)
-        if c.st_offset:
-            tau_step = scale[:, 0].astype(f32)
-            j_point, t_centre = beats["j_point"][rec, beat].astype(f32), beats["t_centre"][rec, beat].astype(f32)
-        out = np.empty((batch, c.length), dtype=f32)
-        flat = out.reshape(-1)
-        cols_f = np.arange(int(n.max()) + 1, dtype=f32)
-        for r0 in range(0, len(n), ROWS_PER_CHUNK):
-            rows = slice(r0, r0 + ROWS_PER_CHUNK)
-            width = int(n[rows].max())
-            k = lo[rows, None].astype(f32) + cols_f[None, :width]
-            x = slope[rows, None] * k
-            x += level[rows, None]
-            buf = np.empty_like(x)
-            for j in range(5):
-                np.add(cols_f[:width], offset[rows, j, None], out=buf)
-                np.multiply(buf, buf, out=buf)
-                buf *= q[rows, j, None]
-                np.exp(buf, out=buf)
-                buf *= amp[rows, j, None]
-                x += buf
-            if c.st_offset:
-                tau = k * tau_step[rows, None]
-                x += f32(c.st_offset) * _plateau(tau, j_point[rows, None], t_centre[rows, None])
-            for r, d, m in zip(range(x.shape[0]), dest[rows].tolist(), n[rows].tolist(), strict=True):
-                flat[d : d + m] = x[r, :m]
-        for b0 in range(0, batch, BLOCK_RECORDS):
-            part = out[b0 : b0 + BLOCK_RECORDS]
-            for values, block_of in blocks:
-                part += np.take(values[b0 : b0 + BLOCK_RECORDS], block_of, axis=1)
+        first = np.zeros(batch + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rec, minlength=batch), out=first[1:])
+        scale = beats["scale"][rec, beat]
+        centre = beats["centre"][rec, beat]
+        q = np.ascontiguousarray(beats["inv2"][rec, beat] * (scale**2)[:, None])
+        k0 = np.ascontiguousarray(centre / scale[:, None])
+        slope = beats["drift"][rec, beat] / np.maximum(beats["n_samples"][rec, beat] - 1, 1)
+        none = np.zeros(0)
+        st = (scale, beats["j_point"][rec, beat], beats["t_centre"][rec, beat]) if c.st_offset else (none,) * 3
+        n1, n2 = self._n1, self._n2
+        if noise is None:
+            noise = np.zeros((batch, n1 + n2), dtype=np.float32)
+        out = np.empty((batch, c.length), dtype=np.float32)
+        kernels.render_records(
+            out, first, counts[rec, beat], beats["lo"][rec, beat], beats["level"][rec, beat], slope,
+            np.ascontiguousarray(beats["amp"][rec, beat]), q, k0,
+            noise[:, :n1], np.asarray(beats["noise1_sd"], dtype=np.float64), c.noise1_block,
+            noise[:, n1 : n1 + n2], np.asarray(beats["noise2_sd"], dtype=np.float64), c.noise2_block,
+            float(c.st_offset), *st,
+        )
         return out
 
     def _fibrillation(self, d: dict) -> np.ndarray:
@@ -403,30 +367,3 @@ def _plateau(tau: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray
     rise = 0.5 * (1 + np.tanh((tau - start) / 0.015))
     fall = 0.5 * (1 + np.tanh((tau - stop) / 0.03))
     return rise - fall
-
-
-def _apply_augments(x: np.ndarray, plan: dict, noise: np.ndarray, fs: int) -> None:
-    """Apply every record's planned augmentations in slot order, in place (white noise from ``noise``)."""
-    ramp = np.arange(x.shape[1], dtype=np.float32)
-    used = 0
-    rows = np.flatnonzero(plan["n"])
-    fields = [plan[key][rows].tolist() for key in ("kind", "lo", "seg", "value", "freq", "phase")]
-    counts = plan["n"][rows].tolist()
-    for r, n, kinds, los, segs, values, freqs, phases in zip(rows.tolist(), counts, *fields, strict=True):
-        row = x[r]
-        for a in range(n):
-            kind, lo, seg, value = kinds[a], los[a], segs[a], np.float32(values[a])
-            part = row[lo : lo + seg]
-            if kind == 0:
-                part *= value
-            elif kind == 3:
-                part += value * noise[used : used + seg]
-                used += seg
-            else:
-                wave = ramp[:seg] * np.float32(2 * np.pi * freqs[a] / fs)
-                wave += np.float32(phases[a])
-                np.sin(wave, out=wave)
-                if kind == 2:
-                    np.sign(wave, out=wave)
-                wave *= value
-                part += wave
