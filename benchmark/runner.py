@@ -158,12 +158,32 @@ def pretrained_encoder(suite: SuiteConfig, corpus: str, tracker: Tracker, parent
 
     Encoders are cached by pretraining fingerprint under ``<cache>/encoders/`` and reused by
     every cell (and every suite) with the same pretraining settings; a pretraining killed midway
-    resumes from its last checkpoint.
+    resumes from its last checkpoint. Shards on one machine share the cache: the first to need an
+    encoder trains it while the others wait on a lock file, then load it (none trains it twice
+    or marks the other's run as stale).
     """
-    from pretraining.train import pretrain
+    from filelock import FileLock, Timeout
 
     fingerprint = pretrain_fingerprint(suite, corpus)
     out_dir = cache_dir() / "encoders" / fingerprint
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out_dir.parent / f"{fingerprint}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("waiting for another process to pretrain encoder %s (corpus %s)", fingerprint, corpus)
+        lock.acquire()
+    try:
+        return _cached_or_pretrained(suite, corpus, fingerprint, out_dir, tracker, parent_id, progress)
+    finally:
+        lock.release()
+
+
+def _cached_or_pretrained(
+    suite: SuiteConfig, corpus: str, fingerprint: str, out_dir: Path, tracker: Tracker, parent_id: str, progress: bool
+) -> Path:
+    from pretraining.train import pretrain
+
     finished = tracker.finished_run(fingerprint)
     final = out_dir / "encoder.pt"
     if finished is not None and final.is_file():

@@ -44,6 +44,15 @@ def resolve_uri(uri: str | None = None) -> str:
     return uri
 
 
+def _store_lock(uri: str) -> contextlib.AbstractContextManager:
+    """An inter-process lock beside a local SQLite store (``<db>.lock``); no lock for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    return FileLock(uri[len("sqlite:///") :] + ".lock")
+
+
 def _artifact_root(uri: str) -> str | None:
     """Artifacts of a local SQLite store go to ``<store folder>/artifacts`` (not the CWD)."""
     if uri.startswith("sqlite:///"):
@@ -58,15 +67,18 @@ class Tracker:
         mlflow = _mlflow()
         self.uri = resolve_uri(uri)
         try:
-            self.client = mlflow.tracking.MlflowClient(tracking_uri=self.uri)
-            name = EXPERIMENT_PREFIX + suite
-            experiment = self.client.get_experiment_by_name(name)
-            if experiment is None:
-                root = _artifact_root(self.uri)
-                location = f"{root}/{suite}" if root else None
-                self.experiment_id = self.client.create_experiment(name, artifact_location=location)
-            else:
-                self.experiment_id = experiment.experiment_id
+            # Shards started together on one machine would both create (migrate) a new SQLite
+            # store and both create the experiment; the second fails. One at a time, via a lock.
+            with _store_lock(self.uri):
+                self.client = mlflow.tracking.MlflowClient(tracking_uri=self.uri)
+                name = EXPERIMENT_PREFIX + suite
+                experiment = self.client.get_experiment_by_name(name)
+                if experiment is None:
+                    root = _artifact_root(self.uri)
+                    location = f"{root}/{suite}" if root else None
+                    self.experiment_id = self.client.create_experiment(name, artifact_location=location)
+                else:
+                    self.experiment_id = experiment.experiment_id
         except Exception as exc:  # the message of a broken store is deep inside SQLAlchemy/HTTP
             raise TrackingError(f"cannot use MLflow store {self.uri}: {exc}") from exc
 

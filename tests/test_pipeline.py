@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -84,6 +87,26 @@ def test_killed_cell_is_redone_once_and_new_seeds_add_only_their_cells(tracking_
     assert main([*base, "--set", "grid.seeds=1,2"]) == 0
     assert "1 ran, 1 already finished" in capsys.readouterr().out
     assert tracker.client.get_run(stale).info.status == "KILLED"
+    assert len(_cell_runs(tracking_uri, "demo", "FINISHED")) == 2
+
+
+@pytest.mark.slow
+def test_two_shards_started_together_share_one_store_and_one_pretraining(tmp_path: Path, tracking_uri: str) -> None:
+    # both shards need the encoder and both find a store that does not exist yet
+    env = {**os.environ, "SIMECG_CACHE": str(tmp_path / "cache")}
+    code = "import sys; from benchmark.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["run", "--suite", "demo", "--corpus", "sim", "--tracking-uri", tracking_uri, "--no-progress",
+            "--set", "grid.models=mae", "--set", "grid.seeds=1", "--set", "grid.tasks=demo/af,demo/tachycardia",
+            *TINY, "--set", "pretrain.steps=40"]
+    shards = [subprocess.Popen([sys.executable, "-c", code, *args, "--shard", f"{i}/2"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in shards]
+    assert [p.returncode for p in shards] == [0, 0], outputs
+    assert all("1 ran" in out for out in outputs)
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("simecg-bench/demo")
+    pretrains = client.search_runs([exp.experiment_id], filter_string="tags.kind = 'pretrain'")
+    assert [r.info.status for r in pretrains] == ["FINISHED"]  # trained once, never marked stale
     assert len(_cell_runs(tracking_uri, "demo", "FINISHED")) == 2
 
 
