@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 EXPERIMENT_PREFIX = "simecg-bench/"
 PARAM_LIMIT = 6000  # MLflow's limit on a param value's length
+PAGE_SIZE = 10000  # runs per search_runs page
 
 
 def _mlflow() -> Any:
@@ -186,18 +187,22 @@ class Tracker:
 
     def finished_fingerprints(self, kind: str = "cell") -> set[str]:
         """Fingerprints of all FINISHED runs of ``kind``, in a few paged queries (not one per cell)."""
-        found: set[str] = set()
+        runs = self._all_runs(f"tags.kind = '{kind}' and attributes.status = 'FINISHED'")
+        return {run.data.tags["fingerprint"] for run in runs if "fingerprint" in run.data.tags}
+
+    def _all_runs(self, filter_string: str, order_by: list[str] | None = None) -> list[Any]:
+        """Every run of the experiment matching ``filter_string``, page by page (no size cap)."""
+        runs: list[Any] = []
         token = None
         while True:
             page = self.client.search_runs(
-                [self.experiment_id],
-                filter_string=f"tags.kind = '{kind}' and attributes.status = 'FINISHED'",
-                max_results=10000, page_token=token,
+                [self.experiment_id], filter_string=filter_string, max_results=PAGE_SIZE, order_by=order_by,
+                page_token=token,
             )
-            found.update(run.data.tags["fingerprint"] for run in page if "fingerprint" in run.data.tags)
+            runs.extend(page)
             token = page.token
             if not token:
-                return found
+                return runs
 
     def kill_stale(self, fingerprint: str) -> int:
         """Mark RUNNING runs of ``fingerprint`` (left by a killed process) as KILLED."""
@@ -211,12 +216,8 @@ class Tracker:
 
     def cell_runs(self) -> list[Any]:
         """All FINISHED cell runs of the experiment, one per fingerprint (the latest)."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string="tags.kind = 'cell' and attributes.status = 'FINISHED'",
-            max_results=50000,
-            order_by=["attributes.start_time DESC"],
-        )
+        runs = self._all_runs("tags.kind = 'cell' and attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
         seen: set[str] = set()
         unique = []
         for run in runs:

@@ -75,3 +75,15 @@ def test_other_lead_and_empty_suite(store: str) -> None:
     board = build_leaderboard(store, "unit", lead="I")
     assert set(board.rows.model) == {"resnet18-1d"} or len(board.rows) == 1
     assert "no finished cells" in build_leaderboard(store, "nothing-here").render("table")
+
+
+def test_results_are_read_page_by_page(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmark.tracking as tracking
+
+    whole = build_leaderboard(store, "unit").rows
+    monkeypatch.setattr(tracking, "PAGE_SIZE", 3)  # 14 finished cell runs: 5 pages
+    tracker = Tracker(store, "unit")
+    assert len(tracker.cell_runs()) == 13  # 12 seeds' cells + lead I; the duplicate counts once
+    assert len(tracker.finished_fingerprints()) == 13
+    paged = build_leaderboard(store, "unit").rows
+    assert paged.equals(whole)
