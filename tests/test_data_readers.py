@@ -68,9 +68,10 @@ def test_load_task_memmaps_zscored_windows_and_reuses_cache(shared_data, tmp_pat
     data = load_task("cpsc2018/AF", shared_data, lead="II", cache_dir=tmp_path)
     assert data.signals.shape[1] == 5000 and data.signals.dtype == np.float32
     assert isinstance(data.signals, np.memmap)
-    assert data.signals.shape[0] > data.n_records  # CPSC records longer than 10 s give several windows
-    assert set(np.unique(data.window_record)) == set(range(data.n_records))
-    window = np.asarray(data.signals[0])
+    assert data.n_windows > data.n_records  # CPSC records longer than 10 s give several windows
+    in_task = data.window_record >= 0
+    assert set(np.unique(data.window_record[in_task])) == set(range(data.n_records))
+    window = np.asarray(data.signals[data.windows_of(np.array([0]))[0]])
     assert abs(window.mean()) < 1e-3 and abs(window.std() - 1) < 1e-3
     assert set(np.unique(data.labels)) == {0, 1}
     assert list(data.records.columns) == ["record_id", "patient_id", "age", "sex", "strat_fold"]
@@ -84,6 +85,13 @@ def test_load_task_memmaps_zscored_windows_and_reuses_cache(shared_data, tmp_pat
     again = load_task("cpsc2018/AF", shared_data, lead="II", cache_dir=tmp_path)
     assert again.data_version == data.data_version
     np.testing.assert_array_equal(np.asarray(again.signals), np.asarray(data.signals))
+    np.testing.assert_array_equal(again.window_record, data.window_record)
+    # another task on the same lead maps the same lead cache; a task's own cache holds no windows
+    other = load_task("cpsc2018/PVC", shared_data, lead="II", cache_dir=tmp_path)
+    assert other.signals.filename == data.signals.filename
+    assert not np.array_equal(other.window_record >= 0, in_task)
+    task_bytes = sum(f.stat().st_size for f in (tmp_path / "tasks").rglob("*") if f.is_file())
+    assert task_bytes < data.signals.nbytes / 20
 
 
 def test_lead_by_name_gives_that_lead(shared_data, tmp_path):

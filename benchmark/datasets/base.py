@@ -32,8 +32,10 @@ class TaskData:
     """Arrays and metadata of one task on one lead.
 
     Attributes:
-        signals: ``(n_windows, 5000)`` float32, each window z-scored (may be a memmap).
-        window_record: ``(n_windows,)`` index into ``records`` of each window's record.
+        signals: ``(n_windows, 5000)`` float32, each window z-scored (may be a memmap, and may
+            hold windows of other tasks: real datasets share one memmap per lead).
+        window_record: ``(n_windows,)`` index into ``records`` of each window's record, -1 for a
+            window outside this task.
         labels: ``(n_records,)`` int8, 1 = positive class, 0 = normal.
         records: one row per record; columns ``record_id``, ``patient_id``, ``age`` (float,
             NaN unknown), ``sex`` ("M", "F" or None), ``strat_fold`` (int, -1 unknown).
@@ -56,6 +58,11 @@ class TaskData:
     @property
     def n_records(self) -> int:
         return len(self.labels)
+
+    @property
+    def n_windows(self) -> int:
+        """Windows of this task's records (``signals`` may hold more)."""
+        return int(np.count_nonzero(self.window_record >= 0))
 
     def windows_of(self, record_indices: np.ndarray) -> np.ndarray:
         """Window indices belonging to the given records (in window order)."""

@@ -5,7 +5,8 @@ A dataset subclass says where its records are and what their labels mean (:meth:
 
 1. the *lead cache* holds the preprocessed windows of every record of the dataset on one lead
    (built once by reading and checking each WFDB file, then shared by all tasks on that lead);
-2. the *task cache* holds the windows of one task's records, memory-mapped by ``load_task``.
+2. the *task cache* holds one task's labels and records, and which lead-cache windows are its
+   records' (``window_record``, -1 elsewhere): a task never copies windows.
 
 Both are keyed by the stat fingerprint of the input files (path, size, mtime) plus the
 preprocessing config, so a second load reads no WFDB file; the ``data_version`` they carry is a
@@ -39,6 +40,7 @@ from simecg.signal import LEADS
 log = logging.getLogger(__name__)
 
 READER_VERSION = 2  # bump when readers or checks change what ends up in a cache
+TASK_CACHE_LAYOUT = 2  # 2: a task is an index into its lead cache (1 copied its windows)
 RECORD_COLUMNS = ["record_id", "patient_id", "age", "sex", "strat_fold"]
 
 
@@ -159,26 +161,31 @@ class RecordDataset:
         self, spec: TaskSpec, data_dir: Path | str | None, lead: str, cache_dir: Path,
         preprocess: PreprocessConfig = PreprocessConfig(),
     ) -> TaskData:
-        """The task's records on ``lead``: windows memory-mapped from the cache, labels, metadata."""
+        """The task's records on ``lead``: the lead cache's windows (memory-mapped), labels, metadata.
+
+        Every task of a dataset shares its lead cache: ``signals`` is the whole memmap and
+        ``window_record`` marks the windows of records outside the task with -1, so a task costs
+        a small index file instead of a copy of its windows (13 PTB-XL tasks x 12 leads would
+        otherwise copy ~30 GB).
+        """
         from simecg import paths
 
         root = self.find_root(paths.data_dir(data_dir))
         index = self.build_index(root)
         cache = self.lead_cache(root, lead, Path(cache_dir), preprocess, index=index)
         lead = canonical_lead_or_error(lead)
-        key = stable_hash({"lead_cache": cache.key, "task": dataclasses.asdict(spec)})
+        key = stable_hash({"lead_cache": cache.key, "task": dataclasses.asdict(spec), "layout": TASK_CACHE_LAYOUT})
         folder = Path(cache_dir) / "tasks" / self.name / f"{spec.label}-{lead}-{key}"
         if not (folder / "meta.json").is_file():
             self._build_task_cache(spec, index, cache, folder)
         meta = json.loads((folder / "meta.json").read_text())
-        signals = np.load(folder / "signals.npy", mmap_mode="r")
         records = pd.DataFrame(meta["records"], columns=RECORD_COLUMNS)
         records["age"] = records["age"].astype(float)
         records["strat_fold"] = records["strat_fold"].astype(int)
         records["sex"] = records["sex"].astype(object).where(records["sex"].notna(), None)
         return TaskData(
-            task=spec.name, dataset=self.name, lead=lead, signals=signals,
-            window_record=np.asarray(meta["window_record"], dtype=np.int64),
+            task=spec.name, dataset=self.name, lead=lead, signals=cache.signals,
+            window_record=np.load(folder / "window_record.npy"),
             labels=np.asarray(meta["labels"], dtype=np.int8), records=records,
             data_version=meta["data_version"], synthetic=False, quarantine=meta["quarantine"],
         )
@@ -204,20 +211,12 @@ class RecordDataset:
             )
         position = np.full(len(index), -1, dtype=np.int64)
         position[kept] = np.arange(len(kept))
-        windows = np.flatnonzero(position[cache.window_record] >= 0)
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        out = np.lib.format.open_memmap(tmp / "signals.npy", mode="w+", dtype=np.float32,
-                                        shape=(len(windows), cache.signals.shape[1]))
-        for start in range(0, len(windows), 4096):
-            chunk = windows[start : start + 4096]
-            out[start : start + len(chunk)] = cache.signals[chunk]
-        out.flush()
-        del out
+        np.save(tmp / "window_record.npy", position[cache.window_record])
         records = index.iloc[kept][RECORD_COLUMNS]
         meta = {
-            "window_record": position[cache.window_record[windows]].tolist(),
             "labels": labels[kept].astype(int).tolist(),
             "records": [
                 {"record_id": str(r.record_id), "patient_id": str(r.patient_id),

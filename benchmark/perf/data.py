@@ -47,7 +47,7 @@ class DataLoadBench:
         index = dataset.index(args.data_dir if args.data_dir else _default())
         t_wfdb, n_wfdb = _wfdb_reference(index)
         figures = {
-            "task": args.task, "lead": args.lead, "records": data.n_records, "windows": int(data.signals.shape[0]),
+            "task": args.task, "lead": args.lead, "records": data.n_records, "windows": data.n_windows,
             "dataset_records": len(index), "task_summary_s": round(t_summary, 3), "first_load_s": round(t_first, 3),
             "cached_load_s": round(t_cached, 4), "wfdb_rdrecord_s": round(t_wfdb, 3), "wfdb_records": n_wfdb,
             "tasks_available": int(summary["available"].sum()),
