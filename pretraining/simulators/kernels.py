@@ -171,13 +171,19 @@ def _normal(state):  # pragma: no cover - compiled
     The layer comes from the word's low 7 bits; a signed uniform in [-1, 1) from its top 53 bits
     (an arithmetic shift, so the sign needs no branch).
     """
-    state += GAMMA
-    u = _mix(state)
-    layer = np.int64(u & LAYER_MASK)
-    x = np.float64(np.int64(u) >> SIGNED_SHIFT) * TO_SIGNED * ZIG_X[layer]
+    state, layer, x = _candidate(state)
     if abs(x) < ZIG_X[layer + 1]:
         return state, x
     return _normal_slow(state, layer, x)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _candidate(state):  # pragma: no cover - compiled
+    """(next state, a layer, a point uniform in that layer's rectangle)."""
+    state += GAMMA
+    u = _mix(state)
+    layer = np.int64(u & LAYER_MASK)
+    return state, layer, np.float64(np.int64(u) >> SIGNED_SHIFT) * TO_SIGNED * ZIG_X[layer]
 
 
 @njit(cache=True, nogil=True)
@@ -194,10 +200,7 @@ def _normal_slow(state, layer, x):  # pragma: no cover - compiled
         state, u1 = _unit(state)
         if ZIG_F[layer] + u1 * (ZIG_F[layer + 1] - ZIG_F[layer]) < math.exp(-0.5 * x * x):
             return state, x
-        state += GAMMA
-        u = _mix(state)
-        layer = np.int64(u & LAYER_MASK)
-        x = np.float64(np.int64(u) >> SIGNED_SHIFT) * TO_SIGNED * ZIG_X[layer]
+        state, layer, x = _candidate(state)
         if abs(x) < ZIG_X[layer + 1]:
             return state, x
 
