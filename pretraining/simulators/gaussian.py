@@ -363,7 +363,10 @@ class GaussianBeat:
 
 
 def _plateau(tau: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """A smooth box from the S wave's centre to the end of the T wave (template seconds): the shifted ST-T."""
-    rise = 0.5 * (1 + np.tanh((tau - start) / 0.015))
-    fall = 0.5 * (1 + np.tanh((tau - stop) / 0.03))
+    """A smooth box from the S wave's centre to the end of the T wave (template seconds): the shifted ST-T.
+
+    The beat table's end-of-beat values use this; the compiled renderer evaluates the same formula.
+    """
+    rise = 0.5 * (1 + np.tanh((tau - start) / kernels.ST_RISE))
+    fall = 0.5 * (1 + np.tanh((tau - stop) / kernels.ST_FALL))
     return rise - fall

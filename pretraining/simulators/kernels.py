@@ -51,6 +51,7 @@ ZIG_X, ZIG_F = _ziggurat_tables()
 ZIG_R = 3.442619855899
 CUT = 18.0  # a wave is dropped where it is below exp(-18) = 1.5e-8 of its peak
 MIN_RECURRENCE = 4.0  # half-support (samples) below which each sample gets its own exp
+ST_RISE, ST_FALL = 0.015, 0.03  # s: how sharply the ST-T plateau starts at the J point and ends after T
 
 
 @njit(cache=True, nogil=True)
@@ -98,8 +99,8 @@ def render_records(out, first, n, lo, level, slope, amp, q, k0, noise1, sd1, blo
             if st_offset != 0.0:
                 for c in range(cnt):
                     tau = (l0 + c) * scale[r]
-                    rise = 0.5 * (1.0 + math.tanh((tau - j_point[r]) / 0.015))
-                    fall = 0.5 * (1.0 + math.tanh((tau - t_centre[r]) / 0.03))
+                    rise = 0.5 * (1.0 + math.tanh((tau - j_point[r]) / ST_RISE))
+                    fall = 0.5 * (1.0 + math.tanh((tau - t_centre[r]) / ST_FALL))
                     buf[pos + c] += st_offset * (rise - fall)
             pos += cnt
         # the block noises: sample t takes block t // block (counted, not divided, per sample)
