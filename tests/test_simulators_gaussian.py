@@ -14,11 +14,14 @@ from pretraining.simulators.gaussian import GaussianBeat, GaussianBeatConfig
 from simecg.errors import ConfigError
 from simecg.registries import SIMULATORS
 
-# Only P, R, T waves, no drift, noise or augmentation: R samples are readable directly.
+# Only P, R, T waves, no drift, noise or augmentation, and P's per-beat jitter small enough that
+# its tail never reaches R (the paper's 0.02 s brings P within two widths of R in ~1% of beats):
+# R samples are readable directly.
 QUIET = GaussianBeatConfig(
     peak=(0.3, 0.0, 1.5, 0.0, 0.45), peak_sd_record=(0.05, 0.0, 0.75, 0.0, 0.05),
     peak_sd_beat=(0.02, 0.0, 0.25, 0.0, 0.02), width_sd_record=(0.005, 0.0, 0.001, 0.0, 0.005),
     width_sd_beat=(0.001, 0.0, 0.0002, 0.0, 0.001), centre_sd_record=(0.02, 0.0, 0.0, 0.0, 0.02),
+    centre_sd_beat=(0.005, 0.0, 0.0045, 0.0, 0.015),
     drift_scale=0.0, drift_scale_sd_record=0.0, drift_scale_sd_beat=0.0, noise1_sd=0.0, noise1_sd_record=0.0,
     noise2_sd=0.0, noise2_sd_record=0.0, augment_rate=0.0,
 )
@@ -43,9 +46,10 @@ def test_measured_r_amplitudes_follow_the_configured_distribution():
     assert abs(np.median(record_means) - 1.5) < 0.12
     assert 0.6 < record_means.std() < 0.9
     assert 0.18 < within_sd < 0.3
-    # each sampled R (nearest sample to the Gaussian's centre) sits just below its drawn peak
-    sampled, drawn = np.concatenate(per_record), np.concatenate(params["r_amplitudes"])
-    assert np.all(sampled <= drawn + 0.03) and np.median(drawn - sampled) < 0.05
+    # each sampled R (nearest sample to the Gaussian's centre) sits just inside its drawn peak
+    # (R peaks below zero, ~4% of records, are inverted: compare magnitudes)
+    sampled, drawn = np.abs(np.concatenate(per_record)), np.abs(np.concatenate(params["r_amplitudes"]))
+    assert np.all(sampled <= drawn + 0.01) and np.median(drawn - sampled) < 0.02
 
 
 def test_measured_beat_lengths_follow_the_configured_distribution():

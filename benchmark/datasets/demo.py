@@ -20,10 +20,10 @@ Conditions, with the parameter change and its clinical definition:
 * ``af``: no P wave, irregularly irregular RR (per-beat sd 0.15 s around 0.75 s) and 4-9 Hz
   fibrillatory waves of 0.05 mV (January et al., 2014 AHA/ACC/HRS AF guideline, Circulation
   2014;130:e199-e267: "irregular R-R intervals ... no distinct P waves", f waves 300-600/min).
-* ``wide_qrs``: R width x5 and S width x1.5: the R wave alone lasts ~120 ms above 10% of its
-  height (normal: ~30 ms), so QRS >= 120 ms (Surawicz et al., AHA/ACCF/HRS ECG
-  standardization Part III, Circulation 2009;119:e235-e240: complete bundle branch block QRS
-  >= 120 ms).
+* ``wide_qrs``: R width x6 and S width x1.5: the R wave alone lasts ~130 ms above 10% of its
+  height (median over records; 10th percentile ~115 ms; normal: ~25 ms), so QRS >= 120 ms
+  (Surawicz et al., AHA/ACCF/HRS ECG standardization Part III, Circulation 2009;119:e235-e240:
+  complete bundle branch block QRS >= 120 ms).
 * ``pvc``: premature ventricular complexes (each beat 15% likely, at least one per record):
   early (coupling 0.65 of the cycle), no P wave, QRS widened x4, discordant T, full compensatory
   pause (Marcus, Circulation 2020;141:1404-1418).
@@ -45,13 +45,14 @@ import numpy as np
 import pandas as pd
 
 from benchmark.datasets.base import TaskData, TaskSpec
+from pretraining.simulators.base import SIMULATOR_VERSION
 from pretraining.simulators.gaussian import GaussianBeat, GaussianBeatConfig
 from simecg.config import stable_hash, to_dict
 from simecg.errors import ConfigError
 from simecg.registries import DATASETS, TASKS
 from simecg.signal import zscore
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # 2: wide_qrs R width x6 (was x5)
 
 NORMAL = GaussianBeatConfig(
     peak_sd_record=(0.05, 0.03, 0.25, 0.15, 0.1),
@@ -101,7 +102,7 @@ CONDITIONS = {
             "beat_length_sd_beat": 0.15, "fibrillation_amplitude": 0.05,
         }),
         Condition("wide_qrs", "QRS >= 120 ms (bundle-branch-block-like)",
-                  {"width": _scaled(NORMAL.width, (1.0, 1.0, 5.0, 1.5, 1.0))}),
+                  {"width": _scaled(NORMAL.width, (1.0, 1.0, 6.0, 1.5, 1.0))}),
         Condition("pvc", "premature wide ventricular beats with compensatory pause",
                   {"pvc_probability": 0.15, "pvc_coupling": 0.65, "pvc_qrs_widen": 4.0}, min_pvc=1),
         Condition("st_deviation", "ST depression of 0.2 mV", {"st_offset": -0.2}),
@@ -150,7 +151,8 @@ class DemoDataset:
     def data_version(self, spec: TaskSpec) -> str:
         condition = CONDITIONS[spec.label]
         return stable_hash({
-            "version": DEMO_VERSION, "demo": to_dict(self.config), "condition": condition.label,
+            "version": DEMO_VERSION, "simulator_version": SIMULATOR_VERSION, "demo": to_dict(self.config),
+            "condition": condition.label,
             "positive": to_dict(condition.config()), "negative": to_dict(NORMAL), "min_pvc": condition.min_pvc,
         })
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from pretraining.simulators.base import SIMULATOR_VERSION
 from simecg.config import apply_overrides, stable_hash, to_dict
 from simecg.errors import ConfigError
 from simecg.registries import CORPORA, SIMULATORS
@@ -29,7 +30,6 @@ from simecg.signal import N_SAMPLES
 log = logging.getLogger(__name__)
 
 SIMULATOR_NAMES = ("ecgsyn", "gaussian")
-CODE_VERSION = "2"  # bump when a simulator's output for the same config changes
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -141,7 +141,7 @@ class SimCorpus:
             "seed": self.seed,
             "weights": used,
             "simulators": {n: to_dict(self.simulators[n].config) for n in used},
-            "code_version": CODE_VERSION,
+            "code_version": SIMULATOR_VERSION,
         }
 
     def identity(self) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 A simulator is a class registered in ``SIMULATORS`` with a frozen ``Config`` dataclass (the
 paper's parameter distributions as defaults) and ``simulate(indices, seed)``. ECG ``i`` is a pure
-function of (config, seed, i): every random draw of ECG ``i`` comes from its own counter-based
-generator keyed by ``(seed, name, i)`` (:func:`index_rngs`), so batch size, workers and machines never change a value.
+function of (config, seed, i): every random draw of ECG ``i`` comes from its own stream keyed by
+``(seed, purpose, i)``, so batch size, workers and machines never change a value. ECGSYN uses
+numpy generators positioned per index (:func:`index_rngs`); the Gaussian simulator uses compiled
+SplitMix64 streams (:mod:`pretraining.simulators.kernels`) under the same :func:`stream_key`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from simecg.errors import ConfigError
+
+# Bump when a simulator's output for the same config changes: it is part of every simulated
+# corpus's identity and of the demo tasks' data version, so stale corpora and caches are not reused.
+SIMULATOR_VERSION = "2"
 
 
 @runtime_checkable

@@ -11,12 +11,12 @@ two multiplications per sample, accurate to ~1e-13 over a few hundred steps in f
 waves (support under ``MIN_RECURRENCE`` samples, where ``r`` could overflow) take a direct ``exp``
 per sample. Sine and square augmentations use the matching rotation recurrence for ``sin``.
 
-White noise (the block noises and the white-noise augmentation) is drawn here too, per ECG, from
-a SplitMix64 stream (Steele, Lea & Flood 2014) seeded by a hash of (key, ECG index), turned into
-normals by the ziggurat method of Marsaglia & Tsang (2000), 128 layers, with the value and the
-layer taken from disjoint bits of each 64-bit word (Doornik 2005). Both are counter-like: ECG
-i's noise depends on (key, i) only. This replaced numpy's per-ECG Philox draws of ~2,200 normals,
-which took a quarter of the simulator's time.
+Every random draw is made here too (record and beat parameters, the block noises, the white-noise
+augmentation), per ECG, from a SplitMix64 stream (Steele, Lea & Flood 2014) seeded by a hash of
+(key, ECG index), turned into normals by the ziggurat method of Marsaglia & Tsang (2000), 128
+layers, with the value and the layer taken from disjoint bits of each 64-bit word (Doornik 2005).
+ECG i's draws depend on (key, i) only. This replaced a per-ECG Python loop over numpy Philox
+generators, which took over a third of the simulator's time.
 
 All arithmetic is float64; results are stored as float32. ``cache=True`` keeps the compiled code
 on disk (numba's cache, beside this file or in the user cache when that is read-only), so only
@@ -222,3 +222,46 @@ def normals(key, indices, n):  # pragma: no cover - compiled
             state, z = _normal(state)
             out[b, t] = z
     return out
+
+
+@njit(cache=True, nogil=True)
+def draw_parameters(key, indices, n_record, k_max, n_beat, n_uniform, with_pvc, length_base, length_sd_record,
+                    length_sd_beat, length_min, length_max, fs, needed):  # pragma: no cover - compiled
+    """Each ECG's parameter draws, in this order from its own stream under ``key``.
+
+    1. ``n_record + k_max`` normals: the record-level draws (column 15 is the beat length's),
+       then one beat-length jitter per possible beat;
+    2. ``n_beat`` normals for each beat the record needs: beats until their lengths (clipped,
+       in whole samples) pass ``needed`` samples, plus two -- the rest of the row stays 0;
+    3. ``n_uniform`` uniforms; then, if ``with_pvc``, ``k_max`` uniforms (1.0 otherwise).
+
+    Returns (normals, shapes, uniforms, pvc uniforms, beats drawn per ECG).
+    """
+    batch = indices.shape[0]
+    normals = np.empty((batch, n_record + k_max))
+    shapes = np.zeros((batch, k_max, n_beat))
+    uniforms = np.empty((batch, n_uniform))
+    pvc_u = np.ones((batch, k_max))
+    n_drawn = np.empty(batch, dtype=np.int64)
+    for b in range(batch):
+        state = stream_start(key, indices[b])
+        for j in range(n_record + k_max):
+            state, normals[b, j] = _normal(state)
+        record_length = length_base + length_sd_record * normals[b, 15]
+        end, n_draw = 0.0, k_max
+        for j in range(k_max):
+            length = min(max(record_length + length_sd_beat * normals[b, n_record + j], length_min), length_max)
+            end += math.ceil(length * fs)
+            if end > needed:
+                n_draw = min(j + 2, k_max)
+                break
+        n_drawn[b] = n_draw
+        for j in range(n_draw):
+            for m in range(n_beat):
+                state, shapes[b, j, m] = _normal(state)
+        for j in range(n_uniform):
+            state, uniforms[b, j] = _unit(state)
+        if with_pvc:
+            for j in range(k_max):
+                state, pvc_u[b, j] = _unit(state)
+    return normals, shapes, uniforms, pvc_u, n_drawn
