@@ -21,7 +21,7 @@ from benchmark.cells import Cell, cell_fingerprint, enumerate_cells, pretrain_fi
 from benchmark.config import SuiteConfig
 from benchmark.datasets.base import TaskData
 from benchmark.tasks import load_task
-from benchmark.tracking import RunLogger, Tracker
+from benchmark.tracking import RunLogger, Tracker, sqlite_path
 from simecg.config import flatten, to_dict
 from simecg.errors import SimECGError
 from simecg.paths import cache_dir
@@ -148,9 +148,8 @@ def _log_quarantine(context: evaluation.CellContext, data: Any) -> None:
 
 def default_optuna_storage(tracking_uri: str) -> str:
     """Optuna studies beside a local SQLite MLflow store, else in the cache folder."""
-    if tracking_uri.startswith("sqlite:///"):
-        return f"sqlite:///{Path(tracking_uri[len('sqlite:///'):]).parent / 'optuna.db'}"
-    return f"sqlite:///{cache_dir() / 'optuna.db'}"
+    db = sqlite_path(tracking_uri)
+    return f"sqlite:///{(db.parent if db is not None else cache_dir()) / 'optuna.db'}"
 
 
 def pretrained_encoder(suite: SuiteConfig, corpus: str, tracker: Tracker, parent_id: str, progress: bool) -> Path:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 EXPERIMENT_PREFIX = "simecg-bench/"
 PARAM_LIMIT = 6000  # MLflow's limit on a param value's length
 PAGE_SIZE = 10000  # runs per search_runs page
+SQLITE = "sqlite:///"
 
 
 def _mlflow() -> Any:
@@ -37,27 +38,32 @@ def _mlflow() -> Any:
     return mlflow
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a local SQLite store URI (``sqlite:///path``), None for other stores."""
+    return Path(uri[len(SQLITE) :]) if uri.startswith(SQLITE) else None
+
+
 def resolve_uri(uri: str | None = None) -> str:
     """The tracking URI to use; a local SQLite store gets its folder created."""
     uri = uri or default_tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    if (db := sqlite_path(uri)) is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     return uri
 
 
 def _store_lock(uri: str) -> contextlib.AbstractContextManager:
     """An inter-process lock beside a local SQLite store (``<db>.lock``); no lock for other stores."""
-    if not uri.startswith("sqlite:///"):
+    if (db := sqlite_path(uri)) is None:
         return contextlib.nullcontext()
     from filelock import FileLock
 
-    return FileLock(uri[len("sqlite:///") :] + ".lock")
+    return FileLock(f"{db}.lock")
 
 
 def _artifact_root(uri: str) -> str | None:
     """Artifacts of a local SQLite store go to ``<store folder>/artifacts`` (not the CWD)."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///") :]).parent / "artifacts").resolve().as_uri()
+    if (db := sqlite_path(uri)) is not None:
+        return (db.parent / "artifacts").resolve().as_uri()
     return None
 
 

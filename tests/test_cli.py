@@ -31,3 +31,11 @@ def test_bad_override_is_one_line_and_debug_raises(capsys) -> None:
 def test_bad_shard_is_rejected(capsys) -> None:
     assert main(["run", "--suite", "demo", "--shard", "3/2"]) == 2
     assert "--shard" in capsys.readouterr().err
+
+
+def test_optuna_studies_sit_beside_a_sqlite_store_else_in_the_cache(tmp_path, monkeypatch) -> None:
+    from benchmark.runner import default_optuna_storage
+
+    monkeypatch.setenv("SIMECG_CACHE", str(tmp_path / "cache"))
+    assert default_optuna_storage(f"sqlite:///{tmp_path}/runs/mlflow.db") == f"sqlite:///{tmp_path}/runs/optuna.db"
+    assert default_optuna_storage("http://tracking:5000") == f"sqlite:///{tmp_path}/cache/optuna.db"
