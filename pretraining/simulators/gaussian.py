@@ -170,23 +170,16 @@ class GaussianBeat:
     def _draw(self, indices: np.ndarray, seed: int) -> dict:
         """Every random draw of the batch, each ECG from its own streams keyed by (seed, index)."""
         c = self.config
-        normals, shapes, uniforms, pvc_u, n_drawn = kernels.draw_parameters(
+        normals, lengths, shapes, uniforms, pvc_u, n_drawn = kernels.draw_parameters(
             np.uint64(stream_key(seed, "gaussian")), indices, N_RECORD, self._k_max, N_BEAT,
             4 + MAX_AUGMENTS * AUG_U, c.pvc_probability > 0, c.beat_length, c.beat_length_sd_record,
             c.beat_length_sd_beat, c.beat_length_min, c.beat_length_max, float(c.fs), c.assemble_factor * c.length,
         )
         k = int(n_drawn.max(initial=0))
         noise = kernels.normals(np.uint64(stream_key(seed, "gaussian-noise")), indices, self._n1 + self._n2 + 8)
-        return {"rec": normals[:, :N_RECORD], "jitter": normals[:, N_RECORD : N_RECORD + k], "shapes": shapes[:, :k],
+        return {"rec": normals[:, :N_RECORD], "lengths": lengths[:, :k], "shapes": shapes[:, :k],
                 "uniforms": uniforms, "noise": noise, "pvc_u": pvc_u[:, :k], "indices": indices,
                 "augment_key": np.uint64(stream_key(seed, "gaussian-aug"))}
-
-    def _lengths(self, rec_z: np.ndarray | float, jitter: np.ndarray) -> np.ndarray:
-        c = self.config
-        rec_length = c.beat_length + c.beat_length_sd_record * np.asarray(rec_z)
-        if np.ndim(rec_length):
-            rec_length = rec_length[:, None]
-        return np.clip(rec_length + c.beat_length_sd_beat * jitter, c.beat_length_min, c.beat_length_max)
 
     def _plan_augments(self, d: dict) -> dict | None:
         """Every record's augmentations from its uniforms, as (batch, MAX_AUGMENTS) tables (None if off)."""
@@ -222,7 +215,7 @@ class GaussianBeat:
         for i, anchor in enumerate(c.centre_anchor):
             rec_centre[:, i] = offsets[:, i] + (rec_centre[:, anchor] if anchor >= 0 else 0.0)
         rec_drift = c.drift_scale + c.drift_scale_sd_record * rec[:, 16]
-        lengths = self._lengths(rec[:, 15], d["jitter"])
+        lengths = d["lengths"]
         peak = rec_peak[:, None, :] + np.asarray(c.peak_sd_beat) * z[..., 0:5]
         width = np.maximum(np.abs(rec_width[:, None, :] + np.asarray(c.width_sd_beat) * z[..., 5:10]), 1e-4)
         centre = rec_centre[:, None, :] + np.asarray(c.centre_sd_beat) * z[..., 10:15]

@@ -235,10 +235,12 @@ def draw_parameters(key, indices, n_record, k_max, n_beat, n_uniform, with_pvc, 
        in whole samples) pass ``needed`` samples, plus two -- the rest of the row stays 0;
     3. ``n_uniform`` uniforms; then, if ``with_pvc``, ``k_max`` uniforms (1.0 otherwise).
 
-    Returns (normals, shapes, uniforms, pvc uniforms, beats drawn per ECG).
+    Returns (normals, beat lengths in seconds (clipped), shapes, uniforms, pvc uniforms, beats
+    drawn per ECG).
     """
     batch = indices.shape[0]
     normals = np.empty((batch, n_record + k_max))
+    lengths = np.empty((batch, k_max))
     shapes = np.zeros((batch, k_max, n_beat))
     uniforms = np.empty((batch, n_uniform))
     pvc_u = np.ones((batch, k_max))
@@ -250,11 +252,10 @@ def draw_parameters(key, indices, n_record, k_max, n_beat, n_uniform, with_pvc, 
         record_length = length_base + length_sd_record * normals[b, 15]
         end, n_draw = 0.0, k_max
         for j in range(k_max):
-            length = min(max(record_length + length_sd_beat * normals[b, n_record + j], length_min), length_max)
-            end += math.ceil(length * fs)
-            if end > needed:
+            lengths[b, j] = min(max(record_length + length_sd_beat * normals[b, n_record + j], length_min), length_max)
+            end += math.ceil(lengths[b, j] * fs)
+            if end > needed and n_draw == k_max:
                 n_draw = min(j + 2, k_max)
-                break
         n_drawn[b] = n_draw
         for j in range(n_draw):
             for m in range(n_beat):
@@ -264,4 +265,4 @@ def draw_parameters(key, indices, n_record, k_max, n_beat, n_uniform, with_pvc, 
         if with_pvc:
             for j in range(k_max):
                 state, pvc_u[b, j] = _unit(state)
-    return normals, shapes, uniforms, pvc_u, n_drawn
+    return normals, lengths, shapes, uniforms, pvc_u, n_drawn
