@@ -1,13 +1,19 @@
-"""The contract of a supervised baseline: a config dataclass, a builder, a search space.
+"""The model contract: every model a cell trains, obtained from the registry, used the same way.
 
-A *neural* baseline maps ``(batch, 1, 5000)`` z-scored ECGs to logits ``(batch,)`` and is
-trained by the one shared loop in ``benchmark.training`` (same early stopping, augmentation
-and metrics for every model, so the comparison is fair by construction). An *estimator*
-baseline is a scikit-learn style classifier on raw signals (``fit``/``predict_proba``).
+The MAE fine-tuned from a pretrained encoder, the scratch Transformer, the neural baselines and
+XGBoost all satisfy :class:`Baseline` (scikit-learn's estimator style): the constructor stores
+settings only, :meth:`~Baseline.fit` learns from training and validation arrays and returns the
+model, :meth:`~Baseline.predict_scores` gives a probability-like score per signal. So the code
+that runs a cell has one path for every model, and a plugin's model gets the same protocol,
+tuning and tests as ours (:func:`baselines.checks.check_baseline`).
 
-Register a new one with a decorator in a module of its own::
+A *neural* model (:class:`NeuralBaseline`) only builds its ``nn.Module`` from its config; the one
+shared loop in :mod:`baselines.training` trains every neural model (same early stopping,
+augmentation and metrics, so the comparison is fair by construction). An *estimator* model
+(:class:`EstimatorBaseline`) makes a scikit-learn style classifier.
 
-    @BASELINES.register("my-net")
+Register a new one with an entry point (see README, "Add a baseline"), in a module of its own::
+
     class MyNet(NeuralBaseline):
         Config = MyNetConfig
         @staticmethod
@@ -19,10 +25,19 @@ Register a new one with a decorator in a module of its own::
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
-from simecg.config import apply_overrides
+import numpy as np
+
+from baselines.training import TrainConfig, predict_scores, train_classifier
+from simecg.config import apply_overrides, to_dict
 from simecg.errors import ConfigError
+from simecg.identity import Identity
+
+OnEval = Callable[[int, float], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,24 +45,87 @@ class EmptyConfig:
     """For baselines without architecture parameters."""
 
 
+class EncoderSource(Protocol):
+    """Where pretrained encoders come from (the runner provisions them; tests may pass a folder)."""
+
+    def identity(self, corpus: str) -> Identity:
+        """The identity of the encoder pretrained on ``corpus`` (without training it)."""
+        ...
+
+    def path(self, corpus: str) -> Path:
+        """The encoder file pretrained on ``corpus``, trained or fetched if needed."""
+        ...
+
+
 class Baseline:
-    """Common part: a frozen ``Config`` dataclass whose defaults are the baseline's paper setting."""
+    """The contract of every model a cell trains.
 
-    kind: ClassVar[str] = "neural"
+    Class attributes:
+        Config: frozen dataclass of the model's own settings; defaults are its paper setting.
+        kind: ``"neural"`` or ``"estimator"`` (listings only; the runner never branches on it).
+        ablation: an ablation of the pretrained model (shown, never "the strongest baseline").
+        variant_field: a Config field set from the part of a model name after ``:``
+            (``mae:sim`` sets the MAE's ``corpus`` to ``sim``); None if the model has none.
+        check_overrides: Config overrides that keep :func:`~baselines.checks.check_baseline`
+            fast on a CPU (a narrow network, say).
+
+    Fitted state (after :meth:`fit`): ``val_loss_`` (validation log loss, what tuning
+    minimises), ``history_`` (learning curve rows), ``fit_metrics_`` (numbers worth logging).
+    """
+
     Config: ClassVar[type] = EmptyConfig
+    kind: ClassVar[str] = "neural"
+    ablation: ClassVar[bool] = False
+    variant_field: ClassVar[str | None] = None
+    check_overrides: ClassVar[dict[str, Any]] = {}
 
+    def __init__(self, config: Any = None, training: TrainConfig | None = None, seed: int = 0,
+                 encoders: EncoderSource | None = None):
+        self.config = config if config is not None else self.make_config()
+        self.training = training if training is not None else TrainConfig()
+        self.seed = seed
+        self.encoders = encoders
+
+    # ----- what a cell calls
+    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+            on_eval: OnEval | None = None) -> Baseline:
+        """Learn from ``(n, L)`` z-scored signals and 0/1 labels; validation drives early stopping.
+
+        ``on_eval(epoch, val_loss)`` is called at each evaluation (Optuna pruning raises from it).
+        """
+        raise NotImplementedError
+
+    def predict_scores(self, x: np.ndarray) -> np.ndarray:
+        """A score in [0, 1] per signal of ``x`` (``(n, L)``), higher = more likely positive."""
+        raise NotImplementedError
+
+    # ----- configuration, tuning, identity
     @classmethod
-    def make_config(cls, overrides: dict[str, Any] | None = None) -> Any:
+    def make_config(cls, overrides: Mapping[str, Any] | None = None) -> Any:
         """Default config with ``overrides`` (from a suite, ``--set`` or Optuna) applied."""
         try:
-            return apply_overrides(cls.Config(), overrides or {})
+            return apply_overrides(cls.Config(), dict(overrides or {}))
         except ConfigError as exc:
             raise ConfigError(f"{cls.__name__}: {exc}") from None
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        """Optuna architecture space: ``trial.suggest_*`` calls returning Config overrides."""
+        """The model's own Optuna space: ``trial.suggest_*`` calls returning Config overrides."""
         return {}
+
+    @classmethod
+    def tuning_space(cls, trial: Any) -> dict[str, Any]:
+        """Everything tuned for this model: Config fields and fine-tuning (``TrainConfig``) fields."""
+        return cls.search_space(trial)
+
+    @classmethod
+    def identity(cls, config: Any, encoders: EncoderSource | None) -> dict[str, Any]:
+        """What of the model enters a cell's fingerprint (its resolved config; encoders add theirs)."""
+        return {"config": to_dict(config)}
+
+    @classmethod
+    def prepare(cls, config: Any, encoders: EncoderSource | None) -> None:
+        """Get what the model needs before its cells run (a pretrained encoder, say). Default: nothing."""
 
     @classmethod
     def describe(cls) -> str:
@@ -56,14 +134,49 @@ class Baseline:
         return doc.splitlines()[0] if doc else cls.__name__
 
 
+def training_space(trial: Any) -> dict[str, Any]:
+    """The fine-tuning hyper-parameters every neural model is tuned over (PROTOCOL.md)."""
+    return {
+        "lr": trial.suggest_float("lr", 5e-6, 5e-3, log=True),
+        "mask_ratio": trial.suggest_float("mask_ratio", 0.0, 0.5),
+        "max_shift_ratio": trial.suggest_float("max_shift_ratio", 0.0, 0.75),
+    }
+
+
 class NeuralBaseline(Baseline):
-    """A PyTorch model trained by the shared loop."""
+    """A PyTorch model, ``(batch, 1, L)`` -> logits ``(batch,)``, trained by the shared loop."""
 
     kind: ClassVar[str] = "neural"
 
     @staticmethod
     def build(config: Any) -> Any:  # -> torch.nn.Module
         raise NotImplementedError
+
+    def build_module(self) -> Any:
+        """The module to train, initialised from ``self.seed`` (pretrained models load weights here)."""
+        return self.build(self.config)
+
+    @classmethod
+    def tuning_space(cls, trial: Any) -> dict[str, Any]:
+        return {**training_space(trial), **cls.search_space(trial)}
+
+    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+            on_eval: OnEval | None = None) -> NeuralBaseline:
+        import torch
+
+        torch.manual_seed(self.seed)
+        module = self.build_module()
+        fit = train_classifier(module, (x_train, y_train), (x_val, y_val), self.training, seed=self.seed,
+                               on_eval=on_eval)
+        self.module_ = fit.model
+        self.val_loss_ = fit.best_val_loss
+        self.history_ = fit.history
+        self.fit_metrics_ = {"best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
+                             "best_val_loss": fit.best_val_loss, "train_seconds": fit.seconds}
+        return self
+
+    def predict_scores(self, x: np.ndarray) -> np.ndarray:
+        return predict_scores(self.module_, x, self.training.batch_size)
 
     @classmethod
     def count_parameters(cls, config: Any = None) -> int:
@@ -73,10 +186,73 @@ class NeuralBaseline(Baseline):
 
 
 class EstimatorBaseline(Baseline):
-    """A scikit-learn style classifier on raw ``(n, 5000)`` signals."""
+    """A scikit-learn style classifier on raw ``(n, 5000)`` signals, early-stopped on validation."""
 
     kind: ClassVar[str] = "estimator"
 
     @staticmethod
     def make_estimator(config: Any, seed: int) -> Any:
         raise NotImplementedError
+
+    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+            on_eval: OnEval | None = None) -> EstimatorBaseline:
+        from sklearn.metrics import log_loss
+
+        y_train, y_val = np.asarray(y_train).astype(int), np.asarray(y_val).astype(int)
+        self.estimator_ = self.make_estimator(self.config, self.seed)
+        self.estimator_.fit(x_train, y_train, x_val, y_val)
+        self.val_loss_ = float(log_loss(y_val, self.predict_scores(x_val), labels=[0, 1]))
+        self.history_: list[dict[str, float]] = []
+        self.fit_metrics_ = {"best_val_loss": self.val_loss_}
+        return self
+
+    def predict_scores(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator_.predict_proba(x)[:, 1], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model name resolved through the registry: its class and config (before tuning)."""
+
+    name: str  # as a cell names it, e.g. "resnet18-1d" or "mae:sim"
+    entry: str  # the registry name, e.g. "mae"
+    cls: type[Baseline]
+    config: Any
+
+    def split_overrides(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Tuned values: those naming a Config field, and those for the fine-tuning config."""
+        fields = {f.name for f in dataclasses.fields(self.config)}
+        training_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(params) - fields - training_fields)
+        if unknown:
+            raise ConfigError(f"{self.name}: tuned value(s) {', '.join(unknown)} name no setting of the model "
+                              f"({', '.join(sorted(fields)) or 'none'}) or of fine-tuning")
+        return ({k: v for k, v in params.items() if k in fields},
+                {k: v for k, v in params.items() if k not in fields})
+
+    def create(self, training: TrainConfig, seed: int, encoders: EncoderSource | None = None,
+               params: Mapping[str, Any] | None = None) -> Baseline:
+        """An unfitted model with tuned ``params`` applied to its config and to ``training``."""
+        own, train = self.split_overrides(params or {})
+        config = apply_overrides(self.config, own) if own else self.config
+        return self.cls(config, apply_overrides(training, train) if train else training, seed, encoders)
+
+    def identity(self, encoders: EncoderSource | None) -> dict[str, Any]:
+        return {"model": self.entry, **self.cls.identity(self.config, encoders)}
+
+
+def resolve_model(name: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> ModelSpec:
+    """Resolve a cell's model name (``"resnet18-1d"``, ``"mae:sim"``) via the registry.
+
+    ``overrides`` maps registry names to Config overrides (a suite's ``[baselines.<name>]`` tables).
+    """
+    from simecg.registries import BASELINES
+
+    entry, sep, variant = name.partition(":")
+    cls = BASELINES.get(entry)
+    settings = dict((overrides or {}).get(entry, {}))
+    if sep:
+        if cls.variant_field is None:
+            raise ConfigError(f"model {name!r}: {entry} takes no ':<variant>' (it has no variant field)")
+        settings[cls.variant_field] = variant
+    return ModelSpec(name, entry, cls, cls.make_config(settings))

@@ -17,7 +17,6 @@ from torch import nn
 from baselines.base import NeuralBaseline
 from baselines.tokens import ChunkEmbedding
 from simecg.errors import ConfigError
-from simecg.registries import BASELINES
 
 CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -83,6 +82,7 @@ def _search_space(trial: Any) -> dict[str, Any]:
 
 class _EmbRNN(NeuralBaseline):
     Config = EmbRNNConfig
+    check_overrides = {"hidden_size": 32, "num_layers": 1}
     cell: ClassVar[str] = "gru"
 
     @classmethod
@@ -92,14 +92,12 @@ class _EmbRNN(NeuralBaseline):
     search_space = staticmethod(_search_space)
 
 
-@BASELINES.register("emb-gru")
 class EmbGRU(_EmbRNN):
     """Emb-GRU: linear chunk embedding (50/100/250 samples) into a bidirectional GRU stack."""
 
     cell = "gru"
 
 
-@BASELINES.register("emb-lstm")
 class EmbLSTM(_EmbRNN):
     """Emb-LSTM: linear chunk embedding (50/100/250 samples) into a bidirectional LSTM stack."""
 

@@ -23,7 +23,6 @@ from baselines.base import NeuralBaseline
 from baselines.tokens import ChunkEmbedding
 from pretraining.mae import sincos_1d
 from simecg.errors import ConfigError
-from simecg.registries import BASELINES
 
 
 @dataclass(frozen=True)
@@ -91,11 +90,11 @@ class Luna(nn.Module):
         return self.head(h.mean(dim=1)).squeeze(-1)
 
 
-@BASELINES.register("luna")
 class LunaBaseline(NeuralBaseline):
     """LUNA (Ma et al. 2021): linear-cost nested attention through a packed context."""
 
     Config = LunaConfig
+    check_overrides = {"embed_dim": 32, "depth": 2}
 
     @staticmethod
     def build(config: LunaConfig) -> nn.Module:

@@ -23,7 +23,6 @@ from torch import nn
 
 from baselines.base import NeuralBaseline
 from baselines.tokens import ChunkEmbedding
-from simecg.registries import BASELINES
 
 
 @dataclass(frozen=True)
@@ -148,11 +147,11 @@ class Mega(nn.Module):
         return self.head(self.norm(h).mean(dim=1)).squeeze(-1)
 
 
-@BASELINES.register("mega")
 class MegaBaseline(NeuralBaseline):
     """MEGA (Ma et al. 2023): damped-EMA plus gated single-head attention over chunk tokens."""
 
     Config = MegaConfig
+    check_overrides = {"embed_dim": 32, "depth": 2, "hdim": 64, "ffn_dim": 64}
 
     @staticmethod
     def build(config: MegaConfig) -> nn.Module:

@@ -17,7 +17,6 @@ from torch import nn
 
 from baselines.base import NeuralBaseline
 from simecg.errors import ConfigError
-from simecg.registries import BASELINES
 
 
 @dataclass(frozen=True)
@@ -97,11 +96,11 @@ class ResNet1d(nn.Module):
         return self.head(features).squeeze(-1)
 
 
-@BASELINES.register("resnet18-1d")
 class ResNet18_1d(NeuralBaseline):  # noqa: N801 - the model's published name
     """ResNet18 with 1-D convolutions (He et al. 2016), a strong supervised ECG baseline."""
 
     Config = ResNet1dConfig
+    check_overrides = {"base_width": 8}
 
     @staticmethod
     def build(config: ResNet1dConfig) -> nn.Module:

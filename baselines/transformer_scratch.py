@@ -16,7 +16,6 @@ from torch import nn
 from baselines.base import NeuralBaseline
 from pretraining.mae import PRESETS, ECGEncoder, EncoderClassifier, preset
 from simecg.errors import ConfigError
-from simecg.registries import BASELINES
 
 
 @dataclass(frozen=True)
@@ -37,11 +36,12 @@ class TransformerScratchConfig:
             raise ConfigError(f"transformer-scratch: pooling must be 'cls' or 'mean', got {self.pooling!r}")
 
 
-@BASELINES.register("transformer-scratch", ablation=True)
 class TransformerScratch(NeuralBaseline):
     """The MAE encoder architecture with random weights (the no-pretraining ablation)."""
 
     Config = TransformerScratchConfig
+    ablation = True
+    check_overrides = {"preset": "tiny", "head_width": 16}
 
     @staticmethod
     def build(config: TransformerScratchConfig) -> nn.Module:

@@ -19,7 +19,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from baselines.base import EstimatorBaseline
 from baselines.ecg_features import FEATURE_NAMES, extract_features
-from simecg.registries import BASELINES
 from simecg.signal import FS
 
 
@@ -134,11 +133,11 @@ class XGBoostFeaturesConfig:
     n_jobs: int = 1
 
 
-@BASELINES.register("xgboost-features")
 class XGBoostFeatures(EstimatorBaseline):
     """XGBoost on neurokit2 ECG features (intervals, amplitudes, HRV), early-stopped on validation."""
 
     Config = XGBoostFeaturesConfig
+    check_overrides = {"n_estimators": 50}
 
     @staticmethod
     def make_estimator(config: XGBoostFeaturesConfig, seed: int) -> ECGFeatureXGBClassifier:

@@ -1,20 +1,23 @@
-"""Cells, the unit of work, and their fingerprints, the unit of identity.
+"""Cells, the unit of work, and their plan: resolved model and identity, the unit of reuse.
 
-A cell is (model, task, lead, label budget, seed). Its fingerprint hashes everything that can
-change its numbers: the cell, the split and fine-tuning settings, the tuning settings, the
-model's resolved config (for a pretrained model: the pretraining fingerprint), the data version
-and the protocol version. MLflow keeps one FINISHED run per fingerprint; a rerun skips it.
+A cell is (model, task, lead, label budget, seed[, demographic shift]). Its identity
+(:func:`simecg.identity.cell_identity`) holds everything that can change its numbers: the cell,
+the suite's protocol settings (:func:`protocol_settings`), the model's identity (registry name,
+resolved config and, for a pretrained model, its encoder's fingerprint) and the task data's
+version. MLflow keeps one FINISHED run per fingerprint; a rerun skips it.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from baselines.base import EncoderSource, ModelSpec, resolve_model
 from benchmark.config import PRETRAINED, SuiteConfig
-from simecg.config import stable_hash, to_dict
+from simecg.config import to_dict
 from simecg.errors import ConfigError
+from simecg.identity import Identity, cell_identity, study_identity
 
 # Bump when a code change alters the numbers a given config produces (invalidates old cells).
 PROTOCOL_VERSION = "1"
@@ -42,18 +45,6 @@ class Cell:
         shift = f" | shift {self.shift}" if self.shift else ""
         return f"{self.model} | {self.task} | {self.lead} | budget {budget}{shift} | seed {self.seed}"
 
-    def tags(self) -> dict[str, str]:
-        return {
-            "model": self.model,
-            "task": self.task,
-            "lead": self.lead,
-            "budget": str(self.budget),
-            "positives_only": str(self.positives_only).lower(),
-            "seed": str(self.seed),
-            "corpus": self.corpus or "",
-            "shift": self.shift,
-        }
-
 
 def enumerate_cells(suite: SuiteConfig) -> list[Cell]:
     """All cells of a suite (union of its grids, duplicates removed, stable order)."""
@@ -78,29 +69,53 @@ def _expand_model(name: str, corpora: tuple[str, ...]) -> list[str]:
     return [f"{PRETRAINED}:{c}" for c in corpora] if name == PRETRAINED else [name]
 
 
-def pretrain_fingerprint(suite: SuiteConfig, corpus: str) -> str:
-    """Identity of the encoder pretrained on ``corpus`` with the suite's pretraining settings."""
-    config = dataclasses.replace(suite.pretrain, corpus=corpus)
-    return stable_hash({"pretrain": to_dict(config), "protocol": PROTOCOL_VERSION})
+def protocol_settings(suite: SuiteConfig) -> dict[str, Any]:
+    """The suite's settings that shape every cell's numbers (part of each cell's identity)."""
+    return {
+        "split": suite.split,
+        "test_seed": suite.test_seed,
+        "age_bins": list(suite.age_bins),
+        "finetune": to_dict(suite.finetune),
+        "tuning": to_dict(suite.tuning),
+        "protocol_version": PROTOCOL_VERSION,
+    }
 
 
-def cell_fingerprint(
-    suite: SuiteConfig, cell: Cell, data_version: str, model_config: dict[str, Any]
-) -> str:
-    """The deterministic identity of a cell's result (see module docstring)."""
-    return stable_hash(
-        {
-            "cell": dataclasses.asdict(cell),
-            "split": suite.split,
-            "test_seed": suite.test_seed,
-            "age_bins": list(suite.age_bins),
-            "finetune": to_dict(suite.finetune),
-            "tuning": to_dict(suite.tuning),
-            "model_config": model_config,
-            "data_version": data_version,
-            "protocol": PROTOCOL_VERSION,
-        }
-    )
+@dataclass(frozen=True)
+class PlannedCell:
+    """A cell with its resolved model and its identity: everything needed to run or skip it."""
+
+    cell: Cell
+    model: ModelSpec
+    identity: Identity
+    encoder: str = ""  # the encoder's fingerprint, for pretrained models
+
+    @property
+    def fingerprint(self) -> str:
+        return self.identity.fingerprint
+
+    @property
+    def study(self) -> Identity:
+        """The cell's tuning study (its identity without the seed)."""
+        return study_identity(self.identity)
+
+
+def plan_cells(
+    suite: SuiteConfig, cells: list[Cell], data_versions: Mapping[tuple[str, str], str], encoders: EncoderSource
+) -> list[PlannedCell]:
+    """Resolve each cell's model through the registry and compute its identity (trains nothing)."""
+    specs: dict[str, ModelSpec] = {}
+    model_ids: dict[str, dict[str, Any]] = {}
+    protocol = protocol_settings(suite)
+    planned = []
+    for cell in cells:
+        if cell.model not in specs:
+            specs[cell.model] = resolve_model(cell.model, suite.baselines)
+            model_ids[cell.model] = specs[cell.model].identity(encoders)
+        model_id = model_ids[cell.model]
+        identity = cell_identity(cell, protocol, model_id, data_versions[(cell.task, cell.lead)])
+        planned.append(PlannedCell(cell, specs[cell.model], identity, str(model_id.get("encoder", ""))))
+    return planned
 
 
 def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:

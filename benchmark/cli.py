@@ -12,11 +12,13 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from simecg import __version__
-from simecg.errors import SimECGError
+from simecg.errors import SimECGError, Terminated
 
 COMMAND_MODULES = (
     "benchmark.commands.run",
@@ -52,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # in case mlflow is already imported
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    previous = _terminate_like_ctrl_c()
     try:
         return int(args.func(args) or 0)
     except SimECGError as exc:
@@ -59,9 +62,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"simecg-bench: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("simecg-bench: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_like_ctrl_c() -> object:
+    """SIGTERM raises :class:`~simecg.errors.Terminated` (a KeyboardInterrupt) in the main thread.
+
+    Returns the previous handler, which :func:`main` puts back when it returns.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from baselines.base import resolve_model
+from baselines.training import TrainConfig
 from benchmark.demographics import age_group_names
-from benchmark.training import TrainConfig
-from pretraining.train import PretrainConfig
+from benchmark.registries import SUITES, TASKS
+from pretraining.config import PretrainConfig
 from simecg.config import apply_overrides, from_dict
 from simecg.errors import ConfigError
-from simecg.registries import BASELINES, SUITES, TASKS
+from simecg.registries import BASELINES, CORPORA
 
 PRETRAINED = "mae"  # the model name that stands for "the MAE encoder pretrained on each corpus"
 FULL_BUDGET = 0  # budget 0 = the whole training split
@@ -93,7 +95,7 @@ class SuiteConfig:
             self.resolved_tasks(grid)
             for model in grid.models:
                 if model != PRETRAINED:
-                    BASELINES.get(model)
+                    resolve_model(model, self.baselines)
             for shift in grid.shifts:
                 parsed = parse_shift(shift, f"suite {self.name!r}")
                 known = ["M", "F"] if parsed and parsed[0] == "sex" else age_group_names(self.age_bins)
@@ -102,6 +104,12 @@ class SuiteConfig:
             for budget in grid.budgets:
                 if budget < 0:
                     raise ConfigError(f"suite {self.name!r}: budget {budget} < 0 (0 means the whole split)")
+        if any(PRETRAINED in grid.models for grid in self.grids):
+            from pretraining.config import corpus_options
+
+            for corpus in self.corpora:  # an unknown corpus or a wrong option fails now, not after hours
+                CORPORA.get(corpus)
+                corpus_options(dataclasses.replace(self.pretrain, corpus=corpus))
         for name, overrides in self.baselines.items():
             BASELINES.get(name).make_config(overrides)
         return self
@@ -180,6 +188,28 @@ def load_suite(name_or_path: str | Path, overrides: Mapping[str, Any] | None = N
     return suite.validate()
 
 
+def pretrain_overrides(items: list[str]) -> dict[str, Any]:
+    """``--set`` items of ``pretrain`` and ``corpus build|preview``, as keys of :class:`PretrainConfig`.
+
+    Every command takes suite-config paths (the one ``--set`` dialect of ``run`` too), and these
+    commands set only pretraining, so each key must start with ``pretrain.``:
+    ``["pretrain.steps=100", "pretrain.corpus_options.path=DIR"]`` ->
+    ``{"steps": "100", "corpus_options.path": "DIR"}``. Any other key raises :class:`ConfigError`.
+    """
+    from simecg.config import parse_set_args
+
+    out: dict[str, Any] = {}
+    for key, value in parse_set_args(items).items():
+        field_path = key.removeprefix("pretrain.")
+        if field_path == key or not field_path:
+            raise ConfigError(
+                f"--set {key}={value}: this command takes only pretrain.* keys (the suite-config path of a "
+                "pretraining setting), e.g. --set pretrain.steps=1000 or --set pretrain.corpus_options.path=DIR"
+            )
+        out[field_path] = value
+    return out
+
+
 def _read_toml(path: Path) -> SuiteConfig:
     try:
         with path.open("rb") as fh:
@@ -194,4 +224,4 @@ def with_corpora(suite: SuiteConfig, corpora: Sequence[str] | None) -> SuiteConf
     """The suite with the ``--corpus`` choice applied (comma-separated names allowed)."""
     if not corpora:
         return suite
-    return dataclasses.replace(suite, corpora=tuple(corpora))
+    return dataclasses.replace(suite, corpora=tuple(corpora)).validate()

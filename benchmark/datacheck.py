@@ -18,8 +18,8 @@ from tqdm import tqdm
 from benchmark.datasets.challenge import ChallengeDataset
 from benchmark.datasets.common import RecordDataset
 from benchmark.datasets.signals import RecordCheck
+from benchmark.registries import DATASETS
 from simecg.errors import DataMissingError
-from simecg.registries import DATASETS
 from simecg.signal import LEADS
 
 KNOWN = ("ptbxl", "g12ec", "cpsc2018")

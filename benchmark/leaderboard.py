@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from benchmark.config import PRETRAINED
 from benchmark.tracking import Tracker
 from simecg.errors import ConfigError
 from simecg.registries import BASELINES
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("table", "csv", "markdown", "json")
 METRICS = ("test_f1", "test_auroc", "test_auprc")
@@ -123,27 +126,22 @@ def is_ablation(model: str) -> bool:
     """Models that are ablations of the pretrained ones (never "the strongest baseline")."""
     if model.startswith(f"{PRETRAINED}:") or model not in BASELINES:
         return False
-    return bool(BASELINES.metadata(model).get("ablation", False))
+    return bool(BASELINES.get(model).ablation)
 
 
 def runs_frame(tracker: Tracker) -> pd.DataFrame:
-    """One row per finished cell: its tags and test metrics."""
+    """One row per finished cell (the newest run of each fingerprint): its typed tags and test metrics."""
+    runs, foreign = tracker.cell_runs()
+    if foreign:
+        log.warning("%d finished cell run(s) of suite experiment %s were written by another version of the suite "
+                    "(tag schema) and are left out", foreign, tracker.experiment_id)
     rows = []
-    for run in tracker.cell_runs():
-        tags, metrics = run.data.tags, run.data.metrics
-        rows.append(
-            {
-                "task": tags.get("task"),
-                "model": tags.get("model"),
-                "lead": tags.get("lead"),
-                "budget": int(tags.get("budget", 0)),
-                "positives_only": tags.get("positives_only") == "true",
-                "shift": tags.get("shift", ""),
-                "seed": int(tags.get("seed", 0)),
-                "synthetic": tags.get("synthetic") == "true",
-                **{m: metrics.get(m, math.nan) for m in METRICS},
-            }
-        )
+    for run, tags in runs:
+        rows.append({
+            "task": tags.task, "model": tags.model, "lead": tags.lead, "budget": tags.budget,
+            "positives_only": tags.positives_only, "shift": tags.shift, "seed": tags.seed,
+            "synthetic": tags.synthetic, **{m: run.data.metrics.get(m, math.nan) for m in METRICS},
+        })
     return pd.DataFrame(rows)
 
 
@@ -177,7 +175,8 @@ def _relative_gains(agg: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     best = agg[baseline].sort_values("test_f1", ascending=False).drop_duplicates("task").set_index("task")
     agg = agg.copy()
     agg["best_baseline"] = agg.task.map(best.model)
-    best_f1 = agg.task.map(best.test_f1)
+    # float even when no task has a baseline (an empty map would be a string column under pandas 3)
+    best_f1 = agg.task.map(best.test_f1.astype(float)).astype(float)
     gain = (agg.test_f1 - best_f1) / best_f1 * 100.0
     agg["relative_gain_pct"] = gain.where(pretrained & (best_f1 > 0))
     summary_rows = []
@@ -187,7 +186,7 @@ def _relative_gains(agg: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             {
                 "model": model,
                 "mean_relative_gain_pct": float(mine.relative_gain_pct.mean()) if len(mine) else math.nan,
-                "wins": int((mine.test_f1 > mine.task.map(best.test_f1)).sum()),
+                "wins": int((mine.test_f1 > mine.task.map(best.test_f1.astype(float)).astype(float)).sum()),
                 "tasks": int(len(mine)),
             }
         )

@@ -8,22 +8,21 @@ a child run. A failure in one cell is logged as a FAILED run and does not stop t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark import evaluation
-from benchmark.cells import Cell, cell_fingerprint, enumerate_cells, pretrain_fingerprint, shard
+from benchmark.cells import PlannedCell, enumerate_cells, plan_cells, shard
 from benchmark.config import SuiteConfig
 from benchmark.datasets.base import TaskData
+from benchmark.encoders import SuiteEncoders
+from benchmark.run_cell import CellContext, run_cell
+from benchmark.tags import RunTags
 from benchmark.tasks import load_task
-from benchmark.tracking import RunLogger, Tracker, sqlite_path
+from benchmark.tracking import ActiveRun, Tracker, sqlite_path
 from simecg.config import flatten, to_dict
-from simecg.errors import SimECGError
 from simecg.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -54,67 +53,51 @@ def run_suite(
     progress: bool = True,
     optuna_storage: str | None = None,
 ) -> RunReport:
-    """Run every pending cell of ``suite`` (this shard's share) and log it to MLflow."""
+    """Run every pending cell of ``suite`` (this shard's share) and log it to MLflow.
+
+    The invocation is one MLflow run (FINISHED, FAILED or KILLED like every run); pretraining
+    runs and cell runs are its children.
+    """
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
     cells = shard(enumerate_cells(suite), *shard_spec)
     data = load_data(cells, data_dir)  # first, so missing data fails before anything is logged
     tracker = Tracker(tracking_uri, suite.name)
-    parent_id = tracker.start_run(
-        f"{suite.name} ({'+'.join(suite.corpora)})",
-        tags={
-            "kind": "invocation",
-            "suite": suite.name,
-            "corpora": ",".join(suite.corpora),
-            "synthetic": str(suite.synthetic).lower(),
-            "shard": f"{shard_spec[0]}/{shard_spec[1]}",
-        },
-        params=flatten(to_dict(suite)),
-    )
-    report = RunReport(suite.name, tracker.experiment_id, parent_id, tracker.uri, total=len(cells),
-                       synthetic=suite.synthetic)
-    status = "FAILED"
-    try:
-        context = evaluation.CellContext(
-            suite=suite, tracker=tracker, parent_id=parent_id,
-            storage=optuna_storage or default_optuna_storage(tracker.uri), data=data,
-        )
-        for task_data in data.values():
-            _log_quarantine(context, task_data)
-        pending = []
-        finished = tracker.finished_fingerprints()
-        for cell, fingerprint in fingerprints(cells, suite, data):
-            if fingerprint in finished:
-                report.skipped += 1
-            else:
-                pending.append((cell, fingerprint))
-        encoders = {
-            corpus: pretrained_encoder(suite, corpus, tracker, parent_id, progress)
-            for corpus in sorted({c.corpus for c, _ in pending if c.corpus})
-        }
-        bar = tqdm(pending, desc=f"{suite.name} cells", unit="cell", disable=not progress, leave=False)
-        for cell, fingerprint in bar:
-            bar.set_postfix_str(cell.label, refresh=False)
-            error = evaluation.run_cell(context, cell, fingerprint, encoders.get(cell.corpus or ""))
-            if error:
-                report.failed.append((cell.label, error))
-            else:
-                report.ran += 1
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        report.seconds = time.perf_counter() - started
-        tracker.log_metrics(parent_id, {"cells_total": report.total, "cells_skipped": report.skipped,
-                                        "cells_ran": report.ran, "cells_failed": len(report.failed),
-                                        "wall_seconds": report.seconds})
-        tracker.end_run(parent_id, status)
+    tags = RunTags(kind="invocation", suite=suite.name, corpora=",".join(suite.corpora), synthetic=suite.synthetic,
+                   shard=f"{shard_spec[0]}/{shard_spec[1]}")
+    with tracker.run(f"{suite.name} ({'+'.join(suite.corpora)})", tags, flatten(to_dict(suite))) as invocation:
+        report = RunReport(suite.name, tracker.experiment_id, invocation.run_id, tracker.uri, total=len(cells),
+                           synthetic=suite.synthetic)
+        try:
+            encoders = SuiteEncoders(suite.pretrain, tracker, invocation.run_id, progress, suite.name)
+            context = CellContext(suite, tracker, invocation.run_id,
+                                  optuna_storage or default_optuna_storage(tracker.uri), encoders, data)
+            for task_data in data.values():
+                _log_quarantine(invocation, task_data)
+            finished = tracker.finished_fingerprints()
+            pending = [p for p in plan(suite, cells, data, encoders) if p.fingerprint not in finished]
+            report.skipped = len(cells) - len(pending)
+            for spec in {p.model.name: p.model for p in pending}.values():  # e.g. pretrain the encoders
+                spec.cls.prepare(spec.config, encoders)
+            _log_encoders(invocation, encoders)
+            bar = tqdm(pending, desc=f"{suite.name} cells", unit="cell", disable=not progress, leave=False)
+            for planned in bar:
+                bar.set_postfix_str(planned.cell.label, refresh=False)
+                error = run_cell(context, planned)
+                if error:
+                    report.failed.append((planned.cell.label, error))
+                else:
+                    report.ran += 1
+        finally:
+            report.seconds = time.perf_counter() - started
+            invocation.log_metrics({"cells_total": report.total, "cells_skipped": report.skipped,
+                                    "cells_ran": report.ran, "cells_failed": len(report.failed),
+                                    "wall_seconds": report.seconds})
     return report
 
 
-def load_data(cells: list[Cell], data_dir: str | Path | None) -> dict[tuple[str, str], TaskData]:
+def load_data(cells: list[Any], data_dir: str | Path | None) -> dict[tuple[str, str], TaskData]:
     """Each (task, lead) the cells need, loaded once (from the on-disk cache after the first time)."""
     data: dict[tuple[str, str], TaskData] = {}
     for cell in cells:
@@ -123,27 +106,32 @@ def load_data(cells: list[Cell], data_dir: str | Path | None) -> dict[tuple[str,
     return data
 
 
-def fingerprints(
-    cells: list[Cell], suite: SuiteConfig, data: dict[tuple[str, str], TaskData]
-) -> list[tuple[Cell, str]]:
-    """Each cell with its fingerprint."""
-    return [
-        (cell, cell_fingerprint(suite, cell, data[(cell.task, cell.lead)].data_version,
-                                evaluation.model_identity(suite, cell)))
-        for cell in cells
-    ]
+def plan(suite: SuiteConfig, cells: list[Any], data: dict[tuple[str, str], TaskData],
+         encoders: SuiteEncoders) -> list[PlannedCell]:
+    """Each cell with its resolved model and identity."""
+    return plan_cells(suite, cells, {key: d.data_version for key, d in data.items()}, encoders)
 
 
-def _log_quarantine(context: evaluation.CellContext, data: Any) -> None:
+def _log_quarantine(run: ActiveRun, data: Any) -> None:
     """Records the data checks excluded, as a table on the invocation run (never silently dropped)."""
     if data.quarantine:
         import pandas as pd
 
         name = data.task.replace("/", "_")
-        table = pd.DataFrame(data.quarantine)
-        context.tracker.log_table(context.parent_id, table, f"quarantine/{name}_{data.lead}.json")
+        run.log_table(pd.DataFrame(data.quarantine), f"quarantine/{name}_{data.lead}.json")
         log.warning("%s: %d record(s) excluded by data checks (see the run's quarantine table)",
                     data.task, len(data.quarantine))
+
+
+def _log_encoders(run: ActiveRun, encoders: SuiteEncoders) -> None:
+    """Which encoder each corpus used: fingerprint, file, and the run that trained it."""
+    params = {}
+    for corpus, encoder in encoders.provisioned.items():
+        params[f"encoder.{corpus}.fingerprint"] = encoder.identity.fingerprint
+        params[f"encoder.{corpus}.path"] = str(encoder.path)
+        params[f"encoder.{corpus}.run_id"] = encoder.run_id or ""
+    if params:
+        run.log_params(params)
 
 
 def default_optuna_storage(tracking_uri: str) -> str:
@@ -152,80 +140,7 @@ def default_optuna_storage(tracking_uri: str) -> str:
     return f"sqlite:///{(db.parent if db is not None else cache_dir()) / 'optuna.db'}"
 
 
-def pretrained_encoder(suite: SuiteConfig, corpus: str, tracker: Tracker, parent_id: str, progress: bool) -> Path:
-    """Checkpoint of the encoder pretrained on ``corpus``: from the cache, MLflow, or trained now.
-
-    Encoders are cached by pretraining fingerprint under ``<cache>/encoders/`` and reused by
-    every cell (and every suite) with the same pretraining settings; a pretraining killed midway
-    resumes from its last checkpoint. Shards on one machine share the cache: the first to need an
-    encoder trains it while the others wait on a lock file, then load it (none trains it twice
-    or marks the other's run as stale).
-    """
-    from filelock import FileLock, Timeout
-
-    fingerprint = pretrain_fingerprint(suite, corpus)
-    out_dir = cache_dir() / "encoders" / fingerprint
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(out_dir.parent / f"{fingerprint}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log.warning("waiting for another process to pretrain encoder %s (corpus %s)", fingerprint, corpus)
-        lock.acquire()
-    try:
-        return _cached_or_pretrained(suite, corpus, fingerprint, out_dir, tracker, parent_id, progress)
-    finally:
-        lock.release()
-
-
-def _cached_or_pretrained(
-    suite: SuiteConfig, corpus: str, fingerprint: str, out_dir: Path, tracker: Tracker, parent_id: str, progress: bool
-) -> Path:
-    from pretraining.train import pretrain
-
-    finished = tracker.finished_run(fingerprint)
-    final = out_dir / "encoder.pt"
-    if finished is not None and final.is_file():
-        return final
-    if finished is not None:  # another machine trained it: fetch the artifact
-        try:
-            import mlflow
-
-            fetched = mlflow.artifacts.download_artifacts(
-                run_id=finished.info.run_id, artifact_path="encoder/encoder.pt", dst_path=str(out_dir),
-                tracking_uri=tracker.uri,
-            )
-            Path(fetched).replace(final)
-            return final
-        except Exception as exc:  # fall back to training it here
-            log.warning("could not fetch encoder %s from MLflow (%s); pretraining it again", fingerprint, exc)
-    tracker.kill_stale(fingerprint)
-    config = dataclasses.replace(suite.pretrain, corpus=corpus)
-    run_id = tracker.start_run(
-        f"pretrain {corpus}",
-        tags={"kind": "pretrain", "fingerprint": fingerprint, "corpus": corpus, "preset": config.preset},
-        params=flatten(to_dict(config)),
-        parent_id=parent_id,
-    )
-    try:
-        _log_corpus_preview(tracker, run_id, config)
-        result = pretrain(config, out_dir, logger=RunLogger(tracker, run_id), progress=progress)
-        if Path(result.checkpoint) != final:
-            shutil.copyfile(result.checkpoint, final)
-        tracker.log_metrics(run_id, {"final_val_loss": result.val_loss, "steps": result.steps})
-        tracker.log_artifact(run_id, final, "encoder")
-    except BaseException as exc:
-        tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        if isinstance(exc, SimECGError | KeyboardInterrupt):
-            raise
-        raise SimECGError(f"pretraining on corpus {corpus!r} failed: {exc}") from exc
-    from pretraining.checkpoint import load_encoder
-
-    tracker.finish_with_model(run_id, load_encoder(final), name="encoder")
-    return final
-
-
-def plan(
+def dry_run(
     suite: SuiteConfig,
     *,
     data_dir: str | Path | None = None,
@@ -237,22 +152,7 @@ def plan(
     data = load_data(cells, data_dir)
     finished = Tracker(tracking_uri, suite.name).finished_fingerprints()
     lines = []
-    for cell, fingerprint in fingerprints(cells, suite, data):
-        status = "finished" if fingerprint in finished else "pending"
-        lines.append(f"{status:8s} {fingerprint} {cell.label}")
+    for planned in plan(suite, cells, data, SuiteEncoders(suite.pretrain)):
+        status = "finished" if planned.fingerprint in finished else "pending"
+        lines.append(f"{status:8s} {planned.fingerprint} {planned.cell.label}")
     return lines
-
-
-def _log_corpus_preview(tracker: Tracker, run_id: str, config: Any) -> None:
-    """A grid of sample ECGs of the corpus (with their parameters) on the pretraining run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pretraining.simulators.preview import preview_figure
-    from pretraining.train import build_corpus
-
-    figure = preview_figure(build_corpus(config), n=12, seed=0)
-    tracker.log_figure(run_id, figure, "corpus_preview.png")
-    plt.close(figure)

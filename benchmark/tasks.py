@@ -14,9 +14,9 @@ import pandas as pd
 
 from benchmark.datasets.base import TaskData, TaskSpec
 from benchmark.datasets.table import TABLE_PATH, task_table
+from benchmark.registries import DATASETS, TASKS
 from simecg import paths
 from simecg.errors import ConfigError, DataMissingError
-from simecg.registries import DATASETS, TASKS
 
 
 def _specs() -> list[TaskSpec]:

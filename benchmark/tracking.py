@@ -14,14 +14,17 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from benchmark.tags import TAG_SCHEMA, RunTags
 from simecg import __version__
-from simecg.errors import TrackingError
+from simecg.errors import SimECGError, TrackingError
 from simecg.paths import default_tracking_uri
 
 log = logging.getLogger(__name__)
@@ -89,53 +92,72 @@ class Tracker:
         except Exception as exc:  # the message of a broken store is deep inside SQLAlchemy/HTTP
             raise TrackingError(f"cannot use MLflow store {self.uri}: {exc}") from exc
 
-    # ----- runs
-    def start_run(
+    # ----- the run lifecycle
+    @contextlib.contextmanager
+    def run(
         self,
         name: str,
-        tags: Mapping[str, str],
+        tags: RunTags,
         params: Mapping[str, Any] | None = None,
-        parent_id: str | None = None,
-    ) -> str:
-        all_tags = {**environment_tags(), **tags}
-        if parent_id:
-            all_tags["mlflow.parentRunId"] = parent_id
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
-        if params:
-            self.log_params(run.info.run_id, params)
-        return run.info.run_id
+        parent: str | None = None,
+    ) -> Iterator[ActiveRun]:
+        """Open a run; it ends FINISHED on success, FAILED on an exception, KILLED on Ctrl-C or SIGTERM.
 
-    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
-        self.client.set_terminated(run_id, status=status)
-
-    def finish_with_input(self, run_id: str, frame: Any, name: str, context: str) -> None:
-        """Log ``frame`` as the run's dataset input (with MLflow's digest), then end the run FINISHED.
-
-        MLflow logs dataset inputs only through the fluent API, whose run context also ends the
-        run; so this is the last thing a successful run does.
+        The one place a run ends: ``with tracker.run("cell", RunTags(kind="cell", ...)) as run:``.
+        A failure records its error and traceback as tags (``error``, ``traceback``) and
+        propagates; logging inputs and models on ``run`` never ends it early.
         """
-        mlflow = _mlflow()
-        mlflow.set_tracking_uri(self.uri)
-        dataset = mlflow.data.from_pandas(frame, name=name)
-        with mlflow.start_run(run_id=run_id):
-            mlflow.log_input(dataset, context=context)
+        all_tags = {**environment_tags(), **tags.to_mlflow()}
+        if parent:
+            all_tags["mlflow.parentRunId"] = parent
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        active = ActiveRun(self, run.info.run_id)
+        try:
+            if params:
+                active.log_params(params)
+            yield active
+        except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (simecg.errors.Terminated)
+            self._end(active.run_id, "KILLED")
+            raise
+        except BaseException as exc:
+            detail = str(exc) if isinstance(exc, SimECGError) else f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):
+                self.set_tags(active.run_id, {"error": detail[:5000], "traceback": traceback.format_exc()[-5000:]})
+            self._end(active.run_id, "FAILED")
+            raise
+        else:
+            self.client.set_terminated(active.run_id, status="FINISHED")
 
-    def finish_with_model(self, run_id: str, model: Any, name: str) -> None:
-        """Log a PyTorch model as an MLflow model of the run, then end the run FINISHED."""
+    def _end(self, run_id: str, status: str) -> None:
+        """End a run while an exception propagates (a store error then must not hide the first one)."""
+        try:
+            self.client.set_terminated(run_id, status=status)
+        except Exception as exc:  # the original exception is the one to report
+            log.warning("could not mark MLflow run %s %s: %s", run_id, status, exc)
+
+    def log_input(self, run_id: str, frame: Any, name: str, context: str) -> None:
+        """Log ``frame`` as a dataset input of the run (with MLflow's digest); the run stays open."""
+        from mlflow.entities import DatasetInput, InputTag
+
+        dataset = _mlflow().data.from_pandas(frame, name=name)
+        self.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(),
+                                                     tags=[InputTag("mlflow.data.context", context)])])
+
+    def log_model(self, run_id: str, model: Any, name: str) -> None:
+        """Log a PyTorch model as an MLflow model of the run; the run stays open."""
         mlflow = _mlflow()
         mlflow.set_tracking_uri(self.uri)
-        with mlflow.start_run(run_id=run_id):
-            # Pickle format (torch.export of timm blocks is not needed to reload it here) and
-            # explicit requirements (MLflow's inference of them imports the model in a subprocess).
-            requirements = [f"{p}=={v}" for p, v in environment_versions().items() if p in ("torch", "timm")]
-            pytorch_log = logging.getLogger("mlflow.pytorch")
-            level = pytorch_log.level
-            pytorch_log.setLevel(logging.ERROR)  # its warning about pickle is about untrusted files
-            try:
-                mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
-                                         pip_requirements=[*requirements, f"simecg-bench=={__version__}"])
-            finally:
-                pytorch_log.setLevel(level)
+        # Pickle format (torch.export of timm blocks is not needed to reload it here) and explicit
+        # requirements (MLflow's inference of them imports the model in a subprocess).
+        requirements = [f"{p}=={v}" for p, v in environment_versions().items() if p in ("torch", "timm")]
+        pytorch_log = logging.getLogger("mlflow.pytorch")
+        level = pytorch_log.level
+        pytorch_log.setLevel(logging.ERROR)  # its warning about pickle is about untrusted files
+        try:
+            mlflow.pytorch.log_model(model, name=name, run_id=run_id, serialization_format="pickle",
+                                     pip_requirements=[*requirements, f"simecg-bench=={__version__}"])
+        finally:
+            pytorch_log.setLevel(level)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -182,18 +204,24 @@ class Tracker:
         self.client.log_table(run_id, frame, artifact_file)
 
     # ----- resumption
-    def finished_run(self, fingerprint: str) -> Any | None:
-        """The FINISHED run holding ``fingerprint`` in this experiment, if any."""
+    def finished_run(self, fingerprint: str, everywhere: bool = False) -> Any | None:
+        """The newest FINISHED run holding ``fingerprint`` in this experiment (``everywhere``: in any
+        SimECG-Bench experiment of the store, e.g. an encoder made by ``simecg-bench pretrain``)."""
+        experiments = [self.experiment_id]
+        if everywhere:
+            experiments = [e.experiment_id for e in self.client.search_experiments()
+                           if e.name.startswith(EXPERIMENT_PREFIX)]
         runs = self.client.search_runs(
-            [self.experiment_id],
+            experiments,
             filter_string=f"tags.fingerprint = '{fingerprint}' and attributes.status = 'FINISHED'",
-            max_results=1,
+            order_by=["attributes.start_time DESC"], max_results=1,
         )
         return runs[0] if runs else None
 
     def finished_fingerprints(self, kind: str = "cell") -> set[str]:
         """Fingerprints of all FINISHED runs of ``kind``, in a few paged queries (not one per cell)."""
-        runs = self._all_runs(f"tags.kind = '{kind}' and attributes.status = 'FINISHED'")
+        query = f"tags.kind = '{kind}' and attributes.status = 'FINISHED' and tags.schema = '{TAG_SCHEMA}'"
+        runs = self._all_runs(query)
         return {run.data.tags["fingerprint"] for run in runs if "fingerprint" in run.data.tags}
 
     def _all_runs(self, filter_string: str, order_by: list[str] | None = None) -> list[Any]:
@@ -220,35 +248,58 @@ class Tracker:
             self.client.set_terminated(run.info.run_id, status="KILLED")
         return len(runs)
 
-    def cell_runs(self) -> list[Any]:
-        """All FINISHED cell runs of the experiment, one per fingerprint (the latest)."""
+    def cell_runs(self) -> tuple[list[tuple[Any, RunTags]], int]:
+        """FINISHED cell runs of the experiment with their typed tags, one per fingerprint (the newest),
+        and the number of finished cell runs left out because another tag schema wrote them."""
         runs = self._all_runs("tags.kind = 'cell' and attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time DESC"])
         seen: set[str] = set()
-        unique = []
+        unique: list[tuple[Any, RunTags]] = []
+        foreign = 0
         for run in runs:
-            fp = run.data.tags.get("fingerprint", run.info.run_id)
-            if fp not in seen:
-                seen.add(fp)
-                unique.append(run)
-        return unique
+            if RunTags.schema_of(run.data.tags) != TAG_SCHEMA:
+                foreign += 1
+                continue
+            tags = RunTags.from_mlflow(run.data.tags, run.info.run_id)
+            if tags.fingerprint not in seen:
+                seen.add(tags.fingerprint)
+                unique.append((run, tags))
+        return unique, foreign
 
 
-class RunLogger:
-    """Adapter with mlflow's fluent signatures (``log_metrics(d, step=)``, ``log_figure``) for one run."""
+@dataclass(frozen=True)
+class ActiveRun:
+    """An open run of :meth:`Tracker.run`: logging methods bound to it (mlflow's fluent signatures)."""
 
-    def __init__(self, tracker: Tracker, run_id: str):
-        self.tracker = tracker
-        self.run_id = run_id
+    tracker: Tracker
+    run_id: str
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.tracker.log_params(self.run_id, params)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         self.tracker.log_metrics(self.run_id, metrics, step or 0)
 
+    def log_history(self, history: list[dict[str, float]], prefix: str = "", step_key: str = "epoch") -> None:
+        self.tracker.log_history(self.run_id, history, prefix, step_key)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self.tracker.set_tags(self.run_id, tags)
+
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         self.tracker.log_figure(self.run_id, figure, artifact_file)
 
+    def log_table(self, frame: Any, artifact_file: str) -> None:
+        self.tracker.log_table(self.run_id, frame, artifact_file)
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.tracker.log_artifact(self.run_id, Path(path), artifact_path)
+
+    def log_input(self, frame: Any, name: str, context: str) -> None:
+        self.tracker.log_input(self.run_id, frame, name, context)
+
+    def log_model(self, model: Any, name: str) -> None:
+        self.tracker.log_model(self.run_id, model, name)
 
 
 def _finite(value: Any) -> bool:

@@ -1,10 +1,11 @@
 """Optuna tuning of one (model, task, lead, budget) before its seeds run (PROTOCOL.md).
 
 TPE sampler with seed 6, PatientPruner(MedianPruner, patience 5), minimising validation loss.
-Space: learning rate log-uniform [5e-6, 5e-3], augmentation mask ratio [0, 0.5], max shift
-ratio [0, 0.75], head width 2^4..2^10 (pretrained encoders), plus each baseline's own
-architecture space. Studies live in an RDB named by fingerprint, so a killed tuning resumes
-with the trials it finished.
+The space is each model's ``tuning_space`` (:class:`baselines.base.Baseline`): for neural
+models learning rate log-uniform [5e-6, 5e-3], augmentation mask ratio [0, 0.5], max shift ratio
+[0, 0.75], plus the model's own space (the pretrained MAE's head width 2^4..2^10). Studies live
+in an RDB named by the study's identity (:func:`simecg.identity.study_identity`), so a killed
+tuning resumes with the trials it finished.
 """
 
 from __future__ import annotations
@@ -16,18 +17,6 @@ from typing import Any
 from benchmark.config import TuningConfig
 
 log = logging.getLogger(__name__)
-
-
-def training_space(trial: Any, pretrained: bool) -> dict[str, Any]:
-    """The fine-tuning hyper-parameters every neural model is tuned over."""
-    params = {
-        "lr": trial.suggest_float("lr", 5e-6, 5e-3, log=True),
-        "mask_ratio": trial.suggest_float("mask_ratio", 0.0, 0.5),
-        "max_shift_ratio": trial.suggest_float("max_shift_ratio", 0.0, 0.75),
-    }
-    if pretrained:
-        params["head_width"] = 2 ** trial.suggest_int("log2_head_width", 4, 10)
-    return params
 
 
 def tune(

@@ -35,3 +35,11 @@ class CheckpointError(SimECGError):
 
 class TrackingError(SimECGError):
     """The MLflow store cannot be used."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process got SIGTERM (a scheduler pre-empting it, ``kill``): handled like Ctrl-C.
+
+    A :class:`KeyboardInterrupt`, so every run open at that moment ends KILLED, not FAILED, and a
+    rerun of the same command resumes.
+    """

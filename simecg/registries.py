@@ -1,11 +1,15 @@
-"""The registries of SimECG-Bench, one per kind, the single way in for every name.
+"""The registries shared by every package, one per kind, the single way in for every name.
 
-Built-in entries live in the modules named in ``builtins`` and register themselves with a
-decorator when imported (on the first lookup). Third-party packages add entries through the
-entry-point groups below, e.g. in their ``pyproject.toml``::
+Entries come from entry-point groups, built-in ones too (``[project.entry-points]`` in our
+``pyproject.toml``), so a third-party package adds one exactly as we do, e.g. in its
+``pyproject.toml``::
 
     [project.entry-points."simecg_bench.baselines"]
-    my-net = "my_package.my_net"      # a module whose @BASELINES.register(...) runs on import
+    my-net = "my_package.my_net:MyNet"      # lazy: imported on the first lookup of "my-net"
+
+Each registry names the contract its entries satisfy. Registries of the benchmark package
+(datasets, tasks, suites, speed benchmarks) live there; this core
+module imports none of them.
 """
 
 from __future__ import annotations
@@ -15,19 +19,17 @@ from typing import Any
 from simecg.registry import Registry
 
 CORPORA: Registry[Any] = Registry(
-    "corpus", "simecg_bench.corpora", builtins=("pretraining.corpora", "benchmark.datasets")
+    "corpus", "simecg_bench.corpora", contract="pretraining.corpora.base:Corpus",
+    contract_doc="a class with an Options dataclass, built as cls(size=, seed=, options=), giving a Corpus "
+    "(len, get_batch(indices) -> (n, 5000) float32, identity())",
 )
 SIMULATORS: Registry[Any] = Registry(
-    "simulator", "simecg_bench.simulators", builtins=("pretraining.simulators",)
+    "simulator", "simecg_bench.simulators", contract="pretraining.simulators.base:Simulator",
+    contract_doc="a Simulator: a Config dataclass and simulate(indices, seed) -> (n, 5000) float32",
 )
-BASELINES: Registry[Any] = Registry("baseline", "simecg_bench.baselines", builtins=("baselines",))
-DATASETS: Registry[Any] = Registry("dataset", "simecg_bench.datasets", builtins=("benchmark.datasets",))
-TASKS: Registry[Any] = Registry("task", "simecg_bench.tasks", builtins=("benchmark.tasks", "benchmark.datasets"))
-SUITES: Registry[Any] = Registry("suite", "simecg_bench.suites", builtins=("benchmark.suites",))
+BASELINES: Registry[Any] = Registry(
+    "baseline", "simecg_bench.baselines", contract="baselines.base:Baseline",
+    contract_doc="a subclass of baselines.base.Baseline (fit on train/validation arrays, predict_scores)",
+)
 
-ALL = {"corpora": CORPORA, "simulators": SIMULATORS, "baselines": BASELINES, "datasets": DATASETS,
-       "tasks": TASKS, "suites": SUITES}
-
-# Speed benchmarks (`simecg-bench bench NAME`): functions taking parsed args, printing figures.
-BENCHES: Registry[Any] = Registry("benchmark", builtins=("benchmark.perf",))
-ALL["benchmarks"] = BENCHES
+SHARED = {"corpora": CORPORA, "simulators": SIMULATORS, "baselines": BASELINES}

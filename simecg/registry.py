@@ -1,19 +1,28 @@
-"""A small generic name -> object registry, filled by decorators and entry points.
+"""A small generic name -> object registry, filled by entry points (lazily) and decorators.
 
-Modelled on timm's ``register_model``: a factory or class registers itself next to its code,
-and lookups of unknown names fail with the known names and a close-match hint. Other packages
-add entries without editing this repository through a Python entry-point group, loaded lazily
-on the first lookup.
+Modelled on timm's ``register_model`` and Python's entry points: a package, ours or a plugin,
+declares its entries in its ``pyproject.toml`` under the registry's entry-point group; nothing
+is imported until a name is looked up. An entry point's value is either
+
+- ``"module:attr"``: a lazy entry, the object ``attr`` of ``module``, imported on first
+  :meth:`Registry.get` of that name, or
+- ``"module"``: a module imported on the first lookup, whose ``@REGISTRY.register(...)``
+  decorators (or ``REGISTRY.add`` calls) add one or more entries (e.g. a table of tasks).
+
+Built-in entries use the same mechanism as plugins (see ``[project.entry-points]`` in our
+``pyproject.toml``). Each registry states the contract its entries satisfy (a base class or
+protocol, named lazily as ``"module:attr"``); an entry that breaks it is refused on lookup
+with a message naming the plugin, and unknown names fail with the known ones and a hint.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from simecg.errors import ConfigError, UnknownNameError
@@ -22,26 +31,54 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+def load_reference(reference: str) -> Any:
+    """The object named by ``"package.module:attr"`` (or the module, without ``:attr``)."""
+    module_name, _, attr = reference.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in filter(None, attr.split(".")):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load {reference!r}: {exc}") from exc
+    return obj
+
+
+class _Lazy:
+    """A registered ``"module:attr"`` reference, resolved on first lookup."""
+
+    __slots__ = ("reference",)
+
+    def __init__(self, reference: str):
+        self.reference = reference
+
+    def __repr__(self) -> str:
+        return f"<lazy {self.reference}>"
+
+
 class Registry(Generic[T]):
     """Map names to objects of one kind (corpora, baselines, tasks, suites, ...).
 
     Args:
         kind: what the entries are, used in messages ("baseline").
-        group: Python entry-point group scanned on first lookup, e.g. ``simecg_bench.baselines``.
-            An entry point may name a module (importing it runs its ``@register`` decorators) or
-            an object, which is registered under the entry point's name.
-        builtins: modules of this project imported on first lookup so their decorators run.
+        group: the Python entry-point group scanned on first lookup, e.g. ``simecg_bench.baselines``.
+        contract: the base class or protocol every entry satisfies, as ``"module:attr"``
+            (resolved lazily, so a core registry names no heavy module at import). A class entry
+            must subclass it (or, for a protocol, have its members); an instance must be one.
+        contract_doc: the contract in words, for ``list`` output and error messages.
     """
 
-    def __init__(self, kind: str, group: str | None = None, builtins: tuple[str, ...] = ()):
+    def __init__(self, kind: str, group: str | None = None, contract: str | None = None, contract_doc: str = ""):
         self.kind = kind
         self.group = group
-        self.builtins = builtins
-        self._entries: dict[str, T] = {}
+        self.contract = contract
+        self.contract_doc = contract_doc
+        self._entries: dict[str, Any] = {}
         self._metadata: dict[str, dict[str, Any]] = {}
+        self._checked: set[str] = set()
         self._loaded = False
         self._loading = False
 
+    # ----- registration
     def register(self, name: str, **metadata: Any) -> Callable[[T], T]:
         """Decorator: ``@REGISTRY.register("name", key=value)`` registers the decorated object."""
 
@@ -53,6 +90,15 @@ class Registry(Generic[T]):
 
     def add(self, name: str, obj: T, **metadata: Any) -> None:
         """Register ``obj`` under ``name``; registering a different object twice is an error."""
+        self._put(name, obj, metadata)
+
+    def add_lazy(self, name: str, reference: str, **metadata: Any) -> None:
+        """Register the object ``reference`` (``"module:attr"``) under ``name``, imported on first lookup."""
+        if ":" not in reference:
+            raise ConfigError(f"{self.kind} {name!r}: a lazy entry must look like 'module:attr', got {reference!r}")
+        self._put(name, _Lazy(reference), metadata)
+
+    def _put(self, name: str, obj: Any, metadata: dict[str, Any]) -> None:
         if not name or name != name.strip():
             raise ConfigError(f"invalid {self.kind} name {name!r}")
         existing = self._entries.get(name)
@@ -61,14 +107,18 @@ class Registry(Generic[T]):
                 f"{self.kind} {name!r} is already registered by {_qualname(existing)}; "
                 f"{_qualname(obj)} cannot take the same name"
             )
+        if isinstance(existing, _Lazy) and not isinstance(obj, _Lazy):  # the module it names registers itself
+            metadata = {**self._metadata.get(name, {}), **metadata}
         self._entries[name] = obj
         self._metadata[name] = dict(metadata)
+        self._checked.discard(name)
 
+    # ----- lookup
     def get(self, name: str) -> T:
         """Return the entry called ``name`` or raise :class:`UnknownNameError` listing the known ones."""
         self._ensure_loaded()
         try:
-            return self._entries[name]
+            obj = self._entries[name]
         except KeyError:
             known = sorted(self._entries)
             hint = difflib.get_close_matches(name, known, n=1)
@@ -76,18 +126,26 @@ class Registry(Generic[T]):
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}.{did_you_mean} Known: {', '.join(known) or '(none)'}"
             ) from None
+        if isinstance(obj, _Lazy):
+            obj = load_reference(obj.reference)
+            self._entries[name] = obj
+        if name not in self._checked:
+            self._check(name, obj, self._metadata[name].get("plugin") or _qualname(obj))
+            self._checked.add(name)
+        return obj
 
     def metadata(self, name: str) -> dict[str, Any]:
         self.get(name)
         return dict(self._metadata[name])
 
     def names(self) -> list[str]:
+        """Every registered name (lazy entries are not imported)."""
         self._ensure_loaded()
         return sorted(self._entries)
 
     def items(self) -> Iterator[tuple[str, T]]:
-        self._ensure_loaded()
-        return iter(sorted(self._entries.items()))
+        """Every entry, loaded."""
+        return iter([(name, self.get(name)) for name in self.names()])
 
     def __contains__(self, name: object) -> bool:
         self._ensure_loaded()
@@ -97,13 +155,25 @@ class Registry(Generic[T]):
         self._ensure_loaded()
         return len(self._entries)
 
+    # ----- contract
+    def check(self, name: str, obj: Any, where: str | None = None) -> None:
+        """Raise :class:`ConfigError` unless ``obj`` satisfies the registry's contract."""
+        self._check(name, obj, where or _qualname(obj))
+
+    def _check(self, name: str, obj: Any, where: str) -> None:
+        if self.contract is None:
+            return
+        base = load_reference(self.contract)
+        if _satisfies(obj, base):
+            return
+        what = self.contract_doc or self.contract
+        raise ConfigError(f"{self.kind} {name!r} ({where}) does not satisfy the {self.kind} contract: {what}")
+
     def _ensure_loaded(self) -> None:
         if self._loaded or self._loading:
             return
         self._loading = True
         try:
-            for module in self.builtins:
-                importlib.import_module(module)
             if self.group:
                 self._load_entry_points()
             self._loaded = True
@@ -112,19 +182,37 @@ class Registry(Generic[T]):
 
     def _load_entry_points(self) -> None:
         for ep in entry_points(group=self.group):
+            if ":" in ep.value:
+                if ep.name not in self._entries:
+                    self.add_lazy(ep.name, ep.value, plugin=ep.value)
+                continue
             try:
-                obj = ep.load()
+                importlib.import_module(ep.value)  # its decorators register its entries
             except Exception as exc:  # a broken plugin must not break the suite
                 log.warning("could not load %s plugin %r (%s): %s", self.kind, ep.name, ep.value, exc)
-                continue
-            if not isinstance(obj, ModuleType) and ep.name not in self._entries:
-                self.add(ep.name, obj, plugin=ep.value)
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self._entries)} entries)"
 
 
+def _satisfies(obj: Any, base: Any) -> bool:
+    """``obj`` is ``base``'s subclass or instance, has every member of a protocol ``base``, or
+    passes ``base`` when it is a predicate function."""
+    if not inspect.isclass(base):
+        return bool(base(obj))
+    if getattr(base, "_is_protocol", False):
+        methods = {n for n, v in vars(base).items() if not n.startswith("_") and callable(v)}
+        # a class registers a factory of instances: its data members are set per instance
+        data = set() if inspect.isclass(obj) else set(getattr(base, "__annotations__", {}))
+        return all(hasattr(obj, m) for m in methods | data)
+    if inspect.isclass(obj):
+        return issubclass(obj, base)
+    return isinstance(obj, base)
+
+
 def _qualname(obj: object) -> str:
+    if isinstance(obj, _Lazy):
+        return obj.reference.replace(":", ".")
     module = getattr(obj, "__module__", "?")
     name = getattr(obj, "__qualname__", type(obj).__qualname__)
     return f"{module}.{name}"

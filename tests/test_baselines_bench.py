@@ -7,7 +7,8 @@ import json
 
 from baselines.base import NeuralBaseline
 from benchmark.cli import main
-from simecg.registries import BASELINES, BENCHES
+from benchmark.registries import BENCHES
+from simecg.registries import BASELINES
 
 
 def test_bench_is_registered():

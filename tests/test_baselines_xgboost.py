@@ -53,7 +53,7 @@ def test_features_measure_heart_rate_intervals_and_amplitudes_of_a_simulated_ecg
 def test_unmeasurable_signals_give_nan_features_not_a_crash(signal: np.ndarray):
     values = signal_features(signal)
     assert values.shape == (len(FEATURE_NAMES),)
-    assert np.isnan(feature(values, "qt_interval_median")) or np.isfinite(values).all()
+    assert not np.isinf(values).any()  # every feature is a number or NaN (unmeasurable), never inf
     if not np.isfinite(signal).any():
         assert np.isnan(values).all()
 

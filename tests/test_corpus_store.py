@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from pretraining.config import PretrainConfig, build_corpus, encoder_identity
 from pretraining.corpora.store import CorpusStore, build_store
 from simecg.errors import ConfigError, DataError, DataMissingError
 from simecg.registries import CORPORA
@@ -16,16 +17,34 @@ class Killed(Exception):
     pass
 
 
+def config(n: int, seed: int = 0, **options) -> PretrainConfig:
+    """The sim corpus of ``n`` ECGs, as ``corpus build`` and ``pretrain`` describe it."""
+    return PretrainConfig(corpus="sim", corpus_size=n, corpus_seed=seed, corpus_options=options)
+
+
+def sim(n: int, seed: int = 0, **options):
+    return build_corpus(config(n, seed, **options))
+
+
 def test_store_holds_exactly_the_simulated_values(tmp_path):
-    result = build_store("sim", 300, tmp_path, seed=1, workers=2, shard_size=128)
+    result = build_store(config(300, 1), tmp_path, workers=2, shard_size=128)
     assert (result.shards_total, result.shards_written, result.shards_skipped) == (3, 3, 0)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["complete"] and manifest["n"] == 300
-    live = CORPORA.get("sim")(size=400, seed=1)
-    stored = CORPORA.get("sim")(size=400, seed=1, path=str(tmp_path))
+    assert manifest["complete"] and manifest["n"] == 300 and manifest["options"]["simulator"] == "ecgsyn"
+    live = sim(400, 1)
+    stored = sim(400, 1, path=str(tmp_path))
     idx = np.array([0, 127, 128, 299, 300, 399])  # beyond 300: simulated on the fly
     np.testing.assert_array_equal(stored.get_batch(idx), live.get_batch(idx))
-    assert stored.identity() == live.identity()
+    assert stored.identity() == live.identity()  # the store path is no part of the content
+    assert encoder_identity(config(400, 1, path=str(tmp_path)), stored).fingerprint == \
+        encoder_identity(config(400, 1), live).fingerprint
+
+
+def test_a_store_path_option_is_ignored_when_building(tmp_path):
+    build_store(config(16, 3), tmp_path / "a", workers=1, shard_size=8)
+    result = build_store(config(16, 3, path=str(tmp_path / "b")), tmp_path / "b", workers=1, shard_size=8)
+    assert result.shards_written == 2  # built from the simulators, not from the (absent) store it names
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["options"]["path"] is None
 
 
 def test_build_resumes_after_a_kill_keeping_finished_shards_and_never_doubling(tmp_path):
@@ -33,32 +52,36 @@ def test_build_resumes_after_a_kill_keeping_finished_shards_and_never_doubling(t
         raise Killed
 
     with pytest.raises(Killed):
-        build_store("sim", 200, tmp_path, seed=2, workers=1, shard_size=64, on_shard=die_after_first)
+        build_store(config(200, 2), tmp_path, workers=1, shard_size=64, on_shard=die_after_first)
     assert not json.loads((tmp_path / "manifest.json").read_text())["complete"]
     with pytest.raises(DataError, match="incomplete"):
         CorpusStore.open(tmp_path)
     first = np.load(tmp_path / "shard-000000.npy").copy()
     mtime = (tmp_path / "shard-000000.npy").stat().st_mtime_ns
     written = []
-    result = build_store("sim", 200, tmp_path, seed=2, workers=1, shard_size=64, on_shard=written.append)
+    result = build_store(config(200, 2), tmp_path, workers=1, shard_size=64, on_shard=written.append)
     assert result.shards_skipped == 1 and result.shards_written == 3 and written == [1, 2, 3]
     assert (tmp_path / "shard-000000.npy").stat().st_mtime_ns == mtime
     np.testing.assert_array_equal(np.load(tmp_path / "shard-000000.npy"), first)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"] + [f"shard-00000{k}.npy" for k in range(4)]
-    again = build_store("sim", 200, tmp_path, seed=2, workers=1, shard_size=64)
+    again = build_store(config(200, 2), tmp_path, workers=1, shard_size=64)
     assert again.shards_written == 0
-    live = CORPORA.get("sim")(size=200, seed=2).get_batch(np.arange(200))
+    live = sim(200, 2).get_batch(np.arange(200))
     np.testing.assert_array_equal(CorpusStore.open(tmp_path).get_batch(np.arange(200)), live)
 
 
 def test_a_store_of_another_corpus_is_refused(tmp_path):
-    build_store("sim", 10, tmp_path, seed=1, workers=1, shard_size=8)
-    with pytest.raises(ConfigError, match="requested corpus"):
-        CORPORA.get("sim")(size=10, seed=2, path=str(tmp_path))
+    build_store(config(10, 1), tmp_path, workers=1, shard_size=8)
+    with pytest.raises(ConfigError, match=r"other ECGs than the requested corpus .*seed: 1 -> 2"):
+        sim(10, 2, path=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"requested corpus .*simulators\.ecgsyn\.noise_mu: 1\.0 -> 0\.0"):
+        sim(10, 1, path=str(tmp_path), ecgsyn={"noise_mu": 0})
     with pytest.raises(ConfigError, match="different corpus"):
-        build_store("sim", 10, tmp_path, seed=2, workers=1, shard_size=8)
+        build_store(config(10, 2), tmp_path, workers=1, shard_size=8)
     with pytest.raises(DataMissingError, match="corpus build"):
-        CORPORA.get("sim")(size=10, path=str(tmp_path / "nowhere"))
+        sim(10, path=str(tmp_path / "nowhere"))
+    entry = CORPORA.get("sim")
+    assert len(entry(size=12, seed=1, options=entry.Options(path=str(tmp_path)))) == 12
 
 
 @pytest.mark.slow
@@ -70,8 +93,10 @@ def test_a_killed_build_process_resumes_without_redoing_finished_shards(tmp_path
     import time
 
     code = (
+        "from pretraining.config import PretrainConfig\n"
         "from pretraining.corpora.store import build_store\n"
-        f"build_store('sim', 3000, {str(tmp_path)!r}, seed=4, workers=1, shard_size=100, progress=False)\n"
+        "build_store(PretrainConfig(corpus_size=3000, corpus_seed=4), "
+        f"{str(tmp_path)!r}, workers=1, shard_size=100, progress=False)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ})
     deadline = time.time() + 120
@@ -82,10 +107,10 @@ def test_a_killed_build_process_resumes_without_redoing_finished_shards(tmp_path
     finished = sorted(tmp_path.glob("shard-*.npy"))
     assert 2 <= len(finished) < 30
     before = {p.name: p.stat().st_mtime_ns for p in finished}
-    result = build_store("sim", 3000, tmp_path, seed=4, workers=2, shard_size=100, progress=False)
+    result = build_store(config(3000, 4), tmp_path, workers=2, shard_size=100, progress=False)
     assert result.shards_skipped == len(finished) and result.shards_written == 30 - len(finished)
     assert all(tmp_path.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in before.items())
     assert not list(tmp_path.glob(".shard-*"))
     idx = np.array([0, 99, 100, 1234, 2999])
     np.testing.assert_array_equal(CorpusStore.open(tmp_path).get_batch(idx),
-                                  CORPORA.get("sim")(size=3000, seed=4).get_batch(idx))
+                                  sim(3000, 4).get_batch(idx))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from benchmark.datasets.challenge import normalize_codes
+from benchmark.registries import DATASETS
 from benchmark.tasks import load_task
 from simecg.errors import ConfigError, DataMissingError
-from simecg.registries import DATASETS
 
 pytestmark = pytest.mark.realdata
 
@@ -27,7 +27,7 @@ def test_ptbxl_index_reads_all_400_records_with_metadata(shared_data):
 def test_ptbxl_label_rules_follow_likelihood_thresholds(shared_data):
     ptbxl = DATASETS.get("ptbxl")
     index = ptbxl.index(shared_data).set_index("record_id", drop=False)
-    from simecg.registries import TASKS
+    from benchmark.registries import TASKS
 
     afib = ptbxl.labels(TASKS.get("ptbxl/AFIB"), index)
     by_id = dict(zip(index["record_id"], afib, strict=True))

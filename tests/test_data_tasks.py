@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from benchmark.datasets.base import TaskSpec
+from benchmark.registries import DATASETS, TASKS
 from benchmark.tasks import load_task, task_summary
-from simecg.registries import DATASETS, TASKS
 
 PAPER = {
     "ptbxl": ["AFIB", "PVC", "PAC", "IRBBB", "CRBBB", "STD_", "ASMI", "IMI", "LVH", "LAFB", "ISC_", "1AVB", "ABQRS"],

@@ -8,9 +8,9 @@ import pytest
 
 from benchmark.datasets.base import TaskData
 from benchmark.datasets.demo import CONDITIONS, NORMAL, _generate
+from benchmark.registries import DATASETS, TASKS
 from pretraining.simulators.gaussian import GaussianBeat
 from simecg.errors import ConfigError
-from simecg.registries import DATASETS, TASKS
 
 DEMO_TASKS = ["demo/tachycardia", "demo/bradycardia", "demo/af", "demo/wide_qrs", "demo/pvc", "demo/st_deviation"]
 

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from benchmark.leaderboard import build_leaderboard
+from benchmark.tags import RunTags
 from benchmark.tracking import Tracker
 
 F1 = {  # (task, model) -> F1 per seed
@@ -21,26 +22,33 @@ F1 = {  # (task, model) -> F1 per seed
 }
 
 
+def _cell(tracker: Tracker, fingerprint: str, task: str, model: str, seed: int, f1: float, lead: str = "II",
+          finish: bool = True) -> None:
+    tags = RunTags(kind="cell", fingerprint=fingerprint, suite="unit", task=task, model=model, lead=lead, seed=seed)
+    if finish:
+        with tracker.run("cell", tags) as run:
+            run.log_metrics({"test_f1": f1, "test_auroc": 0.9})
+    else:  # a run a killed process left RUNNING
+        run_id = tracker.client.create_run(tracker.experiment_id, tags=tags.to_mlflow()).info.run_id
+        tracker.log_metrics(run_id, {"test_f1": f1})
+
+
 @pytest.fixture
 def store(tracking_uri: str) -> str:
     tracker = Tracker(tracking_uri, "unit")
     for (task, model), values in F1.items():
         for seed, f1 in enumerate(values, start=1):
-            tags = {"kind": "cell", "fingerprint": f"{task}{model}{seed}", "task": task, "model": model,
-                    "lead": "II", "budget": "0", "seed": str(seed), "positives_only": "false", "synthetic": "false"}
-            run = tracker.start_run("cell", tags)
-            tracker.log_metrics(run, {"test_f1": f1, "test_auroc": 0.9})
-            tracker.end_run(run)
-    # a duplicate of a finished fingerprint (e.g. a race between two workers) counts once
-    dup = tracker.start_run("dup", {**tags, "fingerprint": f"{task}{model}{seed}"})
-    tracker.log_metrics(dup, {"test_f1": f1})
-    tracker.end_run(dup)
-    # unfinished and other-lead runs are ignored
-    stale = tracker.start_run("killed", {**tags, "fingerprint": "x"})
-    tracker.log_metrics(stale, {"test_f1": 0.0})
-    other = tracker.start_run("lead I", {**tags, "fingerprint": "y", "lead": "I"})
-    tracker.log_metrics(other, {"test_f1": 0.0})
-    tracker.end_run(other)
+            _cell(tracker, f"{task}{model}{seed}", task, model, seed, f1)
+    # a duplicate of a finished fingerprint (e.g. a race between two workers) counts once: the newest
+    _cell(tracker, "ptbxl/PVCmega2", "ptbxl/PVC", "mega", 2, 0.40)
+    # unfinished, other-lead and old-schema runs are ignored
+    _cell(tracker, "x", "ptbxl/PVC", "mega", 3, 0.0, finish=False)
+    _cell(tracker, "y", "ptbxl/PVC", "resnet18-1d", 1, 0.0, lead="I")
+    old = {**RunTags(kind="cell", fingerprint="z", task="ptbxl/PVC", model="mega", lead="II").to_mlflow(),
+           "schema": "1"}
+    old_run = tracker.client.create_run(tracker.experiment_id, tags=old).info.run_id
+    tracker.log_metrics(old_run, {"test_f1": 1.0})
+    tracker.client.set_terminated(old_run)
     return tracking_uri
 
 
@@ -73,8 +81,17 @@ def test_formats_carry_task_model_test_f1(store: str) -> None:
 
 def test_other_lead_and_empty_suite(store: str) -> None:
     board = build_leaderboard(store, "unit", lead="I")
-    assert set(board.rows.model) == {"resnet18-1d"} or len(board.rows) == 1
+    assert list(board.rows.model) == ["resnet18-1d"] and list(board.rows.task) == ["ptbxl/PVC"]
+    assert board.rows.test_f1.tolist() == [0.0]
     assert "no finished cells" in build_leaderboard(store, "nothing-here").render("table")
+
+
+def test_runs_of_another_tag_schema_are_left_out_and_counted(store: str) -> None:
+    runs, foreign = Tracker(store, "unit").cell_runs()
+    assert foreign == 1
+    assert "z" not in {tags.fingerprint for _, tags in runs}
+    mega_pvc = build_leaderboard(store, "unit").rows.set_index(["task", "model"]).loc[("ptbxl/PVC", "mega")]
+    assert mega_pvc.test_f1 == pytest.approx(0.40) and mega_pvc.n_seeds == 2  # not the old run's 1.0
 
 
 def test_results_are_read_page_by_page(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,7 +100,7 @@ def test_results_are_read_page_by_page(store: str, monkeypatch: pytest.MonkeyPat
     whole = build_leaderboard(store, "unit").rows
     monkeypatch.setattr(tracking, "PAGE_SIZE", 3)  # 14 finished cell runs: 5 pages
     tracker = Tracker(store, "unit")
-    assert len(tracker.cell_runs()) == 13  # 12 seeds' cells + lead I; the duplicate counts once
+    assert len(tracker.cell_runs()[0]) == 13  # 12 seeds' cells + lead I; the duplicate counts once
     assert len(tracker.finished_fingerprints()) == 13
     paged = build_leaderboard(store, "unit").rows
     assert paged.equals(whole)

@@ -69,7 +69,7 @@ def test_demo_suite_end_to_end_then_rerun_adds_no_run(tracking_uri: str, capsys)
 @pytest.mark.slow
 def test_killed_cell_is_redone_once_and_new_seeds_add_only_their_cells(tracking_uri: str, capsys) -> None:
     from benchmark.config import load_suite
-    from benchmark.runner import plan
+    from benchmark.runner import dry_run
     from benchmark.tracking import Tracker
 
     overrides = ["--set", "grid.tasks=demo/af", "--set", "grid.models=resnet18-1d", *TINY]
@@ -78,11 +78,12 @@ def test_killed_cell_is_redone_once_and_new_seeds_add_only_their_cells(tracking_
 
     suite = load_suite("demo", {"grid.tasks": "demo/af", "grid.models": "resnet18-1d", "grid.seeds": "1,2",
                                 **dict(o.split("=", 1) for o in TINY[1::2])})
-    lines = plan(suite, tracking_uri=tracking_uri)
+    lines = dry_run(suite, tracking_uri=tracking_uri)
     pending = [line.split()[1] for line in lines if line.startswith("pending")]
     assert len(lines) == 2 and len(pending) == 1
     tracker = Tracker(tracking_uri, "demo")  # a run left RUNNING by a killed process
-    stale = tracker.start_run("killed", tags={"kind": "cell", "fingerprint": pending[0]})
+    stale = tracker.client.create_run(tracker.experiment_id, tags={"kind": "cell", "fingerprint": pending[0],
+                                                                   "schema": "2"}).info.run_id
 
     assert main([*base, "--set", "grid.seeds=1,2"]) == 0
     assert "1 ran, 1 already finished" in capsys.readouterr().out

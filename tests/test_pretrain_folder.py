@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pretraining.corpora.folder import folder
+from pretraining.config import PretrainConfig, corpus_options
 from simecg.errors import ConfigError, DataError
 from simecg.registries import CORPORA
+
+
+def folder(size: int | None = None, seed: int = 0, **options):
+    """The folder corpus, its options given as ``pretrain.corpus_options`` (CLI text allowed)."""
+    entry = CORPORA.get("folder")
+    return entry(size=size, seed=seed, options=corpus_options(PretrainConfig(corpus="folder", corpus_options=options)))
 
 
 def _sine(seconds: float, fs: float, freq: float = 1.2) -> np.ndarray:
@@ -36,7 +42,7 @@ def test_numpy_files_are_cut_into_10s_windows(tmp_path):
 
 def test_numpy_sampling_rate_option_resamples(tmp_path):
     np.save(tmp_path / "b.npy", np.stack([_sine(10, 250), 2 * _sine(10, 250)]))
-    corpus = CORPORA.get("folder")(path=str(tmp_path), fs="250")
+    corpus = folder(path=str(tmp_path), fs="250")
     assert len(corpus) == 2
     batch = corpus.get_batch(np.array([0, 1]))
     assert batch.shape == (2, 5000) and batch.dtype == np.float32
@@ -51,7 +57,7 @@ def test_wfdb_records_give_lead_ii_in_mv(tmp_path):
     batch = corpus.get_batch(np.arange(3))
     assert np.abs(batch[0]).max() == pytest.approx(1.5, abs=1e-2)
     assert np.abs(batch[1]).max() == pytest.approx(1e-3, abs=1e-4)  # microvolts became millivolts
-    assert corpus.identity()["files"] == 2
+    assert set(corpus.identity()["files"]) == {"r1.hea", "r1.dat", "r2.hea", "r2.dat"}  # headers and signals
 
 
 def test_size_draws_a_seeded_subset(tmp_path):
@@ -83,8 +89,13 @@ def test_bad_files_raise_clear_errors_or_are_skipped(tmp_path):
 def test_options_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="needs a path"):
         folder()
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(ConfigError, match=r"unknown option pretrain\.corpus_options\.leads .*valid: fs, lead, path, "
+                                          "skip_bad"):
         folder(path=tmp_path, leads="II")
+    with pytest.raises(ConfigError, match=r"pretrain\.corpus_options\.fs .*positive"):
+        folder(path=tmp_path, fs="0")
+    with pytest.raises(ConfigError, match=r"pretrain\.corpus_options\.skip_bad: expected true/false"):
+        folder(path=tmp_path, skip_bad="maybe")
     with pytest.raises(DataError, match="not a folder"):
         folder(path=tmp_path / "absent")
     with pytest.raises(DataError, match="no usable 10-s ECG"):

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from pretraining import checkpoint as ckpt
-from pretraining.train import PretrainConfig, default_out_dir, fingerprint, lr_at, model_config, pretrain
+from pretraining.config import PretrainConfig, encoder_dir, encoder_identity, lr_at, model_config
+from pretraining.loop import pretrain
 from simecg.config import apply_overrides
 from simecg.errors import ConfigError
 
@@ -137,9 +138,10 @@ def test_config_overrides_and_validation():
         model_config(PretrainConfig(model={"width": 3}))
     with pytest.raises(ConfigError, match="unknown model preset"):
         PretrainConfig(preset="huge")
-    assert fingerprint(config) != fingerprint(PretrainConfig())
-    assert fingerprint(dataclasses.replace(config, num_workers=7)) == fingerprint(config)
-    assert default_out_dir(config).parent.name == "encoders"
+    corpus = SineCorpus()
+    assert encoder_identity(config, corpus) != encoder_identity(PretrainConfig(), corpus)
+    assert encoder_identity(dataclasses.replace(config, num_workers=7), corpus) == encoder_identity(config, corpus)
+    assert encoder_dir(encoder_identity(config, corpus)).parent.name == "encoders"
 
 
 def test_learning_rate_schedules():

@@ -70,7 +70,8 @@ def test_entry_point_plugin_is_found_through_importlib_metadata(tmp_path: Path, 
 
 
 def test_builtin_registries_hold_the_project_entries() -> None:
-    from simecg.registries import BASELINES, CORPORA, SUITES, TASKS
+    from benchmark.registries import SUITES, TASKS
+    from simecg.registries import BASELINES, CORPORA
 
     assert {"demo", "smoke", "paper", "all"} <= set(SUITES.names())
     assert "sim" in CORPORA

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
+from baselines.training import TrainConfig, augment, predict_scores, train_classifier
 from benchmark.metrics import binary_metrics, record_scores
-from benchmark.training import TrainConfig, augment, predict_scores, train_classifier
 
 
 def _separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

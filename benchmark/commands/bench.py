@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from simecg.registries import BENCHES
+from benchmark.registries import BENCHES
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

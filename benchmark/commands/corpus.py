@@ -1,15 +1,25 @@
 """``simecg-bench corpus build|preview NAME``: materialize a pretraining corpus, or look at it.
 
 ``build`` writes memory-mapped shards and a manifest (resumable: rerun the same command after
-a kill); ``preview`` saves a grid of sample ECGs with their parameters. Corpus options come as
-``--set key=value`` (for ``sim``: ``simulator=mixture``, ``weights=ecgsyn=0.7,gaussian=0.3``,
-``ecgsyn.noise_mu=0``, ...).
+a kill); ``preview`` saves a grid of sample ECGs with their parameters. Corpus options use the
+``--set`` dialect of ``run`` and ``pretrain`` (suite-config paths), ``pretrain.corpus_options.<key>``,
+and are resolved exactly as for pretraining (``PretrainConfig`` + ``build_corpus``)::
+
+    simecg-bench corpus build sim --n 100000 --out DIR --set pretrain.corpus_options.simulator=gaussian
+    simecg-bench corpus build sim --n 1000 --out DIR --set pretrain.corpus_options.simulator=mixture \
+        --set pretrain.corpus_options.weights=ecgsyn=0.7,gaussian=0.3 --set pretrain.corpus_options.ecgsyn.noise_mu=0
+    simecg-bench corpus build folder --n 5000 --out DIR --set pretrain.corpus_options.path=MY_ECGS
+    simecg-bench corpus preview sim --out grid.png --set pretrain.corpus_options.gaussian.augment_rate=0
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
+
+SET_HELP = ("corpus option as its suite-config path, repeatable, e.g. --set pretrain.corpus_options.simulator=gaussian "
+            "or --set pretrain.corpus_options.path=DIR")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -22,8 +32,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--n", type=int, required=True, help="number of ECGs")
     build.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
     build.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
-    build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="corpus option, repeatable (e.g. simulator=gaussian)")
+    build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     build.add_argument("--workers", type=int, default=None,
                        help=f"processes (default: all cores, here {os.cpu_count()})")
     build.add_argument("--shard-size", type=int, default=None, help="ECGs per shard file (default 4096)")
@@ -37,18 +46,38 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     preview.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     preview.add_argument("--sample-seed", type=int, default=0, help="seed choosing which ECGs are shown")
     preview.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                         help="corpus option, repeatable")
+                         help=SET_HELP)
     preview.set_defaults(func=_preview)
+
+
+def corpus_config(name: str, size: int, seed: int, overrides: list[str]) -> Any:
+    """The ``PretrainConfig`` naming corpus ``name`` of ``size`` ECGs with ``seed`` and the
+    ``--set pretrain.corpus_options.*`` items; its options are resolved (and checked) here."""
+    from benchmark.config import pretrain_overrides
+    from pretraining.config import PretrainConfig, corpus_options
+    from simecg.config import apply_overrides
+    from simecg.errors import ConfigError
+
+    if size <= 0:
+        raise ConfigError(f"corpus {name}: the number of ECGs must be positive, got {size}")
+    settings = pretrain_overrides(overrides)
+    other = sorted(k for k in settings if not k.startswith("corpus_options."))
+    if other:
+        raise ConfigError(
+            f"corpus commands take only pretrain.corpus_options.* in --set, got pretrain.{other[0]} (the corpus, "
+            "its size and seed are the NAME, --n/--size and --seed arguments), e.g. "
+            "--set pretrain.corpus_options.simulator=gaussian"
+        )
+    config = apply_overrides(PretrainConfig(corpus=name, corpus_size=size, corpus_seed=seed), settings)
+    corpus_options(config)
+    return config
 
 
 def _build(args: argparse.Namespace) -> int:
     from pretraining.corpora.store import DEFAULT_SHARD_SIZE, build_store
-    from simecg.config import parse_set_args
 
-    result = build_store(
-        args.name, args.n, args.out, seed=args.seed, options=parse_set_args(args.overrides),
-        workers=args.workers, shard_size=args.shard_size or DEFAULT_SHARD_SIZE,
-    )
+    config = corpus_config(args.name, args.n, args.seed, args.overrides)
+    result = build_store(config, args.out, workers=args.workers, shard_size=args.shard_size or DEFAULT_SHARD_SIZE)
     rate = result.n / result.seconds if result.shards_written and result.seconds > 0 else float("nan")
     print(f"corpus {args.name}: {result.n} ECGs in {result.path} ({result.shards_total} shards: "
           f"{result.shards_written} written, {result.shards_skipped} already there) in {result.seconds:.1f} s"
@@ -57,11 +86,10 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
+    from pretraining.config import build_corpus
     from pretraining.simulators.preview import preview_figure
-    from simecg.config import parse_set_args
-    from simecg.registries import CORPORA
 
-    corpus = CORPORA.get(args.name)(size=args.size, seed=args.seed, **parse_set_args(args.overrides))
+    corpus = build_corpus(corpus_config(args.name, args.size, args.seed, args.overrides))
     fig = preview_figure(corpus, n=args.n, seed=args.sample_seed)
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out} ({args.n} ECGs of corpus {args.name})")

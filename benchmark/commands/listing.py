@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from simecg.registries import ALL
+from benchmark.registries import ALL
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

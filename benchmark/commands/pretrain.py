@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from simecg.config import apply_overrides, flatten, parse_set_args, to_dict
+from simecg.config import apply_overrides
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -26,9 +26,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", help="model preset: paper (default) or tiny")
     p.add_argument("--steps", type=int, help="training steps (default: the paper's 2,000,000)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a pretraining setting, e.g. --set pretrain.batch_size=64 "
-                   "--set pretrain.corpus_options.path=DIR (the 'pretrain.' prefix is optional)")
-    p.add_argument("--out", type=Path, help="run folder (default: <cache>/encoders/<corpus>-<preset>-<fingerprint>)")
+                   help="override a pretraining setting with the keys `run` uses, e.g. --set pretrain.batch_size=64 "
+                   "--set pretrain.corpus_options.path=DIR")
+    p.add_argument("--suite", help="start from this suite's [pretrain] settings (name or TOML file), so "
+                   "`simecg-bench run --suite` with the same --corpus and --set reuses the encoder")
+    p.add_argument("--out", type=Path, help="run folder (default: <cache>/encoders/<fingerprint>, the cache "
+                   "`simecg-bench run` reuses encoders from)")
     p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or ./mlruns/mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -37,52 +40,52 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    """The :class:`PretrainConfig` the arguments describe (flags win over ``--set``)."""
-    from pretraining.train import PretrainConfig
+    """The :class:`PretrainConfig` the arguments describe (flags win over ``--set``, ``--set`` over ``--suite``).
 
-    overrides: dict[str, Any] = {}
-    for key, value in parse_set_args(args.overrides).items():
-        overrides[key.removeprefix("pretrain.")] = value
+    ``--set`` keys are suite-config paths, as in ``run``: ``pretrain.<field>``, corpus options as
+    ``pretrain.corpus_options.<key>`` (:func:`benchmark.config.pretrain_overrides`). The corpus
+    options are resolved here once, so a wrong one fails before anything starts.
+    """
+    from benchmark.config import pretrain_overrides
+    from pretraining.config import PretrainConfig, corpus_options
+
+    overrides: dict[str, Any] = pretrain_overrides(args.overrides)
     for key in ("corpus", "preset", "steps"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    return apply_overrides(PretrainConfig(), overrides)
+    base = PretrainConfig()
+    if getattr(args, "suite", None):
+        from benchmark.config import load_suite
+
+        base = load_suite(args.suite).pretrain
+    config = apply_overrides(base, overrides)
+    corpus_options(config)
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
-    from pretraining.train import default_out_dir, fingerprint, pretrain
+    """Provision the encoder: the cache or MLflow may already hold it; else pretrain (or resume) it."""
+    from benchmark.encoders import provision_encoder
 
     config = build_config(args)
-    out_dir = args.out or default_out_dir(config)
     is_main = int(os.environ.get("RANK", "0")) == 0
-    tracker = run_id = logger = None
+    tracker = None
     if is_main and not args.no_mlflow:
-        from benchmark.tracking import RunLogger, Tracker
+        from benchmark.tracking import Tracker
 
         tracker = Tracker(args.tracking_uri, suite="pretrain")
-        fp = fingerprint(config)
-        tracker.kill_stale(fp)
-        run_id = tracker.start_run(
-            f"pretrain {config.corpus} {config.preset}",
-            tags={"kind": "pretrain", "fingerprint": fp, "corpus": config.corpus, "preset": config.preset,
-                  "out_dir": str(out_dir)},
-            params=flatten(to_dict(config)),
-        )
-        logger = RunLogger(tracker, run_id)
-    try:
-        result = pretrain(config, out_dir, logger=logger, progress=not args.no_progress)
-    except BaseException as exc:
-        if tracker is not None:
-            tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    if tracker is not None:
-        tracker.log_metrics(run_id, {"final_val_loss": result.val_loss}, step=result.steps)
-        tracker.log_artifact(run_id, result.checkpoint, "encoder")
-        tracker.end_run(run_id)
+    encoder = provision_encoder(config, tracker=tracker, progress=not args.no_progress, out_dir=args.out,
+                                suite="pretrain")
     if is_main:
-        print(f"encoder: {result.checkpoint}")
-        print(f"steps: {result.steps}  validation loss: {result.val_loss:.4f}")
+        from pretraining.checkpoint import read
+
+        extra = read(encoder.path).get("extra", {})
+        how = "pretrained now" if encoder.trained_now else "already there (cache or MLflow); nothing trained"
+        print(f"encoder: {encoder.path} ({how})")
+        run = f"  MLflow run: {encoder.run_id}" if encoder.run_id else ""
+        print(f"fingerprint: {encoder.identity.fingerprint}{run}")
         if args.json:
-            print(json.dumps({"checkpoint": str(result.checkpoint), "val_loss": result.val_loss,
-                              "steps": result.steps, "fingerprint": result.fingerprint}))
+            print(json.dumps({"checkpoint": str(encoder.path), "fingerprint": encoder.identity.fingerprint,
+                              "run_id": encoder.run_id, "trained_now": encoder.trained_now,
+                              "steps": config.steps, "val_loss": extra.get("val_loss")}))
     return 0

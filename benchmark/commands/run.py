@@ -61,14 +61,14 @@ def parse_shard(text: str) -> tuple[int, int]:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.config import load_suite, with_corpora
     from benchmark.leaderboard import build_leaderboard
-    from benchmark.runner import plan, run_suite
+    from benchmark.runner import dry_run, run_suite
 
     suite = load_suite(args.suite, parse_set_args(args.set))
     corpora = [c.strip() for c in args.corpus.split(",") if c.strip()] if args.corpus else None
     suite = with_corpora(suite, corpora)
     shard_spec = parse_shard(args.shard)
     if args.dry_run:
-        for line in plan(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec):
+        for line in dry_run(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec):
             print(line)
         return 0
     progress = not args.no_progress and sys.stderr.isatty()

@@ -8,7 +8,8 @@ longer than 10 s: a record is cut into several windows and its score is the max 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -67,3 +68,18 @@ class TaskData:
     def windows_of(self, record_indices: np.ndarray) -> np.ndarray:
         """Window indices belonging to the given records (in window order)."""
         return np.flatnonzero(np.isin(self.window_record, record_indices))
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """What every dataset registered in ``DATASETS`` provides: labels and task data for a task."""
+
+    name: str
+
+    def label_counts(self, spec: TaskSpec, data_dir: Path | str) -> dict[int, int]:
+        """Positives (key 1) and negatives (key 0) of ``spec`` found under ``data_dir`` (labels only)."""
+        ...
+
+    def load_task(self, spec: TaskSpec, data_dir: Path, lead: str, cache_dir: Path, **options: Any) -> TaskData:
+        """The task's records, labels and preprocessed windows (cached under ``cache_dir``)."""
+        ...

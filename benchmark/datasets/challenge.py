@@ -38,8 +38,8 @@ from benchmark.datasets.common import RecordDataset, parse_age, parse_sex
 from benchmark.datasets.header import read_header
 from benchmark.datasets.signals import RecordCheck, RecordRejected, check_physical, read_and_check
 from benchmark.datasets.table import task_table
+from benchmark.registries import DATASETS
 from simecg.errors import DataError
-from simecg.registries import DATASETS
 from simecg.signal import LEADS
 
 log = logging.getLogger(__name__)

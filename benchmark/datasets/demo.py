@@ -45,11 +45,11 @@ import numpy as np
 import pandas as pd
 
 from benchmark.datasets.base import TaskData, TaskSpec
+from benchmark.registries import DATASETS, TASKS
 from pretraining.simulators.base import SIMULATOR_VERSION
 from pretraining.simulators.gaussian import GaussianBeat, GaussianBeatConfig
 from simecg.config import stable_hash, to_dict
 from simecg.errors import ConfigError
-from simecg.registries import DATASETS, TASKS
 from simecg.signal import zscore
 
 DEMO_VERSION = 2  # 2: wide_qrs R width x6 (was x5)

@@ -30,8 +30,8 @@ from benchmark.datasets.base import TaskSpec
 from benchmark.datasets.common import RecordDataset, parse_age
 from benchmark.datasets.signals import RecordCheck, read_and_check
 from benchmark.datasets.table import task_table
+from benchmark.registries import DATASETS
 from simecg.errors import DataError
-from simecg.registries import DATASETS
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,17 @@ eligible only when its ``strat_fold`` is 1-8 (never PTB-XL's validation/test fol
 is in no PTB-XL task's ``paper``-preset test split (test seed 123). Signals are raw lead II in
 mV at 500 Hz, 5,000 samples, with the same data checks as the tasks (rejected records are out).
 
-Options: ``folds`` (default "1-8"), ``exclude_test_splits`` (default true), ``lead`` ("II").
+Options (:class:`PTBXLOptions`, set as ``pretrain.corpus_options.<key>``): ``folds`` (default
+1-8; text ``"1-8"`` or ``"1,2,3"``, or a list), ``exclude_test_splits`` (default true), ``lead``
+("II"), and where the data and its cache are, ``data_dir`` and ``cache_dir`` (not part of the
+identity, which holds the records used, the data version and the options above)::
+
+    simecg-bench pretrain --corpus ptbxl --set pretrain.corpus_size=2000 --set pretrain.corpus_options.folds=1-6
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,36 +25,81 @@ import pandas as pd
 
 from benchmark.datasets.base import TaskData
 from benchmark.preprocess import PreprocessConfig
+from benchmark.registries import DATASETS
 from simecg import paths
 from simecg.config import coerce, stable_hash
 from simecg.errors import ConfigError
-from simecg.registries import CORPORA, DATASETS
+from simecg.registries import CORPORA
 from simecg.seeding import rng_for
 from simecg.signal import N_SAMPLES
 
 RAW = PreprocessConfig(normalize=False)
 
 
-@dataclass
-class PTBXLCorpus:
-    """Indexable lead-II ECGs of eligible PTB-XL training records (see module docstring).
+@dataclass(frozen=True)
+class PTBXLOptions:
+    """Options of the ``ptbxl`` corpus (``pretrain.corpus_options.*``); see the module docstring."""
 
-    Holds the path of the cached signals, not the array: the memory map is opened on first use
-    in each process, so pickling the corpus for DataLoader workers or DDP ranks copies no ECG.
+    folds: tuple[int, ...] | str = tuple(range(1, 9))
+    exclude_test_splits: bool = True
+    lead: str = "II"
+    data_dir: str | None = None  # default: $SIMECG_DATA or <cache>/data
+    cache_dir: str | None = None  # default: the cache folder
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "folds", _parse_folds(self.folds))
+        if not str(self.lead).strip():
+            raise ConfigError("pretrain.corpus_options.lead (ptbxl corpus) must name a lead, e.g. II")
+        for name in ("data_dir", "cache_dir"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, str(getattr(self, name)))
+
+
+@CORPORA.register("ptbxl", description="real lead II ECGs of PTB-XL training records (strat_fold 1-8, no test split)")
+class PTBXLCorpus:
+    """Real lead II ECGs of PTB-XL training records (strat_fold 1-8, in no test split); see the module docstring.
+
+    Built as ``PTBXLCorpus(size=, seed=, options=PTBXLCorpus.Options(...))``: ``size`` ECGs
+    (None = every eligible record) in a seeded order. Holds the path of the cached signals, not
+    the array: the memory map is opened on first use in each process, so pickling the corpus for
+    DataLoader workers or DDP ranks copies no ECG.
     """
 
-    name: str
-    path: Path  # raw lead cache, float32 (n_windows, 5000)
-    n_windows: int
-    windows: np.ndarray  # window index of each corpus item
-    record_ids: list[str]
-    seed: int
-    data_version: str
-    options: dict[str, Any]
-    _signals: np.ndarray | None = field(default=None, repr=False, compare=False)
+    name = "ptbxl"
+    Options = PTBXLOptions
+
+    def __init__(self, size: int | None = None, seed: int = 0, options: PTBXLOptions | None = None):
+        options = PTBXLOptions() if options is None else options
+        if not isinstance(options, PTBXLOptions):
+            raise ConfigError(f"ptbxl corpus: options must be a PTBXLCorpus.Options, got {type(options).__name__}")
+        seed = coerce(seed, int, "seed")
+        records, cache = eligible_records(options.data_dir, options.cache_dir, tuple(options.folds),
+                                          options.exclude_test_splits, options.lead)
+        first_window: dict[Any, int] = {}
+        for window, record in enumerate(cache.window_record.tolist()):
+            first_window.setdefault(record, window)
+        positions = np.array([first_window[i] for i in records.index], dtype=np.int64)
+        order = rng_for(seed, "ptbxl-corpus").permutation(len(positions))
+        if size is not None:
+            size = coerce(size, int, "size")
+            if not 0 < size <= len(order):
+                raise ConfigError(f"ptbxl corpus: size {size} requested, {len(order)} eligible PTB-XL training "
+                                  "records available; use a smaller size or size=None")
+            order = order[:size]
+        self.path: Path = cache.path  # raw lead cache, float32 (n_windows, 5000)
+        self.n_windows = len(cache.window_record)
+        self.windows = positions[order]  # window index of each corpus item
+        self.record_ids: list[str] = records["record_id"].astype(str).to_numpy()[order].tolist()
+        self.seed = seed
+        self.data_version: str = cache.data_version
+        self.options = options
+        self._signals: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.windows)
+
+    def __repr__(self) -> str:
+        return f"PTBXLCorpus({len(self)} records, seed={self.seed}, folds={list(self.options.folds)})"
 
     @property
     def signals(self) -> np.ndarray:
@@ -67,8 +117,12 @@ class PTBXLCorpus:
         return np.asarray(self.signals[self.windows[indices]], dtype=np.float32)
 
     def identity(self) -> dict[str, Any]:
+        """Name, size, seed, the records used (hash, in corpus order), the data version and the options
+        that select or shape them (never where the data or cache live)."""
+        options = {"folds": list(self.options.folds), "exclude_test_splits": self.options.exclude_test_splits,
+                   "lead": self.options.lead}
         return {"name": self.name, "size": len(self), "seed": self.seed, "data_version": self.data_version,
-                "records": stable_hash(self.record_ids), "options": self.options}
+                "records": stable_hash(self.record_ids), "options": options}
 
 
 def eligible_records(data_dir: Path | str | None = None, cache_dir: Path | None = None,
@@ -97,45 +151,24 @@ def eligible_records(data_dir: Path | str | None = None, cache_dir: Path | None 
     return index[keep], cache
 
 
-@CORPORA.register("ptbxl", description="real lead II ECGs of PTB-XL training records (strat_fold 1-8, no test split)")
-def ptbxl(size: int | None = None, seed: int = 0, data_dir: Path | str | None = None, **options: Any) -> PTBXLCorpus:
-    """Factory: ``size`` ECGs (None = every eligible record) in a seeded order."""
-    unknown = sorted(set(options) - {"folds", "exclude_test_splits", "lead", "cache_dir"})
-    if unknown:
-        raise ConfigError(f"ptbxl corpus: unknown option(s) {', '.join(unknown)}; valid: folds, "
-                          "exclude_test_splits, lead, cache_dir")
-    folds = _parse_folds(options.get("folds", "1-8"))
-    exclude = coerce(options.get("exclude_test_splits", True), bool, "exclude_test_splits")
-    lead = str(options.get("lead", "II"))
-    seed = coerce(seed, int, "seed")
-    records, cache = eligible_records(data_dir, options.get("cache_dir"), folds, exclude, lead)
-    first_window = {}
-    for window, record in enumerate(cache.window_record.tolist()):
-        first_window.setdefault(record, window)
-    positions = np.array([first_window[i] for i in records.index], dtype=np.int64)
-    order = rng_for(seed, "ptbxl-corpus").permutation(len(positions))
-    if size is not None:
-        size = coerce(size, int, "size")
-        if not 0 < size <= len(order):
-            raise ConfigError(f"ptbxl corpus: size {size} requested, {len(order)} eligible PTB-XL training records "
-                              "available; use a smaller size or size=None")
-        order = order[:size]
-    ids = records["record_id"].astype(str).to_numpy()[order].tolist()
-    return PTBXLCorpus("ptbxl", cache.path, len(cache.window_record), positions[order], ids, seed, cache.data_version,
-                       {"folds": list(folds), "exclude_test_splits": exclude, "lead": lead})
-
-
 def _parse_folds(value: Any) -> tuple[int, ...]:
-    if isinstance(value, (list, tuple)):
-        return tuple(int(v) for v in value)
-    text = str(value).strip()
     try:
-        if "-" in text:
-            lo, hi = (int(v) for v in text.split("-", 1))
-            return tuple(range(lo, hi + 1))
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"ptbxl corpus option folds={value!r}: expected e.g. '1-8' or '1,2,3'") from None
+        if isinstance(value, (list, tuple)):
+            folds = tuple(int(v) for v in value)
+        else:
+            text = str(value).strip()
+            if "-" in text:
+                lo, hi = (int(v) for v in text.split("-", 1))
+                folds = tuple(range(lo, hi + 1))
+            else:
+                folds = tuple(int(v) for v in text.split(",") if v.strip())
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"pretrain.corpus_options.folds={value!r} (ptbxl corpus): expected e.g. '1-8' or '1,2,3'"
+        ) from None
+    if not folds:
+        raise ConfigError(f"pretrain.corpus_options.folds={value!r} (ptbxl corpus): no fold selected")
+    return folds
 
 
-__all__ = ["PTBXLCorpus", "eligible_records", "ptbxl"]
+__all__ = ["PTBXLCorpus", "PTBXLOptions", "eligible_records"]

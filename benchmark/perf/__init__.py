@@ -1,13 +1,13 @@
-"""Speed benchmarks (not tests): each module registers itself in ``simecg.registries.BENCHES``.
+"""Speed benchmarks (not tests), registered in ``benchmark.registries.BENCHES`` by entry points.
 
-A registered object has ``run(args) -> int`` and optionally ``add_arguments(parser)``; it prints
+A benchmark has ``run(args) -> int`` and optionally ``add_arguments(parser)``; it prints
 figures, compares against a reference measured in the same run, and with ``--json`` prints one
-JSON object as its last line.
+JSON object as its last line. Modules are imported only when their benchmark runs.
 """
 
-from benchmark.perf import (
-    baselines,  # noqa: E402,F401
-    data,  # noqa: E402,F401
-    pretrain,  # noqa: E402,F401
-    simulators,  # noqa: E402,F401
-)
+from typing import Any
+
+
+def Bench(entry: Any) -> bool:  # noqa: N802 - named as the contract it checks
+    """The contract of a speed benchmark: it has a callable ``run(args)``."""
+    return callable(getattr(entry, "run", None))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from simecg.registries import BASELINES, BENCHES
+from simecg.registries import BASELINES
 from simecg.signal import N_SAMPLES, zscore
 
 REFERENCE = "transformer-scratch"
@@ -155,4 +155,3 @@ class BaselinesBench:
         return 0
 
 
-BENCHES.add("baselines", BaselinesBench)

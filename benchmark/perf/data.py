@@ -15,8 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from simecg.registries import BENCHES
-
 
 class DataLoadBench:
     """Seconds to list tasks, load a task the first time and from the cache (issue 4)."""
@@ -29,8 +27,8 @@ class DataLoadBench:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
+        from benchmark.registries import DATASETS, TASKS
         from benchmark.tasks import load_task, task_summary
-        from simecg.registries import DATASETS, TASKS
 
         t0 = time.perf_counter()
         summary = task_summary(args.data_dir)
@@ -86,4 +84,3 @@ def _wfdb_reference(index) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
-BENCHES.add("data", DataLoadBench())

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretraining.mae import MAEConfig, MaskedAutoencoder, preset, sincos_1d
-from simecg.registries import BENCHES
 
 DEFAULT_BATCH = {"tiny": 64, "paper": 32}
 
@@ -141,7 +140,8 @@ def compare_with_reference(name: str, batch: int, rounds: int, steps: int, devic
 
 def measure_data_wait(corpus: str, steps: int, batch: int, workers: int) -> dict[str, Any]:
     """Run the real training loop (tiny preset) on ``corpus`` simulated on the fly; read its timings."""
-    from pretraining.train import PretrainConfig, build_corpus, pretrain
+    from pretraining.config import PretrainConfig, build_corpus
+    from pretraining.loop import pretrain
 
     log_every = max(1, steps // 4)
     config = PretrainConfig(
@@ -153,7 +153,7 @@ def measure_data_wait(corpus: str, steps: int, batch: int, workers: int) -> dict
     probe.get_batch(np.arange(10_000, 10_000 + batch))
     ms_per_ecg = (time.perf_counter() - start) * 1000 / batch
     with tempfile.TemporaryDirectory(prefix="simecg-bench-pretrain-") as tmp:
-        result = pretrain(config, Path(tmp), progress=False)
+        result = pretrain(config, Path(tmp), progress=False, corpus=probe)
     windows = [h for h in result.history if "data_wait_share" in h]
     steady = windows[1:] or windows  # the first window includes starting the workers
     busy = sum(h["step_time_s"] for h in steady)
@@ -166,7 +166,6 @@ def measure_data_wait(corpus: str, steps: int, batch: int, workers: int) -> dict
     }
 
 
-@BENCHES.register("pretrain")
 class PretrainBench:
     """MAE pretraining speed: samples/s per preset, data-wait share, step time vs a plain PyTorch MAE."""
 

@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from simecg.registries import BENCHES, SIMULATORS
+from simecg.registries import SIMULATORS
 
 CHUNK = 256
 
@@ -132,4 +132,3 @@ class SimulatorsBench:
         return 0
 
 
-BENCHES.add("simulators", SimulatorsBench)

@@ -6,8 +6,15 @@ point may name a TOML path string or a function returning a SuiteConfig).
 """
 
 from pathlib import Path
+from typing import Any
 
-from simecg.registries import SUITES
+from benchmark.registries import SUITES
+
+
+def SuiteSource(entry: Any) -> bool:  # noqa: N802 - named as the contract it checks
+    """The contract of a suite entry: a TOML file path, or a function returning a SuiteConfig."""
+    return isinstance(entry, (str, Path)) or callable(entry)
+
 
 for _path in sorted(Path(__file__).parent.glob("*.toml")):
     SUITES.add(_path.stem, _path, source="builtin")

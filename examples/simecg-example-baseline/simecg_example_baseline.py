@@ -1,9 +1,11 @@
 """A tiny 1-D CNN baseline for SimECG-Bench, shipped as a separate package.
 
 Everything a baseline needs sits in this one module: the ``nn.Module``, a frozen config
-dataclass (its defaults are the baseline's default setting), an Optuna search space over
-architecture parameters, and the ``@BASELINES.register`` decorator. The package's
-``pyproject.toml`` points the ``simecg_bench.baselines`` entry point at this module.
+dataclass (its defaults are the baseline's default setting) and an Optuna search space over
+architecture parameters. The package's ``pyproject.toml`` points the ``simecg_bench.baselines``
+entry point at the class (``simecg_example_baseline:ExampleTinyCNN``), exactly as SimECG-Bench
+declares its own baselines; the class is imported only when a suite or a listing needs it.
+``baselines.check_baseline("example-tiny-cnn")`` checks it keeps the model contract.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import torch
 from torch import nn
 
 from baselines.base import NeuralBaseline
-from simecg.registries import BASELINES
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,11 @@ class TinyCNN(nn.Module):
         return self.head(self.features(x).mean(dim=-1)).squeeze(-1)
 
 
-@BASELINES.register("example-tiny-cnn")
 class ExampleTinyCNN(NeuralBaseline):
     """A three-layer strided 1-D CNN: the smallest useful example of a plugin baseline."""
 
     Config = TinyCNNConfig
+    check_overrides = {"width": 8}
 
     @staticmethod
     def build(config: TinyCNNConfig) -> nn.Module:

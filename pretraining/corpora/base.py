@@ -1,22 +1,47 @@
 """What every pretraining corpus provides: indexed, deterministic, single-lead ECGs.
 
-A corpus is a factory registered in ``CORPORA`` that returns an object with this interface.
-ECG ``i`` of a corpus is a pure function of (corpus config, seed, i), so any worker, rank or
-machine can produce any slice of it without coordination.
+A corpus is a class registered in ``CORPORA`` with a frozen ``Options`` dataclass (its options,
+defaults included, typed like every other config) and built as
+``cls(size=int, seed=int, options=cls.Options(...))``. Options come from
+``pretrain.corpus_options`` (a suite's ``[pretrain.corpus_options]`` table or
+``--set pretrain.corpus_options.KEY=VALUE``), resolved into ``Options`` by
+:func:`resolve_options` (``pretraining.config.corpus_options``). ECG ``i`` of a corpus is a pure
+function of (options, seed, i), so any worker, rank or machine can produce any slice of it
+without coordination.
+
+``identity()`` is the corpus's *content* identity, hashed into the encoder's fingerprint
+(:func:`simecg.identity.encoder_identity`, which drops ``pretrain.corpus_options``): name, size,
+seed and every resolved option that changes an ECG value, and nothing else (no location of a
+store or of a folder), so a fingerprint changes exactly when the ECGs do.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+import dataclasses
+import typing
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+
+from simecg.config import coerce
+from simecg.errors import ConfigError
+
+# ``dataclasses.field(metadata={STORE_PATH: True})`` marks an option naming a materialized store of
+# the same corpus (read instead of recomputing the same values): ``corpus build`` ignores it.
+STORE_PATH = "store_path"
+OPTIONS_KEY = "pretrain.corpus_options"
 
 
 @runtime_checkable
 class Corpus(Protocol):
-    """An indexable collection of lead II, 500-Hz, 10-s ECGs (raw amplitude, not z-scored)."""
+    """An indexable collection of lead II, 500-Hz, 10-s ECGs (raw amplitude, not z-scored).
+
+    The registered class is built as ``cls(size=int, seed=int, options=cls.Options(...))``.
+    """
 
     name: str
+    Options: ClassVar[type]  # frozen dataclass of the corpus's options; defaults are the corpus's
 
     def __len__(self) -> int:
         """Number of ECGs in the corpus."""
@@ -27,5 +52,66 @@ class Corpus(Protocol):
         ...
 
     def identity(self) -> dict[str, Any]:
-        """JSON-ready description (name, config, seed, size, data version) hashed into fingerprints."""
+        """JSON-ready content identity: name, size, seed and all that decides the ECG values, no location."""
         ...
+
+
+def resolve_options(options_cls: type, data: Mapping[str, Any], where: str = OPTIONS_KEY,
+                    corpus: str = "") -> Any:
+    """An ``options_cls`` instance from a free-form table such as ``pretrain.corpus_options``.
+
+    ``data`` holds CLI text or TOML values, nested (``{"gaussian": {"augment_rate": 0}}``) or with
+    dotted keys (``{"gaussian.augment_rate": "0"}``); values are converted to the declared field
+    types with :func:`simecg.config.coerce`, nested dataclass fields from nested tables. Unknown
+    keys and impossible values raise :class:`ConfigError` naming ``<where>.<key>`` (and, for an
+    unknown key, the valid ones); the dataclass's own checks (``__post_init__``) run once, on the
+    final values.
+    """
+    if not dataclasses.is_dataclass(options_cls):
+        raise ConfigError(f"{where}: {options_cls!r} is not an options dataclass")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table of options (key = value), got {data!r}")
+    hints = typing.get_type_hints(options_cls)
+    fields = {f.name for f in dataclasses.fields(options_cls) if f.init}
+    kwargs: dict[str, Any] = {}
+    for key, value in _nested(data, where).items():
+        name = f"{where}.{key}"
+        if key not in fields:
+            owner = f" of corpus {corpus!r}" if corpus and where == OPTIONS_KEY else ""
+            raise ConfigError(f"unknown option {name}{owner}; valid: {', '.join(sorted(fields)) or '(none)'}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            kwargs[key] = resolve_options(hint, value, name, corpus)
+        elif dataclasses.is_dataclass(hint) and not isinstance(value, hint):
+            settings = ", ".join(sorted(f.name for f in dataclasses.fields(hint)))
+            raise ConfigError(f"{name} is a table of settings, not a value ({value!r}); set one of them, "
+                              f"e.g. {name}.<setting>=VALUE (settings: {settings})")
+        else:
+            kwargs[key] = coerce(value, hint, name)
+    try:
+        return options_cls(**kwargs)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if where in message else f"{where}: {message}") from None
+
+
+def _nested(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``{"a.b": 1, "a": {"c": 2}}`` -> ``{"a": {"b": 1, "c": 2}}`` (dotted keys become tables)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        head, dot, rest = str(key).partition(".")
+        if dot:
+            value = {rest: value}
+        if head in out and isinstance(value, Mapping) and isinstance(out[head], dict):
+            out[head] = {**out[head], **value}
+        elif head in out:
+            raise ConfigError(f"{where}.{head} is set twice, as a value and as a table")
+        else:
+            out[head] = dict(value) if isinstance(value, Mapping) else value
+    return out
+
+
+def without_store_paths(options: Any) -> Any:
+    """``options`` with every field marked ``STORE_PATH`` back at its default (for building a store)."""
+    changes = {f.name: f.default for f in dataclasses.fields(options) if f.metadata.get(STORE_PATH)}
+    return dataclasses.replace(options, **changes) if changes else options

@@ -8,27 +8,50 @@ Every ``.hea`` (WFDB) and ``.npy`` file under ``path`` (recursively, sorted) is 
   their sampling rate is the ``fs`` option (default 500 Hz).
 
 Signals are resampled to 500 Hz when needed and cut into non-overlapping 10-s windows; each
-window is one corpus item. Bad files (unreadable, missing lead, shorter than 10 s, NaN) raise
-:class:`DataError` naming the file, or are skipped with a warning when ``skip_bad=true``.
-Nothing is ever written into the folder.
+window is one corpus item. Bad files (unreadable, missing lead or signal file, shorter than
+10 s, NaN) raise :class:`DataError` naming the file, or are skipped with a warning when
+``skip_bad=true``. Nothing is ever written into the folder.
+
+Options (:class:`FolderOptions`, set as ``pretrain.corpus_options.<key>``)::
+
+    simecg-bench pretrain --corpus folder --set pretrain.corpus_options.path=DIR \
+        --set pretrain.corpus_options.fs=250
+    simecg-bench corpus build folder --n 10000 --out STORE --set pretrain.corpus_options.path=DIR
+
+The identity (:meth:`FolderCorpus.identity`) holds the used files relative to the folder with
+the SHA-256 of each one's content (a WFDB record's header and signal files), never the folder's
+location, so a copied folder gives the same encoder fingerprint and an edited file a new one.
+Digests are cached under ``<cache>/hashes`` keyed by (resolved path, size, mtime), so an
+unchanged folder is not read again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
+import time
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from simecg import paths
 from simecg.errors import ConfigError, DataError, DataMissingError
 from simecg.registries import CORPORA
 from simecg.seeding import rng_for
 from simecg.signal import FS, N_SAMPLES
 
 log = logging.getLogger(__name__)
+
+# A digest is trusted from the cache only if the file was last modified at least this long before
+# it was hashed: file times are coarse (a clock tick, or seconds on some filesystems), so a file
+# rewritten within the tick it was hashed in could keep its size and mtime.
+RACY_NS = 2_000_000_000
+_HASH_CACHE_VERSION = 1
 
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
 
@@ -43,38 +66,141 @@ def _resample(x: np.ndarray, fs: float) -> np.ndarray:
     return resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
 
 
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's content (read in 1-MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def digest_cache_path(root: Path | str) -> Path:
+    """The digest cache file of the folder ``root``: ``<cache>/hashes/<hash of its resolved path>.json``."""
+    folder = str(Path(root).resolve())
+    return paths.cache_dir() / "hashes" / f"{hashlib.sha256(folder.encode()).hexdigest()[:24]}.json"
+
+
+def file_digests(files: list[Path], root: Path | None = None) -> list[str]:
+    """SHA-256 of each file's content, from the digest cache when the file is unchanged.
+
+    The cache is one JSON file per folder ``root`` (default: the files' common folder) under
+    ``<cache>/hashes``, holding each file's digest keyed by its resolved path, size and
+    ``mtime_ns``; it is written atomically, and a corrupt or unreadable one is ignored (and
+    rewritten).
+    """
+    if not files:
+        return []
+    resolved = [Path(f).resolve() for f in files]
+    folder = str(Path(root).resolve()) if root is not None else os.path.commonpath([str(r.parent) for r in resolved])
+    cache_file = digest_cache_path(folder)
+    entries: dict[str, Any] = {}
+    try:
+        stored = json.loads(cache_file.read_text())
+        if isinstance(stored, dict) and stored.get("version") == _HASH_CACHE_VERSION \
+                and isinstance(stored.get("files"), dict):
+            entries = stored["files"]
+    except (OSError, ValueError):
+        pass  # absent or corrupt: start afresh
+    out: list[str] = []
+    changed = False
+    for path in resolved:
+        try:
+            stat = path.stat()
+            entry = entries.get(str(path))
+            if (isinstance(entry, dict) and entry.get("size") == stat.st_size
+                    and entry.get("mtime_ns") == stat.st_mtime_ns and isinstance(entry.get("sha256"), str)
+                    and isinstance(entry.get("hashed_ns"), int) and stat.st_mtime_ns + RACY_NS <= entry["hashed_ns"]):
+                out.append(entry["sha256"])
+                continue
+            hashed_ns = time.time_ns()
+            digest = sha256_file(path)
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read it to hash its content ({exc})") from None
+        entries[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest,
+                              "hashed_ns": hashed_ns}
+        out.append(digest)
+        changed = True
+    if changed:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_name(f".{cache_file.name}.tmp{os.getpid()}")
+            tmp.write_text(json.dumps({"version": _HASH_CACHE_VERSION, "folder": folder, "files": entries}))
+            os.replace(tmp, cache_file)
+        except OSError as exc:  # a read-only cache only costs speed
+            log.warning("could not write the file-digest cache %s: %s", cache_file, exc)
+    return out
+
+
+@dataclass(frozen=True)
+class FolderOptions:
+    """Options of the ``folder`` corpus (``pretrain.corpus_options.*``).
+
+    ``path``: the folder (required); ``lead``: the WFDB lead to read (II); ``fs``: the sampling
+    rate of ``.npy`` files in Hz (500); ``skip_bad``: skip unusable files with a warning instead
+    of failing (false).
+    """
+
+    path: str | None = None
+    lead: str = "II"
+    fs: float = float(FS)
+    skip_bad: bool = False
+
+    def __post_init__(self) -> None:
+        if self.path is not None:
+            object.__setattr__(self, "path", str(self.path))
+        if self.fs <= 0:
+            raise ConfigError(f"pretrain.corpus_options.fs (folder corpus) must be positive, got {self.fs}")
+        if not str(self.lead).strip():
+            raise ConfigError("pretrain.corpus_options.lead (folder corpus) must name a lead, e.g. II")
+
+
+@CORPORA.register("folder", description="a folder of your own WFDB records or .npy files (lead II, 10-s windows)")
 class FolderCorpus:
-    """Windows of lead-``lead`` ECGs found in a folder; see the module docstring."""
+    """A folder of your own WFDB records or .npy files (lead II, 10-s windows); see the module docstring.
+
+    Built as ``FolderCorpus(size=, seed=, options=FolderCorpus.Options(path=DIR))``; ``size`` None
+    (or more than there are) takes every window, fewer draws a seeded subset.
+    """
 
     name = "folder"
+    Options = FolderOptions
 
-    def __init__(self, path: Path, size: int | None = None, seed: int = 0, lead: str = "II",
-                 fs: float = FS, skip_bad: bool = False):
-        self.path = Path(path).expanduser()
+    def __init__(self, size: int | None = None, seed: int = 0, options: FolderOptions | None = None):
+        options = FolderOptions() if options is None else options
+        if not isinstance(options, FolderOptions):
+            raise ConfigError(f"folder corpus: options must be a FolderCorpus.Options, got {type(options).__name__}")
+        if options.path is None:
+            raise ConfigError("the folder corpus needs a path: --set pretrain.corpus_options.path=DIR")
+        self.options = options
+        self.path = Path(options.path).expanduser()
         if not self.path.is_dir():
-            raise DataMissingError(f"folder corpus: {self.path} is not a folder; pass corpus_options.path=DIR")
-        if fs <= 0:
-            raise ConfigError(f"folder corpus option fs must be positive, got {fs}")
-        self.lead = str(lead)
-        self.fs = float(fs)
-        self.seed = seed
-        self.skip_bad = skip_bad
+            raise DataMissingError(
+                f"folder corpus: {self.path} is not a folder; pass --set pretrain.corpus_options.path=DIR"
+            )
+        self.lead = str(options.lead)
+        self.fs = float(options.fs)
+        self.seed = int(seed)
+        self.skip_bad = bool(options.skip_bad)
         self.files: list[Path] = []
+        self.sources: list[list[Path]] = []  # per used file: the files its ECGs are read from
+        self._identity: dict[str, Any] | None = None
         self.skipped: list[dict[str, str]] = []
         windows: list[tuple[int, int, int]] = []  # (file number, row, start sample at 500 Hz)
         candidates = sorted(p for p in self.path.rglob("*") if p.suffix in (".hea", ".npy") and p.is_file()
                             and not any(part.startswith(".") for part in p.relative_to(self.path).parts))
         for file in candidates:
             try:
-                counts = self._scan(file)
+                counts, sources = self._scan(file)
             except DataError as exc:
-                if not skip_bad:
+                if not self.skip_bad:
                     raise
                 log.debug("folder corpus: skipping %s", exc)
                 self.skipped.append({"file": str(file), "reason": str(exc)})
                 continue
             number = len(self.files)
             self.files.append(file)
+            self.sources.append(sources)
             for row, n_windows in enumerate(counts):
                 windows.extend((number, row, w * N_SAMPLES) for w in range(n_windows))
         if not windows:
@@ -96,8 +222,9 @@ class FolderCorpus:
         self._cache: dict[tuple[int, int], np.ndarray] = {}
 
     # ---- scanning ----------------------------------------------------------------------------
-    def _scan(self, file: Path) -> list[int]:
-        """Number of 10-s windows of each ECG in ``file`` (one entry per ECG)."""
+    def _scan(self, file: Path) -> tuple[list[int], list[Path]]:
+        """Number of 10-s windows of each ECG in ``file`` (one entry per ECG), and the files read."""
+        sources = [file]
         if file.suffix == ".npy":
             array = self._open_npy(file)
             lengths = [array.shape[-1]] * (1 if array.ndim == 1 else array.shape[0])
@@ -106,12 +233,18 @@ class FolderCorpus:
             header = self._header(file)
             self._channel(header, file)
             lengths, fs = [int(header.sig_len or 0)], float(header.fs)
+            for name in dict.fromkeys(getattr(header, "file_name", None) or []):
+                signal_file = file.parent / str(name)
+                if not signal_file.is_file():
+                    raise DataError(f"{file}: its signal file {signal_file.name} is missing (copy it next to the "
+                                    "header, or remove the record)")
+                sources.append(signal_file)
         counts = [int(n * FS / fs) // N_SAMPLES for n in lengths]
         if min(counts) == 0:
             seconds = min(lengths) / fs
             raise DataError(f"{file}: an ECG lasts {seconds:.1f} s, shorter than the 10 s a corpus item needs "
-                            "(remove it or set corpus_options.skip_bad=true)")
-        return counts
+                            "(remove it or set pretrain.corpus_options.skip_bad=true)")
+        return counts, sources
 
     def _open_npy(self, file: Path) -> np.ndarray:
         try:
@@ -139,7 +272,7 @@ class FolderCorpus:
             return lowered.index(self.lead.lower())
         if len(names) == 1:
             return 0
-        raise DataError(f"{file}: no lead {self.lead!r} among {names}; choose corpus_options.lead=NAME")
+        raise DataError(f"{file}: no lead {self.lead!r} among {names}; choose pretrain.corpus_options.lead=NAME")
 
     # ---- reading -----------------------------------------------------------------------------
     def _load(self, number: int, row: int) -> np.ndarray:
@@ -189,32 +322,18 @@ class FolderCorpus:
         return out
 
     def identity(self) -> dict[str, Any]:
-        digest = hashlib.sha256()
-        for file in self.files:
-            digest.update(f"{file.relative_to(self.path)}:{file.stat().st_size}\n".encode())
-        return {
-            "name": self.name, "path": str(self.path.resolve()), "size": len(self), "seed": self.seed,
-            "lead": self.lead, "fs": self.fs, "skip_bad": self.skip_bad, "files": len(self.files),
-            "data_version": digest.hexdigest()[:16],
-        }
+        """Name, size, seed, lead/fs/skip_bad and ``files``: each file read (path relative to the
+        folder, sorted) with the SHA-256 of its content. Never the folder's location. Computed once
+        per corpus; digests of unchanged files come from the cache (:func:`file_digests`)."""
+        if self._identity is None:
+            used = sorted({source for sources in self.sources for source in sources})
+            names = [Path(os.path.relpath(source, self.path)).as_posix() for source in used]
+            digests = file_digests(used, root=self.path)
+            self._identity = {
+                "name": self.name, "size": len(self), "seed": self.seed, "lead": self.lead, "fs": self.fs,
+                "skip_bad": self.skip_bad, "files": dict(sorted(zip(names, digests, strict=True))),
+            }
+        return self._identity
 
     def __repr__(self) -> str:
         return f"FolderCorpus({self.path}, {len(self)} windows from {len(self.files)} files)"
-
-
-@CORPORA.register("folder", description="a folder of your own WFDB records or .npy files (lead II, 10-s windows)")
-def folder(size: int | None = None, seed: int = 0, path: str | Path | None = None, **options: Any) -> FolderCorpus:
-    """Options: ``path`` (required), ``lead`` (II), ``fs`` for .npy files (500), ``skip_bad`` (false)."""
-    if path is None:
-        raise ConfigError("the folder corpus needs a path: --set pretrain.corpus_options.path=DIR")
-    valid = {"lead", "fs", "skip_bad"}
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        raise ConfigError(
-            f"folder corpus: unknown option(s) {', '.join(unknown)}; valid: path, {', '.join(sorted(valid))}"
-        )
-    skip_bad = options.get("skip_bad", False)
-    if isinstance(skip_bad, str):
-        skip_bad = skip_bad.strip().lower() in ("1", "true", "yes", "on")
-    return FolderCorpus(Path(path), size=size, seed=seed, lead=options.get("lead", "II"),
-                        fs=float(options.get("fs", FS)), skip_bad=bool(skip_bad))

@@ -3,26 +3,39 @@
 ECG ``i`` is a pure function of (simulator configs, seed, i), so the corpus needs no storage:
 any worker, DataLoader process or DDP rank computes any slice on the fly. ``path=DIR`` reads
 a store materialized by ``simecg-bench corpus build sim`` (:mod:`pretraining.corpora.store`)
-instead; the store only caches the same values (its manifest must carry the same identity),
-and indices beyond the stored ones are simulated, so a store never changes what the corpus is.
+instead; the store only caches the same values (its manifest must carry the same content
+identity), and indices beyond the stored ones are simulated, so a store never changes what the
+corpus is (nor its identity).
 
-Options (values may be CLI text): ``simulator`` = ``ecgsyn`` (default, the paper's main
-corpus) | ``gaussian`` | ``mixture``; ``weights`` for the mixture, ``"ecgsyn=0.5,gaussian=0.5"``
-(or ``"0.5,0.5"`` in that order, or a dict); ``path``; and simulator settings as dotted keys,
-e.g. ``ecgsyn.noise_mu=0`` or ``gaussian.augment_rate=0``.
+Options (:class:`SimOptions`, set as ``pretrain.corpus_options.<key>``; CLI text is converted):
+``simulator`` = ``ecgsyn`` (default, the paper's main corpus) | ``gaussian`` | ``mixture``;
+``weights`` for the mixture, ``"ecgsyn=0.5,gaussian=0.5"`` (or ``"0.5,0.5"`` in that order, or a
+TOML table); ``path``; and each simulator's settings as a nested table, e.g.::
+
+    simecg-bench corpus build sim --n 1000 --out DIR --set pretrain.corpus_options.simulator=gaussian \
+        --set pretrain.corpus_options.gaussian.augment_rate=0
+    simecg-bench pretrain --set pretrain.corpus_options.ecgsyn.noise_mu=0
+
+    [pretrain.corpus_options]          # in a suite
+    simulator = "mixture"
+    weights = "ecgsyn=0.7,gaussian=0.3"
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pretraining.corpora.base import STORE_PATH
 from pretraining.simulators.base import SIMULATOR_VERSION
-from simecg.config import apply_overrides, stable_hash, to_dict
+from pretraining.simulators.ecgsyn import EcgSynConfig
+from pretraining.simulators.gaussian import GaussianBeatConfig
+from simecg.config import to_dict
 from simecg.errors import ConfigError
 from simecg.registries import CORPORA, SIMULATORS
 from simecg.signal import N_SAMPLES
@@ -30,6 +43,7 @@ from simecg.signal import N_SAMPLES
 log = logging.getLogger(__name__)
 
 SIMULATOR_NAMES = ("ecgsyn", "gaussian")
+SIMULATOR_CHOICES = (*SIMULATOR_NAMES, "mixture")
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -61,70 +75,104 @@ def parse_weights(value: Any) -> dict[str, float]:
             raw = dict(zip(SIMULATOR_NAMES, parts, strict=True))
         else:
             raise ConfigError(
-                f"sim corpus option weights={value!r}: expected 'ecgsyn=W,gaussian=W' or two numbers 'W,W'"
+                f"pretrain.corpus_options.weights={value!r} (sim corpus): expected 'ecgsyn=W,gaussian=W' or "
+                "two numbers 'W,W'"
             )
     weights: dict[str, float] = {}
     for name, w in raw.items():
         name = name.strip()
         if name not in SIMULATOR_NAMES:
-            raise ConfigError(f"sim corpus option weights: unknown simulator {name!r}; known: {SIMULATOR_NAMES}")
+            raise ConfigError(
+                f"pretrain.corpus_options.weights (sim corpus): unknown simulator {name!r}; known: {SIMULATOR_NAMES}"
+            )
         try:
             weights[name] = float(w)
         except (TypeError, ValueError):
-            raise ConfigError(f"sim corpus option weights: {name}={w!r} is not a number") from None
+            raise ConfigError(f"pretrain.corpus_options.weights (sim corpus): {name}={w!r} is not a number") from None
         if weights[name] < 0:
-            raise ConfigError(f"sim corpus option weights: {name}={w} must be >= 0")
+            raise ConfigError(f"pretrain.corpus_options.weights (sim corpus): {name}={w} must be >= 0")
     total = sum(weights.values())
     if total <= 0:
-        raise ConfigError(f"sim corpus option weights={value!r}: weights must sum to a positive number")
+        raise ConfigError(
+            f"pretrain.corpus_options.weights={value!r} (sim corpus): weights must sum to a positive number"
+        )
     return {n: weights.get(n, 0.0) / total for n in SIMULATOR_NAMES}
 
 
+@dataclass(frozen=True)
+class SimOptions:
+    """Options of the ``sim`` corpus (``pretrain.corpus_options.*``); defaults: the paper's ECGSYN corpus.
+
+    ``simulator``: ecgsyn | gaussian | mixture. ``weights``: mixture proportions (text
+    ``"ecgsyn=0.7,gaussian=0.3"`` or ``"0.7,0.3"``, or a table; kept as text, used only by the
+    mixture). ``path``: a store built by ``simecg-bench corpus build sim`` to read instead of
+    simulating (the same values, so not part of the identity). ``ecgsyn`` / ``gaussian``: the
+    simulators' configs.
+    """
+
+    simulator: str = "ecgsyn"
+    weights: Mapping[str, float] | str = "ecgsyn=0.5,gaussian=0.5"
+    path: str | None = field(default=None, metadata={STORE_PATH: True})
+    ecgsyn: EcgSynConfig = field(default_factory=EcgSynConfig)
+    gaussian: GaussianBeatConfig = field(default_factory=GaussianBeatConfig)
+
+    def __post_init__(self) -> None:
+        simulator = str(self.simulator).strip().lower()
+        if simulator not in SIMULATOR_CHOICES:
+            raise ConfigError(
+                f"pretrain.corpus_options.simulator={self.simulator!r} (sim corpus): expected one of "
+                f"{', '.join(SIMULATOR_CHOICES)}"
+            )
+        object.__setattr__(self, "simulator", simulator)
+        weights = self.weights
+        if isinstance(weights, Mapping):
+            weights = ",".join(f"{k}={v}" for k, v in weights.items())
+        elif isinstance(weights, (list, tuple)):
+            weights = ",".join(str(w) for w in weights)
+        object.__setattr__(self, "weights", str(weights))
+        parse_weights(self.weights)  # raises ConfigError naming the option
+        if self.path is not None:
+            object.__setattr__(self, "path", str(self.path))
+        for name, config_cls in (("ecgsyn", EcgSynConfig), ("gaussian", GaussianBeatConfig)):
+            if not isinstance(getattr(self, name), config_cls):
+                raise ConfigError(f"pretrain.corpus_options.{name} must be a table of {name} settings, "
+                                  f"got {getattr(self, name)!r}")
+
+    def mixture_weights(self) -> dict[str, float]:
+        """The proportion of each simulator (one-hot unless ``simulator`` is ``mixture``)."""
+        if self.simulator == "mixture":
+            return parse_weights(self.weights)
+        return {n: float(n == self.simulator) for n in SIMULATOR_NAMES}
+
+
+@CORPORA.register("sim", description="simulated lead II ECGs: ECGSYN, Gaussian-composition beats, or a mixture")
 class SimCorpus:
-    """Simulated lead II ECGs on demand; see the module docstring for the options."""
+    """Simulated lead II ECGs: ECGSYN (default), Gaussian-composition beats, or a mixture; any size.
+
+    Built as ``SimCorpus(size=, seed=, options=SimCorpus.Options(...))``; see the module docstring.
+    """
 
     name = "sim"
+    Options = SimOptions
 
-    def __init__(
-        self,
-        size: int = 1_000_000,
-        seed: int = 0,
-        simulator: str = "ecgsyn",
-        weights: Any = "ecgsyn=0.5,gaussian=0.5",
-        path: str | Path | None = None,
-        simulator_overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    ):
+    def __init__(self, size: int = 1_000_000, seed: int = 0, options: SimOptions | None = None):
+        options = SimOptions() if options is None else options
+        if not isinstance(options, SimOptions):
+            raise ConfigError(f"sim corpus: options must be a SimCorpus.Options, got {type(options).__name__} "
+                              "(resolve a table with pretraining.config.corpus_options)")
         if size < 0:
             raise ConfigError(f"sim corpus size must be >= 0, got {size}")
         self.size = int(size)
         self.seed = int(seed)
-        self.simulator = simulator
-        if simulator == "mixture":
-            self.weights = parse_weights(weights)
-        elif simulator in SIMULATOR_NAMES:
-            self.weights = {n: float(n == simulator) for n in SIMULATOR_NAMES}
-        else:
-            raise ConfigError(
-                f"sim corpus option simulator={simulator!r}: expected one of ecgsyn, gaussian, mixture"
-            )
-        overrides = dict(simulator_overrides or {})
-        unknown = sorted(set(overrides) - set(SIMULATOR_NAMES))
-        if unknown:
-            raise ConfigError(f"sim corpus: unknown simulator settings for {unknown}; known: {SIMULATOR_NAMES}")
-        self.simulators = {}
-        for sim_name in SIMULATOR_NAMES:
-            if self.weights[sim_name] > 0 or sim_name in overrides:
-                cls = SIMULATORS.get(sim_name)
-                try:
-                    config = apply_overrides(cls.Config(), overrides.get(sim_name, {}))
-                except ConfigError as exc:
-                    raise ConfigError(f"sim corpus option {sim_name}.{exc}") from None
-                self.simulators[sim_name] = cls(config)
+        self.options = options
+        self.simulator = options.simulator
+        self.weights = options.mixture_weights()
+        self.simulators = {n: SIMULATORS.get(n)(getattr(options, n)) for n, w in self.weights.items() if w > 0}
         self.store = None
-        if path is not None:
+        if options.path is not None:
             from pretraining.corpora.store import CorpusStore
 
-            self.store = CorpusStore.open(Path(path))
+            self.store = CorpusStore.open(Path(options.path))
             self.store.check_matches(self.content_identity())
 
     def __len__(self) -> int:
@@ -134,26 +182,20 @@ class SimCorpus:
         return f"SimCorpus(size={self.size}, seed={self.seed}, simulator={self.simulator!r})"
 
     def content_identity(self) -> dict[str, Any]:
-        """What determines every ECG's values (no size, no path): the store checks this."""
+        """What determines every ECG's values, whatever the size: the simulators used, their resolved
+        configs, the mixture weights, the seed and ``SIMULATOR_VERSION``. A store's manifest holds it."""
         used = {n: w for n, w in self.weights.items() if w > 0}
         return {
             "name": self.name,
             "seed": self.seed,
             "weights": used,
-            "simulators": {n: to_dict(self.simulators[n].config) for n in used},
+            "simulators": {n: to_dict(getattr(self.options, n)) for n in used},
             "code_version": SIMULATOR_VERSION,
         }
 
     def identity(self) -> dict[str, Any]:
-        content = self.content_identity()
-        return {
-            **content,
-            "size": self.size,
-            "simulator": self.simulator,
-            "config_hash": stable_hash(content),
-            "length": N_SAMPLES,
-            "data_version": stable_hash(content),
-        }
+        """The content identity plus the size (never the store ``path``: a store holds the same values)."""
+        return {**self.content_identity(), "size": self.size}
 
     def assignment(self, indices: np.ndarray) -> np.ndarray:
         """Which simulator makes each ECG (position in SIMULATOR_NAMES), fixed per (seed, index)."""
@@ -202,44 +244,3 @@ class SimCorpus:
             if mask.any():
                 out[mask] = self.simulators[sim_name].simulate(indices[mask], self.seed)
         return out
-
-
-def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Separate plain options from dotted simulator settings (``ecgsyn.noise_mu`` -> overrides)."""
-    plain: dict[str, Any] = {}
-    nested: dict[str, dict[str, Any]] = {}
-    for key, value in options.items():
-        head, dot, rest = key.partition(".")
-        if dot:
-            nested.setdefault(head, {})[rest] = value
-        elif isinstance(value, Mapping) and key in SIMULATOR_NAMES:
-            nested.setdefault(key, {}).update(value)
-        else:
-            plain[key] = value
-    return plain, nested
-
-
-@CORPORA.register("sim", description="simulated lead II ECGs: ECGSYN, Gaussian-composition beats, or a mixture")
-def sim(size: int = 1_000_000, seed: int = 0, **options: Any) -> SimCorpus:
-    """Simulated lead II ECGs: ECGSYN (default), Gaussian-composition beats, or a mixture; any size.
-
-    Options (CLI text is coerced): simulator, weights, path, ecgsyn.<setting>, gaussian.<setting>.
-    """
-    from simecg.config import coerce
-
-    plain, nested = split_options(options)
-    allowed = {"simulator", "weights", "path"}
-    unknown = sorted(set(plain) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"sim corpus: unknown option(s) {', '.join(unknown)}; valid: simulator, weights, path, "
-            "ecgsyn.<setting>, gaussian.<setting>"
-        )
-    return SimCorpus(
-        size=coerce(size, int, "size"),
-        seed=coerce(seed, int, "seed"),
-        simulator=str(plain.get("simulator", "ecgsyn")).strip().lower(),
-        weights=plain.get("weights", "ecgsyn=0.5,gaussian=0.5"),
-        path=plain.get("path"),
-        simulator_overrides=nested,
-    )

@@ -1,8 +1,12 @@
 """Materialized corpora: memory-mapped ``.npy`` shards plus a JSON manifest.
 
+Build one with ``simecg-bench corpus build NAME --n N --out DIR --set pretrain.corpus_options.KEY=VALUE``
+(or :func:`build_store` on a ``PretrainConfig``); the ``sim`` corpus reads it back with
+``--set pretrain.corpus_options.path=DIR``.
+
 Layout of a store folder::
 
-    manifest.json          identity of the corpus content (config hash), n, shard size, dtype
+    manifest.json          content identity of the corpus (and its hash), n, shard size, dtype
     shard-000000.npy       ECGs [0, shard_size) as float32 (n, 5000), readable with mmap
     shard-000001.npy       ...
 
@@ -23,14 +27,19 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simecg.config import stable_hash
+from pretraining.corpora.base import without_store_paths
+from simecg.config import stable_hash, to_dict
 from simecg.errors import ConfigError, DataError, DataMissingError
+from simecg.identity import Identity
 from simecg.registries import CORPORA
 from simecg.signal import N_SAMPLES
+
+if TYPE_CHECKING:
+    from pretraining.config import PretrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +96,17 @@ class CorpusStore:
         return self.n
 
     def check_matches(self, content_identity: dict[str, Any]) -> None:
-        """Refuse a store whose ECGs would differ from the requested corpus."""
+        """Refuse a store whose ECGs would differ from the requested corpus (its content identity)."""
         want = stable_hash(content_identity)
         have = self.manifest.get("config_hash")
         if want != have:
+            stored = self.manifest.get("content")
+            diffs = Identity("corpus", content_identity).differences(stored) if isinstance(stored, dict) else []
+            what = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
             raise ConfigError(
-                f"corpus store {self.path} holds config {have} but the requested corpus is {want}; "
-                f"stored: {json.dumps(self.manifest.get('content'), sort_keys=True)[:300]}. Use the same "
-                "options as at build time, or build a new store"
+                f"corpus store {self.path} holds other ECGs than the requested corpus (content {have} vs "
+                f"{want}{'; stored -> requested: ' + what if what else ''}). Use the options it was built "
+                "with (see its manifest.json), or build a new store"
             )
 
     def shard(self, k: int) -> np.ndarray:
@@ -140,10 +152,21 @@ def _shard_ok(file: Path, rows: int) -> bool:
     return arr.shape == (rows, N_SAMPLES) and arr.dtype == np.float32
 
 
-def _build_shard(corpus_name: str, size: int, seed: int, options: dict[str, Any], out: str, k: int,
+_CORPORA_BUILT: dict[str, Any] = {}  # per process: the corpus of the build, made once
+
+
+def _corpus(corpus_name: str, size: int, seed: int, options: Any) -> Any:
+    key = json.dumps([corpus_name, size, seed, to_dict(options)], sort_keys=True, default=str)
+    if key not in _CORPORA_BUILT:
+        _CORPORA_BUILT.clear()
+        _CORPORA_BUILT[key] = CORPORA.get(corpus_name)(size=size, seed=seed, options=options)
+    return _CORPORA_BUILT[key]
+
+
+def _build_shard(corpus_name: str, size: int, seed: int, options: Any, out: str, k: int,
                  start: int, stop: int) -> int:
-    """Worker job: simulate ECGs [start, stop) and write shard ``k`` atomically."""
-    corpus = CORPORA.get(corpus_name)(size=size, seed=seed, **options)
+    """Worker job: compute ECGs [start, stop) and write shard ``k`` atomically."""
+    corpus = _corpus(corpus_name, size, seed, options)
     final = Path(out) / shard_name(k)
     tmp = Path(out) / f".{shard_name(k)}.tmp{os.getpid()}"
     arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(stop - start, N_SAMPLES))
@@ -157,26 +180,34 @@ def _build_shard(corpus_name: str, size: int, seed: int, options: dict[str, Any]
 
 
 def build_store(
-    corpus_name: str,
-    n: int,
+    config: PretrainConfig,
     out: Path,
-    seed: int = 0,
-    options: dict[str, Any] | None = None,
     workers: int | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
     progress: bool | None = None,
     on_shard: Callable[[int], None] | None = None,
 ) -> BuildResult:
-    """Materialize ECGs ``[0, n)`` of a corpus into ``out``; resumable, all cores by default.
+    """Materialize the corpus of ``config`` (``corpus``, ``corpus_size``, ``corpus_seed``,
+    ``corpus_options``) into ``out``: its ECGs ``[0, len)``; resumable, all cores by default.
 
-    ``on_shard`` (tests) is called with each shard index after it is written in this process.
+    Options are resolved exactly as for pretraining (:func:`pretraining.config.corpus_options`),
+    except that an option naming a store to read (``STORE_PATH``, e.g. ``sim``'s ``path``) is
+    ignored: a store is always computed from the corpus itself. ``on_shard`` (tests) is called with
+    each shard index after it is written in this process.
     """
-    if n <= 0:
-        raise ConfigError(f"corpus build: --n must be positive, got {n}")
+    from pretraining.config import corpus_options
+
     if shard_size <= 0:
         raise ConfigError(f"corpus build: shard size must be positive, got {shard_size}")
-    options = {k: v for k, v in (options or {}).items() if k != "path"}
-    corpus = CORPORA.get(corpus_name)(size=n, seed=seed, **options)
+    corpus_name, seed = config.corpus, config.corpus_seed
+    options = without_store_paths(corpus_options(config))
+    corpus = _corpus(corpus_name, config.corpus_size, seed, options)
+    n = len(corpus)
+    if n <= 0:
+        raise ConfigError(f"corpus build: corpus {corpus_name!r} holds no ECG")
+    if n < config.corpus_size:
+        log.warning("corpus %s holds %d ECGs, fewer than the requested %d; storing them all", corpus_name, n,
+                    config.corpus_size)
     content = corpus.content_identity() if hasattr(corpus, "content_identity") else corpus.identity()
     config_hash = stable_hash(content)
     out = Path(out)
@@ -194,7 +225,7 @@ def build_store(
         "format": FORMAT_VERSION,
         "corpus": corpus_name,
         "seed": seed,
-        "options": {k: str(v) for k, v in options.items()},
+        "options": to_dict(options),
         "content": content,
         "config_hash": config_hash,
         "n": n,
@@ -221,13 +252,13 @@ def build_store(
     try:
         if workers == 1 or len(jobs) <= 1:
             for k, start, stop in jobs:
-                bar.update(_build_shard(corpus_name, n, seed, options, str(out), k, start, stop))
+                bar.update(_build_shard(corpus_name, config.corpus_size, seed, options, str(out), k, start, stop))
                 if on_shard:
                     on_shard(k)
         else:
             with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-                pending = {pool.submit(_build_shard, corpus_name, n, seed, options, str(out), k, a, s): k
-                           for k, a, s in jobs}
+                pending = {pool.submit(_build_shard, corpus_name, config.corpus_size, seed, options, str(out),
+                                       k, a, s): k for k, a, s in jobs}
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
@@ -237,6 +268,7 @@ def build_store(
                             on_shard(k)
     finally:
         bar.close()
+        _CORPORA_BUILT.clear()
     manifest["complete"] = True
     _write_json_atomic(manifest_path, manifest)
     for stale in out.glob(".shard-*.tmp*"):  # leftovers of killed workers

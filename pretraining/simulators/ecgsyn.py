@@ -48,7 +48,6 @@ import numpy as np
 from pretraining.simulators.base import as_indices, index_rngs
 from pretraining.simulators.rr import rr_length, rr_process
 from simecg.errors import ConfigError
-from simecg.registries import SIMULATORS
 from simecg.signal import FS, N_SAMPLES
 
 WAVES = ("P", "Q", "R", "S", "T")
@@ -109,7 +108,6 @@ class EcgSynConfig:
 PARAMETERS = ("hr_mean", "hr_std", "noise", "lf", "hf", "lf_std", "hf_std", "lf_hf_ratio")
 
 
-@SIMULATORS.register("ecgsyn")
 class EcgSyn:
     """Batched, exact-integration ECGSYN; see the module docstring for the model and its sources."""
 

@@ -39,7 +39,6 @@ from scipy.stats import poisson
 from pretraining.simulators import kernels
 from pretraining.simulators.base import as_indices, stream_key
 from simecg.errors import ConfigError
-from simecg.registries import SIMULATORS
 from simecg.signal import FS, N_SAMPLES
 
 WAVES = ("P", "Q", "R", "S", "T")
@@ -122,7 +121,6 @@ N_RECORD = 19  # record-level normals: peak 5, width 5, centre 5, length, drift,
 N_BEAT = 17  # per-beat normals: peak 5, width 5, centre 5, drift scale, drift direction
 
 
-@SIMULATORS.register("gaussian")
 class GaussianBeat:
     """Batched Gaussian-composition beat simulator (see the module docstring)."""
 

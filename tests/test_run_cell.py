@@ -5,19 +5,30 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from benchmark.cells import Cell
+from baselines.base import resolve_model
 from benchmark.cli import main
 from benchmark.config import load_suite
-from benchmark.evaluation import build_neural
+from simecg.errors import ConfigError
 
 
-def test_tuned_values_go_to_the_baseline_config_or_the_finetune_config() -> None:
+def test_tuned_values_go_to_the_model_config_or_the_finetune_config() -> None:
     suite = load_suite("demo")
-    cell = Cell("transformer-scratch", "demo/af", "II", 0, 1)
-    model, finetune = build_neural(suite, cell, None, {"head_width": 16, "lr": 0.01, "mask_ratio": 0.2}, seed=1)
-    assert model.head[0].out_features == 16  # the scratch model's own head_width (an architecture field)
-    assert finetune.lr == pytest.approx(0.01) and finetune.mask_ratio == pytest.approx(0.2)
-    assert finetune.head_width == suite.finetune.head_width
+    spec = resolve_model("transformer-scratch", suite.baselines)
+    model = spec.create(suite.finetune, seed=1, params={"head_width": 16, "lr": 0.01, "mask_ratio": 0.2})
+    assert model.config.head_width == 16  # the scratch model's own head_width (an architecture field)
+    assert model.config.preset == "tiny"  # the suite's [baselines.transformer-scratch] table still applies
+    assert model.training.lr == pytest.approx(0.01) and model.training.mask_ratio == pytest.approx(0.2)
+    assert model.training.batch_size == suite.finetune.batch_size
+    assert model.build_module().head[0].out_features == 16
+    with pytest.raises(ConfigError, match="name no setting"):
+        spec.create(suite.finetune, seed=1, params={"no_such_knob": 1})
+
+
+def test_a_pretrained_model_name_sets_its_variant_field() -> None:
+    spec = resolve_model("mae:ptbxl", {"mae": {"head_width": 8}})
+    assert spec.entry == "mae" and spec.config.corpus == "ptbxl" and spec.config.head_width == 8
+    with pytest.raises(ConfigError, match="takes no"):
+        resolve_model("resnet18-1d:sim")
 
 
 @pytest.mark.slow

@@ -37,9 +37,6 @@ class TrainConfig:
     weight_decay: float = 0.0
     mask_ratio: float = 0.0  # augmentation: share of the signal zeroed as one contiguous segment
     max_shift_ratio: float = 0.0  # augmentation: largest shift, as a share of the length
-    head_width: int = 64  # pretrained encoders: width of the MLP head (0 = linear head)
-    pooling: str = "cls"  # pretrained encoders: "cls" (paper) or "mean"
-    mode: str = "full"  # pretrained encoders: "full" fine-tuning (paper) or "probe" (frozen encoder)
     grad_clip: float = 0.0  # 0 = off
 
     def __post_init__(self) -> None:
@@ -47,8 +44,6 @@ class TrainConfig:
             raise ConfigError("finetune.batch_size, max_epochs, eval_every and patience must be >= 1")
         if not 0 <= self.mask_ratio < 1 or not 0 <= self.max_shift_ratio < 1:
             raise ConfigError("finetune.mask_ratio and max_shift_ratio must be in [0, 1)")
-        if self.mode not in ("full", "probe"):
-            raise ConfigError(f"finetune.mode must be 'full' or 'probe', got {self.mode!r}")
 
 
 @dataclass

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +25,13 @@ from torch import nn
 
 from pretraining import checkpoint as ckpt
 from pretraining import ddp
-from pretraining.mae import MAEConfig, MaskedAutoencoder, preset
+from pretraining.config import PretrainConfig, build_corpus, encoder_identity, lr_at, model_config
+from pretraining.figures import loss_curve_figure, reconstruction_figure
+from pretraining.mae import MAEConfig, MaskedAutoencoder
 from pretraining.stream import PretrainStream, make_loader
-from simecg.config import coerce, stable_hash, to_dict
+from simecg.config import to_dict
 from simecg.errors import ConfigError
-from simecg.paths import cache_dir
+from simecg.identity import IDENTITY_VERSION, Identity, without_ignored
 from simecg.seeding import rng_for
 from simecg.signal import zscore
 
@@ -38,71 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEDULES = ("constant", "cosine")
-OPTIMIZERS = ("adam", "adamw")
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """How to pretrain; defaults are the paper's (PROTOCOL.md, "MAE pretraining").
-
-    ``model`` overrides single :class:`MAEConfig` fields of the preset, e.g.
-    ``--set pretrain.model.depth=4``. ``steps`` defaults to the paper's ~1e9 samples seen at
-    batch 512. Gradient clipping is off (0) as in the paper; ``amp`` means bf16 autocast on GPU.
-    ``threads`` > 0 sets torch's CPU threads for the run (0: torch's default); on a small CPU
-    shared with DataLoader workers, 1 thread avoids oversubscription.
-    """
-
-    corpus: str = "sim"
-    corpus_size: int = 1_000_000
-    corpus_seed: int = 0
-    corpus_options: dict[str, Any] = field(default_factory=dict)
-    preset: str = "paper"
-    model: dict[str, Any] = field(default_factory=dict)
-    steps: int = 2_000_000
-    batch_size: int = 512
-    lr: float = 1e-4
-    optimizer: str = "adam"
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-    grad_clip: float = 0.0
-    val_size: int = 5000
-    val_every: int = 1000
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 2
-    log_every: int = 50
-    num_workers: int = 2
-    prefetch_factor: int = 2
-    threads: int = 0
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"pretrain.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"pretrain.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        for name in ("steps", "batch_size", "val_every", "checkpoint_every", "log_every", "corpus_size"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"pretrain.{name} must be positive, got {getattr(self, name)}")
-        for name in ("val_size", "warmup_steps", "num_workers", "threads"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"pretrain.{name} must be >= 0, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ConfigError(f"pretrain.lr must be positive, got {self.lr}")
-        preset(self.preset)  # raises ConfigError for unknown presets
-
-
-# Settings that change speed, bookkeeping or output but not the trained weights; they may
-# differ between a run and its resumption. ``steps`` joins them for the constant schedule.
-NON_TRAJECTORY = frozenset(
-    {"val_every", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "prefetch_factor", "device",
-     "threads"}
-)
+IDENTITY_FILE = "identity.json"
 
 
 @dataclass
@@ -124,57 +62,6 @@ class PretrainResult:
     fingerprint: str
 
 
-def model_config(config: PretrainConfig) -> MAEConfig:
-    """The preset's architecture with ``config.model`` overrides applied (type-checked)."""
-    base = preset(config.preset)
-    fields = {f.name: f for f in dataclasses.fields(MAEConfig)}
-    hints = {name: type(getattr(base, name)) for name in fields}
-    changes = {}
-    for key, value in config.model.items():
-        if key not in fields:
-            raise ConfigError(f"unknown model setting pretrain.model.{key}; valid: {', '.join(sorted(fields))}")
-        changes[key] = coerce(value, hints[key], f"pretrain.model.{key}")
-    return dataclasses.replace(base, **changes)
-
-
-def fingerprint(config: PretrainConfig) -> str:
-    """Identity of the trained weights: everything that changes them, steps included."""
-    data = {k: v for k, v in to_dict(config).items() if k not in NON_TRAJECTORY}
-    data["model_resolved"] = dataclasses.asdict(model_config(config))
-    return stable_hash(data)
-
-
-def default_out_dir(config: PretrainConfig) -> Path:
-    """``<cache>/encoders/<corpus>-<preset>-<fingerprint>``: one folder per distinct encoder."""
-    return cache_dir() / "encoders" / f"{config.corpus}-{config.preset}-{fingerprint(config)}"
-
-
-def lr_at(config: PretrainConfig, step: int) -> float:
-    """Learning rate of (0-based) ``step``: linear warmup, then constant or cosine decay."""
-    if config.warmup_steps and step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    if config.schedule == "constant":
-        return config.lr
-    span = max(1, config.steps - config.warmup_steps)
-    progress = min(1.0, (step - config.warmup_steps) / span)
-    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-    return config.lr * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine)
-
-
-def build_corpus(config: PretrainConfig) -> Corpus:
-    """The corpus named by the config, from ``simecg.registries.CORPORA``."""
-    from simecg.registries import CORPORA
-
-    factory = CORPORA.get(config.corpus)
-    try:
-        return factory(size=config.corpus_size, seed=config.corpus_seed, **config.corpus_options)
-    except TypeError as exc:
-        raise ConfigError(
-            f"corpus {config.corpus!r} rejected its options {config.corpus_options} ({exc}); "
-            "check the pretrain.corpus_options.* keys"
-        ) from None
-
-
 def pretrain(
     config: PretrainConfig,
     out_dir: Path,
@@ -182,6 +69,7 @@ def pretrain(
     progress: bool = True,
     *,
     corpus: Corpus | None = None,
+    identity: Identity | None = None,
 ) -> PretrainResult:
     """Pretrain (or resume, or just return) the MAE described by ``config`` in ``out_dir``.
 
@@ -193,6 +81,8 @@ def pretrain(
         progress: show a progress bar (rank 0).
         corpus: an already built corpus (notebooks, tests); by default the config's is built
             from the registry.
+        identity: the encoder's identity, if the caller already has it (it is computed otherwise).
+            ``out_dir`` keeps it in ``identity.json``; a folder holding another encoder is refused.
 
     Under ``torchrun`` every process calls this; ``config.batch_size`` is the global batch.
     """
@@ -201,17 +91,38 @@ def pretrain(
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     try:
-        return _Run(config, Path(out_dir), logger, progress, corpus, ctx).run()
+        if identity is None and corpus is None:
+            identity = stored_identity(Path(out_dir), config)  # a finished folder needs no corpus
+        if identity is None:
+            corpus = corpus if corpus is not None else build_corpus(config)
+            identity = encoder_identity(config, corpus)
+        return _Run(config, Path(out_dir), logger, progress, corpus, ctx, identity).run()
     finally:
         torch.set_num_threads(threads)
         ddp.teardown(ctx)
+
+
+def stored_identity(out_dir: Path, config: PretrainConfig) -> Identity | None:
+    """The identity a run folder recorded, if it was made with the same settings as ``config``.
+
+    Lets a caller without the corpus (or its data) resume or return a finished run; the runner
+    and ``simecg-bench pretrain`` always pass the identity computed from the corpus itself.
+    """
+    try:
+        stored = json.loads((out_dir / IDENTITY_FILE).read_text())
+        same = without_ignored("pretrain", stored["config"]) == without_ignored("pretrain", config)
+        if stored["identity_version"] == IDENTITY_VERSION and same:
+            return Identity("encoder", stored["payload"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 class _Run:
     """One call of :func:`pretrain`; holds the state the loop's helpers share."""
 
     def __init__(self, config: PretrainConfig, out_dir: Path, logger: Any, progress: bool,
-                 corpus: Corpus | None, ctx: ddp.DistContext):
+                 corpus: Corpus | None, ctx: ddp.DistContext, identity: Identity):
         self.config = config
         self.out_dir = out_dir
         self.ckpt_dir = out_dir / "checkpoints"
@@ -221,41 +132,53 @@ class _Run:
         self.corpus = corpus
         self.ctx = ctx
         self.mae_config = model_config(config)
-        self.fingerprint = fingerprint(config)
+        self.identity = identity
+        self.fingerprint = identity.fingerprint
         self._val: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ---- identity of the run folder -------------------------------------------------------
-    def _trajectory(self, data: dict[str, Any]) -> dict[str, Any]:
-        ignore = set(NON_TRAJECTORY) | ({"steps"} if data.get("schedule") == "constant" else set())
-        return {k: v for k, v in data.items() if k not in ignore}
-
     def check_out_dir(self) -> None:
-        path = self.out_dir / "config.json"
-        current = to_dict(self.config)
-        if path.is_file():
-            try:
-                previous = json.loads(path.read_text())["pretrain"]
-            except (OSError, ValueError, KeyError) as exc:
-                raise ConfigError(f"{path} is unreadable ({exc}); delete it or use another --out") from None
-            old, new = self._trajectory(previous), self._trajectory(current)
-            diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-                     if old.get(k) != new.get(k)]
-            if diffs:
+        """Refuse a folder that holds another encoder (resuming a constant schedule for more steps is fine)."""
+        path = self.out_dir / IDENTITY_FILE
+        if not path.is_file():
+            if (self.out_dir / "checkpoints").is_dir() and any((self.out_dir / "checkpoints").iterdir()):
                 raise ConfigError(
-                    f"{self.out_dir} holds a pretraining run with different settings ({'; '.join(diffs)}); "
-                    "use another --out folder, or delete this one to start over"
+                    f"{self.out_dir} holds checkpoints but no {IDENTITY_FILE} (written by an older version); "
+                    "delete the folder to pretrain again"
                 )
+            return
+        try:
+            stored = json.loads(path.read_text())
+            version, fingerprint, payload = stored["identity_version"], stored["fingerprint"], stored["payload"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path} is unreadable ({exc}); delete {self.out_dir} to pretrain again") from None
+        if fingerprint == self.fingerprint:
+            return
+        if version != IDENTITY_VERSION:
+            raise ConfigError(
+                f"{self.out_dir} was written by another version of the suite (identity version {version}, "
+                f"this one {IDENTITY_VERSION}); delete it to pretrain again, or use another --out folder"
+            )
+        diffs = [d for d in self.identity.differences(payload) if not self._extends(d)]
+        if diffs:
+            raise ConfigError(
+                f"{self.out_dir} holds a pretraining run with different settings ({'; '.join(diffs)}); "
+                "use another --out folder, or delete this one to start over"
+            )
 
-    def write_config(self) -> None:
-        """Record the run's settings (after every process has compared them with the old ones)."""
+    def _extends(self, difference: str) -> bool:
+        """A difference in ``steps`` alone continues a constant-schedule run (same trajectory)."""
+        return difference.startswith("pretrain.steps:") and self.config.schedule == "constant"
+
+    def write_identity(self) -> None:
+        """Record the run's identity (after every process has compared it with the old one)."""
         ddp.barrier(self.ctx)
-        path = self.out_dir / "config.json"
-        current = to_dict(self.config)
         if self.ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            payload = {"pretrain": current, "model": dataclasses.asdict(self.mae_config),
-                       "fingerprint": self.fingerprint}
-            tmp = path.with_suffix(".json.tmp")
+            payload = {"identity_version": IDENTITY_VERSION, "fingerprint": self.fingerprint,
+                       "payload": self.identity.payload, "config": to_dict(self.config)}
+            path = self.out_dir / IDENTITY_FILE
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
             tmp.replace(path)
 
@@ -286,7 +209,7 @@ class _Run:
             )
         self.corpus = corpus
         self.train_size = total - config.val_size
-        self.write_config()
+        self.write_identity()
 
         torch.manual_seed(config.seed)
         model = MaskedAutoencoder(self.mae_config).to(ctx.device)
@@ -385,9 +308,11 @@ class _Run:
                 bar.close()
             del batches
         if ctx.is_main:
-            ckpt.save_encoder(model.encoder, self.encoder_path, extra={"fingerprint": self.fingerprint})
+            ckpt.save_encoder(model.encoder, self.encoder_path,
+                              extra={"fingerprint": self.fingerprint, "steps": config.steps, "val_loss": val_loss})
             (self.out_dir / "history.json").write_text(json.dumps(history, indent=1))
-            self._log_loss_curve(history)
+            if self.logger is not None and history:
+                self._log_figure(loss_curve_figure(history), "loss_curve.png")
         ddp.barrier(ctx)
         assert last_path is not None
         return self._result(last_path, history, val_loss)
@@ -458,7 +383,8 @@ class _Run:
     def _save_encoder_from_state(self, state: dict[str, Any]) -> None:
         model = MaskedAutoencoder(self.mae_config)
         model.load_state_dict(state["model"])
-        ckpt.save_encoder(model.encoder, self.encoder_path, extra={"fingerprint": self.fingerprint})
+        ckpt.save_encoder(model.encoder, self.encoder_path, extra={
+            "fingerprint": self.fingerprint, "steps": state["step"], "val_loss": state["val_loss"]})
 
     def _result(self, training_checkpoint: Path, history: list[dict[str, Any]], val_loss: float) -> PretrainResult:
         return PretrainResult(
@@ -471,68 +397,14 @@ class _Run:
         if self.logger is None or self.config.val_size == 0:
             return
         signals, noise = self._val_data()
-        figure = reconstruction_figure(model, signals[:3], noise[:3], self.ctx.device)
+        self._log_figure(reconstruction_figure(model, signals[:3], noise[:3], self.ctx.device),
+                         f"reconstructions/step_{step:08d}.png")
+
+    def _log_figure(self, figure: Any, artifact_file: str) -> None:
         try:
-            self.logger.log_figure(figure, f"reconstructions/step_{step:08d}.png")
+            if self.logger is not None:
+                self.logger.log_figure(figure, artifact_file)
         finally:
             import matplotlib.pyplot as plt
 
             plt.close(figure)
-
-    def _log_loss_curve(self, history: list[dict[str, Any]]) -> None:
-        if self.logger is None or not history:
-            return
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        figure, ax = plt.subplots(figsize=(6, 3.5))
-        for key in ("train_loss", "val_loss"):
-            points = [(h["step"], h[key]) for h in history if key in h]
-            if points:
-                steps, values = zip(*points, strict=True)
-                ax.plot(steps, values, marker="o" if key == "val_loss" else None, label=key.replace("_", " "))
-        ax.set_xlabel("step")
-        ax.set_ylabel("masked-patch MSE")
-        ax.set_yscale("log")
-        ax.legend()
-        figure.tight_layout()
-        try:
-            self.logger.log_figure(figure, "loss_curve.png")
-        finally:
-            plt.close(figure)
-
-
-@torch.no_grad()
-def reconstruction_figure(model: MaskedAutoencoder, signals: torch.Tensor, noise: torch.Tensor,
-                          device: torch.device | str = "cpu") -> Any:
-    """A matplotlib figure: each ECG with its masked patches shaded and the reconstruction drawn there."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    model.eval()
-    _, pred, mask = model(signals.to(device), noise=noise.to(device))
-    model.train()
-    patch = model.config.patch_size
-    pred = pred.float().cpu().numpy().reshape(len(signals), -1)
-    mask = mask.cpu().numpy()
-    figure, axes = plt.subplots(len(signals), 1, figsize=(10, 2.0 * len(signals)), squeeze=False)
-    t = np.arange(signals.shape[-1])
-    for row, ax in enumerate(axes[:, 0]):
-        x = signals[row, 0].numpy()
-        ax.plot(t, x, color="0.6", lw=0.5, label="input")
-        masked = np.repeat(mask[row] > 0.5, patch)
-        ax.plot(t, np.where(masked, pred[row], np.nan), color="tab:red", lw=1.0, label="reconstruction (masked)",
-                zorder=3)
-        for i in np.flatnonzero(mask[row] > 0.5):
-            ax.axvspan(i * patch, (i + 1) * patch, color="tab:blue", alpha=0.08, lw=0)
-        ax.set_xlim(0, len(t))
-        ax.set_yticks([])
-        if row == 0:
-            ax.legend(loc="upper right", fontsize=7)
-    axes[-1, 0].set_xlabel("sample (500 Hz)")
-    figure.tight_layout()
-    return figure

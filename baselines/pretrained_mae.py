@@ -1,0 +1,82 @@
+"""The study's model: the MAE encoder pretrained on a corpus, fine-tuned with a small head.
+
+Named ``mae:<corpus>`` in suites and results (``mae:sim``, ``mae:ptbxl``): the part after the
+colon sets :attr:`PretrainedMAEConfig.corpus`. The encoder comes from an
+:class:`~baselines.base.EncoderSource` (the runner's provisions it once per corpus: from the
+cache, from MLflow, or by pretraining), and its fingerprint is part of every cell's identity, so
+cells of another encoder never count as finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from baselines.base import EncoderSource, NeuralBaseline
+from simecg.config import to_dict
+from simecg.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PretrainedMAEConfig:
+    """Which encoder and the classification head on it (PROTOCOL.md, fine-tuning)."""
+
+    corpus: str = "sim"  # the pretraining corpus of the encoder
+    head_width: int = 64  # width of the MLP head on the CLS token (0 = a linear head)
+    pooling: str = "cls"  # "cls" (paper) or "mean" over patch tokens
+    mode: str = "full"  # "full" fine-tuning (paper) or "probe" (frozen encoder)
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.corpus:
+            raise ConfigError("mae: the corpus of the encoder is empty (name the model mae:<corpus>)")
+        if self.pooling not in ("cls", "mean"):
+            raise ConfigError(f"mae: pooling must be 'cls' or 'mean', got {self.pooling!r}")
+        if self.mode not in ("full", "probe"):
+            raise ConfigError(f"mae: mode must be 'full' or 'probe', got {self.mode!r}")
+        if self.head_width < 0:
+            raise ConfigError(f"mae: head_width must be >= 0, got {self.head_width}")
+
+
+class PretrainedMAE(NeuralBaseline):
+    """The MAE encoder pretrained on a corpus (mae:<corpus>), fine-tuned with an MLP head."""
+
+    Config = PretrainedMAEConfig
+    variant_field = "corpus"
+    check_overrides = {"head_width": 16}
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        # PROTOCOL.md: head width 2^4 .. 2^10 (the fine-tuning space adds lr and augmentation).
+        return {"head_width": 2 ** trial.suggest_int("log2_head_width", 4, 10)}
+
+    @classmethod
+    def identity(cls, config: PretrainedMAEConfig, encoders: EncoderSource | None) -> dict[str, Any]:
+        return {"config": to_dict(config), "encoder": _source(encoders).identity(config.corpus).fingerprint}
+
+    @classmethod
+    def prepare(cls, config: PretrainedMAEConfig, encoders: EncoderSource | None) -> None:
+        _source(encoders).path(config.corpus)
+
+    @staticmethod
+    def build(config: PretrainedMAEConfig) -> Any:
+        """The architecture with random weights (the ``paper`` encoder preset), for listings and speed
+        benchmarks; a cell's model loads the pretrained encoder instead (:meth:`build_module`)."""
+        from pretraining.mae import ECGEncoder, EncoderClassifier, preset
+
+        return EncoderClassifier(ECGEncoder(preset("paper")), head_width=config.head_width, pooling=config.pooling,
+                                 freeze_encoder=config.mode == "probe", dropout=config.dropout)
+
+    def build_module(self) -> Any:
+        from pretraining.checkpoint import load_encoder
+        from pretraining.mae import EncoderClassifier
+
+        encoder = load_encoder(_source(self.encoders).path(self.config.corpus))
+        return EncoderClassifier(encoder, head_width=self.config.head_width, pooling=self.config.pooling,
+                                 freeze_encoder=self.config.mode == "probe", dropout=self.config.dropout)
+
+
+def _source(encoders: EncoderSource | None) -> EncoderSource:
+    if encoders is None:
+        raise ConfigError("mae: a pretrained model needs an encoder source (the runner provides one)")
+    return encoders

@@ -1,0 +1,210 @@
+"""Encoder provisioning: the one way ``simecg-bench pretrain`` and ``simecg-bench run`` get an encoder.
+
+:func:`provision_encoder` returns the encoder a pretraining config describes, from the first
+place that has it:
+
+1. the encoder cache, ``<cache>/encoders/<fingerprint>/`` (:func:`pretraining.config.encoder_dir`),
+   one folder per encoder identity, written by either command;
+2. a FINISHED pretraining run of the same fingerprint in the MLflow store (any SimECG-Bench
+   experiment; another machine may have trained it): its artifact is downloaded into the cache;
+3. pretraining it now, in a run that ends FINISHED, FAILED or KILLED (:meth:`Tracker.run`),
+   resuming from the folder's last checkpoint if a killed run left one.
+
+A lock file beside the folder makes concurrent processes on one machine wait for the one that
+trains (none trains it twice). :class:`SuiteEncoders` is the runner's
+:class:`~baselines.base.EncoderSource`: identities for fingerprints, encoders on demand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmark.tags import RunTags
+from benchmark.tracking import Tracker
+from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity
+from simecg.config import flatten, to_dict
+from simecg.errors import CheckpointError, SimECGError
+from simecg.identity import Identity
+
+log = logging.getLogger(__name__)
+
+ENCODER_FILE = "encoder.pt"
+
+
+@dataclass(frozen=True)
+class ProvisionedEncoder:
+    """An encoder file, its identity, and the FINISHED MLflow run that trained it (if the store has one)."""
+
+    path: Path
+    identity: Identity
+    run_id: str | None
+    trained_now: bool = False
+
+
+def provision_encoder(
+    config: PretrainConfig,
+    *,
+    tracker: Tracker | None = None,
+    parent: str | None = None,
+    progress: bool = True,
+    out_dir: Path | None = None,
+    suite: str = "",
+) -> ProvisionedEncoder:
+    """The encoder ``config`` describes: from the cache, from MLflow, or pretrained now (see module doc).
+
+    Args:
+        tracker: the MLflow store to search and to log a new pretraining run to (None: no MLflow).
+        parent: the run a new pretraining run is nested under (a ``run`` invocation).
+        out_dir: a folder of the user's instead of the cache (``pretrain --out``).
+        suite: the suite name recorded on a new pretraining run.
+    """
+    corpus = build_corpus(config)
+    identity = encoder_identity(config, corpus)
+    folder = Path(out_dir) if out_dir is not None else encoder_dir(identity)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # every rank runs this; no lock, no fetch
+    with contextlib.nullcontext() if distributed else _lock(folder, identity):
+        run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
+        run_id = run.info.run_id if run is not None else None
+        if _complete(folder, identity):
+            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
+        if run is not None and not distributed and _fetch(tracker, run_id, folder, identity):
+            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
+        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
+
+
+@contextlib.contextmanager
+def _lock(folder: Path, identity: Identity) -> Iterator[None]:
+    """One process at a time provisions an encoder folder; the others wait, then find it done."""
+    from filelock import FileLock, Timeout
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder.parent / f"{folder.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("waiting for another process to pretrain encoder %s", identity.fingerprint)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _complete(folder: Path, identity: Identity) -> bool:
+    """Whether ``folder`` holds the finished encoder of ``identity`` (a damaged file does not count)."""
+    from pretraining.checkpoint import read
+
+    path = folder / ENCODER_FILE
+    if not path.is_file():
+        return False
+    try:
+        data = read(path)
+    except CheckpointError as exc:
+        log.warning("ignoring damaged encoder %s (%s); getting it again", path, exc)
+        return False
+    return data.get("kind") == "encoder" and data.get("extra", {}).get("fingerprint") == identity.fingerprint
+
+
+def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> bool:
+    """Download the encoder artifact of a finished run into ``folder``; False if that fails."""
+    import mlflow
+
+    tmp = folder / f".fetch{os.getpid()}"
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        fetched = Path(mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"encoder/{ENCODER_FILE}", dst_path=str(tmp), tracking_uri=tracker.uri,
+        ))
+        fetched.replace(folder / ENCODER_FILE)
+    except Exception as exc:  # then it is trained here
+        log.warning("could not fetch encoder %s from MLflow run %s (%s); pretraining it here",
+                    identity.fingerprint, run_id, exc)
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _complete(folder, identity)
+
+
+def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker | None,
+              parent: str | None, progress: bool, suite: str) -> ProvisionedEncoder:
+    from pretraining.loop import pretrain
+
+    if tracker is None or int(os.environ.get("RANK", "0")) != 0:
+        result = pretrain(config, folder, progress=progress, corpus=corpus, identity=identity)
+        return ProvisionedEncoder(result.checkpoint, identity, None, trained_now=True)
+    tracker.kill_stale(identity.fingerprint)
+    tags = RunTags(kind="pretrain", fingerprint=identity.fingerprint, suite=suite, corpus=config.corpus,
+                   preset=config.preset)
+    try:
+        with tracker.run(f"pretrain {config.corpus}", tags, params=flatten(to_dict(config)), parent=parent) as run:
+            _log_corpus_preview(run, corpus)
+            result = pretrain(config, folder, logger=run, progress=progress, corpus=corpus, identity=identity)
+            run.log_metrics({"final_val_loss": result.val_loss, "steps": result.steps})
+            run.log_artifact(result.checkpoint, "encoder")
+            run.log_artifact(folder / "identity.json", "encoder")
+            from pretraining.checkpoint import load_encoder
+
+            run.log_model(load_encoder(result.checkpoint), name="encoder")
+    except (SimECGError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise SimECGError(f"pretraining on corpus {config.corpus!r} failed: {type(exc).__name__}: {exc}") from exc
+    return ProvisionedEncoder(result.checkpoint, identity, run.run_id, trained_now=True)
+
+
+def _log_corpus_preview(run: Any, corpus: Any) -> None:
+    """A grid of sample ECGs of the corpus (with their parameters) on the pretraining run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pretraining.simulators.preview import preview_figure
+
+    figure = preview_figure(corpus, n=12, seed=0)
+    try:
+        run.log_figure(figure, "corpus_preview.png")
+    finally:
+        plt.close(figure)
+
+
+class SuiteEncoders:
+    """The runner's :class:`~baselines.base.EncoderSource`: one encoder per corpus of a suite.
+
+    ``identity(corpus)`` computes fingerprints without training (plans, ``--dry-run``);
+    ``path(corpus)`` provisions the encoder once per process.
+    """
+
+    def __init__(self, pretrain: PretrainConfig, tracker: Tracker | None = None, parent: str | None = None,
+                 progress: bool = False, suite: str = ""):
+        self.pretrain = pretrain
+        self.tracker = tracker
+        self.parent = parent
+        self.progress = progress
+        self.suite = suite
+        self._identities: dict[str, Identity] = {}
+        self.provisioned: dict[str, ProvisionedEncoder] = {}
+
+    def config(self, corpus: str) -> PretrainConfig:
+        return dataclasses.replace(self.pretrain, corpus=corpus)
+
+    def identity(self, corpus: str) -> Identity:
+        if corpus not in self._identities:
+            self._identities[corpus] = encoder_identity(self.config(corpus))
+        return self._identities[corpus]
+
+    def path(self, corpus: str) -> Path:
+        if corpus not in self.provisioned:
+            self.provisioned[corpus] = provision_encoder(
+                self.config(corpus), tracker=self.tracker, parent=self.parent, progress=self.progress,
+                suite=self.suite,
+            )
+        return self.provisioned[corpus].path

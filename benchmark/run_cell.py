@@ -1,0 +1,202 @@
+"""Run one cell: split, budget, (tune,) fit, score the test records, log it all to one MLflow run.
+
+Every model takes the same path (:class:`baselines.base.Baseline`): the cell's
+:class:`~baselines.base.ModelSpec` creates it, ``fit`` learns from training/validation
+windows, ``predict_scores`` scores test windows. Test scores are per record (CPSC2018: max over
+windows), and the test set is also scored per demographic group when the data has age and sex.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from baselines.base import EncoderSource
+from benchmark import demographics
+from benchmark.budgets import apply_budget
+from benchmark.cells import Cell, PlannedCell
+from benchmark.config import SuiteConfig, parse_shift
+from benchmark.datasets.base import TaskData
+from benchmark.metrics import binary_metrics, record_scores
+from benchmark.splits import make_split
+from benchmark.tags import RunTags
+from benchmark.tracking import ActiveRun, Tracker
+from benchmark.tuning import tune
+from simecg.config import flatten, to_dict
+from simecg.errors import SimECGError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CellContext:
+    """What all cells of one invocation share."""
+
+    suite: SuiteConfig
+    tracker: Tracker
+    parent_id: str
+    storage: str
+    encoders: EncoderSource
+    data: dict[tuple[str, str], TaskData] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """A cell's arrays: training/validation windows and test records."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    test_records: np.ndarray
+    budget_info: dict[str, Any]
+    split_frame: pd.DataFrame  # record_id, split (train/val/test), in_budget
+
+
+def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepared:
+    """Split by record, apply the label budget, and gather windows (records -> windows)."""
+    split = make_split(data, suite.split, seed=seed, test_seed=suite.test_seed)
+    shift = parse_shift(cell.shift)
+    if shift:
+        split = demographics.shift_split(split, data.records, *shift, age_bins=suite.age_bins)
+    budget = cell.budget or None
+    train_records, info = apply_budget(split.train, data.labels, budget, seed, cell.positives_only)
+    train_windows = data.windows_of(train_records)
+    val_windows = data.windows_of(split.val)
+    return Prepared(
+        x_train=np.asarray(data.signals[train_windows]),
+        y_train=data.labels[data.window_record[train_windows]].astype(np.float32),
+        x_val=np.asarray(data.signals[val_windows]),
+        y_val=data.labels[data.window_record[val_windows]].astype(np.float32),
+        test_records=np.asarray(split.test),
+        budget_info=info,
+        split_frame=split.to_frame().assign(
+            in_budget=lambda f: f.record_id.isin(data.records.record_id.iloc[train_records].astype(str))
+        ),
+    )
+
+
+def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
+    """Run one cell in its own MLflow child run; return an error line, or None on success.
+
+    The run ends FINISHED, FAILED (with the error and traceback) or KILLED through
+    :meth:`Tracker.run`; a failed cell does not stop the suite.
+    """
+    cell, suite = planned.cell, context.suite
+    data = context.data[(cell.task, cell.lead)]
+    spec = planned.model
+    tags = RunTags(
+        kind="cell", fingerprint=planned.fingerprint, suite=suite.name, model=cell.model, task=cell.task,
+        lead=cell.lead, budget=cell.budget, positives_only=cell.positives_only, seed=cell.seed, shift=cell.shift,
+        dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
+        study=planned.study.fingerprint if suite.tuning.n_trials > 0 else "", corpus=cell.corpus or "",
+        encoder=planned.encoder,
+    )
+    params = {**flatten({"finetune": to_dict(suite.finetune), "tuning": to_dict(suite.tuning)}),
+              **flatten({"model": spec.identity(context.encoders)}),
+              "split": suite.split, "test_seed": suite.test_seed, "age_bins": list(suite.age_bins)}
+    context.tracker.kill_stale(planned.fingerprint)
+    try:
+        with context.tracker.run(cell.label, tags, params, parent=context.parent_id) as run:
+            tuned = tuned_params(context, planned)
+            if tuned:
+                run.log_params({f"tuned.{k}": v for k, v in tuned.items()})
+            _train_test_log(context, planned, data, tuned, run)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # the run is FAILED with its traceback; the suite goes on
+        detail = str(exc) if isinstance(exc, SimECGError) else f"{type(exc).__name__}: {exc}"
+        log.error("cell %s failed: %s", cell.label, detail)
+        return detail
+    return None
+
+
+def tuned_params(context: CellContext, planned: PlannedCell) -> dict[str, Any]:
+    """Best hyper-parameters of the cell's study (its identity without the seed), tuned once for all seeds."""
+    suite, cell, spec = context.suite, planned.cell, planned.model
+    if suite.tuning.n_trials <= 0:
+        return {}
+    prepared = prepare(suite, context.data[(cell.task, cell.lead)], cell, suite.tuning.tune_seed)
+
+    def objective(trial: Any) -> float:
+        import optuna
+
+        params = spec.cls.tuning_space(trial)
+        trial.set_user_attr("params", params)
+
+        def on_eval(epoch: int, val_loss: float) -> None:
+            trial.report(val_loss, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        model = spec.create(suite.finetune, suite.tuning.tune_seed, context.encoders, params)
+        model.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val, on_eval=on_eval)
+        return float(model.val_loss_)
+
+    return tune(objective, suite.tuning, f"study-{planned.study.fingerprint}", context.storage)
+
+
+def _train_test_log(context: CellContext, planned: PlannedCell, data: TaskData, tuned: dict[str, Any],
+                    run: ActiveRun) -> None:
+    suite, cell = context.suite, planned.cell
+    prepared = prepare(suite, data, cell, cell.seed)
+    model = planned.model.create(suite.finetune, cell.seed, context.encoders, tuned)
+    model.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
+    test_windows = data.windows_of(prepared.test_records)
+    window_scores = model.predict_scores(np.asarray(data.signals[test_windows]))
+    scores = record_scores(window_scores, data.window_record[test_windows], prepared.test_records)
+    labels = data.labels[prepared.test_records]
+    metrics = {f"test_{k}": v for k, v in binary_metrics(labels, scores).items()}
+    metrics.update(model.fit_metrics_)
+    metrics["n_train"] = float(len(prepared.y_train))
+    metrics["n_val"] = float(len(prepared.y_val))
+    metrics.update({f"budget.{k}": float(v) for k, v in prepared.budget_info.items() if _is_number(v)})
+    records = data.records.iloc[prepared.test_records].reset_index(drop=True)
+    metrics.update(group_metrics(records, labels, scores, suite.age_bins))
+    run.log_metrics(metrics)
+    if model.history_:
+        run.log_history(model.history_)
+    predictions = pd.DataFrame({"record_id": records["record_id"], "label": labels, "score": scores,
+                                "age": records.get("age"), "sex": records.get("sex")})
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, frame in (("test_predictions.csv", predictions), ("split.csv", prepared.split_frame)):
+            frame.to_csv(Path(tmp) / name, index=False)
+            run.log_artifact(Path(tmp) / name)
+    run.log_input(prepared.split_frame, name=f"{cell.task} split seed {cell.seed}", context="split")
+
+
+def group_metrics(
+    records: pd.DataFrame, labels: np.ndarray, scores: np.ndarray, age_bins: tuple[int, ...] = demographics.AGE_BINS
+) -> dict[str, float]:
+    """Test F1/AUROC per sex and per age group, where the data has them."""
+    out: dict[str, float] = {}
+    for by in ("sex", "age"):
+        if by not in records or records[by].isna().all():
+            continue
+        groups = demographics.groups(records, by, age_bins).to_numpy()
+        for group in pd.unique(groups[pd.notna(groups)]):
+            members = groups == group
+            if members.sum() == 0:
+                continue
+            m = binary_metrics(labels[members], scores[members])
+            key = _metric_key(f"{by}.{group}")
+            out[f"test_f1.{key}"] = m["f1"]
+            out[f"test_auroc.{key}"] = m["auroc"]
+            out[f"n_test.{key}"] = float(members.sum())
+    return out
+
+
+def _metric_key(text: str) -> str:
+    text = str(text).replace("+", "plus").replace("<", "lt").replace(">", "gt")
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", text)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)

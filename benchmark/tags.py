@@ -1,0 +1,95 @@
+"""The one schema of the MLflow tags SimECG-Bench writes and reads back.
+
+Every run carries :class:`RunTags`: the writer (the runner, ``pretrain``) fills the dataclass,
+:meth:`RunTags.to_mlflow` turns it into tag strings, and readers (resumption, the leaderboard)
+get typed values back from :meth:`RunTags.from_mlflow`, which refuses malformed tags with a
+message naming the run instead of guessing. Tags are also what MLflow's UI filters on
+(``tags.task = 'ptbxl/AFIB'``), so the names are plain words.
+
+``schema`` is the version of this layout: runs of another schema are never mixed into results
+(the leaderboard leaves them out and says how many).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from simecg.errors import TrackingError
+
+TAG_SCHEMA = "2"
+KINDS = ("invocation", "pretrain", "cell")
+
+
+@dataclass(frozen=True)
+class RunTags:
+    """What a run is. Fields that do not apply to a kind keep their empty default."""
+
+    kind: str  # invocation | pretrain | cell
+    fingerprint: str = ""  # the identity of the result (cell, encoder); empty for invocations
+    suite: str = ""
+    schema: str = TAG_SCHEMA
+    # cells
+    model: str = ""  # registry name, "mae:<corpus>" for the MAE pretrained on a corpus
+    task: str = ""
+    lead: str = ""
+    budget: int = 0  # training samples per class; 0 = the whole training split
+    positives_only: bool = False
+    seed: int = 0
+    shift: str = ""  # demographic shift, e.g. "sex:M->F"
+    dataset: str = ""
+    data_version: str = ""
+    synthetic: bool = False
+    study: str = ""  # the tuning study's fingerprint (cells that were tuned)
+    # pretrained models and pretraining runs
+    corpus: str = ""
+    encoder: str = ""  # the encoder's fingerprint (cells of pretrained models)
+    preset: str = ""
+    # invocations
+    corpora: str = ""  # comma-separated
+    shard: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise TrackingError(f"run kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+
+    def to_mlflow(self) -> dict[str, str]:
+        """Tag strings (booleans as ``true``/``false``, integers in decimal)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = str(value).lower() if isinstance(value, bool) else str(value)
+        return out
+
+    @classmethod
+    def from_mlflow(cls, tags: Mapping[str, str], run_id: str = "?") -> RunTags:
+        """Typed tags of a run written with this schema; :class:`TrackingError` if malformed."""
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in tags:
+                continue
+            text = tags[f.name]
+            kind = hints[f.name]
+            try:
+                if kind is bool:
+                    if text not in ("true", "false"):
+                        raise ValueError(text)
+                    values[f.name] = text == "true"
+                elif kind is int:
+                    values[f.name] = int(text)
+                else:
+                    values[f.name] = text
+            except ValueError:
+                raise TrackingError(f"run {run_id}: tag {f.name}={text!r} is not a valid {kind.__name__}") from None
+        if "kind" not in values:
+            raise TrackingError(f"run {run_id} has no 'kind' tag; it was not written by SimECG-Bench")
+        return cls(**values)
+
+    @staticmethod
+    def schema_of(tags: Mapping[str, str]) -> str:
+        """The schema a run's tags were written with (``"1"`` before the schema was tagged)."""
+        return tags.get("schema", "1")

@@ -1,0 +1,152 @@
+"""Pretraining settings, the resolved architecture, the corpus they name, and the encoder's identity.
+
+:class:`PretrainConfig` is what ``[pretrain]`` in a suite and ``simecg-bench pretrain --set
+pretrain.*`` set. :func:`encoder_identity` turns it (and the corpus's content) into the one
+identity of the encoder it trains (:mod:`simecg.identity`); :func:`encoder_dir` is the one cache
+folder of that encoder, shared by ``simecg-bench pretrain`` and ``simecg-bench run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pretraining.mae import MAEConfig, preset
+from simecg.config import coerce
+from simecg.errors import ConfigError
+from simecg.identity import Identity
+from simecg.identity import encoder_identity as _encoder_identity
+from simecg.paths import cache_dir
+
+if TYPE_CHECKING:
+    from pretraining.corpora.base import Corpus
+
+SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("adam", "adamw")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """How to pretrain; defaults are the paper's (PROTOCOL.md, "MAE pretraining").
+
+    ``model`` overrides single :class:`MAEConfig` fields of the preset, e.g.
+    ``--set pretrain.model.depth=4``. ``steps`` defaults to the paper's ~1e9 samples seen at
+    batch 512. Gradient clipping is off (0) as in the paper; ``amp`` means bf16 autocast on GPU.
+    ``threads`` > 0 sets torch's CPU threads for the run (0: torch's default); on a small CPU
+    shared with DataLoader workers, 1 thread avoids oversubscription.
+    """
+
+    corpus: str = "sim"
+    corpus_size: int = 1_000_000
+    corpus_seed: int = 0
+    corpus_options: dict[str, Any] = field(default_factory=dict)
+    preset: str = "paper"
+    model: dict[str, Any] = field(default_factory=dict)
+    steps: int = 2_000_000
+    batch_size: int = 512
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 0.0
+    val_size: int = 5000
+    val_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 50
+    num_workers: int = 2
+    prefetch_factor: int = 2
+    threads: int = 0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"pretrain.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"pretrain.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        for name in ("steps", "batch_size", "val_every", "checkpoint_every", "log_every", "corpus_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"pretrain.{name} must be positive, got {getattr(self, name)}")
+        for name in ("val_size", "warmup_steps", "num_workers", "threads"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"pretrain.{name} must be >= 0, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"pretrain.lr must be positive, got {self.lr}")
+        preset(self.preset)  # raises ConfigError for unknown presets
+
+
+
+
+def model_config(config: PretrainConfig) -> MAEConfig:
+    """The preset's architecture with ``config.model`` overrides applied (type-checked)."""
+    base = preset(config.preset)
+    fields = {f.name: f for f in dataclasses.fields(MAEConfig)}
+    hints = {name: type(getattr(base, name)) for name in fields}
+    changes = {}
+    for key, value in config.model.items():
+        if key not in fields:
+            raise ConfigError(f"unknown model setting pretrain.model.{key}; valid: {', '.join(sorted(fields))}")
+        changes[key] = coerce(value, hints[key], f"pretrain.model.{key}")
+    return dataclasses.replace(base, **changes)
+
+
+
+def lr_at(config: PretrainConfig, step: int) -> float:
+    """Learning rate of (0-based) ``step``: linear warmup, then constant or cosine decay."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return config.lr
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.lr * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine)
+
+
+def corpus_options(config: PretrainConfig) -> Any:
+    """``config.corpus_options`` resolved into the typed ``Options`` of the corpus ``config.corpus``.
+
+    The table may hold CLI text or TOML values, nested (``{"gaussian": {"augment_rate": 0}}``, as
+    ``--set pretrain.corpus_options.gaussian.augment_rate=0`` makes it) or dotted. Unknown keys raise
+    :class:`ConfigError` naming ``pretrain.corpus_options.<key>`` and the valid keys; values of the
+    wrong type raise it naming the key. Every command resolves options here, so they mean the same
+    in ``run``, ``pretrain`` and ``corpus build|preview``.
+    """
+    from pretraining.corpora.base import resolve_options
+    from simecg.registries import CORPORA
+
+    entry = CORPORA.get(config.corpus)
+    options_cls = getattr(entry, "Options", None)
+    if options_cls is None or not dataclasses.is_dataclass(options_cls):
+        raise ConfigError(
+            f"corpus {config.corpus!r} ({getattr(entry, '__module__', '?')}) has no Options dataclass; a registered "
+            "corpus is a class with an Options dataclass, built as cls(size=, seed=, options=)"
+        )
+    return resolve_options(options_cls, config.corpus_options, corpus=config.corpus)
+
+
+def build_corpus(config: PretrainConfig) -> Corpus:
+    """The corpus named by the config, from ``simecg.registries.CORPORA``, with its resolved options."""
+    from simecg.registries import CORPORA
+
+    entry = CORPORA.get(config.corpus)
+    return entry(size=config.corpus_size, seed=config.corpus_seed, options=corpus_options(config))
+
+
+def encoder_identity(config: PretrainConfig, corpus: Corpus | None = None) -> Identity:
+    """The identity of the encoder ``config`` trains (``corpus``: the config's own, if already built)."""
+    corpus = corpus if corpus is not None else build_corpus(config)
+    return _encoder_identity(config, model_config(config), corpus.identity())
+
+
+def encoder_dir(identity: Identity) -> Path:
+    """``<cache>/encoders/<fingerprint>``: the one folder of an encoder, for ``pretrain`` and ``run`` alike."""
+    return cache_dir() / "encoders" / identity.fingerprint

@@ -1,0 +1,135 @@
+"""Identities: what decides whether a result already computed can be reused.
+
+The suite skips and reuses work by fingerprint, so a fingerprint must change exactly when the
+numbers it stands for can change. Three kinds of result have one, each built by one function
+here and nowhere else:
+
+- an **encoder** (:func:`encoder_identity`): every pretraining setting that changes the trained
+  weights, the resolved model architecture, and the corpus's *content* identity (a simulator's
+  name, parameters and version; a folder's file names and content hashes; the real records
+  used; a generator's own identity);
+- a **cell** (:func:`cell_identity`): the cell (model, task, lead, budget, seed, ...), the
+  protocol settings (split, test seed, age bins, fine-tuning, tuning, protocol version), the
+  data version and the model's identity, which for a pretrained model holds its encoder's
+  fingerprint;
+- a **tuning study** (:func:`study_identity`): the cell's identity without the seed (one study
+  serves every seed of a cell).
+
+Settings that cannot change the numbers are left out, all of them in one declared list,
+:data:`IGNORED`. This module is plain data in, plain data out (mappings and dataclasses): it
+knows no model, corpus or suite class, so every package can use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from simecg.config import stable_hash, to_dict
+
+# Bump when the *layout* of identities changes (what goes into which payload), so fingerprints
+# of the old layout can never equal new ones.
+IDENTITY_VERSION = "2"
+
+# Settings that cannot change the numbers, per config section. They may differ between two runs
+# (or a run and its resumption) that share a fingerprint.
+#   pretrain: speed and bookkeeping only. Validation and checkpoints never touch the training
+#   RNG or the weights; ``device`` is left out because CPU and CUDA runs of one config are
+#   documented (README, "Reproducibility") to agree to float tolerance, not bit for bit.
+#   run: options of an invocation (``simecg-bench run``), none of which is part of a config.
+IGNORED: Mapping[str, frozenset[str]] = {
+    "pretrain": frozenset({
+        "num_workers", "prefetch_factor", "threads", "device", "val_every", "checkpoint_every",
+        "keep_checkpoints", "log_every",
+    }),
+    "run": frozenset({"progress", "tracking_uri", "optuna_storage", "shard", "data_dir", "dry_run", "format"}),
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A fingerprint and the payload it hashes (kept so a mismatch can say what differs)."""
+
+    kind: str
+    payload: dict[str, Any]
+
+    @property
+    def fingerprint(self) -> str:
+        return stable_hash({"kind": self.kind, "identity_version": IDENTITY_VERSION, "payload": self.payload})
+
+    def differences(self, before: Mapping[str, Any]) -> list[str]:
+        """``"key.path: old -> new"`` for each value that differs from an earlier payload (for messages)."""
+        return _diff(dict(before), self.payload)
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_dict(value)
+    return to_dict_mapping(value)
+
+
+def to_dict_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-ready copy of a mapping (tuples become lists), as :func:`simecg.config.to_dict` does."""
+    import json
+
+    from simecg.config import _json_default
+
+    return json.loads(json.dumps(dict(value), default=_json_default))
+
+
+def without_ignored(section: str, settings: Any) -> dict[str, Any]:
+    """``settings`` (a dataclass or mapping) as a plain dict, less the :data:`IGNORED` keys of ``section``."""
+    ignored = IGNORED.get(section, frozenset())
+    return {k: v for k, v in _plain(settings).items() if k not in ignored}
+
+
+def encoder_identity(pretrain: Any, model: Any, corpus: Mapping[str, Any]) -> Identity:
+    """The identity of an encoder's weights.
+
+    Args:
+        pretrain: the pretraining config (``PretrainConfig`` or its dict). Its ``corpus_options``
+            are replaced by the corpus's own identity, which holds the resolved options that
+            change its content (a store path, say, does not).
+        model: the resolved architecture (``MAEConfig`` or its dict).
+        corpus: ``Corpus.identity()``: name and content identity of the pretraining data.
+    """
+    settings = without_ignored("pretrain", pretrain)
+    settings.pop("corpus_options", None)
+    return Identity("encoder", {"pretrain": settings, "model": _plain(model), "corpus": to_dict_mapping(corpus)})
+
+
+def cell_identity(
+    cell: Any, protocol: Mapping[str, Any], model: Mapping[str, Any], data_version: str
+) -> Identity:
+    """The identity of one cell's result.
+
+    Args:
+        cell: the cell (model name, task, lead, budget, seed, positives_only, shift).
+        protocol: the suite's settings that shape every cell: split, test seed, age bins,
+            fine-tuning and tuning configs, protocol version.
+        model: the model's identity (registry name, resolved config, and for a pretrained model
+            its encoder's fingerprint).
+        data_version: the task data's version (records, labels, preprocessing).
+    """
+    return Identity("cell", {
+        "cell": _plain(cell), "protocol": to_dict_mapping(protocol), "model": to_dict_mapping(model),
+        "data_version": data_version,
+    })
+
+
+def study_identity(cell: Identity) -> Identity:
+    """The tuning study of a cell: its identity without the seed (shared by all seeds)."""
+    payload = dict(cell.payload)
+    payload["cell"] = {k: v for k, v in payload["cell"].items() if k != "seed"}
+    return Identity("study", payload)
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += _diff(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]

@@ -1,0 +1,94 @@
+"""``pretrain`` and ``run`` share one encoder cache and identity: an encoder is trained once.
+
+The scenario of the identity issue, end to end through the CLI: an encoder pretrained by
+``simecg-bench pretrain`` is used by ``run`` (no second pretraining run); other worker counts
+rerun nothing; a changed corpus (a simulator parameter, a file of a folder corpus) pretrains a
+new encoder and reruns only the cells of the pretrained model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from benchmark.cli import main
+
+PRETRAIN = [
+    "--set", "pretrain.steps=8", "--set", "pretrain.corpus_size=128", "--set", "pretrain.val_size=16",
+    "--set", "pretrain.batch_size=16", "--set", "pretrain.val_every=4", "--set", "pretrain.checkpoint_every=4",
+    "--set", "pretrain.num_workers=0",
+]
+CELLS = ["--set", "grid.models=mae,resnet18-1d", "--set", "grid.seeds=1", "--set", "grid.tasks=demo/af",
+         "--set", "finetune.max_epochs=1", "--set", "finetune.eval_every=1"]
+
+
+def _runs(uri: str, query: str) -> list:
+    client = mlflow.tracking.MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, filter_string=query, max_results=1000)
+
+
+def _pretrain(uri: str, capsys: pytest.CaptureFixture, *extra: str) -> dict:
+    args = ["pretrain", "--suite", "demo", "--corpus", "sim", "--tracking-uri", uri, "--no-progress", "--json",
+            *PRETRAIN, *extra]
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def _run(uri: str, capsys: pytest.CaptureFixture, *extra: str) -> str:
+    args = ["run", "--suite", "demo", "--corpus", "sim", "--tracking-uri", uri, "--no-progress", *PRETRAIN, *CELLS,
+            *extra]
+    assert main(args) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_pretrain_then_run_trains_one_encoder_and_workers_rerun_nothing(tracking_uri: str, capsys, one_thread) -> None:
+    made = _pretrain(tracking_uri, capsys)
+    assert made["trained_now"] is True
+    assert _pretrain(tracking_uri, capsys, "--set", "pretrain.num_workers=2")["trained_now"] is False
+
+    assert "2 ran, 0 already finished" in _run(tracking_uri, capsys)
+    pretrains = _runs(tracking_uri, "tags.kind = 'pretrain'")
+    assert [r.info.run_id for r in pretrains] == [made["run_id"]]  # the pretrain command's run, and no other
+    mae_cell = _runs(tracking_uri, "tags.kind = 'cell' and tags.model = 'mae:sim'")[0]
+    assert mae_cell.data.tags["encoder"] == made["fingerprint"]
+    invocation = _runs(tracking_uri, "tags.kind = 'invocation'")[0]
+    assert invocation.data.params["encoder.sim.run_id"] == made["run_id"]
+
+    # settings that cannot change the numbers change nothing: no new cell, no new pretraining
+    assert "0 ran, 2 already finished" in _run(tracking_uri, capsys, "--set", "pretrain.num_workers=2",
+                                               "--set", "pretrain.threads=1")
+    assert len(_runs(tracking_uri, "tags.kind = 'pretrain'")) == 1
+
+    # a changed corpus: one new pretraining, the pretrained model's cell only
+    changed = _run(tracking_uri, capsys, "--set", "pretrain.corpus_options.ecgsyn.noise_mu=0")
+    assert "1 ran, 1 already finished" in changed
+    pretrains = _runs(tracking_uri, "tags.kind = 'pretrain' and attributes.status = 'FINISHED'")
+    assert len(pretrains) == 2 and len({r.data.tags["fingerprint"] for r in pretrains}) == 2
+
+
+@pytest.mark.slow
+def test_a_changed_file_of_a_folder_corpus_pretrains_again(tmp_path: Path, tracking_uri: str, capsys,
+                                                           one_thread) -> None:
+    folder = tmp_path / "ecgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        np.save(folder / f"{name}.npy", rng.standard_normal((40, 5000)).astype(np.float32))
+    corpus = ["--corpus", "folder", "--set", f"pretrain.corpus_options.path={folder}"]
+    args = ["run", "--suite", "demo", "--tracking-uri", tracking_uri, "--no-progress", *PRETRAIN, *CELLS,
+            "--set", "grid.models=mae", "--set", "pretrain.corpus_size=80", *corpus]
+    assert main(args) == 0 and "1 ran" in capsys.readouterr().out
+    assert main(args) == 0 and "0 ran, 1 already finished" in capsys.readouterr().out
+
+    values = np.load(folder / "b.npy")
+    values[3, 100] += 1.0  # same file, same size, one sample changed
+    np.save(folder / "b.npy", values)
+    assert main(args) == 0 and "1 ran, 0 already finished" in capsys.readouterr().out
+    pretrains = _runs(tracking_uri, "tags.kind = 'pretrain' and attributes.status = 'FINISHED'")
+    assert len({r.data.tags["fingerprint"] for r in pretrains}) == 2

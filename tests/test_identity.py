@@ -1,0 +1,120 @@
+"""Fingerprints change exactly when the numbers can: the invariance tests of the one identity module.
+
+Each test changes one thing and says which fingerprints must move (encoder, cells of the
+pretrained model, cells of baselines, tuning studies) and which must not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from benchmark.cells import enumerate_cells, plan_cells
+from benchmark.config import load_suite
+from benchmark.encoders import SuiteEncoders
+from pretraining.config import PretrainConfig
+from simecg.identity import IGNORED
+
+BASE = {"grid.tasks": "demo/af", "grid.seeds": "1,2", "grid.models": "mae,resnet18-1d"}
+
+
+def fingerprints(overrides: dict[str, str] | None = None, data_version: str = "v1") -> dict[str, dict[str, str]]:
+    """``{"encoder": {...}, "cells": {label: fp}, "studies": {label: fp}}`` of a small demo suite."""
+    suite = load_suite("demo", {**BASE, **(overrides or {})})
+    cells = enumerate_cells(suite)
+    encoders = SuiteEncoders(suite.pretrain)
+    planned = plan_cells(suite, cells, {(c.task, c.lead): data_version for c in cells}, encoders)
+    return {
+        "encoder": {corpus: encoders.identity(corpus).fingerprint for corpus in suite.corpora},
+        "cells": {p.cell.label: p.fingerprint for p in planned},
+        "studies": {p.cell.label: p.study.fingerprint for p in planned},
+    }
+
+
+def moved(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    assert before.keys() == after.keys()
+    return {key for key in before if before[key] != after[key]}
+
+
+MAE = {"mae:sim | demo/af | II | budget all | seed 1", "mae:sim | demo/af | II | budget all | seed 2"}
+RESNET = {"resnet18-1d | demo/af | II | budget all | seed 1", "resnet18-1d | demo/af | II | budget all | seed 2"}
+
+
+@pytest.mark.parametrize("setting", ["pretrain.num_workers=3", "pretrain.threads=2", "pretrain.device=cuda",
+                                     "pretrain.prefetch_factor=8", "pretrain.val_every=7",
+                                     "pretrain.checkpoint_every=11", "pretrain.log_every=3",
+                                     "pretrain.keep_checkpoints=5"])
+def test_workers_threads_device_and_bookkeeping_change_no_fingerprint(setting: str) -> None:
+    key, value = setting.split("=")
+    assert fingerprints({key: value}) == fingerprints()
+
+
+def test_the_ignored_list_names_real_settings() -> None:
+    fields = {f.name for f in dataclasses.fields(PretrainConfig)}
+    assert IGNORED["pretrain"] <= fields  # a typo would silently put a setting back into every fingerprint
+
+
+def test_a_pretraining_setting_moves_the_encoder_and_its_cells_only() -> None:
+    before, after = fingerprints(), fingerprints({"pretrain.lr": "0.002"})
+    assert moved(before["encoder"], after["encoder"]) == {"sim"}
+    assert moved(before["cells"], after["cells"]) == MAE
+    assert moved(before["studies"], after["studies"]) == MAE
+
+
+def test_a_simulator_parameter_moves_the_encoder_and_its_cells_only() -> None:
+    before = fingerprints()
+    after = fingerprints({"pretrain.corpus_options.ecgsyn.noise_mu": "0.0"})
+    assert moved(before["encoder"], after["encoder"]) == {"sim"}
+    assert moved(before["cells"], after["cells"]) == MAE
+
+
+def test_the_simulator_version_moves_the_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pretraining.corpora.sim as sim
+
+    before = fingerprints()
+    monkeypatch.setattr(sim, "SIMULATOR_VERSION", "999")
+    after = fingerprints()
+    assert moved(before["encoder"], after["encoder"]) == {"sim"}
+    assert moved(before["cells"], after["cells"]) == MAE
+
+
+@pytest.mark.parametrize("override", [{"test_seed": "7"}, {"age_bins": "30,50,70"}, {"finetune.lr": "0.5"},
+                                      {"tuning.n_trials": "3"}, {"split": "random"}])
+def test_a_protocol_setting_moves_every_cell_and_study_but_no_encoder(override: dict[str, str]) -> None:
+    before, after = fingerprints(), fingerprints(override)
+    assert before["encoder"] == after["encoder"]
+    assert moved(before["cells"], after["cells"]) == MAE | RESNET
+    assert moved(before["studies"], after["studies"]) == MAE | RESNET
+
+
+def test_the_protocol_version_moves_every_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmark.cells as cells
+
+    before = fingerprints()
+    monkeypatch.setattr(cells, "PROTOCOL_VERSION", "999")
+    after = fingerprints()
+    assert before["encoder"] == after["encoder"]
+    assert moved(before["cells"], after["cells"]) == MAE | RESNET
+
+
+def test_the_data_version_moves_every_cell() -> None:
+    assert moved(fingerprints()["cells"], fingerprints(data_version="v2")["cells"]) == MAE | RESNET
+
+
+def test_a_baseline_setting_moves_its_cells_only() -> None:
+    before, after = fingerprints(), fingerprints({"baselines.resnet18-1d.base_width": "12"})
+    assert before["encoder"] == after["encoder"]
+    assert moved(before["cells"], after["cells"]) == RESNET
+
+
+def test_seeds_share_one_study_and_never_a_cell() -> None:
+    fps = fingerprints()
+    seeds = sorted(label for label in fps["cells"] if label.startswith("mae:sim"))
+    assert fps["cells"][seeds[0]] != fps["cells"][seeds[1]]
+    assert fps["studies"][seeds[0]] == fps["studies"][seeds[1]]
+    assert len(set(fps["studies"].values())) == 2  # one study per model
+
+
+def test_the_same_config_gives_the_same_fingerprints() -> None:
+    assert fingerprints() == fingerprints()

@@ -1,0 +1,107 @@
+"""One run lifecycle: every MLflow run ends FINISHED, FAILED (with its error) or KILLED in one place."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.tags import RunTags
+from benchmark.tracking import Tracker
+from simecg.errors import Terminated, TrackingError
+
+TAGS = RunTags(kind="cell", fingerprint="fp", suite="unit", task="demo/af", model="resnet18-1d", seed=2, budget=10)
+
+
+def _status(tracker: Tracker, run_id: str) -> str:
+    return tracker.client.get_run(run_id).info.status
+
+
+def test_success_ends_finished_and_tags_round_trip(tracking_uri: str) -> None:
+    tracker = Tracker(tracking_uri, "unit")
+    with tracker.run("ok", TAGS, params={"a": 1}) as run:
+        assert _status(tracker, run.run_id) == "RUNNING"
+    stored = tracker.client.get_run(run.run_id)
+    assert stored.info.status == "FINISHED" and stored.data.params["a"] == "1"
+    assert RunTags.from_mlflow(stored.data.tags) == TAGS  # typed values back: budget 10, seed 2
+
+
+def test_an_exception_ends_failed_with_error_and_traceback(tracking_uri: str) -> None:
+    tracker = Tracker(tracking_uri, "unit")
+    with pytest.raises(ZeroDivisionError), tracker.run("bad", TAGS) as run:
+        1 / 0  # noqa: B018
+    stored = tracker.client.get_run(run.run_id)
+    assert stored.info.status == "FAILED"
+    assert stored.data.tags["error"] == "ZeroDivisionError: division by zero"
+    assert "1 / 0" in stored.data.tags["traceback"]
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, Terminated])
+def test_ctrl_c_and_sigterm_end_killed(tracking_uri: str, interrupt: type[BaseException]) -> None:
+    tracker = Tracker(tracking_uri, "unit")
+    with pytest.raises(interrupt), tracker.run("stopped", TAGS) as run:
+        raise interrupt()
+    assert _status(tracker, run.run_id) == "KILLED"
+
+
+def test_logging_an_input_or_a_model_does_not_end_the_run(tracking_uri: str) -> None:
+    tracker = Tracker(tracking_uri, "unit")
+    with tracker.run("inputs", TAGS) as run:
+        run.log_input(pd.DataFrame({"record_id": ["a", "b"], "split": ["train", "test"]}), "split", "split")
+        assert _status(tracker, run.run_id) == "RUNNING"
+        run.log_model(torch.nn.Linear(2, 1), name="model")
+        assert _status(tracker, run.run_id) == "RUNNING"
+        run.log_metrics({"after": 1.0})  # still open for logging
+    stored = tracker.client.get_run(run.run_id)
+    assert stored.info.status == "FINISHED" and stored.data.metrics["after"] == 1.0
+    assert stored.inputs.dataset_inputs[0].dataset.name == "split"
+    assert stored.outputs.model_outputs
+
+
+def test_malformed_tags_are_refused_naming_the_run() -> None:
+    with pytest.raises(TrackingError, match="run r1: tag budget='many'"):
+        RunTags.from_mlflow({"kind": "cell", "budget": "many"}, "r1")
+    with pytest.raises(TrackingError, match="no 'kind' tag"):
+        RunTags.from_mlflow({"task": "x"}, "r2")
+    with pytest.raises(TrackingError, match="run kind"):
+        RunTags(kind="celll")
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_run_kills_its_runs_and_the_rerun_finishes_each_cell_once(tmp_path: Path,
+                                                                                    tracking_uri: str) -> None:
+    env = {**os.environ, "SIMECG_CACHE": str(tmp_path / "cache")}
+    args = [sys.executable, "-m", "benchmark.cli", "run", "--suite", "demo", "--tracking-uri", tracking_uri,
+            "--no-progress", "--set", "grid.models=resnet18-1d", "--set", "grid.seeds=1,2",
+            "--set", "grid.tasks=demo/af", "--set", "finetune.max_epochs=200", "--set", "finetune.patience=200"]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    running = []
+    while time.time() < deadline and not running:  # wait until a cell is training
+        time.sleep(1)
+        experiment = client.get_experiment_by_name("simecg-bench/demo") if Path(tracking_uri[10:]).exists() else None
+        if experiment is not None:
+            running = client.search_runs([experiment.experiment_id], "tags.kind = 'cell' and attributes.status = "
+                                         "'RUNNING'")
+    assert running, "no cell started within 300 s"
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 143, output
+    runs = client.search_runs([experiment.experiment_id], "")
+    assert {r.info.status for r in runs} == {"KILLED"}  # the invocation and the cell it was in
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+
+    quick = [a if a != "finetune.max_epochs=200" else "finetune.max_epochs=2" for a in args]
+    # different fine-tuning settings are another cell; the killed one is simply not finished
+    assert subprocess.run(quick, env=env, capture_output=True, text=True, timeout=600).returncode == 0
+    finished = client.search_runs([experiment.experiment_id], "tags.kind = 'cell' and attributes.status = 'FINISHED'")
+    assert len(finished) == 2 and len({r.data.tags["fingerprint"] for r in finished}) == 2
