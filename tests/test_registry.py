@@ -77,3 +77,47 @@ def test_builtin_registries_hold_the_project_entries() -> None:
     assert "sim" in CORPORA
     assert "resnet18-1d" in BASELINES
     assert len([t for t in TASKS.names() if not t.startswith("demo/")]) == 26
+
+
+def test_a_lazy_entry_is_imported_on_its_first_lookup_only(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "simecg_lazy_probe.py").write_text("class Thing:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("simecg_lazy_probe", None)
+    reg: Registry[object] = Registry("widget")
+    reg.add_lazy("thing", "simecg_lazy_probe:Thing", colour="blue")
+    assert reg.names() == ["thing"] and "thing" in reg
+    assert "simecg_lazy_probe" not in sys.modules  # listing names imports nothing
+    assert reg.get("thing").__name__ == "Thing"
+    assert "simecg_lazy_probe" in sys.modules
+    assert reg.metadata("thing") == {"colour": "blue"}
+    sys.modules.pop("simecg_lazy_probe", None)
+
+
+def test_a_lazy_entry_that_cannot_be_imported_says_which() -> None:
+    reg: Registry[object] = Registry("widget")
+    reg.add_lazy("ghost", "no_such_module_xyz:Ghost")
+    with pytest.raises(ConfigError, match="cannot load 'no_such_module_xyz:Ghost'"):
+        reg.get("ghost")
+    with pytest.raises(ConfigError, match="must look like 'module:attr'"):
+        reg.add_lazy("bad", "no_colon")
+
+
+def test_builtins_are_declared_as_entry_points_like_plugins() -> None:
+    from importlib.metadata import entry_points
+
+    declared = {ep.name: ep.value for ep in entry_points(group="simecg_bench.baselines")}
+    assert declared["resnet18-1d"] == "baselines.resnet1d:ResNet18_1d"
+    assert declared["mae"] == "baselines.pretrained_mae:PretrainedMAE"
+
+
+def test_the_core_imports_no_benchmark_module() -> None:
+    import ast
+
+    core = Path(__file__).resolve().parents[1] / "simecg"
+    for file in core.glob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not [n for n in names if n.split(".")[0] in ("benchmark", "pretraining", "baselines")], file
+        assert "benchmark." not in file.read_text(), f"{file} names a benchmark module"
