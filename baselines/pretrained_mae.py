@@ -52,7 +52,10 @@ class PretrainedMAE(NeuralBaseline):
 
     @classmethod
     def identity(cls, config: PretrainedMAEConfig, encoders: EncoderSource | None) -> dict[str, Any]:
-        return {"config": to_dict(config), "encoder": _source(encoders).identity(config.corpus).fingerprint}
+        encoder = _source(encoders).identity(config.corpus)
+        return {"config": to_dict(config), "encoder": encoder.fingerprint,
+                # pretrained on downstream test records (ptbxl-all): every output says so
+                "sees_test_records": bool(encoder.payload.get("corpus", {}).get("sees_test_records", False))}
 
     @classmethod
     def prepare(cls, config: PretrainedMAEConfig, encoders: EncoderSource | None) -> None:

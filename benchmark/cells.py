@@ -51,7 +51,7 @@ def enumerate_cells(suite: SuiteConfig) -> list[Cell]:
     cells: list[Cell] = []
     seen: set[Cell] = set()
     for grid in suite.grids:
-        models = [m for name in grid.models for m in _expand_model(name, suite.corpora)]
+        models = [m for name in grid.models for m in _expand_model(name, suite.grid_corpora(grid))]
         for task in suite.resolved_tasks(grid):
             for lead in grid.leads:
                 for budget in grid.budgets:
@@ -89,6 +89,7 @@ class PlannedCell:
     model: ModelSpec
     identity: Identity
     encoder: str = ""  # the encoder's fingerprint, for pretrained models
+    sees_test_records: bool = False  # the model was pretrained on records of downstream test splits
 
     @property
     def fingerprint(self) -> str:
@@ -114,7 +115,8 @@ def plan_cells(
             model_ids[cell.model] = specs[cell.model].identity(encoders)
         model_id = model_ids[cell.model]
         identity = cell_identity(cell, protocol, model_id, data_versions[(cell.task, cell.lead)])
-        planned.append(PlannedCell(cell, specs[cell.model], identity, str(model_id.get("encoder", ""))))
+        planned.append(PlannedCell(cell, specs[cell.model], identity, str(model_id.get("encoder", "")),
+                                   bool(model_id.get("sees_test_records", False))))
     return planned
 
 

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "benchmark.commands.data",
     "benchmark.commands.corpus",
     "benchmark.commands.pretrain",
+    "benchmark.commands.generators",
 )
 
 

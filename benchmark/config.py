@@ -21,7 +21,7 @@ from baselines.training import TrainConfig
 from benchmark.demographics import age_group_names
 from benchmark.registries import SUITES, TASKS
 from pretraining.config import PretrainConfig
-from simecg.config import apply_overrides, from_dict
+from simecg.config import apply_overrides, flatten, from_dict
 from simecg.errors import ConfigError
 from simecg.registries import BASELINES, CORPORA
 
@@ -54,6 +54,8 @@ class GridConfig:
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     positives_only: bool = False
     shifts: tuple[str, ...] = ("",)  # "" = no shift; "sex:M->F" = train/validate on M, test on F
+    corpora: tuple[str, ...] | None = None  # pretraining sources of this grid's "mae": None = the suite's;
+    # a list keeps those of the suite's it names (so `--corpus` narrows every grid)
     name: str = "main"
 
 
@@ -64,7 +66,7 @@ class SuiteConfig:
     name: str
     description: str = ""
     synthetic: bool = False  # True: data made by the simulator; results are pipeline checks, not evidence
-    corpora: tuple[str, ...] = ("sim",)
+    corpora: tuple[str, ...] = ("sim",)  # pretraining sources: corpus names or names of [sources.*] tables
     split: str = "paper"
     test_seed: int = 123
     age_bins: tuple[int, ...] = (40, 60, 80)  # age-group edges for per-group metrics and shifts
@@ -73,6 +75,25 @@ class SuiteConfig:
     finetune: TrainConfig = field(default_factory=TrainConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-baseline Config overrides
+    # Named pretraining sources: [sources.sim-2k] corpus = "sim", corpus_size = 2000 makes a column
+    # mae:sim-2k; [sources.vae] corpus_options.preset = "tiny" sets one corpus's own options. Keys
+    # are PretrainConfig fields (dotted), applied over [pretrain]; "corpus" defaults to the name.
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def grid_corpora(self, grid: GridConfig) -> tuple[str, ...]:
+        """The pretraining sources whose MAE a grid's ``mae`` stands for."""
+        if grid.corpora is None:
+            return self.corpora
+        return tuple(c for c in grid.corpora if c in self.corpora)
+
+    def source_config(self, source: str) -> PretrainConfig:
+        """The pretraining config of one source: ``[pretrain]``, then its ``[sources.<name>]`` table."""
+        overrides = flatten(dict(self.sources.get(source, {})))  # corpus_options.* merge into [pretrain]'s
+        corpus = str(overrides.pop("corpus", source))
+        try:
+            return apply_overrides(dataclasses.replace(self.pretrain, corpus=corpus), overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"suite {self.name!r}: [sources.{source}] {exc}") from None
 
     def resolved_tasks(self, grid: GridConfig) -> list[str]:
         """Expand task patterns (``ptbxl/*``) against the task registry, keeping order."""
@@ -107,9 +128,15 @@ class SuiteConfig:
         if any(PRETRAINED in grid.models for grid in self.grids):
             from pretraining.config import corpus_options
 
-            for corpus in self.corpora:  # an unknown corpus or a wrong option fails now, not after hours
-                CORPORA.get(corpus)
-                corpus_options(dataclasses.replace(self.pretrain, corpus=corpus))
+            for source in self.corpora:  # an unknown corpus or a wrong option fails now, not after hours
+                config = self.source_config(source)
+                try:
+                    CORPORA.get(config.corpus)
+                except ConfigError as exc:
+                    if source in self.sources:
+                        raise ConfigError(f"suite {self.name!r}: [sources.{source}] {exc}") from None
+                    raise
+                corpus_options(config)
         for name, overrides in self.baselines.items():
             BASELINES.get(name).make_config(overrides)
         return self

@@ -18,7 +18,6 @@ trains (none trains it twice). :class:`SuiteEncoders` is the runner's
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import shutil
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.config import SuiteConfig
 from benchmark.tags import RunTags
 from benchmark.tracking import Tracker
 from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity
@@ -77,6 +77,10 @@ def provision_encoder(
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
         if run is not None and not distributed and _fetch(tracker, run_id, folder, identity):
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
+        if hasattr(corpus, "prepare"):  # sampled from a trained generator (vae, gan): get it first, only if needed
+            from benchmark.generators import provision_generator
+
+            provision_generator(corpus, tracker=tracker, parent=parent, progress=progress)
         return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
 
 
@@ -135,16 +139,20 @@ def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> b
 
 def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker | None,
               parent: str | None, progress: bool, suite: str) -> ProvisionedEncoder:
-    from pretraining.loop import pretrain
+    from pretraining.loop import pretrain, resume_from_prefix
 
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a longer run of the same trajectory continues a shorter one
+        resume_from_prefix(folder, identity, config, [encoder_dir(identity).parent])
     if tracker is None or int(os.environ.get("RANK", "0")) != 0:
         result = pretrain(config, folder, progress=progress, corpus=corpus, identity=identity)
         return ProvisionedEncoder(result.checkpoint, identity, None, trained_now=True)
     tracker.kill_stale(identity.fingerprint)
     tags = RunTags(kind="pretrain", fingerprint=identity.fingerprint, suite=suite, corpus=config.corpus,
-                   preset=config.preset)
+                   preset=config.preset,
+                   sees_test_records=bool(identity.payload["corpus"].get("sees_test_records", False)))
     try:
         with tracker.run(f"pretrain {config.corpus}", tags, params=flatten(to_dict(config)), parent=parent) as run:
+            run.log_params({"corpus.ecgs": len(corpus)})  # what the corpus holds (ptbxl: capped by the data)
             _log_corpus_preview(run, corpus)
             result = pretrain(config, folder, logger=run, progress=progress, corpus=corpus, identity=identity)
             run.log_metrics({"final_val_loss": result.val_loss, "steps": result.steps})
@@ -177,24 +185,25 @@ def _log_corpus_preview(run: Any, corpus: Any) -> None:
 
 
 class SuiteEncoders:
-    """The runner's :class:`~baselines.base.EncoderSource`: one encoder per corpus of a suite.
+    """The runner's :class:`~baselines.base.EncoderSource`: one encoder per pretraining source of a suite.
 
-    ``identity(corpus)`` computes fingerprints without training (plans, ``--dry-run``);
-    ``path(corpus)`` provisions the encoder once per process.
+    A source is a corpus name or a named ``[sources.<name>]`` table of the suite
+    (:meth:`SuiteConfig.source_config`). ``identity(source)`` computes fingerprints without
+    training (plans, ``--dry-run``); ``path(source)`` provisions the encoder once per process.
     """
 
-    def __init__(self, pretrain: PretrainConfig, tracker: Tracker | None = None, parent: str | None = None,
-                 progress: bool = False, suite: str = ""):
-        self.pretrain = pretrain
+    def __init__(self, suite: SuiteConfig, tracker: Tracker | None = None, parent: str | None = None,
+                 progress: bool = False):
+        self.suite_config = suite
+        self.suite = suite.name
         self.tracker = tracker
         self.parent = parent
         self.progress = progress
-        self.suite = suite
         self._identities: dict[str, Identity] = {}
         self.provisioned: dict[str, ProvisionedEncoder] = {}
 
-    def config(self, corpus: str) -> PretrainConfig:
-        return dataclasses.replace(self.pretrain, corpus=corpus)
+    def config(self, source: str) -> PretrainConfig:
+        return self.suite_config.source_config(source)
 
     def identity(self, corpus: str) -> Identity:
         if corpus not in self._identities:

@@ -22,6 +22,7 @@ from simecg.registries import BASELINES
 
 log = logging.getLogger(__name__)
 
+LEAK_MARK = "†"  # beside a model pretrained on downstream test records
 FORMATS = ("table", "csv", "markdown", "json")
 METRICS = ("test_f1", "test_auroc", "test_auprc")
 
@@ -74,13 +75,15 @@ class Leaderboard:
             return pd.DataFrame()
         cell = self.rows.assign(text=[_pm(m, s) for m, s in zip(self.rows.test_f1, self.rows.test_f1_sd, strict=True)])
         table = cell.pivot(index="task", columns="model", values="text")
+        table = table.rename(columns={m: f"{m}{LEAK_MARK}" for m in self.leaky_models()})
         means = self.rows.groupby("model").test_f1.mean()
-        table.loc["mean"] = [f"{means[m]:.3f}" for m in table.columns]
+        table.loc["mean"] = [f"{means[m.removesuffix(LEAK_MARK)]:.3f}" for m in table.columns]
         for model in self.summary.model if not self.summary.empty else []:
             gains = self.rows[self.rows.model == model].set_index("task").relative_gain_pct
+            mark = LEAK_MARK if model in self.leaky_models() else ""
             column = [f"{gains[t]:+.2f}%" if t in gains and not math.isnan(gains[t]) else "" for t in table.index[:-1]]
             mean_gain = self.summary.set_index("model").loc[model, "mean_relative_gain_pct"]
-            table[f"gain {model}"] = column + [f"{mean_gain:+.2f}%" if not math.isnan(mean_gain) else ""]
+            table[f"gain {model}{mark}"] = column + [f"{mean_gain:+.2f}%" if not math.isnan(mean_gain) else ""]
         return table.fillna("")
 
     def _header(self) -> str:
@@ -88,7 +91,16 @@ class Leaderboard:
         head = f"Leaderboard: suite {self.suite}, lead {self.lead}, budget {budget}, test F1 (mean ± sd over seeds)"
         if self.synthetic:
             head += "\nSYNTHETIC DATA: simulator-made tasks, a pipeline check, not evidence"
+        for model in self.leaky_models():
+            head += (f"\n{model}{LEAK_MARK}: pretrained on every PTB-XL record, downstream test records included "
+                     "(as the authors did); its PTB-XL results are optimistic")
         return head
+
+    def leaky_models(self) -> list[str]:
+        """Models pretrained on records of downstream test splits (``ptbxl-all``)."""
+        if self.rows.empty or "sees_test_records" not in self.rows:
+            return []
+        return sorted(self.rows[self.rows.sees_test_records.astype(bool)].model.unique())
 
     def _summary_lines(self) -> list[str]:
         lines = []
@@ -140,7 +152,8 @@ def runs_frame(tracker: Tracker) -> pd.DataFrame:
         rows.append({
             "task": tags.task, "model": tags.model, "lead": tags.lead, "budget": tags.budget,
             "positives_only": tags.positives_only, "shift": tags.shift, "seed": tags.seed,
-            "synthetic": tags.synthetic, **{m: run.data.metrics.get(m, math.nan) for m in METRICS},
+            "synthetic": tags.synthetic, "sees_test_records": tags.sees_test_records,
+            **{m: run.data.metrics.get(m, math.nan) for m in METRICS},
         })
     return pd.DataFrame(rows)
 
@@ -164,6 +177,7 @@ def build_leaderboard(
         n_seeds=("seed", "nunique"),
         test_auroc=("test_auroc", "mean"),
         test_auprc=("test_auprc", "mean"),
+        sees_test_records=("sees_test_records", "any"),
     ).reset_index()
     rows, summary = _relative_gains(agg)
     return Leaderboard(suite, lead, budget, rows, summary, synthetic)

@@ -97,7 +97,7 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
         lead=cell.lead, budget=cell.budget, positives_only=cell.positives_only, seed=cell.seed, shift=cell.shift,
         dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
         study=planned.study.fingerprint if suite.tuning.n_trials > 0 else "", corpus=cell.corpus or "",
-        encoder=planned.encoder,
+        encoder=planned.encoder, sees_test_records=planned.sees_test_records,
     )
     params = {**flatten({"finetune": to_dict(suite.finetune), "tuning": to_dict(suite.tuning)}),
               **flatten({"model": spec.identity(context.encoders)}),

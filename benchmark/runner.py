@@ -8,6 +8,7 @@ a child run. A failure in one cell is logged as a FAILED run and does not stop t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ def run_suite(
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
+    suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
     data = load_data(cells, data_dir)  # first, so missing data fails before anything is logged
     tracker = Tracker(tracking_uri, suite.name)
@@ -70,7 +72,7 @@ def run_suite(
         report = RunReport(suite.name, tracker.experiment_id, invocation.run_id, tracker.uri, total=len(cells),
                            synthetic=suite.synthetic)
         try:
-            encoders = SuiteEncoders(suite.pretrain, tracker, invocation.run_id, progress, suite.name)
+            encoders = SuiteEncoders(suite, tracker, invocation.run_id, progress)
             context = CellContext(suite, tracker, invocation.run_id,
                                   optuna_storage or default_optuna_storage(tracker.uri), encoders, data)
             for task_data in data.values():
@@ -95,6 +97,13 @@ def run_suite(
                                     "cells_ran": report.ran, "cells_failed": len(report.failed),
                                     "wall_seconds": report.seconds})
     return report
+
+
+def with_data_dir(suite: SuiteConfig, data_dir: str | Path | None) -> SuiteConfig:
+    """The suite whose corpora of real data (``ptbxl``, ``vae``, ``gan``) read the run's ``--data-dir``."""
+    if data_dir is None or suite.pretrain.data_dir is not None:
+        return suite
+    return dataclasses.replace(suite, pretrain=dataclasses.replace(suite.pretrain, data_dir=str(data_dir)))
 
 
 def load_data(cells: list[Any], data_dir: str | Path | None) -> dict[tuple[str, str], TaskData]:
@@ -148,11 +157,12 @@ def dry_run(
     shard_spec: tuple[int, int] = (0, 1),
 ) -> list[str]:
     """One line per cell of this shard: ``finished``/``pending``, fingerprint and label (``--dry-run``)."""
+    suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
     data = load_data(cells, data_dir)
     finished = Tracker(tracking_uri, suite.name).finished_fingerprints()
     lines = []
-    for planned in plan(suite, cells, data, SuiteEncoders(suite.pretrain)):
+    for planned in plan(suite, cells, data, SuiteEncoders(suite)):
         status = "finished" if planned.fingerprint in finished else "pending"
         lines.append(f"{status:8s} {planned.fingerprint} {planned.cell.label}")
     return lines

@@ -21,7 +21,7 @@ from typing import Any
 from simecg.errors import TrackingError
 
 TAG_SCHEMA = "2"
-KINDS = ("invocation", "pretrain", "cell")
+KINDS = ("invocation", "pretrain", "cell", "report", "generator")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class RunTags:
     # pretrained models and pretraining runs
     corpus: str = ""
     encoder: str = ""  # the encoder's fingerprint (cells of pretrained models)
+    sees_test_records: bool = False  # pretrained on records of downstream test splits (ptbxl-all)
     preset: str = ""
     # invocations
     corpora: str = ""  # comma-separated

@@ -43,6 +43,7 @@ class PretrainConfig:
     corpus_size: int = 1_000_000
     corpus_seed: int = 0
     corpus_options: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None  # where corpora of real data (ptbxl, vae, gan) read; `run --data-dir` sets it
     preset: str = "paper"
     model: dict[str, Any] = field(default_factory=dict)
     steps: int = 2_000_000
@@ -138,7 +139,11 @@ def build_corpus(config: PretrainConfig) -> Corpus:
     from simecg.registries import CORPORA
 
     entry = CORPORA.get(config.corpus)
-    return entry(size=config.corpus_size, seed=config.corpus_seed, options=corpus_options(config))
+    options = corpus_options(config)
+    fields = {f.name for f in dataclasses.fields(options)}
+    if config.data_dir and "data_dir" in fields and options.data_dir is None:  # the run's --data-dir
+        options = dataclasses.replace(options, data_dir=str(config.data_dir))
+    return entry(size=config.corpus_size, seed=config.corpus_seed, options=options)
 
 
 def encoder_identity(config: PretrainConfig, corpus: Corpus | None = None) -> Identity:

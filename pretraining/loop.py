@@ -102,6 +102,56 @@ def pretrain(
         ddp.teardown(ctx)
 
 
+def write_identity(out_dir: Path, identity: Identity, config: PretrainConfig) -> None:
+    """``out_dir/identity.json``: which encoder the folder holds (atomically written)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"identity_version": IDENTITY_VERSION, "fingerprint": identity.fingerprint,
+               "payload": identity.payload, "config": to_dict(config)}
+    path = out_dir / IDENTITY_FILE
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def resume_from_prefix(out_dir: Path, identity: Identity, config: PretrainConfig, roots: list[Path]) -> int:
+    """Start ``out_dir`` from the longest run of the same trajectory with fewer steps; return its step.
+
+    With a constant learning rate the encoder after ``k`` steps of a long run is the encoder
+    trained for ``k`` steps, so a run for more steps can continue a shorter one instead of
+    starting over (the ``progress`` suite's seven checkpoints cost one run). Only folders under
+    ``roots`` whose identity differs in ``pretrain.steps`` alone qualify; their last checkpoint is
+    copied, never moved. Returns 0 when there is none (or ``out_dir`` already has checkpoints).
+    """
+    if config.schedule != "constant" or ckpt.latest_checkpoint(out_dir / "checkpoints") is not None:
+        return 0
+    best: tuple[int, Path] | None = None
+    for root in roots:
+        for file in sorted(root.glob(f"*/{IDENTITY_FILE}")):
+            try:
+                stored = json.loads(file.read_text())
+                if stored["identity_version"] != IDENTITY_VERSION or file.parent == out_dir:
+                    continue
+                diffs = identity.differences(stored["payload"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if not diffs or not all(d.startswith("pretrain.steps:") for d in diffs):
+                continue
+            for step, path in ckpt.list_checkpoints(file.parent / "checkpoints"):
+                if step <= config.steps and (best is None or step > best[0]):
+                    best = (step, path)
+    if best is None:
+        return 0
+    import shutil
+
+    write_identity(out_dir, identity, config)
+    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    target = ckpt.step_path(out_dir / "checkpoints", best[0])
+    shutil.copyfile(best[1], target.with_suffix(".partial"))
+    target.with_suffix(".partial").replace(target)
+    log.info("encoder %s continues the run in %s from step %d", identity.fingerprint, best[1].parent.parent, best[0])
+    return best[0]
+
+
 def stored_identity(out_dir: Path, config: PretrainConfig) -> Identity | None:
     """The identity a run folder recorded, if it was made with the same settings as ``config``.
 
@@ -174,13 +224,7 @@ class _Run:
         """Record the run's identity (after every process has compared it with the old one)."""
         ddp.barrier(self.ctx)
         if self.ctx.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            payload = {"identity_version": IDENTITY_VERSION, "fingerprint": self.fingerprint,
-                       "payload": self.identity.payload, "config": to_dict(self.config)}
-            path = self.out_dir / IDENTITY_FILE
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-            tmp.replace(path)
+            write_identity(self.out_dir, self.identity, self.config)
 
     # ---- main ---------------------------------------------------------------------------
     def run(self) -> PretrainResult:

@@ -1,13 +1,16 @@
 """Identities: what decides whether a result already computed can be reused.
 
 The suite skips and reuses work by fingerprint, so a fingerprint must change exactly when the
-numbers it stands for can change. Three kinds of result have one, each built by one function
+numbers it stands for can change. Four kinds of result have one, each built by one function
 here and nowhere else:
 
 - an **encoder** (:func:`encoder_identity`): every pretraining setting that changes the trained
   weights, the resolved model architecture, and the corpus's *content* identity (a simulator's
   name, parameters and version; a folder's file names and content hashes; the real records
   used; a generator's own identity);
+- a **generator** (:func:`generator_identity`): the resolved config of a VAE or GAN that a
+  ``vae``/``gan`` corpus samples from (model, architecture, training settings, seed) and the
+  identity of its training data (records used, lead, data version);
 - a **cell** (:func:`cell_identity`): the cell (model, task, lead, budget, seed, ...), the
   protocol settings (split, test seed, age bins, fine-tuning, tuning, protocol version), the
   data version and the model's identity, which for a pretrained model holds its encoder's
@@ -37,14 +40,17 @@ IDENTITY_VERSION = "2"
 # (or a run and its resumption) that share a fingerprint.
 #   pretrain: speed and bookkeeping only. Validation and checkpoints never touch the training
 #   RNG or the weights; ``device`` is left out because CPU and CUDA runs of one config are
-#   documented (README, "Reproducibility") to agree to float tolerance, not bit for bit.
+#   documented (README, "Reproducibility") to agree to float tolerance, not bit for bit;
+#   ``data_dir`` is where real data sits (the records used are in the corpus identity).
 #   run: options of an invocation (``simecg-bench run``), none of which is part of a config.
 IGNORED: Mapping[str, frozenset[str]] = {
     "pretrain": frozenset({
         "num_workers", "prefetch_factor", "threads", "device", "val_every", "checkpoint_every",
-        "keep_checkpoints", "log_every",
+        "keep_checkpoints", "log_every", "data_dir",
     }),
     "run": frozenset({"progress", "tracking_uri", "optuna_storage", "shard", "data_dir", "dry_run", "format"}),
+    #   generator: bookkeeping of a generator's training (checkpoints, logs, sample grids).
+    "generator": frozenset({"checkpoint_every", "keep_checkpoints", "log_every", "sample_every"}),
 }
 
 
@@ -98,6 +104,18 @@ def encoder_identity(pretrain: Any, model: Any, corpus: Mapping[str, Any]) -> Id
     settings = without_ignored("pretrain", pretrain)
     settings.pop("corpus_options", None)
     return Identity("encoder", {"pretrain": settings, "model": _plain(model), "corpus": to_dict_mapping(corpus)})
+
+
+def generator_identity(settings: Any, data: Mapping[str, Any]) -> Identity:
+    """The identity of a trained generator (the VAE or DCGAN behind the ``vae``/``gan`` corpora).
+
+    Args:
+        settings: the generator's resolved config (a dataclass or dict: model kind, preset with
+            overrides, training settings, seed); its :data:`IGNORED` ``["generator"]`` keys are dropped.
+        data: the identity of its training data (records used, lead, data version; no location).
+    """
+    return Identity("generator", {"generator": without_ignored("generator", settings),
+                                  "data": to_dict_mapping(data)})
 
 
 def cell_identity(

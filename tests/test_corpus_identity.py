@@ -21,7 +21,8 @@ HOUR_NS = 3600 * 10**9
 
 
 def sim_config(**options) -> PretrainConfig:
-    return PretrainConfig(corpus="sim", corpus_size=20, corpus_seed=1, corpus_options=options)
+    """A simulator corpus whose default simulator is ECGSYN (so Gaussian settings are unused)."""
+    return PretrainConfig(corpus="ecgsyn", corpus_size=20, corpus_seed=1, corpus_options=options)
 
 
 def folder_config(path, **options) -> PretrainConfig:
@@ -47,7 +48,7 @@ def _write_folder(path) -> None:
 
 def test_sim_identity_follows_simulator_settings_and_version_not_the_store_path(tmp_path, monkeypatch):
     base = build_corpus(sim_config()).identity()
-    assert base["name"] == "sim" and (base["size"], base["seed"]) == (20, 1)
+    assert base["name"] == "ecgsyn" and (base["size"], base["seed"]) == (20, 1)
     assert json.loads(json.dumps(base)) == base and str(tmp_path) not in json.dumps(base)
     assert build_corpus(sim_config(ecgsyn={"hr_mean_mu": 70})).identity() != base
     assert build_corpus(sim_config(simulator="gaussian")).identity() != base

@@ -16,16 +16,29 @@ from simecg.registries import CORPORA
 
 
 def make(size: int, seed: int = 0, **options):
-    """The sim corpus as every command builds it: ``options`` as ``pretrain.corpus_options`` (text allowed)."""
-    return build_corpus(PretrainConfig(corpus="sim", corpus_size=size, corpus_seed=seed, corpus_options=options))
+    """The ecgsyn corpus as every command builds it: ``options`` as ``pretrain.corpus_options`` (text allowed)."""
+    return build_corpus(PretrainConfig(corpus="ecgsyn", corpus_size=size, corpus_seed=seed, corpus_options=options))
 
 
-def test_registered_class_builds_an_ecgsyn_corpus_by_default():
-    entry = CORPORA.get("sim")
+def test_sim_is_simecg_n_and_ecgsyn_its_own_corpus():
+    sim = CORPORA.get("sim")(size=20, seed=3)
+    assert sim.name == "sim" and sim.options.simulator == "gaussian"  # SimECG-N, the study's main corpus
+    assert set(sim.identity()["simulators"]) == {"gaussian"}
+    ecgsyn = CORPORA.get("ecgsyn")(size=20, seed=3)
+    assert ecgsyn.identity()["name"] == "ecgsyn" != sim.identity()["name"]
+    # the same simulator and settings under both names are still two corpora (two identities)
+    as_sim = build_corpus(PretrainConfig(corpus="sim", corpus_size=20, corpus_seed=3,
+                                         corpus_options={"simulator": "ecgsyn"}))
+    assert np.array_equal(as_sim.get_batch(np.arange(3)), ecgsyn.get_batch(np.arange(3)))
+    assert as_sim.identity() != ecgsyn.identity()
+
+
+def test_registered_ecgsyn_class_builds_an_ecgsyn_corpus_by_default():
+    entry = CORPORA.get("ecgsyn")
     assert dataclasses.is_dataclass(entry.Options) and entry.Options().simulator == "ecgsyn"
     corpus = entry(size=50, seed=3, options=entry.Options())
     assert isinstance(corpus, Corpus)
-    assert corpus.name == "sim" and len(corpus) == 50
+    assert corpus.name == "ecgsyn" and len(corpus) == 50
     batch = corpus.get_batch(np.array([0, 49]))
     assert batch.dtype == np.float32 and batch.shape == (2, 5000)
     identity = corpus.identity()

@@ -18,8 +18,8 @@ class Killed(Exception):
 
 
 def config(n: int, seed: int = 0, **options) -> PretrainConfig:
-    """The sim corpus of ``n`` ECGs, as ``corpus build`` and ``pretrain`` describe it."""
-    return PretrainConfig(corpus="sim", corpus_size=n, corpus_seed=seed, corpus_options=options)
+    """The ecgsyn corpus of ``n`` ECGs, as ``corpus build`` and ``pretrain`` describe it."""
+    return PretrainConfig(corpus="ecgsyn", corpus_size=n, corpus_seed=seed, corpus_options=options)
 
 
 def sim(n: int, seed: int = 0, **options):
@@ -80,8 +80,10 @@ def test_a_store_of_another_corpus_is_refused(tmp_path):
         build_store(config(10, 2), tmp_path, workers=1, shard_size=8)
     with pytest.raises(DataMissingError, match="corpus build"):
         sim(10, path=str(tmp_path / "nowhere"))
-    entry = CORPORA.get("sim")
+    entry = CORPORA.get("ecgsyn")
     assert len(entry(size=12, seed=1, options=entry.Options(path=str(tmp_path)))) == 12
+    with pytest.raises(ConfigError, match="name: 'ecgsyn' -> 'sim'"):  # a store of ecgsyn is not one of sim
+        CORPORA.get("sim")(size=12, seed=1, options=CORPORA.get("sim").Options(simulator="ecgsyn", path=str(tmp_path)))
 
 
 @pytest.mark.slow
@@ -95,7 +97,7 @@ def test_a_killed_build_process_resumes_without_redoing_finished_shards(tmp_path
     code = (
         "from pretraining.config import PretrainConfig\n"
         "from pretraining.corpora.store import build_store\n"
-        "build_store(PretrainConfig(corpus_size=3000, corpus_seed=4), "
+        "build_store(PretrainConfig(corpus='ecgsyn', corpus_size=3000, corpus_seed=4), "
         f"{str(tmp_path)!r}, workers=1, shard_size=100, progress=False)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ})

@@ -54,8 +54,11 @@ def test_corpus_batches_are_raw_millivolts_and_deterministic(shared_data, tmp_pa
 
 
 def test_corpus_rejects_impossible_sizes_and_unknown_options(shared_data, tmp_path):
-    with pytest.raises(ConfigError, match="eligible PTB-XL training records"):
-        ptbxl(10**6, data_dir=shared_data, cache_dir=tmp_path)
+    # the corpus size caps what the data holds: a paper-sized request takes every eligible record
+    assert len(ptbxl(10**6, data_dir=shared_data, cache_dir=tmp_path)) == len(ptbxl(None, data_dir=shared_data,
+                                                                                     cache_dir=tmp_path))
+    with pytest.raises(ConfigError, match="size must be positive"):
+        ptbxl(0, data_dir=shared_data, cache_dir=tmp_path)
     from pretraining.config import PretrainConfig, corpus_options
 
     with pytest.raises(ConfigError, match=r"unknown option pretrain\.corpus_options\.colour .*valid: cache_dir, "

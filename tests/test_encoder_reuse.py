@@ -66,7 +66,7 @@ def test_pretrain_then_run_trains_one_encoder_and_workers_rerun_nothing(tracking
     assert len(_runs(tracking_uri, "tags.kind = 'pretrain'")) == 1
 
     # a changed corpus: one new pretraining, the pretrained model's cell only
-    changed = _run(tracking_uri, capsys, "--set", "pretrain.corpus_options.ecgsyn.noise_mu=0")
+    changed = _run(tracking_uri, capsys, "--set", "pretrain.corpus_options.gaussian.augment_rate=1")
     assert "1 ran, 1 already finished" in changed
     pretrains = _runs(tracking_uri, "tags.kind = 'pretrain' and attributes.status = 'FINISHED'")
     assert len(pretrains) == 2 and len({r.data.tags["fingerprint"] for r in pretrains}) == 2
@@ -92,3 +92,35 @@ def test_a_changed_file_of_a_folder_corpus_pretrains_again(tmp_path: Path, track
     assert main(args) == 0 and "1 ran, 0 already finished" in capsys.readouterr().out
     pretrains = _runs(tracking_uri, "tags.kind = 'pretrain' and attributes.status = 'FINISHED'")
     assert len({r.data.tags["fingerprint"] for r in pretrains}) == 2
+
+
+def test_a_longer_constant_schedule_run_continues_the_shorter_one(tmp_path: Path, one_thread) -> None:
+    import dataclasses
+
+    import torch
+
+    from benchmark.encoders import provision_encoder
+    from pretraining import checkpoint as ckpt
+    from pretraining.config import PretrainConfig
+    from pretraining.loop import pretrain
+
+    base = PretrainConfig(corpus="sim", preset="tiny", corpus_size=128, val_size=16, batch_size=16, steps=8,
+                          val_every=4, checkpoint_every=4, num_workers=0)
+    short = provision_encoder(base, progress=False)
+    longer = provision_encoder(dataclasses.replace(base, steps=12), progress=False)
+    assert longer.identity.fingerprint != short.identity.fingerprint
+    assert [s for s, _ in ckpt.list_checkpoints(longer.path.parent / "checkpoints")] == [8, 12]  # began at 8
+    straight = pretrain(dataclasses.replace(base, steps=12), tmp_path / "straight", progress=False)
+    a, b = ckpt.read(longer.path)["encoder"], ckpt.read(straight.checkpoint)["encoder"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5, msg=name)
+    # which runs qualify: only the same trajectory (a constant schedule), fewer steps, the longest of them
+    from pretraining.config import encoder_dir, encoder_identity
+    from pretraining.loop import resume_from_prefix
+
+    roots = [longer.path.parent.parent]
+    for steps, schedule, expected in ((16, "constant", 12), (10, "constant", 8), (16, "cosine", 0)):
+        config = dataclasses.replace(base, steps=steps, schedule=schedule)
+        identity = encoder_identity(config)
+        assert resume_from_prefix(tmp_path / f"{steps}{schedule}", identity, config, roots) == expected
+        assert encoder_dir(identity).parent == roots[0]

@@ -23,7 +23,7 @@ def fingerprints(overrides: dict[str, str] | None = None, data_version: str = "v
     """``{"encoder": {...}, "cells": {label: fp}, "studies": {label: fp}}`` of a small demo suite."""
     suite = load_suite("demo", {**BASE, **(overrides or {})})
     cells = enumerate_cells(suite)
-    encoders = SuiteEncoders(suite.pretrain)
+    encoders = SuiteEncoders(suite)
     planned = plan_cells(suite, cells, {(c.task, c.lead): data_version for c in cells}, encoders)
     return {
         "encoder": {corpus: encoders.identity(corpus).fingerprint for corpus in suite.corpora},
@@ -64,7 +64,7 @@ def test_a_pretraining_setting_moves_the_encoder_and_its_cells_only() -> None:
 
 def test_a_simulator_parameter_moves_the_encoder_and_its_cells_only() -> None:
     before = fingerprints()
-    after = fingerprints({"pretrain.corpus_options.ecgsyn.noise_mu": "0.0"})
+    after = fingerprints({"pretrain.corpus_options.gaussian.augment_rate": "1.0"})
     assert moved(before["encoder"], after["encoder"]) == {"sim"}
     assert moved(before["cells"], after["cells"]) == MAE
 
@@ -118,3 +118,8 @@ def test_seeds_share_one_study_and_never_a_cell() -> None:
 
 def test_the_same_config_gives_the_same_fingerprints() -> None:
     assert fingerprints() == fingerprints()
+
+
+def test_a_setting_of_a_simulator_the_corpus_does_not_use_moves_nothing() -> None:
+    # sim is SimECG-N (the Gaussian simulator): ECGSYN's settings cannot change its ECGs
+    assert fingerprints({"pretrain.corpus_options.ecgsyn.noise_mu": "0.0"}) == fingerprints()

@@ -10,6 +10,10 @@ and are resolved exactly as for pretraining (``PretrainConfig`` + ``build_corpus
         --set pretrain.corpus_options.weights=ecgsyn=0.7,gaussian=0.3 --set pretrain.corpus_options.ecgsyn.noise_mu=0
     simecg-bench corpus build folder --n 5000 --out DIR --set pretrain.corpus_options.path=MY_ECGS
     simecg-bench corpus preview sim --out grid.png --set pretrain.corpus_options.gaussian.augment_rate=0
+
+``compare`` is the corpus quality report (:func:`benchmark.corpus_report.compare_corpora`)::
+
+    simecg-bench corpus compare sim ecgsyn ptbxl --out REPORT --data-dir ../shared/data
 """
 
 from __future__ import annotations
@@ -48,6 +52,31 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     preview.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help=SET_HELP)
     preview.set_defaults(func=_preview)
+
+    compare = corpus_sub.add_parser(
+        "compare", help="corpus quality report: heart rate, spectrum, amplitude, distance to held-out PTB-XL",
+        description="Sample --n ECGs of each named corpus and report heart rate (neurokit2 R peaks), Welch band "
+        "powers, amplitudes and MMD^2 / Frechet distances to held-out PTB-XL test-split ECGs (NaN without PTB-XL "
+        "data): a table here, corpus_report.csv/.json and PNG plots in --out, and one MLflow run in experiment "
+        "simecg-bench/corpus-report. See benchmark/corpus_report.py for every measure.")
+    compare.add_argument("names", nargs="+", metavar="NAME", help="corpora to compare, e.g. sim ecgsyn ptbxl vae gan")
+    compare.add_argument("--out", required=True, help="folder for corpus_report.csv/.json and the PNG plots")
+    compare.add_argument("--n", type=int, default=1000, help="ECGs sampled per corpus (default 1000, at least 10)")
+    compare.add_argument("--seed", type=int, default=0, help="corpus seed and sampling seed (default 0)")
+    compare.add_argument("--data-dir", default=None,
+                         help="data root holding ptbxl/ (default: $SIMECG_DATA or the cache): the held-out "
+                         "reference and corpora of real data read it")
+    compare.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help="corpus option, repeatable: pretrain.corpus_options.KEY=VALUE goes to every named "
+                         "corpus having KEY, sources.NAME.corpus_options.KEY=VALUE to corpus NAME only "
+                         "(as in run), e.g. "
+                         "--set sources.folder.corpus_options.path=DIR")
+    compare.add_argument("--tracking-uri", default=None,
+                         help="MLflow store (default: $MLFLOW_TRACKING_URI or ./mlruns/mlflow.db)")
+    compare.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    compare.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                         help="how the table is printed (default: table)")
+    compare.set_defaults(func=_compare)
 
 
 def corpus_config(name: str, size: int, seed: int, overrides: list[str]) -> Any:
@@ -93,4 +122,22 @@ def _preview(args: argparse.Namespace) -> int:
     fig = preview_figure(corpus, n=args.n, seed=args.sample_seed)
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out} ({args.n} ECGs of corpus {args.name})")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from benchmark.corpus_report import check_request, compare_corpora, render
+
+    check_request(args.names, args.n)  # before opening the MLflow store
+    tracker = None
+    if not args.no_mlflow:
+        from benchmark.tracking import Tracker
+
+        tracker = Tracker(args.tracking_uri, suite="corpus-report")
+    frame = compare_corpora(args.names, args.n, args.seed, args.out, data_dir=args.data_dir,
+                            overrides=args.overrides, tracker=tracker)
+    print(render(frame, args.format))
+    if args.format == "table":
+        print(f"wrote {args.out}/corpus_report.csv, .json and plots in {frame.attrs.get('seconds', 0):.1f} s"
+              + ("" if tracker is None else f" (MLflow experiment simecg-bench/corpus-report in {tracker.uri})"))
     return 0

@@ -28,6 +28,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a pretraining setting with the keys `run` uses, e.g. --set pretrain.batch_size=64 "
                    "--set pretrain.corpus_options.path=DIR")
+    p.add_argument("--data-dir", help="where corpora of real data (ptbxl, vae, gan) find it, as in `run`")
     p.add_argument("--suite", help="start from this suite's [pretrain] settings (name or TOML file), so "
                    "`simecg-bench run --suite` with the same --corpus and --set reuses the encoder")
     p.add_argument("--out", type=Path, help="run folder (default: <cache>/encoders/<fingerprint>, the cache "
@@ -58,6 +59,8 @@ def build_config(args: argparse.Namespace) -> Any:
         from benchmark.config import load_suite
 
         base = load_suite(args.suite).pretrain
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
     config = apply_overrides(base, overrides)
     corpus_options(config)
     return config

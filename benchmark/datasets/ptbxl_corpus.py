@@ -29,7 +29,6 @@ from benchmark.registries import DATASETS
 from simecg import paths
 from simecg.config import coerce, stable_hash
 from simecg.errors import ConfigError
-from simecg.registries import CORPORA
 from simecg.seeding import rng_for
 from simecg.signal import N_SAMPLES
 
@@ -55,7 +54,6 @@ class PTBXLOptions:
                 object.__setattr__(self, name, str(getattr(self, name)))
 
 
-@CORPORA.register("ptbxl", description="real lead II ECGs of PTB-XL training records (strat_fold 1-8, no test split)")
 class PTBXLCorpus:
     """Real lead II ECGs of PTB-XL training records (strat_fold 1-8, in no test split); see the module docstring.
 
@@ -69,7 +67,7 @@ class PTBXLCorpus:
     Options = PTBXLOptions
 
     def __init__(self, size: int | None = None, seed: int = 0, options: PTBXLOptions | None = None):
-        options = PTBXLOptions() if options is None else options
+        options = self.Options() if options is None else options
         if not isinstance(options, PTBXLOptions):
             raise ConfigError(f"ptbxl corpus: options must be a PTBXLCorpus.Options, got {type(options).__name__}")
         seed = coerce(seed, int, "seed")
@@ -80,12 +78,13 @@ class PTBXLCorpus:
             first_window.setdefault(record, window)
         positions = np.array([first_window[i] for i in records.index], dtype=np.int64)
         order = rng_for(seed, "ptbxl-corpus").permutation(len(positions))
-        if size is not None:
+        if size is not None:  # the suite's corpus size caps what the data holds
             size = coerce(size, int, "size")
-            if not 0 < size <= len(order):
-                raise ConfigError(f"ptbxl corpus: size {size} requested, {len(order)} eligible PTB-XL training "
-                                  "records available; use a smaller size or size=None")
+            if size <= 0:
+                raise ConfigError(f"{self.name} corpus: size must be positive, got {size}")
             order = order[:size]
+        if len(order) == 0:
+            raise ConfigError(f"{self.name} corpus: no eligible PTB-XL record in {paths.data_dir(options.data_dir)}")
         self.path: Path = cache.path  # raw lead cache, float32 (n_windows, 5000)
         self.n_windows = len(cache.window_record)
         self.windows = positions[order]  # window index of each corpus item
@@ -122,7 +121,28 @@ class PTBXLCorpus:
         options = {"folds": list(self.options.folds), "exclude_test_splits": self.options.exclude_test_splits,
                    "lead": self.options.lead}
         return {"name": self.name, "size": len(self), "seed": self.seed, "data_version": self.data_version,
-                "records": stable_hash(self.record_ids), "options": options}
+                "records": stable_hash(self.record_ids), "options": options,
+                "sees_test_records": self.sees_test_records}
+
+    @property
+    def sees_test_records(self) -> bool:
+        """Whether records of downstream test splits are in the corpus (``ptbxl-all``, as the authors did)."""
+        return not self.options.exclude_test_splits
+
+
+@dataclass(frozen=True)
+class PTBXLAllOptions(PTBXLOptions):
+    """Options of ``ptbxl-all``: every PTB-XL record (folds 1-10), test records included."""
+
+    folds: tuple[int, ...] | str = tuple(range(1, 11))
+    exclude_test_splits: bool = False
+
+
+class PTBXLAllCorpus(PTBXLCorpus):
+    """Every PTB-XL record, lead II, test records included, as the authors pretrained (marked in every output)."""
+
+    name = "ptbxl-all"
+    Options = PTBXLAllOptions
 
 
 def eligible_records(data_dir: Path | str | None = None, cache_dir: Path | None = None,

@@ -41,7 +41,6 @@ import numpy as np
 
 from simecg import paths
 from simecg.errors import ConfigError, DataError, DataMissingError
-from simecg.registries import CORPORA
 from simecg.seeding import rng_for
 from simecg.signal import FS, N_SAMPLES
 
@@ -155,7 +154,6 @@ class FolderOptions:
             raise ConfigError("pretrain.corpus_options.lead (folder corpus) must name a lead, e.g. II")
 
 
-@CORPORA.register("folder", description="a folder of your own WFDB records or .npy files (lead II, 10-s windows)")
 class FolderCorpus:
     """A folder of your own WFDB records or .npy files (lead II, 10-s windows); see the module docstring.
 

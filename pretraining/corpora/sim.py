@@ -1,4 +1,10 @@
-"""The ``sim`` corpus: simulator ECGs (ECGSYN, Gaussian-composition, or a mixture), any size.
+"""The simulator corpora, any size: ``sim`` (SimECG-N, the study's main corpus) and ``ecgsyn``.
+
+``sim`` is SimECG-N: the Gaussian-composition beat simulator with the authors' parameters and
+augmentations (:mod:`pretraining.simulators.gaussian`), the corpus of the paper's main "SimECG"
+model. ``ecgsyn`` is the ECGSYN corpus (McSharry et al. 2003), a second simulator source the study
+compares beside the generative ones. Both are the same class with another default simulator (and
+another name, so they never share an identity); ``simulator = "mixture"`` mixes the two.
 
 ECG ``i`` is a pure function of (simulator configs, seed, i), so the corpus needs no storage:
 any worker, DataLoader process or DDP rank computes any slice on the fly. ``path=DIR`` reads
@@ -8,13 +14,12 @@ identity), and indices beyond the stored ones are simulated, so a store never ch
 corpus is (nor its identity).
 
 Options (:class:`SimOptions`, set as ``pretrain.corpus_options.<key>``; CLI text is converted):
-``simulator`` = ``ecgsyn`` (default, the paper's main corpus) | ``gaussian`` | ``mixture``;
+``simulator`` = ``gaussian`` (default of ``sim``) | ``ecgsyn`` (default of ``ecgsyn``) | ``mixture``;
 ``weights`` for the mixture, ``"ecgsyn=0.5,gaussian=0.5"`` (or ``"0.5,0.5"`` in that order, or a
 TOML table); ``path``; and each simulator's settings as a nested table, e.g.::
 
-    simecg-bench corpus build sim --n 1000 --out DIR --set pretrain.corpus_options.simulator=gaussian \
-        --set pretrain.corpus_options.gaussian.augment_rate=0
-    simecg-bench pretrain --set pretrain.corpus_options.ecgsyn.noise_mu=0
+    simecg-bench corpus build sim --n 1000 --out DIR --set pretrain.corpus_options.gaussian.augment_rate=0
+    simecg-bench pretrain --corpus ecgsyn --set pretrain.corpus_options.ecgsyn.noise_mu=0
 
     [pretrain.corpus_options]          # in a suite
     simulator = "mixture"
@@ -37,7 +42,7 @@ from pretraining.simulators.ecgsyn import EcgSynConfig
 from pretraining.simulators.gaussian import GaussianBeatConfig
 from simecg.config import to_dict
 from simecg.errors import ConfigError
-from simecg.registries import CORPORA, SIMULATORS
+from simecg.registries import SIMULATORS
 from simecg.signal import N_SAMPLES
 
 log = logging.getLogger(__name__)
@@ -101,7 +106,7 @@ def parse_weights(value: Any) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class SimOptions:
-    """Options of the ``sim`` corpus (``pretrain.corpus_options.*``); defaults: the paper's ECGSYN corpus.
+    """Options of the ``sim`` corpus (``pretrain.corpus_options.*``); defaults: SimECG-N, the paper's main corpus.
 
     ``simulator``: ecgsyn | gaussian | mixture. ``weights``: mixture proportions (text
     ``"ecgsyn=0.7,gaussian=0.3"`` or ``"0.7,0.3"``, or a table; kept as text, used only by the
@@ -110,7 +115,7 @@ class SimOptions:
     simulators' configs.
     """
 
-    simulator: str = "ecgsyn"
+    simulator: str = "gaussian"
     weights: Mapping[str, float] | str = "ecgsyn=0.5,gaussian=0.5"
     path: str | None = field(default=None, metadata={STORE_PATH: True})
     ecgsyn: EcgSynConfig = field(default_factory=EcgSynConfig)
@@ -145,9 +150,8 @@ class SimOptions:
         return {n: float(n == self.simulator) for n in SIMULATOR_NAMES}
 
 
-@CORPORA.register("sim", description="simulated lead II ECGs: ECGSYN, Gaussian-composition beats, or a mixture")
 class SimCorpus:
-    """Simulated lead II ECGs: ECGSYN (default), Gaussian-composition beats, or a mixture; any size.
+    """SimECG-N: Gaussian-composition beat ECGs with the authors' parameters (the study's main corpus).
 
     Built as ``SimCorpus(size=, seed=, options=SimCorpus.Options(...))``; see the module docstring.
     """
@@ -156,7 +160,7 @@ class SimCorpus:
     Options = SimOptions
 
     def __init__(self, size: int = 1_000_000, seed: int = 0, options: SimOptions | None = None):
-        options = SimOptions() if options is None else options
+        options = self.Options() if options is None else options
         if not isinstance(options, SimOptions):
             raise ConfigError(f"sim corpus: options must be a SimCorpus.Options, got {type(options).__name__} "
                               "(resolve a table with pretraining.config.corpus_options)")
@@ -244,3 +248,17 @@ class SimCorpus:
             if mask.any():
                 out[mask] = self.simulators[sim_name].simulate(indices[mask], self.seed)
         return out
+
+
+@dataclass(frozen=True)
+class EcgsynOptions(SimOptions):
+    """Options of the ``ecgsyn`` corpus: those of ``sim`` with ECGSYN as the default simulator."""
+
+    simulator: str = "ecgsyn"
+
+
+class EcgsynCorpus(SimCorpus):
+    """ECGSYN ECGs (McSharry et al. 2003) with the paper's per-ECG draws: the second simulator corpus."""
+
+    name = "ecgsyn"
+    Options = EcgsynOptions

@@ -202,6 +202,8 @@ def build_store(
     corpus_name, seed = config.corpus, config.corpus_seed
     options = without_store_paths(corpus_options(config))
     corpus = _corpus(corpus_name, config.corpus_size, seed, options)
+    if hasattr(corpus, "prepare"):  # a corpus sampled from a trained model (vae, gan): train or find it first
+        corpus.prepare(progress=sys.stderr.isatty() if progress is None else progress)
     n = len(corpus)
     if n <= 0:
         raise ConfigError(f"corpus build: corpus {corpus_name!r} holds no ECG")

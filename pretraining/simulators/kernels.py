@@ -11,10 +11,11 @@ two multiplications per sample, accurate to ~1e-13 over a few hundred steps in f
 waves (support under ``MIN_RECURRENCE`` samples, where ``r`` could overflow) take a direct ``exp``
 per sample. Sine and square augmentations use the matching rotation recurrence for ``sin``.
 
-Every random draw is made here too (record and beat parameters, the block noises, the white-noise
-augmentation), per ECG, from a SplitMix64 stream (Steele, Lea & Flood 2014) seeded by a hash of
-(key, ECG index), turned into normals by the ziggurat method of Marsaglia & Tsang (2000), 128
-layers, with the value and the layer taken from disjoint bits of each 64-bit word (Doornik 2005).
+Every random draw is made here too (record and beat parameters, the block noises -- drawn while
+rendering, one normal per block the window shows -- and the white-noise augmentation), per ECG,
+from a SplitMix64 stream (Steele, Lea & Flood 2014) seeded by a hash of (key, ECG index), turned
+into normals by the ziggurat method of Marsaglia & Tsang (2000), 128 layers, with the value and
+the layer taken from disjoint bits of each 64-bit word (Doornik 2005).
 ECG i's draws depend on (key, i) only. This replaced a per-ECG Python loop over numpy Philox
 generators, which took over a third of the simulator's time.
 
@@ -55,20 +56,26 @@ ST_RISE, ST_FALL = 0.015, 0.03  # s: how sharply the ST-T plateau starts at the 
 
 
 @njit(cache=True, nogil=True)
-def render_records(out, first, n, lo, level, slope, amp, q, k0, noise1, sd1, block1, noise2, sd2, block2,
+def render_records(out, first, n, lo, level, slope, amp, q, k0, indices, key1, sd1, block1, key2, sd2, block2,
                    st_offset, scale, j_point, t_centre):  # pragma: no cover - compiled
-    """Fill ``out`` (records x length, float32): each record's beats in order, plus its block noises.
+    """Fill ``out`` (records x length, float32): each record's beats in order, with their block noises.
 
     Beats are rows ``first[b]:first[b + 1]``, in time order, each covering ``n`` window samples
     from sample ``lo`` of the beat: a ramp ``level + slope * k`` plus five Gaussians
-    ``amp * exp(q (k - k0)^2)`` in sample units. ``noise1[b, t // block1] * sd1[b]`` and the same
-    for noise2 are added to every sample. ``st_offset != 0`` adds the smooth ST-T plateau from
-    ``j_point`` to ``t_centre`` (template seconds, ``tau = k * scale``).
+    ``amp * exp(q (k - k0)^2)`` in sample units. ``st_offset != 0`` adds the smooth ST-T plateau
+    from ``j_point`` to ``t_centre`` (template seconds, ``tau = k * scale``).
+
+    Block noises, per beat: beat sample ``k`` gets ``sd1 * z[k // block1]`` (blocks counted from
+    the beat's first sample, so a beat's last block may be partial), ``z`` standard normals drawn
+    in time order -- one per block the window shows -- from record ``b``'s stream under ``key1``
+    (ECG ``indices[b]``); the same for noise 2 under ``key2``. ``sd == 0`` draws nothing.
     """
     n_rec, length = out.shape
     buf = np.empty(length)
     for b in range(n_rec):
         pos = 0
+        state1 = stream_start(key1, indices[b])
+        state2 = stream_start(key2, indices[b])
         for r in range(first[b], first[b + 1]):
             cnt, l0 = n[r], lo[r]
             for c in range(cnt):
@@ -102,21 +109,49 @@ def render_records(out, first, n, lo, level, slope, amp, q, k0, noise1, sd1, blo
                     rise = 0.5 * (1.0 + math.tanh((tau - j_point[r]) / ST_RISE))
                     fall = 0.5 * (1.0 + math.tanh((tau - t_centre[r]) / ST_FALL))
                     buf[pos + c] += st_offset * (rise - fall)
+            s1, s2, w1, w2 = sd1[r], sd2[r], block1[r], block2[r]
+            if s1 != 0.0 and s2 != 0.0:  # both noises in one pass (the usual case)
+                k1, k2 = l0 % w1, l0 % w2  # the window may open mid-block
+                state1, z1 = _normal(state1)
+                state2, z2 = _normal(state2)
+                v = s1 * z1 + s2 * z2
+                last = cnt - 1
+                for c in range(cnt):
+                    buf[pos + c] += v
+                    k1 += 1
+                    k2 += 1
+                    if (k1 == w1 or k2 == w2) and c < last:
+                        if k1 == w1:
+                            k1 = 0
+                            state1, z1 = _normal(state1)
+                        if k2 == w2:
+                            k2 = 0
+                            state2, z2 = _normal(state2)
+                        v = s1 * z1 + s2 * z2
+            elif s1 != 0.0:
+                state1 = _add_blocks(buf, pos, cnt, l0, w1, s1, state1)
+            elif s2 != 0.0:
+                state2 = _add_blocks(buf, pos, cnt, l0, w2, s2, state2)
             pos += cnt
-        # the block noises: sample t takes block t // block (counted, not divided, per sample)
-        v1, v2 = noise1[b], noise2[b]
-        s1, s2 = sd1[b], sd2[b]
-        i1 = i2 = k1 = k2 = 0
         for t in range(length):
-            out[b, t] = buf[t] + v1[i1] * s1 + v2[i2] * s2
-            k1 += 1
-            k2 += 1
-            if k1 == block1:
-                k1 = 0
-                i1 += 1
-            if k2 == block2:
-                k2 = 0
-                i2 += 1
+            out[b, t] = buf[t]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_blocks(buf, pos, cnt, l0, width, sd, state):  # pragma: no cover - compiled
+    """Add ``sd`` times one normal per ``width``-sample block (counted from beat sample 0) to
+    ``buf[pos : pos + cnt]``, which holds beat samples ``l0 .. l0 + cnt - 1``; returns the next state."""
+    c = 0
+    inside = l0 % width  # the window may open mid-block
+    while c < cnt:
+        state, z = _normal(state)
+        v = sd * z
+        stop = min(cnt, c + width - inside)
+        for i in range(pos + c, pos + stop):
+            buf[i] += v
+        c = stop
+        inside = 0
+    return state
 
 
 @njit(cache=True, nogil=True)

@@ -56,6 +56,7 @@ def preview_figure(corpus: Any, n: int = 12, seed: int = 0, seconds: float = 10.
     for ax in axes[-1]:
         ax.set_xlabel("s", fontsize=7)
     name = getattr(corpus, "name", type(corpus).__name__)
-    fig.suptitle(f"corpus {name}: {n} of {size} ECGs (mV, lead II, 500 Hz)", fontsize=9)
+    unit = getattr(corpus, "unit", "mV")  # generated corpora are on the z-scored scale
+    fig.suptitle(f"corpus {name}: {n} of {size} ECGs ({unit}, lead II, 500 Hz)", fontsize=9)
     fig.tight_layout()
     return fig

@@ -1,0 +1,313 @@
+"""The ``vae`` and ``gan`` corpora: ECGs sampled from a VAE / DCGAN trained on PTB-XL lead II training records.
+
+The study's generative pretraining sources (PROTOCOL.md, "VAE and GAN corpora"). The generator is
+trained on PTB-XL lead II *training* records only (the ``ptbxl`` corpus's records: strat_fold 1-8,
+no record of any task's test split; :func:`pretraining.generators.train.ptbxl_training_data`), each
+ECG z-scored first, so **generated ECGs are on the z-scored scale** (about zero mean and unit
+standard deviation per ECG), not in mV. ECG ``i`` is ``decoder(z_i)`` with ``z_i ~ N(0, I)`` drawn from
+a stream keyed by (corpus seed, ``i``) and the generator evaluated in eval mode, float32, in
+fixed-size chunks, so an ECG is the same array in any batch, order, worker or process.
+
+The trained generator lives in ``<cache>/generators/<fingerprint>/`` and is loaded lazily on the
+first :meth:`get_batch`; it is trained (or resumed, or found in the cache) by :meth:`prepare`, which
+``simecg-bench generators train vae|gan``, the benchmark's encoder provisioning
+(:func:`benchmark.generators.provision_generator`, which also looks in MLflow) and ``corpus build``
+call. :meth:`identity` needs the training data's identity (the PTB-XL index), never a trained model.
+At paper scale, decoding a million ECGs on the fly is slow: materialize them once with
+``simecg-bench corpus build vae --n N --out DIR`` and read them back with ``path=DIR`` (the same
+values, checked against the store's manifest, so not part of the identity).
+
+Options (:class:`GeneratedOptions`, ``pretrain.corpus_options.<key>``): ``preset`` (``paper`` | ``tiny``),
+``generator`` (a table of overrides of the generator's config, e.g. ``generator.kl_anneal_steps=1000``),
+``steps`` (shortcut for ``generator.steps``), ``generator_seed``, and where things live, ``path`` (a
+store to read), ``data_dir`` and ``cache_dir`` (none of them part of the identity)::
+
+    simecg-bench generators train vae --preset tiny --data-dir ../shared/data
+    simecg-bench pretrain --corpus vae --set pretrain.corpus_options.preset=tiny --set pretrain.data_dir=DIR
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from pretraining.corpora.base import STORE_PATH
+from pretraining.generators.common import (
+    GENERATOR_FILE,
+    PRESET_NAMES,
+    GeneratorConfig,
+    is_complete,
+    load_sampler,
+    resolve_config,
+    sample_latents,
+)
+from pretraining.generators.train import (
+    IDENTITY_FILE,
+    GeneratorData,
+    generator_dir,
+    generator_identity,
+    generator_lock,
+    ptbxl_training_data,
+    train_generator,
+)
+from simecg.config import flatten, to_dict
+from simecg.errors import ConfigError, DataMissingError
+from simecg.identity import Identity
+from simecg.signal import N_SAMPLES
+
+# Bump when the way ECGs are drawn from a trained generator changes (latent streams, chunking).
+SAMPLING_VERSION = "1"
+# Rows per generator call: every call has this shape, so an ECG's float32 value never depends on
+# which other ECGs share its batch (convolution kernels vary with the batch size in the last bits).
+CHUNK = 64
+
+OpenRun = Callable[[str, str, dict[str, Any]], AbstractContextManager[Any]]
+
+
+@dataclass(frozen=True)
+class GeneratedOptions:
+    """Options of the ``vae``/``gan`` corpora (``pretrain.corpus_options.*``); see the module docstring.
+
+    ``generator``: overrides of the preset's config (architecture and training settings, e.g.
+    ``{"steps": 2000, "batch_size": 64}``); ``steps``: the number of training steps (None: the
+    preset's); ``generator_seed``: seeds the generator's training (and picks ``max_records`` records).
+    ``path`` (a store built by ``corpus build``), ``data_dir`` (PTB-XL; default ``$SIMECG_DATA`` or
+    ``<cache>/data``) and ``cache_dir`` (default the cache folder) say where things are, never what they are.
+    """
+
+    kind: ClassVar[str] = ""
+
+    preset: str = "paper"
+    generator: dict[str, Any] = field(default_factory=dict)
+    steps: int | None = None
+    generator_seed: int = 0
+    path: str | None = field(default=None, metadata={STORE_PATH: True})
+    data_dir: str | None = None
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"pretrain.corpus_options (corpus {self.kind})"
+        if self.preset not in PRESET_NAMES:
+            raise ConfigError(f"{where}: preset={self.preset!r}; known: {', '.join(PRESET_NAMES)}")
+        if not isinstance(self.generator, dict):
+            raise ConfigError(f"{where}: generator must be a table of generator settings, got {self.generator!r}")
+        if "seed" in self.generator:
+            raise ConfigError(f"{where}: set the generator's seed with generator_seed, not generator.seed")
+        for name in ("path", "data_dir", "cache_dir"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, str(getattr(self, name)))
+        self.generator_config()  # unknown or impossible settings fail now, naming the key
+
+    def generator_config(self) -> GeneratorConfig:
+        """The resolved generator config: preset, ``generator`` overrides, ``steps`` and ``generator_seed``."""
+        config = resolve_config(self.kind, self.preset, self.generator, seed=self.generator_seed)
+        if self.steps is None or self.steps == config.steps:
+            return config
+        if "steps" in self.generator:
+            raise ConfigError(f"pretrain.corpus_options (corpus {self.kind}): steps={self.steps} and "
+                              f"generator.steps={self.generator['steps']} disagree; set one")
+        return resolve_config(self.kind, self.preset, self.generator, seed=self.generator_seed, steps=self.steps)
+
+
+@dataclass(frozen=True)
+class VAEOptions(GeneratedOptions):
+    kind: ClassVar[str] = "vae"
+
+
+@dataclass(frozen=True)
+class GANOptions(GeneratedOptions):
+    kind: ClassVar[str] = "gan"
+
+
+class GeneratedCorpus:
+    """ECGs sampled from a generator trained on PTB-XL lead II training records (base of ``vae``/``gan``).
+
+    Built as ``cls(size=, seed=, options=cls.Options(...))``; see the module docstring.
+    """
+
+    name: ClassVar[str] = ""
+    unit: ClassVar[str] = "z-scored"  # the generators learn z-scored ECGs (previews say so)
+    Options: ClassVar[type[GeneratedOptions]] = GeneratedOptions
+
+    def __init__(self, size: int = 1_000_000, seed: int = 0, options: GeneratedOptions | None = None):
+        options = self.Options() if options is None else options
+        if not isinstance(options, self.Options):
+            raise ConfigError(f"{self.name} corpus: options must be a {type(self).__name__}.Options, got "
+                              f"{type(options).__name__} (resolve a table with pretraining.config.corpus_options)")
+        if int(size) < 0:
+            raise ConfigError(f"{self.name} corpus size must be >= 0, got {size}")
+        self.size = int(size)
+        self.seed = int(seed)
+        self.options = options
+        self.config = options.generator_config()
+        self._data: GeneratorData | None = None
+        self._identity: Identity | None = None
+        self._sampler: torch.nn.Module | None = None
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(size={self.size}, seed={self.seed}, preset={self.options.preset!r}, "
+                f"steps={self.config.steps})")
+
+    def __getstate__(self) -> dict[str, Any]:  # workers get the identity, not the data or the model
+        return {**self.__dict__, "_data": None, "_sampler": None, "_store": None, "_lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    # ---- the generator ------------------------------------------------------------------------
+    def training_data(self) -> GeneratorData:
+        """The generator's PTB-XL lead II training records (signals read on first use)."""
+        if self._data is None:
+            self._data = ptbxl_training_data(self.config.max_records, self.config.seed, self.options.data_dir,
+                                             self.options.cache_dir)
+        return self._data
+
+    def generator_identity(self) -> Identity:
+        """The generator's identity: resolved config and training data's identity (no training needed)."""
+        if self._identity is None:
+            self._identity = generator_identity(self.config, self.training_data())
+        return self._identity
+
+    @property
+    def generator_dir(self) -> Path:
+        """``<cache>/generators/<fingerprint>``: where the trained generator is (or will be)."""
+        return generator_dir(self.generator_identity(), self.options.cache_dir)
+
+    def is_prepared(self) -> bool:
+        """Whether the trained generator is in the cache."""
+        return is_complete(self.generator_dir, self.generator_identity().fingerprint)
+
+    def prepare(self, open_run: OpenRun | None = None, progress: bool = False) -> Path:
+        """Train the generator (or resume its training, or find it in the cache); returns its folder.
+
+        ``open_run(name, fingerprint, params)``, if given, opens a tracked run (a context manager
+        yielding a logger with ``log_metrics``/``log_figure``/``log_artifact``) around a training that
+        has work to do: losses and sample grids go there, then ``generator/generator.pt`` and
+        ``generator/identity.json``. One process at a time trains a generator (a lock file beside its
+        folder); the others wait and find it done.
+        """
+        identity = self.generator_identity()
+        folder = self.generator_dir
+        with generator_lock(folder):
+            if is_complete(folder, identity.fingerprint):
+                return folder
+            data = self.training_data()
+            if open_run is None:
+                train_generator(self.config, folder, None, progress, data=data, identity=identity)
+                return folder
+            params = flatten({"generator": {"model": self.kind, "preset": self.options.preset,
+                                            **to_dict(self.config)}, "data": data.identity})
+            with open_run(self.name, identity.fingerprint, params) as run:
+                train_generator(self.config, folder, run, progress, data=data, identity=identity)
+                run.log_artifact(folder / GENERATOR_FILE, "generator")
+                run.log_artifact(folder / IDENTITY_FILE, "generator")
+        return folder
+
+    @property
+    def kind(self) -> str:
+        return self.Options.kind
+
+    def sampler(self) -> torch.nn.Module:
+        """The trained generator (``z`` -> ECG), loaded from the cache on first use."""
+        with self._lock:
+            if self._sampler is None:
+                identity = self.generator_identity()
+                folder = self.generator_dir
+                if not is_complete(folder, identity.fingerprint):
+                    raise DataMissingError(
+                        f"the {self.name} corpus needs its trained generator ({self.kind}, preset "
+                        f"{self.options.preset!r}, fingerprint {identity.fingerprint}), not in {folder}; train it with "
+                        f"`simecg-bench generators train {self.name} --preset {self.options.preset}` (same --set "
+                        "options), or call corpus.prepare()"
+                    )
+                _, self._sampler = load_sampler(folder / GENERATOR_FILE, identity.fingerprint)
+            return self._sampler
+
+    # ---- the corpus contract --------------------------------------------------------------------
+    def content_identity(self) -> dict[str, Any]:
+        """What decides every ECG's values, whatever the size: name, seed, the generator, the sampling code."""
+        identity = self.generator_identity()
+        return {"name": self.name, "seed": self.seed, "sampling_version": SAMPLING_VERSION,
+                "generator": {"fingerprint": identity.fingerprint, "payload": identity.payload}}
+
+    def identity(self) -> dict[str, Any]:
+        """The content identity plus the size (never ``data_dir``/``cache_dir``)."""
+        return {**self.content_identity(), "size": self.size}
+
+    def latents(self, indices: np.ndarray) -> np.ndarray:
+        """``z_i`` of each index (float32 (n, latent)), from a stream keyed by (corpus seed, i)."""
+        return sample_latents(self.seed, np.asarray(indices, dtype=np.int64), self.config.latent_dim)
+
+    def get_batch(self, indices: np.ndarray) -> np.ndarray:
+        """ECGs at ``indices`` (float32 (n, 5000), z-scored scale); the same values in any batching."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.size):
+            raise ConfigError(f"{self.name} corpus index out of range [0, {self.size}): got "
+                              f"{indices.min()}..{indices.max()}")
+        out = np.empty((len(indices), N_SAMPLES), dtype=np.float32)
+        todo = np.ones(len(indices), dtype=bool)
+        store = self.store()
+        if store is not None:
+            stored = indices < len(store)
+            if stored.any():
+                out[stored] = store.get_batch(indices[stored])
+            todo &= ~stored
+        if todo.any():
+            out[todo] = self.generate(indices[todo])
+        return out
+
+    def generate(self, indices: np.ndarray) -> np.ndarray:
+        """Decode ECGs at ``indices`` with the trained generator (ignores any store)."""
+        sampler = self.sampler()
+        z = self.latents(indices)
+        out = np.empty((len(z), N_SAMPLES), dtype=np.float32)
+        with torch.inference_mode():
+            for lo in range(0, len(z), CHUNK):
+                part = z[lo:lo + CHUNK]
+                chunk = np.zeros((CHUNK, z.shape[1]), dtype=np.float32)
+                chunk[:len(part)] = part
+                out[lo:lo + len(part)] = sampler(torch.from_numpy(chunk)).float().numpy()[:len(part)]
+        return out
+
+    def store(self) -> Any:
+        """The store named by ``path`` (opened, and checked to hold these ECGs, on first use), or None."""
+        if self.options.path is None:
+            return None
+        with self._lock:
+            if self._store is None:
+                from pretraining.corpora.store import CorpusStore
+
+                store = CorpusStore.open(Path(self.options.path))
+                store.check_matches(self.content_identity())
+                self._store = store
+            return self._store
+
+
+class VAECorpus(GeneratedCorpus):
+    """ECGs sampled from a VAE (chunk-linear encoder, 1-D ResNet decoder) trained on PTB-XL lead II."""
+
+    name = "vae"
+    Options = VAEOptions
+
+
+class GANCorpus(GeneratedCorpus):
+    """ECGs sampled from a DCGAN (CNN discriminator, 1-D ResNet generator) trained on PTB-XL lead II."""
+
+    name = "gan"
+    Options = GANOptions
+
+
+__all__ = ["CHUNK", "SAMPLING_VERSION", "GANCorpus", "GeneratedCorpus", "GeneratedOptions", "VAECorpus"]

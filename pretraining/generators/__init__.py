@@ -1,0 +1,23 @@
+"""Generative models of ECGs trained on PTB-XL lead II training records: the VAE and the DCGAN.
+
+One module per model (:mod:`~pretraining.generators.vae`, :mod:`~pretraining.generators.gan`), each
+with a frozen config dataclass and ``paper``/``tiny`` presets; the shared 1-D ResNet generator and
+generator files in :mod:`~pretraining.generators.common`; the resumable training loop, training data
+and identities in :mod:`~pretraining.generators.train`. The ``vae`` and ``gan`` pretraining corpora
+(:mod:`pretraining.corpora.generated`) sample from them. Models see z-scored ECGs, so what they
+generate is on the z-scored scale.
+"""
+
+from pretraining.generators.common import KINDS, load_sampler, resolve_config
+from pretraining.generators.train import (
+    GeneratorData,
+    generator_dir,
+    generator_identity,
+    ptbxl_training_data,
+    train_generator,
+)
+
+__all__ = [
+    "KINDS", "GeneratorData", "generator_dir", "generator_identity", "load_sampler", "ptbxl_training_data",
+    "resolve_config", "train_generator",
+]

@@ -1,0 +1,71 @@
+"""Suites ask the study's questions: which pretraining sources each compares, and `--corpus` narrowing."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.cells import enumerate_cells
+from benchmark.config import load_suite, with_corpora
+from simecg.errors import ConfigError
+
+FIVE = {"mae:sim", "mae:ecgsyn", "mae:ptbxl", "mae:vae", "mae:gan"}
+
+
+def models(suite, grid: str | None = None) -> set[str]:
+    return {c.model for c in enumerate_cells(suite) if c.model.startswith("mae:")
+            and (grid is None or any(g.name == grid and c.task in suite.resolved_tasks(g) and
+                                     c.budget in g.budgets and c.lead in g.leads for g in suite.grids))}
+
+
+@pytest.mark.parametrize("name", ["paper", "all", "corpora"])
+def test_the_comparison_suites_pretrain_on_all_five_sources(name: str) -> None:
+    assert models(load_suite(name)) == FIVE
+
+
+@pytest.mark.parametrize("name", ["budgets", "demographics"])
+def test_budgets_and_demographics_compare_simecg_n_with_real_data(name: str) -> None:
+    assert models(load_suite(name)) == {"mae:sim", "mae:ptbxl"}
+
+
+def test_in_all_budgets_compare_sim_with_ptbxl_and_leads_use_sim() -> None:
+    suite = load_suite("all")
+    budget_cells = {c.model for c in enumerate_cells(suite) if c.budget == 10 and c.model.startswith("mae:")}
+    lead_cells = {c.model for c in enumerate_cells(suite) if c.lead == "V1" and c.model.startswith("mae:")}
+    assert budget_cells == {"mae:sim", "mae:ptbxl"} and lead_cells == {"mae:sim"}
+
+
+def test_a_corpus_list_narrows_every_grid() -> None:
+    suite = with_corpora(load_suite("all"), ["sim"])
+    assert {c.model for c in enumerate_cells(suite) if c.model.startswith("mae:")} == {"mae:sim"}
+    suite = with_corpora(load_suite("all"), ["ptbxl", "gan"])
+    assert {c.model for c in enumerate_cells(suite) if c.budget == 10 and c.model.startswith("mae:")} == {"mae:ptbxl"}
+    with pytest.raises(ConfigError, match="unknown corpus 'simm'"):
+        with_corpora(load_suite("all"), ["simm"])
+
+
+def test_corpus_size_sources_are_simecg_n_corpora_of_each_size() -> None:
+    suite = load_suite("corpus-size")
+    configs = {source: suite.source_config(source) for source in suite.corpora}
+    assert {c.corpus for c in configs.values()} == {"sim"}
+    assert [c.corpus_size for c in configs.values()] == [2000, 5000, 10000, 20000, 50000, 100000, 200000, 1000000]
+    assert all(c.val_size * 2 <= c.corpus_size for c in configs.values())  # every size leaves training data
+    assert len(models(suite)) == 8
+
+
+def test_progress_sources_are_seven_checkpoints_of_one_constant_schedule_trajectory() -> None:
+    suite = load_suite("progress")
+    configs = [suite.source_config(source) for source in suite.corpora]
+    assert [c.steps for c in configs] == [31250 * 2**k for k in range(7)]
+    assert {c.schedule for c in configs} == {"constant"}  # so the longer ones continue the shorter ones
+
+
+def test_a_source_table_sets_values_for_that_source_alone() -> None:
+    suite = load_suite("smoke", {"sources.tiny-sim.corpus": "sim", "sources.tiny-sim.corpus_size": "500",
+                                 "sources.tiny-sim.corpus_options.gaussian.augment_rate": "0"})
+    suite = with_corpora(suite, ["sim", "tiny-sim"])
+    small, plain = suite.source_config("tiny-sim"), suite.source_config("sim")
+    assert (small.corpus, small.corpus_size, small.corpus_options) == ("sim", 500, {"gaussian": {"augment_rate": 0}})
+    assert plain.corpus_size == suite.pretrain.corpus_size and plain.corpus_options == {}
+    assert models(suite) == {"mae:sim", "mae:tiny-sim"}
+    with pytest.raises(ConfigError, match=r"\[sources.bad\] unknown corpus 'nope'"):
+        with_corpora(load_suite("smoke", {"sources.bad.corpus": "nope"}), ["bad"])
