@@ -21,7 +21,6 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encode
 from simecg.config import flatten, to_dict
 from simecg.errors import CheckpointError, SimECGError
 from simecg.identity import Identity
+from simecg.locks import folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def provision_encoder(
     identity = encoder_identity(config, corpus)
     folder = Path(out_dir) if out_dir is not None else encoder_dir(identity)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # every rank runs this; no lock, no fetch
-    with contextlib.nullcontext() if distributed else _lock(folder, identity):
+    with contextlib.nullcontext() if distributed else folder_lock(folder, f"pretrain encoder {identity.fingerprint}"):
         run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
         run_id = run.info.run_id if run is not None else None
         if _complete(folder, identity):
@@ -82,24 +82,6 @@ def provision_encoder(
 
             provision_generator(corpus, tracker=tracker, parent=parent, progress=progress)
         return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
-
-
-@contextlib.contextmanager
-def _lock(folder: Path, identity: Identity) -> Iterator[None]:
-    """One process at a time provisions an encoder folder; the others wait, then find it done."""
-    from filelock import FileLock, Timeout
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(folder.parent / f"{folder.name}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log.warning("waiting for another process to pretrain encoder %s", identity.fingerprint)
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _complete(folder: Path, identity: Identity) -> bool:

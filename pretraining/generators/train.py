@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from simecg.config import to_dict
 from simecg.errors import ConfigError, DataError
 from simecg.identity import IDENTITY_VERSION, Identity
 from simecg.identity import generator_identity as _generator_identity
+from simecg.locks import folder_lock
 from simecg.seeding import rng_for
 from simecg.signal import N_SAMPLES, zscore
 
@@ -117,27 +118,13 @@ def generator_dir(identity: Identity, root: str | Path | None = None) -> Path:
     return Path(root if root is not None else paths.cache_dir()) / "generators" / identity.fingerprint
 
 
-@contextlib.contextmanager
-def generator_lock(folder: Path) -> Iterator[None]:
+def generator_lock(folder: Path) -> contextlib.AbstractContextManager[None]:
     """One process at a time trains (or fetches) a generator folder; the others wait, then find it done.
 
-    Reentrant within a process (one lock object per path), so the benchmark's provisioning and the
-    corpus's :meth:`prepare` can both hold it.
+    Reentrant within a process, so the benchmark's provisioning and the corpus's :meth:`prepare`
+    can both hold it.
     """
-    from filelock import FileLock, Timeout
-
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(folder.parent / f"{folder.name}.lock", is_singleton=True)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log.warning("waiting for another process to train generator %s", folder.name)
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
+    return folder_lock(folder, f"train generator {Path(folder).name}")
 
 
 @dataclass
