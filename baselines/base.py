@@ -32,12 +32,21 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from baselines.training import TrainConfig, predict_scores, train_classifier
+from baselines.training import (
+    GroupedWindows,
+    TrainConfig,
+    TrainingSamples,
+    as_grouped_windows,
+    as_training_samples,
+    predict_scores,
+    train_classifier,
+)
 from simecg.config import apply_overrides, to_dict
 from simecg.errors import ConfigError
 from simecg.identity import Identity
 
 OnEval = Callable[[int, float], None]
+ROLES = ("baseline", "extra", "ablation", "pretrained")  # Baseline.role: a model's part in the headline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,11 +72,31 @@ class Baseline:
     Class attributes:
         Config: frozen dataclass of the model's own settings; defaults are its paper setting.
         kind: ``"neural"`` or ``"estimator"`` (listings only; the runner never branches on it).
-        ablation: an ablation of the pretrained model (shown, never "the strongest baseline").
+        role: what the model is in the headline comparison (:data:`ROLES`): ``"baseline"`` (the
+            default: a supervised baseline, in the pool of "the strongest baseline"),
+            ``"extra"`` (a supervised model shown beside them, never chosen as the strongest,
+            e.g. XGBoost on features), ``"ablation"`` (an ablation of the pretrained model, e.g.
+            the scratch Transformer; shown, never chosen) or ``"pretrained"`` (compared with the
+            strongest baseline: relative gain, wins, significance). A subclass that still sets the
+            older flag ``ablation = True`` gets the role ``"ablation"``.
         variant_field: a Config field set from the part of a model name after ``:``
             (``mae:sim`` sets the MAE's ``corpus`` to ``sim``); None if the model has none.
         check_overrides: Config overrides that keep :func:`~baselines.checks.check_baseline`
             fast on a CPU (a narrow network, say).
+        training_defaults: the model's own fine-tuning defaults, for the :class:`TrainConfig`
+            fields a suite leaves at None (``weight_decay``): PROTOCOL.md trains the supervised
+            baselines with Adam weight decay 0.01 and fine-tunes the pretrained encoder with 0.
+            Applied whenever the model is made (:meth:`ModelSpec.create`); a value set in the
+            suite's ``[finetune]``, by ``--set`` or by the tuner wins. They are part of the
+            model's identity (:meth:`ModelSpec.identity`), so changing one reruns its cells.
+
+    Training and validation data (:meth:`fit`): ``x_train`` is ``(n, L)`` signals or a
+    :class:`~baselines.training.TrainingSamples` whose signals change per epoch (CPSC2018's
+    random 10-s crop of each record), with ``y_train`` one label per sample; ``x_val`` is
+    ``(n, L)`` signals or :class:`~baselines.training.GroupedWindows` (a record's windows, its
+    score the max over them), with ``y_val`` one label per record. Plain arrays are what 10-s
+    records give; :func:`~baselines.training.as_training_samples` and
+    :func:`~baselines.training.as_grouped_windows` turn either form into the objects.
 
     Fitted state (after :meth:`fit`): ``val_loss_`` (validation log loss, what tuning
     minimises), ``history_`` (learning curve rows), ``fit_metrics_`` (numbers worth logging).
@@ -75,23 +104,33 @@ class Baseline:
 
     Config: ClassVar[type] = EmptyConfig
     kind: ClassVar[str] = "neural"
-    ablation: ClassVar[bool] = False
+    role: ClassVar[str] = "baseline"
     variant_field: ClassVar[str | None] = None
     check_overrides: ClassVar[dict[str, Any]] = {}
+    training_defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("ablation") is True and "role" not in cls.__dict__:  # the flag this role replaced
+            cls.role = "ablation"
+        if cls.role not in ROLES:
+            raise TypeError(f"{cls.__name__}.role must be one of {', '.join(ROLES)}, got {cls.role!r}")
 
     def __init__(self, config: Any = None, training: TrainConfig | None = None, seed: int = 0,
                  encoders: EncoderSource | None = None):
         self.config = config if config is not None else self.make_config()
-        self.training = training if training is not None else TrainConfig()
+        self.training = (training if training is not None else TrainConfig()).resolved(self.training_defaults)
         self.seed = seed
         self.encoders = encoders
 
     # ----- what a cell calls
-    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-            on_eval: OnEval | None = None) -> Baseline:
-        """Learn from ``(n, L)`` z-scored signals and 0/1 labels; validation drives early stopping.
+    def fit(self, x_train: np.ndarray | TrainingSamples, y_train: np.ndarray,
+            x_val: np.ndarray | GroupedWindows, y_val: np.ndarray, on_eval: OnEval | None = None) -> Baseline:
+        """Learn from z-scored signals and 0/1 labels; validation drives early stopping.
 
-        ``on_eval(epoch, val_loss)`` is called at each evaluation (Optuna pruning raises from it).
+        ``x_train``/``x_val`` are ``(n, L)`` arrays or the objects described in the class
+        docstring (per-epoch crops, records of several windows). ``on_eval(epoch, val_loss)`` is
+        called at each evaluation (Optuna pruning raises from it).
         """
         raise NotImplementedError
 
@@ -160,14 +199,14 @@ class NeuralBaseline(Baseline):
     def tuning_space(cls, trial: Any) -> dict[str, Any]:
         return {**training_space(trial), **cls.search_space(trial)}
 
-    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-            on_eval: OnEval | None = None) -> NeuralBaseline:
+    def fit(self, x_train: np.ndarray | TrainingSamples, y_train: np.ndarray,
+            x_val: np.ndarray | GroupedWindows, y_val: np.ndarray, on_eval: OnEval | None = None) -> NeuralBaseline:
         import torch
 
         torch.manual_seed(self.seed)
         module = self.build_module()
-        fit = train_classifier(module, (x_train, y_train), (x_val, y_val), self.training, seed=self.seed,
-                               on_eval=on_eval)
+        fit = train_classifier(module, as_training_samples(x_train, y_train), as_grouped_windows(x_val, y_val),
+                               self.training, seed=self.seed, on_eval=on_eval)
         self.module_ = fit.model
         self.val_loss_ = fit.best_val_loss
         self.history_ = fit.history
@@ -194,14 +233,20 @@ class EstimatorBaseline(Baseline):
     def make_estimator(config: Any, seed: int) -> Any:
         raise NotImplementedError
 
-    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-            on_eval: OnEval | None = None) -> EstimatorBaseline:
+    def fit(self, x_train: np.ndarray | TrainingSamples, y_train: np.ndarray,
+            x_val: np.ndarray | GroupedWindows, y_val: np.ndarray, on_eval: OnEval | None = None) -> EstimatorBaseline:
+        """Fit on one sample per training item (for per-epoch samples: those of epoch 1, e.g. one random
+        crop per record); validate on every window, the validation loss on each record's max score."""
         from sklearn.metrics import log_loss
 
-        y_train, y_val = np.asarray(y_train).astype(int), np.asarray(y_val).astype(int)
+        train = as_training_samples(x_train, y_train)
+        val = as_grouped_windows(x_val, y_val)
+        signals = train.batch(np.arange(len(train)), 1)
         self.estimator_ = self.make_estimator(self.config, self.seed)
-        self.estimator_.fit(x_train, y_train, x_val, y_val)
-        self.val_loss_ = float(log_loss(y_val, self.predict_scores(x_val), labels=[0, 1]))
+        self.estimator_.fit(signals, np.asarray(train.labels).astype(int), val.signals,
+                            val.window_labels.astype(int))
+        scores = val.item_max(self.predict_scores(val.signals))
+        self.val_loss_ = float(log_loss(val.labels.astype(int), scores, labels=[0, 1]))
         self.history_: list[dict[str, float]] = []
         self.fit_metrics_ = {"best_val_loss": self.val_loss_}
         return self
@@ -232,13 +277,22 @@ class ModelSpec:
 
     def create(self, training: TrainConfig, seed: int, encoders: EncoderSource | None = None,
                params: Mapping[str, Any] | None = None) -> Baseline:
-        """An unfitted model with tuned ``params`` applied to its config and to ``training``."""
+        """An unfitted model with tuned ``params`` applied to its config and to ``training``.
+
+        The model's :attr:`~Baseline.training_defaults` then fill what ``training`` leaves at None
+        (the supervised baselines' weight decay 0.01), so ``model.training`` is what it trains with.
+        """
         own, train = self.split_overrides(params or {})
         config = apply_overrides(self.config, own) if own else self.config
         return self.cls(config, apply_overrides(training, train) if train else training, seed, encoders)
 
     def identity(self, encoders: EncoderSource | None) -> dict[str, Any]:
-        return {"model": self.entry, **self.cls.identity(self.config, encoders)}
+        """The model's part of a cell's identity: registry name, the class's identity (resolved
+        config; encoders add theirs) and its fine-tuning defaults (they change its numbers)."""
+        identity = {"model": self.entry, **self.cls.identity(self.config, encoders)}
+        if self.cls.training_defaults:
+            identity["training_defaults"] = dict(sorted(self.cls.training_defaults.items()))
+        return identity
 
 
 def resolve_model(name: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> ModelSpec:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from baselines.base import Baseline, EncoderSource, ModelSpec
-from baselines.training import TrainConfig
+from baselines.training import TrainConfig, as_grouped_windows, as_training_samples
 from simecg.config import apply_overrides
 from simecg.errors import ConfigError, SimECGError
 from simecg.signal import N_SAMPLES
@@ -92,9 +92,12 @@ def check_baseline(name_or_cls: str | type[Baseline], encoders: EncoderSource | 
     _expect(scores.shape == (len(x_val),), name, f"predicts one score per signal (got shape {scores.shape})")
     _expect(bool(np.isfinite(scores).all()) and scores.min() >= 0 and scores.max() <= 1, name,
             "predicts finite scores in [0, 1]")
-    again = spec.create(CHECK_TRAINING, seed=3, encoders=encoders).fit(x_train, y_train, x_val, y_val)
+    # the same data as objects (what records longer than a window give: per-epoch samples, grouped windows)
+    again = spec.create(CHECK_TRAINING, seed=3, encoders=encoders).fit(
+        as_training_samples(x_train, y_train), y_train, as_grouped_windows(x_val, y_val), y_val)
     _expect(np.allclose(again.predict_scores(x_val), scores, atol=1e-6), name,
-            "is deterministic: the same seed and data give the same scores")
+            "is deterministic and reads training samples and grouped windows: the same seed and data "
+            "give the same scores")
     return {"name": name, "kind": cls.kind, "val_loss": float(model.val_loss_), "evaluations": len(evaluations),
             "identity": identity}
 
@@ -114,6 +117,10 @@ def _check_config(name: str, cls: type[Baseline]) -> None:
     else:
         raise BaselineContractError(f"{name}: make_config accepted an unknown setting (it must raise ConfigError)")
     _expect(cls.make_config() == config, name, "builds equal default configs")
+    try:
+        TrainConfig().resolved(cls.training_defaults)
+    except ConfigError as exc:
+        raise BaselineContractError(f"{name}: its training_defaults are not fine-tuning settings ({exc})") from None
 
 
 def _check_tuning_space(spec: ModelSpec) -> None:

@@ -3,7 +3,12 @@
 The 5,000-sample ECG is cut into chunks of 50, 100 or 250 samples (searchable), each chunk is
 embedded by one shared linear map (``baselines.tokens``), and a (bidirectional) GRU or LSTM
 stack reads the chunk sequence. The final states of both directions (or the mean over time)
-feed a linear head. The two registered baselines differ only in the recurrent cell.
+feed the study's MLP head (:func:`pretraining.mae.classifier_head`). The two registered
+baselines differ only in the recurrent cell.
+
+Tuning (PROTOCOL.md, the authors' Emb-LSTM/Emb-GRU space): depth 1-4 (``num_layers``), hidden
+2^4..2^8 (``hidden_size``), chunk length {50, 100, 250} (``chunk_length``), embedding 64
+(``embed_dim``, fixed), ``backbone_out_dim`` 2^4..2^10 (``head_width``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from torch import nn
 
 from baselines.base import NeuralBaseline
 from baselines.tokens import ChunkEmbedding
+from pretraining.mae import classifier_head
 from simecg.errors import ConfigError
 
 CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
@@ -33,6 +39,8 @@ class EmbRNNConfig:
     pooling: str = "last"
     dropout: float = 0.1
     signal_length: int = 5000
+    head_width: int = 32  # the head's hidden width (the authors' backbone_out_dim); 0 = a linear head
+    head_dropout: float = 0.25  # inside the head (PROTOCOL.md: Linear, ReLU, Dropout 0.25, Linear)
 
     def __post_init__(self) -> None:
         if self.pooling not in ("last", "mean"):
@@ -58,7 +66,7 @@ class ChunkRNN(nn.Module):
             dropout=c.dropout if c.num_layers > 1 else 0.0,
         )
         out_dim = c.hidden_size * (2 if c.bidirectional else 1)
-        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(out_dim, 1))
+        self.head = nn.Sequential(nn.Dropout(c.dropout), classifier_head(out_dim, c.head_width, c.head_dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(self.embed(x))  # (batch, tokens, directions * hidden)
@@ -72,17 +80,19 @@ class ChunkRNN(nn.Module):
 
 
 def _search_space(trial: Any) -> dict[str, Any]:
+    # PROTOCOL.md's Emb-LSTM/Emb-GRU space (module docstring); embedding 64 is fixed.
     return {
         "chunk_length": trial.suggest_categorical("chunk_length", [50, 100, 250]),
-        "embed_dim": trial.suggest_categorical("embed_dim", [32, 64, 128]),
-        "hidden_size": trial.suggest_categorical("hidden_size", [32, 64, 128, 256]),
-        "num_layers": trial.suggest_int("num_layers", 1, 3),
+        "num_layers": trial.suggest_int("num_layers", 1, 4),
+        "hidden_size": 2 ** trial.suggest_int("log2_hidden_size", 4, 8),
+        "head_width": 2 ** trial.suggest_int("log2_head_width", 4, 10),
     }
 
 
 class _EmbRNN(NeuralBaseline):
     Config = EmbRNNConfig
     check_overrides = {"hidden_size": 32, "num_layers": 1}
+    training_defaults = {"weight_decay": 0.01}  # PROTOCOL.md: the supervised baselines' Adam weight decay
     cell: ClassVar[str] = "gru"
 
     @classmethod

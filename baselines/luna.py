@@ -7,8 +7,19 @@ Every layer carries, beside the token sequence ``X`` (length ``n``), a short *pa
 get residual connections and post-layer norm; ``P'`` becomes the next layer's context, and the
 token stream gets a feed-forward sub-layer. The first context is a learned ``(l, d)`` table.
 
+Attention projects queries, keys and values to ``qkv_dim`` (split over ``num_heads``) and back
+to the model width (the authors' space has a qkv dim apart from the embedding, as Long Range
+Arena models do), so the attention width is searched on its own.
+
 Tokens are linear embeddings of fixed-length chunks (``baselines.tokens``) plus fixed sin-cos
-positions.
+positions; the mean token feeds the study's MLP head (:func:`pretraining.mae.classifier_head`).
+
+Tuning (PROTOCOL.md, the authors' LUNA space): embedding 64 (``embed_dim``, fixed), depth 3-6
+(``depth``), heads 2^4..2^6 (``num_heads``), feed-forward 2^5..2^8 (``ffn_dim``), chunk length
+{50, 100, 250} (``chunk_length``), qkv dim 2^4..2^6 (``qkv_dim``), context length 2^4..2^6
+(``context_length``), ``backbone_out_dim`` 2^4..2^10 (``head_width``). Heads must divide the qkv
+dim: the space draws both as powers of two and uses ``min(heads, qkv_dim)`` heads (the authors
+pruned trials with more heads than qkv dims; deriving keeps every trial a valid model).
 """
 
 from __future__ import annotations
@@ -17,32 +28,57 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from baselines.base import NeuralBaseline
 from baselines.tokens import ChunkEmbedding
-from pretraining.mae import sincos_1d
+from pretraining.mae import classifier_head, sincos_1d
 from simecg.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class LunaConfig:
-    """Architecture of LUNA; ``context_length`` is the packed length ``l``."""
+    """Architecture of LUNA; ``context_length`` is the packed length ``l``, ``qkv_dim`` the attention width."""
 
     chunk_length: int = 50
     embed_dim: int = 64
     depth: int = 4
     num_heads: int = 4
+    qkv_dim: int = 64
     context_length: int = 16
-    mlp_ratio: float = 2.0
+    ffn_dim: int = 128
     dropout: float = 0.1
     signal_length: int = 5000
+    head_width: int = 32  # the head's hidden width (the authors' backbone_out_dim); 0 = a linear head
+    head_dropout: float = 0.25  # inside the head (PROTOCOL.md: Linear, ReLU, Dropout 0.25, Linear)
 
     def __post_init__(self) -> None:
-        if self.embed_dim % self.num_heads or self.embed_dim % 2:
-            raise ConfigError(
-                f"luna: embed_dim {self.embed_dim} must be even and divisible by num_heads {self.num_heads}"
-            )
+        if self.embed_dim % 2:
+            raise ConfigError(f"luna: embed_dim {self.embed_dim} must be even (sin-cos positions)")
+        if self.num_heads < 1 or self.qkv_dim % self.num_heads:
+            raise ConfigError(f"luna: qkv_dim {self.qkv_dim} must be divisible by num_heads {self.num_heads}")
+
+
+class Attention(nn.Module):
+    """Multi-head attention of ``query`` over ``context`` through a ``qkv_dim``-wide projection."""
+
+    def __init__(self, dim: int, qkv_dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.q = nn.Linear(dim, qkv_dim)
+        self.k = nn.Linear(dim, qkv_dim)
+        self.v = nn.Linear(dim, qkv_dim)
+        self.out = nn.Linear(qkv_dim, dim)
+
+    def forward(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        def split(x: torch.Tensor) -> torch.Tensor:  # (batch, n, qkv) -> (batch, heads, n, qkv / heads)
+            return x.view(x.shape[0], x.shape[1], self.heads, -1).transpose(1, 2)
+
+        y = F.scaled_dot_product_attention(split(self.q(query)), split(self.k(context)), split(self.v(context)),
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(query.shape[0], query.shape[1], -1))
 
 
 class LunaLayer(nn.Module):
@@ -51,19 +87,18 @@ class LunaLayer(nn.Module):
     def __init__(self, c: LunaConfig, update_context: bool = True):
         super().__init__()
         d = c.embed_dim
-        self.pack = nn.MultiheadAttention(d, c.num_heads, dropout=c.dropout, batch_first=True)
-        self.unpack = nn.MultiheadAttention(d, c.num_heads, dropout=c.dropout, batch_first=True)
+        self.pack = Attention(d, c.qkv_dim, c.num_heads, c.dropout)
+        self.unpack = Attention(d, c.qkv_dim, c.num_heads, c.dropout)
         # The last layer's new context would be discarded, so it has no context norm to train.
         self.norm_context = nn.LayerNorm(d) if update_context else None
         self.norm_tokens = nn.LayerNorm(d)
-        hidden = int(d * c.mlp_ratio)
-        self.ffn = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Dropout(c.dropout), nn.Linear(hidden, d))
+        self.ffn = nn.Sequential(nn.Linear(d, c.ffn_dim), nn.GELU(), nn.Dropout(c.dropout), nn.Linear(c.ffn_dim, d))
         self.norm_ffn = nn.LayerNorm(d)
         self.dropout = nn.Dropout(c.dropout)
 
     def forward(self, x: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        packed, _ = self.pack(p, x, x, need_weights=False)
-        unpacked, _ = self.unpack(x, packed, packed, need_weights=False)
+        packed = self.pack(p, x)
+        unpacked = self.unpack(x, packed)
         x = self.norm_tokens(x + self.dropout(unpacked))
         if self.norm_context is not None:
             p = self.norm_context(p + self.dropout(packed))
@@ -72,7 +107,7 @@ class LunaLayer(nn.Module):
 
 
 class Luna(nn.Module):
-    """``(batch, 1, L)`` -> logits ``(batch,)``: chunk tokens, LUNA layers, mean pooling, linear head."""
+    """``(batch, 1, L)`` -> logits ``(batch,)``: chunk tokens, LUNA layers, mean pooling, MLP head."""
 
     def __init__(self, config: LunaConfig):
         super().__init__()
@@ -80,7 +115,7 @@ class Luna(nn.Module):
         self.register_buffer("pos", sincos_1d(self.embed.num_tokens, config.embed_dim).unsqueeze(0), persistent=False)
         self.context = nn.Parameter(torch.randn(1, config.context_length, config.embed_dim) * 0.02)
         self.layers = nn.ModuleList(LunaLayer(config, i < config.depth - 1) for i in range(config.depth))
-        self.head = nn.Linear(config.embed_dim, 1)
+        self.head = classifier_head(config.embed_dim, config.head_width, config.head_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x) + self.pos
@@ -95,6 +130,7 @@ class LunaBaseline(NeuralBaseline):
 
     Config = LunaConfig
     check_overrides = {"embed_dim": 32, "depth": 2}
+    training_defaults = {"weight_decay": 0.01}  # PROTOCOL.md: the supervised baselines' Adam weight decay
 
     @staticmethod
     def build(config: LunaConfig) -> nn.Module:
@@ -102,10 +138,14 @@ class LunaBaseline(NeuralBaseline):
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
+        # PROTOCOL.md's LUNA space (module docstring); embedding 64 is fixed, heads <= qkv dim so they divide it.
+        qkv_dim = 2 ** trial.suggest_int("log2_qkv_dim", 4, 6)
         return {
-            "chunk_length": trial.suggest_categorical("chunk_length", [25, 50, 100]),
-            "embed_dim": trial.suggest_categorical("embed_dim", [32, 64, 128]),
-            "depth": trial.suggest_int("depth", 2, 6),
-            "num_heads": trial.suggest_categorical("num_heads", [2, 4, 8]),
-            "context_length": trial.suggest_categorical("context_length", [8, 16, 32]),
+            "chunk_length": trial.suggest_categorical("chunk_length", [50, 100, 250]),
+            "depth": trial.suggest_int("depth", 3, 6),
+            "num_heads": min(2 ** trial.suggest_int("log2_heads", 4, 6), qkv_dim),
+            "qkv_dim": qkv_dim,
+            "ffn_dim": 2 ** trial.suggest_int("log2_ffn_dim", 5, 8),
+            "context_length": 2 ** trial.suggest_int("log2_context_length", 4, 6),
+            "head_width": 2 ** trial.suggest_int("log2_head_width", 4, 10),
         }

@@ -8,7 +8,16 @@ representation ``Z`` of the EMA output, values come from the input, and a reset 
 update gate and a candidate state mix the attention output back into the residual stream
 (the gated-recurrent-style update of the paper). A feed-forward sub-layer follows.
 
-Tokens are linear embeddings of fixed-length chunks (``baselines.tokens``).
+Tokens are linear embeddings of fixed-length chunks (``baselines.tokens``); the mean token
+feeds the study's MLP head (:func:`pretraining.mae.classifier_head`).
+
+Tuning (PROTOCOL.md, the authors' MEGA space) maps onto the fields: embedding 64 (``embed_dim``,
+fixed), depth 3-6 (``depth``), heads 2^4..2^6 (``ema_dim``: MEGA's attention is single-head;
+its "heads" are the multi-dimensional EMA's heads, the states each channel is expanded to, as
+in reference implementations' ``ema_heads``/``ndim``), feed-forward 2^5..2^8 (``ffn_dim``),
+chunk length {50, 100, 250} (``chunk_length``), qkv dim 2^4..2^6 (``zdim``, the shared
+query/key width), ``backbone_out_dim`` 2^4..2^10 (``head_width``). Every combination is valid
+(no width must divide another).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from torch import nn
 
 from baselines.base import NeuralBaseline
 from baselines.tokens import ChunkEmbedding
+from pretraining.mae import classifier_head
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,8 @@ class MegaConfig:
     dropout: float = 0.1
     bidirectional: bool = True
     signal_length: int = 5000
+    head_width: int = 32  # the head's hidden width (the authors' backbone_out_dim); 0 = a linear head
+    head_dropout: float = 0.25  # inside the head (PROTOCOL.md: Linear, ReLU, Dropout 0.25, Linear)
 
 
 class MultiHeadDampedEMA(nn.Module):
@@ -131,14 +143,14 @@ class MegaLayer(nn.Module):
 
 
 class Mega(nn.Module):
-    """``(batch, 1, L)`` -> logits ``(batch,)``: chunk tokens, MEGA layers, mean pooling, linear head."""
+    """``(batch, 1, L)`` -> logits ``(batch,)``: chunk tokens, MEGA layers, mean pooling, MLP head."""
 
     def __init__(self, config: MegaConfig):
         super().__init__()
         self.embed = ChunkEmbedding(config.chunk_length, config.embed_dim, config.signal_length)
         self.layers = nn.ModuleList(MegaLayer(config, self.embed.num_tokens) for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.embed_dim)
-        self.head = nn.Linear(config.embed_dim, 1)
+        self.head = classifier_head(config.embed_dim, config.head_width, config.head_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x)
@@ -152,6 +164,7 @@ class MegaBaseline(NeuralBaseline):
 
     Config = MegaConfig
     check_overrides = {"embed_dim": 32, "depth": 2, "hdim": 64, "ffn_dim": 64}
+    training_defaults = {"weight_decay": 0.01}  # PROTOCOL.md: the supervised baselines' Adam weight decay
 
     @staticmethod
     def build(config: MegaConfig) -> nn.Module:
@@ -159,11 +172,12 @@ class MegaBaseline(NeuralBaseline):
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
+        # PROTOCOL.md's MEGA space (module docstring: which field each name maps to); embedding 64 is fixed.
         return {
-            "chunk_length": trial.suggest_categorical("chunk_length", [25, 50, 100]),
-            "embed_dim": trial.suggest_categorical("embed_dim", [32, 64, 128]),
-            "depth": trial.suggest_int("depth", 2, 6),
-            "ema_dim": trial.suggest_categorical("ema_dim", [8, 16]),
-            "zdim": trial.suggest_categorical("zdim", [32, 64]),
-            "hdim": trial.suggest_categorical("hdim", [64, 128, 256]),
+            "chunk_length": trial.suggest_categorical("chunk_length", [50, 100, 250]),
+            "depth": trial.suggest_int("depth", 3, 6),
+            "ema_dim": 2 ** trial.suggest_int("log2_heads", 4, 6),
+            "ffn_dim": 2 ** trial.suggest_int("log2_ffn_dim", 5, 8),
+            "zdim": 2 ** trial.suggest_int("log2_qkv_dim", 4, 6),
+            "head_width": 2 ** trial.suggest_int("log2_head_width", 4, 10),
         }

@@ -19,13 +19,18 @@ from simecg.errors import ConfigError
 
 @dataclass(frozen=True)
 class PretrainedMAEConfig:
-    """Which encoder and the classification head on it (PROTOCOL.md, fine-tuning)."""
+    """Which encoder and the classification head on it (PROTOCOL.md, fine-tuning).
+
+    The head defaults are the authors': Linear(128, 32), ReLU, Dropout 0.25, Linear(32, 1) on the
+    CLS token (:func:`pretraining.mae.classifier_head`); tuning searches ``head_width`` 2^4..2^10.
+    """
 
     corpus: str = "sim"  # the pretraining corpus of the encoder
-    head_width: int = 64  # width of the MLP head on the CLS token (0 = a linear head)
+    head_width: int = 32  # width of the MLP head's hidden layer on the CLS token (0 = a linear head)
     pooling: str = "cls"  # "cls" (paper) or "mean" over patch tokens
     mode: str = "full"  # "full" fine-tuning (paper) or "probe" (frozen encoder)
-    dropout: float = 0.0
+    dropout: float = 0.25  # the head's dropout
+    activation: str = "relu"  # the head's activation: "relu" (paper) or "gelu"
 
     def __post_init__(self) -> None:
         if not self.corpus:
@@ -36,14 +41,18 @@ class PretrainedMAEConfig:
             raise ConfigError(f"mae: mode must be 'full' or 'probe', got {self.mode!r}")
         if self.head_width < 0:
             raise ConfigError(f"mae: head_width must be >= 0, got {self.head_width}")
+        if self.activation not in ("relu", "gelu"):
+            raise ConfigError(f"mae: activation must be 'relu' or 'gelu', got {self.activation!r}")
 
 
 class PretrainedMAE(NeuralBaseline):
     """The MAE encoder pretrained on a corpus (mae:<corpus>), fine-tuned with an MLP head."""
 
     Config = PretrainedMAEConfig
+    role = "pretrained"
     variant_field = "corpus"
     check_overrides = {"head_width": 16}
+    training_defaults = {"weight_decay": 0.0}  # PROTOCOL.md: fine-tuning a pretrained encoder has no weight decay
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
@@ -68,7 +77,8 @@ class PretrainedMAE(NeuralBaseline):
         from pretraining.mae import ECGEncoder, EncoderClassifier, preset
 
         return EncoderClassifier(ECGEncoder(preset("paper")), head_width=config.head_width, pooling=config.pooling,
-                                 freeze_encoder=config.mode == "probe", dropout=config.dropout)
+                                 freeze_encoder=config.mode == "probe", dropout=config.dropout,
+                                 activation=config.activation)
 
     def build_module(self) -> Any:
         from pretraining.checkpoint import load_encoder
@@ -76,7 +86,8 @@ class PretrainedMAE(NeuralBaseline):
 
         encoder = load_encoder(_source(self.encoders).path(self.config.corpus))
         return EncoderClassifier(encoder, head_width=self.config.head_width, pooling=self.config.pooling,
-                                 freeze_encoder=self.config.mode == "probe", dropout=self.config.dropout)
+                                 freeze_encoder=self.config.mode == "probe", dropout=self.config.dropout,
+                                 activation=self.config.activation)
 
 
 def _source(encoders: EncoderSource | None) -> EncoderSource:

@@ -1,10 +1,15 @@
 """ResNet18-1D: the 18-layer residual network (He et al. 2016) with 1-D convolutions.
 
 Four stages of two basic blocks each (two convolutions, batch norm, identity or 1x1-projected shortcut),
-a strided stem with max pooling, global average pooling and a linear head. The 1-D variant
-widely used for ECG keeps this layout and widens the kernels (7 taps here, searchable). The
-defaults (base width 32 instead of ImageNet's 64, stem stride 4 so the first stage sees 625
-steps of a 10-s ECG) keep a forward+backward of 256 ECGs affordable on a CPU.
+a strided stem with max pooling, global average pooling and the study's MLP head
+(:func:`pretraining.mae.classifier_head`, hidden width ``head_width``). The 1-D variant widely
+used for ECG keeps this layout and widens the kernels (7 taps here). The defaults (base width 32
+instead of ImageNet's 64, stem stride 4 so the first stage sees 625 steps of a 10-s ECG) keep a
+forward+backward of 256 ECGs affordable on a CPU.
+
+Tuning (PROTOCOL.md, "Supervised baselines"): the authors list no ResNet-specific space, so
+only the space every model shares is searched: ``backbone_out_dim`` 2^4..2^10, the head width.
+The other fields stay settable per suite (``[baselines.resnet18-1d]``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch
 from torch import nn
 
 from baselines.base import NeuralBaseline
+from pretraining.mae import classifier_head
 from simecg.errors import ConfigError
 
 
@@ -28,7 +34,9 @@ class ResNet1dConfig:
     stem_kernel_size: int = 15
     stem_stride: int = 4
     blocks: tuple[int, ...] = (2, 2, 2, 2)
-    dropout: float = 0.0
+    dropout: float = 0.0  # before the head
+    head_width: int = 32  # the head's hidden width (the authors' backbone_out_dim); 0 = a linear head
+    head_dropout: float = 0.25  # inside the head (PROTOCOL.md: Linear, ReLU, Dropout 0.25, Linear)
 
     def __post_init__(self) -> None:
         if self.kernel_size % 2 == 0 or self.stem_kernel_size % 2 == 0:
@@ -84,7 +92,7 @@ class ResNet1d(nn.Module):
                 stages.append(BasicBlock1d(in_ch, out_ch, c.kernel_size, stride=2 if (i > 0 and j == 0) else 1))
                 in_ch = out_ch
         self.stages = nn.Sequential(*stages)
-        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(in_ch, 1))
+        self.head = nn.Sequential(nn.Dropout(c.dropout), classifier_head(in_ch, c.head_width, c.head_dropout))
         for m in self.modules():
             if isinstance(m, nn.Conv1d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -101,6 +109,7 @@ class ResNet18_1d(NeuralBaseline):  # noqa: N801 - the model's published name
 
     Config = ResNet1dConfig
     check_overrides = {"base_width": 8}
+    training_defaults = {"weight_decay": 0.01}  # PROTOCOL.md: the supervised baselines' Adam weight decay
 
     @staticmethod
     def build(config: ResNet1dConfig) -> nn.Module:
@@ -108,8 +117,5 @@ class ResNet18_1d(NeuralBaseline):  # noqa: N801 - the model's published name
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        return {
-            "base_width": trial.suggest_categorical("base_width", [16, 32, 64]),
-            "kernel_size": trial.suggest_categorical("kernel_size", [3, 7, 15]),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
-        }
+        # PROTOCOL.md: every model searches backbone_out_dim 2^4..2^10 (here the head's hidden width).
+        return {"head_width": 2 ** trial.suggest_int("log2_head_width", 4, 10)}

@@ -3,7 +3,11 @@
 Each command group lives in ``benchmark/commands/<group>.py`` and exposes
 ``add_commands(subparsers)``; every subcommand sets ``func(args) -> int``. Expected failures
 (:class:`simecg.errors.SimECGError`) become one clear line on stderr and exit code 2;
-tracebacks only with ``--debug``.
+tracebacks only with ``--debug``. A reader that closes stdout early (``simecg-bench run --suite
+all --dry-run --list | head``) ends the command quietly with exit code 141 (128 + SIGPIPE, what
+a shell reports for a command killed by a closed pipe; the pipeline's status is ``head``'s unless
+``set -o pipefail``), as Python's documentation on SIGPIPE recommends: stdout is pointed at
+``/dev/null`` so the interpreter's last flush cannot fail again.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ COMMAND_MODULES = (
     "benchmark.commands.corpus",
     "benchmark.commands.pretrain",
     "benchmark.commands.generators",
+    "benchmark.commands.report",
 )
 
 
@@ -57,7 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     previous = _terminate_like_ctrl_c()
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush at exit
+        return code
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
     except SimECGError as exc:
         if args.debug:
             raise
@@ -69,6 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+
+def _stdout_to_devnull() -> None:
+    """The reader of stdout went away: send what is left to /dev/null (Python docs, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (an in-process capture): nothing to redirect
+        pass
 
 
 def _terminate_like_ctrl_c() -> object:

@@ -33,6 +33,10 @@ FULL_BUDGET = 0  # budget 0 = the whole training split
 class TuningConfig:
     """Optuna (PROTOCOL.md): TPE with seed 6, PatientPruner(MedianPruner, 5), minimise val loss.
 
+    A study stops at whichever budget it reaches first: ``n_trials`` finished trials or
+    ``timeout_s`` seconds of trials, both counted over all sessions of the study (a resumed study
+    runs only what is left). The authors gave each study up to 6 h (``timeout_s = 21600`` in the
+    paper suites); a time budget makes the chosen values depend on the machine's speed.
     ``n_trials = 0`` skips tuning and fine-tunes with the defaults (fast suites).
     """
 
@@ -40,7 +44,11 @@ class TuningConfig:
     sampler_seed: int = 6
     pruner_patience: int = 5
     tune_seed: int = 1  # the run seed whose split the trials use
-    timeout_s: float = 0.0  # 0 = no limit
+    timeout_s: float = 0.0  # seconds of trials per study, over all its sessions; 0 = no limit
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 0 or self.timeout_s < 0:
+            raise ConfigError(f"tuning.n_trials and timeout_s must be >= 0, got {self.n_trials} and {self.timeout_s}")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Test metrics of the protocol: F1 of the positive class at sigmoid > 0.5, AUROC, AUPRC.
 
 CPSC2018 records are longer than one window; a record's score is the max over its windows.
+Their uncertainty (bootstrap intervals, tests over seeds) is in :mod:`benchmark.statistics`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ THRESHOLD = 0.5
 
 
 def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = THRESHOLD) -> dict[str, float]:
-    """F1 (positive class, ``score > threshold``), AUROC and AUPRC; NaN when a class is absent."""
+    """F1 (positive class, ``score > threshold``), AUROC and AUPRC; NaN when a class is absent.
+
+    Also the counts they rest on (``n``, ``n_pos``, ``n_neg``): a score of a test set with one
+    positive is a coin, and the leaderboard flags such tasks from these counts.
+    """
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=float)
     if labels.shape != scores.shape:
@@ -25,6 +30,7 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = TH
         "f1": float(f1_score(labels, predictions, zero_division=0)),
         "auroc": float(roc_auc_score(labels, scores)) if both_classes else math.nan,
         "auprc": float(average_precision_score(labels, scores)) if both_classes else math.nan,
+        "n": float(len(labels)),
         "n_pos": float(labels.sum()),
         "n_neg": float(len(labels) - labels.sum()),
     }

@@ -28,7 +28,7 @@ from benchmark.metrics import binary_metrics, record_scores
 from benchmark.splits import make_split
 from benchmark.tags import RunTags
 from benchmark.tracking import ActiveRun, Tracker
-from benchmark.tuning import tune
+from benchmark.tuning import StudyRuns, tune
 from simecg.config import flatten, to_dict
 from simecg.errors import SimECGError
 
@@ -49,11 +49,19 @@ class CellContext:
 
 @dataclass
 class Prepared:
-    """A cell's arrays: training/validation windows and test records."""
+    """A cell's training/validation inputs and test records.
 
-    x_train: np.ndarray
+    For records of one window (PTB-XL, G12EC) the inputs are arrays, a window per record. For
+    records longer than a window (CPSC2018, PROTOCOL.md "Signals"), ``x_train`` is a
+    :class:`~benchmark.preprocess.RandomCrops` (a fresh random 10-s crop of each record per epoch,
+    seeded by the cell's seed) and ``x_val`` a :class:`~baselines.training.GroupedWindows` (each
+    record's 10-s windows at a 5-s stride, its score the max over them, as at test time);
+    ``y_train``/``y_val`` then hold one label per record.
+    """
+
+    x_train: Any  # np.ndarray (n, L) | RandomCrops
     y_train: np.ndarray
-    x_val: np.ndarray
+    x_val: Any  # np.ndarray (n, L) | GroupedWindows
     y_val: np.ndarray
     test_records: np.ndarray
     budget_info: dict[str, Any]
@@ -61,20 +69,25 @@ class Prepared:
 
 
 def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepared:
-    """Split by record, apply the label budget, and gather windows (records -> windows)."""
+    """Split by record, apply the label budget, and gather the training and validation inputs.
+
+    Validation of long records uses the evaluation windows (max over a record's windows), not a
+    random crop: early stopping and tuning then select on the very score the test set gets, and
+    the validation loss does not move with crop noise between evaluations.
+    """
     split = make_split(data, suite.split, seed=seed, test_seed=suite.test_seed)
     shift = parse_shift(cell.shift)
     if shift:
         split = demographics.shift_split(split, data.records, *shift, age_bins=suite.age_bins)
     budget = cell.budget or None
     train_records, info = apply_budget(split.train, data.labels, budget, seed, cell.positives_only)
-    train_windows = data.windows_of(train_records)
-    val_windows = data.windows_of(split.val)
+    x_train, y_train = data.training_samples(train_records, seed)
+    x_val, y_val = data.evaluation_samples(split.val)
     return Prepared(
-        x_train=np.asarray(data.signals[train_windows]),
-        y_train=data.labels[data.window_record[train_windows]].astype(np.float32),
-        x_val=np.asarray(data.signals[val_windows]),
-        y_val=data.labels[data.window_record[val_windows]].astype(np.float32),
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
         test_records=np.asarray(split.test),
         budget_info=info,
         split_frame=split.to_frame().assign(
@@ -105,7 +118,7 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
     context.tracker.kill_stale(planned.fingerprint)
     try:
         with context.tracker.run(cell.label, tags, params, parent=context.parent_id) as run:
-            tuned = tuned_params(context, planned)
+            tuned = tuned_params(context, planned, run)
             if tuned:
                 run.log_params({f"tuned.{k}": v for k, v in tuned.items()})
             _train_test_log(context, planned, data, tuned, run)
@@ -118,29 +131,39 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
     return None
 
 
-def tuned_params(context: CellContext, planned: PlannedCell) -> dict[str, Any]:
-    """Best hyper-parameters of the cell's study (its identity without the seed), tuned once for all seeds."""
+def tuned_params(context: CellContext, planned: PlannedCell, run: ActiveRun | None = None) -> dict[str, Any]:
+    """Best hyper-parameters of the cell's study (its identity without the seed), tuned once for all seeds.
+
+    With the cell's ``run``, a session that runs trials is logged under it: a run of kind
+    ``tuning`` nested in the cell run (the cell whose ``tuned.*`` values it produced, so the UI
+    shows cell -> tuning -> trials), and a ``trial`` run per Optuna trial under that
+    (:mod:`benchmark.tuning`). A study already finished logs nothing new.
+    """
     suite, cell, spec = context.suite, planned.cell, planned.model
     if suite.tuning.n_trials <= 0:
         return {}
-    prepared = prepare(suite, context.data[(cell.task, cell.lead)], cell, suite.tuning.tune_seed)
+    data = context.data[(cell.task, cell.lead)]
+    prepared = prepare(suite, data, cell, suite.tuning.tune_seed)
 
-    def objective(trial: Any) -> float:
-        import optuna
-
-        params = spec.cls.tuning_space(trial)
-        trial.set_user_attr("params", params)
-
-        def on_eval(epoch: int, val_loss: float) -> None:
-            trial.report(val_loss, epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
+    def fit(params: dict[str, Any], on_eval: Any) -> float:
         model = spec.create(suite.finetune, suite.tuning.tune_seed, context.encoders, params)
         model.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val, on_eval=on_eval)
         return float(model.val_loss_)
 
-    return tune(objective, suite.tuning, f"study-{planned.study.fingerprint}", context.storage)
+    study = planned.study.fingerprint
+    runs = None
+    if run is not None:
+        tags = RunTags(
+            kind="tuning", fingerprint=study, suite=suite.name, model=cell.model, task=cell.task, lead=cell.lead,
+            budget=cell.budget, positives_only=cell.positives_only, seed=suite.tuning.tune_seed, shift=cell.shift,
+            dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic, study=study,
+            corpus=cell.corpus or "", encoder=planned.encoder, sees_test_records=planned.sees_test_records,
+        )
+        label = cell.label.rsplit(" | seed ", 1)[0]
+        params = {**flatten({"tuning": to_dict(suite.tuning), "finetune": to_dict(suite.finetune)}),
+                  "study": f"study-{study}"}
+        runs = StudyRuns(run.tracker, run.run_id, f"tuning | {label}", tags, params)
+    return tune(spec.cls.tuning_space, fit, suite.tuning, f"study-{study}", context.storage, runs)
 
 
 def _train_test_log(context: CellContext, planned: PlannedCell, data: TaskData, tuned: dict[str, Any],
@@ -148,6 +171,8 @@ def _train_test_log(context: CellContext, planned: PlannedCell, data: TaskData, 
     suite, cell = context.suite, planned.cell
     prepared = prepare(suite, data, cell, cell.seed)
     model = planned.model.create(suite.finetune, cell.seed, context.encoders, tuned)
+    # what the model trains with: [finetune], its own defaults (the baselines' weight decay), tuned values
+    run.log_params({f"train.{k}": v for k, v in to_dict(model.training).items()})
     model.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
     test_windows = data.windows_of(prepared.test_records)
     window_scores = model.predict_scores(np.asarray(data.signals[test_windows]))
@@ -170,6 +195,16 @@ def _train_test_log(context: CellContext, planned: PlannedCell, data: TaskData, 
             frame.to_csv(Path(tmp) / name, index=False)
             run.log_artifact(Path(tmp) / name)
     run.log_input(prepared.split_frame, name=f"{cell.task} split seed {cell.seed}", context="split")
+    # ROC and PR curves of the test records, as pictures (roc_curve.png, pr_curve.png)
+    from benchmark.report import log_curves
+
+    log_curves(run, labels, scores, cell.label)
+
+    # how precise the test scores are: 95% bootstrap intervals over the test records (stratified by
+    # label, seeded from the cell's seed), as test_f1_ci_low/high, test_auroc_ci_*, test_auprc_ci_*
+    from benchmark.statistics import bootstrap_intervals
+
+    run.log_metrics(bootstrap_intervals(labels, scores, seed=cell.seed))
 
 
 def group_metrics(

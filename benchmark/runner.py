@@ -13,10 +13,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from benchmark.cells import PlannedCell, enumerate_cells, plan_cells, shard
-from benchmark.config import SuiteConfig
+from benchmark.config import PRETRAINED, SuiteConfig
 from benchmark.datasets.base import TaskData
 from benchmark.encoders import SuiteEncoders
 from benchmark.run_cell import CellContext, run_cell
@@ -53,11 +53,14 @@ def run_suite(
     shard_spec: tuple[int, int] = (0, 1),
     progress: bool = True,
     optuna_storage: str | None = None,
+    cell_log: TextIO | None = None,
 ) -> RunReport:
     """Run every pending cell of ``suite`` (this shard's share) and log it to MLflow.
 
     The invocation is one MLflow run (FINISHED, FAILED or KILLED like every run); pretraining
-    runs and cell runs are its children.
+    runs and cell runs are its children. ``progress`` shows progress bars (a terminal);
+    ``cell_log`` (a log file, stderr when it is not a terminal) gets one line per encoder being
+    provisioned and per finished cell, with its test F1, time and an ETA (:class:`CellLines`).
     """
     from tqdm.auto import tqdm
 
@@ -80,23 +83,67 @@ def run_suite(
             finished = tracker.finished_fingerprints()
             pending = [p for p in plan(suite, cells, data, encoders) if p.fingerprint not in finished]
             report.skipped = len(cells) - len(pending)
+            lines = CellLines(cell_log, len(pending), tracker) if cell_log is not None else None
             for spec in {p.model.name: p.model for p in pending}.values():  # e.g. pretrain the encoders
+                if lines:
+                    lines.preparing(spec.name)
                 spec.cls.prepare(spec.config, encoders)
             _log_encoders(invocation, encoders)
             bar = tqdm(pending, desc=f"{suite.name} cells", unit="cell", disable=not progress, leave=False)
             for planned in bar:
                 bar.set_postfix_str(planned.cell.label, refresh=False)
+                cell_started = time.perf_counter()
                 error = run_cell(context, planned)
                 if error:
                     report.failed.append((planned.cell.label, error))
                 else:
                     report.ran += 1
+                if lines:
+                    lines.finished(planned, error, time.perf_counter() - cell_started)
         finally:
             report.seconds = time.perf_counter() - started
             invocation.log_metrics({"cells_total": report.total, "cells_skipped": report.skipped,
                                     "cells_ran": report.ran, "cells_failed": len(report.failed),
                                     "wall_seconds": report.seconds})
+    from benchmark.report import log_report_safely  # report.html + description on the invocation run
+
+    log_report_safely(tracker.uri, suite.name, invocation.run_id)  # a report failure only warns
     return report
+
+
+class CellLines:
+    """Progress for logs: one line per finished cell (and per model being prepared), flushed at once.
+
+    ``[12/48] mae:sim | ptbxl/AFIB | II | budget all | seed 1: test_f1 0.812 (41 s, ETA 27 min)``:
+    the cell's place among this invocation's pending cells, its test F1 (read back from its run),
+    its wall time, and the mean time per cell so far times the cells left.
+    """
+
+    def __init__(self, stream: TextIO, total: int, tracker: Tracker):
+        self.stream, self.total, self.tracker = stream, total, tracker
+        self.done, self.seconds = 0, 0.0
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def preparing(self, model: str) -> None:
+        if model.startswith(f"{PRETRAINED}:"):
+            self._print(f"preparing {model}: its encoder, from the cache, the store, or pretrained now")
+
+    def finished(self, planned: PlannedCell, error: str | None, seconds: float) -> None:
+        from benchmark.planning import duration
+
+        self.done += 1
+        self.seconds += seconds
+        eta = self.seconds / self.done * (self.total - self.done)
+        if error:
+            result = f"FAILED: {(error.splitlines() or [''])[0]}"
+        else:
+            run = self.tracker.finished_run(planned.fingerprint)
+            f1 = run.data.metrics.get("test_f1") if run is not None else None
+            result = f"test_f1 {f1:.3f}" if f1 is not None else "finished"
+        self._print(f"[{self.done}/{self.total}] {planned.cell.label}: {result} "
+                    f"({duration(seconds)}, ETA {duration(eta)})")
 
 
 def with_data_dir(suite: SuiteConfig, data_dir: str | Path | None) -> SuiteConfig:
@@ -156,13 +203,11 @@ def dry_run(
     tracking_uri: str | None = None,
     shard_spec: tuple[int, int] = (0, 1),
 ) -> list[str]:
-    """One line per cell of this shard: ``finished``/``pending``, fingerprint and label (``--dry-run``)."""
-    suite = with_data_dir(suite, data_dir)
-    cells = shard(enumerate_cells(suite), *shard_spec)
-    data = load_data(cells, data_dir)
-    finished = Tracker(tracking_uri, suite.name).finished_fingerprints()
-    lines = []
-    for planned in plan(suite, cells, data, SuiteEncoders(suite)):
-        status = "finished" if planned.fingerprint in finished else "pending"
-        lines.append(f"{status:8s} {planned.fingerprint} {planned.cell.label}")
-    return lines
+    """One line per cell of this shard: ``finished``/``pending``, fingerprint and label (``--dry-run --list``).
+
+    The summary, counts and time estimates of ``--dry-run`` are :func:`benchmark.planning.make_plan`'s.
+    """
+    from benchmark.planning import make_plan
+
+    return make_plan(suite, data_dir=data_dir, tracking_uri=tracking_uri, shard_spec=shard_spec,
+                     estimate=False).cell_lines()

@@ -21,14 +21,15 @@ from typing import Any
 from simecg.errors import TrackingError
 
 TAG_SCHEMA = "2"
-KINDS = ("invocation", "pretrain", "cell", "report", "generator")
+KINDS = ("invocation", "pretrain", "cell", "report", "generator", "tuning", "trial")
 
 
 @dataclass(frozen=True)
 class RunTags:
     """What a run is. Fields that do not apply to a kind keep their empty default."""
 
-    kind: str  # invocation | pretrain | cell
+    kind: str  # one of KINDS; "tuning": a session of a study (under the cell run that needed it), "trial": one
+    # Optuna trial (under its tuning run)
     fingerprint: str = ""  # the identity of the result (cell, encoder); empty for invocations
     suite: str = ""
     schema: str = TAG_SCHEMA
@@ -43,7 +44,10 @@ class RunTags:
     dataset: str = ""
     data_version: str = ""
     synthetic: bool = False
-    study: str = ""  # the tuning study's fingerprint (cells that were tuned)
+    study: str = ""  # the tuning study's fingerprint (cells that were tuned, tuning and trial runs)
+    # trials
+    trial: int = -1  # the Optuna trial number (kind "trial"); -1 otherwise
+    trial_state: str = ""  # the trial's Optuna state once it ended: COMPLETE, PRUNED or FAIL
     # pretrained models and pretraining runs
     corpus: str = ""
     encoder: str = ""  # the encoder's fingerprint (cells of pretrained models)

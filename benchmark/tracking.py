@@ -70,6 +70,62 @@ def _artifact_root(uri: str) -> str | None:
     return None
 
 
+# Where MLflow (3.x, SQL backend) writes artifact locations, always absolute: it resolves a relative
+# location against the CWD when an experiment is created, and ``mlflow-artifacts:/`` URIs would need
+# a running server for every write. A local store is kept movable by rewriting them on open instead.
+_LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                     ("logged_models", "artifact_location"), ("model_versions", "source"),
+                     ("model_versions", "storage_location"))
+
+
+def relocate_store(uri: str) -> int:
+    """Point a moved (or copied) local SQLite store's artifact locations at its own folder.
+
+    MLflow stores absolute artifact URIs (``file:///old/mlruns/artifacts/<suite>/<run>/artifacts``).
+    Our experiments' artifacts live in ``<store folder>/artifacts/<suite>``; when an experiment's
+    location says another folder, the store was moved or copied there, and every location under the
+    old folder (experiments, runs, logged models, in URI or plain-path form) is rewritten to the new
+    one, in one transaction. Returns the number of values rewritten (0: nothing moved, or not a
+    local SQLite store). Called by :class:`Tracker` and ``simecg-bench ui``/``report`` on open.
+    """
+    import sqlite3
+    from urllib.parse import unquote, urlparse
+
+    db = sqlite_path(uri)
+    if db is None or not db.is_file():
+        return 0
+    here = db.parent.resolve()
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "experiments" not in tables:
+            return 0
+        old_roots = set()
+        for name, location in con.execute("SELECT name, artifact_location FROM experiments"):
+            if not (name or "").startswith(EXPERIMENT_PREFIX) or not (location or "").startswith("file:"):
+                continue
+            tail = f"/artifacts/{name[len(EXPERIMENT_PREFIX):]}"
+            if location.endswith(tail) and location[: -len(tail)] != here.as_uri():
+                old_roots.add(location[: -len(tail)])
+        if not old_roots:
+            return 0
+        changed = 0
+        with con:  # one transaction: all locations move, or none
+            for old in sorted(old_roots):
+                pairs = [(old + "/", here.as_uri() + "/"), (unquote(urlparse(old).path) + "/", f"{here}/")]
+                for table, column in _LOCATION_COLUMNS:
+                    if table not in tables or column not in {c[1] for c in con.execute(f"PRAGMA table_info({table})")}:
+                        continue
+                    for before, after in pairs:
+                        changed += con.execute(
+                            f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                            f"WHERE substr({column}, 1, ?) = ?",
+                            (after, len(before) + 1, len(before), before),
+                        ).rowcount
+        log.info("MLflow store %s was moved from %s: %d artifact location(s) now point into it",
+                 here, ", ".join(sorted(old_roots)), changed)
+        return changed
+
+
 class Tracker:
     """A thin wrapper over ``MlflowClient`` bound to one store and one suite experiment."""
 
@@ -80,6 +136,7 @@ class Tracker:
             # Shards started together on one machine would both create (migrate) a new SQLite
             # store and both create the experiment; the second fails. One at a time, via a lock.
             with _store_lock(self.uri):
+                relocate_store(self.uri)  # a moved/copied store reads its artifacts from where it is now
                 self.client = mlflow.tracking.MlflowClient(tracking_uri=self.uri)
                 name = EXPERIMENT_PREFIX + suite
                 experiment = self.client.get_experiment_by_name(name)
@@ -147,6 +204,9 @@ class Tracker:
         """Log a PyTorch model as an MLflow model of the run; the run stays open."""
         mlflow = _mlflow()
         mlflow.set_tracking_uri(self.uri)
+        # The logged model belongs to the run's experiment: without this MLflow files it under the
+        # active (Default, "0") experiment, whose artifacts go to ``./mlruns/0`` of the CWD, outside the store.
+        mlflow.set_experiment(experiment_id=self.experiment_id)
         # Pickle format (torch.export of timm blocks is not needed to reload it here) and explicit
         # requirements (MLflow's inference of them imports the model in a subprocess).
         requirements = [f"{p}=={v}" for p, v in environment_versions().items() if p in ("torch", "timm")]

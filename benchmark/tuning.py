@@ -3,48 +3,215 @@
 TPE sampler with seed 6, PatientPruner(MedianPruner, patience 5), minimising validation loss.
 The space is each model's ``tuning_space`` (:class:`baselines.base.Baseline`): for neural
 models learning rate log-uniform [5e-6, 5e-3], augmentation mask ratio [0, 0.5], max shift ratio
-[0, 0.75], plus the model's own space (the pretrained MAE's head width 2^4..2^10). Studies live
-in an RDB named by the study's identity (:func:`simecg.identity.study_identity`), so a killed
-tuning resumes with the trials it finished.
+[0, 0.75], plus the model's own space (the pretrained MAE's head width 2^4..2^10, the
+baselines' architecture spaces). Studies live in an RDB named by the study's identity
+(:func:`simecg.identity.study_identity`), so a killed tuning resumes with the trials it finished.
+
+Budgets (:class:`~benchmark.config.TuningConfig`): ``n_trials`` finished trials and, as the
+authors ran it, ``timeout_s`` seconds per study (6 h in the paper suites), both counted over
+every session of the study: a resumed study runs only what is left of either.
+
+MLflow (:class:`StudyRuns`): each tuning session is a run of kind ``tuning`` nested under the
+cell run that needed the study, and each Optuna trial a run of kind ``trial`` under it (one per
+trial number: a resumed study only adds runs for its new trials), holding the trial's
+parameters, its validation curve (``val_loss`` per evaluated epoch) and its Optuna state in the
+tag ``trial_state`` (COMPLETE, PRUNED or FAIL). A trial interrupted by Ctrl-C or SIGTERM ends
+KILLED; one whose process died outright is found by Optuna's heartbeat (the study is opened with
+one) and its run is marked KILLED by the next session of the study.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.config import TuningConfig
+from benchmark.tags import RunTags
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_S = 60  # a running trial tells the study it is alive this often
+GRACE_S = 180  # a trial silent this long belongs to a dead process: Optuna marks it FAIL
+
+Space = Callable[[Any], dict[str, Any]]  # trial -> overrides (a model's tuning_space)
+Fit = Callable[[dict[str, Any], Callable[[int, float], None]], float]  # (overrides, on_eval) -> val loss
+
+
+@dataclass(frozen=True)
+class StudyRuns:
+    """Where a study's MLflow runs go: a ``tuning`` run per session under ``parent``, a ``trial`` run
+    per Optuna trial under that.
+
+    ``tags`` are the tuning run's (kind ``tuning``, ``study`` = the study's fingerprint); each
+    trial run copies them with kind ``trial`` and its trial number. ``tracker`` is a
+    :class:`benchmark.tracking.Tracker`.
+    """
+
+    tracker: Any
+    parent: str  # run id, e.g. the cell run that needed the study
+    name: str  # the tuning run's name
+    tags: RunTags
+    params: Mapping[str, Any] = field(default_factory=dict)  # logged on the tuning run
+
 
 def tune(
-    objective: Callable[[Any], float],
+    space: Space,
+    fit: Fit,
     config: TuningConfig,
     study_name: str,
     storage: str,
+    runs: StudyRuns | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the study and return the best trial's ``user_attrs['params']``.
+    """Run (or resume) the study and return the best trial's parameters (the overrides ``space`` gave).
 
-    ``objective(trial)`` must store the overrides it used in ``trial.set_user_attr("params", ...)``,
-    report validation losses with ``trial.report`` and return the best validation loss.
+    ``space(trial)`` draws a trial's overrides; ``fit(overrides, on_eval)`` trains with them and
+    returns the best validation loss, calling ``on_eval(epoch, val_loss)`` at each evaluation
+    (which reports to Optuna, logs the curve and raises :class:`optuna.TrialPruned` to prune).
+    With ``runs``, the session and its trials are logged to MLflow (module docstring).
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = _open_study(config, study_name, storage)
+    if runs is not None:
+        _end_dead_runs(study, runs)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    remaining = max(config.n_trials - len(finished), 0)
+    spent = sum(float(t.user_attrs.get("seconds", 0.0)) for t in finished)
+    time_left = config.timeout_s - spent if config.timeout_s else None
+    if remaining and (time_left is None or time_left > 0):
+        log.info("tuning %s: up to %d trials (%d already done%s)", study_name, remaining, len(finished),
+                 f", {time_left:.0f} s left" if time_left is not None else "")
+        if runs is None:
+            study.optimize(_objective(space, fit, None), n_trials=remaining, timeout=time_left,
+                           catch=(RuntimeError,))
+        else:
+            with runs.tracker.run(runs.name, runs.tags, runs.params, parent=runs.parent) as session:
+                study.optimize(_objective(space, fit, (runs, session.run_id)), n_trials=remaining,
+                               timeout=time_left, catch=(RuntimeError,))
+                _end_dead_runs(study, runs, keep=session.run_id)
+                session.log_metrics(_summary(study))
+                if _best(study):
+                    session.log_params({f"best.{k}": v for k, v in _best(study).items()})
+    return _best(study)
+
+
+def _open_study(config: TuningConfig, study_name: str, storage: str) -> Any:
+    """The study in its RDB (created or loaded), with a heartbeat so trials of dead processes are found."""
+    import warnings
+
+    import optuna
+
+    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite:") else None
+    with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna, and what finds dead trials
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+                                         grace_period=GRACE_S)
     sampler = optuna.samplers.TPESampler(seed=config.sampler_seed)
     pruner = optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), patience=config.pruner_patience)
-    study = optuna.create_study(
-        study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
-        direction="minimize", load_if_exists=True,
-    )
-    done = sum(t.state.is_finished() for t in study.trials)
-    remaining = max(config.n_trials - done, 0)
-    if remaining:
-        log.info("tuning %s: %d trials (%d already done)", study_name, remaining, done)
-        study.optimize(objective, n_trials=remaining, timeout=config.timeout_s or None, catch=(RuntimeError,))
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
+    return optuna.create_study(study_name=study_name, storage=rdb, sampler=sampler, pruner=pruner,
+                               direction="minimize", load_if_exists=True)
+
+
+def _objective(space: Space, fit: Fit, runs: tuple[StudyRuns, str] | None) -> Callable[[Any], float]:
+    def objective(trial: Any) -> float:
+        started = time.perf_counter()
+        try:
+            params = space(trial)
+            trial.set_user_attr("params", params)
+            if runs is None:
+                return fit(params, lambda epoch, loss: _report(trial, epoch, loss))
+            return _logged_trial(trial, params, fit, *runs)
+        finally:  # the time this trial took counts against the study's timeout_s in later sessions
+            trial.set_user_attr("seconds", time.perf_counter() - started)
+
+    return objective
+
+
+def _logged_trial(trial: Any, params: dict[str, Any], fit: Fit, runs: StudyRuns, session: str) -> float:
+    """One trial inside its own MLflow run: parameters, ``val_loss`` curve, Optuna state."""
+    import optuna
+
+    tags = dataclasses.replace(runs.tags, kind="trial", fingerprint="", trial=trial.number)
+    pruned: optuna.TrialPruned | None = None
+    with runs.tracker.run(f"trial {trial.number}", tags, params, parent=session) as run:
+
+        def on_eval(epoch: int, val_loss: float) -> None:
+            run.log_metrics({"val_loss": val_loss}, step=epoch)
+            _report(trial, epoch, val_loss)
+
+        try:
+            value = fit(params, on_eval)
+        except optuna.TrialPruned as exc:  # the run ends FINISHED: pruning is an outcome, not an error
+            pruned = exc
+        except BaseException:  # the run ends FAILED (KILLED on Ctrl-C/SIGTERM); Optuna records FAIL
+            run.set_tags({"trial_state": "FAIL"})
+            raise
+        run.set_tags({"trial_state": "PRUNED" if pruned else "COMPLETE"})
+        if pruned is None:
+            run.log_metrics({"best_val_loss": value})
+    if pruned is not None:
+        raise pruned
+    return value
+
+
+def _report(trial: Any, epoch: int, val_loss: float) -> None:
+    import optuna
+
+    trial.report(val_loss, epoch)
+    if trial.should_prune():
+        raise optuna.TrialPruned()
+
+
+def _end_dead_runs(study: Any, runs: StudyRuns, keep: str = "") -> None:
+    """Mark KILLED the study's MLflow runs left RUNNING by a process that died (SIGKILL, power loss).
+
+    A trial run is dead when its Optuna trial is no longer running (the heartbeat marks the
+    trials of dead processes FAIL); a tuning run when no trial of the study is running. A live
+    session of another process (a shard sharing the study) keeps its runs.
+    """
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    running = {t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING}
+    client = runs.tracker.client
+    query = f"tags.study = '{runs.tags.study}' and attributes.status = 'RUNNING'"
+    for run in client.search_runs([runs.tracker.experiment_id], filter_string=query):
+        tags = run.data.tags
+        if run.info.run_id == keep:
+            continue
+        if tags.get("kind") == "trial" and int(tags.get("trial", -1)) not in running:
+            client.set_tag(run.info.run_id, "trial_state", "FAIL")
+            client.set_terminated(run.info.run_id, status="KILLED")
+        elif tags.get("kind") == "tuning" and not running:
+            client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def _summary(study: Any) -> dict[str, float]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    out = {f"trials_{state.name.lower()}": float(sum(t.state == state for t in trials))
+           for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if complete:
+        out["best_val_loss"] = float(study.best_value)
+    out["seconds_spent"] = float(sum(float(t.user_attrs.get("seconds", 0.0)) for t in trials))
+    return out
+
+
+def _best(study: Any) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         return {}
     return dict(study.best_trial.user_attrs.get("params", {}))

@@ -211,33 +211,50 @@ class MaskedAutoencoder(nn.Module):
         return self.decoder_pred(self.decoder_norm(x))[:, 1:, :]
 
 
+HEAD_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+def classifier_head(in_dim: int, width: int = 32, dropout: float = 0.25, activation: str = "relu") -> nn.Module:
+    """The classification head of PROTOCOL.md: ``Linear(in_dim, width)``, activation, ``Dropout``,
+    ``Linear(width, 1)`` (the authors' ``HeadModule``: width 32, ReLU, dropout 0.25).
+
+    ``width`` is what the authors search as ``backbone_out_dim`` (2^4..2^10) for models trained
+    from scratch; ``width=0`` gives a single linear layer. ``activation`` is ``"relu"`` (paper)
+    or ``"gelu"``.
+    """
+    if width < 0 or not 0 <= dropout < 1:
+        raise ConfigError(f"head: width must be >= 0 and dropout in [0, 1), got {width} and {dropout}")
+    if activation not in HEAD_ACTIVATIONS:
+        raise ConfigError(f"head: activation must be one of {', '.join(HEAD_ACTIVATIONS)}, got {activation!r}")
+    if width == 0:
+        return nn.Linear(in_dim, 1)
+    return nn.Sequential(nn.Linear(in_dim, width), HEAD_ACTIVATIONS[activation](), nn.Dropout(dropout),
+                         nn.Linear(width, 1))
+
+
 class EncoderClassifier(nn.Module):
     """An :class:`ECGEncoder` with a small MLP head, mapping ``(batch, 1, L)`` to logits ``(batch,)``.
 
     ``pooling="cls"`` is the paper's (the CLS token); ``"mean"`` averages the patch tokens.
-    ``freeze_encoder=True`` gives a linear/MLP probe.
+    ``freeze_encoder=True`` gives a linear/MLP probe. The head defaults are the paper's
+    (:func:`classifier_head`: Linear(128, 32), ReLU, Dropout 0.25, Linear(32, 1) on the CLS token).
     """
 
     def __init__(
         self,
         encoder: ECGEncoder,
-        head_width: int = 64,
+        head_width: int = 32,
         pooling: str = "cls",
         freeze_encoder: bool = False,
-        dropout: float = 0.0,
+        dropout: float = 0.25,
+        activation: str = "relu",
     ):
         super().__init__()
         if pooling not in ("cls", "mean"):
             raise ConfigError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
         self.encoder = encoder
         self.pooling = pooling
-        dim = encoder.config.embed_dim
-        if head_width > 0:
-            self.head = nn.Sequential(
-                nn.Linear(dim, head_width), nn.GELU(), nn.Dropout(dropout), nn.Linear(head_width, 1)
-            )
-        else:
-            self.head = nn.Linear(dim, 1)
+        self.head = classifier_head(encoder.config.embed_dim, head_width, dropout, activation)
         if freeze_encoder:
             for p in self.encoder.parameters():
                 p.requires_grad_(False)

@@ -23,7 +23,7 @@ SMALL: dict[str, tuple[dict, float]] = {
     "resnet18-1d": ({"base_width": 8}, 1e-3),
     "mega": ({"embed_dim": 32, "depth": 2, "hdim": 64, "ffn_dim": 64}, 3e-3),
     "luna": ({"embed_dim": 32, "depth": 2}, 3e-3),
-    "emb-gru": ({"hidden_size": 32, "num_layers": 1}, 3e-3),
+    "emb-gru": ({"hidden_size": 32, "num_layers": 1}, 5e-3),
     "emb-lstm": ({"hidden_size": 32, "num_layers": 1}, 1e-2),
     "transformer-scratch": ({"preset": "tiny"}, 3e-3),
 }

@@ -12,12 +12,16 @@ from benchmark.tasks import load_task
 from simecg.errors import ConfigError
 
 
-def test_windows_cover_the_whole_record_with_an_end_aligned_tail():
+def test_evaluation_windows_step_half_a_window_and_pad_the_last():
     assert window_starts(5000, 5000) == [0]
     assert window_starts(7500, 5000) == [0, 2500]
-    assert window_starts(15000, 5000) == [0, 5000, 10000]
-    assert window_starts(7500, 5000, "drop") == [0]
+    assert window_starts(8000, 5000) == [0, 2500, 5000]  # the last one zero-padded
+    assert window_starts(15000, 5000) == [0, 2500, 5000, 7500, 10000]
     assert window_starts(3000, 5000) == [0]
+    # the other layouts: consecutive windows with an end-aligned tail, or full windows only
+    assert window_starts(7500, 5000, stride=5000, tail="end") == [0, 2500]
+    assert window_starts(15000, 5000, stride=5000, tail="end") == [0, 5000, 10000]
+    assert window_starts(7500, 5000, stride=5000, tail="drop") == [0]
 
 
 def test_short_record_is_zscored_then_zero_padded():
@@ -44,6 +48,8 @@ def test_bandpass_removes_baseline_and_bad_settings_are_config_errors():
         PreprocessConfig(bandpass=(40.0, 0.5))
     with pytest.raises(ConfigError):
         PreprocessConfig(tail="middle")
+    with pytest.raises(ConfigError):
+        PreprocessConfig(stride=6000)
 
 
 @pytest.mark.realdata

@@ -5,42 +5,60 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import time
 
+import pandas as pd
 import pytest
 
-from benchmark.leaderboard import build_leaderboard
+from benchmark.cli import main
+from benchmark.leaderboard import MIN_POSITIVES, build_leaderboard, model_role
 from benchmark.tags import RunTags
 from benchmark.tracking import Tracker
+from simecg.errors import ConfigError
 
 F1 = {  # (task, model) -> F1 per seed
     ("ptbxl/AFIB", "mae:sim"): [0.80, 0.90],
     ("ptbxl/AFIB", "resnet18-1d"): [0.70, 0.70],
     ("ptbxl/AFIB", "transformer-scratch"): [0.95, 0.95],  # an ablation: never "the strongest baseline"
+    ("ptbxl/AFIB", "xgboost-features"): [0.99, 0.99],  # an extra: never "the strongest baseline" either
     ("ptbxl/PVC", "mae:sim"): [0.50, 0.50],
     ("ptbxl/PVC", "resnet18-1d"): [0.60, 0.60],
     ("ptbxl/PVC", "mega"): [0.40, 0.40],
+    # one test positive (the smoke suite's -100%): flagged, shown, never counted
+    ("ptbxl/PAC", "mae:sim"): [0.0, 0.0],
+    ("ptbxl/PAC", "resnet18-1d"): [1.0, 1.0],
 }
+N_POS = {"ptbxl/AFIB": 50, "ptbxl/PVC": 40, "ptbxl/PAC": 1}
+ROW_FIELDS = {"task", "model", "test_f1", "test_f1_sd", "test_f1_ci_low", "test_f1_ci_high", "n_seeds", "test_n_pos"}
+SUMMARY_FIELDS = {"mean_relative_gain_pct", "wins", "significant_wins", "tasks_counted"}
 
 
 def _cell(tracker: Tracker, fingerprint: str, task: str, model: str, seed: int, f1: float, lead: str = "II",
-          finish: bool = True) -> None:
-    tags = RunTags(kind="cell", fingerprint=fingerprint, suite="unit", task=task, model=model, lead=lead, seed=seed)
+          finish: bool = True, n_pos: int | None = None, params: dict[str, str] | None = None,
+          suite: str = "unit") -> None:
+    tags = RunTags(kind="cell", fingerprint=fingerprint, suite=suite, task=task, model=model, lead=lead, seed=seed)
+    metrics = {"test_f1": f1, "test_auroc": 0.9}
+    if n_pos is not None:
+        metrics.update({"test_n_pos": n_pos, "test_n_neg": 200})
     if finish:
-        with tracker.run("cell", tags) as run:
-            run.log_metrics({"test_f1": f1, "test_auroc": 0.9})
+        with tracker.run("cell", tags, params) as run:
+            run.log_metrics(metrics)
     else:  # a run a killed process left RUNNING
         run_id = tracker.client.create_run(tracker.experiment_id, tags=tags.to_mlflow()).info.run_id
         tracker.log_metrics(run_id, {"test_f1": f1})
 
 
-@pytest.fixture
-def store(tracking_uri: str) -> str:
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One store for the module's tests, which only read it."""
+    tracking_uri = f"sqlite:///{tmp_path_factory.mktemp('leaderboard') / 'mlflow.db'}"
     tracker = Tracker(tracking_uri, "unit")
     for (task, model), values in F1.items():
         for seed, f1 in enumerate(values, start=1):
-            _cell(tracker, f"{task}{model}{seed}", task, model, seed, f1)
+            _cell(tracker, f"{task}{model}{seed}", task, model, seed, f1, n_pos=N_POS[task])
     # a duplicate of a finished fingerprint (e.g. a race between two workers) counts once: the newest
-    _cell(tracker, "ptbxl/PVCmega2", "ptbxl/PVC", "mega", 2, 0.40)
+    _cell(tracker, "ptbxl/PVCmega2", "ptbxl/PVC", "mega", 2, 0.40, n_pos=40)
     # unfinished, other-lead and old-schema runs are ignored
     _cell(tracker, "x", "ptbxl/PVC", "mega", 3, 0.0, finish=False)
     _cell(tracker, "y", "ptbxl/PVC", "resnet18-1d", 1, 0.0, lead="I")
@@ -57,33 +75,134 @@ def test_means_sds_gains_and_wins(store: str) -> None:
     rows = board.rows.set_index(["task", "model"])
     assert rows.loc[("ptbxl/AFIB", "mae:sim"), "test_f1"] == pytest.approx(0.85)
     assert rows.loc[("ptbxl/AFIB", "mae:sim"), "test_f1_sd"] == pytest.approx(0.0707, abs=1e-3)
+    # 95% t-interval over 2 seeds: 0.85 ± t(0.975, 1) * sd / sqrt(2) = 0.85 ± 12.706 * 0.05
+    assert rows.loc[("ptbxl/AFIB", "mae:sim"), "test_f1_ci_low"] == pytest.approx(0.85 - 12.7062 * 0.05, abs=1e-3)
+    assert rows.loc[("ptbxl/AFIB", "mae:sim"), "test_f1_ci_high"] == pytest.approx(0.85 + 12.7062 * 0.05, abs=1e-3)
     assert rows.loc[("ptbxl/PVC", "mega"), "n_seeds"] == 2
-    # strongest baseline: resnet on both tasks (scratch is an ablation)
+    assert rows.loc[("ptbxl/PVC", "mega"), "test_n_pos"] == 40
+    # strongest baseline: resnet on both tasks (scratch is an ablation, XGBoost an extra)
     assert rows.loc[("ptbxl/AFIB", "mae:sim"), "best_baseline"] == "resnet18-1d"
     assert rows.loc[("ptbxl/AFIB", "mae:sim"), "relative_gain_pct"] == pytest.approx((0.85 - 0.7) / 0.7 * 100)
     assert rows.loc[("ptbxl/PVC", "mae:sim"), "relative_gain_pct"] == pytest.approx((0.5 - 0.6) / 0.6 * 100)
     summary = board.summary.set_index("model").loc["mae:sim"]
-    assert summary.wins == 1 and summary.tasks == 2
+    assert summary.wins == 1 and summary.tasks_counted == 2
     assert summary.mean_relative_gain_pct == pytest.approx(((0.15 / 0.7) + (-0.1 / 0.6)) / 2 * 100)
 
 
-def test_formats_carry_task_model_test_f1(store: str) -> None:
+def test_roles_decide_who_can_be_the_strongest_baseline(store: str) -> None:
+    assert [model_role(m) for m in ("resnet18-1d", "mega", "luna", "emb-gru", "emb-lstm")] == ["baseline"] * 5
+    assert model_role("xgboost-features") == "extra"
+    assert model_role("transformer-scratch") == "ablation"
+    assert model_role("mae:sim") == "pretrained"
+    rows = build_leaderboard(store, "unit").rows
+    # XGBoost (0.99) and the scratch Transformer (0.95) beat resnet (0.70) on AFIB, and are never chosen
+    assert set(rows.best_baseline.dropna()) == {"resnet18-1d"}
+    afib = rows[rows.task == "ptbxl/AFIB"].set_index("model")
+    assert afib.loc["xgboost-features", "role"] == "extra" and afib.loc["xgboost-features", "test_f1"] > 0.98
+    assert afib.relative_gain_pct.dropna().index.tolist() == ["mae:sim"]  # gains only for pretrained models
+
+
+def test_tasks_with_few_test_positives_are_flagged_and_not_counted(store: str) -> None:
+    board = build_leaderboard(store, "unit")
+    assert board.min_positives == MIN_POSITIVES == 10
+    rows = board.rows.set_index(["task", "model"])
+    pac = rows.loc[("ptbxl/PAC", "mae:sim")]
+    assert bool(pac.few_positives) is True and pac.flag == "< 10 test positives" and pac.test_n_pos == 1
+    assert pac.test_f1 == 0.0  # shown ...
+    assert math.isnan(pac.relative_gain_pct)  # ... but no -100% gain
+    assert pd.isna(pac.win)  # neither a win nor a loss
+    assert rows.few_positives.groupby("task").all().to_dict() == {"ptbxl/AFIB": False, "ptbxl/PAC": True,
+                                                                  "ptbxl/PVC": False}
+    summary = board.summary.set_index("model").loc["mae:sim"]
+    assert (summary.tasks_counted, summary.tasks_left_out, summary.wins) == (2, 1, 1)
+    table = board.render("table")
+    assert "wins 1/2 tasks counted (0 significant; 2 not tested, see note); 1 task with < 10 test positives left " \
+           "out" in table
+    assert "ptbxl/PAC ‡" in table and "-100.00%" not in table
+    # the mean row leaves PAC out: mae:sim's mean is over AFIB and PVC only
+    assert board.wide().loc["mean", "mae:sim"] == f"{(0.85 + 0.5) / 2:.3f}"
+    # a lower threshold counts the task again (and its -100% with it)
+    lenient = build_leaderboard(store, "unit", min_positives=1)
+    assert lenient.summary.set_index("model").loc["mae:sim", "tasks_counted"] == 3
+    assert "-100.00%" in lenient.render("table")
+
+
+def test_formats_carry_the_row_fields_and_the_summary(store: str) -> None:
     board = build_leaderboard(store, "unit")
     rows = list(csv.DictReader(io.StringIO(board.render("csv"))))
-    assert {"task", "model", "test_f1"} <= set(rows[0])
+    assert ROW_FIELDS | SUMMARY_FIELDS | {"min_positives", "few_positives", "p_value"} <= set(rows[0])
     assert len(rows) == len(F1)
+    mae_afib = next(r for r in rows if r["task"] == "ptbxl/AFIB" and r["model"] == "mae:sim")
+    assert (mae_afib["wins"], mae_afib["tasks_counted"], mae_afib["min_positives"]) == ("1", "2", "10")
     data = json.loads(board.render("json"))
-    assert data["synthetic"] is False and len(data["rows"]) == len(F1)
-    table = board.render("table")
-    assert "0.850 ± 0.071" in table and "wins 1/2 tasks" in table and "mean" in table
+    assert data["synthetic"] is False and len(data["rows"]) == len(F1) and data["min_positives"] == 10
+    assert all(set(r) >= ROW_FIELDS for r in data["rows"])
+    assert set(data["summary"][0]) >= SUMMARY_FIELDS and data["summary"][0]["tasks_counted"] == 2
+    for fmt in ("table", "markdown"):
+        text = board.render(fmt)
+        assert "0.850 ± 0.071" in text and "wins 1/2 tasks counted (0 significant; 2 not tested" in text
+        assert "mean relative F1 gain +2.38%" in text and "fewer than 10 test positives" in text
+        # the per-row block: task, model, F1, sd, the interval over seeds, seeds, test positives
+        line = next(x for x in text.splitlines() if "ptbxl/AFIB" in x and "mae:sim" in x and "[" in x)
+        for part in ("0.850", "0.071", "[0.215, 1.485]", "2", "50"):
+            assert part in line
     assert board.render("markdown").count("|") > 10
 
 
-def test_other_lead_and_empty_suite(store: str) -> None:
+def test_other_lead_and_unknown_suite(store: str) -> None:
     board = build_leaderboard(store, "unit", lead="I")
     assert list(board.rows.model) == ["resnet18-1d"] and list(board.rows.task) == ["ptbxl/PVC"]
     assert board.rows.test_f1.tolist() == [0.0]
-    assert "no finished cells" in build_leaderboard(store, "nothing-here").render("table")
+    with pytest.raises(ConfigError, match="suites with results there: unit"):
+        build_leaderboard(store, "nothing-here")
+    assert "note: also in this suite: lead I (--lead)" in build_leaderboard(store, "unit").render("table")
+
+
+@pytest.mark.parametrize(("option", "named"), [
+    (["--suite", "nonexist"], "suites with results there: unit"),
+    (["--suite", "unit", "--lead", "V9"], "it holds lead I, II"),
+    (["--suite", "unit", "--budget", "5"], "it holds budget 0 (all)"),
+    (["--suite", "unit", "--shift", "sex:M->F"], "it holds shift '' (none)"),
+    (["--suite", "unit", "--positives-only"], "it holds positives only all-classes"),
+])
+def test_a_filter_matching_nothing_exits_2_naming_what_exists(
+    store: str, option: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["leaderboard", "--tracking-uri", store, *option]) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_the_default_view_falls_back_to_what_the_suite_holds(tracking_uri: str) -> None:
+    """A leads-only suite has no lead II cell: the board `run` prints shows what exists."""
+    tracker = Tracker(tracking_uri, "leads-only")
+    for lead in ("I", "V1", "V1"):
+        _cell(tracker, f"c{lead}{time.time()}", "ptbxl/AFIB", "resnet18-1d", 1, 0.5, lead=lead, n_pos=50,
+              suite="leads-only")
+    board = build_leaderboard(tracking_uri, "leads-only")
+    assert board.lead == "V1" and len(board.rows) == 1  # the lead with the most finished cells
+    assert "also in this suite: lead I (--lead)" in board.render("table")
+    assert main(["leaderboard", "--tracking-uri", tracking_uri, "--suite", "leads-only", "--lead", "I"]) == 0
+
+
+def test_a_model_name_with_two_configurations_shows_the_newest(tracking_uri: str) -> None:
+    tracker = Tracker(tracking_uri, "configs")
+    old, new = {"model.encoder": "aaaaaa111111"}, {"model.encoder": "bbbbbb222222"}
+    for seed, f1 in ((1, 0.2), (2, 0.2)):
+        _cell(tracker, f"old{seed}", "ptbxl/AFIB", "mae:sim", seed, f1, n_pos=50, params=old, suite="configs")
+    time.sleep(0.01)
+    for seed, f1 in ((1, 0.8), (2, 0.9)):
+        _cell(tracker, f"new{seed}", "ptbxl/AFIB", "mae:sim", seed, f1, n_pos=50, params=new, suite="configs")
+    _cell(tracker, "base", "ptbxl/AFIB", "resnet18-1d", 1, 0.5, n_pos=50, suite="configs")
+    board = build_leaderboard(tracking_uri, "configs")
+    mae = board.rows.set_index("model").loc["mae:sim"]
+    assert mae.test_f1 == pytest.approx(0.85) and mae.n_seeds == 2  # the old encoder's 0.2s are not mixed in
+    assert "mae:sim: 1 older configuration left out (2 cells; see --all-configs)" in board.notes
+    assert "older configuration left out" in board.render("table")
+    every = build_leaderboard(tracking_uri, "configs", all_configs=True).rows.set_index("model")
+    older = [m for m in every.index if m.startswith("mae:sim#")]
+    assert len(older) == 1 and every.loc[older[0], "test_f1"] == pytest.approx(0.2)
+    assert every.loc["mae:sim", "test_f1"] == pytest.approx(0.85)
+    assert every.loc[older[0], "role"] == "pretrained"
 
 
 def test_runs_of_another_tag_schema_are_left_out_and_counted(store: str) -> None:
@@ -98,9 +217,9 @@ def test_results_are_read_page_by_page(store: str, monkeypatch: pytest.MonkeyPat
     import benchmark.tracking as tracking
 
     whole = build_leaderboard(store, "unit").rows
-    monkeypatch.setattr(tracking, "PAGE_SIZE", 3)  # 14 finished cell runs: 5 pages
+    monkeypatch.setattr(tracking, "PAGE_SIZE", 3)  # 20 finished cell runs of this schema: 7 pages
     tracker = Tracker(store, "unit")
-    assert len(tracker.cell_runs()[0]) == 13  # 12 seeds' cells + lead I; the duplicate counts once
-    assert len(tracker.finished_fingerprints()) == 13
+    assert len(tracker.cell_runs()[0]) == 19  # 18 seeds' cells + lead I; the duplicate counts once
+    assert len(tracker.finished_fingerprints()) == 19
     paged = build_leaderboard(store, "unit").rows
     assert paged.equals(whole)

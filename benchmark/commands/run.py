@@ -20,26 +20,42 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                      help="override a config value, e.g. --set finetune.lr=1e-3 --set grid.seeds=1,2")
     run.add_argument("--shard", default="0/1", metavar="I/N", help="run only shard I of N of the cells (0-based)")
     run.add_argument("--optuna-storage", default=None, help="Optuna RDB URL (default: beside the MLflow store)")
-    run.add_argument("--dry-run", action="store_true", help="list the cells and their status, run nothing")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--dry-run", action="store_true",
+                     help="run nothing: print cells (total, finished, pending), pretraining and tuning still needed "
+                          "and the estimated time on this device (from `simecg-bench bench finetune`)")
+    run.add_argument("--list", action="store_true",
+                     help="with --dry-run (implied): also one line per cell, 'status fingerprint label'")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars (one line per finished cell on stderr instead)")
     run.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table",
-                     help="format of the leaderboard printed at the end")
+                     help="format of the leaderboard printed at the end (csv/json: stdout holds only that); with "
+                          "--dry-run, csv/json print every cell as a row (json: and the summary)")
     run.set_defaults(func=cmd_run)
 
     board = sub.add_parser("leaderboard", help="print the leaderboard of a suite from MLflow")
     board.add_argument("--suite", default=None, help="suite name (default: the most recently run suite)")
     board.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
-    board.add_argument("--lead", default="II")
-    board.add_argument("--budget", type=int, default=0, help="label budget per class (0 = whole training split)")
-    board.add_argument("--positives-only", action="store_true", help="the positives-only budget variant")
-    board.add_argument("--shift", default="", help="a demographic shift of the suite, e.g. 'sex:M->F'")
+    board.add_argument("--lead", default=None, help="lead (default: II, else the suite's most run lead)")
+    board.add_argument("--budget", type=int, default=None,
+                       help="label budget per class (0 = whole training split; default: 0, else the most run)")
+    board.add_argument("--positives-only", action="store_const", const=True, default=None,
+                       help="the positives-only budget variant")
+    board.add_argument("--shift", default=None, help="a demographic shift of the suite, e.g. 'sex:M->F'")
+    board.add_argument("--min-positives", type=int, default=10, metavar="N",
+                       help="flag tasks with fewer than N test positives and leave them out of means, gains and "
+                            "wins (default: 10)")
+    board.add_argument("--all-configs", action="store_true",
+                       help="show every configuration of a model name, older ones as columns <model>#<fingerprint>")
     board.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/)")
     board.set_defaults(func=cmd_leaderboard)
 
-    ui = sub.add_parser("ui", help="open the MLflow UI on the suite's store")
-    ui.add_argument("--tracking-uri", default=None)
+    ui = sub.add_parser("ui", help="serve the MLflow UI on the store and print (or --open) the suite's runs view")
+    ui.add_argument("--suite", default=None, help="suite whose runs to show (default: the most recently run suite)")
+    ui.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/)")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--workers", type=int, default=1, help="server worker processes (default: 1)")
+    ui.add_argument("--open", action="store_true", help="open the runs view in the web browser once it is up")
     ui.set_defaults(func=cmd_ui)
 
 
@@ -61,23 +77,23 @@ def parse_shard(text: str) -> tuple[int, int]:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.config import load_suite, with_corpora
     from benchmark.leaderboard import build_leaderboard
-    from benchmark.runner import dry_run, run_suite
+    from benchmark.runner import run_suite
 
     suite = load_suite(args.suite, parse_set_args(args.set))
     corpora = [c.strip() for c in args.corpus.split(",") if c.strip()] if args.corpus else None
     suite = with_corpora(suite, corpora)
     shard_spec = parse_shard(args.shard)
-    if args.dry_run:
-        for line in dry_run(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec):
-            print(line)
-        return 0
-    progress = not args.no_progress and sys.stderr.isatty()
+    if args.dry_run or args.list:
+        return _dry_run(args, suite, shard_spec)
+    # a bar on a terminal; in a log (stdout or stderr redirected), one line per finished cell on stderr
+    bars = not args.no_progress and sys.stderr.isatty() and sys.stdout.isatty()
     report = run_suite(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec,
-                       progress=progress, optuna_storage=args.optuna_storage)
+                       progress=bars, optuna_storage=args.optuna_storage, cell_log=None if bars else sys.stderr)
+    machine = args.format in ("csv", "json")  # stdout holds only the leaderboard, everything else goes to stderr
     print(
         f"suite {report.suite}: {report.total} cells, {report.ran} ran, {report.skipped} already finished, "
         f"{len(report.failed)} failed, {report.seconds:.1f} s; MLflow {report.tracking_uri} "
-        f"(experiment {report.experiment_id}, run {report.parent_run_id})"
+        f"(experiment {report.experiment_id}, run {report.parent_run_id})", file=sys.stderr if machine else sys.stdout
     )
     for label, error in report.failed:
         print(f"  FAILED {label}: {error}", file=sys.stderr)
@@ -86,21 +102,199 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _dry_run(args: argparse.Namespace, suite: object, shard_spec: tuple[int, int]) -> int:
+    """``run --dry-run``: the summary first; cells with ``--list`` (lines) or ``--format csv|json`` (rows)."""
+    from benchmark.planning import make_plan
+
+    plan = make_plan(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec,
+                     optuna_storage=args.optuna_storage)
+    if args.format == "json":
+        print(plan.to_json())
+        return 0
+    if args.format == "csv":
+        for line in plan.summary_lines():
+            print(line, file=sys.stderr)
+        print(plan.rows_csv(), end="")
+        return 0
+    for line in plan.summary_lines():
+        print(line)
+    if args.list:
+        for line in plan.cell_lines():
+            print(line)
+    return 0
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.leaderboard import build_leaderboard, latest_suite
 
     suite = args.suite or latest_suite(args.tracking_uri)
     board = build_leaderboard(args.tracking_uri, suite, lead=args.lead, budget=args.budget,
-                              positives_only=args.positives_only, shift=args.shift)
+                              positives_only=args.positives_only, shift=args.shift,
+                              min_positives=args.min_positives, all_configs=args.all_configs)
     print(board.render(args.format))
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from benchmark.tracking import resolve_uri
+    """Serve MLflow's UI on the store; Ctrl-C or SIGTERM stops it and every process it started."""
+    import webbrowser
+
+    from benchmark.tracking import relocate_store, resolve_uri, sqlite_path
 
     uri = resolve_uri(args.tracking_uri)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
-               "--port", str(args.port)]
-    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop)")
-    return subprocess.call(command)
+    if moved := relocate_store(uri):  # a moved or copied store shows its own artifacts
+        print(f"the store was moved: {moved} artifact location(s) now point into {sqlite_path(uri).parent}")
+    experiment_id, suite = ui_experiment(uri, args.suite)
+    _require_free_port(args.host, args.port)
+    url = ui_url(args.host, args.port, experiment_id)
+    server = start_ui_server(uri, args.host, args.port, args.workers)
+    try:
+        print(f"MLflow UI for {uri}{f', suite {suite}' if suite else ''}: {url}  (Ctrl-C to stop)", flush=True)
+        if args.open:
+            if wait_until_serving(args.host, args.port, server):
+                webbrowser.open(url)
+            else:
+                print(f"the MLflow UI did not answer within {UI_START_SECONDS} s; not opening a browser",
+                      file=sys.stderr)
+        code = server.wait()
+        if code:
+            print(f"the MLflow UI server stopped with exit code {code}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (simecg.errors.Terminated): the usual way to stop it
+        print("stopping the MLflow UI", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        stop_process_group(server)
+
+
+UI_START_SECONDS = 120
+
+
+def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
+    """The UI's address: the experiment's runs view in model-training mode, or the experiments list."""
+    shown = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+    base = f"http://{shown}:{port}"
+    if experiment_id is None:
+        return f"{base}/#/experiments"
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def ui_experiment(uri: str, suite: str | None) -> tuple[str | None, str | None]:
+    """The experiment id and name of ``suite`` (default: the newest suite; none in an empty store)."""
+    import mlflow
+
+    from benchmark.leaderboard import latest_suite
+    from benchmark.tracking import EXPERIMENT_PREFIX
+
+    if suite is None:
+        try:
+            suite = latest_suite(uri)
+        except ConfigError:  # an empty store: the experiments list
+            return None, None
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT_PREFIX + suite)
+    if experiment is None:
+        names = sorted(e.name.removeprefix(EXPERIMENT_PREFIX) for e in client.search_experiments()
+                       if e.name.startswith(EXPERIMENT_PREFIX))
+        raise ConfigError(f"no suite {suite!r} in {uri}; suites there: {', '.join(names) or 'none'}")
+    return experiment.experiment_id, suite
+
+
+def _require_free_port(host: str, port: int) -> None:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server: a listener is what blocks it
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot serve on {host}:{port} ({exc.strerror}); choose another --port") from None
+
+
+def start_ui_server(uri: str, host: str, port: int, workers: int = 1) -> subprocess.Popen:
+    """``mlflow ui`` in its own session (so its own process group), artifacts proxied from the store.
+
+    MLflow's server starts uvicorn, which starts workers (and, unless disabled, job runners): the
+    whole group is stopped by :func:`stop_process_group`. Job execution (GenAI evaluation jobs) is
+    off unless ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION`` says otherwise: it starts 8 more processes.
+    """
+    import os
+
+    from benchmark.tracking import _artifact_root
+
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
+               "--port", str(port), "--workers", str(workers)]
+    if (root := _artifact_root(uri)) is not None:  # anything uploaded through the UI lands in the store too
+        command += ["--artifacts-destination", root]
+    env = {**os.environ}
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    if os.name == "nt":  # pragma: no cover
+        return subprocess.Popen(command, env=env, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
+    return subprocess.Popen(command, env=env, start_new_session=True)
+
+
+def wait_until_serving(host: str, port: int, server: subprocess.Popen, timeout: float = UI_START_SECONDS) -> bool:
+    """Wait until the server answers ``/health`` (False: it exited or did not answer within ``timeout``)."""
+    import time
+    import urllib.request
+
+    health = ui_url(host, port).split("/#", 1)[0] + "/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(health, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def stop_process_group(server: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop the server's whole process group: SIGTERM, then SIGKILL what is left after ``timeout`` s."""
+    import contextlib
+    import os
+    import signal
+    import time
+
+    if os.name == "nt":  # pragma: no cover
+        server.terminate()
+        server.wait()
+        return
+    group = server.pid  # a new session's leader: its pid is the group id
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            server.poll()  # reap the leader
+            if not group_alive(group):
+                return
+            time.sleep(0.1)
+    server.poll()
+
+
+def group_alive(group: int) -> bool:
+    """Whether any process of the group still runs (zombies waiting for their parent do not count)."""
+    import os
+    from pathlib import Path
+
+    proc = Path("/proc")
+    if proc.is_dir():
+        for stat in proc.glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == group and fields[0] not in ("Z", "X"):
+                return True
+        return False
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -2,7 +2,10 @@
 
 Readers (PTB-XL, PhysioNet/CinC 2020 format, CPSC2018 original, the synthetic demo set) all
 produce :class:`TaskData`. Windows and records are kept apart because CPSC2018 records are
-longer than 10 s: a record is cut into several windows and its score is the max over them.
+longer than 10 s (PROTOCOL.md, "Signals"): for evaluation a record is cut into 10-s windows at a
+5-s stride and its score is the max over them; for training it is kept whole
+(:class:`LongRecords`) and every epoch draws a random 10-s crop of it
+(:meth:`TaskData.training_samples`). Records of one window (PTB-XL, G12EC) are that window.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+
+from benchmark.preprocess import RandomCrops
 
 
 @dataclass(frozen=True)
@@ -29,12 +34,29 @@ class TaskSpec:
 
 
 @dataclass
+class LongRecords:
+    """The whole signals of a task's records longer than one window, for random training crops.
+
+    Attributes:
+        samples: flat float32 array (a memmap of the lead cache): the records' preprocessed
+            samples (resampled, filtered), not z-scored.
+        span: ``(n_records, 2)`` int64 per task record: offset into ``samples`` and length;
+            length 0 for a record of at most one window (it is its only window).
+        normalize: z-score each crop (the protocol).
+    """
+
+    samples: np.ndarray
+    span: np.ndarray
+    normalize: bool = True
+
+
+@dataclass
 class TaskData:
     """Arrays and metadata of one task on one lead.
 
     Attributes:
-        signals: ``(n_windows, 5000)`` float32, each window z-scored (may be a memmap, and may
-            hold windows of other tasks: real datasets share one memmap per lead).
+        signals: ``(n_windows, 5000)`` float32 evaluation windows, each z-scored (may be a
+            memmap, and may hold windows of other tasks: real datasets share one memmap per lead).
         window_record: ``(n_windows,)`` index into ``records`` of each window's record, -1 for a
             window outside this task.
         labels: ``(n_records,)`` int8, 1 = positive class, 0 = normal.
@@ -43,6 +65,8 @@ class TaskData:
         data_version: content hash of the inputs and the preprocessing; part of fingerprints.
         synthetic: True for simulator-made data (the demo set): never evidence, always marked.
         quarantine: records excluded by the data checks, each ``{"file", "reason"}``.
+        long_records: whole signals of the records longer than one window (None when every
+            record fits one window: then a record's window is also its training sample).
     """
 
     task: str
@@ -55,6 +79,7 @@ class TaskData:
     data_version: str
     synthetic: bool = False
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+    long_records: LongRecords | None = None
 
     @property
     def n_records(self) -> int:
@@ -68,6 +93,45 @@ class TaskData:
     def windows_of(self, record_indices: np.ndarray) -> np.ndarray:
         """Window indices belonging to the given records (in window order)."""
         return np.flatnonzero(np.isin(self.window_record, record_indices))
+
+    def training_samples(self, records: np.ndarray, seed: int) -> tuple[Any, np.ndarray]:
+        """The training input of ``records`` and one label per sample.
+
+        When none of them is longer than a window: ``(signals (n, L), labels)``, a sample per
+        window (10-s records: one per record). Otherwise a :class:`~benchmark.preprocess.RandomCrops`
+        over the records (a fresh random window-long crop of each long record per epoch, seeded by
+        ``seed``; records of one window are that window) and one label per record.
+        """
+        records = np.unique(np.asarray(records, dtype=np.int64))
+        long = self.long_records
+        if long is None or not np.any(long.span[records, 1] > 0):
+            windows = self.windows_of(records)
+            return np.asarray(self.signals[windows]), self.labels[self.window_record[windows]].astype(np.float32)
+        windows = self.windows_of(records)
+        owners, first = np.unique(self.window_record[windows], return_index=True)
+        if not np.array_equal(owners, records):
+            raise ValueError(f"records without windows: {np.setdiff1d(records, owners)[:5].tolist()}")
+        span = long.span[records]
+        window_index = np.where(span[:, 1] > 0, -1, windows[first])
+        labels = self.labels[records].astype(np.float32)
+        return RandomCrops(self.signals, window_index, long.samples, span, labels, seed, long.normalize), labels
+
+    def evaluation_samples(self, records: np.ndarray) -> tuple[Any, np.ndarray]:
+        """The validation input of ``records`` and their labels.
+
+        When each record is one window: ``(signals (n, L), labels)``. Otherwise
+        :class:`~baselines.training.GroupedWindows` (every window of every record; a record's
+        score is the max over its windows, as at test time) and one label per record.
+        """
+        records = np.unique(np.asarray(records, dtype=np.int64))
+        windows = self.windows_of(records)
+        owner = self.window_record[windows]
+        if len(windows) == len(records) and np.array_equal(owner, records):
+            return np.asarray(self.signals[windows]), self.labels[owner].astype(np.float32)
+        from baselines.training import GroupedWindows  # imports torch: only when records have several windows
+
+        labels = self.labels[records].astype(np.float32)
+        return GroupedWindows(np.asarray(self.signals[windows]), np.searchsorted(records, owner), labels), labels
 
 
 @runtime_checkable

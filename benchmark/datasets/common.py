@@ -3,10 +3,13 @@
 A dataset subclass says where its records are and what their labels mean (:meth:`build_index`,
 :meth:`labels`, :meth:`read`); this base turns that into :class:`TaskData`. Loading is two-level:
 
-1. the *lead cache* holds the preprocessed windows of every record of the dataset on one lead
-   (built once by reading and checking each WFDB file, then shared by all tasks on that lead);
-2. the *task cache* holds one task's labels and records, and which lead-cache windows are its
-   records' (``window_record``, -1 elsewhere): a task never copies windows.
+1. the *lead cache* holds the preprocessed evaluation windows of every record of the dataset
+   on one lead (``signals.f32``), and the whole signal of every record longer than one window
+   (``long.f32``, for random training crops; CPSC2018), built once by reading and checking each
+   WFDB file, then shared by all tasks on that lead;
+2. the *task cache* holds one task's labels and records, which lead-cache windows are its
+   records' (``window_record``, -1 elsewhere) and where its long records' signals are
+   (``long_span``): a task never copies signals.
 
 Both are keyed by the stat fingerprint of the input files (path, size, mtime) plus the
 preprocessing config, so a second load reads no WFDB file; the ``data_version`` they carry is a
@@ -30,9 +33,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from benchmark.datasets.base import TaskData, TaskSpec
+from benchmark.datasets.base import LongRecords, TaskData, TaskSpec
 from benchmark.datasets.signals import RecordCheck
-from benchmark.preprocess import PREPROCESS_VERSION, PreprocessConfig, to_windows
+from benchmark.preprocess import PREPROCESS_VERSION, PreprocessConfig, prepare_record, record_windows
 from simecg.config import stable_hash
 from simecg.errors import ConfigError, DataError, DataMissingError
 from simecg.signal import LEADS
@@ -40,7 +43,8 @@ from simecg.signal import LEADS
 log = logging.getLogger(__name__)
 
 READER_VERSION = 2  # bump when readers or checks change what ends up in a cache
-TASK_CACHE_LAYOUT = 2  # 2: a task is an index into its lead cache (1 copied its windows)
+LEAD_CACHE_LAYOUT = 2  # 2: + long.f32, the whole signals of records longer than a window (1: windows only)
+TASK_CACHE_LAYOUT = 3  # 3: + long_span.npy; 2: a task is an index into its lead cache (1 copied its windows)
 RECORD_COLUMNS = ["record_id", "patient_id", "age", "sex", "strat_fold"]
 
 
@@ -54,6 +58,11 @@ class LeadCache:
     data_version: str
     key: str
     path: Path | None = None  # the signals file (None when the cache holds no window)
+    # Records longer than one window, whole (preprocessed, not z-scored): flat samples, and per
+    # such record its index row and (offset, length) in ``long_samples``.
+    long_samples: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
+    long_record: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    long_span: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
 
 class RecordDataset:
@@ -112,7 +121,8 @@ class RecordDataset:
         index = self.build_index(root) if index is None else index
         key = stable_hash({
             "dataset": self.name, "root": str(root.resolve()), "lead": lead, "files": _stat_fingerprint(index),
-            "preprocess": dataclasses.asdict(preprocess), "versions": [READER_VERSION, PREPROCESS_VERSION],
+            "preprocess": dataclasses.asdict(preprocess),
+            "versions": [READER_VERSION, PREPROCESS_VERSION, LEAD_CACHE_LAYOUT],
         })
         folder = Path(cache_dir) / "datasets" / self.name / f"{lead}-{key}"
         meta_path = folder / "meta.json"
@@ -122,24 +132,37 @@ class RecordDataset:
         signals = np.memmap(folder / "signals.f32", dtype=np.float32, mode="r",
                             shape=(meta["n_windows"], preprocess.window)) if meta["n_windows"] else \
             np.zeros((0, preprocess.window), np.float32)
+        n_long = int(meta["n_long_samples"])
+        long_samples = np.memmap(folder / "long.f32", dtype=np.float32, mode="r", shape=(n_long,)) if n_long else \
+            np.zeros(0, np.float32)
         return LeadCache(signals, np.asarray(meta["window_record"], dtype=np.int64), meta["status"],
-                         meta["data_version"], key, folder / "signals.f32" if meta["n_windows"] else None)
+                         meta["data_version"], key, folder / "signals.f32" if meta["n_windows"] else None,
+                         long_samples, np.asarray(meta["long_record"], dtype=np.int64),
+                         np.asarray(meta["long_span"], dtype=np.int64).reshape(-1, 2))
 
     def _build_lead_cache(self, index: pd.DataFrame, lead: str, preprocess: PreprocessConfig, folder: Path) -> None:
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        content = hashlib.sha256(stable_hash({"preprocess": dataclasses.asdict(preprocess), "lead": lead}).encode())
+        # The data version hashes the bytes read and what of the preprocessing shaped the arrays, which
+        # depends on whether any record is longer than a window: both hashes run, one is kept.
+        contents = {long: hashlib.sha256(stable_hash({"preprocess": preprocess.content_identity(long),
+                                                      "lead": lead}).encode()) for long in (False, True)}
         window_record: list[int] = []
+        long_record: list[int] = []
+        long_span: list[tuple[int, int]] = []
+        n_long = 0
         status: list[dict[str, str]] = []
         column = LEADS.index(lead)
-        with (tmp / "signals.f32").open("wb") as out:
+        with (tmp / "signals.f32").open("wb") as out, (tmp / "long.f32").open("wb") as long_out:
             rows = tqdm(index.itertuples(index=False), total=len(index), desc=f"{self.name} lead {lead}",
                         unit="rec", disable=None, leave=False)
             for i, row in enumerate(rows):
                 for path in row.files:
-                    content.update(Path(path).name.encode())
-                    content.update(_file_digest(Path(path)))
+                    digest = _file_digest(Path(path))
+                    for content in contents.values():
+                        content.update(Path(path).name.encode())
+                        content.update(digest)
                 if row.problem:
                     status.append({"file": str(row.files[0]), "status": "rejected", "reason": row.problem})
                     continue
@@ -148,12 +171,19 @@ class RecordDataset:
                 if signal is None:
                     log.info("%s: excluded (%s)", check.file, "; ".join(check.reasons))
                     continue
-                windows = to_windows(signal[:, column], fs, preprocess)
+                record = prepare_record(signal[:, column], fs, preprocess)
+                windows = record_windows(record, preprocess)
                 out.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
                 window_record.extend([i] * len(windows))
+                if len(record) > preprocess.window:  # kept whole for random training crops
+                    long_out.write(np.ascontiguousarray(record, dtype=np.float32).tobytes())
+                    long_record.append(i)
+                    long_span.append((n_long, len(record)))
+                    n_long += len(record)
         _log_summary(self.name, lead, status)
         meta = {"n_windows": len(window_record), "window_record": window_record, "status": status,
-                "data_version": content.hexdigest()[:16], "dataset": self.name, "lead": lead}
+                "n_long_samples": n_long, "long_record": long_record, "long_span": long_span,
+                "data_version": contents[bool(long_record)].hexdigest()[:16], "dataset": self.name, "lead": lead}
         (tmp / "meta.json").write_text(json.dumps(meta))
         _publish(tmp, folder)
 
@@ -166,7 +196,8 @@ class RecordDataset:
         Every task of a dataset shares its lead cache: ``signals`` is the whole memmap and
         ``window_record`` marks the windows of records outside the task with -1, so a task costs
         a small index file instead of a copy of its windows (13 PTB-XL tasks x 12 leads would
-        otherwise copy ~30 GB).
+        otherwise copy ~30 GB). Records longer than one window also get ``long_records`` (their
+        whole signals in the lead cache's ``long.f32``, located by the task's ``long_span``).
         """
         from simecg import paths
 
@@ -179,6 +210,8 @@ class RecordDataset:
         if not (folder / "meta.json").is_file():
             self._build_task_cache(spec, index, cache, folder)
         meta = json.loads((folder / "meta.json").read_text())
+        span = np.load(folder / "long_span.npy")
+        long = LongRecords(cache.long_samples, span, preprocess.normalize) if np.any(span[:, 1] > 0) else None
         records = pd.DataFrame(meta["records"], columns=RECORD_COLUMNS)
         records["age"] = records["age"].astype(float)
         records["strat_fold"] = records["strat_fold"].astype(int)
@@ -187,7 +220,7 @@ class RecordDataset:
             task=spec.name, dataset=self.name, lead=lead, signals=cache.signals,
             window_record=np.load(folder / "window_record.npy"),
             labels=np.asarray(meta["labels"], dtype=np.int8), records=records,
-            data_version=meta["data_version"], synthetic=False, quarantine=meta["quarantine"],
+            data_version=meta["data_version"], synthetic=False, quarantine=meta["quarantine"], long_records=long,
         )
 
     def task_records(
@@ -215,6 +248,10 @@ class RecordDataset:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         np.save(tmp / "window_record.npy", position[cache.window_record])
+        span = np.zeros((len(kept), 2), dtype=np.int64)  # (offset, length) in long.f32; length 0: one window
+        in_task = position[cache.long_record] >= 0 if len(cache.long_record) else np.zeros(0, bool)
+        span[position[cache.long_record[in_task]]] = cache.long_span[in_task]
+        np.save(tmp / "long_span.npy", span)
         records = index.iloc[kept][RECORD_COLUMNS]
         meta = {
             "labels": labels[kept].astype(int).tolist(),

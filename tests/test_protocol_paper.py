@@ -1,0 +1,452 @@
+"""The protocol as the authors ran it (PROTOCOL.md): weight decay per model, the search spaces, the
+head, CPSC2018's random crops and half-overlapping evaluation windows, and tuning trials in MLflow."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from baselines.base import ModelSpec, resolve_model
+from baselines.training import GroupedWindows, TrainConfig, train_classifier
+from benchmark.datasets.base import LongRecords, TaskData
+from benchmark.preprocess import PreprocessConfig, RandomCrops, prepare_record, record_windows, window_starts
+from simecg.registries import BASELINES
+from simecg.signal import zscore
+
+SUPERVISED = ["resnet18-1d", "mega", "luna", "emb-gru", "emb-lstm", "transformer-scratch"]
+
+
+# ----- 1. weight decay: a per-model training default --------------------------------------------------------
+@pytest.mark.parametrize("name", SUPERVISED)
+def test_supervised_baselines_train_with_weight_decay_001(name: str) -> None:
+    model = resolve_model(name).create(TrainConfig(), seed=1)
+    assert model.training.weight_decay == pytest.approx(0.01)
+
+
+def test_pretrained_mae_fine_tunes_without_weight_decay() -> None:
+    model = resolve_model("mae:sim").create(TrainConfig(), seed=1)
+    assert model.training.weight_decay == 0.0
+
+
+def test_a_suite_or_tuner_value_overrides_the_model_default() -> None:
+    spec = resolve_model("mega")
+    assert spec.create(TrainConfig(weight_decay=0.0), seed=1).training.weight_decay == 0.0  # [finetune] says 0
+    tuned = spec.create(TrainConfig(), seed=1, params={"weight_decay": 0.05})
+    assert tuned.training.weight_decay == pytest.approx(0.05)
+    assert TrainConfig().weight_decay is None and TrainConfig().resolved().weight_decay == 0.0
+
+
+def test_training_defaults_enter_the_model_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = resolve_model("resnet18-1d")
+    identity = spec.identity(None)
+    assert identity["training_defaults"] == {"weight_decay": 0.01}
+    cls = BASELINES.get("resnet18-1d")
+    monkeypatch.setattr(cls, "training_defaults", {"weight_decay": 0.02})
+    assert spec.identity(None) != identity
+
+
+# ----- 2. search spaces ----------------------------------------------------------------------------------------
+def _pow2(lo: int, hi: int) -> set[int]:
+    return {2**k for k in range(lo, hi + 1)}
+
+
+RANGES: dict[str, dict[str, set]] = {
+    "mega": {"chunk_length": {50, 100, 250}, "depth": set(range(3, 7)), "ema_dim": _pow2(4, 6),
+             "ffn_dim": _pow2(5, 8), "zdim": _pow2(4, 6), "head_width": _pow2(4, 10)},
+    "luna": {"chunk_length": {50, 100, 250}, "depth": set(range(3, 7)), "num_heads": _pow2(4, 6),
+             "qkv_dim": _pow2(4, 6), "ffn_dim": _pow2(5, 8), "context_length": _pow2(4, 6),
+             "head_width": _pow2(4, 10)},
+    "emb-gru": {"chunk_length": {50, 100, 250}, "num_layers": set(range(1, 5)), "hidden_size": _pow2(4, 8),
+                "head_width": _pow2(4, 10)},
+    "emb-lstm": {"chunk_length": {50, 100, 250}, "num_layers": set(range(1, 5)), "hidden_size": _pow2(4, 8),
+                 "head_width": _pow2(4, 10)},
+    "resnet18-1d": {"head_width": _pow2(4, 10)},
+    "transformer-scratch": {"head_width": _pow2(4, 10)},
+    "mae": {"head_width": _pow2(4, 10)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(RANGES))
+def test_search_spaces_propose_protocol_values_and_valid_models(name: str, one_thread) -> None:
+    cls = BASELINES.get(name)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen: dict[str, set] = {key: set() for key in RANGES[name]}
+    for _ in range(30):
+        params = cls.search_space(study.ask())
+        assert set(params) == set(RANGES[name]), params
+        for key, value in params.items():
+            assert value in RANGES[name][key], (key, value)
+            seen[key].add(value)
+        config = cls.make_config(params)  # the config's own checks pass
+        if name in ("mega", "luna", "emb-gru", "emb-lstm"):
+            assert config.embed_dim == 64  # PROTOCOL.md: embedding 64, fixed
+            model = cls.build(config)
+            assert model(torch.zeros(1, 1, 5000)).shape == (1,)
+        if name == "luna":
+            assert config.qkv_dim % config.num_heads == 0
+    assert all(len(values) > 1 for values in seen.values())  # every dimension is explored
+    tuning = cls.tuning_space(study.ask())  # and the fine-tuning space beside it
+    assert 5e-6 <= tuning["lr"] <= 5e-3 and 0 <= tuning["mask_ratio"] <= 0.5 and 0 <= tuning["max_shift_ratio"] <= 0.75
+
+
+# ----- 3. the head ---------------------------------------------------------------------------------------------
+def test_pretrained_encoder_head_is_linear128_32_relu_dropout025_linear32_1() -> None:
+    from pretraining.mae import ECGEncoder, EncoderClassifier, preset
+
+    config = BASELINES.get("mae").make_config()
+    assert (config.head_width, config.dropout, config.activation) == (32, 0.25, "relu")
+    head = EncoderClassifier(ECGEncoder(preset("paper"))).head
+    kinds = [type(m) for m in head]
+    assert kinds == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Dropout, torch.nn.Linear]
+    assert (head[0].in_features, head[0].out_features, head[2].p, head[3].in_features, head[3].out_features) == \
+        (128, 32, 0.25, 32, 1)
+    gelu = EncoderClassifier(ECGEncoder(preset("tiny")), activation="gelu").head
+    assert isinstance(gelu[1], torch.nn.GELU)
+    scratch = BASELINES.get("transformer-scratch").build(BASELINES.get("transformer-scratch").make_config())
+    assert [type(m) for m in scratch.head] == kinds and scratch.head[0].out_features == 32
+
+
+@pytest.mark.parametrize("name", ["resnet18-1d", "mega", "luna", "emb-gru"])
+def test_baselines_end_in_the_same_head_of_width_head_width(name: str) -> None:
+    cls = BASELINES.get(name)
+    model = cls.build(cls.make_config({"head_width": 64}))
+    linears = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert [lin.out_features for lin in linears] == [64, 1]
+    assert any(isinstance(m, torch.nn.ReLU) for m in model.head.modules())
+
+
+# ----- 4. CPSC2018: random crops in training, half-overlapping windows at evaluation ----------------------------
+LENGTHS = [5000, 8000, 12000, 3000, 7500, 30000]  # 10 s, 16 s, 24 s, 6 s, 15 s, 60 s at 500 Hz
+
+
+def long_record_task(lengths: list[int] = LENGTHS, seed: int = 0) -> tuple[TaskData, list[np.ndarray]]:
+    """A CPSC2018-like task: records of several lengths, kept the way the lead cache keeps them."""
+    rng = np.random.default_rng(seed)
+    config = PreprocessConfig()
+    raws = [np.cumsum(rng.standard_normal(n)).astype(np.float32) for n in lengths]
+    windows, owner, samples, span = [], [], [], np.zeros((len(raws), 2), dtype=np.int64)
+    offset = 0
+    for i, raw in enumerate(raws):
+        record = prepare_record(raw, 500, config)
+        w = record_windows(record, config)
+        windows.append(w)
+        owner += [i] * len(w)
+        if len(record) > config.window:
+            samples.append(record)
+            span[i] = (offset, len(record))
+            offset += len(record)
+    n = len(raws)
+    records = pd.DataFrame({"record_id": [f"A{i:04d}" for i in range(n)], "patient_id": [f"A{i:04d}" for i in range(n)],
+                            "age": np.nan, "sex": None, "strat_fold": -1})
+    data = TaskData(task="cpsc2018/AF", dataset="cpsc2018", lead="II", signals=np.concatenate(windows),
+                    window_record=np.asarray(owner, dtype=np.int64), labels=(np.arange(n) % 2).astype(np.int8),
+                    records=records, data_version="test",
+                    long_records=LongRecords(np.concatenate(samples) if samples else np.zeros(0, np.float32), span))
+    return data, raws
+
+
+def test_evaluation_windows_step_5s_and_zero_pad_the_last() -> None:
+    data, raws = long_record_task()
+    for i, raw in enumerate(raws):
+        windows = np.asarray(data.signals[data.windows_of(np.array([i]))])
+        starts = window_starts(len(raw), 5000)
+        assert len(windows) == len(starts)
+        assert starts == ([0] if len(raw) <= 5000 else list(range(0, starts[-1] + 1, 2500)))
+        for start, window in zip(starts, windows, strict=True):
+            real = raw[start : start + 5000]
+            np.testing.assert_allclose(window[: len(real)], zscore(real), atol=1e-5)
+            assert not window[len(real) :].any()  # zero-padded
+    sixteen_s = np.asarray(data.signals[data.windows_of(np.array([1]))])
+    assert len(sixteen_s) == 3 and not sixteen_s[2][3000:].any() and sixteen_s[2][:3000].any()
+
+
+def test_training_draws_a_random_10s_crop_per_record_and_epoch_seeded() -> None:
+    data, raws = long_record_task()
+    records = np.arange(len(raws))
+    crops, labels = data.training_samples(records, seed=7)
+    assert isinstance(crops, RandomCrops) and len(crops) == len(raws) and np.array_equal(labels, data.labels)
+    every = np.arange(len(raws))
+    epoch1, epoch2 = crops.batch(every, 1), crops.batch(every, 2)
+    again, _ = data.training_samples(records, seed=7)
+    other, _ = data.training_samples(records, seed=8)
+    np.testing.assert_array_equal(again.batch(every, 1), epoch1)  # the same for the same (seed, epoch)
+    np.testing.assert_array_equal(crops.batch(every[::-1], 1), epoch1[::-1])  # whatever the batch order
+    long = np.array([len(r) > 5000 for r in raws])
+    for i in np.flatnonzero(long):
+        assert not np.array_equal(epoch1[i], epoch2[i])  # a new crop each epoch
+        start = crops.starts(1)[i]
+        assert 0 <= start <= len(raws[i]) - 5000
+        np.testing.assert_allclose(epoch1[i], zscore(raws[i][start : start + 5000]), atol=1e-5)  # a real 10 s
+    assert not np.array_equal(other.batch(every, 1)[long], epoch1[long])
+    for i in np.flatnonzero(~long):  # records of one window are that window, every epoch
+        np.testing.assert_array_equal(epoch1[i], data.signals[data.windows_of(np.array([i]))[0]])
+        np.testing.assert_array_equal(epoch2[i], epoch1[i])
+
+
+def test_validation_and_test_score_a_record_by_the_max_over_its_windows() -> None:
+    data, raws = long_record_task()
+    val, labels = data.evaluation_samples(np.array([5, 1, 0]))
+    assert isinstance(val, GroupedWindows) and np.array_equal(labels, data.labels[[0, 1, 5]])
+    assert len(val.signals) == 1 + 3 + len(window_starts(30000, 5000))
+    window_scores = np.arange(len(val.signals), dtype=float)
+    np.testing.assert_array_equal(val.item_max(window_scores), [0, 3, len(val.signals) - 1])
+    from benchmark.metrics import record_scores
+
+    windows = data.windows_of(np.array([0, 1, 5]))
+    assert np.array_equal(record_scores(window_scores, data.window_record[windows], np.array([0, 1, 5])),
+                          val.item_max(window_scores))
+
+
+def test_ten_second_records_keep_plain_arrays() -> None:
+    data, _ = long_record_task([5000] * 6)
+    data = dataclasses.replace(data, long_records=None)
+    x, y = data.training_samples(np.arange(6), seed=1)
+    v, _ = data.evaluation_samples(np.arange(6))
+    assert isinstance(x, np.ndarray) and x.shape == (6, 5000) and isinstance(v, np.ndarray)
+
+
+class _Recorder(torch.nn.Module):
+    """Logit = a weighted mean of the input; remembers what each epoch fed it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.seen.append(x.detach().clone())
+        return self.w * x.mean(dim=(1, 2))
+
+
+def test_the_training_loop_takes_the_crops_and_the_grouped_validation(one_thread) -> None:
+    data, raws = long_record_task()
+    crops, labels = data.training_samples(np.arange(len(raws)), seed=3)
+    val, val_labels = data.evaluation_samples(np.arange(len(raws)))
+    model = _Recorder()
+    config = TrainConfig(batch_size=len(raws), max_epochs=2, eval_every=1, patience=5)
+    fit = train_classifier(model, crops, val, config, seed=0)
+    assert len(model.seen) == 2 and not torch.equal(model.seen[0], model.seen[1])
+    np.testing.assert_allclose(model.seen[0][:, 0].numpy(), crops.batch(np.arange(len(raws)), 1))
+    # the validation loss is that of each record's max logit (w = 0 at first: log 2)
+    assert math.isfinite(fit.best_val_loss) and len(fit.history) == 2
+
+
+def test_prepare_gives_crops_and_grouped_windows_for_long_records() -> None:
+    from benchmark.cells import Cell
+    from benchmark.config import load_suite
+    from benchmark.run_cell import prepare
+
+    data, _ = long_record_task(LENGTHS * 5)
+    prepared = prepare(load_suite("demo"), data, Cell("resnet18-1d", "cpsc2018/AF", "II", 0, 1), seed=1)
+    assert isinstance(prepared.x_train, RandomCrops) and isinstance(prepared.x_val, GroupedWindows)
+    assert len(prepared.y_train) == len(prepared.x_train) and len(prepared.y_val) == len(prepared.x_val.labels)
+
+
+@pytest.mark.realdata
+def test_cpsc2018_keeps_whole_records_and_half_overlapping_windows(shared_data, tmp_path) -> None:
+    from benchmark.tasks import load_task
+
+    data = load_task("cpsc2018/AF", shared_data, lead="II", cache_dir=tmp_path)
+    assert data.long_records is not None
+    lengths = data.long_records.span[:, 1]
+    assert (lengths > 5000).any()
+    for i in range(data.n_records):
+        n_windows = len(data.windows_of(np.array([i])))
+        if lengths[i]:
+            assert n_windows == len(window_starts(int(lengths[i]), 5000)) > 1
+        else:
+            assert n_windows == 1
+    crops, _ = data.training_samples(np.arange(data.n_records), seed=1)
+    assert crops.batch(np.arange(3), 1).shape == (3, 5000)
+    ptbxl = load_task("ptbxl/AFIB", shared_data, lead="II", cache_dir=tmp_path)
+    assert ptbxl.long_records is None and ptbxl.n_windows == ptbxl.n_records  # 10-s records: unchanged
+    # a data version changes exactly when the arrays do: the long-record layout moves CPSC2018's only
+    consecutive = PreprocessConfig(stride=5000, tail="end")
+    assert load_task("ptbxl/AFIB", shared_data, "II", tmp_path / "c", consecutive).data_version == ptbxl.data_version
+    assert load_task("cpsc2018/AF", shared_data, "II", tmp_path / "c", consecutive).data_version != data.data_version
+
+
+# ----- 5. tuning trials as nested MLflow runs -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for this module's tests (creating one takes seconds); each test its own experiment."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+def _study_runs(tracking_uri: str, experiment: str, parent_name: str = "cell"):
+    from benchmark.tags import RunTags
+    from benchmark.tracking import Tracker
+    from benchmark.tuning import StudyRuns
+
+    tracker = Tracker(tracking_uri, experiment)
+    parent = tracker.client.create_run(tracker.experiment_id, run_name=parent_name).info.run_id
+    tags = RunTags(kind="tuning", fingerprint="f" * 16, model="resnet18-1d", task="demo/af", study="f" * 16)
+    return tracker, StudyRuns(tracker, parent, "tuning | test", tags, {"tuning.n_trials": 3})
+
+
+def _space(trial) -> dict:
+    return {"lr": trial.suggest_float("lr", 5e-6, 5e-3, log=True)}
+
+
+def _fit(params: dict, on_eval) -> float:
+    losses = [1.0, 0.8, 0.7]
+    for epoch, loss in enumerate(losses, 1):
+        on_eval(epoch, loss + params["lr"])
+    return min(losses) + params["lr"]
+
+
+def _runs(tracker, kind: str) -> list:
+    return tracker.client.search_runs([tracker.experiment_id], f"tags.kind = '{kind}'")
+
+
+def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_path) -> None:
+    from benchmark.config import TuningConfig
+    from benchmark.tuning import tune
+
+    tracker, runs = _study_runs(store, "nested")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    best = tune(_space, _fit, TuningConfig(n_trials=3), "study-test", storage, runs)
+    (session,) = _runs(tracker, "tuning")
+    assert session.data.tags["mlflow.parentRunId"] == runs.parent and session.info.status == "FINISHED"
+    assert session.data.metrics["trials_complete"] == 3 and set(best) == {"lr"}
+    assert float(session.data.params["best.lr"]) == pytest.approx(best["lr"])
+    trials = _runs(tracker, "trial")
+    assert sorted(int(t.data.tags["trial"]) for t in trials) == [0, 1, 2]
+    for trial in trials:
+        assert trial.data.tags["mlflow.parentRunId"] == session.info.run_id
+        assert trial.data.tags["trial_state"] == "COMPLETE" and trial.info.status == "FINISHED"
+        assert "lr" in trial.data.params
+        curve = tracker.client.get_metric_history(trial.info.run_id, "val_loss")
+        assert [m.step for m in sorted(curve, key=lambda m: m.step)] == [1, 2, 3]
+
+    # resuming: a finished study adds no run; a larger budget adds runs for the new trials only
+    tune(_space, _fit, TuningConfig(n_trials=3), "study-test", storage, runs)
+    assert len(_runs(tracker, "tuning")) == 1 and len(_runs(tracker, "trial")) == 3
+    tune(_space, _fit, TuningConfig(n_trials=5), "study-test", storage, runs)
+    numbers = [int(t.data.tags["trial"]) for t in _runs(tracker, "trial")]
+    assert sorted(numbers) == [0, 1, 2, 3, 4] and len(_runs(tracker, "tuning")) == 2
+
+
+def test_pruned_failed_and_killed_trials_end_in_their_states(store: str, tmp_path) -> None:
+    from benchmark.config import TuningConfig
+    from benchmark.tuning import tune
+
+    tracker, runs = _study_runs(store, "states")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    calls = iter(["prune", "fail", "kill"])
+
+    def fit(params: dict, on_eval) -> float:
+        on_eval(1, 0.9)
+        what = next(calls)
+        if what == "prune":
+            raise optuna.TrialPruned()
+        if what == "fail":
+            raise RuntimeError("out of memory")  # caught: the study goes on
+        raise KeyboardInterrupt  # Ctrl-C (SIGTERM is a KeyboardInterrupt too)
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(_space, fit, TuningConfig(n_trials=4), "study-states", storage, runs)
+    by_number = {int(t.data.tags["trial"]): t for t in _runs(tracker, "trial")}
+    assert {n: (t.data.tags["trial_state"], t.info.status) for n, t in by_number.items()} == {
+        0: ("PRUNED", "FINISHED"), 1: ("FAIL", "FAILED"), 2: ("FAIL", "KILLED")}
+    assert _runs(tracker, "tuning")[0].info.status == "KILLED"
+    # resuming runs new trial numbers only: no run is doubled
+    tune(_space, _fit, TuningConfig(n_trials=4), "study-states", storage, runs)
+    numbers = sorted(int(t.data.tags["trial"]) for t in _runs(tracker, "trial"))
+    assert numbers == [0, 1, 2, 3]
+
+
+def test_a_trial_of_a_dead_process_ends_killed_on_resume(store: str, tmp_path, monkeypatch) -> None:
+    import time
+
+    import benchmark.tuning as tuning
+    from benchmark.config import TuningConfig
+
+    monkeypatch.setattr(tuning, "GRACE_S", 1)
+    tracker, runs = _study_runs(store, "dead")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = tuning._open_study(TuningConfig(), "study-dead", storage)
+    trial = study.ask()  # a trial whose process then died: RUNNING in Optuna and in MLflow
+    study._storage.record_heartbeat(trial._trial_id)
+    tags = dataclasses.replace(runs.tags, kind="trial", fingerprint="", trial=trial.number)
+    dead = tracker.client.create_run(tracker.experiment_id, run_name="trial 0", tags=tags.to_mlflow()).info.run_id
+    time.sleep(2.5)
+    tuning.tune(_space, _fit, TuningConfig(n_trials=3), "study-dead", storage, runs)
+    assert tracker.client.get_run(dead).info.status == "KILLED"
+    states = {t.number: t.state for t in optuna.load_study(study_name="study-dead", storage=storage).trials}
+    assert states[0] == optuna.trial.TrialState.FAIL and len(states) == 3  # 2 finished trials were run after it
+
+
+def test_time_budget_counts_over_sessions(tmp_path) -> None:
+    from benchmark.config import TuningConfig
+    from benchmark.tuning import tune
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+
+    def slow(params: dict, on_eval) -> float:
+        import time
+
+        time.sleep(0.3)
+        return params["lr"]
+
+    budget = TuningConfig(n_trials=3, timeout_s=0.25)
+    tune(_space, slow, budget, "study-time", storage)  # the first trial outlasts the budget: Optuna stops
+    assert len(optuna.load_study(study_name="study-time", storage=storage).trials) == 1
+    tune(_space, slow, budget, "study-time", storage)  # a new session: the study's budget is already spent
+    assert len(optuna.load_study(study_name="study-time", storage=storage).trials) == 1
+    tune(_space, slow, dataclasses.replace(budget, timeout_s=0.0), "study-time", storage)  # no time limit
+    assert len(optuna.load_study(study_name="study-time", storage=storage).trials) == 3  # trial budget only
+
+
+def test_a_tuned_cell_nests_its_study_and_logs_its_weight_decay(store: str, tmp_path, one_thread) -> None:
+    """run_cell end to end on a CPSC2018-like task: crops in training, tuning nested under the cell."""
+    from benchmark.cells import Cell, plan_cells
+    from benchmark.config import load_suite
+    from benchmark.run_cell import CellContext, run_cell
+    from benchmark.tags import RunTags
+    from benchmark.tracking import Tracker
+
+    suite = load_suite("demo", {"finetune.max_epochs": 2, "finetune.eval_every": 1, "finetune.batch_size": 16,
+                                "tuning.n_trials": 2, "baselines.resnet18-1d": {"base_width": 4}})
+    data, _ = long_record_task(LENGTHS * 6)
+    tracker = Tracker(store, "cell")
+    with tracker.run("invocation", RunTags(kind="invocation")) as invocation:
+        context = CellContext(suite, tracker, invocation.run_id, f"sqlite:///{tmp_path / 'optuna.db'}", None,
+                              {("cpsc2018/AF", "II"): data})
+        cells = [Cell("resnet18-1d", "cpsc2018/AF", "II", 0, seed) for seed in (1, 2)]
+        planned = plan_cells(suite, cells, {("cpsc2018/AF", "II"): data.data_version}, None)
+        for cell in planned:
+            assert run_cell(context, cell) is None
+    cell_runs = {int(r.data.tags["seed"]): r for r in _runs(tracker, "cell")}
+    first = cell_runs[1]
+    assert first.data.params["train.weight_decay"] == "0.01"
+    assert first.data.params["model.training_defaults.weight_decay"] == "0.01"
+    assert "tuned.lr" in first.data.params and "tuned.head_width" in first.data.params
+    (session,) = _runs(tracker, "tuning")  # one study for both seeds, tuned by the first cell
+    assert session.data.tags["mlflow.parentRunId"] == first.info.run_id
+    assert session.data.tags["study"] == first.data.tags["study"] == cell_runs[2].data.tags["study"]
+    trials = _runs(tracker, "trial")
+    assert len(trials) == 2 and {t.data.tags["mlflow.parentRunId"] for t in trials} == {session.info.run_id}
+    assert cell_runs[2].data.params["tuned.lr"] == first.data.params["tuned.lr"]
+    split = pd.read_csv(tracker.client.download_artifacts(first.info.run_id, "split.csv", str(tmp_path)))
+    train = split[(split.split == "train") & split.in_budget]
+    assert first.data.metrics["n_train"] == len(train)  # one training sample per record (a crop), not per window
+
+
+def test_model_spec_create_applies_the_defaults_for_plugins_too() -> None:
+    from baselines.base import NeuralBaseline
+
+    class Plugin(NeuralBaseline):
+        training_defaults = {"weight_decay": 0.3}
+
+    spec = ModelSpec("plugin", "plugin", Plugin, Plugin.make_config())
+    assert spec.create(TrainConfig(), seed=0).training.weight_decay == pytest.approx(0.3)
+    assert spec.identity(None)["training_defaults"] == {"weight_decay": 0.3}
