@@ -73,7 +73,7 @@ def provision_encoder(
     with contextlib.nullcontext() if distributed else folder_lock(folder, f"pretrain encoder {identity.fingerprint}"):
         run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
         run_id = run.info.run_id if run is not None else None
-        if _complete(folder, identity):
+        if encoder_is_complete(folder, identity):
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
         if run is not None and not distributed and _fetch(tracker, run_id, folder, identity):
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
@@ -84,7 +84,7 @@ def provision_encoder(
         return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
 
 
-def _complete(folder: Path, identity: Identity) -> bool:
+def encoder_is_complete(folder: Path, identity: Identity) -> bool:
     """Whether ``folder`` holds the finished encoder of ``identity`` (a damaged file does not count)."""
     from pretraining.checkpoint import read
 
@@ -116,7 +116,7 @@ def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> b
         return False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return _complete(folder, identity)
+    return encoder_is_complete(folder, identity)
 
 
 def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker | None,

@@ -492,7 +492,7 @@ def _expected_epochs(finished_runs: list[Any], ft: Any, plan: Plan) -> dict[str,
 
 def _plan_training(plan: Plan, suite: Any, encoders: Any, tracker: Any, pending: list[Any]) -> None:
     """Encoders the pending cells need that neither the cache nor the store holds; their generators."""
-    from benchmark.encoders import _complete
+    from benchmark.encoders import encoder_is_complete
     from pretraining.config import build_corpus, encoder_dir
 
     sources = sorted({p.cell.corpus for p in pending if p.cell.corpus})
@@ -500,7 +500,8 @@ def _plan_training(plan: Plan, suite: Any, encoders: Any, tracker: Any, pending:
     for source in sources:
         config = encoders.config(source)
         identity = encoders.identity(source)
-        if _complete(encoder_dir(identity), identity) or tracker.finished_run(identity.fingerprint, everywhere=True):
+        done = encoder_is_complete(encoder_dir(identity), identity)
+        if done or tracker.finished_run(identity.fingerprint, everywhere=True):
             continue
         need = TrainingNeed("encoder", source, config.corpus, identity.fingerprint, config.preset, config.steps,
                             config.batch_size, config.preset)
