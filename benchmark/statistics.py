@@ -159,10 +159,12 @@ def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, seed: int = 0, n
 
 
 # ----- over seeds
-def seed_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float, float]:
+def seed_interval(values: Sequence[float], level: float = LEVEL,
+                  bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float, float, float]:
     """Mean, sd (n - 1) and the t-interval ``mean ± t(n - 1) sd / sqrt(n)`` of per-seed values.
 
-    NaN values are dropped; sd and the interval are NaN for fewer than two seeds.
+    NaN values are dropped; sd and the interval are NaN for fewer than two seeds. The interval is
+    clipped to ``bounds``, the metric's range (F1 cannot exceed 1, however wide two seeds make it).
     """
     from scipy.stats import t
 
@@ -174,7 +176,7 @@ def seed_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float,
         return mean, math.nan, math.nan, math.nan
     sd = float(v.std(ddof=1))
     half = float(t.ppf(0.5 + level / 2, len(v) - 1)) * sd / math.sqrt(len(v))
-    return mean, sd, mean - half, mean + half
+    return mean, sd, max(bounds[0], mean - half), min(bounds[1], mean + half)
 
 
 # ----- a pretrained model against the strongest baseline

@@ -76,6 +76,7 @@ def test_seed_interval_is_a_t_interval() -> None:
     mean, sd, low, high = seed_interval([0.80, 0.82, 0.84, 0.86, 0.88])
     assert mean == pytest.approx(0.84) and sd == pytest.approx(0.031623, abs=1e-6)
     assert (low, high) == pytest.approx((0.84 - 2.776445 * sd / 5**0.5, 0.84 + 2.776445 * sd / 5**0.5))
+    assert seed_interval([0.70, 0.95])[2:] == (0.0, 1.0)  # two seeds: t = 12.7, clipped to F1's range
     one = seed_interval([0.5])
     assert one[0] == 0.5 and all(np.isnan(one[1:]))
 
