@@ -15,14 +15,11 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
+from ui_server import start_ui
 
 from benchmark.cli import main
 
@@ -76,24 +73,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def start_ui(uri: str, port: int) -> tuple[subprocess.Popen, str]:
-    """``simecg-bench ui`` in a subprocess; returns it and the URL it printed, once the server answers."""
-    code = "import sys; from benchmark.cli import main; sys.exit(main(sys.argv[1:]))"
-    ui = subprocess.Popen([sys.executable, "-c", code, "ui", "--tracking-uri", uri, "--port", str(port)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    url = next((line.split(": ", 1)[1].split()[0] for line in ui.stdout if "MLflow UI for" in line), "")
-    deadline = time.monotonic() + 120
-    while url and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                if response.status == 200:
-                    return ui, url
-        except OSError:
-            time.sleep(0.3)
-    ui.kill()
-    raise AssertionError(f"simecg-bench ui did not serve (printed URL: {url!r})")
 
 
 def test_mlflow_ui_and_report_in_a_browser(browser, tmp_path: Path, capsys) -> None:
