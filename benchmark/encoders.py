@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +56,7 @@ def provision_encoder(
     progress: bool = True,
     out_dir: Path | None = None,
     suite: str = "",
+    corpus: Any = None,
 ) -> ProvisionedEncoder:
     """The encoder ``config`` describes: from the cache, from MLflow, or pretrained now (see module doc).
 
@@ -65,8 +65,9 @@ def provision_encoder(
         parent: the run a new pretraining run is nested under (a ``run`` invocation).
         out_dir: a folder of the user's instead of the cache (``pretrain --out``).
         suite: the suite name recorded on a new pretraining run.
+        corpus: the config's corpus, when the caller has already built it.
     """
-    corpus = build_corpus(config)
+    corpus = corpus if corpus is not None else build_corpus(config)
     identity = encoder_identity(config, corpus)
     folder = Path(out_dir) if out_dir is not None else encoder_dir(identity)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # every rank runs this; no lock, no fetch
@@ -101,21 +102,12 @@ def encoder_is_complete(folder: Path, identity: Identity) -> bool:
 
 def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> bool:
     """Download the encoder artifact of a finished run into ``folder``; False if that fails."""
-    import mlflow
-
-    tmp = folder / f".fetch{os.getpid()}"
     try:
-        tmp.mkdir(parents=True, exist_ok=True)
-        fetched = Path(mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"encoder/{ENCODER_FILE}", dst_path=str(tmp), tracking_uri=tracker.uri,
-        ))
-        fetched.replace(folder / ENCODER_FILE)
+        tracker.fetch_artifact(run_id, f"encoder/{ENCODER_FILE}", folder / ENCODER_FILE)
     except Exception as exc:  # then it is trained here
         log.warning("could not fetch encoder %s from MLflow run %s (%s); pretraining it here",
                     identity.fingerprint, run_id, exc)
         return False
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return encoder_is_complete(folder, identity)
 
 
@@ -182,20 +174,27 @@ class SuiteEncoders:
         self.parent = parent
         self.progress = progress
         self._identities: dict[str, Identity] = {}
+        self._corpora: dict[str, Any] = {}
         self.provisioned: dict[str, ProvisionedEncoder] = {}
 
     def config(self, source: str) -> PretrainConfig:
         return self.suite_config.source_config(source)
 
-    def identity(self, corpus: str) -> Identity:
-        if corpus not in self._identities:
-            self._identities[corpus] = encoder_identity(self.config(corpus))
-        return self._identities[corpus]
+    def corpus(self, source: str) -> Any:
+        """The source's corpus, built once (a PTB-XL or generated corpus reads the data index to build)."""
+        if source not in self._corpora:
+            self._corpora[source] = build_corpus(self.config(source))
+        return self._corpora[source]
 
-    def path(self, corpus: str) -> Path:
-        if corpus not in self.provisioned:
-            self.provisioned[corpus] = provision_encoder(
-                self.config(corpus), tracker=self.tracker, parent=self.parent, progress=self.progress,
-                suite=self.suite,
+    def identity(self, source: str) -> Identity:
+        if source not in self._identities:
+            self._identities[source] = encoder_identity(self.config(source), self.corpus(source))
+        return self._identities[source]
+
+    def path(self, source: str) -> Path:
+        if source not in self.provisioned:
+            self.provisioned[source] = provision_encoder(
+                self.config(source), tracker=self.tracker, parent=self.parent, progress=self.progress,
+                suite=self.suite, corpus=self.corpus(source),
             )
-        return self.provisioned[corpus].path
+        return self.provisioned[source].path

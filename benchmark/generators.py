@@ -18,8 +18,6 @@ A lock file beside the folder makes concurrent processes wait for the one that t
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,25 +111,16 @@ class _Recorded(AbstractContextManager):
 
 def _fetch(tracker: Tracker, run_id: str, corpus: Any, folder: Path, identity: Identity) -> bool:
     """Download the generator artifact of a finished run into ``folder``; False if that fails."""
-    import mlflow
-
     from pretraining.generators.common import GENERATOR_FILE, is_complete
     from pretraining.generators.train import write_identity
 
-    tmp = folder / f".fetch{os.getpid()}"
     try:
-        tmp.mkdir(parents=True, exist_ok=True)
-        fetched = Path(mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"generator/{GENERATOR_FILE}", dst_path=str(tmp), tracking_uri=tracker.uri,
-        ))
-        if not is_complete(fetched.parent, identity.fingerprint):
-            raise ValueError("the artifact holds another generator")
-        fetched.replace(folder / GENERATOR_FILE)
+        folder.mkdir(parents=True, exist_ok=True)
+        tracker.fetch_artifact(run_id, f"generator/{GENERATOR_FILE}", folder / GENERATOR_FILE,
+                               accept=lambda fetched: is_complete(fetched.parent, identity.fingerprint))
         write_identity(folder, identity, corpus.config)
     except Exception as exc:  # then it is trained here
         log.warning("could not fetch generator %s from MLflow run %s (%s); training it here",
                     identity.fingerprint, run_id, exc)
         return False
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return is_complete(folder, identity.fingerprint)

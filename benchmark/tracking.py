@@ -15,7 +15,7 @@ import platform
 import subprocess
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -199,6 +199,28 @@ class Tracker:
         dataset = _mlflow().data.from_pandas(frame, name=name)
         self.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(),
                                                      tags=[InputTag("mlflow.data.context", context)])])
+
+    def fetch_artifact(self, run_id: str, artifact_path: str, target: Path,
+                       accept: Callable[[Path], bool] | None = None) -> None:
+        """Download a run's artifact file to ``target``, replacing it only once complete (and ``accept``-ed).
+
+        The download lands in a temporary folder beside ``target``, removed whatever happens, so a
+        failed or refused download never leaves a partial file where a cache expects a whole one.
+        Raises whatever MLflow raises, or ``ValueError`` when ``accept`` refuses the file.
+        """
+        import shutil
+
+        tmp = target.parent / f".fetch{os.getpid()}"
+        try:
+            tmp.mkdir(parents=True, exist_ok=True)
+            fetched = Path(_mlflow().artifacts.download_artifacts(
+                run_id=run_id, artifact_path=artifact_path, dst_path=str(tmp), tracking_uri=self.uri,
+            ))
+            if accept is not None and not accept(fetched):
+                raise ValueError(f"artifact {artifact_path} of run {run_id} is not the one expected")
+            fetched.replace(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def log_model(self, run_id: str, model: Any, name: str) -> None:
         """Log a PyTorch model as an MLflow model of the run; the run stays open."""
