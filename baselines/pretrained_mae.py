@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from baselines.base import EncoderSource, NeuralBaseline
+from pretraining.mae import check_head
 from simecg.config import to_dict
 from simecg.errors import ConfigError
 
@@ -35,14 +36,11 @@ class PretrainedMAEConfig:
     def __post_init__(self) -> None:
         if not self.corpus:
             raise ConfigError("mae: the corpus of the encoder is empty (name the model mae:<corpus>)")
-        if self.pooling not in ("cls", "mean"):
-            raise ConfigError(f"mae: pooling must be 'cls' or 'mean', got {self.pooling!r}")
+        check_head("mae", self.pooling, self.activation)
         if self.mode not in ("full", "probe"):
             raise ConfigError(f"mae: mode must be 'full' or 'probe', got {self.mode!r}")
         if self.head_width < 0:
             raise ConfigError(f"mae: head_width must be >= 0, got {self.head_width}")
-        if self.activation not in ("relu", "gelu"):
-            raise ConfigError(f"mae: activation must be 'relu' or 'gelu', got {self.activation!r}")
 
 
 class PretrainedMAE(NeuralBaseline):

@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from baselines.base import NeuralBaseline
-from pretraining.mae import PRESETS, ECGEncoder, EncoderClassifier, preset
+from pretraining.mae import PRESETS, ECGEncoder, EncoderClassifier, check_head, preset
 from simecg.errors import ConfigError
 
 
@@ -36,10 +36,7 @@ class TransformerScratchConfig:
             raise ConfigError(
                 f"transformer-scratch: unknown preset {self.preset!r}; known: {', '.join(sorted(PRESETS))}"
             )
-        if self.pooling not in ("cls", "mean"):
-            raise ConfigError(f"transformer-scratch: pooling must be 'cls' or 'mean', got {self.pooling!r}")
-        if self.activation not in ("relu", "gelu"):
-            raise ConfigError(f"transformer-scratch: activation must be 'relu' or 'gelu', got {self.activation!r}")
+        check_head("transformer-scratch", self.pooling, self.activation)
 
 
 class TransformerScratch(NeuralBaseline):

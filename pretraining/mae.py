@@ -214,6 +214,14 @@ class MaskedAutoencoder(nn.Module):
 HEAD_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
 
 
+def check_head(owner: str, pooling: str, activation: str) -> None:
+    """Refuse a head setting no :class:`EncoderClassifier` can build, naming the model's config (``owner``)."""
+    if pooling not in ("cls", "mean"):
+        raise ConfigError(f"{owner}: pooling must be 'cls' or 'mean', got {pooling!r}")
+    if activation not in HEAD_ACTIVATIONS:
+        raise ConfigError(f"{owner}: activation must be 'relu' or 'gelu', got {activation!r}")
+
+
 def classifier_head(in_dim: int, width: int = 32, dropout: float = 0.25, activation: str = "relu") -> nn.Module:
     """The classification head of PROTOCOL.md: ``Linear(in_dim, width)``, activation, ``Dropout``,
     ``Linear(width, 1)`` (the authors' ``HeadModule``: width 32, ReLU, dropout 0.25).
