@@ -47,6 +47,7 @@ from benchmark.tracking import EXPERIMENT_PREFIX, Tracker, resolve_uri
 from simecg.config import stable_hash
 from simecg.errors import ConfigError
 from simecg.registries import BASELINES
+from simecg.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +373,7 @@ def build_leaderboard(
     if min_positives < 0:
         raise ConfigError(f"--min-positives must be >= 0, got {min_positives}")
     _require_suite(tracking_uri, suite)
-    tracker = Tracker(tracking_uri, suite)
+    tracker = Tracker(tracking_uri, suite, create=False)
     frame = runs_frame(tracker)
     requested = {"lead": lead, "budget": budget, "positives_only": positives_only, "shift": shift}
     if frame.empty:
@@ -399,16 +400,15 @@ def build_leaderboard(
 
 
 def _require_suite(tracking_uri: str | None, suite: str) -> None:
-    """A suite must have an experiment in the store (the leaderboard never creates one)."""
-    import mlflow
-
-    uri = resolve_uri(tracking_uri)
-    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
-    suites = sorted(e.name[len(EXPERIMENT_PREFIX):] for e in client.search_experiments()
-                    if e.name.startswith(EXPERIMENT_PREFIX))
-    if suite not in suites:
-        raise ConfigError(f"no results of suite {suite!r} in {uri}; suites with results there: "
-                          f"{', '.join(suites) or 'none (run `simecg-bench run` first)'}")
+    """A suite must have an experiment in the store (the leaderboard never creates one, nor a store)."""
+    tracker = Tracker(tracking_uri, suite, create=False)
+    if tracker.exists:
+        return
+    suites = [] if tracker.client is None else sorted(
+        e.name[len(EXPERIMENT_PREFIX):] for e in tracker.client.search_experiments()
+        if e.name.startswith(EXPERIMENT_PREFIX))
+    raise ConfigError(f"no results of suite {suite!r} in {redact(tracker.uri)}; suites with results there: "
+                      f"{', '.join(suites) or 'none (run `simecg-bench run` first)'}")
 
 
 def _show(column: str, value: Any) -> str:
@@ -595,12 +595,11 @@ def _summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 def latest_suite(tracking_uri: str | None) -> str:
     """The suite of the most recent invocation in the store (the leaderboard's default)."""
-    import mlflow
-
-    client = mlflow.tracking.MlflowClient(tracking_uri=resolve_uri(tracking_uri))
-    experiments = [e for e in client.search_experiments() if e.name.startswith(EXPERIMENT_PREFIX)]
+    client = Tracker(tracking_uri, "default", create=False).client  # reading never makes a store
+    experiments = [] if client is None else [e for e in client.search_experiments()
+                                             if e.name.startswith(EXPERIMENT_PREFIX)]
     if not experiments:
-        raise ConfigError(f"no SimECG-Bench runs in {resolve_uri(tracking_uri)}; run `simecg-bench run` first")
+        raise ConfigError(f"no SimECG-Bench runs in {redact(resolve_uri(tracking_uri))}; run `simecg-bench run` first")
     runs = client.search_runs([e.experiment_id for e in experiments], filter_string="tags.kind = 'invocation'",
                               order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:

@@ -352,7 +352,7 @@ def make_plan(
     suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
     data = load_data(cells, data_dir)
-    tracker = Tracker(tracking_uri, suite.name)
+    tracker = Tracker(tracking_uri, suite.name, create=False)  # a plan writes nothing to the store
     finished = tracker.finished_fingerprints()  # as run_suite decides what to skip
     encoders = SuiteEncoders(suite)
     planned = plan(suite, cells, data, encoders)
@@ -563,12 +563,13 @@ def _plan_studies(plan: Plan, suite: Any, sizes: _Sizes, storage: str, expected:
 
 
 def _trials_done(storage: str, names: set[str]) -> dict[str, int]:
-    """Finished trials (complete, pruned or failed, as the tuner counts them) per study name."""
+    """Done trials (complete or pruned, as the tuner counts them: a failed one is run again) per study name."""
     if not names:
         return {}
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
         return {}
     import optuna
+    from optuna.trial import TrialState
 
     wanted = {f"study-{name}" for name in names}
     try:
@@ -577,7 +578,7 @@ def _trials_done(storage: str, names: set[str]) -> dict[str, int]:
         for study in store.get_all_studies():
             if study.study_name in wanted:
                 trials = store.get_all_trials(store.get_study_id_from_name(study.study_name), deepcopy=False)
-                out[study.study_name] = sum(t.state.is_finished() for t in trials)
+                out[study.study_name] = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         return out
     except Exception:  # noqa: BLE001 - an unreadable storage: count every trial as left
         return {}

@@ -79,7 +79,7 @@ def collect(tracking_uri: str | None, suite: str) -> SuiteRuns:
     from benchmark import leaderboard
 
     configuration = getattr(leaderboard, "configuration", None)
-    tracker = Tracker(tracking_uri, suite)
+    tracker = Tracker(tracking_uri, suite, create=False)
     runs, _ = tracker.cell_runs()
     rows = []
     for run, tags in runs:
@@ -108,6 +108,8 @@ def _current(cells: pd.DataFrame) -> pd.DataFrame:
 
 def newest_invocation(tracker: Tracker) -> Any | None:
     """The suite's newest invocation run (the parent run of its cells), None before the first run."""
+    if not tracker.exists:
+        return None
     runs = tracker.client.search_runs([tracker.experiment_id], filter_string="tags.kind = 'invocation'",
                                       order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None

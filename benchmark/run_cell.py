@@ -31,6 +31,7 @@ from benchmark.tracking import ActiveRun, Tracker
 from benchmark.tuning import StudyRuns, tune
 from simecg.config import flatten, to_dict
 from simecg.errors import SimECGError
+from simecg.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class CellContext:
     storage: str
     encoders: EncoderSource
     data: dict[tuple[str, str], TaskData] = field(default_factory=dict)
+    workers: Any = None  # benchmark.claims.Coordinator: this process as one of the suite's workers
 
 
 @dataclass
@@ -163,7 +165,10 @@ def tuned_params(context: CellContext, planned: PlannedCell, run: ActiveRun | No
         params = {**flatten({"tuning": to_dict(suite.tuning), "finetune": to_dict(suite.finetune)}),
                   "study": f"study-{study}"}
         runs = StudyRuns(run.tracker, run.run_id, f"tuning | {label}", tags, params)
-    return tune(spec.cls.tuning_space, fit, suite.tuning, f"study-{study}", context.storage, runs)
+    best = tune(spec.cls.tuning_space, fit, suite.tuning, f"study-{study}", context.storage, runs, context.workers)
+    if context.workers is not None:  # the study is done: other workers' cells of it may go on now
+        context.workers.release(f"study:{study}")
+    return best
 
 
 def _train_test_log(context: CellContext, planned: PlannedCell, data: TaskData, tuned: dict[str, Any],
@@ -186,6 +191,7 @@ def _train_test_log(context: CellContext, planned: PlannedCell, data: TaskData, 
     records = data.records.iloc[prepared.test_records].reset_index(drop=True)
     metrics.update(group_metrics(records, labels, scores, suite.age_bins))
     run.log_metrics(metrics)
+    failpoint("cell.log")  # a kill here leaves a RUNNING run with half its logging: redone whole
     if model.history_:
         run.log_history(model.history_)
     predictions = pd.DataFrame({"record_id": records["record_id"], "label": labels, "score": scores,

@@ -8,22 +8,27 @@ a child run. A failure in one cell is logged as a FAILED run and does not stop t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from benchmark.cells import PlannedCell, enumerate_cells, plan_cells, shard
+from benchmark.claims import Coordinator, prepare_storage
 from benchmark.config import PRETRAINED, SuiteConfig
 from benchmark.datasets.base import TaskData
 from benchmark.encoders import SuiteEncoders
 from benchmark.run_cell import CellContext, run_cell
 from benchmark.tags import RunTags
 from benchmark.tasks import load_task
-from benchmark.tracking import ActiveRun, Tracker, sqlite_path
+from benchmark.tracking import ActiveRun, Tracker, resolve_uri, sqlite_path
 from simecg.config import flatten, to_dict
+from simecg.failpoints import failpoint
+from simecg.identity import Identity
 from simecg.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,7 @@ class RunReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     synthetic: bool = False
+    elsewhere: int = 0  # pending cells another worker held or finished meanwhile
 
 
 def run_suite(
@@ -58,57 +64,149 @@ def run_suite(
     """Run every pending cell of ``suite`` (this shard's share) and log it to MLflow.
 
     The invocation is one MLflow run (FINISHED, FAILED or KILLED like every run); pretraining
-    runs and cell runs are its children. ``progress`` shows progress bars (a terminal);
-    ``cell_log`` (a log file, stderr when it is not a terminal) gets one line per encoder being
-    provisioned and per finished cell, with its test F1, time and an ETA (:class:`CellLines`).
+    runs and cell runs are its children. This process is one worker among any number on the same
+    suite and store (:mod:`benchmark.claims`): it claims each cell before running it, so two
+    workers never run the same cell, and runs left RUNNING by dead workers are closed KILLED.
+    ``progress`` shows progress bars (a terminal); ``cell_log`` (a log file, stderr when it is not
+    a terminal) gets one line per encoder being provisioned and per finished cell, with its test
+    F1, time and an ETA (:class:`CellLines`).
     """
-    from tqdm.auto import tqdm
-
     started = time.perf_counter()
     suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
     data = load_data(cells, data_dir)  # first, so missing data fails before anything is logged
-    tracker = Tracker(tracking_uri, suite.name)
-    tags = RunTags(kind="invocation", suite=suite.name, corpora=",".join(suite.corpora), synthetic=suite.synthetic,
-                   shard=f"{shard_spec[0]}/{shard_spec[1]}")
-    with tracker.run(f"{suite.name} ({'+'.join(suite.corpora)})", tags, flatten(to_dict(suite))) as invocation:
-        report = RunReport(suite.name, tracker.experiment_id, invocation.run_id, tracker.uri, total=len(cells),
-                           synthetic=suite.synthetic)
-        try:
-            encoders = SuiteEncoders(suite, tracker, invocation.run_id, progress)
-            context = CellContext(suite, tracker, invocation.run_id,
-                                  optuna_storage or default_optuna_storage(tracker.uri), encoders, data)
-            for task_data in data.values():
-                _log_quarantine(invocation, task_data)
-            finished = tracker.finished_fingerprints()
-            pending = [p for p in plan(suite, cells, data, encoders) if p.fingerprint not in finished]
-            report.skipped = len(cells) - len(pending)
-            lines = CellLines(cell_log, len(pending), tracker) if cell_log is not None else None
-            for spec in {p.model.name: p.model for p in pending}.values():  # e.g. pretrain the encoders
-                if lines:
-                    lines.preparing(spec.name)
-                spec.cls.prepare(spec.config, encoders)
-            _log_encoders(invocation, encoders)
-            bar = tqdm(pending, desc=f"{suite.name} cells", unit="cell", disable=not progress, leave=False)
-            for planned in bar:
-                bar.set_postfix_str(planned.cell.label, refresh=False)
-                cell_started = time.perf_counter()
-                error = run_cell(context, planned)
-                if error:
-                    report.failed.append((planned.cell.label, error))
-                else:
-                    report.ran += 1
-                if lines:
-                    lines.finished(planned, error, time.perf_counter() - cell_started)
-        finally:
-            report.seconds = time.perf_counter() - started
-            invocation.log_metrics({"cells_total": report.total, "cells_skipped": report.skipped,
-                                    "cells_ran": report.ran, "cells_failed": len(report.failed),
-                                    "wall_seconds": report.seconds})
+    uri = resolve_uri(tracking_uri)
+    storage = prepare_storage(optuna_storage or default_optuna_storage(uri))
+    with Coordinator(storage) as workers:
+        tracker = Tracker(uri, suite.name, worker=workers)
+        tracker.close_dead_runs()
+        tags = RunTags(kind="invocation", suite=suite.name, corpora=",".join(suite.corpora),
+                       synthetic=suite.synthetic, shard=f"{shard_spec[0]}/{shard_spec[1]}")
+        name = f"{suite.name} ({'+'.join(suite.corpora)})"
+        with tracker.run(name, tags, flatten(to_dict(suite))) as invocation:
+            report = RunReport(suite.name, tracker.experiment_id, invocation.run_id, tracker.uri, total=len(cells),
+                               synthetic=suite.synthetic)
+            try:
+                encoders = SuiteEncoders(suite, tracker, invocation.run_id, progress)
+                context = CellContext(suite, tracker, invocation.run_id, storage, encoders, data, workers)
+                for task_data in data.values():
+                    _log_quarantine(invocation, task_data)
+                finished = tracker.finished_fingerprints()
+                pending = [p for p in plan(suite, cells, data, encoders) if p.fingerprint not in finished]
+                report.skipped = len(cells) - len(pending)
+                lines = CellLines(cell_log, len(pending), tracker) if cell_log is not None else None
+                CellQueue(context, report, lines, progress).run(pending)
+                _log_encoders(invocation, encoders)
+            finally:
+                with contextlib.suppress(Exception):  # workers that died while this one worked
+                    tracker.close_dead_runs()
+                report.seconds = time.perf_counter() - started
+                invocation.log_metrics({"cells_total": report.total, "cells_skipped": report.skipped,
+                                        "cells_ran": report.ran, "cells_failed": len(report.failed),
+                                        "cells_elsewhere": report.elsewhere, "wall_seconds": report.seconds})
     from benchmark.report import log_report_safely  # report.html + description on the invocation run
 
     log_report_safely(tracker.uri, suite.name, invocation.run_id)  # a report failure only warns
     return report
+
+
+class CellQueue:
+    """This worker's share of the pending cells: each claimed before it runs, models prepared once.
+
+    Dynamic claiming: the worker walks the pending cells and takes the next one nobody holds, so
+    an uneven grid still keeps every worker busy. A model whose preparation (an encoder to
+    pretrain) another worker holds is put off: the cells of other models run meanwhile, and its
+    cells run once that worker has finished (the encoder then comes from the cache or the store).
+    """
+
+    POLL_S = 5.0  # how often a worker with nothing else to do looks whether a preparation is done
+
+    def __init__(self, context: CellContext, report: RunReport, lines: CellLines | None, progress: bool):
+        self.context, self.report, self.lines, self.progress = context, report, lines, progress
+        self.workers = context.workers
+        self.ready: set[str] = set()
+
+    def run(self, pending: list[PlannedCell]) -> None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(pending), desc=f"{self.context.suite.name} cells", unit="cell",
+                   disable=not self.progress, leave=False)
+        waiting = pending
+        while waiting:
+            later = []
+            for planned in waiting:
+                bar.set_postfix_str(planned.cell.label, refresh=False)
+                if not self._prepared(planned.model) or not self._run_one(planned):
+                    later.append(planned)
+                    continue
+                bar.update()
+                failpoint("between.cells")
+            if len(later) == len(waiting):
+                time.sleep(self.POLL_S)  # every cell left waits for another worker's encoder or study
+            waiting = later
+        bar.close()
+
+    def _prepared(self, spec: Any) -> bool:
+        """Prepare ``spec`` (e.g. pretrain its encoder) under a claim; False while another worker does."""
+        if spec.name in self.ready:
+            return True
+        key = "prepare:" + Identity("prepare", {"model": spec.identity(self.context.encoders)}).fingerprint
+        if not self.workers.claim(key):
+            return False
+        try:
+            if self.lines:
+                self.lines.preparing(spec.name)
+            spec.cls.prepare(spec.config, self.context.encoders)
+        finally:
+            self.workers.release(key)
+        self.ready.add(spec.name)
+        return True
+
+    def _run_one(self, planned: PlannedCell) -> bool:
+        """Claim and run the cell (True), skip it when another worker has or had it (True), or put it
+        off while another worker tunes its study (False): that study's best values are what it needs."""
+        key = f"cell:{planned.fingerprint}"
+        if not self.workers.claim(key):  # another worker runs it now
+            self.report.elsewhere += 1
+            return True
+        study = f"study:{planned.study.fingerprint}" if self.context.suite.tuning.n_trials > 0 else None
+        if study and not self.workers.claim(study):  # released by tuned_params once the study is done
+            self.workers.release(key)
+            return False
+        error: str | None = None
+        try:
+            if self.context.tracker.finished_run(planned.fingerprint) is not None:  # finished meanwhile
+                self.report.elsewhere += 1
+                return True
+            share_cores(self.workers)
+            cell_started = time.perf_counter()
+            error = run_cell(self.context, planned)
+            if error:
+                self.report.failed.append((planned.cell.label, error))
+            else:
+                self.report.ran += 1
+            if self.lines:
+                self.lines.finished(planned, error, time.perf_counter() - cell_started)
+        finally:
+            if study:
+                self.workers.release(study)
+            self.workers.release(key, failed=error is not None)
+        return True
+
+
+def share_cores(workers: Any) -> int:
+    """Give this worker its share of the machine's cores (``torch.set_num_threads``): the cores this
+    process may use, divided by the live workers on this machine. ``OMP_NUM_THREADS`` set by the
+    user wins. Returns the thread count in force."""
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // workers.local_workers())
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 class CellLines:

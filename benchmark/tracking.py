@@ -26,10 +26,12 @@ from benchmark.tags import TAG_SCHEMA, RunTags
 from simecg import __version__
 from simecg.errors import SimECGError, TrackingError
 from simecg.paths import default_tracking_uri
+from simecg.urls import redact
 
 log = logging.getLogger(__name__)
 
 EXPERIMENT_PREFIX = "simecg-bench/"
+WORKER_TAG = "simecg.worker"  # the worker (benchmark.claims) whose process runs the run
 PARAM_LIMIT = 6000  # MLflow's limit on a param value's length
 PAGE_SIZE = 10000  # runs per search_runs page
 SQLITE = "sqlite:///"
@@ -46,12 +48,80 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(SQLITE) :]) if uri.startswith(SQLITE) else None
 
 
-def resolve_uri(uri: str | None = None) -> str:
-    """The tracking URI to use; a local SQLite store gets its folder created."""
+KNOWN_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+PROBE_TIMEOUT_S = 5.0  # an unreachable server or database is an error within seconds, not minutes
+
+
+def resolve_uri(uri: str | None = None, *, probe: bool = True) -> str:
+    """The tracking URI to use, checked before any work: a known scheme, a folder that can exist,
+    a server or database that answers (within :data:`PROBE_TIMEOUT_S`).
+
+    A local SQLite store gets its folder created, but only inside a folder that exists
+    (``sqlite:////nonexistent/x/m.db`` is an error, not a new ``/nonexistent``).
+    """
     uri = uri or default_tracking_uri()
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if scheme not in KNOWN_SCHEMES:
+        raise TrackingError(f"tracking URI {redact(uri)!r} is not one MLflow can use: give "
+                            "sqlite:///path/to/mlflow.db, http(s)://host:port (an `mlflow server`) "
+                            "or postgresql://user@host/db")
     if (db := sqlite_path(uri)) is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
+        if db.is_dir():
+            raise TrackingError(f"tracking URI {uri}: {db} is a folder; give the database file, "
+                                f"e.g. {db / 'mlflow.db'}")
+        if not db.parent.is_dir():
+            if db.parent.exists():
+                raise TrackingError(f"tracking URI {uri}: {db.parent} is not a folder")
+            if not db.parent.parent.is_dir():
+                raise TrackingError(f"tracking URI {uri}: folder {db.parent.parent} does not exist")
+            try:
+                db.parent.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise TrackingError(f"cannot create the MLflow store folder {db.parent}: {exc.strerror}") from None
+    elif probe and scheme in ("http", "https"):
+        _probe_server(uri)
+    elif probe and scheme in ("postgresql", "mysql", "mssql"):
+        probe_database(uri, "MLflow store")
+    if scheme in ("http", "https"):  # MLflow's own retries of a dead server add up to minutes
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     return uri
+
+
+def _probe_server(uri: str) -> None:
+    """An MLflow server answers ``/health``; else one line saying what happened, within seconds."""
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:  # noqa: S310 (http(s) only)
+            if response.status != 200:
+                raise TrackingError(f"MLflow server {redact(uri)} answered /health with HTTP {response.status}")
+    except urllib.error.HTTPError as exc:
+        raise TrackingError(f"MLflow server {redact(uri)} answered /health with HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(f"cannot reach the MLflow server at {redact(uri)}: {reason} "
+                            f"(is `mlflow server` running there?)") from None
+
+
+def probe_database(url: str, what: str) -> None:
+    """Connect once to a PostgreSQL/MySQL URL with a short timeout; one line naming it when that fails."""
+    import sqlalchemy as sa
+
+    connect_args = {"connect_timeout": int(PROBE_TIMEOUT_S)} if url.startswith(("postgresql", "mysql")) else {}
+    try:
+        engine = sa.create_engine(url, connect_args=connect_args)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrackingError(f"cannot connect to the {what} {redact(url)}: {first}") from None
 
 
 def _store_lock(uri: str) -> contextlib.AbstractContextManager:
@@ -126,28 +196,109 @@ def relocate_store(uri: str) -> int:
         return changed
 
 
-class Tracker:
-    """A thin wrapper over ``MlflowClient`` bound to one store and one suite experiment."""
+def ensure_sqlite_store(db: Path) -> None:
+    """Make ``db`` a complete MLflow store, atomically: the schema is built in a temporary file
+    beside it and renamed into place, so a kill at any moment leaves either no store or a whole one.
 
-    def __init__(self, uri: str | None = None, suite: str = "default"):
+    A store a kill left half-made (an older version created it in place: 0 bytes, or tables but
+    no schema version, or a migration's ``_alembic_tmp_*`` table) holds no runs: it is moved
+    aside to ``<db>.broken-<time>`` with a warning and made anew. One that holds runs is never
+    touched; MLflow migrates it.
+    """
+    import sqlite3
+
+    if db.is_file() and db.stat().st_size > 0:
+        try:
+            with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                version = con.execute("SELECT version_num FROM alembic_version").fetchall() \
+                    if "alembic_version" in tables else []
+                runs = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] if "runs" in tables else 0
+        except sqlite3.DatabaseError as exc:
+            raise TrackingError(f"MLflow store {db} is not a SQLite database ({exc}); move it away or give "
+                                "another --tracking-uri") from None
+        half_made = not version or any(t.startswith("_alembic_tmp") for t in tables)
+        if not half_made:
+            return
+        if runs:
+            raise TrackingError(f"MLflow store {db} holds {runs} runs but an unfinished schema migration; "
+                                f"back it up, then run `mlflow db upgrade sqlite:///{db}`")
+        broken = db.with_name(f"{db.name}.broken-{int(time.time())}")
+        db.replace(broken)
+        log.warning("MLflow store %s was left half-made by a killed first run; moved it to %s and made a new one",
+                    db, broken.name)
+    elif db.is_file():  # 0 bytes: nothing in it to lose
+        log.warning("MLflow store %s was empty (0 bytes); making a new one", db)
+    # unique per attempt: MLflow caches a store per URI, and a cached one would not build the schema again
+    tmp = db.with_name(f".{db.name}.creating{os.getpid()}-{time.time_ns()}")
+    try:
+        tmp.unlink(missing_ok=True)
+        client = _mlflow().tracking.MlflowClient(tracking_uri=f"{SQLITE}{tmp}")
+        client.search_experiments(max_results=1)  # builds and migrates the whole schema
+        with contextlib.suppress(Exception):
+            client._tracking_client.store.engine.dispose()
+        os.replace(tmp, db)
+    except OSError as exc:
+        raise TrackingError(f"cannot write the MLflow store {db}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    for stale in db.parent.glob(f".{db.name}.creating*"):  # left by creators that were killed
+        pid = stale.name.rsplit("creating", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    from benchmark.claims import pid_alive
+
+    return pid_alive(pid)
+
+
+class Tracker:
+    """A thin wrapper over ``MlflowClient`` bound to one store and one suite experiment.
+
+    ``create=False`` opens for reading only (``run --dry-run``, planning): a store or experiment
+    that does not exist yet is read as empty and nothing is written. ``worker`` (a
+    :class:`benchmark.claims.Coordinator`) tags every run this tracker opens with the worker's id,
+    so runs left RUNNING by a dead worker can be told from live ones of another worker.
+    """
+
+    def __init__(self, uri: str | None = None, suite: str = "default", *, create: bool = True,
+                 worker: Any = None):
         mlflow = _mlflow()
         self.uri = resolve_uri(uri)
+        self.worker = worker
+        self.client: Any = None
+        self.experiment_id: str | None = None
+        db = sqlite_path(self.uri)
+        if not create and db is not None and not (db.is_file() and db.stat().st_size > 0):
+            return  # no store yet: nothing finished, and a dry run must not make one
         try:
             # Shards started together on one machine would both create (migrate) a new SQLite
             # store and both create the experiment; the second fails. One at a time, via a lock.
             with _store_lock(self.uri):
+                if db is not None:
+                    ensure_sqlite_store(db)  # created whole or not at all; a half-made one repaired
                 relocate_store(self.uri)  # a moved/copied store reads its artifacts from where it is now
                 self.client = mlflow.tracking.MlflowClient(tracking_uri=self.uri)
                 name = EXPERIMENT_PREFIX + suite
                 experiment = self.client.get_experiment_by_name(name)
-                if experiment is None:
+                if experiment is not None:
+                    self.experiment_id = experiment.experiment_id
+                elif create:
                     root = _artifact_root(self.uri)
                     location = f"{root}/{suite}" if root else None
                     self.experiment_id = self.client.create_experiment(name, artifact_location=location)
-                else:
-                    self.experiment_id = experiment.experiment_id
+        except TrackingError:
+            raise
         except Exception as exc:  # the message of a broken store is deep inside SQLAlchemy/HTTP
-            raise TrackingError(f"cannot use MLflow store {self.uri}: {exc}") from exc
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TrackingError(f"cannot use MLflow store {redact(self.uri)}: {redact(first)}") from exc
+
+    @property
+    def exists(self) -> bool:
+        """Whether the suite's experiment exists (False only for a ``create=False`` tracker)."""
+        return self.experiment_id is not None
 
     # ----- the run lifecycle
     @contextlib.contextmanager
@@ -165,6 +316,8 @@ class Tracker:
         propagates; logging inputs and models on ``run`` never ends it early.
         """
         all_tags = {**environment_tags(), **tags.to_mlflow()}
+        if self.worker is not None:
+            all_tags[WORKER_TAG] = self.worker.worker_id
         if parent:
             all_tags["mlflow.parentRunId"] = parent
         run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
@@ -289,7 +442,9 @@ class Tracker:
     def finished_run(self, fingerprint: str, everywhere: bool = False) -> Any | None:
         """The newest FINISHED run holding ``fingerprint`` in this experiment (``everywhere``: in any
         SimECG-Bench experiment of the store, e.g. an encoder made by ``simecg-bench pretrain``)."""
-        experiments = [self.experiment_id]
+        if self.client is None or (not everywhere and not self.exists):
+            return None
+        experiments = [self.experiment_id] if self.exists else []
         if everywhere:
             experiments = [e.experiment_id for e in self.client.search_experiments()
                            if e.name.startswith(EXPERIMENT_PREFIX)]
@@ -309,6 +464,8 @@ class Tracker:
     def _all_runs(self, filter_string: str, order_by: list[str] | None = None) -> list[Any]:
         """Every run of the experiment matching ``filter_string``, page by page (no size cap)."""
         runs: list[Any] = []
+        if not self.exists:
+            return runs
         token = None
         while True:
             page = self.client.search_runs(
@@ -321,14 +478,38 @@ class Tracker:
                 return runs
 
     def kill_stale(self, fingerprint: str) -> int:
-        """Mark RUNNING runs of ``fingerprint`` (left by a killed process) as KILLED."""
+        """Mark KILLED the RUNNING runs of ``fingerprint`` whose process is dead (SIGKILL, power loss).
+
+        With a worker coordinator, a run of a live worker (another process on the same cell or
+        encoder, which the claims normally prevent) is left alone; runs without a worker tag come
+        from an older version and are taken as dead.
+        """
+        if not self.exists:
+            return 0
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.fingerprint = '{fingerprint}' and attributes.status = 'RUNNING'",
         )
+        return self._kill(runs)
+
+    def close_dead_runs(self) -> int:
+        """Mark KILLED every RUNNING run of the experiment whose worker is dead (invocations, cells,
+        pretraining, tuning, trials): a killed process never leaves a run RUNNING for ever."""
+        if not self.exists or self.worker is None:
+            return 0
+        return self._kill(self._all_runs("attributes.status = 'RUNNING'"), only_tagged=True)
+
+    def _kill(self, runs: list[Any], only_tagged: bool = False) -> int:
+        owners = {run.data.tags.get(WORKER_TAG, "") for run in runs}
+        dead = self.worker.dead(owners) if self.worker is not None else owners
+        killed = 0
         for run in runs:
-            self.client.set_terminated(run.info.run_id, status="KILLED")
-        return len(runs)
+            owner = run.data.tags.get(WORKER_TAG, "")
+            if (owner and owner in dead) or (not owner and not only_tagged):
+                with contextlib.suppress(Exception):  # ended meanwhile by its own process
+                    self.client.set_terminated(run.info.run_id, status="KILLED")
+                    killed += 1
+        return killed
 
     def cell_runs(self) -> tuple[list[tuple[Any, RunTags]], int]:
         """FINISHED cell runs of the experiment with their typed tags, one per fingerprint (the newest),

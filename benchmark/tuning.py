@@ -22,6 +22,7 @@ one) and its run is marked KILLED by the next session of the study.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -31,6 +32,7 @@ from typing import Any
 
 from benchmark.config import TuningConfig
 from benchmark.tags import RunTags
+from simecg.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -65,39 +67,94 @@ def tune(
     study_name: str,
     storage: str,
     runs: StudyRuns | None = None,
+    workers: Any = None,
 ) -> dict[str, Any]:
     """Run (or resume) the study and return the best trial's parameters (the overrides ``space`` gave).
 
     ``space(trial)`` draws a trial's overrides; ``fit(overrides, on_eval)`` trains with them and
     returns the best validation loss, calling ``on_eval(epoch, val_loss)`` at each evaluation
     (which reports to Optuna, logs the curve and raises :class:`optuna.TrialPruned` to prune).
-    With ``runs``, the session and its trials are logged to MLflow (module docstring).
+    With ``runs``, the session and its trials are logged to MLflow (module docstring). With
+    ``workers`` (:class:`benchmark.claims.Coordinator`), trials left RUNNING by dead workers are
+    failed at once instead of after Optuna's grace period.
+
+    A resumed study gives the trials an uninterrupted one would have: only COMPLETE and PRUNED
+    trials count towards ``n_trials`` (a trial killed mid-way is run again), and each trial's
+    sampler is seeded by the sampler seed and the number of trials done before it
+    (:func:`_sampler_for`), not by a generator whose state a killed process took with it.
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _open_study(config, study_name, storage)
+    _fail_dead_trials(study, workers)
     if runs is not None:
         _end_dead_runs(study, runs)
-    finished = [t for t in study.trials if t.state.is_finished()]
-    remaining = max(config.n_trials - len(finished), 0)
-    spent = sum(float(t.user_attrs.get("seconds", 0.0)) for t in finished)
-    time_left = config.timeout_s - spent if config.timeout_s else None
-    if remaining and (time_left is None or time_left > 0):
-        log.info("tuning %s: up to %d trials (%d already done%s)", study_name, remaining, len(finished),
-                 f", {time_left:.0f} s left" if time_left is not None else "")
+    if _remaining(study, config)[0]:
         if runs is None:
-            study.optimize(_objective(space, fit, None), n_trials=remaining, timeout=time_left,
-                           catch=(RuntimeError,))
+            _optimize(study, config, _objective(space, fit, None, workers), study_name)
         else:
             with runs.tracker.run(runs.name, runs.tags, runs.params, parent=runs.parent) as session:
-                study.optimize(_objective(space, fit, (runs, session.run_id)), n_trials=remaining,
-                               timeout=time_left, catch=(RuntimeError,))
+                _optimize(study, config, _objective(space, fit, (runs, session.run_id), workers), study_name)
                 _end_dead_runs(study, runs, keep=session.run_id)
                 session.log_metrics(_summary(study))
                 if _best(study):
                     session.log_params({f"best.{k}": v for k, v in _best(study).items()})
     return _best(study)
+
+
+def _done(study: Any) -> list[Any]:
+    """Trials that count towards ``n_trials``: COMPLETE and PRUNED (a FAILed one, e.g. killed, does not)."""
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+def _remaining(study: Any, config: TuningConfig) -> tuple[int, float | None]:
+    """Trials still to run, and seconds left of ``timeout_s`` (None: no time budget), over all sessions."""
+    done = _done(study)
+    spent = sum(float(t.user_attrs.get("seconds", 0.0)) for t in study.get_trials(deepcopy=False)
+                if t.state.is_finished())
+    time_left = config.timeout_s - spent if config.timeout_s else None
+    if time_left is not None and time_left <= 0:
+        return 0, time_left
+    return max(config.n_trials - len(done), 0), time_left
+
+
+def _sampler_for(config: TuningConfig, done: int) -> Any:
+    """The TPE sampler of the trial that follows ``done`` finished trials: its seed depends on nothing
+    else, so a study resumed after a kill samples the parameters an uninterrupted one would."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=config.sampler_seed + 7919 * done)
+
+
+def _optimize(study: Any, config: TuningConfig, objective: Callable[[Any], float], name: str) -> None:
+    """Run trials one at a time until ``n_trials`` are done or the time budget is spent."""
+    remaining, time_left = _remaining(study, config)
+    log.info("tuning %s: up to %d trials (%d already done%s)", name, remaining, len(_done(study)),
+             f", {time_left:.0f} s left" if time_left is not None else "")
+    while remaining:
+        study.sampler = _sampler_for(config, len(_done(study)))
+        study.optimize(objective, n_trials=1, timeout=time_left, catch=(RuntimeError,))
+        before = remaining
+        remaining, time_left = _remaining(study, config)
+        if remaining >= before:  # the trial failed (a RuntimeError): do not loop on it
+            break
+
+
+def _fail_dead_trials(study: Any, workers: Any) -> None:
+    """FAIL the trials left RUNNING by workers that died (their heartbeat row says so)."""
+    from optuna.trial import TrialState
+
+    if workers is None:
+        return
+    running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    dead = workers.dead({t.user_attrs.get("worker", "") for t in running})
+    for trial in running:
+        if trial.user_attrs.get("worker", "") in dead:
+            with contextlib.suppress(Exception):  # finished meanwhile
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 
 def _open_study(config: TuningConfig, study_name: str, storage: str) -> Any:
@@ -117,10 +174,14 @@ def _open_study(config: TuningConfig, study_name: str, storage: str) -> Any:
                                direction="minimize", load_if_exists=True)
 
 
-def _objective(space: Space, fit: Fit, runs: tuple[StudyRuns, str] | None) -> Callable[[Any], float]:
+def _objective(space: Space, fit: Fit, runs: tuple[StudyRuns, str] | None,
+               workers: Any = None) -> Callable[[Any], float]:
     def objective(trial: Any) -> float:
         started = time.perf_counter()
+        if workers is not None:
+            trial.set_user_attr("worker", workers.worker_id)
         try:
+            failpoint("tuning.trial")
             params = space(trial)
             trial.set_user_attr("params", params)
             if runs is None:

@@ -1,0 +1,291 @@
+"""Many workers on one suite: live-worker leases and cell claims in the suite's RDB.
+
+Any number of ``simecg-bench run`` processes (one machine or a cluster's job array, sharded or
+not) can work on the same suite and store. Each is a *worker*: a row in ``simecg_workers`` that
+its heartbeat thread refreshes every few seconds. Before a worker runs a cell (or pretrains an
+encoder) it *claims* it: a row in ``simecg_claims`` keyed by the cell's fingerprint, inserted in
+one transaction, so of two workers racing for a cell exactly one wins, and the loser moves on to
+the next cell nobody holds. A worker that dies while holding a claim stops heartbeating; its
+lease runs out (``lease_s``, or at once when it ran on this machine and its process is gone) and
+the next worker to look takes the claim over and redoes the cell.
+
+The tables live in the database that already holds the Optuna studies (``--optuna-storage``:
+SQLite beside a local MLflow store, PostgreSQL on a cluster), so coordination needs no service
+of its own: the database's own transactions and unique keys do the work. Clocks of a cluster's
+machines are assumed synchronised (NTP) to well within a lease.
+
+A cell that failed is marked ``failed`` rather than released, so the other workers of the same
+round do not each repeat a deterministic failure; a later invocation (started after the failure)
+takes it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from simecg.errors import TrackingError
+from simecg.urls import redact
+
+log = logging.getLogger(__name__)
+
+LEASE_S = float(os.environ.get("SIMECG_LEASE_S", 90))  # a worker silent this long is dead
+HEARTBEAT_S = float(os.environ.get("SIMECG_HEARTBEAT_S", 10))  # how often a live worker says so
+
+
+def _tables() -> tuple[Any, Any, Any]:
+    import sqlalchemy as sa
+
+    metadata = sa.MetaData()
+    workers = sa.Table(
+        "simecg_workers", metadata,
+        sa.Column("worker_id", sa.String(32), primary_key=True),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("started", sa.Float, nullable=False),
+        sa.Column("heartbeat", sa.Float, nullable=False),
+    )
+    claims = sa.Table(
+        "simecg_claims", metadata,
+        sa.Column("key", sa.String(200), primary_key=True),
+        sa.Column("worker_id", sa.String(32), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),  # running | failed
+        sa.Column("since", sa.Float, nullable=False),
+    )
+    return metadata, workers, claims
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine with ``pid`` exists (and is not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    worker_id: str
+    host: str
+    pid: int
+    heartbeat: float
+
+
+class Coordinator:
+    """This process as a worker of the suite: its lease, and the claims it takes and gives back.
+
+    ``with Coordinator(url) as workers:``; ``workers.claim(key)`` is True when this worker now
+    holds ``key``; ``workers.release(key, failed=...)`` gives it back (or marks it failed).
+    """
+
+    def __init__(self, url: str, lease_s: float = LEASE_S, heartbeat_s: float = HEARTBEAT_S):
+        import sqlalchemy as sa
+
+        self.url, self.lease_s, self.heartbeat_s = url, lease_s, heartbeat_s
+        self.worker_id = uuid.uuid4().hex
+        self.host = socket.gethostname()[:255]
+        self.pid = os.getpid()
+        self.started = time.time()
+        connect_args = {"timeout": 60} if url.startswith("sqlite") else {}
+        try:
+            self.engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+            self.metadata, self.workers, self.claims = _tables()
+            self._create_tables()
+            with self.engine.begin() as con:
+                con.execute(self.workers.insert().values(worker_id=self.worker_id, host=self.host, pid=self.pid,
+                                                         started=self.started, heartbeat=self.started))
+        except Exception as exc:
+            if isinstance(exc, TrackingError):
+                raise
+            raise TrackingError(f"cannot use the coordination database {redact(url)}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, name="simecg-heartbeat", daemon=True)
+        self._beat.start()
+
+    def _create_tables(self) -> None:
+        """Create the tables once; two workers starting together may race, which is harmless."""
+        import sqlalchemy as sa
+
+        for attempt in range(5):
+            try:
+                self.metadata.create_all(self.engine, checkfirst=True)
+                return
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))  # the other worker created them meanwhile
+
+    # ----- lifecycle
+    def __enter__(self) -> Coordinator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop heartbeating and give back everything this worker holds (its failed marks stay)."""
+        self._stop.set()
+        self._beat.join(timeout=5)
+        with contextlib.suppress(Exception), self.engine.begin() as con:
+            con.execute(self.claims.delete().where(self.claims.c.worker_id == self.worker_id,
+                                                   self.claims.c.state == "running"))
+            con.execute(self.workers.delete().where(self.workers.c.worker_id == self.worker_id))
+        self.engine.dispose()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                with self.engine.begin() as con:
+                    con.execute(self.workers.update().where(self.workers.c.worker_id == self.worker_id)
+                                .values(heartbeat=time.time()))
+            except Exception as exc:  # a database hiccup: the next beat tries again
+                log.warning("worker heartbeat failed: %s", exc)
+
+    # ----- who is alive
+    def _rows(self, con: Any, ids: Iterable[str] | None = None) -> dict[str, WorkerRow]:
+        query = self.workers.select()
+        if ids is not None:
+            query = query.where(self.workers.c.worker_id.in_(list(ids)))
+        return {r.worker_id: WorkerRow(r.worker_id, r.host, r.pid, r.heartbeat) for r in con.execute(query)}
+
+    def _alive(self, row: WorkerRow | None, now: float) -> bool:
+        if row is None:
+            return False
+        if row.worker_id == self.worker_id:
+            return True
+        if row.host == self.host and not pid_alive(row.pid):
+            return False  # its process is gone: no need to wait for the lease to run out
+        return now - row.heartbeat < self.lease_s
+
+    def dead(self, worker_ids: Iterable[str]) -> set[str]:
+        """Which of ``worker_ids`` are not alive (unknown ids are dead: their worker ended or vanished)."""
+        ids = {w for w in worker_ids if w}
+        if not ids:
+            return set()
+        with self.engine.connect() as con:
+            rows = self._rows(con, ids)
+        now = time.time()
+        return {w for w in ids if not self._alive(rows.get(w), now)}
+
+    def local_workers(self) -> int:
+        """Live workers on this machine, this one included (to share its cores between them)."""
+        with self.engine.connect() as con:
+            rows = self._rows(con)
+        now = time.time()
+        return max(1, sum(r.host == self.host and self._alive(r, now) for r in rows.values()))
+
+    # ----- claims
+    def claim(self, key: str) -> bool:
+        """Take ``key`` if nobody alive holds it (nor marked it failed in this round); True if taken."""
+        import sqlalchemy as sa
+
+        now = time.time()
+        try:
+            with self.engine.begin() as con:
+                con.execute(self.claims.insert().values(key=key, worker_id=self.worker_id, state="running",
+                                                        since=now))
+            return True
+        except sa.exc.IntegrityError:
+            pass
+        with self.engine.begin() as con:
+            row = con.execute(self.claims.select().where(self.claims.c.key == key)).first()
+            if row is None:  # released meanwhile
+                con.execute(self.claims.insert().values(key=key, worker_id=self.worker_id, state="running",
+                                                        since=now))
+                return True
+            if row.worker_id == self.worker_id and row.state == "running":
+                return True
+            holder_alive = self._alive(self._rows(con, [row.worker_id]).get(row.worker_id), now)
+            if row.state == "running" and holder_alive:
+                return False
+            if row.state == "failed" and row.since >= self.started:
+                return False  # failed in this round: not again until a new invocation
+            taken = con.execute(self.claims.delete().where(
+                self.claims.c.key == key, self.claims.c.worker_id == row.worker_id, self.claims.c.since == row.since,
+            )).rowcount
+            if taken != 1:  # another worker took it over first
+                return False
+            con.execute(self.claims.insert().values(key=key, worker_id=self.worker_id, state="running", since=now))
+            if row.state == "running":
+                log.warning("took over %s from worker %s, which died holding it", key, row.worker_id[:8])
+            return True
+
+    def release(self, key: str, failed: bool = False) -> None:
+        """Give ``key`` back (done), or mark it failed for the rest of this round."""
+        with self.engine.begin() as con:
+            where = (self.claims.c.key == key, self.claims.c.worker_id == self.worker_id)
+            if failed:
+                con.execute(self.claims.update().where(*where).values(state="failed", since=time.time()))
+            else:
+                con.execute(self.claims.delete().where(*where))
+
+    def holder(self, key: str) -> str | None:
+        """The live worker holding ``key`` (None when free, failed or held by a dead worker)."""
+        with self.engine.connect() as con:
+            row = con.execute(self.claims.select().where(self.claims.c.key == key)).first()
+            if row is None or row.state != "running":
+                return None
+            alive = self._alive(self._rows(con, [row.worker_id]).get(row.worker_id), time.time())
+        return row.worker_id if alive else None
+
+
+def prepare_storage(url: str) -> str:
+    """The coordination (and Optuna) database at ``url``, ready to use; returns ``url``.
+
+    A new SQLite file is built whole in a temporary file and renamed into place (Optuna's schema
+    and the worker tables), so a kill during a first run never leaves a half-made database that
+    every later run fails on. A server database (PostgreSQL) is probed with a short timeout.
+    """
+    from pathlib import Path
+
+    from benchmark.tracking import probe_database
+
+    if not url.startswith("sqlite:///"):
+        probe_database(url, "Optuna/coordination database")
+        return url
+    db = Path(url[len("sqlite:///"):])
+    if db.is_file() and db.stat().st_size > 0:
+        return url
+    if not db.parent.is_dir():
+        raise TrackingError(f"Optuna storage {url}: folder {db.parent} does not exist")
+    tmp = db.with_name(f".{db.name}.creating{os.getpid()}")
+    try:
+        tmp.unlink(missing_ok=True)
+        _build_sqlite(f"sqlite:///{tmp}")
+        os.replace(tmp, db)
+    except OSError as exc:
+        raise TrackingError(f"cannot write the Optuna storage {db}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return url
+
+
+def _build_sqlite(url: str) -> None:
+    import warnings
+
+    import optuna
+    import sqlalchemy as sa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        storage = optuna.storages.RDBStorage(url)
+    storage.engine.dispose()
+    engine = sa.create_engine(url)
+    try:
+        _tables()[0].create_all(engine)
+    finally:
+        engine.dispose()
