@@ -10,6 +10,13 @@ place that has it:
 3. pretraining it now, in a run that ends FINISHED, FAILED or KILLED (:meth:`Tracker.run`),
    resuming from the folder's last checkpoint if a killed run left one.
 
+A cached ``encoder.pt`` is used only if it matches its size+hash sidecar (:mod:`simecg.integrity`);
+a damaged or unsealed one gets a one-line warning and takes the same path as a missing one
+(MLflow, then pretraining, which resumes from the last intact checkpoint) until a good copy
+replaces it atomically. An intact encoder
+is returned without writing anything, so a read-only cache serves it; anything else first checks
+that the folder is writable (:func:`simecg.paths.require_writable`: one line if not).
+
 A lock file beside the folder makes concurrent processes on one machine wait for the one that
 trains (none trains it twice). :class:`SuiteEncoders` is the runner's
 :class:`~baselines.base.EncoderSource`: identities for fingerprints, encoders on demand.
@@ -28,8 +35,9 @@ from benchmark.config import SuiteConfig
 from benchmark.tags import RunTags
 from benchmark.tracking import Tracker
 from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity
+from simecg import integrity, paths
 from simecg.config import flatten, to_dict
-from simecg.errors import CheckpointError, SimECGError
+from simecg.errors import CacheError, CheckpointError, SimECGError
 from simecg.identity import Identity
 from simecg.locks import folder_lock
 
@@ -71,11 +79,19 @@ def provision_encoder(
     identity = encoder_identity(config, corpus)
     folder = Path(out_dir) if out_dir is not None else encoder_dir(identity)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # every rank runs this; no lock, no fetch
+    if encoder_is_complete(folder, identity):  # nothing to write: a read-only cache serves it
+        run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
+        return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id if run is not None else None)
+    paths.require_writable(folder)  # before any work: one line if the cache cannot take the encoder
     with contextlib.nullcontext() if distributed else folder_lock(folder, f"pretrain encoder {identity.fingerprint}"):
         run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
         run_id = run.info.run_id if run is not None else None
-        if encoder_is_complete(folder, identity):
+        if encoder_is_complete(folder, identity):  # another process made it while this one waited
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
+        if not distributed:
+            _warn_damaged(folder, "fetching it again" if run is not None else "pretraining it again")
+            for where in (folder, folder / "checkpoints"):
+                integrity.sweep(where)  # temporaries of killed processes
         if run is not None and not distributed and _fetch(tracker, run_id, folder, identity):
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
         if hasattr(corpus, "prepare"):  # sampled from a trained generator (vae, gan): get it first, only if needed
@@ -86,28 +102,68 @@ def provision_encoder(
 
 
 def encoder_is_complete(folder: Path, identity: Identity) -> bool:
-    """Whether ``folder`` holds the finished encoder of ``identity`` (a damaged file does not count)."""
+    """Whether ``folder`` holds the finished encoder of ``identity``, intact (matching its size+hash
+    sidecar; a damaged or unsealed file does not count). Reads only: safe for plans and dry runs."""
+    path = folder / ENCODER_FILE
+    if not path.is_file() or integrity.check_file(path) is not None:
+        return False
+    return _is_encoder_of(path, identity)
+
+
+def _is_encoder_of(path: Path, identity: Identity) -> bool:
     from pretraining.checkpoint import read
 
-    path = folder / ENCODER_FILE
-    if not path.is_file():
-        return False
     try:
         data = read(path)
-    except CheckpointError as exc:
-        log.warning("ignoring damaged encoder %s (%s); getting it again", path, exc)
+    except CheckpointError:
         return False
     return data.get("kind") == "encoder" and data.get("extra", {}).get("fingerprint") == identity.fingerprint
 
 
+def _warn_damaged(folder: Path, then: str) -> None:
+    """One warning naming an encoder file that fails its size+hash check and what is wrong with it.
+
+    The file stays until the fetched or retrained encoder replaces it (atomically): it is never
+    used, and a user's ``--out`` folder loses nothing if both fail.
+    """
+    path = folder / ENCODER_FILE
+    if path.is_file() and (problem := integrity.check_file(path)) is not None:
+        log.warning("encoder %s is damaged (%s); %s", path, problem, then)
+
+
 def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> bool:
-    """Download the encoder artifact of a finished run into ``folder``; False if that fails."""
+    """Download the encoder artifact of a finished run into ``folder``; False if that fails.
+
+    The download lands in a staging folder (removed whatever happens), is checked against the
+    run's size+hash sidecar when the run has one (runs of older versions do not), must load as
+    this identity's encoder, and is then sealed and renamed into place.
+    """
+    import shutil
+
+    target = folder / ENCODER_FILE
+    staging = integrity.temp_path(target, "incoming", hidden=True)
+    fetched = staging / ENCODER_FILE
     try:
-        tracker.fetch_artifact(run_id, f"encoder/{ENCODER_FILE}", folder / ENCODER_FILE)
+        with paths.writing(folder):
+            staging.mkdir(parents=True)
+        tracker.fetch_artifact(run_id, f"encoder/{ENCODER_FILE}", fetched)
+        with contextlib.suppress(Exception):  # absent for runs of older versions
+            tracker.fetch_artifact(run_id, f"encoder/{integrity.sidecar(target).name}", integrity.sidecar(fetched))
+        if integrity.sidecar(fetched).is_file() and (problem := integrity.check_file(fetched)) is not None:
+            raise CheckpointError(f"the stored copy is damaged too ({problem})")
+        if not _is_encoder_of(fetched, identity):
+            raise CheckpointError("the stored file is not this encoder")
+        with paths.writing(target):
+            integrity.seal_file(target, content=fetched)
+            os.replace(fetched, target)
+    except CacheError:
+        raise
     except Exception as exc:  # then it is trained here
         log.warning("could not fetch encoder %s from MLflow run %s (%s); pretraining it here",
                     identity.fingerprint, run_id, exc)
         return False
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return encoder_is_complete(folder, identity)
 
 
@@ -131,6 +187,7 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
             result = pretrain(config, folder, logger=run, progress=progress, corpus=corpus, identity=identity)
             run.log_metrics({"final_val_loss": result.val_loss, "steps": result.steps})
             run.log_artifact(result.checkpoint, "encoder")
+            run.log_artifact(integrity.sidecar(result.checkpoint), "encoder")  # lets a fetch check the download
             run.log_artifact(folder / "identity.json", "encoder")
             from pretraining.checkpoint import load_encoder
 

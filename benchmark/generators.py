@@ -12,12 +12,19 @@ trained VAE / DCGAN behind the ``vae`` and ``gan`` corpora.
    folder's last checkpoint if a killed run left one; the run holds the losses, sample grids, the
    generator file and its identity.
 
+A cached ``generator.pt`` is used only if it matches its size+hash sidecar (:mod:`simecg.integrity`);
+a damaged or unsealed one gets a one-line warning and takes the path of a missing one (MLflow,
+then training, which resumes from the last intact checkpoint) until a good copy replaces it.
+An intact generator is returned without writing anything (a read-only cache serves it); anything
+else first checks that the folder is writable.
+
 A lock file beside the folder makes concurrent processes wait for the one that trains.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +32,8 @@ from typing import Any
 
 from benchmark.tags import RunTags
 from benchmark.tracking import Tracker
-from simecg.errors import ConfigError, SimECGError
+from simecg import integrity, paths
+from simecg.errors import CacheError, CheckpointError, ConfigError, SimECGError
 from simecg.identity import Identity
 
 log = logging.getLogger(__name__)
@@ -57,7 +65,7 @@ def provision_generator(corpus: Any, tracker: Tracker | None = None, parent: str
         tracker: the MLflow store to search and to log a new generator run to (None: no MLflow).
         parent: the run a new generator run is nested under (a ``run`` invocation).
     """
-    from pretraining.generators.common import is_complete
+    from pretraining.generators.common import GENERATOR_FILE, damage, is_complete
     from pretraining.generators.train import generator_lock
 
     if not hasattr(corpus, "prepare") or not hasattr(corpus, "generator_identity"):
@@ -65,11 +73,20 @@ def provision_generator(corpus: Any, tracker: Tracker | None = None, parent: str
     identity = corpus.generator_identity()
     folder = Path(corpus.generator_dir)
     fingerprint = identity.fingerprint
+    if is_complete(folder, fingerprint):  # nothing to write: a read-only cache serves it
+        run = tracker.finished_run(fingerprint, everywhere=True) if tracker is not None else None
+        return ProvisionedGenerator(folder, identity, run.info.run_id if run is not None else None)
+    paths.require_writable(folder)  # before any work: one line if the cache cannot take the generator
     with generator_lock(folder):
         run = tracker.finished_run(fingerprint, everywhere=True) if tracker is not None else None
         run_id = run.info.run_id if run is not None else None
-        if is_complete(folder, fingerprint):
+        if is_complete(folder, fingerprint):  # another process made it while this one waited
             return ProvisionedGenerator(folder, identity, run_id)
+        if (folder / GENERATOR_FILE).is_file() and (problem := damage(folder)) is not None:
+            log.warning("generator %s is damaged (%s); %s", folder / GENERATOR_FILE, problem,
+                        "fetching it again" if run is not None else "training it again")
+        for where in (folder, folder / "checkpoints"):
+            integrity.sweep(where)  # temporaries of killed processes
         if run is not None and _fetch(tracker, run_id, corpus, folder, identity):
             return ProvisionedGenerator(folder, identity, run_id)
         if tracker is None:
@@ -110,17 +127,36 @@ class _Recorded(AbstractContextManager):
 
 
 def _fetch(tracker: Tracker, run_id: str, corpus: Any, folder: Path, identity: Identity) -> bool:
-    """Download the generator artifact of a finished run into ``folder``; False if that fails."""
-    from pretraining.generators.common import GENERATOR_FILE, is_complete
+    """Download the generator artifact of a finished run into ``folder``; False if that fails.
+
+    The download lands in a staging folder (removed whatever happens), must load as this
+    identity's generator, and is then sealed (size+hash sidecar) and renamed into place.
+    """
+    import shutil
+
+    from pretraining.generators.common import GENERATOR_FILE, is_complete, read_file
     from pretraining.generators.train import write_identity
 
+    target = folder / GENERATOR_FILE
+    staging = integrity.temp_path(target, "incoming", hidden=True)
+    fetched = staging / GENERATOR_FILE
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tracker.fetch_artifact(run_id, f"generator/{GENERATOR_FILE}", folder / GENERATOR_FILE,
-                               accept=lambda fetched: is_complete(fetched.parent, identity.fingerprint))
+        with paths.writing(folder):
+            staging.mkdir(parents=True)
+        tracker.fetch_artifact(run_id, f"generator/{GENERATOR_FILE}", fetched)
+        data = read_file(fetched)
+        if data.get("kind") != "generator" or data.get("extra", {}).get("fingerprint") != identity.fingerprint:
+            raise CheckpointError("the stored file is not this generator")
         write_identity(folder, identity, corpus.config)
+        with paths.writing(target):
+            integrity.seal_file(target, content=fetched)
+            os.replace(fetched, target)
+    except CacheError:
+        raise
     except Exception as exc:  # then it is trained here
         log.warning("could not fetch generator %s from MLflow run %s (%s); training it here",
                     identity.fingerprint, run_id, exc)
         return False
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return is_complete(folder, identity.fingerprint)

@@ -9,49 +9,91 @@ loading never runs code from the file):
   what downstream fine-tuning loads with :func:`load_encoder`.
 
 A file is written to a temporary name in the same folder, flushed to disk and renamed over
-the target, so a crash never leaves a half-written checkpoint behind a valid name.
+the target, so a crash never leaves a half-written checkpoint behind a valid name. Before the
+rename, its size and SHA-256 go into a sidecar ``<file>.integrity.json``
+(:mod:`simecg.integrity`): a cached file that no longer matches it (truncated, overwritten) is
+never used. :func:`read` refuses a file that contradicts its sidecar (a file without one, e.g.
+a user's own, is read as it is); :func:`latest_checkpoint` skips and removes damaged training
+checkpoints, and the provisioning code (``benchmark.encoders``) fetches or retrains a damaged
+or unsealed ``encoder.pt``. A full disk or a read-only folder is one :class:`~simecg.errors.CacheError` line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from pretraining.mae import ECGEncoder, MAEConfig
+from simecg import integrity, paths
 from simecg.errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 FORMAT = "simecg-mae/1"
 _STEP_FILE = re.compile(r"^step-(\d{8,})\.pt$")
 
 
 def atomic_save(obj: dict[str, Any], path: Path) -> Path:
-    """``torch.save`` to ``path`` atomically (temporary file + fsync + rename)."""
+    """``torch.save`` to ``path`` atomically (temporary file + fsync + sidecar + rename).
+
+    The temporary is removed if anything fails; a full disk or an unwritable folder raises
+    :class:`~simecg.errors.CacheError` naming the file.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = integrity.temp_path(path, hidden=True)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with paths.writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "xb") as fh:
+                torch.save(obj, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            integrity.seal_file(path, content=tmp)  # a kill before the rename leaves a mismatch: never used
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def damage(path: Path) -> str | None:
+    """What is wrong with a cached checkpoint against its sidecar (None: intact; no sidecar is a problem)."""
+    return integrity.check_file(path)
+
+
+def discard(path: Path) -> None:
+    """Remove a damaged checkpoint and its sidecar (quietly, if the folder is read-only)."""
+    integrity.discard(path)
+
+
+def copy_checkpoint(source: Path, target: Path) -> Path:
+    """Copy an intact checkpoint with a new sidecar (the source is checked first); atomic like :func:`atomic_save`."""
+    import shutil
+
+    problem = damage(source)
+    if problem is not None:
+        raise CheckpointError(f"checkpoint {source} is damaged ({problem}); it cannot be copied")
+    target = Path(target)
+    tmp = integrity.temp_path(target, hidden=True)
+    try:
+        with paths.writing(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp)
+            integrity.seal_file(target, content=tmp)
+            os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    return target
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -59,6 +101,11 @@ def read(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; run `simecg-bench pretrain` to create it")
+    if integrity.sidecar(path).is_file():  # a file of ours: it must be the one written
+        problem = damage(path)
+        if problem is not None:
+            raise CheckpointError(f"checkpoint {path} is damaged ({problem}); delete it and pretrain again, or "
+                                  "rerun the command that made it (it is fetched or made again)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
@@ -92,8 +139,19 @@ def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    found = list_checkpoints(folder)
-    return found[-1][1] if found else None
+    """The newest intact training checkpoint in ``folder``, so training resumes from the last good one.
+
+    Damaged ones are removed with a warning; unsealed ones (no sidecar: written by an older
+    version) are skipped with a warning and left for training to overwrite or prune.
+    """
+    for _, path in reversed(list_checkpoints(folder)):
+        problem = damage(path)
+        if problem is None:
+            return path
+        log.warning("not resuming from checkpoint %s (%s)", path, problem)
+        if integrity.sidecar(path).is_file():
+            discard(path)
+    return None
 
 
 def prune_checkpoints(folder: Path, keep: int) -> None:
@@ -101,7 +159,7 @@ def prune_checkpoints(folder: Path, keep: int) -> None:
     if keep <= 0:
         return
     for _, path in list_checkpoints(folder)[:-keep]:
-        path.unlink(missing_ok=True)
+        discard(path)
 
 
 def config_to_dict(config: MAEConfig) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,10 @@ from pretraining.config import PretrainConfig, build_corpus, encoder_identity, l
 from pretraining.figures import loss_curve_figure, reconstruction_figure
 from pretraining.mae import MAEConfig, MaskedAutoencoder
 from pretraining.stream import PretrainStream, make_loader
+from simecg import integrity
 from simecg.config import to_dict
-from simecg.errors import ConfigError
+from simecg.errors import ConfigError, SimECGError
+from simecg.failpoints import failpoint
 from simecg.identity import IDENTITY_VERSION, Identity, without_ignored
 from simecg.seeding import rng_for
 from simecg.signal import zscore
@@ -97,6 +98,14 @@ def pretrain(
             corpus = corpus if corpus is not None else build_corpus(config)
             identity = encoder_identity(config, corpus)
         return _Run(config, Path(out_dir), logger, progress, corpus, ctx, identity).run()
+    except RuntimeError as exc:  # under DDP mostly a collective whose peer died (gloo: "Connection reset by peer")
+        if not ctx.distributed:
+            raise
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise SimECGError(
+            f"pretraining failed in process {ctx.rank} of {ctx.world_size}: {first}; when another process died "
+            f"(see torchrun's summary), rerun the same command to resume from the last checkpoint in {out_dir}"
+        ) from exc
     finally:
         torch.set_num_threads(threads)
         ddp.teardown(ctx)
@@ -107,10 +116,7 @@ def write_identity(out_dir: Path, identity: Identity, config: PretrainConfig) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {"identity_version": IDENTITY_VERSION, "fingerprint": identity.fingerprint,
                "payload": identity.payload, "config": to_dict(config)}
-    path = out_dir / IDENTITY_FILE
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    tmp.replace(path)
+    integrity.write_json(out_dir / IDENTITY_FILE, payload)
 
 
 def resume_from_prefix(out_dir: Path, identity: Identity, config: PretrainConfig, roots: list[Path]) -> int:
@@ -141,13 +147,11 @@ def resume_from_prefix(out_dir: Path, identity: Identity, config: PretrainConfig
                     best = (step, path)
     if best is None:
         return 0
-    import shutil
-
+    if ckpt.damage(best[1]) is not None:
+        log.warning("not continuing the run in %s: its checkpoint %s is damaged", best[1].parent.parent, best[1])
+        return 0
     write_identity(out_dir, identity, config)
-    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    target = ckpt.step_path(out_dir / "checkpoints", best[0])
-    shutil.copyfile(best[1], target.with_suffix(".partial"))
-    target.with_suffix(".partial").replace(target)
+    ckpt.copy_checkpoint(best[1], ckpt.step_path(out_dir / "checkpoints", best[0]))  # with its checksum
     log.info("encoder %s continues the run in %s from step %d", identity.fingerprint, best[1].parent.parent, best[0])
     return best[0]
 
@@ -230,7 +234,7 @@ class _Run:
     def run(self) -> PretrainResult:
         config, ctx = self.config, self.ctx
         self.check_out_dir()
-        latest = ckpt.latest_checkpoint(self.ckpt_dir)
+        latest = self._resume_point()
         state = ckpt.read(latest) if latest is not None else None
         if state is not None and state["step"] > config.steps:
             raise ConfigError(
@@ -238,7 +242,7 @@ class _Run:
                 f"requested {config.steps}; use another --out folder"
             )
         if state is not None and state["step"] == config.steps:
-            if ctx.is_main and not self.encoder_path.is_file():
+            if ctx.is_main and ckpt.damage(self.encoder_path) is not None:  # absent, damaged or unsealed
                 self._save_encoder_from_state(state)
             ddp.barrier(ctx)
             log.info("pretraining in %s is already complete (%d steps)", self.out_dir, config.steps)
@@ -293,6 +297,7 @@ class _Run:
         batches = iter(loader)
         try:
             for step in range(start, config.steps):
+                failpoint("pretrain.step")
                 t0 = time.perf_counter()
                 signals, noise = next(batches)
                 t1 = time.perf_counter()
@@ -346,6 +351,8 @@ class _Run:
                 if bar is not None:
                     bar.update(1)
                 if done % config.checkpoint_every == 0 or done == config.steps:
+                    if window["count"] and ctx.distributed:  # see _save: the window is saved as the global mean
+                        window["loss_sum"] = ddp.all_reduce_mean(window["loss_sum"], ctx)
                     last_path = self._save(model, optimizer, done, history, window, val_loss)
         finally:
             if bar is not None:
@@ -354,7 +361,7 @@ class _Run:
         if ctx.is_main:
             ckpt.save_encoder(model.encoder, self.encoder_path,
                               extra={"fingerprint": self.fingerprint, "steps": config.steps, "val_loss": val_loss})
-            (self.out_dir / "history.json").write_text(json.dumps(history, indent=1))
+            integrity.write_json(self.out_dir / "history.json", history)
             if self.logger is not None and history:
                 self._log_figure(loss_curve_figure(history), "loss_curve.png")
         ddp.barrier(ctx)
@@ -362,6 +369,26 @@ class _Run:
         return self._result(last_path, history, val_loss)
 
     # ---- pieces ---------------------------------------------------------------------------
+    def _resume_point(self) -> Path | None:
+        """The training checkpoint every process resumes from: rank 0's latest intact one, one file for all.
+
+        Only rank 0 looks (and discards damaged files); the others take its step. Each process
+        choosing for itself could pick different files (one being discarded or pruned, a folder
+        not shared between nodes), and then train different models or wait for each other forever.
+        """
+        if not self.ctx.distributed:
+            return ckpt.latest_checkpoint(self.ckpt_dir)
+        latest = ckpt.latest_checkpoint(self.ckpt_dir) if self.ctx.is_main else None
+        step = next((s for s, path in ckpt.list_checkpoints(self.ckpt_dir) if path == latest), 0)
+        step = ddp.broadcast_int(step, self.ctx)
+        if step == 0:
+            return None
+        path = ckpt.step_path(self.ckpt_dir, step)
+        if not path.is_file():
+            raise ConfigError(f"process {self.ctx.rank} cannot see {path}, which process 0 resumes from; the --out "
+                              "folder (or $SIMECG_CACHE) must be on a filesystem every process shares")
+        return path
+
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         c = self.config
         cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
@@ -399,6 +426,14 @@ class _Run:
 
     def _save(self, model: MaskedAutoencoder, optimizer: torch.optim.Optimizer, step: int,
               history: list[dict[str, Any]], window: dict[str, Any], val_loss: float) -> Path:
+        """Rank 0 writes the training checkpoint every process resumes from (the others only wait).
+
+        The unlogged loss ``window`` must hold for every process, so the loop first replaces each
+        process's partial sum by the mean over processes: the next logged mean is the same, and a
+        resumed job (of any size) continues it exactly. The state of rank 0 suffices otherwise:
+        weights and optimizer are identical on every process, and the data of each step is a
+        function of ``(seed, step)`` (:mod:`pretraining.stream`).
+        """
         path = ckpt.step_path(self.ckpt_dir, step)
         if self.ctx.is_main:
             rng: dict[str, Any] = {"torch": torch.get_rng_state()}

@@ -37,6 +37,15 @@ class TrackingError(SimECGError):
     """The MLflow store cannot be used."""
 
 
+class CacheError(SimECGError):
+    """A cache folder cannot be used: not a folder, not writable, or its disk is full.
+
+    Raised before work starts where possible (:func:`simecg.paths.cache_dir`,
+    :func:`simecg.paths.require_writable`), otherwise at the write that failed
+    (:func:`simecg.paths.writing`); the message names the path and the cause.
+    """
+
+
 class Terminated(KeyboardInterrupt):
     """The process got SIGTERM (a scheduler pre-empting it, ``kill``): handled like Ctrl-C.
 

@@ -15,7 +15,8 @@ from simecg.errors import CheckpointError
 def test_encoder_file_round_trips_and_loads_with_weights_only(tmp_path):
     encoder = ECGEncoder(preset("tiny"))
     path = ckpt.save_encoder(encoder, tmp_path / "encoder.pt")
-    assert [p.name for p in tmp_path.iterdir()] == ["encoder.pt"], "no temporary file left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder.pt", "encoder.pt.integrity.json"], \
+        "the file and its size+hash sidecar, no temporary file left behind"
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == ckpt.FORMAT
     loaded = ckpt.load_encoder(path, expected=preset("tiny"))

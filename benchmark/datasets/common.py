@@ -14,17 +14,23 @@ A dataset subclass says where its records are and what their labels mean (:meth:
 Both are keyed by the stat fingerprint of the input files (path, size, mtime) plus the
 preprocessing config, so a second load reads no WFDB file; the ``data_version`` they carry is a
 content hash (SHA-256 of the bytes read, independent of where the folder lives).
+
+Each cache folder is built in a temporary folder (removed if the build fails; those of killed
+builds are swept by the next build), sealed with a size+hash manifest (:mod:`simecg.integrity`)
+and renamed into place. Every load checks the manifest (sizes always, content hashes once per
+process), and a damaged folder, or one without a manifest, is rebuilt with a warning, never used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,7 @@ from tqdm import tqdm
 from benchmark.datasets.base import LongRecords, TaskData, TaskSpec
 from benchmark.datasets.signals import RecordCheck
 from benchmark.preprocess import PREPROCESS_VERSION, PreprocessConfig, prepare_record, record_windows
+from simecg import integrity, paths
 from simecg.config import stable_hash
 from simecg.errors import ConfigError, DataError, DataMissingError
 from simecg.signal import LEADS
@@ -126,7 +133,7 @@ class RecordDataset:
         })
         folder = Path(cache_dir) / "datasets" / self.name / f"{lead}-{key}"
         meta_path = folder / "meta.json"
-        if not meta_path.is_file():
+        if not _usable(folder):
             self._build_lead_cache(index, lead, preprocess, folder)
         meta = json.loads(meta_path.read_text())
         signals = np.memmap(folder / "signals.f32", dtype=np.float32, mode="r",
@@ -141,9 +148,10 @@ class RecordDataset:
                          np.asarray(meta["long_span"], dtype=np.int64).reshape(-1, 2))
 
     def _build_lead_cache(self, index: pd.DataFrame, lead: str, preprocess: PreprocessConfig, folder: Path) -> None:
-        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        with _building(folder) as tmp:
+            self._write_lead_cache(index, lead, preprocess, tmp)
+
+    def _write_lead_cache(self, index: pd.DataFrame, lead: str, preprocess: PreprocessConfig, tmp: Path) -> None:
         # The data version hashes the bytes read and what of the preprocessing shaped the arrays, which
         # depends on whether any record is longer than a window: both hashes run, one is kept.
         contents = {long: hashlib.sha256(stable_hash({"preprocess": preprocess.content_identity(long),
@@ -154,7 +162,7 @@ class RecordDataset:
         n_long = 0
         status: list[dict[str, str]] = []
         column = LEADS.index(lead)
-        with (tmp / "signals.f32").open("wb") as out, (tmp / "long.f32").open("wb") as long_out:
+        with integrity.CacheFile(tmp / "signals.f32") as out, integrity.CacheFile(tmp / "long.f32") as long_out:
             rows = tqdm(index.itertuples(index=False), total=len(index), desc=f"{self.name} lead {lead}",
                         unit="rec", disable=None, leave=False)
             for i, row in enumerate(rows):
@@ -184,8 +192,8 @@ class RecordDataset:
         meta = {"n_windows": len(window_record), "window_record": window_record, "status": status,
                 "n_long_samples": n_long, "long_record": long_record, "long_span": long_span,
                 "data_version": contents[bool(long_record)].hexdigest()[:16], "dataset": self.name, "lead": lead}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        _publish(tmp, folder)
+        with integrity.CacheFile(tmp / "meta.json") as out:
+            out.write(json.dumps(meta).encode())
 
     def load_task(
         self, spec: TaskSpec, data_dir: Path | str | None, lead: str, cache_dir: Path,
@@ -207,7 +215,7 @@ class RecordDataset:
         lead = canonical_lead_or_error(lead)
         key = stable_hash({"lead_cache": cache.key, "task": dataclasses.asdict(spec), "layout": TASK_CACHE_LAYOUT})
         folder = Path(cache_dir) / "tasks" / self.name / f"{spec.label}-{lead}-{key}"
-        if not (folder / "meta.json").is_file():
+        if not _usable(folder):
             self._build_task_cache(spec, index, cache, folder)
         meta = json.loads((folder / "meta.json").read_text())
         span = np.load(folder / "long_span.npy")
@@ -244,14 +252,9 @@ class RecordDataset:
             )
         position = np.full(len(index), -1, dtype=np.int64)
         position[kept] = np.arange(len(kept))
-        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        np.save(tmp / "window_record.npy", position[cache.window_record])
         span = np.zeros((len(kept), 2), dtype=np.int64)  # (offset, length) in long.f32; length 0: one window
         in_task = position[cache.long_record] >= 0 if len(cache.long_record) else np.zeros(0, bool)
         span[position[cache.long_record[in_task]]] = cache.long_span[in_task]
-        np.save(tmp / "long_span.npy", span)
         records = index.iloc[kept][RECORD_COLUMNS]
         meta = {
             "labels": labels[kept].astype(int).tolist(),
@@ -265,18 +268,49 @@ class RecordDataset:
             "data_version": stable_hash({"dataset": cache.data_version, "task": dataclasses.asdict(spec),
                                          "records": records["record_id"].astype(str).tolist()}),
         }
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        _publish(tmp, folder)
+        with _building(folder) as tmp:
+            for name, array in (("window_record.npy", position[cache.window_record]), ("long_span.npy", span)):
+                with integrity.CacheFile(tmp / name) as out:
+                    np.save(out, array)  # type: ignore[arg-type]  # np.save only calls write()
+            with integrity.CacheFile(tmp / "meta.json") as out:
+                out.write(json.dumps(meta).encode())
 
 
-def _publish(tmp: Path, folder: Path) -> None:
-    """Move a finished cache folder into place atomically; if another process won, keep theirs."""
-    if folder.exists():  # another process finished first; theirs is equivalent
-        shutil.rmtree(tmp, ignore_errors=True)
-        return
+def _usable(folder: Path) -> bool:
+    """Whether a cache folder is there and intact; a damaged one is removed (one warning) to be rebuilt."""
+    if not folder.exists():
+        return False
+    problem = integrity.check_folder(folder)
+    if problem is None:
+        return True
+    log.warning("data cache %s is damaged (%s); rebuilding it", folder, problem)
+    with paths.writing(folder):
+        integrity.discard_folder(folder)
+    return False
+
+
+@contextlib.contextmanager
+def _building(folder: Path) -> Iterator[Path]:
+    """A temporary folder beside ``folder`` to write a cache into, sealed and published when the block ends.
+
+    Temporaries of killed builds are swept first; this build's is removed if it fails. Publishing
+    is a rename; if another process published first, theirs (equivalent) is kept.
+    """
+    integrity.sweep(folder.parent)
+    tmp = integrity.temp_path(folder)
+    with paths.writing(tmp):
+        tmp.mkdir(parents=True)
     try:
-        tmp.rename(folder)
-    except OSError:
+        yield tmp
+        with paths.writing(tmp):
+            integrity.seal_folder(tmp, sorted(p.name for p in tmp.iterdir()))
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not folder.exists():  # not a concurrent winner (whose equivalent folder stays): say why
+                with paths.writing(folder):
+                    raise
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -313,8 +347,15 @@ def _stat_fingerprint(index: pd.DataFrame) -> str:
 
 
 def _file_digest(path: Path) -> bytes:
+    """SHA-256 of a file, read in chunks; only regular files are read (a FIFO would block, a device never end)."""
     try:
-        return hashlib.sha256(path.read_bytes()).digest()
+        if not path.is_file():
+            return b"missing"
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        return digest.digest()
     except OSError:
         return b"missing"
 

@@ -11,6 +11,7 @@ rejected by one is excluded by the other.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 AMPLITUDE_RANGE_MV = (0.15, 6.0)
 NOMINAL_GAIN = 1000.0  # the ADC gain of every PhysioNet/CinC 2020 and PTB-XL 500-Hz record
 WFDB_NAN_16 = -32768  # format-16 sample value that WFDB defines as "no data"
+# Bytes per sample of the WFDB formats read (16 here, the others by wfdb), to check a header's
+# declared length against the file's size. The FLAC formats (508-524) are compressed: not read.
+BYTES_PER_SAMPLE = {"16": 2.0, "8": 1.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5,
+                    "310": 4 / 3, "311": 4 / 3}
 
 
 class RecordRejected(DataError):
@@ -46,44 +51,66 @@ class RecordCheck:
 
 
 def read_digital(header: Header) -> np.ndarray:
-    """Raw ADC samples ``(n_samples, n_sig)`` int; raise :class:`RecordRejected` when unreadable."""
+    """Raw ADC samples ``(n_samples, n_sig)`` int; raise :class:`RecordRejected` when unreadable.
+
+    The length the header declares is checked against the signal file's size before anything
+    is allocated, so a damaged or hostile header cannot make the reader allocate gigabytes.
+    """
     files = {sig.file for sig in header.signals}
     if len(files) != 1:
         raise RecordRejected(f"signals spread over several files {sorted(files)}; expected one signal file")
     (name,) = files
+    if Path(name).name != name or name in (".", ".."):
+        raise RecordRejected(f"signal file {name[:80]!r} is not a file name beside its header; folders are not read")
     path = header.path.parent / name
-    if not path.is_file():
-        raise RecordRejected(f"signal file {name} is missing")
-    fmt = header.signals[0].fmt
+    try:
+        found = path.is_file()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise RecordRejected(f"signal file {name[:80]} unusable ({exc.strerror})") from None
+    if not found:
+        raise RecordRejected(f"signal file {name} is {'not a regular file' if path.exists() else 'missing'}")
+    formats = {(sig.fmt, sig.byte_offset) for sig in header.signals}
+    if len(formats) != 1:
+        raise RecordRejected(f"signal file {name} mixes formats {sorted(formats)}; expected one format per file")
     if name.lower().endswith(".mat"):
         return _read_mat(path, header)
-    if fmt == "16":
-        return _read_fmt16(path, header)
-    return _read_with_wfdb(header)
-
-
-def _read_fmt16(path: Path, header: Header) -> np.ndarray:
-    expected = header.n_samples * header.n_sig * 2
+    fmt, offset = formats.pop()
+    width = BYTES_PER_SAMPLE.get(fmt)
+    if width is None:
+        raise RecordRejected(f"signal format {fmt} of {name} is not read here (formats: {', '.join(BYTES_PER_SAMPLE)})")
+    expected = offset + math.ceil(header.n_samples * header.n_sig * width)
     size = path.stat().st_size
     if size < expected:
-        raise RecordRejected(f"signal file {path.name} truncated: {size} bytes, header needs {expected}")
-    data = np.fromfile(path, dtype="<i2", count=header.n_samples * header.n_sig)
-    return data.reshape(header.n_samples, header.n_sig)
+        raise RecordRejected(f"signal file {name} truncated: {size} bytes, header needs {expected}")
+    if fmt == "16":
+        data = np.fromfile(path, dtype="<i2", count=header.n_samples * header.n_sig, offset=offset)
+        return data.reshape(header.n_samples, header.n_sig)
+    digital = _read_with_wfdb(header)
+    if digital.shape != (header.n_samples, header.n_sig):
+        raise RecordRejected(f"wfdb read {digital.shape} samples from {name}, header says "
+                             f"{(header.n_samples, header.n_sig)}")
+    return digital
 
 
 def _read_mat(path: Path, header: Header) -> np.ndarray:
-    import scipy.io
+    from benchmark.datasets.matfile import load_mat
 
+    limit = header.n_sig * header.n_samples * 8 + (1 << 16)  # doubles at most, plus the file's headers
     try:
-        val = scipy.io.loadmat(path)["val"]
-    except Exception as exc:  # scipy raises many types on damaged files
-        raise RecordRejected(
-            f"signal file {path.name} unreadable or truncated ({exc.__class__.__name__}: {exc})"
-        ) from None
+        val = load_mat(path, ("val",), limit)["val"]
+    except DataError as exc:
+        raise RecordRejected(f"signal file {exc}") from None
+    if not isinstance(val, np.ndarray) or val.dtype.kind not in "iuf":
+        raise RecordRejected(f"signal file {path.name}: 'val' is not a numeric matrix")
     expected = (header.n_sig, header.n_samples)
     if val.shape != expected:
-        raise RecordRejected(f"signal file {path.name} holds {val.shape[0]}x{val.shape[1]} samples, header says "
+        found = "x".join(str(n) for n in val.shape)
+        raise RecordRejected(f"signal file {path.name} holds {found} samples, header says "
                              f"{expected[0]}x{expected[1]} (truncated or mismatched)")
+    if val.dtype.kind == "f":
+        if not np.isfinite(val).all() or not np.array_equal(val, np.round(val)) or np.abs(val).max() >= 2**31:
+            raise RecordRejected(f"signal file {path.name}: 'val' holds non-integer ADC samples")
+        val = val.astype(np.int64)
     return np.asarray(val).T
 
 
@@ -93,7 +120,8 @@ def _read_with_wfdb(header: Header) -> np.ndarray:
     try:
         record = wfdb.rdrecord(str(header.path.with_suffix("")), physical=False)
     except Exception as exc:  # wfdb raises bare ValueErrors etc.
-        raise RecordRejected(f"wfdb cannot read the record ({exc.__class__.__name__}: {exc})") from None
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise RecordRejected(f"wfdb cannot read the record ({exc.__class__.__name__}: {first})") from None
     return np.asarray(record.d_signal)
 
 

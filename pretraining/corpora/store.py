@@ -6,18 +6,27 @@ Build one with ``simecg-bench corpus build NAME --n N --out DIR --set pretrain.c
 
 Layout of a store folder::
 
-    manifest.json          content identity of the corpus (and its hash), n, shard size, dtype
+    manifest.json          content identity of the corpus (and its hash), n, shard size, dtype,
+                           and each finished shard's size and SHA-256 ("files")
     shard-000000.npy       ECGs [0, shard_size) as float32 (n, 5000), readable with mmap
     shard-000001.npy       ...
 
 Building is resumable and idempotent: a shard is written to a temporary file and renamed into
-place only when complete, so after a kill the finished shards are kept, the unfinished one is
-redone, and nothing is ever written twice. Because ECG ``i`` depends only on (config, seed, i),
-shards are independent jobs, spread over all cores by default.
+place only when complete, then its size and hash are added to the manifest, so after a kill the
+finished shards are kept, the unfinished one is redone, and nothing is ever written twice.
+Because ECG ``i`` depends only on (config, seed, i), shards are independent jobs, spread over
+all cores by default.
+
+A shard is checked against its manifest entry when a process first reads it (its size, and its
+hash once per process: :mod:`simecg.integrity`). A damaged shard, or one without an entry (a
+store of format 1), is never used: it is computed again from the corpus the manifest describes,
+with a warning, and written back when the folder is writable (a rebuild of the store does the
+same for every shard).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,8 +41,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pretraining.corpora.base import without_store_paths
+from simecg import integrity, paths
 from simecg.config import stable_hash, to_dict
-from simecg.errors import ConfigError, DataError, DataMissingError
+from simecg.errors import CacheError, ConfigError, DataError, DataMissingError
 from simecg.identity import Identity
 from simecg.registries import CORPORA
 from simecg.signal import N_SAMPLES
@@ -44,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: + "files", each shard's size and SHA-256 (1: no checksum; its shards are rebuilt)
 DEFAULT_SHARD_SIZE = 4096
 CHUNK = 256  # ECGs simulated per call inside a shard (bounds worker memory)
 
@@ -74,6 +84,7 @@ class CorpusStore:
         self.n = int(manifest["n"])
         self.shard_size = int(manifest["shard_size"])
         self._shards: dict[int, np.ndarray] = {}
+        self._source: Any = None  # the corpus the manifest describes, made to rebuild a damaged shard
 
     @classmethod
     def open(cls, path: Path) -> CorpusStore:
@@ -90,6 +101,10 @@ class CorpusStore:
                 f"corpus store {path} is incomplete ({MANIFEST} has complete=false); rerun the same "
                 "`simecg-bench corpus build` command to finish it"
             )
+        if not isinstance(manifest.get("files"), dict):
+            log.warning("corpus store %s has no checksums (format %s, written by an older version): each shard is "
+                        "computed again when first read; rerun `simecg-bench corpus build` on it to rebuild them all",
+                        path, manifest.get("format"))
         return cls(Path(path), manifest)
 
     def __len__(self) -> int:
@@ -110,13 +125,35 @@ class CorpusStore:
             )
 
     def shard(self, k: int) -> np.ndarray:
+        """Shard ``k``, memory-mapped once checked against the manifest (rebuilt if damaged)."""
         if k not in self._shards:
             file = self.path / shard_name(k)
-            try:
-                self._shards[k] = np.load(file, mmap_mode="r")
-            except (OSError, ValueError) as exc:
-                raise DataError(f"cannot read corpus shard {file}: {exc}; rebuild the store") from None
+            problem = integrity.check(file, (self.manifest.get("files") or {}).get(file.name))
+            if problem is None:
+                try:
+                    self._shards[k] = np.load(file, mmap_mode="r")
+                except (OSError, ValueError) as exc:
+                    problem = f"unreadable ({exc})"
+            if problem is not None:
+                self._shards[k] = self._rebuild(k, problem)
         return self._shards[k]
+
+    def _rebuild(self, k: int, problem: str) -> np.ndarray:
+        """Compute shard ``k`` again from the corpus of the manifest; write it back if the folder allows."""
+        file = self.path / shard_name(k)
+        if "older version" not in problem:
+            log.warning("corpus shard %s is damaged (%s); computing it again", file, problem)
+        if self._source is None:
+            self._source = _manifest_corpus(self.manifest, self.path)
+        start, stop = k * self.shard_size, min((k + 1) * self.shard_size, self.n)
+        try:
+            entry = _write_shard(self._source, self.path, k, start, stop)
+        except CacheError as exc:  # a read-only store still serves the right values
+            log.warning("could not write the rebuilt shard back (%s); using it from memory", exc)
+            return self._source.get_batch(np.arange(start, stop))
+        _record_shard(self.path, k, entry)
+        self.manifest.setdefault("files", {})[file.name] = entry
+        return np.load(file, mmap_mode="r")
 
     def get_batch(self, indices: np.ndarray) -> np.ndarray:
         indices = np.asarray(indices, dtype=np.int64)
@@ -136,20 +173,54 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    integrity.write_json(path, data)
 
 
-def _shard_ok(file: Path, rows: int) -> bool:
-    """A finished shard exists with the expected shape (renamed into place only when complete)."""
+def _record_shard(out: Path, k: int, entry: dict[str, Any]) -> None:
+    """Add shard ``k``'s size and hash to the manifest on disk (under a lock: readers may repair shards too)."""
+    from filelock import FileLock
+
+    manifest_path = Path(out) / MANIFEST
+    with paths.writing(manifest_path), FileLock(Path(out) / f".{MANIFEST}.lock"):
+        manifest = read_manifest(manifest_path)
+        manifest.setdefault("files", {})[shard_name(k)] = entry
+        manifest["format"] = FORMAT_VERSION
+        _write_json_atomic(manifest_path, manifest)
+
+
+def _shard_ok(file: Path, rows: int, entry: Any = None) -> bool:
+    """A finished shard exists with the expected shape and matches its manifest ``entry`` (size, hash)."""
     if not file.is_file():
+        return False
+    problem = integrity.check(file, entry)
+    if problem is not None:
+        if "older version" not in problem:
+            log.warning("corpus shard %s is damaged (%s); building it again", file, problem)
         return False
     try:
         arr = np.load(file, mmap_mode="r")
     except (OSError, ValueError):
         return False
     return arr.shape == (rows, N_SAMPLES) and arr.dtype == np.float32
+
+
+def _manifest_corpus(manifest: dict[str, Any], where: Path) -> Any:
+    """The corpus a store's manifest describes (to compute a shard again), refused if its content differs."""
+    from pretraining.config import PretrainConfig, corpus_options
+
+    try:
+        config = PretrainConfig(corpus=manifest["corpus"], corpus_size=int(manifest["n"]),
+                                corpus_seed=int(manifest["seed"]), corpus_options=dict(manifest["options"]))
+        corpus = CORPORA.get(config.corpus)(size=config.corpus_size, seed=config.corpus_seed,
+                                            options=without_store_paths(corpus_options(config)))
+        content = corpus.content_identity() if hasattr(corpus, "content_identity") else corpus.identity()
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise DataError(f"corpus store {where}: a shard is damaged and the manifest cannot describe its corpus "
+                        f"({exc}); build the store again") from None
+    if stable_hash(content) != manifest.get("config_hash"):
+        raise DataError(f"corpus store {where}: a shard is damaged and this version computes other ECGs than "
+                        "the store holds; build the store again")
+    return corpus
 
 
 _CORPORA_BUILT: dict[str, Any] = {}  # per process: the corpus of the build, made once
@@ -164,19 +235,36 @@ def _corpus(corpus_name: str, size: int, seed: int, options: Any) -> Any:
 
 
 def _build_shard(corpus_name: str, size: int, seed: int, options: Any, out: str, k: int,
-                 start: int, stop: int) -> int:
-    """Worker job: compute ECGs [start, stop) and write shard ``k`` atomically."""
+                 start: int, stop: int) -> tuple[int, dict[str, Any]]:
+    """Worker job: compute ECGs [start, stop) and write shard ``k`` atomically; ``(rows, manifest entry)``."""
     corpus = _corpus(corpus_name, size, seed, options)
-    final = Path(out) / shard_name(k)
-    tmp = Path(out) / f".{shard_name(k)}.tmp{os.getpid()}"
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(stop - start, N_SAMPLES))
-    for lo in range(start, stop, CHUNK):
-        hi = min(lo + CHUNK, stop)
-        arr[lo - start : hi - start] = corpus.get_batch(np.arange(lo, hi))
-    arr.flush()
-    del arr
-    os.replace(tmp, final)
-    return stop - start
+    return stop - start, _write_shard(corpus, Path(out), k, start, stop)
+
+
+def _write_shard(corpus: Any, out: Path, k: int, start: int, stop: int) -> dict[str, Any]:
+    """Write ECGs [start, stop) of ``corpus`` as shard ``k`` (a temporary renamed into place); its entry.
+
+    Plain writes, chunk by chunk, not a memory map: a full disk is then an error naming the file
+    (a write into a memory map on a full disk kills the process with SIGBUS).
+    """
+    final = out / shard_name(k)
+    tmp = integrity.temp_path(final, hidden=True)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+              "shape": (stop - start, N_SAMPLES)}
+    try:
+        with integrity.CacheFile(tmp) as fh:
+            np.lib.format.write_array_header_1_0(fh, header)  # type: ignore[arg-type]  # only calls write()
+            for lo in range(start, stop, CHUNK):
+                hi = min(lo + CHUNK, stop)
+                fh.write(np.ascontiguousarray(corpus.get_batch(np.arange(lo, hi)), dtype=np.float32).tobytes())
+        entry = integrity.describe(tmp)
+        with paths.writing(final):
+            os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    return entry
 
 
 def build_store(
@@ -213,8 +301,10 @@ def build_store(
     content = corpus.content_identity() if hasattr(corpus, "content_identity") else corpus.identity()
     config_hash = stable_hash(content)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    paths.require_writable(out)
+    integrity.sweep(out)  # temporaries of killed builds
     manifest_path = out / MANIFEST
+    old: dict[str, Any] = {}
     if manifest_path.exists():
         old = read_manifest(manifest_path)
         if old.get("config_hash") != config_hash or int(old.get("shard_size", -1)) != shard_size:
@@ -235,14 +325,18 @@ def build_store(
         "dtype": "float32",
         "length": N_SAMPLES,
         "shards": [shard_name(k) for k in range((n + shard_size - 1) // shard_size)],
+        "files": {},
         "complete": False,
     }
-    _write_json_atomic(manifest_path, manifest)
+    known = old.get("files") if isinstance(old.get("files"), dict) else {}
     jobs = []
     for k in range(len(manifest["shards"])):
         start, stop = k * shard_size, min((k + 1) * shard_size, n)
-        if not _shard_ok(out / shard_name(k), stop - start):
+        if _shard_ok(out / shard_name(k), stop - start, known.get(shard_name(k))):
+            manifest["files"][shard_name(k)] = known[shard_name(k)]
+        else:
             jobs.append((k, start, stop))
+    _write_json_atomic(manifest_path, manifest)
     skipped = len(manifest["shards"]) - len(jobs)
     workers = workers or os.cpu_count() or 1
     t0 = time.perf_counter()
@@ -251,12 +345,18 @@ def build_store(
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=n, initial=n - sum(s - a for _, a, s in jobs), unit="ECG", disable=not show,
                desc=f"corpus {corpus_name}", smoothing=0.1)
+
+    def finished(k: int, rows: int, entry: dict[str, Any]) -> None:
+        manifest["files"][shard_name(k)] = entry
+        _write_json_atomic(manifest_path, manifest)  # a kill after this keeps the shard
+        bar.update(rows)
+        if on_shard:
+            on_shard(k)
+
     try:
         if workers == 1 or len(jobs) <= 1:
             for k, start, stop in jobs:
-                bar.update(_build_shard(corpus_name, config.corpus_size, seed, options, str(out), k, start, stop))
-                if on_shard:
-                    on_shard(k)
+                finished(k, *_build_shard(corpus_name, config.corpus_size, seed, options, str(out), k, start, stop))
         else:
             with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
                 pending = {pool.submit(_build_shard, corpus_name, config.corpus_size, seed, options, str(out),
@@ -265,14 +365,11 @@ def build_store(
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
                         k = pending.pop(fut)
-                        bar.update(fut.result())
-                        if on_shard:
-                            on_shard(k)
+                        finished(k, *fut.result())
     finally:
         bar.close()
         _CORPORA_BUILT.clear()
     manifest["complete"] = True
     _write_json_atomic(manifest_path, manifest)
-    for stale in out.glob(".shard-*.tmp*"):  # leftovers of killed workers
-        stale.unlink(missing_ok=True)
+    integrity.sweep(out)  # leftovers of killed workers
     return BuildResult(out, n, len(manifest["shards"]), len(jobs), skipped, time.perf_counter() - t0)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from simecg import integrity
 from simecg.config import coerce, from_dict, to_dict
 from simecg.errors import CheckpointError, ConfigError
 from simecg.signal import N_SAMPLES
@@ -246,6 +247,10 @@ def read_file(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"generator file {path} does not exist; train it with `simecg-bench generators train`")
+    if integrity.sidecar(path).is_file():  # a file of ours: it must be the one written
+        problem = integrity.check_file(path)
+        if problem is not None:
+            raise CheckpointError(f"generator file {path} is damaged ({problem}); delete it and train again")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
@@ -273,10 +278,18 @@ def load_sampler(path: Path, fingerprint: str | None = None) -> tuple[GeneratorC
     return config, sampler.float().eval()
 
 
+def damage(folder: Path) -> str | None:
+    """What is wrong with the generator file of ``folder`` against its size+hash sidecar (None: intact).
+
+    ``"missing"`` when there is none; a file without a sidecar (written by an older version) is damaged.
+    """
+    return integrity.check_file(Path(folder) / GENERATOR_FILE)
+
+
 def is_complete(folder: Path, fingerprint: str) -> bool:
-    """Whether ``folder`` holds the finished generator of ``fingerprint`` (a damaged file does not count)."""
+    """Whether ``folder`` holds the finished generator of ``fingerprint`` (a damaged or unsealed one does not count)."""
     path = Path(folder) / GENERATOR_FILE
-    if not path.is_file():
+    if not path.is_file() or damage(folder) is not None:
         return False
     try:
         data = read_file(path)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,7 @@ from pretraining.generators.common import (
     samples_figure,
     save_generator,
 )
-from simecg import paths
+from simecg import integrity, paths
 from simecg.config import to_dict
 from simecg.errors import ConfigError, DataError
 from simecg.identity import IDENTITY_VERSION, Identity
@@ -144,10 +143,7 @@ def write_identity(out_dir: Path, identity: Identity, config: GeneratorConfig) -
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {"identity_version": IDENTITY_VERSION, "fingerprint": identity.fingerprint,
                "payload": identity.payload, "model": kind_of(config), "config": to_dict(config)}
-    path = out_dir / IDENTITY_FILE
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    tmp.replace(path)
+    integrity.write_json(out_dir / IDENTITY_FILE, payload)
 
 
 def check_out_dir(out_dir: Path, identity: Identity) -> None:
@@ -248,7 +244,7 @@ def train_generator(config: GeneratorConfig, out_dir: Path, logger: Any = None, 
         if bar is not None:
             bar.close()
     save_generator(model, config, final, extra={"fingerprint": fingerprint, "steps": config.steps})
-    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    integrity.write_json(out_dir / "history.json", history)
     if logger is not None and history:
         _log_figure(logger, loss_figure(history, LOSS_KEYS[kind]), "loss_curves.png")
     return GeneratorResult(final, out_dir, fingerprint, config.steps, history, trained_now=True)
