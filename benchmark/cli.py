@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 from simecg import __version__
 from simecg.errors import SimECGError, Terminated
@@ -36,8 +37,15 @@ COMMAND_MODULES = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the command and the problem), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="simecg-bench",
         description="Pretrain ECG Transformers on simulated ECGs and benchmark them on real tasks.",
     )
@@ -102,6 +110,9 @@ def _terminate_like_ctrl_c() -> object:
         return None
 
     def handler(signum: int, frame: object) -> None:
+        # Only the first SIGTERM raises: a scheduler, torchrun and a parent-death signal may each send
+        # one, and a second raise inside the first one's cleanup would leave runs RUNNING.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated(f"signal {signum}")
 
     return signal.signal(signal.SIGTERM, handler)

@@ -20,10 +20,12 @@ from baselines.base import resolve_model
 from baselines.training import TrainConfig
 from benchmark.demographics import age_group_names
 from benchmark.registries import SUITES, TASKS
+from benchmark.splits import PRESETS as SPLITS
 from pretraining.config import PretrainConfig
-from simecg.config import apply_overrides, flatten, from_dict
-from simecg.errors import ConfigError
+from simecg.config import NON_NEGATIVE, SEED, SEED_BOUND, Limits, apply_overrides, check_limits, flatten, from_dict
+from simecg.errors import ConfigError, SimECGError
 from simecg.registries import BASELINES, CORPORA
+from simecg.signal import LEADS
 
 PRETRAINED = "mae"  # the model name that stands for "the MAE encoder pretrained on each corpus"
 FULL_BUDGET = 0  # budget 0 = the whole training split
@@ -47,8 +49,11 @@ class TuningConfig:
     timeout_s: float = 0.0  # seconds of trials per study, over all its sessions; 0 = no limit
 
     def __post_init__(self) -> None:
-        if self.n_trials < 0 or self.timeout_s < 0:
-            raise ConfigError(f"tuning.n_trials and timeout_s must be >= 0, got {self.n_trials} and {self.timeout_s}")
+        check_limits(self, "tuning", TUNING_LIMITS)
+
+
+TUNING_LIMITS = {"n_trials": NON_NEGATIVE, "sampler_seed": SEED, "pruner_patience": NON_NEGATIVE,
+                 "tune_seed": SEED, "timeout_s": NON_NEGATIVE}
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,15 @@ class GridConfig:
     corpora: tuple[str, ...] | None = None  # pretraining sources of this grid's "mae": None = the suite's;
     # a list keeps those of the suite's it names (so `--corpus` narrows every grid)
     name: str = "main"
+
+    def __post_init__(self) -> None:
+        check_limits(self, "grid", GRID_LIMITS)  # tasks may be empty here; SuiteConfig.validate refuses it
+
+
+# A grid's lists must each hold something: an empty one would make a grid of no cells, in silence.
+GRID_LIMITS = {"models": Limits(non_empty=True), "leads": Limits(choices=LEADS, non_empty=True),
+               "budgets": Limits(ge=FULL_BUDGET, non_empty=True), "seeds": Limits(ge=0, lt=SEED_BOUND, non_empty=True),
+               "shifts": Limits(non_empty=True)}
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,12 @@ class SuiteConfig:
     # mae:sim-2k; [sources.vae] corpus_options.preset = "tiny" sets one corpus's own options. Keys
     # are PretrainConfig fields (dotted), applied over [pretrain]; "corpus" defaults to the name.
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_limits(self, "", {"split": Limits(choices=SPLITS), "test_seed": SEED,
+                                "age_bins": Limits(gt=0, non_empty=True)})
+        if list(self.age_bins) != sorted(set(self.age_bins)):
+            raise ConfigError(f"age_bins must be strictly increasing, got {', '.join(map(str, self.age_bins))}")
 
     def grid_corpora(self, grid: GridConfig) -> tuple[str, ...]:
         """The pretraining sources whose MAE a grid's ``mae`` stands for."""
@@ -121,6 +141,8 @@ class SuiteConfig:
         if not self.grids:
             raise ConfigError(f"suite {self.name!r} has no [[grid]] table: nothing to run")
         for grid in self.grids:
+            if not grid.tasks:
+                raise ConfigError(f"suite {self.name!r}: grid {grid.name!r} names no task (grid.tasks is empty)")
             self.resolved_tasks(grid)
             for model in grid.models:
                 if model != PRETRAINED:
@@ -130,12 +152,12 @@ class SuiteConfig:
                 known = ["M", "F"] if parsed and parsed[0] == "sex" else age_group_names(self.age_bins)
                 if parsed and not {parsed[1], parsed[2]} <= set(known):
                     raise ConfigError(f"suite {self.name!r}: shift {shift!r} names an unknown group; known: {known}")
-            for budget in grid.budgets:
-                if budget < 0:
-                    raise ConfigError(f"suite {self.name!r}: budget {budget} < 0 (0 means the whole split)")
         if any(PRETRAINED in grid.models for grid in self.grids):
-            from pretraining.config import corpus_options
+            from pretraining.config import check_pretraining, corpus_options
 
+            if not self.corpora:
+                raise ConfigError(f"suite {self.name!r}: corpora is empty, but a grid has model {PRETRAINED!r} "
+                                  "(the MAE pretrained on each corpus); name one, e.g. --corpus sim")
             for source in self.corpora:  # an unknown corpus or a wrong option fails now, not after hours
                 config = self.source_config(source)
                 try:
@@ -145,9 +167,37 @@ class SuiteConfig:
                         raise ConfigError(f"suite {self.name!r}: [sources.{source}] {exc}") from None
                     raise
                 corpus_options(config)
+                try:
+                    check_pretraining(config)
+                except ConfigError as exc:
+                    where = f"[sources.{source}] " if source in self.sources else ""
+                    raise ConfigError(f"suite {self.name!r}: {where}{exc}") from None
         for name, overrides in self.baselines.items():
-            BASELINES.get(name).make_config(overrides)
+            check_baseline_settings(self.name, name, overrides)
         return self
+
+
+def check_baseline_settings(suite: str, name: str, overrides: Mapping[str, Any]) -> None:
+    """A ``[baselines.<name>]`` table checked before anything runs: known keys of the right types, finite
+    numbers, and (for a network) a model that can be built with them (a negative width fails here, once,
+    not in each of its cells). The model's own checks raise their own errors; others are named here."""
+    entry = BASELINES.get(name)
+    config = entry.make_config(overrides)
+    if dataclasses.is_dataclass(config):
+        try:
+            check_limits(config, f"baselines.{name}", {})
+        except ConfigError as exc:
+            raise ConfigError(f"suite {suite!r}: {exc}") from None
+    if not overrides or name == PRETRAINED or getattr(entry, "kind", "") != "neural":
+        return
+    try:
+        entry.build(config)
+    except SimECGError:
+        raise
+    except Exception as exc:  # any failure of the model's constructor means a bad setting
+        settings = ", ".join(f"{k}={v}" for k, v in flatten(dict(overrides)).items())
+        raise ConfigError(f"suite {suite!r}: [baselines.{name}] cannot build the model with {settings} "
+                          f"({type(exc).__name__}: {exc})") from None
 
 
 def parse_shift(text: str, where: str = "suite") -> tuple[str, str, str] | None:
@@ -187,6 +237,9 @@ def suite_from_mapping(data: Mapping[str, Any], source: str) -> SuiteConfig:
         suite = from_dict(SuiteConfig, {**data, **kwargs}, source)
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    except ConfigError as exc:  # a value out of range (the dataclass's own checks) names the file too
+        message = str(exc)
+        raise ConfigError(message if message.startswith(source) else f"{source}: {message}") from None
     return suite
 
 
@@ -223,34 +276,64 @@ def load_suite(name_or_path: str | Path, overrides: Mapping[str, Any] | None = N
     return suite.validate()
 
 
-def pretrain_overrides(items: list[str]) -> dict[str, Any]:
+def pretrain_overrides(items: list[str], options_only: bool = False) -> dict[str, Any]:
     """``--set`` items of ``pretrain`` and ``corpus build|preview``, as keys of :class:`PretrainConfig`.
 
     Every command takes suite-config paths (the one ``--set`` dialect of ``run`` too), and these
     commands set only pretraining, so each key must start with ``pretrain.``:
     ``["pretrain.steps=100", "pretrain.corpus_options.path=DIR"]`` ->
-    ``{"steps": "100", "corpus_options.path": "DIR"}``. Any other key raises :class:`ConfigError`.
+    ``{"steps": "100", "corpus_options.path": "DIR"}``. The corpus commands (``options_only``) take
+    only ``pretrain.corpus_options.*``: their corpus, size and seed are arguments. Any other key
+    raises :class:`ConfigError` saying this command's syntax and, when it can tell, the item meant
+    (``--set path=DIR`` -> ``did you mean --set pretrain.corpus_options.path=DIR?``).
     """
     from simecg.config import parse_set_args
 
     out: dict[str, Any] = {}
     for key, value in parse_set_args(items).items():
         field_path = key.removeprefix("pretrain.")
+        if options_only and field_path != key and field_path and not field_path.startswith("corpus_options."):
+            raise ConfigError(
+                f"--set {key}={value}: corpus commands take only pretrain.corpus_options.* keys (the corpus, its size "
+                "and seed are the NAME, --n/--size and --seed arguments), e.g. "
+                "--set pretrain.corpus_options.simulator=gaussian"
+            )
         if field_path == key or not field_path:
+            if options_only:
+                option = key.removeprefix("corpus_options.") or "KEY"
+                raise ConfigError(
+                    f"--set {key}={value}: corpus commands take corpus options as pretrain.corpus_options.KEY=VALUE "
+                    f"(their path in a suite, as in run and pretrain); did you mean "
+                    f"--set pretrain.corpus_options.{option}={value}?"
+                )
             raise ConfigError(
                 f"--set {key}={value}: this command takes only pretrain.* keys (the suite-config path of a "
                 "pretraining setting), e.g. --set pretrain.steps=1000 or --set pretrain.corpus_options.path=DIR"
+                + _meant(key, value)
             )
         out[field_path] = value
     return out
+
+
+def _meant(key: str, value: str) -> str:
+    """``; did you mean --set pretrain.<key>=<value>?`` when ``key`` is a pretraining setting (or, without a
+    dot and naming none, a corpus option), else nothing."""
+    head = key.split(".", 1)[0]
+    if head in {f.name for f in dataclasses.fields(PretrainConfig)}:
+        return f"; did you mean --set pretrain.{key}={value}?"
+    if "." not in key and key:
+        return f"; did you mean --set pretrain.corpus_options.{key}={value}?"
+    return ""
 
 
 def _read_toml(path: Path) -> SuiteConfig:
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # tomllib reads UTF-8 only
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the suite file ({exc.strerror or exc})") from None
     data.setdefault("name", path.stem)
     return suite_from_mapping(data, str(path))
 

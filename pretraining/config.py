@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pretraining.mae import MAEConfig, preset
-from simecg.config import coerce
+from simecg.config import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    Limits,
+    check_limits,
+    check_values,
+    coerce,
+)
 from simecg.errors import ConfigError
 from simecg.identity import Identity
 from simecg.identity import encoder_identity as _encoder_identity
@@ -26,6 +36,7 @@ if TYPE_CHECKING:
 
 SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("adam", "adamw")
+DEVICES = ("auto", "cpu", "cuda")  # pretraining.ddp resolves "auto"
 
 
 @dataclass(frozen=True)
@@ -69,21 +80,38 @@ class PretrainConfig:
     amp: bool = True
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"pretrain.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"pretrain.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        for name in ("steps", "batch_size", "val_every", "checkpoint_every", "log_every", "corpus_size"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"pretrain.{name} must be positive, got {getattr(self, name)}")
-        for name in ("val_size", "warmup_steps", "num_workers", "threads"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"pretrain.{name} must be >= 0, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ConfigError(f"pretrain.lr must be positive, got {self.lr}")
+        check_limits(self, "pretrain", PRETRAIN_LIMITS)
         preset(self.preset)  # raises ConfigError for unknown presets
+        model_config(self)  # the architecture's settings are checked now too (pretrain.model.*)
 
 
+# What each pretraining setting may take (simecg.config.Limits); every number must be finite.
+PRETRAIN_LIMITS: dict[str, Limits] = {
+    "corpus_size": POSITIVE, "corpus_seed": SEED, "steps": POSITIVE, "batch_size": POSITIVE, "lr": POSITIVE,
+    "optimizer": Limits(choices=OPTIMIZERS), "betas": FRACTION, "weight_decay": NON_NEGATIVE,
+    "schedule": Limits(choices=SCHEDULES), "warmup_steps": NON_NEGATIVE, "min_lr_ratio": Limits(ge=0, le=1),
+    "grad_clip": NON_NEGATIVE, "val_size": NON_NEGATIVE, "val_every": POSITIVE, "checkpoint_every": POSITIVE,
+    "keep_checkpoints": AT_LEAST_ONE, "log_every": POSITIVE, "num_workers": NON_NEGATIVE,
+    "prefetch_factor": AT_LEAST_ONE, "threads": NON_NEGATIVE, "seed": SEED, "device": Limits(choices=DEVICES),
+}
+
+# The architecture settings ``pretrain.model.*`` may take, checked before MAEConfig divides by them.
+MODEL_LIMITS: dict[str, Limits] = {
+    "signal_length": POSITIVE, "patch_size": POSITIVE, "embed_dim": POSITIVE, "depth": POSITIVE,
+    "num_heads": POSITIVE, "mlp_ratio": POSITIVE, "decoder_embed_dim": POSITIVE, "decoder_depth": POSITIVE,
+    "decoder_num_heads": POSITIVE, "mask_ratio": Limits(gt=0, lt=1),
+}
+
+
+def check_pretraining(config: PretrainConfig) -> None:
+    """Checks that need the settings together, for a config about to pretrain (not for corpus commands,
+    which build a :class:`PretrainConfig` only to name a corpus): the validation set must leave training data."""
+    if config.val_size * 2 > config.corpus_size:
+        raise ConfigError(
+            f"pretrain.val_size {config.val_size} leaves too little of the {config.corpus_size}-ECG corpus for "
+            "training (at most half may be held out); lower it, e.g. "
+            f"--set pretrain.val_size={config.corpus_size // 10}"
+        )
 
 
 def model_config(config: PretrainConfig) -> MAEConfig:
@@ -96,6 +124,13 @@ def model_config(config: PretrainConfig) -> MAEConfig:
         if key not in fields:
             raise ConfigError(f"unknown model setting pretrain.model.{key}; valid: {', '.join(sorted(fields))}")
         changes[key] = coerce(value, hints[key], f"pretrain.model.{key}")
+    values = {**dataclasses.asdict(base), **changes}
+    check_values(values, "pretrain.model", MODEL_LIMITS)
+    for whole, part in (("signal_length", "patch_size"), ("embed_dim", "num_heads"),
+                        ("decoder_embed_dim", "decoder_num_heads")):
+        if values[whole] % values[part]:
+            raise ConfigError(f"pretrain.model.{whole} must be a multiple of pretrain.model.{part}, got "
+                              f"{values[whole]} and {values[part]}")
     return dataclasses.replace(base, **changes)
 
 

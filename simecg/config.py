@@ -1,8 +1,14 @@
-"""Typed configs: ``--set a.b=value`` overrides, flattening for MLflow, and a stable hash.
+"""Typed configs: ``--set a.b=value`` overrides, flattening for MLflow, checked values, and a stable hash.
 
 Configs are frozen dataclasses whose defaults are the paper's. The hash of a resolved config
 (sorted JSON) is part of every cell's fingerprint, so two runs share a fingerprint exactly
 when they would compute the same thing.
+
+The values a setting may take are declared once per field, as :class:`Limits` in a table beside
+its dataclass, and checked by :func:`check_limits` in the dataclass's ``__post_init__``: a suite
+file, a ``--set`` override and Python code are all checked the same way, when the config is
+built, so a bad value fails in one line naming its key before anything runs (not cell by cell,
+hours later).
 """
 
 from __future__ import annotations
@@ -10,9 +16,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from simecg.errors import ConfigError
@@ -128,13 +137,20 @@ def coerce(value: Any, annotation: Any, key: str = "value") -> Any:
         return int(as_float)
     if annotation is float:
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if math.isnan(number):  # no setting means anything by NaN; inf is left to the field's Limits
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return number
     if annotation is str:
         return str(value)
     if dataclasses.is_dataclass(annotation) and isinstance(value, Mapping):
         return from_dict(annotation, value, key)
+    if dataclasses.is_dataclass(annotation) and not isinstance(value, annotation):
+        raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
+    if origin in (dict, Mapping) and not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: expected a table (key = value pairs), got {value!r}")
     return value
 
 
@@ -149,6 +165,103 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config") -> C
         )
     kwargs = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     return cls(**kwargs)
+
+
+SEED_BOUND = 2**32  # seeds feed numpy's and Optuna's generators, which take 0 <= seed < 2**32
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The values one config setting may take, declared once per field and checked by :func:`check_limits`.
+
+    Numeric bounds (``gt``, ``ge``, ``lt``, ``le``) or a set of ``choices``; for a sequence
+    (``grid.seeds``, ``pretrain.betas``) they apply to each item, and ``non_empty`` refuses an
+    empty one. A number must be finite unless ``allow_inf``.
+    """
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    choices: tuple[Any, ...] | None = None
+    non_empty: bool = False
+    allow_inf: bool = False
+
+    @property
+    def numeric(self) -> bool:
+        return any(bound is not None for bound in (self.gt, self.ge, self.lt, self.le))
+
+    def describe(self) -> str:
+        """The allowed values in words: ``> 0``, ``>= 0 and < 1``, ``one of constant, cosine``."""
+        if self.choices is not None:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        parts = [f"{op} {_show(bound)}" for op, bound in
+                 ((">", self.gt), (">=", self.ge), ("<", self.lt), ("<=", self.le)) if bound is not None]
+        return " and ".join(parts) or "a finite number"
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with one value (``must be > 0``), or None when it is allowed."""
+        if self.choices is not None:
+            return None if value in self.choices else f"must be {self.describe()}"
+        is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not is_number:
+            return "must be a number" if self.numeric else None
+        if math.isnan(value) or (math.isinf(value) and not self.allow_inf):
+            return "must be a finite number"
+        if ((self.gt is not None and not value > self.gt) or (self.ge is not None and not value >= self.ge)
+                or (self.lt is not None and not value < self.lt) or (self.le is not None and not value <= self.le)):
+            return f"must be {self.describe()}"
+        return None
+
+
+POSITIVE = Limits(gt=0)
+AT_LEAST_ONE = Limits(ge=1)
+NON_NEGATIVE = Limits(ge=0)
+FRACTION = Limits(ge=0, lt=1)  # a share that must leave something: [0, 1)
+SEED = Limits(ge=0, lt=SEED_BOUND)
+
+
+def check_limits(config: Any, prefix: str, limits: Mapping[str, Limits]) -> None:
+    """Check every field of dataclass ``config`` against ``limits`` (field name -> :class:`Limits`).
+
+    Fields without an entry are still checked to be finite when they hold numbers; ``None`` means
+    "unset" and passes. Raises :class:`ConfigError` naming ``<prefix>.<field>``, the allowed values
+    and the value found, e.g. ``finetune.lr must be > 0, got -1``.
+    """
+    check_values({f.name: getattr(config, f.name) for f in dataclasses.fields(config)}, prefix, limits)
+
+
+def check_values(values: Mapping[str, Any], prefix: str, limits: Mapping[str, Limits]) -> None:
+    """:func:`check_limits` on a mapping of setting name -> value (e.g. before building a dataclass)."""
+    unknown = sorted(set(limits) - set(values))
+    if unknown:  # a typo in a limits table would silently check nothing
+        raise TypeError(f"limits name no setting of {prefix or 'the config'}: {', '.join(unknown)}")
+    for name, value in values.items():
+        check_value(f"{prefix}.{name}" if prefix else name, value, limits.get(name, Limits()))
+
+
+def check_value(key: str, value: Any, limits: Limits) -> None:
+    """Check one setting (each item of a list or tuple); raise :class:`ConfigError` naming ``key``."""
+    if value is None or isinstance(value, Mapping):
+        return
+    if isinstance(value, (list, tuple)):
+        if limits.non_empty and not value:
+            raise ConfigError(f"{key} must not be empty")
+        for item in value:
+            if (problem := limits.problem(item)) is not None:
+                raise ConfigError(f"{key} values {problem}, got {_show(item)}")
+        return
+    if (problem := limits.problem(value)) is not None:
+        raise ConfigError(f"{key} {problem}, got {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    """A value as the user would type it: ``-1`` for -1.0, quotes around text."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -48,7 +48,10 @@ def test_corpus_build_cli_reads_a_folder_given_as_a_corpus_option(tmp_path, caps
 def test_corpus_cli_takes_only_corpus_options_in_the_suite_dialect(tmp_path, capsys):
     out = str(tmp_path / "store")
     assert main(["corpus", "build", "sim", "--n", "8", "--out", out, "--set", "simulator=gaussian"]) == 2
-    assert "only pretrain.* keys" in capsys.readouterr().err
+    assert "did you mean --set pretrain.corpus_options.simulator=gaussian?" in capsys.readouterr().err
+    assert main(["corpus", "build", "folder", "--n", "8", "--out", out, "--set", f"path={out}"]) == 2
+    err = capsys.readouterr().err
+    assert f"did you mean --set pretrain.corpus_options.path={out}?" in err and "pretrain.steps" not in err
     assert main(["corpus", "build", "sim", "--n", "8", "--out", out, "--set", "pretrain.steps=3"]) == 2
     assert "only pretrain.corpus_options.*" in capsys.readouterr().err
     assert main(["corpus", "preview", "sim", "--out", out, "--set", "pretrain.corpus_options.colour=red"]) == 2

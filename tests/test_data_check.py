@@ -115,12 +115,39 @@ def test_nan_and_flat_leads_are_rejected(shared_data, tmp_path):
     assert "flat lead II" in reasons["00002_hr"][1]
 
 
-def test_cli_prints_problem_lines_and_summary(shared_data, capsys):
-    assert main(["data", "check", str(shared_data / "g12ec")]) == 0
+def test_cli_prints_problem_lines_and_summary_and_fails_when_records_are_rejected(shared_data, capsys):
+    assert main(["data", "check", str(shared_data / "g12ec")]) == 1
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1] == "7 ok, 40 repaired, 2 rejected"
+    assert out[-2] == "7 ok, 40 repaired, 2 rejected"
+    assert out[-1].startswith("not clean: 2 of 49 records rejected")
     assert any(line.startswith("E00015.hea: rejected:") for line in out)
-    assert len(out) == 43
+    assert len(out) == 44
+
+
+def test_cli_usable_accepts_a_folder_with_some_rejected_records(shared_data, capsys):
+    assert main(["data", "check", str(shared_data / "g12ec"), "--usable"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("usable: 47 of 49 records can be used")
+    assert main(["data", "check", str(shared_data / "g12ec"), "--usable", "--format", "csv"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("file,status,reason") and captured.err.startswith("usable: 47 of 49")
+
+
+def test_cli_exits_0_on_a_clean_folder_and_1_when_nothing_is_usable(shared_data, tmp_path, capsys):
+    folder = _copy_ptbxl(shared_data, tmp_path)
+    assert main(["data", "check", str(folder)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "clean: all 3 records can be used"
+    for i in (1, 2, 3):
+        dat = folder / f"records500/00000/{i:05d}_hr.dat"
+        dat.write_bytes(dat.read_bytes()[:1000])
+    assert main(["data", "check", str(folder), "--usable"]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "not usable: all 3 records are rejected"
+
+
+def test_cli_help_documents_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "check", "--help"])
+    text = capsys.readouterr().out
+    assert "exit codes:" in text and "--usable" in text and "  1  not clean" in text
 
 
 def test_cli_fails_on_a_folder_without_records(tmp_path, capsys):

@@ -167,6 +167,7 @@ def test_report_command_writes_the_file_and_logs_it_on_the_newest_invocation(
     older = fake_suite(tracking_uri, models=("mae:sim", "resnet18-1d"), seeds=(1,), pretrain=False)
     newest = fake_suite(tracking_uri, models=("mae:sim", "resnet18-1d"), seeds=(1, 2), pretrain=False)
     out = tmp_path / "out" / "report.html"
+    out.parent.mkdir()  # --out is a file in an existing folder
     assert main(["report", "--suite", "fake", "--out", str(out), "--tracking-uri", tracking_uri]) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and newest in printed

@@ -60,11 +60,11 @@ def test_progress_sources_are_seven_checkpoints_of_one_constant_schedule_traject
 
 
 def test_a_source_table_sets_values_for_that_source_alone() -> None:
-    suite = load_suite("smoke", {"sources.tiny-sim.corpus": "sim", "sources.tiny-sim.corpus_size": "500",
+    suite = load_suite("smoke", {"sources.tiny-sim.corpus": "sim", "sources.tiny-sim.corpus_size": "600",
                                  "sources.tiny-sim.corpus_options.gaussian.augment_rate": "0"})
     suite = with_corpora(suite, ["sim", "tiny-sim"])
     small, plain = suite.source_config("tiny-sim"), suite.source_config("sim")
-    assert (small.corpus, small.corpus_size, small.corpus_options) == ("sim", 500, {"gaussian": {"augment_rate": 0}})
+    assert (small.corpus, small.corpus_size, small.corpus_options) == ("sim", 600, {"gaussian": {"augment_rate": 0}})
     assert plain.corpus_size == suite.pretrain.corpus_size and plain.corpus_options == {}
     assert models(suite) == {"mae:sim", "mae:tiny-sim"}
     with pytest.raises(ConfigError, match=r"\[sources.bad\] unknown corpus 'nope'"):

@@ -22,6 +22,12 @@ import argparse
 import os
 from typing import Any
 
+from benchmark.commands.arguments import int_range, positive_int, seed_int
+from simecg.outputs import check_output_file, check_output_folder
+
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg")  # what `corpus preview` writes (matplotlib picks the format by it)
+MAX_PREVIEW = 100  # ECGs in one preview grid: more makes an image taller than matplotlib can draw
+
 SET_HELP = ("corpus option as its suite-config path, repeatable, e.g. --set pretrain.corpus_options.simulator=gaussian "
             "or --set pretrain.corpus_options.path=DIR")
 
@@ -33,22 +39,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     build = corpus_sub.add_parser("build", help="write a corpus to memory-mapped shards (resumable, all cores)")
     build.add_argument("name", help="corpus name (see `simecg-bench list corpora`), e.g. sim")
-    build.add_argument("--n", type=int, required=True, help="number of ECGs")
-    build.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
-    build.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    build.add_argument("--n", type=positive_int, required=True, help="number of ECGs")
+    build.add_argument("--out", required=True, help="output folder, created if absent (rerun the same command to "
+                       "resume)")
+    build.add_argument("--seed", type=seed_int, default=0, help="corpus seed (default 0)")
     build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
-    build.add_argument("--workers", type=int, default=None,
+    build.add_argument("--workers", type=positive_int, default=None,
                        help=f"processes (default: all cores, here {os.cpu_count()})")
-    build.add_argument("--shard-size", type=int, default=None, help="ECGs per shard file (default 4096)")
+    build.add_argument("--shard-size", type=positive_int, default=None, help="ECGs per shard file (default 4096)")
     build.set_defaults(func=_build)
 
     preview = corpus_sub.add_parser("preview", help="save a grid of sample ECGs with their parameters")
     preview.add_argument("name", help="corpus name, e.g. sim")
-    preview.add_argument("--out", required=True, help="image file (.png, .pdf, .svg)")
-    preview.add_argument("--n", type=int, default=12, help="number of ECGs shown (default 12)")
-    preview.add_argument("--size", type=int, default=1_000_000, help="corpus size to sample from")
-    preview.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
-    preview.add_argument("--sample-seed", type=int, default=0, help="seed choosing which ECGs are shown")
+    preview.add_argument("--out", required=True,
+                         help=f"image file ({', '.join(IMAGE_SUFFIXES)}) in an existing folder")
+    preview.add_argument("--n", type=int_range(1, MAX_PREVIEW), default=12,
+                         help=f"number of ECGs shown (default 12, at most {MAX_PREVIEW})")
+    preview.add_argument("--size", type=positive_int, default=1_000_000, help="corpus size to sample from")
+    preview.add_argument("--seed", type=seed_int, default=0, help="corpus seed (default 0)")
+    preview.add_argument("--sample-seed", type=seed_int, default=0, help="seed choosing which ECGs are shown")
     preview.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help=SET_HELP)
     preview.set_defaults(func=_preview)
@@ -60,9 +69,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "data): a table here, corpus_report.csv/.json and PNG plots in --out, and one MLflow run in experiment "
         "simecg-bench/corpus-report. See benchmark/corpus_report.py for every measure.")
     compare.add_argument("names", nargs="+", metavar="NAME", help="corpora to compare, e.g. sim ecgsyn ptbxl vae gan")
-    compare.add_argument("--out", required=True, help="folder for corpus_report.csv/.json and the PNG plots")
-    compare.add_argument("--n", type=int, default=1000, help="ECGs sampled per corpus (default 1000, at least 10)")
-    compare.add_argument("--seed", type=int, default=0, help="corpus seed and sampling seed (default 0)")
+    compare.add_argument("--out", required=True,
+                         help="folder for corpus_report.csv/.json and the PNG plots (created if absent)")
+    compare.add_argument("--n", type=int, default=1000,  # check_request says what is wrong, in one line
+                         help="ECGs sampled per corpus (default 1000, at least 10)")
+    compare.add_argument("--seed", type=seed_int, default=0, help="corpus seed and sampling seed (default 0)")
     compare.add_argument("--data-dir", default=None,
                          help="data root holding ptbxl/ (default: $SIMECG_DATA or the cache): the held-out "
                          "reference and corpora of real data read it")
@@ -89,14 +100,7 @@ def corpus_config(name: str, size: int, seed: int, overrides: list[str]) -> Any:
 
     if size <= 0:
         raise ConfigError(f"corpus {name}: the number of ECGs must be positive, got {size}")
-    settings = pretrain_overrides(overrides)
-    other = sorted(k for k in settings if not k.startswith("corpus_options."))
-    if other:
-        raise ConfigError(
-            f"corpus commands take only pretrain.corpus_options.* in --set, got pretrain.{other[0]} (the corpus, "
-            "its size and seed are the NAME, --n/--size and --seed arguments), e.g. "
-            "--set pretrain.corpus_options.simulator=gaussian"
-        )
+    settings = pretrain_overrides(overrides, options_only=True)
     config = apply_overrides(PretrainConfig(corpus=name, corpus_size=size, corpus_seed=seed), settings)
     corpus_options(config)
     return config
@@ -106,6 +110,7 @@ def _build(args: argparse.Namespace) -> int:
     from pretraining.corpora.store import DEFAULT_SHARD_SIZE, build_store
 
     config = corpus_config(args.name, args.n, args.seed, args.overrides)
+    check_output_folder(args.out)
     result = build_store(config, args.out, workers=args.workers, shard_size=args.shard_size or DEFAULT_SHARD_SIZE)
     rate = result.n / result.seconds if result.shards_written and result.seconds > 0 else float("nan")
     print(f"corpus {args.name}: {result.n} ECGs in {result.path} ({result.shards_total} shards: "
@@ -118,17 +123,24 @@ def _preview(args: argparse.Namespace) -> int:
     from pretraining.config import build_corpus
     from pretraining.simulators.preview import preview_figure
 
-    corpus = build_corpus(corpus_config(args.name, args.size, args.seed, args.overrides))
-    fig = preview_figure(corpus, n=args.n, seed=args.sample_seed)
+    config = corpus_config(args.name, args.size, args.seed, args.overrides)
+    check_output_file(args.out, IMAGE_SUFFIXES)
+    corpus = build_corpus(config)
+    n = min(args.n, len(corpus))
+    fig = preview_figure(corpus, n=n, seed=args.sample_seed)
     fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out} ({args.n} ECGs of corpus {args.name})")
+    print(f"wrote {args.out} ({n} ECGs of corpus {args.name})")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from benchmark.corpus_report import check_request, compare_corpora, render
+    from benchmark.corpus_report import check_request, compare_corpora, render, route_overrides
+    from pretraining.config import PretrainConfig
 
-    check_request(args.names, args.n)  # before opening the MLflow store
+    names = check_request(args.names, args.n)  # all cheap, before opening the MLflow store
+    for name, items in route_overrides(names, args.overrides).items():
+        corpus_config(name, PretrainConfig().corpus_size, args.seed, items)  # each corpus's options
+    check_output_folder(args.out)
     tracker = None
     if not args.no_mlflow:
         from benchmark.tracking import Tracker

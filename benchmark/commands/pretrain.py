@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from benchmark.commands.arguments import positive_int
 from simecg.config import apply_overrides
+from simecg.outputs import check_output_folder
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +26,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--corpus", help="corpus name (default: sim); see `simecg-bench list corpora`")
     p.add_argument("--preset", help="model preset: paper (default) or tiny")
-    p.add_argument("--steps", type=int, help="training steps (default: the paper's 2,000,000)")
+    p.add_argument("--steps", type=positive_int, help="training steps (default: the paper's 2,000,000)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a pretraining setting with the keys `run` uses, e.g. --set pretrain.batch_size=64 "
                    "--set pretrain.corpus_options.path=DIR")
@@ -48,7 +50,7 @@ def build_config(args: argparse.Namespace) -> Any:
     options are resolved here once, so a wrong one fails before anything starts.
     """
     from benchmark.config import pretrain_overrides
-    from pretraining.config import PretrainConfig, corpus_options
+    from pretraining.config import PretrainConfig, check_pretraining, corpus_options
 
     overrides: dict[str, Any] = pretrain_overrides(args.overrides)
     for key in ("corpus", "preset", "steps"):
@@ -63,6 +65,7 @@ def build_config(args: argparse.Namespace) -> Any:
         overrides["data_dir"] = args.data_dir
     config = apply_overrides(base, overrides)
     corpus_options(config)
+    check_pretraining(config)
     return config
 
 
@@ -71,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.encoders import provision_encoder
 
     config = build_config(args)
+    if args.out is not None:
+        check_output_folder(args.out)
     is_main = int(os.environ.get("RANK", "0")) == 0
     tracker = None
     if is_main and not args.no_mlflow:

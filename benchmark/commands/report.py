@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from simecg.outputs import check_output_file
+
+REPORT_SUFFIXES = (".html", ".htm")
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser(
         "report", help="write a suite's HTML report (leaderboard and plots) and log it on its newest invocation run")
     report.add_argument("--suite", default=None, help="suite name (default: the most recently run suite)")
-    report.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    report.add_argument("--out", default="report.html",
+                        help="the HTML file to write, in an existing folder (default: report.html)")
     report.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/)")
     report.add_argument("--no-log", action="store_true",
                         help="only write the file (do not log it on the suite's invocation run)")
@@ -19,6 +24,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.report import build_report, log_report, resolve_suite
 
+    check_output_file(args.out, REPORT_SUFFIXES)  # before reading the store
     suite = resolve_suite(args.tracking_uri, args.suite)
     report = build_report(args.tracking_uri, suite)
     path = report.write(args.out)

@@ -6,14 +6,16 @@ import argparse
 import subprocess
 import sys
 
+from benchmark.commands.arguments import name_list, non_negative_int, port_int, positive_int
 from simecg.config import parse_set_args
 from simecg.errors import ConfigError
+from simecg.urls import redact
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a suite: pretrain, fine-tune, evaluate, log to MLflow")
     run.add_argument("--suite", default="demo", help="suite name (see `list suites`) or a TOML file (default: demo)")
-    run.add_argument("--corpus", default=None,
+    run.add_argument("--corpus", type=name_list, default=None,
                      help="pretraining corpus (or comma-separated corpora) for the MAE models, e.g. sim or sim,ptbxl")
     _common(run)
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -36,12 +38,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     board.add_argument("--suite", default=None, help="suite name (default: the most recently run suite)")
     board.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
     board.add_argument("--lead", default=None, help="lead (default: II, else the suite's most run lead)")
-    board.add_argument("--budget", type=int, default=None,
+    board.add_argument("--budget", type=non_negative_int, default=None,
                        help="label budget per class (0 = whole training split; default: 0, else the most run)")
     board.add_argument("--positives-only", action="store_const", const=True, default=None,
                        help="the positives-only budget variant")
     board.add_argument("--shift", default=None, help="a demographic shift of the suite, e.g. 'sex:M->F'")
-    board.add_argument("--min-positives", type=int, default=10, metavar="N",
+    board.add_argument("--min-positives", type=non_negative_int, default=10, metavar="N",
                        help="flag tasks with fewer than N test positives and leave them out of means, gains and "
                             "wins (default: 10)")
     board.add_argument("--all-configs", action="store_true",
@@ -53,8 +55,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ui.add_argument("--suite", default=None, help="suite whose runs to show (default: the most recently run suite)")
     ui.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/)")
     ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
-    ui.add_argument("--workers", type=int, default=1, help="server worker processes (default: 1)")
+    ui.add_argument("--port", type=port_int, default=5000)
+    ui.add_argument("--workers", type=positive_int, default=1, help="server worker processes (default: 1)")
     ui.add_argument("--open", action="store_true", help="open the runs view in the web browser once it is up")
     ui.set_defaults(func=cmd_ui)
 
@@ -80,8 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.runner import run_suite
 
     suite = load_suite(args.suite, parse_set_args(args.set))
-    corpora = [c.strip() for c in args.corpus.split(",") if c.strip()] if args.corpus else None
-    suite = with_corpora(suite, corpora)
+    suite = with_corpora(suite, args.corpus)
     shard_spec = parse_shard(args.shard)
     if args.dry_run or args.list:
         return _dry_run(args, suite, shard_spec)
@@ -92,7 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     machine = args.format in ("csv", "json")  # stdout holds only the leaderboard, everything else goes to stderr
     print(
         f"suite {report.suite}: {report.total} cells, {report.ran} ran, {report.skipped} already finished, "
-        f"{len(report.failed)} failed, {report.seconds:.1f} s; MLflow {report.tracking_uri} "
+        f"{len(report.failed)} failed, {report.elsewhere} run by other workers, {report.seconds:.1f} s; "
+        f"MLflow {redact(report.tracking_uri)} "
         f"(experiment {report.experiment_id}, run {report.parent_run_id})", file=sys.stderr if machine else sys.stdout
     )
     for label, error in report.failed:

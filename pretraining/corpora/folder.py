@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from simecg import paths
-from simecg.errors import ConfigError, DataError, DataMissingError
+from simecg import integrity, paths
+from simecg.errors import CacheError, ConfigError, DataError, DataMissingError
 from simecg.seeding import rng_for
 from simecg.signal import FS, N_SAMPLES
 
@@ -85,8 +85,9 @@ def file_digests(files: list[Path], root: Path | None = None) -> list[str]:
 
     The cache is one JSON file per folder ``root`` (default: the files' common folder) under
     ``<cache>/hashes``, holding each file's digest keyed by its resolved path, size and
-    ``mtime_ns``; it is written atomically, and a corrupt or unreadable one is ignored (and
-    rewritten).
+    ``mtime_ns``; it is written atomically with a SHA-256 of its entries (``check``), and a corrupt,
+    unreadable or unchecked one is ignored with a warning (and rewritten): a damaged digest would
+    otherwise give a changed corpus the identity of the old one.
     """
     if not files:
         return []
@@ -98,9 +99,16 @@ def file_digests(files: list[Path], root: Path | None = None) -> list[str]:
         stored = json.loads(cache_file.read_text())
         if isinstance(stored, dict) and stored.get("version") == _HASH_CACHE_VERSION \
                 and isinstance(stored.get("files"), dict):
-            entries = stored["files"]
-    except (OSError, ValueError):
-        pass  # absent or corrupt: start afresh
+            if stored.get("check") == _entries_check(stored["files"]):
+                entries = stored["files"]
+            else:
+                log.warning("file-digest cache %s is damaged (its entries do not match their checksum); "
+                            "hashing the files again", cache_file)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        log.warning("file-digest cache %s is unreadable (%s); hashing the files again", cache_file,
+                    exc.__class__.__name__)
     out: list[str] = []
     changed = False
     for path in resolved:
@@ -123,12 +131,16 @@ def file_digests(files: list[Path], root: Path | None = None) -> list[str]:
     if changed:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(f".{cache_file.name}.tmp{os.getpid()}")
-            tmp.write_text(json.dumps({"version": _HASH_CACHE_VERSION, "folder": folder, "files": entries}))
-            os.replace(tmp, cache_file)
-        except OSError as exc:  # a read-only cache only costs speed
+            integrity.write_json(cache_file, {"version": _HASH_CACHE_VERSION, "folder": folder, "files": entries,
+                                              "check": _entries_check(entries)})
+        except (OSError, CacheError) as exc:  # a read-only cache only costs speed
             log.warning("could not write the file-digest cache %s: %s", cache_file, exc)
     return out
+
+
+def _entries_check(entries: dict[str, Any]) -> str:
+    """SHA-256 of the digest cache's entries (canonical JSON), stored beside them."""
+    return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -148,8 +160,12 @@ class FolderOptions:
     def __post_init__(self) -> None:
         if self.path is not None:
             object.__setattr__(self, "path", str(self.path))
-        if self.fs <= 0:
-            raise ConfigError(f"pretrain.corpus_options.fs (folder corpus) must be positive, got {self.fs}")
+            if not self.path.strip():  # an empty --set ...path= would read the current folder
+                raise ConfigError("pretrain.corpus_options.path (folder corpus) is empty; give the folder of your "
+                                  "ECGs: --set pretrain.corpus_options.path=DIR")
+        if not 0 < self.fs < float("inf"):  # NaN fails too
+            raise ConfigError(f"pretrain.corpus_options.fs (folder corpus) must be a positive number of Hz, "
+                              f"got {self.fs}")
         if not str(self.lead).strip():
             raise ConfigError("pretrain.corpus_options.lead (folder corpus) must name a lead, e.g. II")
 
