@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,56 @@ def one_thread():
 def tracking_uri(tmp_path: Path) -> str:
     """A fresh SQLite MLflow store for one test."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database URL: ``$SIMECG_TEST_POSTGRES`` (CI starts one), else a cluster started for
+    the session (.ci/postgres.sh, when the server binaries are installed); skipped, saying why, otherwise."""
+    import services
+
+    if url := os.environ.get(services.POSTGRES_ENV):
+        try:
+            services.check_postgres(url)
+        except services.Unavailable as exc:
+            pytest.fail(f"{services.POSTGRES_ENV} is set but unusable: {exc}")
+        yield url
+        return
+    try:
+        url, folder = services.start_postgres()
+    except services.Unavailable as exc:
+        pytest.skip(f"PostgreSQL: {exc} (or set {services.POSTGRES_ENV})")
+    try:
+        yield url
+    finally:
+        services.stop_postgres(folder)
+
+
+@pytest.fixture
+def postgres_db(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test (random name), dropped after it."""
+    import services
+
+    url = services.create_database(postgres_url)
+    try:
+        yield url
+    finally:
+        services.drop_database(url, postgres_url)
+
+
+@pytest.fixture
+def mlflow_server(postgres_db: str, tmp_path: Path) -> Iterator[str]:
+    """``mlflow server`` on loopback over a fresh PostgreSQL database, serving artifacts from a tmp
+    folder: its ``http://127.0.0.1:<port>`` URI; the server's process group is stopped after."""
+    import services
+
+    artifacts = tmp_path / "served-artifacts"
+    artifacts.mkdir()
+    try:
+        server, uri = services.start_mlflow_server(postgres_db, artifacts, log_file=tmp_path / "mlflow-server.log")
+    except services.Unavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield uri
+    finally:
+        services.stop_server(server)

@@ -1,0 +1,130 @@
+"""The suite on shared services: ``mlflow server`` over PostgreSQL with served artifacts, and PostgreSQL directly.
+
+A cluster runs one MLflow tracking server (PostgreSQL backend, an artifact store it serves) and
+Optuna studies in PostgreSQL; every worker, the leaderboard and the report go through them. A
+tiny demo suite (simulator-made tasks: no data download), tuned with 2 trials so the Optuna RDB
+storage is used, runs through the server; what it logged is read back through the server, and
+the rows in PostgreSQL and the files in the served folder show where it went. Skipped, saying
+why, where PostgreSQL or the server cannot start (tests/services.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+import services
+
+from benchmark.cli import main
+
+TINY = [
+    "--suite", "demo", "--corpus", "sim", "--no-progress",
+    "--set", "grid.models=mae", "--set", "grid.seeds=1", "--set", "grid.tasks=demo/af",
+    "--set", "tuning.n_trials=2", "--set", "finetune.max_epochs=1", "--set", "finetune.eval_every=1",
+    "--set", "pretrain.steps=8", "--set", "pretrain.corpus_size=128", "--set", "pretrain.val_size=16",
+    "--set", "pretrain.batch_size=16", "--set", "pretrain.val_every=4", "--set", "pretrain.checkpoint_every=4",
+    "--set", "pretrain.num_workers=0",
+]
+MODELS = {"mae:sim"}  # the pretrained model: an encoder artifact too; one cell keeps the tests short
+
+
+@pytest.fixture
+def optuna_db(postgres_url: str) -> Iterator[str]:
+    """A second fresh database, for Optuna (its tables and alembic version must not mix with MLflow's)."""
+    url = services.create_database(postgres_url, prefix="simecg_optuna")
+    try:
+        yield url
+    finally:
+        services.drop_database(url, postgres_url)
+
+
+def _runs(client: mlflow.tracking.MlflowClient, query: str) -> list:
+    experiment = client.get_experiment_by_name("simecg-bench/demo")
+    return client.search_runs([experiment.experiment_id], filter_string=query, max_results=1000)
+
+
+def _sql(url: str, query: str) -> list[tuple]:
+    import psycopg2
+
+    con = psycopg2.connect(url)
+    try:
+        with con.cursor() as cur:
+            cur.execute(query)
+            return cur.fetchall()
+    finally:
+        con.close()
+
+
+def _run_suite_and_check(uri: str, optuna_storage: str, capsys: pytest.CaptureFixture) -> list:
+    """The tiny suite into ``uri``: cells FINISHED with a test F1, the study tuned, the leaderboard holds them."""
+    import optuna
+
+    args = ["run", *TINY, "--tracking-uri", uri, "--optuna-storage", optuna_storage]
+    assert main(args) == 0
+    assert f"{len(MODELS)} ran, 0 already finished, 0 failed" in capsys.readouterr().out
+    client = mlflow.tracking.MlflowClient(uri)
+    cells = _runs(client, "tags.kind = 'cell'")
+    assert {r.data.tags["model"] for r in cells} == MODELS and len(cells) == len(MODELS)
+    assert all(r.info.status == "FINISHED" and 0.0 <= r.data.metrics["test_f1"] <= 1.0 for r in cells)
+    studies = optuna.get_all_study_summaries(optuna_storage)
+    assert [s.n_trials for s in studies] == [2] * len(MODELS)  # one study per model, 2 trials each
+
+    assert main(["leaderboard", "--suite", "demo", "--format", "json", "--tracking-uri", uri]) == 0
+    board = json.loads(capsys.readouterr().out)
+    f1 = {r.data.tags["model"]: r.data.metrics["test_f1"] for r in cells}
+    assert {row["model"]: row["test_f1"] for row in board["rows"]} == pytest.approx(f1)
+
+    assert main(args) == 0  # a rerun finds every cell FINISHED in the store
+    assert f"0 ran, {len(MODELS)} already finished" in capsys.readouterr().out
+    assert len(_runs(client, "tags.kind = 'cell'")) == len(MODELS)
+    return cells
+
+
+@pytest.mark.slow
+def test_suite_logs_through_a_tracking_server_on_postgres(mlflow_server: str, postgres_db: str, optuna_db: str,
+                                                          tmp_path: Path, capsys, one_thread) -> None:
+    cells = _run_suite_and_check(mlflow_server, optuna_db, capsys)
+    client = mlflow.tracking.MlflowClient(mlflow_server)
+
+    # the runs are rows of the server's PostgreSQL database, their artifacts files of its served folder
+    finished = dict(_sql(postgres_db, "SELECT run_uuid, status FROM runs"))
+    assert all(finished[r.info.run_id] == "FINISHED" for r in cells)
+    served = tmp_path / "served-artifacts"
+    for run in cells:
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # uploaded through the server
+        local = Path(client.download_artifacts(run.info.run_id, "test_predictions.csv", str(tmp_path)))
+        assert local.read_text().splitlines()[0]  # a header line at least
+        assert list(served.rglob(f"{run.info.run_id}/artifacts/test_predictions.csv"))
+
+    # the encoder the pretraining run logged downloads through the server, equal to the cached one
+    pretrain = _runs(client, "tags.kind = 'pretrain' and attributes.status = 'FINISHED'")
+    assert len(pretrain) == 1
+    invocations = _runs(client, "tags.kind = 'invocation'")
+    cached = Path(next(r.data.params["encoder.sim.path"] for r in invocations if "encoder.sim.path" in r.data.params))
+    fetched = Path(client.download_artifacts(pretrain[0].info.run_id, "encoder/encoder.pt", str(tmp_path)))
+    assert fetched.read_bytes() == cached.read_bytes()
+
+    # the report reads through the server and is logged back through it on the newest invocation run
+    out = tmp_path / "report.html"
+    assert main(["report", "--suite", "demo", "--tracking-uri", mlflow_server, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "logged as report.html" in printed and "no finished cells" not in printed
+    html = out.read_text()
+    assert all(model in html for model in MODELS)
+    newest = _runs(client, "tags.kind = 'invocation'")
+    assert any("report.html" in {a.path for a in client.list_artifacts(r.info.run_id)} for r in newest)
+
+
+@pytest.mark.slow
+def test_suite_on_postgres_directly_as_mlflow_backend(postgres_db: str, optuna_db: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch, capsys, one_thread) -> None:
+    monkeypatch.chdir(tmp_path)  # wherever MLflow puts artifacts relative to the CWD, it is not the checkout
+    cells = _run_suite_and_check(postgres_db, optuna_db, capsys)
+    client = mlflow.tracking.MlflowClient(postgres_db)
+    for run in cells:
+        local = Path(client.download_artifacts(run.info.run_id, "test_predictions.csv", str(tmp_path / "dl")))
+        assert local.read_text().splitlines()[0]
+    assert {r.info.run_id for r in cells} <= {row[0] for row in _sql(postgres_db, "SELECT run_uuid FROM runs")}
