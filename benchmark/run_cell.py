@@ -178,7 +178,9 @@ def _train_test_log(context: CellContext, planned: PlannedCell, data: TaskData, 
     model = planned.model.create(suite.finetune, cell.seed, context.encoders, tuned)
     # what the model trains with: [finetune], its own defaults (the baselines' weight decay), tuned values
     run.log_params({f"train.{k}": v for k, v in to_dict(model.training).items()})
-    model.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
+    # the cell's own training (not a tuning trial's); the failpoint lets a test kill it mid-way
+    model.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val,
+              on_eval=lambda epoch, loss: failpoint("cell.train"))
     test_windows = data.windows_of(prepared.test_records)
     window_scores = model.predict_scores(np.asarray(data.signals[test_windows]))
     scores = record_scores(window_scores, data.window_record[test_windows], prepared.test_records)

@@ -30,6 +30,7 @@ from simecg.config import flatten, to_dict
 from simecg.failpoints import failpoint
 from simecg.identity import Identity
 from simecg.paths import cache_dir
+from simecg.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -289,8 +290,17 @@ def _log_encoders(run: ActiveRun, encoders: SuiteEncoders) -> None:
 
 
 def default_optuna_storage(tracking_uri: str) -> str:
-    """Optuna studies beside a local SQLite MLflow store, else in the cache folder."""
+    """Optuna studies (and worker claims) beside a local SQLite MLflow store, else in the cache folder.
+
+    The cache folder is this machine's: with a shared store (a server, PostgreSQL) workers on other
+    machines would neither see this one's claims nor share its studies, so that case warns; a
+    cluster passes ``--optuna-storage postgresql://...``.
+    """
     db = sqlite_path(tracking_uri)
+    if db is None:
+        log.warning("MLflow store %s is shared, but the Optuna studies and cell claims are in this machine's "
+                    "cache (%s): workers on other machines will not coordinate with this one; pass "
+                    "--optuna-storage postgresql://... on a cluster", redact(tracking_uri), cache_dir())
     return f"sqlite:///{(db.parent if db is not None else cache_dir()) / 'optuna.db'}"
 
 

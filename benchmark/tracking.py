@@ -134,9 +134,17 @@ def _store_lock(uri: str) -> contextlib.AbstractContextManager:
 
 
 def _artifact_root(uri: str) -> str | None:
-    """Artifacts of a local SQLite store go to ``<store folder>/artifacts`` (not the CWD)."""
+    """Where a new experiment's artifacts go: ``$SIMECG_ARTIFACT_ROOT`` when set (e.g. a shared folder
+    for a store on PostgreSQL), else ``<store folder>/artifacts`` for a local SQLite store (never the
+    CWD). A server (``http(s)://``) decides for itself (``mlflow server --artifacts-destination``)."""
+    if root := os.environ.get("SIMECG_ARTIFACT_ROOT"):
+        return root if "://" in root else Path(root).expanduser().resolve().as_uri()
     if (db := sqlite_path(uri)) is not None:
         return (db.parent / "artifacts").resolve().as_uri()
+    if uri.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "mysql", "mssql"):
+        log.warning("MLflow store %s is a database without an artifact root: artifacts go under the current "
+                    "folder, which other machines cannot read; set SIMECG_ARTIFACT_ROOT to a shared folder or "
+                    "log through `mlflow server --serve-artifacts`", redact(uri))
     return None
 
 
@@ -273,27 +281,43 @@ class Tracker:
         db = sqlite_path(self.uri)
         if not create and db is not None and not (db.is_file() and db.stat().st_size > 0):
             return  # no store yet: nothing finished, and a dry run must not make one
-        try:
-            # Shards started together on one machine would both create (migrate) a new SQLite
-            # store and both create the experiment; the second fails. One at a time, via a lock.
-            with _store_lock(self.uri):
-                if db is not None:
-                    ensure_sqlite_store(db)  # created whole or not at all; a half-made one repaired
-                relocate_store(self.uri)  # a moved/copied store reads its artifacts from where it is now
-                self.client = mlflow.tracking.MlflowClient(tracking_uri=self.uri)
-                name = EXPERIMENT_PREFIX + suite
+        for attempt in range(3):
+            try:
+                # Shards started together on one machine would both create (migrate) a new SQLite
+                # store and both create the experiment; the second fails. One at a time, via a lock.
+                with _store_lock(self.uri):
+                    if db is not None:
+                        ensure_sqlite_store(db)  # created whole or not at all; a half-made one repaired
+                    relocate_store(self.uri)  # a moved/copied store reads its artifacts from where it is now
+                    self.client = mlflow.tracking.MlflowClient(tracking_uri=self.uri)
+                    self._open_experiment(suite, create)
+                return
+            except TrackingError:
+                raise
+            except Exception as exc:  # the message of a broken store is deep inside SQLAlchemy/HTTP
+                if attempt < 2 and db is None:  # workers creating a server store's schema together: again
+                    time.sleep(1.0 + attempt)
+                    continue
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise TrackingError(f"cannot use MLflow store {redact(self.uri)}: {redact(first)}") from exc
+
+    def _open_experiment(self, suite: str, create: bool) -> None:
+        """The suite's experiment, made on first use; another worker making it at the same moment
+        (PostgreSQL, a server: no file lock) is not an error."""
+        name = EXPERIMENT_PREFIX + suite
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None and create:
+            root = _artifact_root(self.uri)
+            try:
+                self.experiment_id = self.client.create_experiment(
+                    name, artifact_location=f"{root}/{suite}" if root else None)
+                return
+            except Exception:
                 experiment = self.client.get_experiment_by_name(name)
-                if experiment is not None:
-                    self.experiment_id = experiment.experiment_id
-                elif create:
-                    root = _artifact_root(self.uri)
-                    location = f"{root}/{suite}" if root else None
-                    self.experiment_id = self.client.create_experiment(name, artifact_location=location)
-        except TrackingError:
-            raise
-        except Exception as exc:  # the message of a broken store is deep inside SQLAlchemy/HTTP
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise TrackingError(f"cannot use MLflow store {redact(self.uri)}: {redact(first)}") from exc
+                if experiment is None:
+                    raise
+        if experiment is not None:
+            self.experiment_id = experiment.experiment_id
 
     @property
     def exists(self) -> bool:

@@ -1,0 +1,99 @@
+"""Many workers on one store: 4 processes, sharded or all on the same suite, SQLite or PostgreSQL.
+
+No errors, no duplicate and no lost cell; a worker SIGKILLed while it holds a cell releases it
+(its process is gone) and another worker redoes that cell; one encoder is pretrained once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SUITE = ["--suite", "demo", "--no-progress", "--format", "csv",
+         "--set", "grid.tasks=demo/af,demo/wide_qrs", "--set", "grid.seeds=1,2",
+         "--set", "pretrain.steps=30", "--set", "pretrain.corpus_size=1000", "--set", "pretrain.val_every=30",
+         "--set", "finetune.max_epochs=4", "--set", "finetune.eval_every=2", "--set", "tuning.n_trials=2"]
+CELLS = 8  # 2 tasks x 2 models (mae:sim, resnet18-1d) x 2 seeds
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(MLflow tracking URI, Optuna/coordination storage URL) on SQLite files or on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
+        return
+    import services
+
+    tracking = request.getfixturevalue("postgres_db")
+    admin = request.getfixturevalue("postgres_url")
+    optuna = services.create_database(admin, prefix="simecg_test_optuna")
+    try:
+        yield tracking, optuna
+    finally:
+        services.drop_database(optuna, admin)
+
+
+def _workers(stores: tuple[str, str], cache: Path, extra: list[list[str]],
+             failpoints: dict[int, str] | None = None) -> list[subprocess.CompletedProcess]:
+    tracking, optuna = stores
+    processes = []
+    for i, args in enumerate(extra):
+        env = {**os.environ, "SIMECG_CACHE": str(cache)}
+        env.pop("SIMECG_FAILPOINT", None)
+        if failpoints and i in failpoints:
+            env["SIMECG_FAILPOINT"] = failpoints[i]
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "benchmark.cli", "run", *SUITE, *args, "--tracking-uri", tracking,
+             "--optuna-storage", optuna], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    out = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=1500)
+        out.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    return out
+
+
+def _check_store(tracking: str) -> list:
+    client = mlflow.tracking.MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("simecg-bench/demo")
+    runs = client.search_runs([experiment.experiment_id], "", max_results=10000)
+    cells = [r for r in runs if r.data.tags.get("kind") == "cell" and r.info.status == "FINISHED"]
+    fingerprints = [r.data.tags["fingerprint"] for r in cells]
+    assert len(fingerprints) == len(set(fingerprints)), "a cell ran twice"
+    assert len(set(fingerprints)) == CELLS, "a cell was lost"
+    pretrain = [r for r in runs if r.data.tags.get("kind") == "pretrain" and r.info.status == "FINISHED"]
+    assert len(pretrain) == 1, "the encoder was pretrained more than once"
+    assert not [r for r in runs if r.info.status in ("FAILED", "RUNNING")], "a run failed or was left RUNNING"
+    return runs
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["claiming", "sharded"])
+def test_four_workers_run_each_cell_once(stores: tuple[str, str], tmp_path: Path, sharded: bool) -> None:
+    args = [["--shard", f"{i}/4"] if sharded else [] for i in range(4)]
+    done = _workers(stores, tmp_path / "cache", args)
+    for process in done:
+        assert process.returncode == 0, process.stderr[-3000:]
+        assert "Traceback" not in process.stderr
+    _check_store(stores[0])
+    ran = [int(p.stderr.split(" ran,")[0].rsplit(" ", 1)[1]) for p in done]
+    assert sum(ran) == CELLS  # every cell ran in exactly one worker
+    if not sharded:
+        assert sum(r > 0 for r in ran) >= 2  # the work was spread, not done by one worker
+
+
+def test_a_worker_killed_holding_a_cell_releases_it_and_another_redoes_it(stores: tuple[str, str],
+                                                                         tmp_path: Path) -> None:
+    done = _workers(stores, tmp_path / "cache", [[], [], []], failpoints={0: "cell.train:2"})
+    assert done[0].returncode == -9  # died in its first cell's training, holding that cell
+    for process in done[1:]:
+        assert process.returncode == 0, process.stderr[-3000:]
+    runs = _check_store(stores[0])
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert {r.data.tags.get("kind") for r in killed} >= {"invocation"}  # closed by the survivors
