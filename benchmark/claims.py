@@ -257,20 +257,26 @@ def prepare_storage(url: str) -> str:
     if not url.startswith("sqlite:///"):
         probe_database(url, "Optuna/coordination database")
         return url
+    from filelock import FileLock
+
     db = Path(url[len("sqlite:///"):])
     if db.is_file() and db.stat().st_size > 0:
         return url
     if not db.parent.is_dir():
         raise TrackingError(f"Optuna storage {url}: folder {db.parent} does not exist")
-    tmp = db.with_name(f".{db.name}.creating{os.getpid()}")
-    try:
-        tmp.unlink(missing_ok=True)
-        _build_sqlite(f"sqlite:///{tmp}")
-        os.replace(tmp, db)
-    except OSError as exc:
-        raise TrackingError(f"cannot write the Optuna storage {db}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    # one creator at a time: replacing a file another worker has already opened would leave that
+    # worker writing to a deleted file ("attempt to write a readonly database")
+    with FileLock(f"{db}.lock"):
+        if db.is_file() and db.stat().st_size > 0:
+            return url
+        tmp = db.with_name(f".{db.name}.creating{os.getpid()}-{time.time_ns()}")
+        try:
+            _build_sqlite(f"sqlite:///{tmp}")
+            os.replace(tmp, db)
+        except OSError as exc:
+            raise TrackingError(f"cannot write the Optuna storage {db}: {exc.strerror or exc}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
     return url
 
 
