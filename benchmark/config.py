@@ -191,13 +191,29 @@ def check_baseline_settings(suite: str, name: str, overrides: Mapping[str, Any])
     if not overrides or name == PRETRAINED or getattr(entry, "kind", "") != "neural":
         return
     try:
-        entry.build(config)
+        _build_without_storage(entry, config)
     except SimECGError:
         raise
     except Exception as exc:  # any failure of the model's constructor means a bad setting
         settings = ", ".join(f"{k}={v}" for k, v in flatten(dict(overrides)).items())
         raise ConfigError(f"suite {suite!r}: [baselines.{name}] cannot build the model with {settings} "
                           f"({type(exc).__name__}: {exc})") from None
+
+
+def _build_without_storage(entry: Any, config: Any) -> None:
+    """Build the model on PyTorch's ``meta`` device (shapes, no memory), so checking a hostile width such as
+    ``base_width=4096`` cannot allocate gigabytes; a model whose constructor copies a real tensor into it (a
+    fixed position table) fails there and is built on the CPU instead."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            entry.build(config)
+        return
+    except RuntimeError as exc:
+        if "meta" not in str(exc):
+            raise
+    entry.build(config)
 
 
 def parse_shift(text: str, where: str = "suite") -> tuple[str, str, str] | None:

@@ -18,6 +18,21 @@ import numpy as np
 import pandas as pd
 
 from benchmark.preprocess import RandomCrops
+from simecg.errors import DataError
+
+
+def require_text_path(path: Path) -> Path:
+    """``path`` when it is valid UTF-8 text; else :class:`DataError` (the readers' tables hold paths as text).
+
+    A folder named in another system's encoding reaches Python as lone surrogates, which the
+    index's string columns cannot store nor the terminal print.
+    """
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(path).encode("utf-8", "backslashreplace").decode()
+        raise DataError(f"{shown}: the folder's name is not valid UTF-8; rename it") from None
+    return path
 
 
 @dataclass(frozen=True)

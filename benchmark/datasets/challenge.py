@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.datasets.base import TaskSpec
+from benchmark.datasets.base import TaskSpec, require_text_path
 from benchmark.datasets.common import RecordDataset, parse_age, parse_sex
 from benchmark.datasets.header import read_header
 from benchmark.datasets.signals import RecordCheck, RecordRejected, check_physical, read_and_check
@@ -97,7 +97,7 @@ class ChallengeDataset(RecordDataset):
         return False
 
     def build_index(self, root: Path) -> pd.DataFrame:
-        return _index(str(root.resolve()), _folder_stamp(root)).copy()
+        return _index(str(require_text_path(root.resolve())), _folder_stamp(root)).copy()
 
     def labels(self, spec: TaskSpec, index: pd.DataFrame) -> np.ndarray:
         _, canonical, _ = code_tables()
@@ -118,13 +118,23 @@ class ChallengeDataset(RecordDataset):
         return read_and_check(path, leads, self.nominal_gain)
 
 
+# A CPSC2018 original record is 6-144 s of 12 leads at 500 Hz in doubles (<7 MB); a file inflating
+# past this is refused before scipy inflates it (see benchmark.datasets.matfile).
+MAX_ORIGINAL_BYTES = 256 << 20
+
+
 def _read_original(path: Path, leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
     check = RecordCheck(str(path))
     try:
         data = _load_original(path)["data"]
-        signal = np.asarray(data, dtype=np.float32).T
+        try:
+            signal = np.asarray(data, dtype=np.float32).T
+        except (TypeError, ValueError):
+            raise RecordRejected(f"ECG.data of {path.name} is not a numeric matrix") from None
         if signal.ndim != 2 or signal.shape[1] != len(LEADS):
             raise RecordRejected(f"ECG.data has shape {np.shape(data)}; expected 12 x N (missing leads)")
+        if len(signal) < 2:
+            raise RecordRejected(f"ECG.data of {path.name} holds {len(signal)} samples per lead; expected a recording")
         check_physical(signal, leads)
     except RecordRejected as exc:
         return RecordCheck(str(path), "rejected", [str(exc)]), None, 0.0
@@ -132,21 +142,39 @@ def _read_original(path: Path, leads: tuple[str, ...]) -> tuple[RecordCheck, np.
 
 
 def _load_original(path: Path) -> dict:
-    import scipy.io
+    from benchmark.datasets.matfile import load_mat
 
     try:
-        ecg = scipy.io.loadmat(path)["ECG"][0, 0]
+        ecg = load_mat(path, ("ECG",), MAX_ORIGINAL_BYTES)["ECG"][0, 0]
         return {"sex": ecg["sex"], "age": ecg["age"], "data": ecg["data"]}
-    except Exception as exc:  # damaged or foreign .mat
-        raise RecordRejected(f"unreadable CPSC2018 original .mat ({exc.__class__.__name__}: {exc})") from None
+    except DataError as exc:
+        raise RecordRejected(f"unreadable CPSC2018 original .mat: {exc}") from None
+    except Exception as exc:  # a .mat whose ECG is not the original release's struct
+        raise RecordRejected(f"{path.name}: not a CPSC2018 original .mat (no ECG struct with sex, age and data: "
+                             f"{exc.__class__.__name__})") from None
 
 
 def _walk(root: Path, suffix: str):
+    """Files ending in ``suffix`` under ``root``, sorted; names that are not UTF-8 are skipped with a warning.
+
+    Such names (bytes from another system's encoding) cannot be stored in the index's string
+    columns, nor printed as they are; renaming the file is the fix.
+    """
     for dirpath, dirnames, filenames in _os_walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and _is_text(d, dirpath))
         for name in sorted(filenames):
-            if name.endswith(suffix):
+            if name.endswith(suffix) and _is_text(name, dirpath):
                 yield Path(dirpath) / name
+
+
+def _is_text(name: str, folder: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        log.warning("%s: skipped %s: its name is not valid UTF-8 (rename it)", folder.encode("utf-8", "replace")
+                    .decode(), name.encode("utf-8", "backslashreplace").decode())
+        return False
 
 
 def _os_walk(root: Path):
@@ -227,7 +255,7 @@ def _reference_labels(root: Path) -> dict[str, list[str]]:
     _, _, reference = code_tables()
     out: dict[str, list[str]] = {}
     for csv in _walk(root, ".csv"):
-        if csv.name.upper() != "REFERENCE.CSV":
+        if csv.name.upper() != "REFERENCE.CSV" or not csv.is_file():  # a FIFO would block the reader
             continue
         try:
             table = pd.read_csv(csv)
@@ -235,9 +263,20 @@ def _reference_labels(root: Path) -> dict[str, list[str]]:
             log.warning("%s unreadable (%s); its labels are ignored", csv, exc)
             continue
         for rec in table.itertuples(index=False):
-            labels = [reference.get(str(int(v)), f"label{v}") for v in rec[1:] if pd.notna(v)]
-            out[str(rec[0])] = labels
+            if len(rec) and pd.notna(rec[0]):
+                out[str(rec[0]).strip()] = [_reference_label(v, reference) for v in rec[1:] if pd.notna(v)]
     return out
+
+
+def _reference_label(value: Any, reference: dict[str, str]) -> str:
+    """A REFERENCE.csv label (1-9) as its abbreviation; anything else kept as text, reported as unknown."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+        key = str(int(number)) if number.is_integer() else text
+    except (ValueError, OverflowError):
+        key = text
+    return reference.get(key, f"label{text[:20]}")
 
 
 def _original_row(mat: Path, reference: dict[str, list[str]]) -> dict:

@@ -20,13 +20,13 @@ import ast
 import functools
 import logging
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmark.datasets.base import TaskSpec
+from benchmark.datasets.base import TaskSpec, require_text_path
 from benchmark.datasets.common import RecordDataset, parse_age
 from benchmark.datasets.signals import RecordCheck, read_and_check
 from benchmark.datasets.table import task_table
@@ -49,7 +49,7 @@ class PTBXL(RecordDataset):
 
     def build_index(self, root: Path) -> pd.DataFrame:
         stat = (root / "ptbxl_database.csv").stat()
-        return _index(str(root.resolve()), stat.st_size, stat.st_mtime_ns).copy()
+        return _index(str(require_text_path(root.resolve())), stat.st_size, stat.st_mtime_ns).copy()
 
     def labels(self, spec: TaskSpec, index: pd.DataFrame) -> np.ndarray:
         negative_min = float(task_table()["datasets"]["ptbxl"].get("negative_min_likelihood", 100.0))
@@ -72,34 +72,60 @@ def _index(root: str, size: int, mtime: int) -> pd.DataFrame:
     try:
         db = pd.read_csv(base / "ptbxl_database.csv")
     except Exception as exc:  # pandas raises many parser errors
-        raise DataError(f"{base / 'ptbxl_database.csv'}: unreadable ({exc}); re-download PTB-XL") from None
+        raise DataError(f"{base / 'ptbxl_database.csv'}: unreadable ({' '.join(str(exc).split())[:160]}); "
+                        "re-download PTB-XL") from None
     missing = {"ecg_id", "patient_id", "age", "sex", "scp_codes", "strat_fold", "filename_hr"} - set(db.columns)
     if missing:
         raise DataError(f"{base / 'ptbxl_database.csv'}: missing columns {sorted(missing)}; re-download PTB-XL")
     known = _known_codes(base)
     rows = []
-    for rec in db.itertuples(index=False):
-        problem = ""
+    for position, rec in enumerate(db.itertuples(index=False)):
+        ecg_id = _whole(rec.ecg_id)
+        record_id = str(ecg_id) if ecg_id is not None else f"row{position + 2}"
+        problem = "" if ecg_id is not None else f"unreadable ecg_id {str(rec.ecg_id)[:20]!r} (row {position + 2})"
         try:
-            codes = {str(k): float(v) for k, v in ast.literal_eval(rec.scp_codes).items()}
-        except (ValueError, SyntaxError, AttributeError):
-            codes, problem = {}, f"unreadable scp_codes {rec.scp_codes!r}"
+            codes = {str(k): float(v) for k, v in ast.literal_eval(str(rec.scp_codes)).items()}
+        except (ValueError, TypeError, SyntaxError, AttributeError, MemoryError, RecursionError):
+            codes = {}
+            problem = problem or f"unreadable scp_codes {str(rec.scp_codes)[:40]!r}"
         unknown = sorted(set(codes) - known) if known else []
         if unknown and not problem:
             problem = f"unknown SCP code(s) {', '.join(unknown)} (not in scp_statements.csv)"
-        hr = base / f"{rec.filename_hr}.hea"
-        lr = base / f"{getattr(rec, 'filename_lr', '')}.hea"
-        header = hr if hr.is_file() or not lr.is_file() else lr
-        if not header.is_file() and not problem:
+        hr, lr = _record_path(base, rec.filename_hr), _record_path(base, getattr(rec, "filename_lr", None))
+        header = hr if hr is not None and (hr.is_file() or lr is None or not lr.is_file()) else lr
+        if header is None:
+            problem = problem or f"filename_hr {str(rec.filename_hr)[:60]!r} is empty or not a path inside {base}"
+            header = base / f"{record_id}.hea"
+        elif not header.is_file() and not problem:
             problem = f"header {rec.filename_hr}.hea missing"
         files = (str(header), str(header.with_suffix(".dat")))
-        age = 90.0 if rec.age == 300 else parse_age(rec.age)
-        sex = {0: "M", 1: "F"}.get(int(rec.sex)) if pd.notna(rec.sex) else None
-        fold = int(rec.strat_fold) if pd.notna(rec.strat_fold) else -1
-        patient = str(int(rec.patient_id)) if pd.notna(rec.patient_id) else f"ecg{rec.ecg_id}"
-        rows.append({"record_id": str(int(rec.ecg_id)), "patient_id": patient, "age": age, "sex": sex,
-                     "strat_fold": fold, "codes": codes, "files": files, "problem": problem})
+        age = 90.0 if _whole(rec.age) == 300 else parse_age(rec.age)
+        sex = {0: "M", 1: "F"}.get(_whole(rec.sex))
+        fold = _whole(rec.strat_fold)
+        patient = _whole(rec.patient_id)
+        rows.append({"record_id": record_id, "patient_id": str(patient) if patient is not None else f"ecg{record_id}",
+                     "age": age, "sex": sex, "strat_fold": fold if fold is not None else -1, "codes": codes,
+                     "files": files, "problem": problem})
     return pd.DataFrame(rows)
+
+
+def _whole(value: Any) -> int | None:
+    """A whole number from a CSV cell ("15709", 15709.0), or None when the cell holds anything else."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return int(number) if number.is_integer() and abs(number) < 2**53 else None
+
+
+def _record_path(base: Path, relative: Any) -> Path | None:
+    """``base/<relative>.hea`` for a relative path that stays inside ``base``; None otherwise (or when empty)."""
+    if not isinstance(relative, str) or not relative.strip():
+        return None
+    parts = PurePosixPath(relative.strip()).parts
+    if not parts or PurePosixPath(relative).is_absolute() or ".." in parts or "\\" in relative or "\0" in relative:
+        return None
+    return base.joinpath(*parts).with_name(parts[-1] + ".hea")
 
 
 def _known_codes(base: Path) -> set[str]:
@@ -107,7 +133,11 @@ def _known_codes(base: Path) -> set[str]:
     if not path.is_file():
         log.warning("%s missing: SCP codes are not validated", path)
         return set()
-    return set(pd.read_csv(path, index_col=0).index.astype(str))
+    try:
+        return set(pd.read_csv(path, index_col=0).index.astype(str))
+    except Exception as exc:  # pandas raises many parser errors
+        reason = " ".join(str(exc).split())[:120]
+        raise DataError(f"{path}: unreadable ({type(exc).__name__}: {reason}); re-download PTB-XL") from None
 
 
 DATASETS.add("ptbxl", PTBXL())
