@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "benchmark.commands.generators",
     "benchmark.commands.report",
 )
+CACHE_COMMANDS = ("run", "pretrain", "corpus", "generators", "bench")  # commands that write the cache
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -70,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     previous = _terminate_like_ctrl_c()
     try:
+        if args.command in CACHE_COMMANDS:  # an unusable cache is one line before any store is touched
+            from simecg.paths import cache_dir
+
+            cache_dir()
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush at exit
         return code

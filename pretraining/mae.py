@@ -71,7 +71,7 @@ def sincos_1d(length: int, dim: int) -> torch.Tensor:
     omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2.0))
     angles = np.arange(length, dtype=np.float64)[:, None] * omega[None, :]
     table = np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
-    return torch.from_numpy(table).float()
+    return torch.tensor(table, dtype=torch.float32)  # honours a device context (e.g. "meta" for checks)
 
 
 def _blocks(dim: int, depth: int, heads: int, mlp_ratio: float, qk_norm: bool) -> nn.ModuleList:

@@ -101,3 +101,22 @@ def mlflow_server(postgres_db: str, tmp_path: Path) -> Iterator[str]:
         yield uri
     finally:
         services.stop_server(server)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(MLflow tracking URI, Optuna/coordination storage URL) on SQLite files or on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
+        return
+    import services
+
+    tracking = request.getfixturevalue("postgres_db")
+    admin = request.getfixturevalue("postgres_url")
+    # artifacts of a store on PostgreSQL: a folder of the test's, never the CWD (the checkout)
+    request.getfixturevalue("monkeypatch").setenv("SIMECG_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
+    optuna = services.create_database(admin, prefix="simecg_test_optuna")
+    try:
+        yield tracking, optuna
+    finally:
+        services.drop_database(optuna, admin)

@@ -32,13 +32,15 @@ SUITE = ["--suite", "demo", "--no-progress",
 POINTS = ["pretrain.step:45", "tuning.trial:2", "cell.train:2", "cell.log:1", "between.cells:1"]
 
 
-def _run(uri: str, cache: Path, failpoint: str | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+def _run(uri: str, storage: str, cache: Path, failpoint: str | None = None,
+         timeout: float = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "SIMECG_CACHE": str(cache)}
     env.pop("SIMECG_FAILPOINT", None)
     if failpoint:
         env["SIMECG_FAILPOINT"] = failpoint
     return subprocess.run([sys.executable, "-m", "benchmark.cli", "run", *SUITE, "--tracking-uri", uri,
-                           "--format", "csv"], env=env, capture_output=True, text=True, timeout=timeout)
+                           "--optuna-storage", storage, "--format", "csv"],
+                          env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _runs(uri: str) -> list:
@@ -53,21 +55,23 @@ def _cells(runs: list) -> dict[str, dict[str, float]]:
 
 
 @pytest.mark.timeout(1800)
-def test_killed_at_five_points_the_suite_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
-    reference_uri = f"sqlite:///{tmp_path / 'reference' / 'mlflow.db'}"
-    (tmp_path / "reference").mkdir()
-    done = _run(reference_uri, tmp_path / "cache-reference")
+def test_killed_at_five_points_the_suite_resumes_to_the_uninterrupted_result(tmp_path: Path,
+                                                                           stores: tuple[str, str]) -> None:
+    """On SQLite files and on PostgreSQL (MLflow backend and Optuna storage); the reference is SQLite."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    reference_uri = f"sqlite:///{reference / 'mlflow.db'}"
+    done = _run(reference_uri, f"sqlite:///{reference / 'optuna.db'}", tmp_path / "cache-reference")
     assert done.returncode == 0, done.stderr[-3000:]
     reference = _cells(_runs(reference_uri))
     assert len(reference) == 2  # 1 task x the MAE x 2 seeds
 
-    uri = f"sqlite:///{tmp_path / 'killed' / 'mlflow.db'}"
-    (tmp_path / "killed").mkdir()
+    uri, storage = stores
     cache = tmp_path / "cache-killed"
     for point in POINTS:
-        killed = _run(uri, cache, point)
+        killed = _run(uri, storage, cache, point)
         assert killed.returncode == -signal.SIGKILL, f"{point}: not killed there\n{killed.stderr[-3000:]}"
-    finished = _run(uri, cache)
+    finished = _run(uri, storage, cache)
     assert finished.returncode == 0, finished.stderr[-3000:]
 
     runs = _runs(uri)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -22,23 +21,6 @@ SUITE = ["--suite", "demo", "--no-progress", "--format", "csv",
          "--set", "pretrain.steps=30", "--set", "pretrain.corpus_size=1000", "--set", "pretrain.val_every=30",
          "--set", "finetune.max_epochs=4", "--set", "finetune.eval_every=2", "--set", "tuning.n_trials=2"]
 CELLS = 8  # 2 tasks x 2 models (mae:sim, resnet18-1d) x 2 seeds
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(MLflow tracking URI, Optuna/coordination storage URL) on SQLite files or on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
-        return
-    import services
-
-    tracking = request.getfixturevalue("postgres_db")
-    admin = request.getfixturevalue("postgres_url")
-    optuna = services.create_database(admin, prefix="simecg_test_optuna")
-    try:
-        yield tracking, optuna
-    finally:
-        services.drop_database(optuna, admin)
 
 
 def _workers(stores: tuple[str, str], cache: Path, extra: list[list[str]],
