@@ -256,6 +256,7 @@ def prepare_storage(url: str) -> str:
 
     if not url.startswith("sqlite:///"):
         probe_database(url, "Optuna/coordination database")
+        _build_server_schema(url)
         return url
     from filelock import FileLock
 
@@ -280,7 +281,40 @@ def prepare_storage(url: str) -> str:
     return url
 
 
+SCHEMA_LOCK = 0x5131EC6  # the PostgreSQL advisory lock workers take to build the schema one at a time
+
+
+def _build_server_schema(url: str) -> None:
+    """Optuna's schema and the worker tables in a database server, built by one worker at a time.
+
+    Workers started together on a fresh PostgreSQL database would otherwise race in Optuna's
+    ``CREATE TYPE``/``CREATE TABLE`` and all but one fail; PostgreSQL's advisory lock (the engine's
+    own tool for this) serialises them, and the later ones find the schema made.
+    """
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as con:
+            locking = con.dialect.name == "postgresql"
+            if locking:
+                con.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            try:
+                _build_sqlite(url)  # the same calls build a server database's schema
+            finally:
+                if locking:
+                    con.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
+    except TrackingError:
+        raise
+    except Exception as exc:
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrackingError(f"cannot set up the Optuna/coordination database {redact(url)}: {first}") from None
+    finally:
+        engine.dispose()
+
+
 def _build_sqlite(url: str) -> None:
+    """Optuna's schema (RDBStorage makes and versions it) and the worker tables, in ``url``."""
     import warnings
 
     import optuna

@@ -164,12 +164,12 @@ def _open_study(config: TuningConfig, study_name: str, storage: str) -> Any:
     import optuna
 
     engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite:") else None
-    with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna, and what finds dead trials
+    with warnings.catch_warnings():  # the heartbeat and PatientPruner are "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
                                          grace_period=GRACE_S)
-    sampler = optuna.samplers.TPESampler(seed=config.sampler_seed)
-    pruner = optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), patience=config.pruner_patience)
+        sampler = optuna.samplers.TPESampler(seed=config.sampler_seed)
+        pruner = optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), patience=config.pruner_patience)
     return optuna.create_study(study_name=study_name, storage=rdb, sampler=sampler, pruner=pruner,
                                direction="minimize", load_if_exists=True)
 
