@@ -39,6 +39,7 @@ from baselines.training import (
     as_grouped_windows,
     as_training_samples,
     predict_scores,
+    resolve_device,
     train_classifier,
 )
 from simecg.config import apply_overrides, to_dict
@@ -215,7 +216,7 @@ class NeuralBaseline(Baseline):
         return self
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
-        return predict_scores(self.module_, x, self.training.batch_size)
+        return predict_scores(self.module_, x, self.training.batch_size, self.training.device)
 
     @classmethod
     def count_parameters(cls, config: Any = None) -> int:
@@ -242,7 +243,8 @@ class EstimatorBaseline(Baseline):
         train = as_training_samples(x_train, y_train)
         val = as_grouped_windows(x_val, y_val)
         signals = train.batch(np.arange(len(train)), 1)
-        self.estimator_ = self.make_estimator(self.config, self.seed)
+        self.estimator_ = self.on_device(self.make_estimator(self.config, self.seed),
+                                         resolve_device(self.training.device))
         self.estimator_.fit(signals, np.asarray(train.labels).astype(int), val.signals,
                             val.window_labels.astype(int))
         scores = val.item_max(self.predict_scores(val.signals))
@@ -253,6 +255,12 @@ class EstimatorBaseline(Baseline):
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.estimator_.predict_proba(x)[:, 1], dtype=np.float64)
+
+    @staticmethod
+    def on_device(estimator: Any, device: Any) -> Any:
+        """``estimator`` set to fit on ``device`` (a ``torch.device``: ``finetune.device`` resolved), for
+        estimators that can use a GPU (XGBoost); the default leaves it as it is (on the CPU)."""
+        return estimator
 
 
 @dataclass(frozen=True)

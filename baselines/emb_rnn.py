@@ -69,7 +69,11 @@ class ChunkRNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(c.dropout), classifier_head(out_dim, c.head_width, c.head_dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(self.embed(x))  # (batch, tokens, directions * hidden)
+        tokens = self.embed(x)
+        # The recurrence runs in fp32 even under bf16 autocast on a GPU: cuDNN's bf16 RNNs are recent
+        # (cuDNN 9.13), older stacks fail; on the CPU nothing changes.
+        with torch.autocast(tokens.device.type, enabled=False):
+            out, _ = self.rnn(tokens.float())  # (batch, tokens, directions * hidden)
         if self.pooling == "mean":
             pooled = out.mean(dim=1)
         elif self.bidirectional:  # forward direction ends at the last token, backward at the first

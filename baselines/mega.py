@@ -96,9 +96,12 @@ class MultiHeadDampedEMA(nn.Module):
 
 
 def _causal_conv(u: torch.Tensor, k: torch.Tensor, n: int) -> torch.Tensor:
-    """``y_t = sum_{s<=t} k_{t-s} u_s`` via zero-padded FFT (no wrap-around for n >= 2L)."""
+    """``y_t = sum_{s<=t} k_{t-s} u_s`` via zero-padded FFT (no wrap-around for n >= 2L).
+
+    In fp32 whatever autocast hands in: cuFFT has no bf16, and a long kernel's sums want the precision.
+    """
     length = u.shape[-1]
-    y = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(k, n=n), n=n)
+    y = torch.fft.irfft(torch.fft.rfft(u.float(), n=n) * torch.fft.rfft(k.float(), n=n), n=n)
     return y[..., :length]
 
 

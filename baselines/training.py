@@ -16,11 +16,11 @@ item, as for 10-s records.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -57,14 +57,22 @@ class TrainConfig:
     mask_ratio: float = 0.0  # augmentation: share of the signal zeroed as one contiguous segment
     max_shift_ratio: float = 0.0  # augmentation: largest shift, as a share of the length
     grad_clip: float = 0.0  # 0 = off
+    # Where every stage of a cell runs (training, validation, test scoring, tuning trials): "auto"
+    # (the GPU when one is visible, else the CPU), "cpu", "cuda" or "cuda:<index>"
+    # (:func:`resolve_device`). Speed only: it is in no fingerprint (simecg.identity.IGNORED).
+    device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_epochs < 1 or self.eval_every < 1 or self.patience < 1:
-            raise ConfigError("finetune.batch_size, max_epochs, eval_every and patience must be >= 1")
-        if not 0 <= self.mask_ratio < 1 or not 0 <= self.max_shift_ratio < 1:
-            raise ConfigError("finetune.mask_ratio and max_shift_ratio must be in [0, 1)")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            raise ConfigError(f"finetune.weight_decay must be >= 0, got {self.weight_decay}")
+        """Every value checked when the config is built (suite, ``--set``, a tuner's trial), so a bad one
+        fails in one line naming ``finetune.<field>`` before anything runs, not in every cell."""
+        from simecg.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, check_limits
+
+        check_limits(self, "finetune", {
+            "lr": POSITIVE, "batch_size": AT_LEAST_ONE, "max_epochs": AT_LEAST_ONE, "eval_every": AT_LEAST_ONE,
+            "patience": AT_LEAST_ONE, "weight_decay": NON_NEGATIVE, "mask_ratio": FRACTION,
+            "max_shift_ratio": FRACTION, "grad_clip": NON_NEGATIVE,
+        })
+        check_device(self.device)  # its message names finetune.device
 
     def resolved(self, defaults: Mapping[str, Any] | None = None) -> TrainConfig:
         """This config with every field left at None filled from ``defaults`` (a model's own), then
@@ -180,45 +188,148 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def augment(x: torch.Tensor, mask_ratio: float, max_shift_ratio: float, generator: torch.Generator) -> torch.Tensor:
-    """Zero one random contiguous segment and shift with zero padding, per sample."""
-    batch, _, length = x.shape
-    out = x.clone()
-    if mask_ratio > 0:
-        width = int(round(mask_ratio * length))
-        starts = torch.randint(0, length - width + 1, (batch,), generator=generator)
-        pos = torch.arange(length)
-        zero = (pos[None, :] >= starts[:, None]) & (pos[None, :] < starts[:, None] + width)
-        out = out.masked_fill(zero[:, None, :], 0.0)
-    if max_shift_ratio > 0:
-        limit = int(max_shift_ratio * length)
-        shifts = torch.randint(-limit, limit + 1, (batch,), generator=generator)
-        src = torch.arange(length)[None, :] - shifts[:, None]
-        valid = (src >= 0) & (src < length)
-        gathered = torch.gather(out[:, 0, :], 1, src.clamp(0, length - 1))
-        out = (gathered * valid).unsqueeze(1)
-    return out
+DEVICES = "auto, cpu, cuda or cuda:<index>"
 
 
-def _as_tensor(x: np.ndarray) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+def check_device(name: str) -> str:
+    """``name`` if fine-tuning accepts it as a device (``auto``, ``cpu``, ``cuda``, ``cuda:<index>``),
+    else a ConfigError naming it. The spelling only: a suite meant for a GPU machine can be checked
+    (``--dry-run``) on one without a GPU; :func:`resolve_device` checks that the GPU is there."""
+    kind, sep, index = str(name).partition(":")
+    if name in ("auto", "cpu", "cuda") or (kind == "cuda" and sep and index.isdigit()):
+        return name
+    raise ConfigError(f"finetune.device must be {DEVICES}, got {name!r}")
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """The torch device ``finetune.device`` names: ``auto`` is the GPU when CUDA is available, else the CPU.
+
+    A GPU asked for but not visible is a ConfigError, never a silent run on the CPU (14,430 cells
+    on a CPU by mistake would take months).
+    """
+    if isinstance(name, torch.device):
+        return name
+    check_device(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ConfigError(f"finetune.device is {name!r} but {count} CUDA GPU(s) are visible; use auto or cpu")
+    return device
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on a GPU that has bf16 (tensor cores; losses and reductions stay fp32, so no
+    loss scaling is needed); nothing elsewhere, so CPU results stay plain fp32 and do not change."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Signals ``(n, L)`` as a float32 ``(n, 1, L)`` tensor on ``device``, in one transfer.
+
+    On the CPU a writable float32 array is shared, not copied (nothing here writes into it: batches
+    are gathered copies, augmentation is out of place); a read-only one (a memmap) is copied once.
+    To a GPU the copy is queued without waiting for the GPU's work (``non_blocking``; the host
+    array is staged before the call returns, so it may change afterwards).
+    """
+    array = np.ascontiguousarray(x, dtype=np.float32)
+    if not array.flags.writeable:
+        array = array.copy()
+    t = torch.from_numpy(array).to(device, non_blocking=True)
     return t.unsqueeze(1) if t.dim() == 2 else t
 
 
-def _logits(model: nn.Module, x: np.ndarray, batch_size: int) -> np.ndarray:
+def augment(x: torch.Tensor, mask_ratio: float, max_shift_ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """Zero one random contiguous segment and shift with zero padding, per sample.
+
+    Works where ``x`` is (CPU or GPU), out of place (``x`` itself is returned when both ratios are
+    0). The random draws come from ``generator`` on the CPU, a few integers per batch, so a seed
+    gives the same augmentation on every device. Both steps are one gather and one fill: an output
+    sample is the input at its source position (its position less the shift), or zero where that
+    source is outside the signal or inside the zeroed segment.
+    """
+    batch, _, length = x.shape
+    if mask_ratio <= 0 and max_shift_ratio <= 0:
+        return x
+    src = torch.arange(length, device=x.device)[None, :]  # the source position of each output sample
+    starts = width = None
+    if mask_ratio > 0:
+        width = int(round(mask_ratio * length))
+        starts = torch.randint(0, length - width + 1, (batch, 1), generator=generator).to(x.device, non_blocking=True)
+    if max_shift_ratio > 0:
+        limit = int(max_shift_ratio * length)
+        shifts = torch.randint(-limit, limit + 1, (batch, 1), generator=generator).to(x.device, non_blocking=True)
+        src = src - shifts
+    drop = (src < 0) | (src >= length) if max_shift_ratio > 0 else None
+    if starts is not None:
+        segment = (src >= starts) & (src < starts + width)
+        drop = segment if drop is None else drop | segment
+    if max_shift_ratio <= 0:
+        return x.masked_fill(drop[:, None, :], 0.0)
+    return torch.gather(x[:, 0, :], 1, src.clamp(0, length - 1)).masked_fill_(drop, 0.0).unsqueeze(1)
+
+
+class DeviceBatches:
+    """The training batches of one fit, made on the device: shuffle, read, augment.
+
+    Fixed arrays (:class:`ArraySamples`) go to the device once, and a batch is an index into them
+    on the device; samples that change per epoch (random crops) are read per batch and moved. An
+    epoch's order (sorted within each batch, kind to memmaps) goes to the device in one transfer.
+    Order and augmentation are drawn from the loop's CPU ``generator``, so a seed gives the same
+    batches on every device. Also what ``bench finetune`` times as the data path.
+    """
+
+    def __init__(self, samples: TrainingSamples, config: TrainConfig, device: torch.device,
+                 generator: torch.Generator):
+        self.samples, self.config, self.device, self.generator = samples, config, device, generator
+        self.labels = torch.from_numpy(np.array(samples.labels, dtype=np.float32)).to(device, non_blocking=True)
+        self.fixed = to_device(samples.signals, device) if isinstance(samples, ArraySamples) else None
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(signals (b, 1, L), labels (b,))`` batches of ``epoch`` (1-based), every sample once."""
+        size, config = self.config.batch_size, self.config
+        order = torch.randperm(len(self.samples), generator=self.generator).numpy()
+        chunks = [np.sort(order[start : start + size]) for start in range(0, len(order), size)]
+        index = torch.from_numpy(np.concatenate(chunks)).to(self.device, non_blocking=True)
+        for start, chunk in zip(range(0, len(order), size), chunks, strict=True):
+            rows = index[start : start + len(chunk)]
+            x = self.fixed[rows] if self.fixed is not None else to_device(self.samples.batch(chunk, epoch), self.device)
+            yield augment(x, config.mask_ratio, config.max_shift_ratio, self.generator), self.labels[rows]
+
+
+def _logits(model: nn.Module, x: torch.Tensor, batch_size: int, precision: Any) -> np.ndarray:
+    """Logits of the windows ``x`` (on the model's device), as float64, in one transfer back."""
     model.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            out.append(model(_as_tensor(x[start : start + batch_size])).double().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+    with torch.no_grad(), precision:
+        out = [model(x[start : start + batch_size]).float() for start in range(0, len(x), batch_size)]
+    return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
 
 
-def _evaluate_loss(model: nn.Module, val: GroupedWindows, batch_size: int) -> float:
+def _evaluate_loss(model: nn.Module, val: GroupedWindows, signals: torch.Tensor, batch_size: int,
+                   precision: Any) -> float:
     """Mean log loss of the items (records), each scored by the max logit over its windows."""
-    logits = torch.from_numpy(val.item_max(_logits(model, val.signals, batch_size)))
+    logits = torch.from_numpy(val.item_max(_logits(model, signals, batch_size, precision)))
     targets = torch.from_numpy(np.asarray(val.labels, dtype=np.float64))
     return float(nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="mean"))
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's weights and buffers where they are (the best evaluation's, restored at the
+    end): ``state_dict`` with each tensor cloned, its metadata kept; a tenth of ``deepcopy``'s time."""
+    state = model.state_dict()
+    for key, value in state.items():
+        state[key] = value.clone()
+    return state
+
+
+def _mean_loss(losses: list[torch.Tensor], sizes: list[int]) -> float:
+    """The epoch's training loss (per sample), read back from the device once per evaluation."""
+    values = torch.stack(losses).tolist() if losses else []
+    return sum(v * n for v, n in zip(values, sizes, strict=True)) / max(1, sum(sizes))
 
 
 def train_classifier(
@@ -231,6 +342,12 @@ def train_classifier(
     on_log: Callable[[dict[str, float], int], None] | None = None,
 ) -> FitResult:
     """Train ``model`` (``(batch, 1, L)`` -> logits ``(batch,)``) with early stopping on validation loss.
+
+    Everything runs on ``config.device`` (:func:`resolve_device`): the model and the fixed
+    training and validation arrays move there once; per batch there is an index into them, the
+    augmentation, forward, backward and the Adam step, nothing read back (the training loss is
+    read at evaluations only), with bf16 autocast on a GPU (:func:`autocast`). The returned model
+    stays on the device. The thread count is the caller's (the runner's per worker).
 
     Args:
         train: ``(signals (n, L) float32, labels (n,) 0/1)`` or :class:`TrainingSamples` (whose
@@ -248,36 +365,39 @@ def train_classifier(
     windows = as_grouped_windows(*val) if isinstance(val, tuple) else as_grouped_windows(val)
     if len(samples) == 0 or len(windows) == 0:
         raise ConfigError(f"cannot train with {len(samples)} training and {len(windows)} validation samples")
-    y_train = np.asarray(samples.labels, dtype=np.float32)
     config = config.resolved()
+    device = resolve_device(config.device)
+    model.to(device)
     generator = torch.Generator().manual_seed(seed)
+    batches = DeviceBatches(samples, config, device, generator)
+    val_signals = to_device(windows.signals, device)
+    precision = autocast(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay,
+                                 **({"fused": True} if device.type == "cuda" else {}))
     loss_fn = nn.BCEWithLogitsLoss()
-    best_loss, best_epoch, best_state, bad_evals = math.inf, 0, copy.deepcopy(model.state_dict()), 0
+    best_loss, best_epoch, best_state, bad_evals = math.inf, 0, _snapshot(model), 0
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     epoch = 0
     for epoch in range(1, config.max_epochs + 1):
         model.train()
-        order = torch.randperm(len(samples), generator=generator).numpy()
-        running, seen = 0.0, 0
-        for start in range(0, len(order), config.batch_size):
-            idx = np.sort(order[start : start + config.batch_size])  # sorted reads are kinder to memmaps
-            xb = augment(_as_tensor(samples.batch(idx, epoch)), config.mask_ratio, config.max_shift_ratio, generator)
-            yb = torch.from_numpy(y_train[idx])
-            loss = loss_fn(model(xb), yb)
+        losses: list[torch.Tensor] = []
+        sizes: list[int] = []
+        for xb, yb in batches.epoch(epoch):
+            with precision:
+                loss = loss_fn(model(xb), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
-            running += loss.item() * len(idx)
-            seen += len(idx)
+            losses.append(loss.detach())
+            sizes.append(yb.shape[0])
         if epoch % config.eval_every and epoch != config.max_epochs:
             continue
-        val_loss = _evaluate_loss(model, windows, config.batch_size)
-        record = {"train_loss": running / seen, "val_loss": val_loss}
+        val_loss = _evaluate_loss(model, windows, val_signals, config.batch_size, precision)
+        record = {"train_loss": _mean_loss(losses, sizes), "val_loss": val_loss}
         history.append({"epoch": float(epoch), **record})
         if on_log:
             on_log(record, epoch)
@@ -285,7 +405,7 @@ def train_classifier(
             on_eval(epoch, val_loss)
         if val_loss < best_loss:
             best_loss, best_epoch, bad_evals = val_loss, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = _snapshot(model)
         else:
             bad_evals += 1
             if bad_evals >= config.patience:
@@ -296,11 +416,22 @@ def train_classifier(
     return FitResult(model, best_epoch, best_loss, epoch, time.perf_counter() - started, history)
 
 
-def predict_scores(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Sigmoid scores of ``model`` on signals ``(n, L)``, in order."""
+def predict_scores(model: nn.Module, x: np.ndarray, batch_size: int = 512,
+                   device: str | torch.device | None = None) -> np.ndarray:
+    """Sigmoid scores of ``model`` on signals ``(n, L)``, in order.
+
+    On ``device`` (``finetune.device``; None: where the model's parameters are), under the same
+    autocast as training; the model moves there if it is elsewhere.
+    """
+    if device is None:
+        first = next(iter(model.parameters()), None)
+        target = first.device if first is not None else torch.device("cpu")
+    else:
+        target = resolve_device(device)
+    model.to(target)
     model.eval()
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast(target):
         for start in range(0, len(x), batch_size):
-            out.append(torch.sigmoid(model(_as_tensor(x[start : start + batch_size]))).numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+            out.append(torch.sigmoid(model(to_device(x[start : start + batch_size], target)).float()))
+    return torch.cat(out).cpu().numpy() if out else np.zeros(0, dtype=np.float32)

@@ -34,6 +34,8 @@ class ECGFeatureXGBClassifier(ClassifierMixin, BaseEstimator):
         sampling_rate: of the input signals, in Hz.
         n_jobs: threads for XGBoost and processes for feature extraction.
         random_state: seed of XGBoost's row/column subsampling.
+        device: where XGBoost trains and predicts (``"cpu"``, ``"cuda"``, ``"cuda:1"``); features
+            are extracted on the CPU either way.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class ECGFeatureXGBClassifier(ClassifierMixin, BaseEstimator):
         sampling_rate: int = FS,
         n_jobs: int = 1,
         random_state: int = 0,
+        device: str = "cpu",
     ):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -61,6 +64,7 @@ class ECGFeatureXGBClassifier(ClassifierMixin, BaseEstimator):
         self.sampling_rate = sampling_rate
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.device = device
 
     def fit(
         self, X: Any, y: Any, X_val: Any | None = None, y_val: Any | None = None
@@ -93,6 +97,7 @@ class ECGFeatureXGBClassifier(ClassifierMixin, BaseEstimator):
             tree_method="hist",
             n_jobs=self.n_jobs,
             random_state=self.random_state,
+            device=self.device,
         )
         self.model_.fit(features, self._encoder.transform(y), eval_set=eval_set, verbose=False)
         self.feature_names_ = FEATURE_NAMES  # the columns the trees see
@@ -143,6 +148,11 @@ class XGBoostFeatures(EstimatorBaseline):
     @staticmethod
     def make_estimator(config: XGBoostFeaturesConfig, seed: int) -> ECGFeatureXGBClassifier:
         return ECGFeatureXGBClassifier(**asdict(config), random_state=seed)
+
+    @staticmethod
+    def on_device(estimator: ECGFeatureXGBClassifier, device: Any) -> ECGFeatureXGBClassifier:
+        """Trees grown on the GPU when fine-tuning runs on one (``finetune.device``); the CPU otherwise."""
+        return estimator.set_params(device=str(device)) if device.type == "cuda" else estimator
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:

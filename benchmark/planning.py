@@ -58,8 +58,18 @@ def host_hash() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def device_name() -> str:
-    """``cuda`` when a GPU is visible (pretraining uses it), else ``cpu``."""
+def device_name(preference: str = "auto") -> str:
+    """The kind of device fine-tuning runs on under ``preference`` (``finetune.device``): ``cuda`` or ``cpu``.
+
+    ``auto`` is ``cuda`` when a GPU is visible; ``cuda:<index>`` is ``cuda`` (one file per kind of
+    device: the GPUs of a machine are alike). A GPU that is not there is no error here (a plan for
+    a GPU machine can be made on a login node: it finds no GPU figures and says so); a misspelt
+    device is a ConfigError naming it.
+    """
+    from baselines.training import check_device
+
+    if check_device(preference) != "auto":
+        return preference.partition(":")[0]
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -366,7 +376,10 @@ def make_plan(
                                      keys[p.cell.model], p.study.fingerprint if tuning else ""))
     if not estimate:
         return result
-    result.throughput = load_throughput() if throughput == "auto" else throughput  # type: ignore[assignment]
+    if throughput == "auto":  # the figures of the device the cells will fine-tune on
+        result.throughput = load_throughput(throughput_path(device_name(suite.finetune.device)))
+    else:
+        result.throughput = throughput  # type: ignore[assignment]
     sizes = _Sizes(suite, data)
     for c in result.cells:
         c.n_train, c.n_val, c.n_test = sizes.of(c.cell, c.cell.seed)

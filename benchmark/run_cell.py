@@ -32,6 +32,7 @@ from benchmark.tuning import StudyRuns, tune
 from simecg.config import flatten, to_dict
 from simecg.errors import SimECGError
 from simecg.failpoints import failpoint
+from simecg.identity import without_ignored
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,9 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
         study=planned.study.fingerprint if suite.tuning.n_trials > 0 else "", corpus=cell.corpus or "",
         encoder=planned.encoder, sees_test_records=planned.sees_test_records,
     )
-    params = {**flatten({"finetune": to_dict(suite.finetune), "tuning": to_dict(suite.tuning)}),
+    # settings that cannot move the numbers (the device) are not params: the leaderboard groups
+    # runs into configurations by their params
+    params = {**flatten({"finetune": without_ignored("finetune", suite.finetune), "tuning": to_dict(suite.tuning)}),
               **flatten({"model": spec.identity(context.encoders)}),
               "split": suite.split, "test_seed": suite.test_seed, "age_bins": list(suite.age_bins)}
     context.tracker.kill_stale(planned.fingerprint)
@@ -162,7 +165,8 @@ def tuned_params(context: CellContext, planned: PlannedCell, run: ActiveRun | No
             corpus=cell.corpus or "", encoder=planned.encoder, sees_test_records=planned.sees_test_records,
         )
         label = cell.label.rsplit(" | seed ", 1)[0]
-        params = {**flatten({"tuning": to_dict(suite.tuning), "finetune": to_dict(suite.finetune)}),
+        params = {**flatten({"tuning": to_dict(suite.tuning),
+                             "finetune": without_ignored("finetune", suite.finetune)}),
                   "study": f"study-{study}"}
         runs = StudyRuns(run.tracker, run.run_id, f"tuning | {label}", tags, params)
     best = tune(spec.cls.tuning_space, fit, suite.tuning, f"study-{study}", context.storage, runs, context.workers)

@@ -42,12 +42,15 @@ IDENTITY_VERSION = "2"
 #   RNG or the weights; ``device`` is left out because CPU and CUDA runs of one config are
 #   documented (README, "Reproducibility") to agree to float tolerance, not bit for bit;
 #   ``data_dir`` is where real data sits (the records used are in the corpus identity).
+#   finetune: ``device``: where a cell trains and scores (CPU and GPU agree to float tolerance;
+#   bf16 autocast on a GPU), so results move between machines and a resumed suite keeps its cells.
 #   run: options of an invocation (``simecg-bench run``), none of which is part of a config.
 IGNORED: Mapping[str, frozenset[str]] = {
     "pretrain": frozenset({
         "num_workers", "prefetch_factor", "threads", "device", "val_every", "checkpoint_every",
         "keep_checkpoints", "log_every", "data_dir",
     }),
+    "finetune": frozenset({"device"}),
     "run": frozenset({"progress", "tracking_uri", "optuna_storage", "shard", "data_dir", "dry_run", "format"}),
     #   generator: bookkeeping of a generator's training (checkpoints, logs, sample grids).
     "generator": frozenset({"checkpoint_every", "keep_checkpoints", "log_every", "sample_every"}),
@@ -131,8 +134,11 @@ def cell_identity(
             its encoder's fingerprint).
         data_version: the task data's version (records, labels, preprocessing).
     """
+    protocol = to_dict_mapping(protocol)
+    if "finetune" in protocol:
+        protocol["finetune"] = without_ignored("finetune", protocol["finetune"])
     return Identity("cell", {
-        "cell": _plain(cell), "protocol": to_dict_mapping(protocol), "model": to_dict_mapping(model),
+        "cell": _plain(cell), "protocol": protocol, "model": to_dict_mapping(model),
         "data_version": data_version,
     })
 

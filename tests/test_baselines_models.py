@@ -156,3 +156,45 @@ def test_each_baseline_learns_a_separable_task_above_chance(name: str):
         accuracy = ((model(x_test) > 0).float() == y_test).float().mean().item()
     print(f"{name}: held-out accuracy {accuracy:.2f}")
     assert accuracy >= 0.8
+
+
+@pytest.mark.parametrize("name", ["emb-gru", "mega"])
+def test_a_model_trains_and_scores_on_the_suites_device(name: str):
+    from baselines.base import resolve_model
+    from baselines.training import TrainConfig
+
+    x, y = beat_trains(12, seed=1)
+    spec = resolve_model(name, {name: SMALL[name][0]})
+    model = spec.create(TrainConfig(batch_size=6, max_epochs=1, device="cpu"), seed=0)
+    model.fit(x[:, 0], y, x[:4, 0], y[:4])
+    assert {p.device.type for p in model.module_.parameters()} == {"cpu"}
+    assert model.predict_scores(x[:5, 0]).shape == (5,)
+    with pytest.raises(ConfigError, match="'gpu'"):
+        spec.create(TrainConfig(max_epochs=1, device="gpu"), seed=0).fit(x[:, 0], y, x[:4, 0], y[:4])
+
+
+def test_under_bf16_autocast_recurrences_and_the_ema_convolution_stay_fp32():
+    """A GPU fine-tunes under bf16 autocast; cuDNN's bf16 RNNs are recent and cuFFT has no bf16, so
+    those parts run in fp32 (checked here under the CPU's bf16 autocast, the same code path)."""
+    from baselines.mega import _causal_conv
+
+    seen = []
+    cls = BASELINES.get("emb-gru")
+    model = cls.build(cls.make_config(SMALL["emb-gru"][0]))
+    model.rnn.register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(torch.randn(2, 1, 5000))
+        conv = _causal_conv(torch.randn(2, 3, 8, dtype=torch.bfloat16), torch.randn(3, 8), 16)
+    logits.float().sum().backward()
+    assert seen == [torch.float32] and conv.dtype == torch.float32
+
+
+def test_xgboost_grows_its_trees_on_the_gpu_only_when_fine_tuning_runs_on_one():
+    from baselines.xgboost_features import XGBoostFeatures
+
+    cls = XGBoostFeatures
+    estimator = cls.make_estimator(cls.make_config(), seed=0)
+    assert cls.on_device(estimator, torch.device("cpu")).get_params()["device"] == "cpu"
+    assert cls.on_device(estimator, torch.device("cuda", 1)).get_params()["device"] == "cuda:1"
+    plain = object()
+    assert EstimatorBaseline.on_device(plain, torch.device("cuda")) is plain  # other estimators: unchanged

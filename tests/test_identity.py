@@ -10,6 +10,7 @@ import dataclasses
 
 import pytest
 
+from baselines.training import TrainConfig
 from benchmark.cells import enumerate_cells, plan_cells
 from benchmark.config import load_suite
 from benchmark.encoders import SuiteEncoders
@@ -44,7 +45,8 @@ RESNET = {"resnet18-1d | demo/af | II | budget all | seed 1", "resnet18-1d | dem
 @pytest.mark.parametrize("setting", ["pretrain.num_workers=3", "pretrain.threads=2", "pretrain.device=cuda",
                                      "pretrain.prefetch_factor=8", "pretrain.val_every=7",
                                      "pretrain.checkpoint_every=11", "pretrain.log_every=3",
-                                     "pretrain.keep_checkpoints=5"])
+                                     "pretrain.keep_checkpoints=5", "finetune.device=cpu",
+                                     "finetune.device=cuda:1"])
 def test_workers_threads_device_and_bookkeeping_change_no_fingerprint(setting: str) -> None:
     key, value = setting.split("=")
     assert fingerprints({key: value}) == fingerprints()
@@ -53,6 +55,7 @@ def test_workers_threads_device_and_bookkeeping_change_no_fingerprint(setting: s
 def test_the_ignored_list_names_real_settings() -> None:
     fields = {f.name for f in dataclasses.fields(PretrainConfig)}
     assert IGNORED["pretrain"] <= fields  # a typo would silently put a setting back into every fingerprint
+    assert IGNORED["finetune"] <= {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def test_a_pretraining_setting_moves_the_encoder_and_its_cells_only() -> None:
@@ -80,7 +83,7 @@ def test_the_simulator_version_moves_the_encoder(monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.parametrize("override", [{"test_seed": "7"}, {"age_bins": "30,50,70"}, {"finetune.lr": "0.5"},
-                                      {"tuning.n_trials": "3"}, {"split": "random"}])
+                                      {"tuning.n_trials": "3"}, {"split": "patient"}])
 def test_a_protocol_setting_moves_every_cell_and_study_but_no_encoder(override: dict[str, str]) -> None:
     before, after = fingerprints(), fingerprints(override)
     assert before["encoder"] == after["encoder"]

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from baselines.training import TrainConfig, augment, predict_scores, train_classifier
+from baselines.training import (
+    DeviceBatches,
+    TrainConfig,
+    as_training_samples,
+    augment,
+    autocast,
+    check_device,
+    predict_scores,
+    resolve_device,
+    train_classifier,
+)
 from benchmark.metrics import binary_metrics, record_scores
+from simecg.errors import ConfigError
 
 
 def _separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,3 +85,96 @@ def test_record_score_is_the_max_over_windows_and_f1_uses_threshold_half() -> No
     m = binary_metrics(np.array([1, 1, 0]), scores)
     assert m["f1"] == pytest.approx(2 / 3)  # only record 0 is predicted positive
     assert np.isnan(binary_metrics(np.array([1, 1]), np.array([0.9, 0.8]))["auroc"])
+
+
+# ----- the device: every stage of a fit on config.device, the same code on CPU and GPU
+
+def test_auto_is_the_gpu_when_there_is_one_else_the_cpu_and_cpu_is_the_cpu() -> None:
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert check_device("cuda:1") == "cuda:1"  # the spelling only: valid on a machine without that GPU
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:", "cuda:x", "CPU", "", "mps", "cpu:0"])
+def test_a_bad_device_is_a_config_error_naming_it(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"finetune.device .*{name!r}"):
+        resolve_device(name)
+    with pytest.raises(ConfigError, match=repr(name)):
+        train_classifier(_Spectral(), _separable(8, 0), _separable(4, 1), TrainConfig(max_epochs=1, device=name))
+
+
+def test_a_gpu_that_is_not_there_is_a_config_error_not_a_cpu_run() -> None:
+    missing = f"cuda:{torch.cuda.device_count() if torch.cuda.is_available() else 0}"
+    with pytest.raises(ConfigError, match=f"{missing!r} but .* visible"):
+        resolve_device(missing)
+
+
+def test_explicit_cpu_and_auto_on_this_machine_train_the_same_numbers() -> None:
+    """On a CPU machine ``auto`` is the CPU: the explicit and the automatic device give identical fits."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # "auto" here
+    train, val = _separable(48, 0), _separable(16, 1)
+    outs = []
+    for name in ("auto", device):
+        torch.manual_seed(3)
+        cfg = TrainConfig(lr=1e-2, batch_size=16, max_epochs=4, eval_every=2, mask_ratio=0.2, max_shift_ratio=0.1,
+                          grad_clip=1.0, device=name)
+        fit = train_classifier(_Spectral(), train, val, cfg, seed=5)
+        outs.append((fit.history, predict_scores(fit.model, val[0], 8, name)))
+    assert outs[0][0] == outs[1][0]
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
+class _DeviceSpy(_Spectral):
+    """Records the device and dtype of every input, and fails if one is not where the weights are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, torch.dtype]] = set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.device == self.conv.weight.device
+        self.seen.add((x.device.type, x.dtype))
+        return super().forward(x)
+
+
+def test_training_validation_and_scoring_all_run_on_the_configured_device() -> None:
+    train, val = _separable(20, 0), _separable(6, 1)
+    spy = _DeviceSpy()
+    cfg = TrainConfig(batch_size=8, max_epochs=2, eval_every=1, mask_ratio=0.1, max_shift_ratio=0.1, device="cpu")
+    fit = train_classifier(spy, train, val, cfg, seed=0)
+    assert fit.model is spy and spy.conv.weight.device.type == "cpu"
+    scores = predict_scores(spy, val[0], 4, "cpu")
+    assert scores.dtype == np.float32 and scores.shape == (6,)
+    assert spy.seen == {("cpu", torch.float32)}  # fp32 on the CPU: no autocast there
+    assert isinstance(autocast(torch.device("cpu")), contextlib.nullcontext)
+
+
+def test_the_batches_of_an_epoch_hold_every_sample_once_unchanged_and_with_its_label() -> None:
+    x, y = _separable(37, 0)
+    x[:, 0] = np.arange(37)  # each signal names its row
+    cfg = TrainConfig(batch_size=8, device="cpu")
+    batches = DeviceBatches(as_training_samples(x, y.astype(np.float32)), cfg, torch.device("cpu"),
+                            torch.Generator().manual_seed(0))
+    rows = []
+    for xb, yb in batches.epoch(1):
+        assert xb.shape[1:] == (1, 5000) and len(xb) <= 8
+        index = xb[:, 0, 0].long().numpy()
+        np.testing.assert_array_equal(xb[:, 0].numpy(), x[index])
+        np.testing.assert_array_equal(yb.numpy(), y[index])
+        rows += index.tolist()
+    assert sorted(rows) == list(range(37))
+
+
+def test_training_leaves_the_callers_thread_count_and_arrays_alone() -> None:
+    before = torch.get_num_threads()
+    train, val = _separable(16, 0), _separable(4, 1)
+    copy = train[0].copy()
+    try:
+        torch.set_num_threads(1)
+        train_classifier(_Spectral(), train, val, TrainConfig(batch_size=8, max_epochs=1, mask_ratio=0.3,
+                                                              max_shift_ratio=0.3, device="cpu"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(train[0], copy)  # shared with the CPU tensor, never written

@@ -14,7 +14,7 @@ from benchmark.registries import BENCHES
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "bench", help="speed benchmarks that print figures (simulators, pretrain, baselines, data)",
+        "bench", help="speed benchmarks that print figures (simulators, pretrain, finetune, baselines, data)",
         description="Run a speed benchmark; `simecg-bench bench NAME --help` shows its options.",
     )
     parser.add_argument("name", help="benchmark name (see `simecg-bench list benchmarks`)")

@@ -1,15 +1,15 @@
 """``simecg-bench bench finetune``: training throughput on this device, for ``run --dry-run`` estimates.
 
-Figures, each after a warm-up, with the torch thread count stated (fine-tuning: the fastest of a
-few rounds, as other jobs on the machine only ever add time):
+Figures, each after a warm-up, with the torch thread count stated (the fastest of a few rounds,
+as other jobs on the machine only ever add time):
 
 * per registered neural model (the pretrained MAE and the scratch Transformer per encoder preset,
-  ``tiny`` and ``paper``): training samples/s of the shared fine-tuning loop
-  (:func:`baselines.training.train_classifier`: batching from numpy, augmentation, forward,
-  backward, Adam step) over a few batches of synthetic ``(n, 5000)`` inputs, at batch 256 (or
-  ``--batch-size``, or the suite's with ``--suite``), and forward-only samples/s (validation and
-  test scoring). The same-run reference is a bare forward+backward+Adam loop over one pre-built
-  batch of the same model: ``loop/bare`` is the shared loop's overhead;
+  ``tiny`` and ``paper``), on the fine-tuning device (``--device``, default the suite's
+  ``finetune.device``, else ``auto``), at batch 256 (or ``--batch-size``, or the suite's): training
+  samples/s of the shared loop (:func:`baselines.training.train_classifier`), beside a plain
+  PyTorch loop on the same model and data (``ratio_vs_reference``, goal <= 1.1), the share of a
+  step spent producing batches (``data_share``), and forward-only samples/s (validation and test
+  scoring) (:func:`time_finetune`);
 * per estimator (XGBoost on ECG features): feature milliseconds per ECG and fit seconds per 1000
   training ECGs, on simulated ECGs (:func:`benchmark.perf.baselines.time_estimator`);
 * MAE pretraining samples/s per preset, with the plain-PyTorch reference of ``bench pretrain``
@@ -17,7 +17,8 @@ few rounds, as other jobs on the machine only ever add time):
 * VAE/DCGAN generator training steps/s per preset (the ``vae``/``gan`` corpora train one first).
 
 The figures are merged into ``<cache>/throughput/<device>-<host>.json`` (with the torch version
-and thread count), which :mod:`benchmark.planning` reads. Defaults take a few minutes on 2 cores.
+and thread count), which :mod:`benchmark.planning` reads. Defaults take about 15 minutes on 2 idle
+cores (the paper-size models at batch 256 dominate); ``--batch-size 64 --steps 1`` about 3.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ import numpy as np
 from simecg.signal import N_SAMPLES
 
 ENCODER_PRESETS = ("paper", "tiny")
+# The augmentation the fine-tuning loop is timed with: the middle of the tuner's space
+# (baselines.base.training_space: mask_ratio 0..0.5, max_shift_ratio 0..0.75), as tuned cells train.
+AUGMENT = (0.25, 0.375)
 GENERATOR_KINDS = ("vae", "gan")
 
 
@@ -110,48 +114,120 @@ def _fastest(fn: Any, rounds: int) -> float:
     return min(times)
 
 
-def time_finetune(variant: Variant, batch_size: int = 256, steps: int = 2, rounds: int = 2,
-                  seed: int = 0) -> dict[str, Any]:
-    """Samples/s of ``train_classifier`` and of forward-only scoring, and of a bare training loop (reference).
+def time_finetune(variant: Variant, batch_size: int = 256, steps: int = 2, rounds: int = 3, seed: int = 0,
+                  device: str = "auto", mask_ratio: float = AUGMENT[0],
+                  max_shift_ratio: float = AUGMENT[1]) -> dict[str, Any]:
+    """Samples/s of the shared loop and of a plain PyTorch loop on the same model and data; the data path's share.
 
-    Each figure is the fastest of ``rounds`` rounds of ``steps`` batches, after a warm-up.
+    * loop: :func:`~baselines.training.train_classifier`, one epoch of ``steps`` batches of
+      synthetic ``(n, 5000)`` signals (with the augmentation the tuner draws, by default the middle
+      of its space), including what a fit pays once (moving the arrays, Adam's state, best-state
+      copies) but not its one validation (2 windows), timed on its own and taken off: a cell
+      validates every ``eval_every`` epochs, which ``run --dry-run`` counts at the predict rate;
+    * reference: the loop anyone would write: the same model, the same data already on the device,
+      the same batch size, Adam (and autocast) as the loop sets them; per batch a random index, a
+      forward, a backward and a step. ``ratio_vs_reference`` = loop time per sample / reference time
+      per sample (goal <= 1.1);
+    * data path: the loop's own batch producer (:class:`~baselines.training.DeviceBatches`:
+      shuffle, index, augment, transfer) alone over the same epoch; ``data_share`` = its time / the loop's;
+    * predict: :func:`~baselines.training.predict_scores` from numpy (validation and test scoring).
+
+    Loop, reference and data path are timed in turns (a slow spell of a busy machine hits all
+    three), each the fastest of ``rounds``, after a warm-up; a GPU is synchronised before each clock.
     """
     import torch
 
-    from baselines.training import TrainConfig, predict_scores, train_classifier
+    from baselines.training import (
+        DeviceBatches,
+        TrainConfig,
+        as_training_samples,
+        autocast,
+        predict_scores,
+        resolve_device,
+        to_device,
+        train_classifier,
+    )
+
+    dev = resolve_device(device)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
 
     torch.manual_seed(seed)
-    module = build_module(variant)
+    module = build_module(variant).to(dev)
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch_size * steps, N_SAMPLES), dtype=np.float32)
-    y = (np.arange(len(x)) % 2).astype(np.float32)
+    n = batch_size * steps
+    x = rng.standard_normal((n, N_SAMPLES), dtype=np.float32)
+    y = (np.arange(n) % 2).astype(np.float32)
     val = (x[:2], y[:2])  # the one evaluation at the end of the epoch: negligible
-    config = TrainConfig(batch_size=batch_size, max_epochs=1, eval_every=1, patience=1)
-    train_classifier(module, (x[:batch_size], y[:batch_size]), val, config, seed=seed)  # warm-up
-    loop_s = _fastest(lambda: train_classifier(module, (x, y), val, config, seed=seed), rounds) / steps
-    predict_s = _fastest(lambda: predict_scores(module, x, batch_size), rounds) / steps
+    config = TrainConfig(batch_size=batch_size, max_epochs=1, eval_every=1, patience=1, mask_ratio=mask_ratio,
+                         max_shift_ratio=max_shift_ratio, device=str(dev)).resolved(variant.spec.cls.training_defaults)
 
-    module.train()
+    def loop() -> None:
+        train_classifier(module, (x, y), val, config, seed=seed)
+        sync()
+
+    data_x, data_y = to_device(x, dev), torch.from_numpy(y).to(dev)
     params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=1e-4)
-    xb, yb = torch.from_numpy(x[:batch_size]).unsqueeze(1), torch.from_numpy(y[:batch_size])
+    precision = autocast(dev)
 
-    def bare() -> None:
-        for _ in range(steps):
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(module(xb), yb)
+    def reference() -> None:
+        optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay,
+                                     **({"fused": True} if dev.type == "cuda" else {}))
+        module.train()
+        order = torch.randperm(n, device=dev)
+        for start in range(0, n, batch_size):
+            index = order[start : start + batch_size]
+            with precision:
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(module(data_x[index]), data_y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        sync()
 
-    bare()  # warm-up (Adam's state)
-    bare_s = _fastest(bare, rounds) / steps
+    batches = DeviceBatches(as_training_samples(x, y), config, dev, torch.Generator().manual_seed(seed))
+
+    def data_path() -> None:
+        for _ in batches.epoch(1):
+            pass
+        sync()
+
+    def validation() -> None:  # what the loop adds once per evaluation: scoring the validation windows
+        predict_scores(module, val[0], batch_size, dev)
+        sync()
+
+    clocks = {"loop": loop, "validation": validation, "reference": reference, "data": data_path}
+    wall: dict[str, list[float]] = {name: [] for name in clocks}
+    cpu: dict[str, list[float]] = {name: [] for name in clocks}  # this process's CPU seconds
+    for round_ in range(max(1, rounds) + 1):  # round 0 is the warm-up (allocator, kernels, Adam's state)
+        for name, fn in clocks.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            if round_:
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+
+    def per_sample(times: dict[str, list[float]]) -> tuple[float, float, float]:
+        fastest = {name: min(values) for name, values in times.items()}
+        train = max(fastest["loop"] - fastest["validation"], 1e-9)  # training only: validation is per evaluation
+        return train / n, fastest["reference"] / n, fastest["data"] / n
+
+    loop_s, reference_s, data_s = per_sample(wall)
+    loop_cpu, reference_cpu, _ = per_sample(cpu)
+    predict_s = _fastest(lambda: (predict_scores(module, x, batch_size, dev), sync()), rounds) / n
     return {
-        "model": variant.spec.entry, "kind": "neural", "batch_size": batch_size, "steps": steps, "rounds": rounds,
-        "parameters": sum(p.numel() for p in params),
-        "train_samples_per_s": round(batch_size / loop_s, 2),
-        "predict_samples_per_s": round(batch_size / predict_s, 2),
-        "bare_samples_per_s": round(batch_size / bare_s, 2),
-        "loop_vs_bare": round(loop_s / bare_s, 3),
+        "model": variant.spec.entry, "kind": "neural", "device": str(dev), "batch_size": batch_size, "steps": steps,
+        "rounds": rounds, "parameters": sum(p.numel() for p in params),
+        "mask_ratio": mask_ratio, "max_shift_ratio": max_shift_ratio,
+        "train_samples_per_s": round(1 / loop_s, 2),
+        "predict_samples_per_s": round(1 / predict_s, 2),
+        "reference_samples_per_s": round(1 / reference_s, 2),
+        "ratio_vs_reference": round(loop_s / reference_s, 3),
+        "data_share": round(data_s / loop_s, 4),
+        # The same ratio in CPU seconds of this process: on a CPU, what the loop costs beside the
+        # reference whatever other jobs take of the machine (on a GPU the wall ratio is the one).
+        "cpu_time_ratio": round(loop_cpu / reference_cpu, 3) if dev.type == "cpu" else None,
     }
 
 
@@ -214,9 +290,16 @@ class FinetuneBench:
         parser.add_argument("--batch-size", type=int, default=None,
                             help="fine-tuning batch (default 256, or the suite's with --suite)")
         parser.add_argument("--steps", type=int, default=2, help="training batches per timed round (default 2)")
-        parser.add_argument("--rounds", type=int, default=2,
-                            help="timed rounds per model; the fastest counts (default 2)")
+        parser.add_argument("--rounds", type=int, default=3,
+                            help="timed rounds per model, loop and reference in turns; the fastest of each counts "
+                                 "(default 3; more on a busy machine)")
         parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+        parser.add_argument("--device", default=None,
+                            help="auto, cpu, cuda or cuda:<index> (default: the suite's finetune.device, else auto)")
+        parser.add_argument("--mask-ratio", type=float, default=AUGMENT[0],
+                            help=f"augmentation the loop is timed with (default {AUGMENT[0]}, mid tuning space)")
+        parser.add_argument("--max-shift-ratio", type=float, default=AUGMENT[1],
+                            help=f"augmentation the loop is timed with (default {AUGMENT[1]}, mid tuning space)")
         parser.add_argument("--estimator-samples", type=int, default=200,
                             help="simulated ECGs for the estimator fit (default 200)")
         parser.add_argument("--pretrain-presets", default="tiny,paper",
@@ -231,8 +314,9 @@ class FinetuneBench:
     def run(args: argparse.Namespace) -> int:
         import torch
 
+        from baselines.training import resolve_device
         from benchmark.perf.pretrain import DEFAULT_BATCH
-        from benchmark.planning import device_name, write_throughput
+        from benchmark.planning import write_throughput
         from simecg.registries import BASELINES
 
         if args.threads:
@@ -240,28 +324,36 @@ class FinetuneBench:
         threads = torch.get_num_threads()
         variants = default_variants()
         batch = args.batch_size or 256
+        preference = args.device or "auto"
         if args.suite:
             from benchmark.config import load_suite
             from simecg.config import parse_set_args
 
             suite = load_suite(args.suite, parse_set_args(args.set))
             batch = args.batch_size or suite.finetune.batch_size
+            preference = args.device or suite.finetune.device
             variants = suite_variants(suite)
         if args.only:
             variants = [v for v in variants if v.key in args.only or v.spec.entry in args.only]
-        device = device_name()
-        print(f"device {device}, {threads} torch threads, torch {torch.__version__}; fine-tuning on CPU, batch {batch} "
-              f"x 1 x {N_SAMPLES}; per model the fastest of {args.rounds} rounds of {args.steps} batches, after a "
-              "warm-up (other jobs only add time)")
+        dev = resolve_device(preference)
+        device = dev.type  # the throughput file is per kind of device (cpu, cuda), as `run --dry-run` looks it up
+        print(f"device {dev}, {threads} torch threads, torch {torch.__version__}; fine-tuning batch {batch} x 1 x "
+              f"{N_SAMPLES}, augmentation mask {args.mask_ratio} shift {args.max_shift_ratio}; per model the "
+              f"fastest of {args.rounds} rounds of {args.steps} batches, loop and reference in turns after a warm-up "
+              "(other jobs only add time)")
         finetune: dict[str, dict[str, Any]] = {}
-        print(f"{'model':34s} {'train samples/s':>15s} {'predict/s':>10s} {'bare loop/s':>11s} {'loop/bare':>9s}")
+        print(f"{'model':34s} {'train samples/s':>15s} {'predict/s':>10s} {'reference/s':>11s} {'ratio':>6s} "
+              f"{'(CPU time)':>10s} {'data share':>10s}")
         for v in variants:
             if BASELINES.get(v.spec.entry).kind != "neural":
                 continue
-            row = time_finetune(v, batch, args.steps, args.rounds)
+            row = time_finetune(v, batch, args.steps, args.rounds, device=str(dev), mask_ratio=args.mask_ratio,
+                                max_shift_ratio=args.max_shift_ratio)
             finetune[v.key] = row
             print(f"{v.key:34s} {row['train_samples_per_s']:15.1f} {row['predict_samples_per_s']:10.1f} "
-                  f"{row['bare_samples_per_s']:11.1f} {row['loop_vs_bare']:8.2f}x", flush=True)
+                  f"{row['reference_samples_per_s']:11.1f} {row['ratio_vs_reference']:5.2f}x "
+                  f"{'-' if row['cpu_time_ratio'] is None else format(row['cpu_time_ratio'], '.2f') + 'x':>10s} "
+                  f"{100 * row['data_share']:9.1f}%", flush=True)
         for v in variants:
             if BASELINES.get(v.spec.entry).kind == "neural" or v.key in finetune:
                 continue
@@ -272,7 +364,7 @@ class FinetuneBench:
                   flush=True)
         pretrain: dict[str, dict[str, Any]] = {}
         for name in _names(args.pretrain_presets):
-            row = time_pretrain(name, DEFAULT_BATCH.get(name, 32), args.pretrain_steps, torch.device(device))
+            row = time_pretrain(name, DEFAULT_BATCH.get(name, 32), args.pretrain_steps, dev)
             pretrain[name] = row
             print(f"MAE pretraining {name:6s}: {row['samples_per_s']:.1f} samples/s at batch {row['batch_size']} "
                   f"({row['steps_per_s']:.3f} steps/s); step time vs plain PyTorch MAE "
