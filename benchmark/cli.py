@@ -71,10 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     previous = _terminate_like_ctrl_c()
     try:
-        if args.command in CACHE_COMMANDS:  # an unusable cache is one line before any store is touched
-            from simecg.paths import cache_dir
-
-            cache_dir()
+        if args.command in CACHE_COMMANDS:
+            _check_cache_root()
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush at exit
         return code
@@ -95,6 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+
+def _check_cache_root() -> None:
+    """A ``SIMECG_CACHE`` that is not a folder is one line before any store is touched (nothing is
+    created here: a command that fails on its config must leave no cache behind)."""
+    root = os.environ.get("SIMECG_CACHE")
+    if root and os.path.exists(root) and not os.path.isdir(root):
+        from simecg.paths import cache_dir
+
+        cache_dir()  # raises the CacheError that says so
 
 
 def _stdout_to_devnull() -> None:

@@ -134,12 +134,11 @@ def _optimize(study: Any, config: TuningConfig, objective: Callable[[Any], float
     remaining, time_left = _remaining(study, config)
     log.info("tuning %s: up to %d trials (%d already done%s)", name, remaining, len(_done(study)),
              f", {time_left:.0f} s left" if time_left is not None else "")
-    while remaining:
+    for _ in range(remaining):  # a trial that fails (a RuntimeError) uses up an attempt of this session
         study.sampler = _sampler_for(config, len(_done(study)))
         study.optimize(objective, n_trials=1, timeout=time_left, catch=(RuntimeError,))
-        before = remaining
-        remaining, time_left = _remaining(study, config)
-        if remaining >= before:  # the trial failed (a RuntimeError): do not loop on it
+        left, time_left = _remaining(study, config)
+        if not left:
             break
 
 

@@ -358,10 +358,11 @@ def test_pruned_failed_and_killed_trials_end_in_their_states(store: str, tmp_pat
     assert {n: (t.data.tags["trial_state"], t.info.status) for n, t in by_number.items()} == {
         0: ("PRUNED", "FINISHED"), 1: ("FAIL", "FAILED"), 2: ("FAIL", "KILLED")}
     assert _runs(tracker, "tuning")[0].info.status == "KILLED"
-    # resuming runs new trial numbers only: no run is doubled
+    # resuming runs new trial numbers only (no run is doubled), and the failed and the killed trial
+    # do not count towards n_trials: 1 done (pruned), so 3 new trials
     tune(_space, _fit, TuningConfig(n_trials=4), "study-states", storage, runs)
     numbers = sorted(int(t.data.tags["trial"]) for t in _runs(tracker, "trial"))
-    assert numbers == [0, 1, 2, 3]
+    assert numbers == [0, 1, 2, 3, 4, 5]
 
 
 def test_a_trial_of_a_dead_process_ends_killed_on_resume(store: str, tmp_path, monkeypatch) -> None:
@@ -382,7 +383,8 @@ def test_a_trial_of_a_dead_process_ends_killed_on_resume(store: str, tmp_path, m
     tuning.tune(_space, _fit, TuningConfig(n_trials=3), "study-dead", storage, runs)
     assert tracker.client.get_run(dead).info.status == "KILLED"
     states = {t.number: t.state for t in optuna.load_study(study_name="study-dead", storage=storage).trials}
-    assert states[0] == optuna.trial.TrialState.FAIL and len(states) == 3  # 2 finished trials were run after it
+    # the dead trial does not count towards n_trials: 3 complete trials were run after it
+    assert states[0] == optuna.trial.TrialState.FAIL and len(states) == 4
 
 
 def test_time_budget_counts_over_sessions(tmp_path) -> None:
