@@ -63,14 +63,13 @@ def stop_postgres(folder: Path) -> None:
 def check_postgres(url: str) -> None:
     """Raise :class:`Unavailable` unless ``url`` answers a query."""
     try:
-        import psycopg2
+        import psycopg  # psycopg 3: the driver SQLAlchemy 2.1 uses for postgresql://
     except ImportError as exc:
-        raise Unavailable(f"psycopg2 is not installed ({exc})") from None
+        raise Unavailable(f"psycopg is not installed ({exc}): pip install -e '.[test]'") from None
     try:
-        with psycopg2.connect(url, connect_timeout=5) as con, con.cursor() as cur:
+        with psycopg.connect(url, connect_timeout=5) as con, con.cursor() as cur:
             cur.execute("SELECT 1")
-        con.close()
-    except psycopg2.Error as exc:
+    except psycopg.Error as exc:
         raise Unavailable(f"{hide_password(url)} does not answer: {str(exc).strip()}") from None
 
 
@@ -84,15 +83,11 @@ def hide_password(url: str) -> str:
 
 
 def _admin(url: str, statement: str) -> None:
-    import psycopg2
+    import psycopg
 
-    con = psycopg2.connect(url, connect_timeout=10)
-    try:
-        con.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
-        with con.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        con.close()
+    # autocommit: CREATE/DROP DATABASE cannot run in a transaction
+    with psycopg.connect(url, connect_timeout=10, autocommit=True) as con, con.cursor() as cur:
+        cur.execute(statement)
 
 
 def create_database(url: str, prefix: str = "simecg_test") -> str:

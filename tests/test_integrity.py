@@ -243,7 +243,9 @@ def _pretrain(uri: str, capsys: pytest.CaptureFixture) -> dict:
 
 
 def test_a_truncated_encoder_is_refetched_from_mlflow_or_rebuilt_from_its_checkpoint(
-        tracking_uri: str, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture, one_thread) -> None:
+        tracking_uri: str, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture, one_thread,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIMECG_CACHE", str(tmp_path / "cache"))  # not an encoder another test already made
     made = _pretrain(tracking_uri, capsys)
     assert made["trained_now"] is True
     encoder = Path(made["checkpoint"])

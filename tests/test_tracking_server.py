@@ -47,15 +47,11 @@ def _runs(client: mlflow.tracking.MlflowClient, query: str) -> list:
 
 
 def _sql(url: str, query: str) -> list[tuple]:
-    import psycopg2
+    import psycopg
 
-    con = psycopg2.connect(url)
-    try:
-        with con.cursor() as cur:
-            cur.execute(query)
-            return cur.fetchall()
-    finally:
-        con.close()
+    with psycopg.connect(url) as con, con.cursor() as cur:
+        cur.execute(query)
+        return cur.fetchall()
 
 
 def _run_suite_and_check(uri: str, optuna_storage: str, capsys: pytest.CaptureFixture) -> list:
