@@ -31,6 +31,13 @@ TINY = [
 MODELS = {"mae:sim"}  # the pretrained model: an encoder artifact too; one cell keeps the tests short
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache of this test's own: an encoder another test left in the session cache would make the
+    suite pretrain nothing, and the test checks the pretraining run's artifact."""
+    monkeypatch.setenv("SIMECG_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def optuna_db(postgres_url: str) -> Iterator[str]:
     """A second fresh database, for Optuna (its tables and alembic version must not mix with MLflow's)."""
