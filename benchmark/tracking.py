@@ -52,12 +52,13 @@ KNOWN_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "dat
 PROBE_TIMEOUT_S = 5.0  # an unreachable server or database is an error within seconds, not minutes
 
 
-def resolve_uri(uri: str | None = None, *, probe: bool = True) -> str:
+def resolve_uri(uri: str | None = None, *, probe: bool = True, create: bool = True) -> str:
     """The tracking URI to use, checked before any work: a known scheme, a folder that can exist,
     a server or database that answers (within :data:`PROBE_TIMEOUT_S`).
 
-    A local SQLite store gets its folder created, but only inside a folder that exists
-    (``sqlite:////nonexistent/x/m.db`` is an error, not a new ``/nonexistent``).
+    A local SQLite store gets its folder created (unless ``create`` is False: reading creates
+    nothing), but only inside a folder that exists (``sqlite:////nonexistent/x/m.db`` is an error,
+    not a new ``/nonexistent``).
     """
     uri = uri or default_tracking_uri()
     scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
@@ -74,6 +75,8 @@ def resolve_uri(uri: str | None = None, *, probe: bool = True) -> str:
                 raise TrackingError(f"tracking URI {uri}: {db.parent} is not a folder")
             if not db.parent.parent.is_dir():
                 raise TrackingError(f"tracking URI {uri}: folder {db.parent.parent} does not exist")
+            if not create:
+                return uri
             try:
                 db.parent.mkdir(exist_ok=True)
             except OSError as exc:
@@ -274,7 +277,7 @@ class Tracker:
     def __init__(self, uri: str | None = None, suite: str = "default", *, create: bool = True,
                  worker: Any = None):
         mlflow = _mlflow()
-        self.uri = resolve_uri(uri)
+        self.uri = resolve_uri(uri, create=create)
         self.worker = worker
         self.client: Any = None
         self.experiment_id: str | None = None

@@ -24,7 +24,9 @@ cores (the paper-size models at batch 256 dominate); ``--batch-size 64 --steps 1
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -337,12 +339,13 @@ class FinetuneBench:
             variants = [v for v in variants if v.key in args.only or v.spec.entry in args.only]
         dev = resolve_device(preference)
         device = dev.type  # the throughput file is per kind of device (cpu, cuda), as `run --dry-run` looks it up
-        print(f"device {dev}, {threads} torch threads, torch {torch.__version__}; fine-tuning batch {batch} x 1 x "
+        say = functools.partial(print, file=sys.stderr if args.json else sys.stdout)  # --json: stdout is JSON
+        say(f"device {dev}, {threads} torch threads, torch {torch.__version__}; fine-tuning batch {batch} x 1 x "
               f"{N_SAMPLES}, augmentation mask {args.mask_ratio} shift {args.max_shift_ratio}; per model the "
               f"fastest of {args.rounds} rounds of {args.steps} batches, loop and reference in turns after a warm-up "
               "(other jobs only add time)")
         finetune: dict[str, dict[str, Any]] = {}
-        print(f"{'model':34s} {'train samples/s':>15s} {'predict/s':>10s} {'reference/s':>11s} {'ratio':>6s} "
+        say(f"{'model':34s} {'train samples/s':>15s} {'predict/s':>10s} {'reference/s':>11s} {'ratio':>6s} "
               f"{'(CPU time)':>10s} {'data share':>10s}")
         for v in variants:
             if BASELINES.get(v.spec.entry).kind != "neural":
@@ -350,7 +353,7 @@ class FinetuneBench:
             row = time_finetune(v, batch, args.steps, args.rounds, device=str(dev), mask_ratio=args.mask_ratio,
                                 max_shift_ratio=args.max_shift_ratio)
             finetune[v.key] = row
-            print(f"{v.key:34s} {row['train_samples_per_s']:15.1f} {row['predict_samples_per_s']:10.1f} "
+            say(f"{v.key:34s} {row['train_samples_per_s']:15.1f} {row['predict_samples_per_s']:10.1f} "
                   f"{row['reference_samples_per_s']:11.1f} {row['ratio_vs_reference']:5.2f}x "
                   f"{'-' if row['cpu_time_ratio'] is None else format(row['cpu_time_ratio'], '.2f') + 'x':>10s} "
                   f"{100 * row['data_share']:9.1f}%", flush=True)
@@ -359,14 +362,14 @@ class FinetuneBench:
                 continue
             row = time_estimator_fit(v.spec.entry, args.estimator_samples)
             finetune[v.key] = row
-            print(f"{v.key:34s} features {row['feature_ms_per_ecg']:.1f} ms/ECG, fit {row['fit_s_per_1000']:.2f} s "
+            say(f"{v.key:34s} features {row['feature_ms_per_ecg']:.1f} ms/ECG, fit {row['fit_s_per_1000']:.2f} s "
                   f"per 1000 training ECGs (measured on {row['samples']} simulated ECGs, {row['rounds']} rounds)",
                   flush=True)
         pretrain: dict[str, dict[str, Any]] = {}
         for name in _names(args.pretrain_presets):
             row = time_pretrain(name, DEFAULT_BATCH.get(name, 32), args.pretrain_steps, dev)
             pretrain[name] = row
-            print(f"MAE pretraining {name:6s}: {row['samples_per_s']:.1f} samples/s at batch {row['batch_size']} "
+            say(f"MAE pretraining {name:6s}: {row['samples_per_s']:.1f} samples/s at batch {row['batch_size']} "
                   f"({row['steps_per_s']:.3f} steps/s); step time vs plain PyTorch MAE "
                   f"{row['ratio_vs_reference']:.2f}x",
                   flush=True)
@@ -375,12 +378,12 @@ class FinetuneBench:
             for name in _names(args.generator_presets):
                 row = time_generator(kind, name, args.pretrain_steps)
                 generators[f"{kind}@{name}"] = row
-                print(f"generator {kind}@{name:6s}: {row['steps_per_s']:.3f} steps/s at batch {row['batch_size']}",
+                say(f"generator {kind}@{name:6s}: {row['steps_per_s']:.3f} steps/s at batch {row['batch_size']}",
                       flush=True)
         figures = {"device": device, "threads": threads, "torch": torch.__version__, "finetune": finetune,
                    "pretrain": pretrain, "generators": generators}
         path = write_throughput(figures, args.out)
-        print(f"wrote {path} (read by `simecg-bench run --dry-run`)")
+        say(f"wrote {path} (read by `simecg-bench run --dry-run`)")
         if args.json:
             print(json.dumps({**figures, "path": str(path)}, sort_keys=True))
         return 0
