@@ -48,8 +48,11 @@ def test_bench_finetune_sets_the_loop_beside_a_plain_pytorch_loop_and_writes_wha
                  "--steps", "1", "--rounds", "1", "--threads", "1", "--device", "cpu", "--pretrain-presets", "",
                  "--generator-presets", "", "--out", str(out), "--json"])
     assert code == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    figures = json.loads(lines[-1])
+    printed = capsys.readouterr()
+    stdout = printed.out.strip().splitlines()
+    assert len(stdout) == 1  # --json: stdout holds only the JSON, the table goes to stderr
+    figures = json.loads(stdout[0])
+    lines = printed.err.splitlines()
     assert figures["device"] == "cpu" and figures["threads"] == 1
     rows = figures["finetune"]
     assert set(rows) == {"mae@preset=tiny", "emb-gru"}
