@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from simecg import integrity
 from simecg.errors import TrackingError
 from simecg.urls import redact
 
@@ -270,7 +271,7 @@ def prepare_storage(url: str) -> str:
     with FileLock(f"{db}.lock"):
         if db.is_file() and db.stat().st_size > 0:
             return url
-        tmp = db.with_name(f".{db.name}.creating{os.getpid()}-{time.time_ns()}")
+        tmp = integrity.temp_path(db, hidden=True)
         try:
             _build_sqlite(f"sqlite:///{tmp}")
             os.replace(tmp, db)
@@ -278,6 +279,7 @@ def prepare_storage(url: str) -> str:
             raise TrackingError(f"cannot write the Optuna storage {db}: {exc.strerror or exc}") from None
         finally:
             tmp.unlink(missing_ok=True)
+        integrity.sweep(db.parent)  # temporaries of creators that were killed
     return url
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.tags import TAG_SCHEMA, RunTags
-from simecg import __version__
+from simecg import __version__, integrity
 from simecg.errors import SimECGError, TrackingError
 from simecg.paths import default_tracking_uri
 from simecg.urls import redact
@@ -241,7 +241,7 @@ def ensure_sqlite_store(db: Path) -> None:
     elif db.is_file():  # 0 bytes: nothing in it to lose
         log.warning("MLflow store %s was empty (0 bytes); making a new one", db)
     # unique per attempt: MLflow caches a store per URI, and a cached one would not build the schema again
-    tmp = db.with_name(f".{db.name}.creating{os.getpid()}-{time.time_ns()}")
+    tmp = integrity.temp_path(db, hidden=True)
     try:
         tmp.unlink(missing_ok=True)
         client = _mlflow().tracking.MlflowClient(tracking_uri=f"{SQLITE}{tmp}")
@@ -253,16 +253,7 @@ def ensure_sqlite_store(db: Path) -> None:
         raise TrackingError(f"cannot write the MLflow store {db}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    for stale in db.parent.glob(f".{db.name}.creating*"):  # left by creators that were killed
-        pid = stale.name.rsplit("creating", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            stale.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    from benchmark.claims import pid_alive
-
-    return pid_alive(pid)
+    integrity.sweep(db.parent)  # temporaries of creators that were killed
 
 
 class Tracker:

@@ -80,4 +80,4 @@ def test_a_storage_file_is_made_whole_or_not_at_all(tmp_path: Path) -> None:
     assert db.stat().st_size > 0
     with Coordinator(f"sqlite:///{db}") as worker:
         assert worker.claim("k")
-    assert not list(tmp_path.glob(".optuna.db.creating*"))
+    assert not list(tmp_path.glob(".optuna.db.tmp*"))

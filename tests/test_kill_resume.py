@@ -115,4 +115,4 @@ def test_a_kill_at_any_moment_of_a_first_run_leaves_a_store_the_next_run_opens(t
         assert "Traceback" not in check.stderr and "already exists" not in check.stderr, check.stderr[-2000:]
         Tracker(uri, "demo")  # opens (repairing a half-made store if need be) with no error
         assert (folder / "mlflow.db").is_file()
-        assert not [p for p in folder.glob(".mlflow.db.creating*") if p.exists()]
+        assert not [p for p in folder.glob(".mlflow.db.tmp*") if p.exists()]
