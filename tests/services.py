@@ -20,6 +20,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from simecg.urls import redact
+
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_SCRIPT = ROOT / ".ci" / "postgres.sh"
 POSTGRES_ENV = "SIMECG_TEST_POSTGRES"
@@ -70,16 +72,7 @@ def check_postgres(url: str) -> None:
         with psycopg.connect(url, connect_timeout=5) as con, con.cursor() as cur:
             cur.execute("SELECT 1")
     except psycopg.Error as exc:
-        raise Unavailable(f"{hide_password(url)} does not answer: {str(exc).strip()}") from None
-
-
-def hide_password(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+        raise Unavailable(f"{redact(url)} does not answer: {str(exc).strip()}") from None
 
 
 def _admin(url: str, statement: str) -> None:
