@@ -34,6 +34,7 @@ from typing import Any
 
 from simecg import integrity
 from simecg.errors import TrackingError
+from simecg.integrity import pid_alive
 from simecg.urls import redact
 
 log = logging.getLogger(__name__)
@@ -62,19 +63,6 @@ def _tables() -> tuple[Any, Any, Any]:
         sa.Column("since", sa.Float, nullable=False),
     )
     return metadata, workers, claims
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this machine with ``pid`` exists (and is not a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
 
 
 @dataclass(frozen=True)

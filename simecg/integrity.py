@@ -301,14 +301,18 @@ def sweep(parent: Path | str) -> list[Path]:
 def _alive(pid: int) -> bool:
     """Whether a process ``pid`` runs on this host (this process's own temporaries count as gone:
     a build cleans its own before starting, and the pid may be a reused one of a killed process)."""
-    if pid == os.getpid():
-        return False
+    return pid != os.getpid() and pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine with ``pid`` exists and is not a zombie (used for
+    temporaries here and for workers' leases in :mod:`benchmark.claims`)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True  # another user's live process
-    except OSError:
+    except OSError:  # PermissionError: another user's live process
         return True
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     return True
