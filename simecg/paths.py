@@ -52,11 +52,15 @@ def cache_dir() -> Path:
     source = "SIMECG_CACHE" if os.environ.get("SIMECG_CACHE") else "the default cache folder"
     if path.is_dir():
         return path
-    if path.exists():
-        raise CacheError(f"cache folder {path} ({source}) is a file, not a folder; point SIMECG_CACHE at a folder")
     try:
+        # mkdir first, then look: a worker starting beside us may create the folder at any moment
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if path.is_dir():
+            return path
+        if path.exists():
+            raise CacheError(f"cache folder {path} ({source}) is a file, not a folder; "
+                             "point SIMECG_CACHE at a folder") from None
         raise CacheError(f"cannot create the cache folder {path} ({source}): {_cause(path, exc)}; "
                          "point SIMECG_CACHE at a writable folder") from None
     return path

@@ -228,3 +228,22 @@ def test_location_errors_become_one_line_and_others_keep_their_type(tmp_path: Pa
     (tmp_path / "file").write_text("x")
     with pytest.raises(CacheError, match=r"is a file, not a folder"):
         paths.require_writable(tmp_path / "file" / "sub")
+
+
+def test_a_cache_folder_another_worker_creates_meanwhile_is_used(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four workers start at once on a fresh SIMECG_CACHE: whichever creates it, none may fail."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("SIMECG_CACHE", str(root))
+    real_is_dir = Path.is_dir
+    first = []
+
+    def late_is_dir(self: Path) -> bool:  # the first look sees nothing; another worker mkdirs right after
+        if self == root and not first:
+            first.append(True)
+            root.mkdir()
+            return False
+        return real_is_dir(self)
+
+    monkeypatch.setattr(Path, "is_dir", late_is_dir)
+    assert paths.cache_dir() == root and first
