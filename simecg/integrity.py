@@ -48,7 +48,8 @@ SIDECAR_SUFFIX = ".integrity.json"
 FOREIGN_STALE_S = 24 * 3600  # a temporary of another host is left alone for this long
 _BLOCK = 4 << 20
 HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-_TEMP = re.compile(r"\.(tmp|fetch|damaged|incoming)(\d+)(?:-([0-9a-f]{8}))?(?:\.\d+)?$")
+# A temporary, or the journal/WAL files SQLite keeps beside a temporary database being built.
+_TEMP = re.compile(r"\.(tmp|fetch|damaged|incoming)(\d+)(?:-([0-9a-f]{8}))?(?:\.\d+)?(?:-journal|-wal|-shm)?$")
 _counter = itertools.count()
 _verified: dict[tuple[int, int, int, int], str] = {}  # (dev, inode, size, mtime_ns) -> sha256 seen ok
 _lock = threading.Lock()
@@ -306,7 +307,7 @@ def _alive(pid: int) -> bool:
 
 def pid_alive(pid: int) -> bool:
     """Whether a process of this machine with ``pid`` exists and is not a zombie (used for
-    temporaries here and for workers' leases in :mod:`benchmark.claims`)."""
+    temporaries here and for the workers' leases of the coordination database)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

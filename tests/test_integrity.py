@@ -201,6 +201,18 @@ def test_a_killed_shard_writer_leaves_a_temporary_the_next_build_sweeps(tmp_path
     assert not stale.exists()
 
 
+def test_the_sweep_takes_the_sqlite_journal_of_a_killed_store_build(tmp_path: Path) -> None:
+    """A store built in a temporary database leaves ``<temp>-journal`` too when killed mid-write."""
+    dead, alive = _dead_pid(), os.getppid()
+    stale = [tmp_path / f".mlflow.db.tmp{dead}-{integrity.HOST}.1{suffix}" for suffix in ("", "-journal", "-wal")]
+    live = tmp_path / f".mlflow.db.tmp{alive}-{integrity.HOST}.1-journal"
+    for path in [*stale, live]:
+        path.write_bytes(b"x")
+    (tmp_path / "mlflow.db-journal").write_bytes(b"x")  # the real store's journal is never a temporary
+    assert sorted(integrity.sweep(tmp_path)) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "mlflow.db-journal"])
+
+
 # ---- checkpoints and encoders --------------------------------------------------------------------
 
 def test_a_damaged_latest_checkpoint_is_skipped_and_a_failed_save_leaves_nothing(
