@@ -132,38 +132,23 @@ def _warn_damaged(folder: Path, then: str) -> None:
 
 
 def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> bool:
-    """Download the encoder artifact of a finished run into ``folder``; False if that fails.
+    """Put the encoder artifact of a finished run back into ``folder``; False if that fails.
 
-    The download lands in a staging folder (removed whatever happens), is checked against the
-    run's size+hash sidecar when the run has one (runs of older versions do not), must load as
-    this identity's encoder, and is then sealed and renamed into place.
+    See :meth:`Tracker.fetch_sealed`; the download must also load as this identity's encoder.
     """
-    import shutil
 
-    target = folder / ENCODER_FILE
-    staging = integrity.temp_path(target, "incoming", hidden=True)
-    fetched = staging / ENCODER_FILE
-    try:
-        with paths.writing(folder):
-            staging.mkdir(parents=True)
-        tracker.fetch_artifact(run_id, f"encoder/{ENCODER_FILE}", fetched)
-        with contextlib.suppress(Exception):  # absent for runs of older versions
-            tracker.fetch_artifact(run_id, f"encoder/{integrity.sidecar(target).name}", integrity.sidecar(fetched))
-        if integrity.sidecar(fetched).is_file() and (problem := integrity.check_file(fetched)) is not None:
-            raise CheckpointError(f"the stored copy is damaged too ({problem})")
+    def check(fetched: Path) -> None:
         if not _is_encoder_of(fetched, identity):
             raise CheckpointError("the stored file is not this encoder")
-        with paths.writing(target):
-            integrity.seal_file(target, content=fetched)
-            os.replace(fetched, target)
+
+    try:
+        tracker.fetch_sealed(run_id, "encoder", folder / ENCODER_FILE, check)
     except CacheError:
         raise
     except Exception as exc:  # then it is trained here
         log.warning("could not fetch encoder %s from MLflow run %s (%s); pretraining it here",
                     identity.fingerprint, run_id, exc)
         return False
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return encoder_is_complete(folder, identity)
 
 

@@ -24,7 +24,6 @@ A lock file beside the folder makes concurrent processes wait for the one that t
 from __future__ import annotations
 
 import logging
-import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,36 +126,25 @@ class _Recorded(AbstractContextManager):
 
 
 def _fetch(tracker: Tracker, run_id: str, corpus: Any, folder: Path, identity: Identity) -> bool:
-    """Download the generator artifact of a finished run into ``folder``; False if that fails.
+    """Put the generator artifact of a finished run back into ``folder``; False if that fails.
 
-    The download lands in a staging folder (removed whatever happens), must load as this
-    identity's generator, and is then sealed (size+hash sidecar) and renamed into place.
+    See :meth:`Tracker.fetch_sealed`; the download must also load as this identity's generator.
     """
-    import shutil
-
     from pretraining.generators.common import GENERATOR_FILE, is_complete, read_file
     from pretraining.generators.train import write_identity
 
-    target = folder / GENERATOR_FILE
-    staging = integrity.temp_path(target, "incoming", hidden=True)
-    fetched = staging / GENERATOR_FILE
-    try:
-        with paths.writing(folder):
-            staging.mkdir(parents=True)
-        tracker.fetch_artifact(run_id, f"generator/{GENERATOR_FILE}", fetched)
+    def check(fetched: Path) -> None:
         data = read_file(fetched)
         if data.get("kind") != "generator" or data.get("extra", {}).get("fingerprint") != identity.fingerprint:
             raise CheckpointError("the stored file is not this generator")
         write_identity(folder, identity, corpus.config)
-        with paths.writing(target):
-            integrity.seal_file(target, content=fetched)
-            os.replace(fetched, target)
+
+    try:
+        tracker.fetch_sealed(run_id, "generator", folder / GENERATOR_FILE, check)
     except CacheError:
         raise
     except Exception as exc:  # then it is trained here
         log.warning("could not fetch generator %s from MLflow run %s (%s); training it here",
                     identity.fingerprint, run_id, exc)
         return False
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return is_complete(folder, identity.fingerprint)

@@ -371,27 +371,56 @@ class Tracker:
         self.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(),
                                                      tags=[InputTag("mlflow.data.context", context)])])
 
-    def fetch_artifact(self, run_id: str, artifact_path: str, target: Path,
-                       accept: Callable[[Path], bool] | None = None) -> None:
-        """Download a run's artifact file to ``target``, replacing it only once complete (and ``accept``-ed).
+    def fetch_artifact(self, run_id: str, artifact_path: str, target: Path) -> None:
+        """Download a run's artifact file to ``target``, replacing it only once complete.
 
         The download lands in a temporary folder beside ``target``, removed whatever happens, so a
-        failed or refused download never leaves a partial file where a cache expects a whole one.
-        Raises whatever MLflow raises, or ``ValueError`` when ``accept`` refuses the file.
+        failed download never leaves a partial file where a cache expects a whole one.
+        Raises whatever MLflow raises.
         """
         import shutil
 
-        tmp = target.parent / f".fetch{os.getpid()}"
+        tmp = integrity.temp_path(target, "fetch", hidden=True)
         try:
             tmp.mkdir(parents=True, exist_ok=True)
             fetched = Path(_mlflow().artifacts.download_artifacts(
                 run_id=run_id, artifact_path=artifact_path, dst_path=str(tmp), tracking_uri=self.uri,
             ))
-            if accept is not None and not accept(fetched):
-                raise ValueError(f"artifact {artifact_path} of run {run_id} is not the one expected")
             fetched.replace(target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def fetch_sealed(self, run_id: str, artifact_dir: str, target: Path, check: Callable[[Path], None]) -> None:
+        """Put the cache file ``target`` back from artifact ``<artifact_dir>/<target.name>`` of a run.
+
+        The cache serves a file only when its size+hash sidecar matches, so a fetched file must
+        arrive whole and sealed: it is downloaded into a staging folder beside ``target`` (removed
+        whatever happens), checked against the run's own sidecar when the run logged one (runs of
+        older versions did not), handed to ``check`` (which raises when it is not the file this
+        cache entry expects), then sealed and renamed into place. A cache that cannot be written
+        raises :class:`~simecg.errors.CacheError`; anything else raised means "not fetched".
+        """
+        import shutil
+
+        from simecg import paths
+
+        staging = integrity.temp_path(target, "incoming", hidden=True)
+        fetched = staging / target.name
+        try:
+            with paths.writing(target.parent):
+                staging.mkdir(parents=True)
+            self.fetch_artifact(run_id, f"{artifact_dir}/{target.name}", fetched)
+            with contextlib.suppress(Exception):  # absent for runs of older versions
+                self.fetch_artifact(run_id, f"{artifact_dir}/{integrity.sidecar(target).name}",
+                                    integrity.sidecar(fetched))
+            if integrity.sidecar(fetched).is_file() and (problem := integrity.check_file(fetched)) is not None:
+                raise ValueError(f"the stored copy is damaged too ({problem})")
+            check(fetched)
+            with paths.writing(target):
+                integrity.seal_file(target, content=fetched)
+                os.replace(fetched, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def log_model(self, run_id: str, model: Any, name: str) -> None:
         """Log a PyTorch model as an MLflow model of the run; the run stays open."""

@@ -152,6 +152,14 @@ def test_generators_train_twice_trains_once(shared_data, tracking_uri, one_threa
     third = train()
     assert not third["trained_now"] and Path(third["path"]).is_file()
     assert json.loads((Path(third["folder"]) / "identity.json").read_text())["fingerprint"] == first["fingerprint"]
+    from simecg import integrity
+
+    assert "generator/generator.pt.integrity.json" in artifacts and integrity.check_file(third["path"]) is None
+    stored = Path(runs[0].info.artifact_uri.removeprefix("file://")) / "generator" / "generator.pt"
+    stored.write_bytes(bytes(stored.stat().st_size))  # the stored copy damaged too: same size, other bytes
+    shutil.rmtree(Path(first["folder"]))
+    fourth = train()
+    assert fourth["trained_now"] and integrity.check_file(fourth["path"]) is None  # trained again, not used
 
 
 def test_corpus_identity_follows_the_generator_not_locations(shared_data, cache, tmp_path):

@@ -57,6 +57,7 @@ from pretraining.generators.train import (
     ptbxl_training_data,
     train_generator,
 )
+from simecg import integrity
 from simecg.config import flatten, to_dict
 from simecg.errors import ConfigError, DataMissingError
 from simecg.identity import Identity
@@ -213,6 +214,7 @@ class GeneratedCorpus:
             with open_run(self.name, identity.fingerprint, params) as run:
                 train_generator(self.config, folder, run, progress, data=data, identity=identity)
                 run.log_artifact(folder / GENERATOR_FILE, "generator")
+                run.log_artifact(integrity.sidecar(folder / GENERATOR_FILE), "generator")  # checks a fetch
                 run.log_artifact(folder / IDENTITY_FILE, "generator")
         return folder
 
