@@ -20,7 +20,6 @@ or unsealed ``encoder.pt``. A full disk or a read-only folder is one :class:`~si
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -47,20 +46,12 @@ def atomic_save(obj: dict[str, Any], path: Path) -> Path:
     :class:`~simecg.errors.CacheError` naming the file.
     """
     path = Path(path)
-    tmp = integrity.temp_path(path, hidden=True)
-    try:
-        with paths.writing(path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "xb") as fh:
-                torch.save(obj, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            integrity.seal_file(path, content=tmp)  # a kill before the rename leaves a mismatch: never used
-            os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
+    with paths.writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with integrity.staged(path, seal=True) as tmp, open(tmp, "xb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 
@@ -82,17 +73,10 @@ def copy_checkpoint(source: Path, target: Path) -> Path:
     if problem is not None:
         raise CheckpointError(f"checkpoint {source} is damaged ({problem}); it cannot be copied")
     target = Path(target)
-    tmp = integrity.temp_path(target, hidden=True)
-    try:
-        with paths.writing(target):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, tmp)
-            integrity.seal_file(target, content=tmp)
-            os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
+    with paths.writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+    with integrity.staged(target, seal=True) as tmp:
+        shutil.copyfile(source, tmp)
     return target
 
 

@@ -34,7 +34,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -236,12 +236,28 @@ def write_json(path: Path | str, data: Any) -> None:
 
     A full disk or a read-only folder raises :class:`~simecg.errors.CacheError` naming ``path``.
     """
-    path = Path(path)
-    tmp = temp_path(path, hidden=True)
+    with staged(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+@contextlib.contextmanager
+def staged(final: Path | str, seal: bool = False) -> Iterator[Path]:
+    """Write the cache file ``final`` atomically: the block writes the temporary it is given.
+
+    When the block ends, the temporary is sealed (``seal``: a size+hash sidecar describing it,
+    written first, so a kill before the rename leaves a mismatch that is never used) and renamed
+    to ``final``. If the block or the rename fails, the temporary is removed (a SIGKILL leaves it
+    to :func:`sweep`): a reader never sees a partial file. A full disk or a read-only folder
+    raises :class:`~simecg.errors.CacheError` naming ``final``.
+    """
+    final = Path(final)
+    tmp = temp_path(final, hidden=True)
     try:
-        with paths.writing(path):
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-            os.replace(tmp, path)
+        with paths.writing(final):
+            yield tmp
+            if seal:
+                seal_file(final, content=tmp)
+            os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)

@@ -26,7 +26,6 @@ same for every shard).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -248,22 +247,15 @@ def _write_shard(corpus: Any, out: Path, k: int, start: int, stop: int) -> dict[
     (a write into a memory map on a full disk kills the process with SIGBUS).
     """
     final = out / shard_name(k)
-    tmp = integrity.temp_path(final, hidden=True)
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
               "shape": (stop - start, N_SAMPLES)}
-    try:
+    with integrity.staged(final) as tmp:  # the folder's manifest, written last, seals the shards
         with integrity.CacheFile(tmp) as fh:
             np.lib.format.write_array_header_1_0(fh, header)  # type: ignore[arg-type]  # only calls write()
             for lo in range(start, stop, CHUNK):
                 hi = min(lo + CHUNK, stop)
                 fh.write(np.ascontiguousarray(corpus.get_batch(np.arange(lo, hi)), dtype=np.float32).tobytes())
         entry = integrity.describe(tmp)
-        with paths.writing(final):
-            os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
     return entry
 
 
