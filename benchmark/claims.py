@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simecg import integrity
-from simecg.errors import TrackingError
+from simecg.errors import TrackingError, first_line
 from simecg.integrity import pid_alive
 from simecg.urls import redact
 
@@ -99,8 +99,7 @@ class Coordinator:
         except Exception as exc:
             if isinstance(exc, TrackingError):
                 raise
-            raise TrackingError(f"cannot use the coordination database {redact(url)}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            raise TrackingError(f"cannot use the coordination database {redact(url)}: {first_line(exc)}") from exc
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name="simecg-heartbeat", daemon=True)
         self._beat.start()
@@ -297,8 +296,8 @@ def _build_server_schema(url: str) -> None:
     except TrackingError:
         raise
     except Exception as exc:
-        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TrackingError(f"cannot set up the Optuna/coordination database {redact(url)}: {first}") from None
+        raise TrackingError(f"cannot set up the Optuna/coordination database {redact(url)}: "
+                            f"{first_line(exc)}") from None
     finally:
         engine.dispose()
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmark.tags import TAG_SCHEMA, RunTags
 from simecg import __version__, integrity
-from simecg.errors import SimECGError, TrackingError
+from simecg.errors import SimECGError, TrackingError, first_line
 from simecg.paths import default_tracking_uri
 from simecg.urls import redact
 
@@ -123,8 +123,7 @@ def probe_database(url: str, what: str) -> None:
         finally:
             engine.dispose()
     except Exception as exc:
-        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TrackingError(f"cannot connect to the {what} {redact(url)}: {first}") from None
+        raise TrackingError(f"cannot connect to the {what} {redact(url)}: {first_line(exc)}") from None
 
 
 def _store_lock(uri: str) -> contextlib.AbstractContextManager:
@@ -292,8 +291,7 @@ class Tracker:
                 if attempt < 2 and db is None:  # workers creating a server store's schema together: again
                     time.sleep(1.0 + attempt)
                     continue
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise TrackingError(f"cannot use MLflow store {redact(self.uri)}: {redact(first)}") from exc
+                raise TrackingError(f"cannot use MLflow store {redact(self.uri)}: {redact(first_line(exc))}") from exc
 
     def _open_experiment(self, suite: str, create: bool) -> None:
         """The suite's experiment, made on first use; another worker making it at the same moment

@@ -52,3 +52,13 @@ class Terminated(KeyboardInterrupt):
     A :class:`KeyboardInterrupt`, so every run open at that moment ends KILLED, not FAILED, and a
     rerun of the same command resumes.
     """
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for a one-line error (its type's name when empty).
+
+    A database error wrapped by SQLAlchemy gives its driver's own message (``exc.orig``): the
+    wrapper's text goes on with the SQL statement and a documentation link.
+    """
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0]
