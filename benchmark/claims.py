@@ -32,7 +32,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from simecg import integrity
 from simecg.errors import TrackingError, first_line
 from simecg.integrity import pid_alive
 from simecg.urls import redact
@@ -258,15 +257,9 @@ def prepare_storage(url: str) -> str:
     with FileLock(f"{db}.lock"):
         if db.is_file() and db.stat().st_size > 0:
             return url
-        tmp = integrity.temp_path(db, hidden=True)
-        try:
-            _build_sqlite(f"sqlite:///{tmp}")
-            os.replace(tmp, db)
-        except OSError as exc:
-            raise TrackingError(f"cannot write the Optuna storage {db}: {exc.strerror or exc}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        integrity.sweep(db.parent)  # temporaries of creators that were killed
+        from benchmark.tracking import build_sqlite_file
+
+        build_sqlite_file(db, lambda tmp: _build_sqlite(f"sqlite:///{tmp}"), "Optuna storage")
     return url
 
 

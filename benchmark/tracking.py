@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmark.tags import TAG_SCHEMA, RunTags
 from simecg import __version__, integrity
-from simecg.errors import SimECGError, TrackingError, first_line
+from simecg.errors import CacheError, SimECGError, TrackingError, first_line
 from simecg.paths import default_tracking_uri
 from simecg.urls import redact
 
@@ -239,20 +239,28 @@ def ensure_sqlite_store(db: Path) -> None:
                     db, broken.name)
     elif db.is_file():  # 0 bytes: nothing in it to lose
         log.warning("MLflow store %s was empty (0 bytes); making a new one", db)
-    # unique per attempt: MLflow caches a store per URI, and a cached one would not build the schema again
-    tmp = integrity.temp_path(db, hidden=True)
-    try:
-        tmp.unlink(missing_ok=True)
+
+    def build(tmp: Path) -> None:  # a new name each attempt: MLflow caches a store per URI, built once
         client = _mlflow().tracking.MlflowClient(tracking_uri=f"{SQLITE}{tmp}")
         client.search_experiments(max_results=1)  # builds and migrates the whole schema
         with contextlib.suppress(Exception):
             client._tracking_client.store.engine.dispose()
-        os.replace(tmp, db)
-    except OSError as exc:
-        raise TrackingError(f"cannot write the MLflow store {db}: {exc.strerror or exc}") from None
+
+    build_sqlite_file(db, build, "MLflow store")
+
+
+def build_sqlite_file(db: Path, build: Callable[[Path], None], what: str) -> None:
+    """Make the SQLite database ``db`` whole or not at all: ``build`` fills a temporary database,
+    which is renamed into place, so a kill at any moment never leaves a half-made one (temporaries
+    of killed creators, and their journals, are swept). Failing to write is one line naming ``db``."""
+    try:
+        with integrity.staged(db) as tmp:
+            build(tmp)
+    except (OSError, CacheError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise TrackingError(f"cannot write the {what} {db}: {why}") from None
     finally:
-        tmp.unlink(missing_ok=True)
-    integrity.sweep(db.parent)  # temporaries of creators that were killed
+        integrity.sweep(db.parent)
 
 
 class Tracker:
