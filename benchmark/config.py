@@ -24,6 +24,7 @@ from benchmark.splits import PRESETS as SPLITS
 from pretraining.config import PretrainConfig
 from simecg.config import NON_NEGATIVE, SEED, SEED_BOUND, Limits, apply_overrides, check_limits, flatten, from_dict
 from simecg.errors import ConfigError, SimECGError
+from simecg.memory import check_trainable
 from simecg.registries import BASELINES, CORPORA
 from simecg.signal import LEADS
 
@@ -190,17 +191,19 @@ def check_baseline_settings(suite: str, name: str, overrides: Mapping[str, Any])
             raise ConfigError(f"suite {suite!r}: {exc}") from None
     if not overrides or name == PRETRAINED or getattr(entry, "kind", "") != "neural":
         return
+    settings = ", ".join(f"{k}={v}" for k, v in flatten(dict(overrides)).items())
     try:
-        _build_without_storage(entry, config)
+        model = _build_without_storage(entry, config)
     except SimECGError:
         raise
     except Exception as exc:  # any failure of the model's constructor means a bad setting
-        settings = ", ".join(f"{k}={v}" for k, v in flatten(dict(overrides)).items())
         raise ConfigError(f"suite {suite!r}: [baselines.{name}] cannot build the model with {settings} "
                           f"({type(exc).__name__}: {exc})") from None
+    check_trainable(sum(p.numel() for p in model.parameters()),
+                    f"suite {suite!r}: [baselines.{name}] with {settings}")
 
 
-def _build_without_storage(entry: Any, config: Any) -> None:
+def _build_without_storage(entry: Any, config: Any) -> Any:
     """Build the model on PyTorch's ``meta`` device (shapes, no memory), so checking a hostile width such as
     ``base_width=4096`` cannot allocate gigabytes; a model whose constructor copies a real tensor into it (a
     fixed position table) fails there and is built on the CPU instead."""
@@ -208,12 +211,11 @@ def _build_without_storage(entry: Any, config: Any) -> None:
 
     try:
         with torch.device("meta"):
-            entry.build(config)
-        return
+            return entry.build(config)
     except RuntimeError as exc:
         if "meta" not in str(exc):
             raise
-    entry.build(config)
+    return entry.build(config)
 
 
 def parse_shift(text: str, where: str = "suite") -> tuple[str, str, str] | None:

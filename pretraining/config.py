@@ -29,6 +29,7 @@ from simecg.config import (
 from simecg.errors import ConfigError
 from simecg.identity import Identity
 from simecg.identity import encoder_identity as _encoder_identity
+from simecg.memory import check_trainable
 from simecg.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -131,7 +132,11 @@ def model_config(config: PretrainConfig) -> MAEConfig:
         if values[whole] % values[part]:
             raise ConfigError(f"pretrain.model.{whole} must be a multiple of pretrain.model.{part}, got "
                               f"{values[whole]} and {values[part]}")
-    return dataclasses.replace(base, **changes)
+    model = dataclasses.replace(base, **changes)
+    if changes:  # the presets fit; a typed width might not
+        settings = ", ".join(f"{k}={v}" for k, v in changes.items())
+        check_trainable(model.parameter_count(), f"pretrain.model ({settings})")
+    return model
 
 
 

@@ -48,6 +48,25 @@ class MAEConfig:
     def num_patches(self) -> int:
         return self.signal_length // self.patch_size
 
+    def parameter_count(self, decoder: bool = True) -> int:
+        """Trainable parameters of the encoder (and the decoder), from the settings alone: a hostile
+        width is refused (:func:`simecg.memory.check_trainable`) before anything is allocated."""
+
+        def blocks(dim: int, depth: int, heads: int) -> int:
+            hidden = int(dim * self.mlp_ratio)
+            norms = 4 * (dim // heads) if self.qk_norm else 0  # q and k LayerNorms over a head
+            # two LayerNorms, qkv and projection (with biases), the MLP's two layers
+            return depth * (4 * dim + 3 * dim * dim + 3 * dim + dim * dim + dim + norms
+                            + dim * hidden + hidden + hidden * dim + dim)
+
+        d, p = self.embed_dim, self.patch_size
+        encoder = p * d + d + d + blocks(d, self.depth, self.num_heads) + 2 * d  # patches, CLS, blocks, norm
+        if not decoder:
+            return encoder
+        e = self.decoder_embed_dim
+        return (encoder + d * e + e + e + blocks(e, self.decoder_depth, self.decoder_num_heads) + 2 * e
+                + e * p + p)  # projection, mask token, blocks, norm, prediction
+
 
 PRESETS: dict[str, MAEConfig] = {
     "paper": MAEConfig(),

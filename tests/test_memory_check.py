@@ -1,0 +1,52 @@
+"""A model too big to train on this machine is one ConfigError when the suite is loaded, not a crash in a cell."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.config import load_suite
+from pretraining.mae import PRESETS, ECGEncoder, MAEConfig, MaskedAutoencoder
+from simecg import memory
+from simecg.errors import ConfigError
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize("config", [*PRESETS.values(), MAEConfig(
+    embed_dim=48, depth=3, num_heads=6, mlp_ratio=2.5, decoder_embed_dim=24, decoder_depth=2, decoder_num_heads=3,
+    qk_norm=False, patch_size=25)], ids=[*PRESETS, "odd"])
+def test_the_mae_parameter_count_from_settings_is_the_built_models(config: MAEConfig) -> None:
+    def count(module) -> int:
+        return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+    assert config.parameter_count() == count(MaskedAutoencoder(config))
+    assert config.parameter_count(decoder=False) == count(ECGEncoder(config))
+
+
+def test_a_typed_width_too_big_for_the_machine_is_refused_before_anything_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "usable_memory", lambda: 8 * GIB)
+    with pytest.raises(ConfigError) as info:
+        load_suite("demo", {"pretrain.model.embed_dim": "1048576"})
+    message = str(info.value)
+    assert "pretrain.model (embed_dim=1048576) has " in message and "more than the 8.0 GiB" in message
+    assert "\n" not in message
+    with pytest.raises(ConfigError, match=r"\[baselines\.resnet18-1d\] with base_width=4096 has .* parameters"):
+        load_suite("smoke", {"baselines.resnet18-1d.base_width": "4096"})
+    # what fits is accepted: a wider-than-paper MAE and a wider ResNet are ordinary choices
+    assert load_suite("demo", {"pretrain.model.embed_dim": "512"}).pretrain.model == {"embed_dim": 512}
+    load_suite("smoke", {"baselines.resnet18-1d.base_width": "128"})
+
+
+def test_the_limit_is_the_lower_of_ram_and_the_container(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ram = memory.usable_memory()
+    assert ram is not None and ram > GIB  # this machine says what it has
+    limit = tmp_path / "memory.max"
+    limit.write_text(f"{GIB}\n")
+    monkeypatch.setattr(memory, "_CGROUP_LIMITS", (str(limit),))
+    assert memory.usable_memory() == min(GIB, ram)
+    limit.write_text("max\n")  # a container without a limit
+    assert memory.usable_memory() <= ram
+    memory.check_trainable(GIB // 16, "a model", usable=GIB)  # exactly fits
+    with pytest.raises(ConfigError, match=r"a model has 67,108,865 parameters: training it needs at least 1\.0 GiB"):
+        memory.check_trainable(GIB // 16 + 1, "a model", usable=GIB)
