@@ -50,3 +50,14 @@ def test_the_limit_is_the_lower_of_ram_and_the_container(tmp_path, monkeypatch: 
     memory.check_trainable(GIB // 16, "a model", usable=GIB)  # exactly fits
     with pytest.raises(ConfigError, match=r"a model has 67,108,865 parameters: training it needs at least 1\.0 GiB"):
         memory.check_trainable(GIB // 16 + 1, "a model", usable=GIB)
+
+
+def test_a_generator_too_wide_to_train_is_refused_and_one_that_fits_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pretraining.generators.common import resolve_config
+
+    monkeypatch.setattr(memory, "usable_memory", lambda: 8 * GIB)
+    for kind in ("vae", "gan"):
+        with pytest.raises(ConfigError, match=rf"\({kind} generator, channels=\(200000, 128, 64, 32\)\) has .* "
+                                              r"more than the 8\.0 GiB"):
+            resolve_config(kind, "paper", {"channels": "200000,128,64,32"})
+        assert resolve_config(kind, "tiny", {"channels": "64,32,16,8"}).channels == (64, 32, 16, 8)

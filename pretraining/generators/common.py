@@ -30,6 +30,7 @@ from torch import nn
 from simecg import integrity
 from simecg.config import coerce, from_dict, to_dict
 from simecg.errors import CheckpointError, ConfigError
+from simecg.memory import check_trainable
 from simecg.signal import N_SAMPLES
 
 KINDS: dict[str, str] = {"vae": "pretraining.generators.vae", "gan": "pretraining.generators.gan"}
@@ -200,9 +201,18 @@ def resolve_config(kind: str, preset_name: str = "paper", overrides: Mapping[str
     if seed is not None:
         changes["seed"] = coerce(seed, int, "seed")
     try:
-        return dataclasses.replace(base, **changes)
+        config = dataclasses.replace(base, **changes)
     except ConfigError as exc:
         raise ConfigError(f"{where} ({kind} generator, preset {preset_name!r}): {exc}") from None
+    if set(changes) & ARCHITECTURE:  # the presets fit; typed widths might not: count on PyTorch's meta device
+        with torch.device("meta"):
+            size = sum(p.numel() for p in build_model(config).parameters())
+        settings = ", ".join(f"{k}={v}" for k, v in changes.items() if k in ARCHITECTURE)
+        check_trainable(size, f"{where} ({kind} generator, {settings})")
+    return config
+
+
+ARCHITECTURE = frozenset({"latent_dim", "base_length", "upsample", "channels", "blocks", "kernel"})
 
 
 def config_from_dict(kind: str, data: Mapping[str, Any], source: str = "generator file") -> GeneratorConfig:
