@@ -162,7 +162,8 @@ class Leaderboard:
             "test_f1": r.test_f1.map(_num), "sd": r.test_f1_sd.map(_num),
             "95% CI": [_interval(lo, hi) for lo, hi in zip(r.test_f1_ci_low, r.test_f1_ci_high, strict=True)],
             "seeds": r.n_seeds, "n_pos": r.test_n_pos.map(_count), "flag": r.flag,
-            "vs": r.best_baseline.where(r.role == "pretrained").fillna(""),
+            "vs": [b if role == "pretrained" and isinstance(b, str) else ""  # text: no float NaN filled with ""
+                   for b, role in zip(r.best_baseline, r.role, strict=True)],
             "gain": [_gain_text(row) for _, row in r.iterrows()],
             "p": r.p_value.map(lambda p: "" if _missing(p) else f"{p:.3f}"),
         })
