@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmark.config import SuiteConfig
 from benchmark.tags import RunTags
 from benchmark.tracking import Tracker
@@ -176,7 +178,9 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
             run.log_artifact(folder / "identity.json", "encoder")
             from pretraining.checkpoint import load_encoder
 
-            run.log_model(load_encoder(result.checkpoint), name="encoder")
+            encoder = load_encoder(result.checkpoint)
+            example = np.zeros((2, 1, encoder.config.signal_length), dtype=np.float32)  # a batch of lead II
+            run.log_model(encoder, name="encoder", input_example=example)
     except (SimECGError, KeyboardInterrupt):
         raise
     except Exception as exc:

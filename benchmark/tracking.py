@@ -428,24 +428,28 @@ class Tracker:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def log_model(self, run_id: str, model: Any, name: str) -> None:
-        """Log a PyTorch model as an MLflow model of the run; the run stays open."""
+    def log_model(self, run_id: str, model: Any, name: str, input_example: Any) -> None:
+        """Log a PyTorch model as an MLflow model of the run (the run stays open).
+
+        It is stored as a ``torch.export`` program (``.pt2``: a graph and its weights, no pickle),
+        traced on ``input_example`` (an array shaped like one batch; MLflow keeps it, with the
+        signature it implies, for whoever loads the model with ``mlflow.pytorch.load_model``).
+        """
         mlflow = _mlflow()
         mlflow.set_tracking_uri(self.uri)
         # The logged model belongs to the run's experiment: without this MLflow files it under the
         # active (Default, "0") experiment, whose artifacts go to ``./mlruns/0`` of the CWD, outside the store.
         mlflow.set_experiment(experiment_id=self.experiment_id)
-        # Pickle format (torch.export of timm blocks is not needed to reload it here) and explicit
-        # requirements (MLflow's inference of them imports the model in a subprocess).
+        # Explicit requirements: MLflow's inference of them imports the model in a subprocess.
         requirements = [f"{p}=={v}" for p, v in environment_versions().items() if p in ("torch", "timm")]
-        pytorch_log = logging.getLogger("mlflow.pytorch")
-        level = pytorch_log.level
-        pytorch_log.setLevel(logging.ERROR)  # its warning about pickle is about untrusted files
+        was_training = model.training
+        model.eval()
         try:
-            mlflow.pytorch.log_model(model, name=name, run_id=run_id, serialization_format="pickle",
+            mlflow.pytorch.log_model(model, name=name, run_id=run_id, serialization_format="pt2",
+                                     input_example=input_example,
                                      pip_requirements=[*requirements, f"simecg-bench=={__version__}"])
         finally:
-            pytorch_log.setLevel(level)
+            model.train(was_training)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -614,8 +618,8 @@ class ActiveRun:
     def log_input(self, frame: Any, name: str, context: str) -> None:
         self.tracker.log_input(self.run_id, frame, name, context)
 
-    def log_model(self, model: Any, name: str) -> None:
-        self.tracker.log_model(self.run_id, model, name)
+    def log_model(self, model: Any, name: str, input_example: Any) -> None:
+        self.tracker.log_model(self.run_id, model, name, input_example)
 
 
 def _finite(value: Any) -> bool:

@@ -46,10 +46,33 @@ def _run(uri: str, capsys: pytest.CaptureFixture, *extra: str) -> str:
     return capsys.readouterr().out
 
 
+def _the_logged_model_is_the_encoder_without_pickle(uri: str, made: dict) -> None:
+    """The MLflow model of a pretraining run is a torch.export program (no pickle) computing what the
+    cached encoder computes, for any batch size; its signature says what goes in."""
+    import torch
+
+    from pretraining.checkpoint import load_encoder
+
+    client = mlflow.tracking.MlflowClient(uri)
+    model = client.search_logged_models(filter_string=f"source_run_id = '{made['run_id']}'",
+                                        experiment_ids=[client.get_run(made["run_id"]).info.experiment_id])[0]
+    folder = Path(mlflow.artifacts.download_artifacts(model.artifact_location, tracking_uri=uri))
+    stored = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert "data/model.pt2" in stored
+    assert not [p for p in stored if p.endswith((".pth", ".pkl", "pickle_module_info.txt"))]
+    signature = mlflow.models.Model.load(folder).signature
+    assert signature.inputs.inputs[0].shape == (-1, 1, 5000)  # any batch of 10-s, 500-Hz single leads
+    program = torch.export.load(folder / "data" / "model.pt2").module()
+    encoder = load_encoder(Path(made["checkpoint"]))
+    x = torch.randn(3, 1, 5000, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(program(x), encoder(x), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.slow
 def test_pretrain_then_run_trains_one_encoder_and_workers_rerun_nothing(tracking_uri: str, capsys, one_thread) -> None:
     made = _pretrain(tracking_uri, capsys)
     assert made["trained_now"] is True
+    _the_logged_model_is_the_encoder_without_pickle(tracking_uri, made)
     assert _pretrain(tracking_uri, capsys, "--set", "pretrain.num_workers=2")["trained_now"] is False
 
     assert "2 ran, 0 already finished" in _run(tracking_uri, capsys)

@@ -275,7 +275,7 @@ def test_encoder_models_are_logged_inside_the_store(tracking_uri: str, tmp_path:
     monkeypatch.chdir(tmp_path)  # MLflow's Default experiment would put them under ./mlruns/0 of the CWD
     tracker = Tracker(tracking_uri, "fake")
     with tracker.run("pretrain", RunTags(kind="pretrain")) as run:
-        run.log_model(torch.nn.Linear(2, 1), "encoder")
+        run.log_model(torch.nn.Linear(2, 1), "encoder", np.zeros((1, 2), dtype=np.float32))
     model = tracker.client.search_logged_models([tracker.experiment_id])[0]
     store = Path(tracking_uri.removeprefix("sqlite:///")).parent
     assert model.artifact_location.startswith((store / "artifacts").resolve().as_uri())

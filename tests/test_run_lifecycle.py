@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -57,7 +58,7 @@ def test_logging_an_input_or_a_model_does_not_end_the_run(tracking_uri: str) -> 
     with tracker.run("inputs", TAGS) as run:
         run.log_input(pd.DataFrame({"record_id": ["a", "b"], "split": ["train", "test"]}), "split", "split")
         assert _status(tracker, run.run_id) == "RUNNING"
-        run.log_model(torch.nn.Linear(2, 1), name="model")
+        run.log_model(torch.nn.Linear(2, 1), name="model", input_example=np.zeros((1, 2), dtype=np.float32))
         assert _status(tracker, run.run_id) == "RUNNING"
         run.log_metrics({"after": 1.0})  # still open for logging
     stored = tracker.client.get_run(run.run_id)
