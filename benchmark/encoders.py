@@ -39,7 +39,7 @@ from benchmark.tracking import Tracker
 from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity
 from simecg import integrity, paths
 from simecg.config import flatten, to_dict
-from simecg.errors import CacheError, CheckpointError, SimECGError
+from simecg.errors import CacheError, CheckpointError, SimECGError, first_line
 from simecg.identity import Identity
 from simecg.locks import folder_lock
 
@@ -180,7 +180,11 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
 
             encoder = load_encoder(result.checkpoint)
             example = np.zeros((2, 1, encoder.config.signal_length), dtype=np.float32)  # a batch of lead II
-            run.log_model(encoder, name="encoder", input_example=example)
+            try:
+                run.log_model(encoder, name="encoder", input_example=example)
+            except Exception as exc:  # a convenience for outside users: the encoder itself is logged above
+                log.warning("could not log encoder %s as an MLflow model (%s: %s); its encoder.pt artifact "
+                            "is complete", identity.fingerprint, type(exc).__name__, first_line(exc))
     except (SimECGError, KeyboardInterrupt):
         raise
     except Exception as exc:
