@@ -80,7 +80,9 @@ def provision_encoder(
     corpus = corpus if corpus is not None else build_corpus(config)
     identity = encoder_identity(config, corpus)
     folder = Path(out_dir) if out_dir is not None else encoder_dir(identity)
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # every rank runs this; no lock, no fetch
+    # Under torchrun every rank runs this, without a lock: each sees the same FINISHED run and fetches
+    # it (an atomic, idempotent rename), so all return before any collective, or none does and all pretrain.
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if encoder_is_complete(folder, identity):  # nothing to write: a read-only cache serves it
         run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
         return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id if run is not None else None)
@@ -94,7 +96,7 @@ def provision_encoder(
             _warn_damaged(folder, "fetching it again" if run is not None else "pretraining it again")
             for where in (folder, folder / "checkpoints"):
                 integrity.sweep(where)  # temporaries of killed processes
-        if run is not None and not distributed and _fetch(tracker, run_id, folder, identity):
+        if run is not None and _fetch(tracker, run_id, folder, identity):
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
         if hasattr(corpus, "prepare"):  # sampled from a trained generator (vae, gan): get it first, only if needed
             from benchmark.generators import provision_generator

@@ -237,3 +237,35 @@ def test_collectives_time_out_after_ten_minutes_or_the_environment_setting(monke
         monkeypatch.setenv(ddp.TIMEOUT_ENV, bad)
         with pytest.raises(ConfigError, match=ddp.TIMEOUT_ENV):
             ddp.collective_timeout()
+
+
+@pytest.mark.slow
+def test_ddp_pretraining_of_an_encoder_already_in_mlflow_fetches_it_and_logs_no_second_run(uninterrupted, tmp_path):
+    """Another machine (a fresh cache) runs the torchrun job of an encoder the store already has: every
+    rank fetches the FINISHED run's encoder, nothing is trained and no second pretraining run is logged."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = _args(uninterrupted["data"], tmp_path / "unused")
+    args = [a for a in args if a != "--no-mlflow"]
+    at = args.index("--out")
+    del args[at:at + 2]  # into the cache, where `run` looks
+    args += ["--tracking-uri", uri]
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.setenv("SIMECG_CACHE", str(tmp_path / "cache-a"))
+        assert main(args) == 0
+    first = _last_json(out.getvalue())
+    assert first["trained_now"] and first["run_id"]
+
+    script = Path(sys.executable).with_name("simecg-bench")
+    proc = subprocess.run(_torchrun(script, args), capture_output=True, text=True, env=_env(tmp_path / "cache-b"),
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    second = _last_json(proc.stdout)
+    assert not second["trained_now"] and second["run_id"] == first["run_id"]
+    assert second["fingerprint"] == first["fingerprint"]
+    assert Path(second["checkpoint"]).read_bytes() == Path(first["checkpoint"]).read_bytes()
+    client = mlflow.tracking.MlflowClient(uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.kind = 'pretrain'")
+    assert [r.info.run_id for r in runs] == [first["run_id"]]

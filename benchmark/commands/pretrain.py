@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_folder(args.out)
     is_main = int(os.environ.get("RANK", "0")) == 0
     tracker = None
-    if is_main and not args.no_mlflow:
+    if not args.no_mlflow:  # every rank looks for a finished run (all fetch it, or none); rank 0 alone logs
         from benchmark.tracking import Tracker
 
         tracker = Tracker(args.tracking_uri, suite="pretrain")
