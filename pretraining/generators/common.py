@@ -180,6 +180,10 @@ def preset(kind: str, name: str) -> GeneratorConfig:
     return presets[name]
 
 
+# The settings that change a generator's size: overriding one has resolve_config check it fits in memory.
+ARCHITECTURE = frozenset({"latent_dim", "base_length", "upsample", "channels", "blocks", "kernel"})
+
+
 def resolve_config(kind: str, preset_name: str = "paper", overrides: Mapping[str, Any] | None = None,
                    seed: int | None = None, steps: int | None = None,
                    where: str = "pretrain.corpus_options.generator") -> GeneratorConfig:
@@ -210,9 +214,6 @@ def resolve_config(kind: str, preset_name: str = "paper", overrides: Mapping[str
         settings = ", ".join(f"{k}={v}" for k, v in changes.items() if k in ARCHITECTURE)
         check_trainable(size, f"{where} ({kind} generator, {settings})")
     return config
-
-
-ARCHITECTURE = frozenset({"latent_dim", "base_length", "upsample", "channels", "blocks", "kernel"})
 
 
 def config_from_dict(kind: str, data: Mapping[str, Any], source: str = "generator file") -> GeneratorConfig:
