@@ -37,6 +37,10 @@ Three sources of doubt, three tools, and the headline's own uncertainty:
   - :func:`wilcoxon_test`: Wilcoxon signed-rank test over tasks of the per-task relative gains
     (the numbers the mean averages), two-sided, zero gains left out (``zero_method="wilcox"``).
 
+  Both tests are two-sided although the headline claims a direction: a model that loses most
+  tasks shows as clearly as one that wins them, and for the claimed direction the p-value is
+  about twice the one-sided one, the stricter reading.
+
 F1 of a resample depends only on how often each record is drawn, so a resample is a row of draw
 counts (:func:`stratified_counts`) and its F1, AUROC and AUPRC are weighted sums (equal to
 sklearn's on the resampled records); the leaderboard draws one set of rows per task and tests
