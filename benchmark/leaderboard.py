@@ -3,7 +3,9 @@
 A row is one (task, model): mean, sd and 95% t-interval of test F1 over seeds, the number of
 seeds and of test positives; for a pretrained model also its relative F1 gain over the task's
 strongest baseline and whether it is significant (:mod:`benchmark.statistics`). The summary per
-pretrained model is the study's headline: mean relative gain, tasks won, tasks won significantly.
+pretrained model is the study's headline: mean relative gain, tasks won, tasks won significantly;
+and how far to trust it over tasks: a 95% hierarchical bootstrap interval of the mean gain, a sign
+test of the wins and a Wilcoxon signed-rank test of the per-task gains.
 
 Who competes is each model's ``role`` (:class:`baselines.base.Baseline`): "the strongest
 baseline" of a task is the best (mean test F1) of the models of role ``baseline`` (the five
@@ -36,12 +38,17 @@ import pandas as pd
 
 from benchmark.statistics import (
     ALPHA,
+    ALTERNATIVE_OVER_TASKS,
     LEVEL,
     N_RESAMPLES,
+    format_p,
+    mean_gain_interval,
     paired_f1_test,
     rng_for,
     seed_interval,
+    sign_test,
     stratified_counts,
+    wilcoxon_test,
 )
 from benchmark.tracking import EXPERIMENT_PREFIX, Tracker, resolve_uri
 from simecg.config import stable_hash
@@ -64,8 +71,16 @@ ROW_COLUMNS = ("task", "model", "role", "test_f1", "test_f1_sd", "test_f1_ci_low
                "test_n_pos", "test_n", "few_positives", "flag", "test_auroc", "test_auprc", "best_baseline",
                "relative_gain_pct", "win", "f1_difference", "f1_difference_ci_low", "f1_difference_ci_high",
                "p_value", "significant", "sees_test_records", "config")
-SUMMARY_COLUMNS = ("model", "mean_relative_gain_pct", "wins", "significant_wins", "tasks_counted", "tasks_tested",
-                   "tasks_left_out", "tasks_without_baseline")
+SUMMARY_COLUMNS = ("model", "mean_relative_gain_pct", "mean_relative_gain_ci_low", "mean_relative_gain_ci_high",
+                   "wins", "losses", "ties", "significant_wins", "sign_test_p", "wilcoxon_p", "tasks_counted",
+                   "tasks_tested", "tasks_left_out", "tasks_without_baseline", "mean_relative_gain_ci_note")
+# what the headline's statistics over tasks are (the JSON's "statistics", the header's legend)
+HEADLINE_INTERVAL = ("percentile interval of the mean relative gain, hierarchical bootstrap: tasks with replacement, "
+                     "then each drawn task's seeds and test records (stratified by label, the same for model and "
+                     "baseline); the strongest baseline as named per task, not chosen again per replicate")
+SIGN_TEST = f"exact binomial test of wins against losses over tasks, {ALTERNATIVE_OVER_TASKS}, ties left out"
+WILCOXON = (f"Wilcoxon signed-rank test over tasks of the relative gains, {ALTERNATIVE_OVER_TASKS}, zero gains "
+            "left out")
 VIEW_OPTIONS = (("lead", "II", "--lead"), ("budget", 0, "--budget"), ("positives_only", False, "--positives-only"),
                 ("shift", "", "--shift"))
 
@@ -116,7 +131,9 @@ class Leaderboard:
                 "min_positives": self.min_positives,
                 "statistics": {"level": LEVEL, "alpha": ALPHA, "resamples": N_RESAMPLES,
                                "interval": "t-interval over seeds",
-                               "test": "one-sided paired bootstrap of mean F1 difference over seeds and test records"},
+                               "test": "one-sided paired bootstrap of mean F1 difference over seeds and test records",
+                               "mean_relative_gain_ci": HEADLINE_INTERVAL,
+                               "sign_test": SIGN_TEST, "wilcoxon": WILCOXON},
                 "notes": self.notes,
                 "rows": _records(self.rows),
                 "summary": _records(self.summary),
@@ -181,7 +198,10 @@ class Leaderboard:
                      "(as the authors did); its PTB-XL results are optimistic")
         head += (f"\n{FEW_MARK} fewer than {self.min_positives} test positives (--min-positives): shown, left out "
                  f"of means, gains and wins\n{SIGNIFICANT_MARK} gain significant at p < {ALPHA} (one-sided paired "
-                 "bootstrap over seeds and test records); 95% CI: t-interval over seeds")
+                 "bootstrap over seeds and test records); 95% CI: t-interval over seeds"
+                 "\nheadline over tasks: 95% CI of the mean gain by a hierarchical bootstrap (tasks, then each "
+                 "task's seeds and test records; the strongest baseline as named); sign test of wins against "
+                 f"losses and Wilcoxon signed-rank test of the gains, {ALTERNATIVE_OVER_TASKS}, ties left out")
         for note in self.notes:
             head += f"\nnote: {note}"
         return head
@@ -203,6 +223,8 @@ class Leaderboard:
                 continue
             gain = row.mean_relative_gain_pct
             gain_text = "n/a (no baseline with F1 > 0)" if math.isnan(gain) else f"{gain:+.2f}%"
+            if not math.isnan(gain):
+                gain_text += f" ({_gain_interval_text(row)})"
             untested = row.tasks_counted - row.tasks_tested
             line = (f"{row.model}: mean relative F1 gain {gain_text} over the strongest baseline, "
                     f"wins {row.wins}/{row.tasks_counted} tasks counted ({row.significant_wins} significant"
@@ -211,7 +233,7 @@ class Leaderboard:
                 line += f"; {left_out}"
             if row.tasks_without_baseline:
                 line += f"; {row.tasks_without_baseline} task{_s(row.tasks_without_baseline)} without a baseline"
-            lines.append(line)
+            lines.append(f"{line}; {_over_tasks_text(row)}")
         return lines
 
     def _table(self) -> str:
@@ -268,6 +290,21 @@ def _count(value: float) -> str:
 
 def _interval(low: float, high: float) -> str:
     return "" if _missing(low) else f"[{low:.3f}, {high:.3f}]"
+
+
+def _gain_interval_text(summary_row: Any) -> str:
+    if _missing(summary_row.mean_relative_gain_ci_low):
+        return f"no 95% CI: {summary_row.mean_relative_gain_ci_note}"
+    return f"95% CI [{summary_row.mean_relative_gain_ci_low:+.2f}%, {summary_row.mean_relative_gain_ci_high:+.2f}%]"
+
+
+def _over_tasks_text(summary_row: Any) -> str:
+    """The sign and Wilcoxon tests of a summary row, saying what each left out."""
+    ties = summary_row.ties
+    sign = f"sign test p = {format_p(summary_row.sign_test_p)}"
+    if ties:
+        sign += f" ({ties} tie{_s(ties)} left out)"
+    return f"over tasks ({ALTERNATIVE_OVER_TASKS}): {sign}, Wilcoxon p = {format_p(summary_row.wilcoxon_p)}"
 
 
 def _leak(model: str, leaky: Iterable[str]) -> str:
@@ -393,9 +430,9 @@ def build_leaderboard(
     frame = deduplicated
     rows = _aggregate(frame, min_positives)
     rows = _strongest_baseline(rows)
-    rows, test_notes = _significance(rows, frame, tracker, n_resamples)
+    rows, test_notes, task_gains = _significance(rows, frame, tracker, n_resamples)
     notes += test_notes
-    summary = _summary(rows)
+    summary = _summary(rows, task_gains, n_resamples)
     return Leaderboard(suite, view["lead"], view["budget"], rows, summary, bool(frame.synthetic.any()),
                        view["positives_only"], view["shift"], min_positives, notes)
 
@@ -508,13 +545,15 @@ def _strongest_baseline(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _significance(rows: pd.DataFrame, frame: pd.DataFrame, tracker: Tracker, n_resamples: int
-                  ) -> tuple[pd.DataFrame, list[str]]:
-    """The paired test of each counted pretrained row against its task's strongest baseline."""
+                  ) -> tuple[pd.DataFrame, list[str], dict[tuple[str, str], np.ndarray]]:
+    """The paired test of each counted pretrained row against its task's strongest baseline, and the
+    test's replicate relative gains per (task, model): the task level of the headline's bootstrap."""
     rows = rows.copy()
     for column in ("f1_difference", "f1_difference_ci_low", "f1_difference_ci_high", "p_value"):
         rows[column] = math.nan
     rows["significant"] = None
     untested: list[str] = []
+    gains: dict[tuple[str, str], np.ndarray] = {}
     compared = (rows.role == "pretrained") & ~rows.few_positives & rows.best_baseline.notna()
     cells = frame.set_index(["task", "model", "seed"]).sort_index()
     draws: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}  # one set of record draws per task (and test set)
@@ -533,11 +572,12 @@ def _significance(rows: pd.DataFrame, frame: pd.DataFrame, tracker: Tracker, n_r
         rows.loc[i, ["f1_difference", "f1_difference_ci_low", "f1_difference_ci_high", "p_value"]] = [
             test.difference, test.ci_low, test.ci_high, test.p_value]
         rows.at[i, "significant"] = bool(test.significant)
+        gains[(task, model)] = test.relative_gains
     notes = []
     if untested:
         notes.append(f"significance not tested for {len(untested)} row(s): " + "; ".join(untested[:5])
                      + (" ..." if len(untested) > 5 else ""))
-    return rows[list(ROW_COLUMNS)], notes
+    return rows[list(ROW_COLUMNS)], notes, gains
 
 
 def _paired_predictions(mine: pd.DataFrame, base: pd.DataFrame, tracker: Tracker
@@ -573,25 +613,55 @@ def _reindex(predictions: tuple[np.ndarray, ...], ids: np.ndarray) -> tuple[np.n
     return ids, predictions[1][position], predictions[2][position]
 
 
-def _summary(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per pretrained model: mean relative gain, wins and significant wins over the counted tasks."""
+def _summary(rows: pd.DataFrame, task_gains: dict[tuple[str, str], np.ndarray] | None = None,
+             n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
+    """Per pretrained model: mean relative gain (and its interval), wins and significant wins over the
+    counted tasks, and the tests over tasks (``task_gains``: :func:`_significance`'s replicates)."""
     out = []
+    f1 = rows.set_index(["task", "model"]).test_f1
     for model in sorted(rows[rows.role == "pretrained"].model.unique()):
         mine = rows[rows.model == model]
         few = mine.few_positives.astype(bool)
         counted = mine[~few & mine.best_baseline.notna()]
         wins = counted.win.astype(bool)
+        best = np.array([f1.get((t, b), math.nan) for t, b in zip(counted.task, counted.best_baseline, strict=True)],
+                        dtype=float)
+        losses, ties = int((counted.test_f1 < best).sum()), int((counted.test_f1 == best).sum())
+        low, high, why = _gain_interval(model, counted, task_gains or {}, n_resamples)
         out.append({
             "model": model,
             "mean_relative_gain_pct": float(counted.relative_gain_pct.mean()) if len(counted) else math.nan,
+            "mean_relative_gain_ci_low": low,
+            "mean_relative_gain_ci_high": high,
             "wins": int(wins.sum()),
+            "losses": losses,
+            "ties": ties,
             "significant_wins": int((wins & (counted.significant == True)).sum()),  # noqa: E712 - None = untested
+            "sign_test_p": sign_test(int(wins.sum()), losses),
+            "wilcoxon_p": wilcoxon_test(counted.relative_gain_pct.tolist()),
             "tasks_counted": int(len(counted)),
             "tasks_tested": int(counted.p_value.notna().sum()),
             "tasks_left_out": int(few.sum()),
             "tasks_without_baseline": int((~few & mine.best_baseline.isna()).sum()),
+            "mean_relative_gain_ci_note": why,
         })
     return pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
+
+
+def _gain_interval(model: str, counted: pd.DataFrame, task_gains: dict[tuple[str, str], np.ndarray],
+                   n_resamples: int) -> tuple[float, float, str]:
+    """The 95% interval of a model's mean relative gain over its counted tasks with a defined gain
+    (the tasks the mean averages), or NaNs and why there is none."""
+    tasks = counted[counted.relative_gain_pct.notna()].task.tolist()
+    if len(tasks) < 2:
+        return math.nan, math.nan, (f"{'one task' if tasks else 'no task'} with a gain; an interval over tasks "
+                                    "needs two or more")
+    missing = [t for t in tasks if (t, model) not in task_gains]
+    if missing:
+        return math.nan, math.nan, (f"{len(missing)} of {len(tasks)} task{_s(len(tasks))} without paired test "
+                                    "predictions to resample (see note)")
+    low, high = mean_gain_interval([task_gains[(t, model)] for t in tasks], seed=model, n_resamples=n_resamples)
+    return low, high, ""
 
 
 def latest_suite(tracking_uri: str | None) -> str:

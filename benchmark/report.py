@@ -301,7 +301,9 @@ def _leaderboard_section(board: Any) -> str | None:
     view += f", demographic shift {_e(board.shift)}" if getattr(board, "shift", "") else ""
     parts = [f"<p>The leaderboard at {view}. Test F1 as mean ± sd over seeds; <i>n_pos</i>: test positives; "
              "<i>gain</i>: relative F1 gain of each pretrained model over the task's strongest supervised "
-             "baseline (extras and ablations never count as that baseline).</p>"]
+             "baseline (extras and ablations never count as that baseline). The headline per pretrained model "
+             "(below the table): its mean gain with a 95% interval over tasks, test records and seeds, the "
+             "tasks it wins, and two tests over tasks of whether it beats the strongest baseline.</p>"]
     for line in board._header().split("\n")[1:]:
         if line.startswith("SYNTHETIC"):  # said once, at the top of the report
             continue
@@ -449,6 +451,9 @@ def _sources_section(board: Any, data_cells: pd.DataFrame | None = None) -> str 
         counted = "tasks_counted" if "tasks_counted" in summary else "tasks"
         table.loc["tasks won"] = [f"{summary.loc[s, 'wins']}/{summary.loc[s, counted]}"
                                   if s in summary.index and counted in summary else "" for s in sources]
+        table.loc["95% CI of mean gain"] = [_gain_interval_cell(summary, s) for s in sources]
+        table.loc["sign test p"] = [_p_cell(summary, s, "sign_test_p") for s in sources]
+        table.loc["Wilcoxon p"] = [_p_cell(summary, s, "wilcoxon_p") for s in sources]
     note = "; black bars: the task's strongest supervised baseline" if reference is not None else ""
     return (f"<p>The MAE encoder pretrained on each source, fine-tuned the same way. Error bars: "
             f"{_e(_kinds_text(kinds))}{note}.</p>"
@@ -779,6 +784,25 @@ def _gain_text(summary: pd.DataFrame, model: str, column: str) -> str:
         return ""
     value = float(summary.loc[model, column])
     return "" if math.isnan(value) else f"{value:+.2f}%"
+
+
+def _gain_interval_cell(summary: pd.DataFrame, model: str) -> str:
+    """The leaderboard's 95% interval of a model's mean gain, or why it has none."""
+    low, high = (_gain_text(summary, model, f"mean_relative_gain_ci_{end}") for end in ("low", "high"))
+    if low and high:
+        return f"[{low}, {high}]"
+    note = summary.loc[model, "mean_relative_gain_ci_note"] if model in summary.index and \
+        "mean_relative_gain_ci_note" in summary else ""
+    return f"none: {note}" if isinstance(note, str) and note else ""
+
+
+def _p_cell(summary: pd.DataFrame, model: str, column: str) -> str:
+    if model not in summary.index or column not in summary:
+        return ""
+    from benchmark.statistics import format_p
+
+    value = float(summary.loc[model, column])
+    return "" if math.isnan(value) else format_p(value)
 
 
 def _html_table(frame: pd.DataFrame, index: bool = True, index_name: str = "") -> str:

@@ -1,6 +1,6 @@
 """How sure is each number of the leaderboard, and is a gain more than noise?
 
-Three sources of doubt, three tools:
+Three sources of doubt, three tools, and the headline's own uncertainty:
 
 * **The test records.** A test F1 is measured on a finite sample of records; with 20 positives one
   record more or less moves F1 by several points. :func:`bootstrap_intervals` gives a 95%
@@ -19,6 +19,27 @@ Three sources of doubt, three tools:
   split is one for all seeds, so its records are one shared source of noise, not one per seed).
   The one-sided p-value is the share of replicates whose difference is <= 0 (with the usual +1
   in numerator and denominator, so it is never 0); significant when p < 0.05.
+* **Does the headline hold over tasks?** The headline per pretrained model is its mean relative
+  F1 gain over the strongest baseline and the number of tasks it wins (docs/protocol.md). Three
+  statistics say how far to trust them (the leaderboard's summary):
+
+  - :func:`mean_gain_interval`, a 95% percentile interval of the mean relative gain from a
+    hierarchical bootstrap: each replicate draws the tasks with replacement and, for every task
+    drawn, one replicate of that task's paired bootstrap (its seeds and its test records,
+    stratified by label, the same for model and baseline). The strongest baseline of each task
+    is the one the leaderboard names (chosen on the observed means), not chosen again per
+    replicate: the interval is of the very gain the headline states, and choosing the best of
+    five again on every resample would add the best-of-five bias (already against the model)
+    a second time. Drawing records inside tasks counts their noise twice (it is already in the
+    spread of the task gains), so the interval errs on the wide side.
+  - :func:`sign_test`: exact binomial test of wins against losses, two-sided, ties (equal mean
+    F1) left out.
+  - :func:`wilcoxon_test`: Wilcoxon signed-rank test over tasks of the per-task relative gains
+    (the numbers the mean averages), two-sided, zero gains left out (``zero_method="wilcox"``).
+
+  Both tests are two-sided although the headline claims a direction: a model that loses most
+  tasks shows as clearly as one that wins them, and for the claimed direction the p-value is
+  about twice the one-sided one, the stricter reading.
 
 F1 of a resample depends only on how often each record is drawn, so a resample is a row of draw
 counts (:func:`stratified_counts`) and its F1, AUROC and AUPRC are weighted sums (equal to
@@ -32,7 +53,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +62,8 @@ from benchmark.metrics import THRESHOLD
 N_RESAMPLES = 1000
 LEVEL = 0.95  # of every interval
 ALPHA = 0.05  # significance level of the one-sided paired test
+ALTERNATIVE_OVER_TASKS = "two-sided"  # of the sign test and the Wilcoxon signed-rank test over tasks
+WILCOXON_ZEROS = "wilcox"  # scipy's zero_method: zero gains are left out before ranking
 _STREAM = 0xB0075  # keeps the bootstrap's random stream apart from other users of a cell's seed
 _CHUNK = 250  # replicates scored at once (bounds memory: chunk x records floats)
 
@@ -190,6 +213,9 @@ class PairedTest:
     p_value: float  # one-sided, H0: the difference is <= 0
     n_seeds: int
     n_records: int
+    # per replicate: 100 x the mean F1 difference / the baseline's mean F1 over the drawn seeds (NaN where
+    # that mean is 0): the within-task draws of the hierarchical bootstrap (:func:`mean_gain_interval`)
+    relative_gains: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
 
     @property
     def significant(self) -> bool:
@@ -237,6 +263,9 @@ def paired_f1_test(labels: np.ndarray, model_scores: np.ndarray, baseline_scores
     differences = f1[:, :n_seeds] - f1[:, n_seeds:]  # (replicates, seeds)
     seed_draws = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
     replicates = np.take_along_axis(differences, seed_draws, axis=1).mean(axis=1)
+    baseline_f1 = np.take_along_axis(f1[:, n_seeds:], seed_draws, axis=1).mean(axis=1)
+    relative_gains = np.divide(100.0 * replicates, baseline_f1, out=np.full(n_resamples, math.nan),
+                               where=baseline_f1 > 0)
     positive = labels[:, None]
     observed = _f1(*((predictions & positive).sum(axis=0).astype(float),
                      (predictions & ~positive).sum(axis=0).astype(float),
@@ -244,4 +273,64 @@ def paired_f1_test(labels: np.ndarray, model_scores: np.ndarray, baseline_scores
     low, high = _percentiles(replicates, level)
     p = (1 + int((replicates <= 0).sum())) / (1 + n_resamples)
     difference = float((observed[:n_seeds] - observed[n_seeds:]).mean())
-    return PairedTest(difference, low, high, p, n_seeds, len(labels))
+    return PairedTest(difference, low, high, p, n_seeds, len(labels), relative_gains)
+
+
+# ----- the headline over tasks
+def mean_gain_interval(task_gains: Sequence[np.ndarray], seed: int | str = 0, n_resamples: int = N_RESAMPLES,
+                       level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of the mean relative gain over tasks, by a hierarchical bootstrap.
+
+    ``task_gains`` holds one array per task: the replicate relative gains of that task's paired
+    bootstrap (:attr:`PairedTest.relative_gains`, seeds and test records drawn). Each of
+    ``n_resamples`` replicates draws ``len(task_gains)`` tasks with replacement and, for each
+    draw, one of its task's replicates (a task drawn twice gets two independent record draws); the
+    replicate's statistic is their mean, over the draws whose gain is defined (a replicate whose
+    baseline F1 is 0 has none, as the headline leaves such a task out of its mean). NaN for fewer
+    than two tasks: resampling one task says nothing about other tasks.
+    """
+    if len(task_gains) < 2:
+        return math.nan, math.nan
+    pool = np.stack([np.asarray(g, dtype=float) for g in task_gains])  # (tasks, task replicates)
+    n_tasks, n_inner = pool.shape
+    rng = rng_for(seed if isinstance(seed, int) else str(seed), "tasks")
+    tasks = rng.integers(0, n_tasks, size=(n_resamples, n_tasks))
+    draws = pool[tasks, rng.integers(0, n_inner, size=(n_resamples, n_tasks))]
+    defined = np.isfinite(draws)
+    counts = defined.sum(axis=1)
+    means = np.divide(np.where(defined, draws, 0.0).sum(axis=1), counts, out=np.full(n_resamples, math.nan),
+                      where=counts > 0)
+    return _percentiles(means, level)
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact binomial test of ``wins`` against ``losses`` (H0: a task is won or lost with
+    probability 1/2); ties are not passed in (left out, the usual convention). NaN without a win or
+    a loss."""
+    from scipy.stats import binomtest
+
+    if wins + losses == 0:
+        return math.nan
+    return float(binomtest(wins, wins + losses, 0.5, alternative=ALTERNATIVE_OVER_TASKS).pvalue)
+
+
+def wilcoxon_test(gains: Sequence[float]) -> float:
+    """Two-sided Wilcoxon signed-rank test over tasks of the per-task relative gains (H0: symmetric
+    about 0). Zero gains are left out before ranking (Wilcoxon's own convention, scipy's
+    ``zero_method="wilcox"``), and so are undefined (NaN) ones; NaN without a nonzero gain. On the
+    rest, scipy's ``method="auto"``: the exact null distribution up to 50 tasks without tied ranks,
+    an exact permutation test up to 13 tasks with ties, else the normal approximation with
+    continuity correction; all deterministic."""
+    from scipy.stats import wilcoxon
+
+    values = np.asarray([g for g in gains if math.isfinite(g) and g != 0], dtype=float)
+    if len(values) == 0:
+        return math.nan
+    return float(wilcoxon(values, zero_method=WILCOXON_ZEROS, alternative=ALTERNATIVE_OVER_TASKS).pvalue)
+
+
+def format_p(value: float) -> str:
+    """A p-value as text: three decimals, two significant digits below 0.001, "n/a" when undefined."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"

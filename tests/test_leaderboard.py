@@ -10,6 +10,7 @@ import time
 
 import pandas as pd
 import pytest
+from scipy.stats import binomtest, wilcoxon
 
 from benchmark.cli import main
 from benchmark.leaderboard import MIN_POSITIVES, build_leaderboard, model_role
@@ -31,7 +32,9 @@ F1 = {  # (task, model) -> F1 per seed
 }
 N_POS = {"ptbxl/AFIB": 50, "ptbxl/PVC": 40, "ptbxl/PAC": 1}
 ROW_FIELDS = {"task", "model", "test_f1", "test_f1_sd", "test_f1_ci_low", "test_f1_ci_high", "n_seeds", "test_n_pos"}
-SUMMARY_FIELDS = {"mean_relative_gain_pct", "wins", "significant_wins", "tasks_counted"}
+SUMMARY_FIELDS = {"mean_relative_gain_pct", "mean_relative_gain_ci_low", "mean_relative_gain_ci_high", "wins",
+                  "losses", "ties", "significant_wins", "sign_test_p", "wilcoxon_p", "tasks_counted",
+                  "mean_relative_gain_ci_note"}
 
 
 def _cell(tracker: Tracker, fingerprint: str, task: str, model: str, seed: int, f1: float, lead: str = "II",
@@ -134,19 +137,67 @@ def test_formats_carry_the_row_fields_and_the_summary(store: str) -> None:
     assert len(rows) == len(F1)
     mae_afib = next(r for r in rows if r["task"] == "ptbxl/AFIB" and r["model"] == "mae:sim")
     assert (mae_afib["wins"], mae_afib["tasks_counted"], mae_afib["min_positives"]) == ("1", "2", "10")
+    # one win, one loss; gains +21.4% and -16.7%: both two-sided tests give p = 1
+    assert (mae_afib["losses"], mae_afib["ties"], mae_afib["sign_test_p"], mae_afib["wilcoxon_p"]) == (
+        "1", "0", "1", "1")
+    # these cells logged no test predictions: no records to resample, so no interval, and the reason
+    assert mae_afib["mean_relative_gain_ci_low"] == "" and "without paired test predictions" in mae_afib[
+        "mean_relative_gain_ci_note"]
     data = json.loads(board.render("json"))
     assert data["synthetic"] is False and len(data["rows"]) == len(F1) and data["min_positives"] == 10
     assert all(set(r) >= ROW_FIELDS for r in data["rows"])
     assert set(data["summary"][0]) >= SUMMARY_FIELDS and data["summary"][0]["tasks_counted"] == 2
+    assert data["summary"][0]["mean_relative_gain_ci_low"] is None and data["summary"][0]["sign_test_p"] == 1.0
+    assert {"mean_relative_gain_ci", "sign_test", "wilcoxon"} <= set(data["statistics"])
+    assert "two-sided" in data["statistics"]["sign_test"] and "two-sided" in data["statistics"]["wilcoxon"]
     for fmt in ("table", "markdown"):
         text = board.render(fmt)
         assert "0.850 ± 0.071" in text and "wins 1/2 tasks counted (0 significant; 2 not tested" in text
         assert "mean relative F1 gain +2.38%" in text and "fewer than 10 test positives" in text
+        assert "no 95% CI: 2 of 2 tasks without paired test predictions to resample" in text
+        assert "over tasks (two-sided): sign test p = 1.000, Wilcoxon p = 1.000" in text
+        assert "headline over tasks: 95% CI of the mean gain by a hierarchical bootstrap" in text
         # the per-row block: task, model, F1, sd, the interval over seeds, seeds, test positives
         line = next(x for x in text.splitlines() if "ptbxl/AFIB" in x and "mae:sim" in x and "[" in x)
         for part in ("0.850", "0.071", "[0.215, 1.000]", "2", "50"):
             assert part in line
     assert board.render("markdown").count("|") > 10
+
+
+def test_with_one_counted_task_or_none_there_is_no_interval_and_the_summary_says_why(store: str) -> None:
+    one = build_leaderboard(store, "unit", min_positives=45)  # AFIB (50 positives) alone is counted
+    summary = one.summary.set_index("model").loc["mae:sim"]
+    assert (summary.tasks_counted, summary.wins, summary.losses) == (1, 1, 0)
+    assert math.isnan(summary.mean_relative_gain_ci_low) and math.isnan(summary.mean_relative_gain_ci_high)
+    assert summary.mean_relative_gain_ci_note == "one task with a gain; an interval over tasks needs two or more"
+    assert summary.sign_test_p == 1.0 and summary.wilcoxon_p == 1.0  # one task cannot reject anything
+    assert "(no 95% CI: one task with a gain; an interval over tasks needs two or more)" in one.render("table")
+    none = build_leaderboard(store, "unit", min_positives=1000)  # every task flagged
+    summary = none.summary.set_index("model").loc["mae:sim"]
+    assert (summary.tasks_counted, summary.wins, summary.losses, summary.ties) == (0, 0, 0, 0)
+    for column in ("mean_relative_gain_pct", "mean_relative_gain_ci_low", "mean_relative_gain_ci_high",
+                   "sign_test_p", "wilcoxon_p"):
+        assert math.isnan(summary[column]), column
+    text = none.render("table")
+    assert "mae:sim: no task counted (3 tasks with < 1000 test positives left out)" in text
+    assert "sign test p" not in text and "95% CI [" not in text
+    data = json.loads(none.render("json"))["summary"][0]
+    assert data["sign_test_p"] is None and data["mean_relative_gain_ci_low"] is None
+
+
+def test_ties_are_left_out_of_the_sign_test_and_zero_gains_out_of_wilcoxon(tracking_uri: str) -> None:
+    f1 = {"ptbxl/AFIB": (0.8, 0.6), "ptbxl/PVC": (0.7, 0.7), "ptbxl/PAC": (0.5, 0.6), "ptbxl/STD_": (0.9, 0.5)}
+    tracker = Tracker(tracking_uri, "ties")
+    for task, (mine, base) in f1.items():
+        _cell(tracker, f"{task}m", task, "mae:sim", 1, mine, n_pos=50, suite="ties")
+        _cell(tracker, f"{task}b", task, "resnet18-1d", 1, base, n_pos=50, suite="ties")
+    board = build_leaderboard(tracking_uri, "ties")
+    summary = board.summary.set_index("model").loc["mae:sim"]
+    assert (summary.wins, summary.losses, summary.ties, summary.tasks_counted) == (2, 1, 1, 4)
+    assert summary.sign_test_p == pytest.approx(binomtest(2, 3).pvalue)  # n = wins + losses: the tie is out
+    gains = [(m - b) / b * 100 for m, b in f1.values() if m != b]
+    assert summary.wilcoxon_p == pytest.approx(wilcoxon(gains).pvalue)  # the zero gain is out
+    assert "sign test p = 1.000 (1 tie left out)" in board.render("table")
 
 
 def test_other_lead_and_unknown_suite(store: str) -> None:

@@ -135,12 +135,21 @@ def test_report_holds_the_leaderboard_and_every_plot_the_suite_has(tracking_uri:
     for name in (*TASKS, "mae:sim", "mae:ptbxl", "resnet18-1d", "luna"):
         assert name in board
     assert "mean relative F1 gain" in board
+    # the headline's statistics over tasks; these cells logged no test predictions: no interval, and why
+    assert "over tasks (two-sided): sign test p = " in board and ", Wilcoxon p = " in board
+    assert "no 95% CI: 2 of 2 tasks without paired test predictions to resample" in board
+    sources = page[page.index('id="pretraining-sources-side-by-side"'):page.index('id="label-budget-curves"')]
+    for row in ("95% CI of mean gain", "sign test p", "Wilcoxon p", "none: 2 of 2 tasks without paired test"):
+        assert row in sources, row
     assert "the leaderboard&#x27;s 95% interval over seeds" in page  # what the error bars are
     assert "sex M" in page and "age &lt;40" in page and "age 80+" in page
     assert "sex:M → F" in page  # the shift, beside "no shift"
     assert "SYNTHETIC" not in page
-    # the description: the leaderboard in markdown
+    # the description: the headline with its statistics over tasks, then the leaderboard in markdown
     assert "| task |" in report.markdown and "mae:sim" in report.markdown and REPORT_FILE in report.markdown
+    headline = report.markdown[:report.markdown.index(REPORT_FILE)]
+    assert "- mae:sim: mean relative F1 gain" in headline and "sign test p = " in headline
+    assert "Wilcoxon p = " in headline and "no 95% CI" in headline
 
 
 def test_report_leaves_out_what_the_suite_does_not_hold(tracking_uri: str, tmp_path: Path) -> None:
