@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "benchmark.commands.pretrain",
     "benchmark.commands.generators",
     "benchmark.commands.report",
+    "benchmark.commands.protocol",
 )
 CACHE_COMMANDS = ("run", "pretrain", "corpus", "generators", "bench")  # commands that write the cache
 
