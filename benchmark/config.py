@@ -18,6 +18,7 @@ from typing import Any
 
 from baselines.base import resolve_model
 from baselines.training import TrainConfig
+from benchmark.datasets.base import DataConfig
 from benchmark.demographics import age_group_names
 from benchmark.registries import SUITES, TASKS
 from benchmark.splits import PRESETS as SPLITS
@@ -97,6 +98,7 @@ class SuiteConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: TrainConfig = field(default_factory=TrainConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
+    data: DataConfig = field(default_factory=DataConfig)  # which records a task holds, how labelled ([data])
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-baseline Config overrides
     # Named pretraining sources: [sources.sim-2k] corpus = "sim", corpus_size = 2000 makes a column
     # mae:sim-2k; [sources.vae] corpus_options.preset = "tiny" sets one corpus's own options. Keys
@@ -241,7 +243,7 @@ def suite_from_mapping(data: Mapping[str, Any], source: str) -> SuiteConfig:
     grids = data.pop("grid", [])
     if not isinstance(grids, list):
         raise ConfigError(f"{source}: 'grid' must be an array of tables ([[grid]])")
-    nested = {"pretrain": PretrainConfig, "finetune": TrainConfig, "tuning": TuningConfig}
+    nested = {"pretrain": PretrainConfig, "finetune": TrainConfig, "tuning": TuningConfig, "data": DataConfig}
     kwargs: dict[str, Any] = {}
     for key, cls in nested.items():
         if key in data:

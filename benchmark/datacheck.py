@@ -4,6 +4,10 @@ The checks are those applied when a dataset is loaded for a run (``benchmark.dat
 and the readers' label checks), on all 12 leads: a record rejected here is excluded from tasks
 (on the leads it fails) and listed in ``TaskData.quarantine``. The folder may be one dataset
 (``ptbxl/``, ``g12ec/``, ``cpsc2018/``, any PhysioNet/CinC-format folder) or a root holding them.
+
+It also counts what the protocol leaves out of a sound folder: PTB-XL and G12EC records that are
+not exactly one 10-s window at 500 Hz, which the paper drops (``data.lengths = "exact"``,
+docs/protocol.md "Signals"). Those records are not problems of the data: they stay ``ok``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from tqdm import tqdm
 from benchmark.datasets.challenge import ChallengeDataset
 from benchmark.datasets.common import RecordDataset
 from benchmark.datasets.signals import RecordCheck
+from benchmark.preprocess import PreprocessConfig, resampled_length
 from benchmark.registries import DATASETS
 from simecg.errors import DataMissingError
 from simecg.signal import LEADS
@@ -31,6 +36,8 @@ class CheckReport:
 
     path: Path
     records: list[RecordCheck] = field(default_factory=list)
+    # fixed-length datasets checked: name -> (records read, files of those not one window long)
+    lengths: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -52,6 +59,14 @@ class CheckReport:
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([r.as_dict() for r in self.records], columns=["file", "status", "reason"])
 
+    def length_lines(self) -> list[str]:
+        """One line per fixed-length dataset with records the paper's length rule leaves out."""
+        window = PreprocessConfig()
+        return [f"{name}: {len(off)} of {read} readable records are not exactly {window.window} samples "
+                f"({window.window / window.fs:g} s at {window.fs} Hz); the paper leaves them out of every task "
+                "(data.lengths = 'exact'; 'any' keeps them)"
+                for name, (read, off) in self.lengths.items() if off]
+
 
 def check_folder(path: Path | str, progress: bool = True) -> CheckReport:
     """Check every record under ``path`` (a dataset folder or a root of dataset folders)."""
@@ -63,13 +78,21 @@ def check_folder(path: Path | str, progress: bool = True) -> CheckReport:
         index = dataset.build_index(root)
         rows = tqdm(index.iterrows(), total=len(index), desc=f"check {root.name}", unit="rec",
                     disable=None if progress else True, leave=False)
+        read, off_length = 0, []
         for _, row in rows:
+            signal = None
             if row["problem"]:
                 check = RecordCheck(str(row["files"][0]), "rejected", [row["problem"]])
             else:
-                check, _, _ = dataset.read(row, LEADS)
+                check, signal, fs = dataset.read(row, LEADS)
             check.file = _relative(check.file, path)
             report.records.append(check)
+            if signal is not None and dataset.fixed_length:
+                read += 1
+                if resampled_length(len(signal), fs, PreprocessConfig().fs) != PreprocessConfig().window:
+                    off_length.append(check.file)
+        if dataset.fixed_length:
+            report.lengths[dataset.name] = (read, off_length)
     if not report.records:
         raise DataMissingError(
             f"{path}: no ECG records found; expected ptbxl_database.csv (PTB-XL), *.hea + *.mat "

@@ -390,8 +390,13 @@ def load_test_predictions(tracker: Tracker, run_id: str, artifact_uri: str) -> t
 
 
 def _read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row keys, labels and scores of a test predictions file. A record listed in both classes
+    (data.overlap = "both": two rows of one record_id) is keyed ``<record_id>#<label>`` per row, so
+    joining two files pairs the same row of each."""
     frame = pd.read_csv(path, usecols=["record_id", "label", "score"], dtype={"record_id": str})
-    return frame.record_id.to_numpy(), frame.label.to_numpy().astype(bool), frame.score.to_numpy(dtype=float)
+    twice = frame.record_id.duplicated(keep=False)
+    keys = frame.record_id.where(~twice, frame.record_id + "#" + frame.label.astype(str))
+    return keys.to_numpy(), frame.label.to_numpy().astype(bool), frame.score.to_numpy(dtype=float)
 
 
 # ----- building the board

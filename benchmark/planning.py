@@ -361,7 +361,7 @@ def make_plan(
 
     suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
-    data = load_data(cells, data_dir)
+    data = load_data(cells, data_dir, suite.data)
     tracker = Tracker(tracking_uri, suite.name, create=False)  # a plan writes nothing to the store
     finished = tracker.finished_fingerprints()  # as run_suite decides what to skip
     encoders = SuiteEncoders(suite)

@@ -13,7 +13,8 @@ from simecg.registry import Registry
 
 DATASETS: Registry[Any] = Registry(
     "dataset", "simecg_bench.datasets", contract="benchmark.datasets.base:Dataset",
-    contract_doc="a Dataset: label_counts(spec, data_dir) and load_task(spec, data_dir, lead, cache_dir) -> TaskData",
+    contract_doc="a Dataset: label_counts(spec, data_dir, options) -> ClassCounts and "
+                 "load_task(spec, data_dir, lead, cache_dir) -> TaskData",
 )
 TASKS: Registry[Any] = Registry(
     "task", "simecg_bench.tasks", contract="benchmark.datasets.base:TaskSpec",

@@ -68,7 +68,7 @@ class Prepared:
     y_val: np.ndarray
     test_records: np.ndarray
     budget_info: dict[str, Any]
-    split_frame: pd.DataFrame  # record_id, split (train/val/test), in_budget
+    split_frame: pd.DataFrame  # record_id, split (train/val/test), label, in_budget (one row per task row)
 
 
 def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepared:
@@ -86,6 +86,9 @@ def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepar
     train_records, info = apply_budget(split.train, data.labels, budget, seed, cell.positives_only)
     x_train, y_train = data.training_samples(train_records, seed)
     x_val, y_val = data.evaluation_samples(split.val)
+    # the frame lists the split's rows by row index; a record in both classes is two rows of one
+    # record_id (data.overlap = "both"), told apart by their label, each with its own budget flag
+    rows = np.sort(np.concatenate([split.train, split.val, split.test]))
     return Prepared(
         x_train=x_train,
         y_train=y_train,
@@ -93,9 +96,8 @@ def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepar
         y_val=y_val,
         test_records=np.asarray(split.test),
         budget_info=info,
-        split_frame=split.to_frame().assign(
-            in_budget=lambda f: f.record_id.isin(data.records.record_id.iloc[train_records].astype(str))
-        ),
+        split_frame=split.to_frame().assign(label=data.labels[rows].astype(int),
+                                            in_budget=np.isin(rows, train_records)),
     )
 
 
@@ -120,6 +122,7 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
     params = {**flatten({"finetune": without_ignored("finetune", suite.finetune), "tuning": to_dict(suite.tuning)}),
               **flatten({"model": spec.identity(context.encoders)}),
               "split": suite.split, "test_seed": suite.test_seed, "age_bins": list(suite.age_bins)}
+    params.update(flatten({"data": to_dict(suite.data)}))  # the task's rows and labels (its data_version tag)
     context.tracker.kill_stale(planned.fingerprint)
     try:
         with context.tracker.run(cell.label, tags, params, parent=context.parent_id) as run:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from benchmark.cells import PlannedCell, enumerate_cells, plan_cells, shard
 from benchmark.claims import Coordinator, prepare_storage
 from benchmark.config import PRETRAINED, SuiteConfig
-from benchmark.datasets.base import TaskData
+from benchmark.datasets.base import DataConfig, TaskData
 from benchmark.encoders import SuiteEncoders
 from benchmark.run_cell import CellContext, run_cell
 from benchmark.tags import RunTags
@@ -75,7 +75,7 @@ def run_suite(
     started = time.perf_counter()
     suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
-    data = load_data(cells, data_dir)  # first, so missing data fails before anything is logged
+    data = load_data(cells, data_dir, suite.data)  # first, so missing data fails before anything is logged
     uri = resolve_uri(tracking_uri)
     storage = prepare_storage(optuna_storage or default_optuna_storage(uri))
     with Coordinator(storage) as workers:
@@ -252,12 +252,14 @@ def with_data_dir(suite: SuiteConfig, data_dir: str | Path | None) -> SuiteConfi
     return dataclasses.replace(suite, pretrain=dataclasses.replace(suite.pretrain, data_dir=str(data_dir)))
 
 
-def load_data(cells: list[Any], data_dir: str | Path | None) -> dict[tuple[str, str], TaskData]:
-    """Each (task, lead) the cells need, loaded once (from the on-disk cache after the first time)."""
+def load_data(cells: list[Any], data_dir: str | Path | None,
+              options: DataConfig | None = None) -> dict[tuple[str, str], TaskData]:
+    """Each (task, lead) the cells need, loaded once (from the on-disk cache after the first time),
+    with the suite's ``[data]`` rows and labels (``options``; None: the paper's)."""
     data: dict[tuple[str, str], TaskData] = {}
     for cell in cells:
         if (cell.task, cell.lead) not in data:
-            data[(cell.task, cell.lead)] = load_task(cell.task, data_dir, lead=cell.lead)
+            data[(cell.task, cell.lead)] = load_task(cell.task, data_dir, lead=cell.lead, options=options)
     return data
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.datasets.base import TaskData, TaskSpec
+from benchmark.datasets.base import DataConfig, TaskData, TaskSpec
 from benchmark.datasets.table import TABLE_PATH, task_table
 from benchmark.registries import DATASETS, TASKS
 from simecg import paths
@@ -57,34 +57,49 @@ def load_task(
     lead: str = "II",
     cache_dir: Path | None = None,
     preprocess: Any = None,
+    options: DataConfig | None = None,
 ) -> TaskData:
     """Load task ``name`` ("ptbxl/AFIB") on ``lead`` from ``data_dir`` (the folder holding ``ptbxl/`` etc.).
 
     The first call reads the WFDB files, checks every record and caches the preprocessed windows
     under ``cache_dir``; later calls memory-map the cache and read no WFDB file. ``preprocess``
-    is an optional :class:`benchmark.preprocess.PreprocessConfig` (default: the protocol's).
+    is an optional :class:`benchmark.preprocess.PreprocessConfig` (default: the protocol's);
+    ``options`` a :class:`~benchmark.datasets.base.DataConfig` (a suite's ``[data]``; default: the
+    paper's rows and labels).
     """
     spec: TaskSpec = TASKS.get(name)
     dataset = DATASETS.get(spec.dataset)
     root = paths.data_dir(data_dir)
     cache = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
-    kwargs = {"preprocess": preprocess} if preprocess is not None else {}
+    kwargs: dict[str, Any] = {"preprocess": preprocess} if preprocess is not None else {}
+    if options is not None:
+        kwargs["options"] = options
     return dataset.load_task(spec, root, lead, cache, **kwargs)
 
 
-def task_summary(data_dir: Path | str | None = None) -> pd.DataFrame:
-    """One row per task: task, dataset, positives, negatives, available (labels only, no signals)."""
+SUMMARY_COLUMNS = ["task", "dataset", "positives", "negatives", "both", "available"]
+
+
+def task_summary(data_dir: Path | str | None = None, options: DataConfig = DataConfig()) -> pd.DataFrame:
+    """One row per task, from labels alone (no signal read): its records per class under ``options``.
+
+    Columns: ``task``, ``dataset``, ``positives``, ``negatives`` (the normal class as the task
+    lists it: under ``overlap = "both"`` it includes the records that are also positive),
+    ``both`` (records that are a positive and normal: the paper lists them in both classes) and
+    ``available`` (the dataset was found).
+    """
     root = paths.data_dir(data_dir)
     rows = []
     for name, spec in TASKS.items():
         dataset = DATASETS.get(spec.dataset)
         try:
-            counts = dataset.label_counts(spec, root)
+            counts = dataset.label_counts(spec, root, options)
         except DataMissingError:
-            rows.append({"task": name, "dataset": spec.dataset, "positives": 0, "negatives": 0, "available": False})
+            rows.append({"task": name, "dataset": spec.dataset, "positives": 0, "negatives": 0, "both": 0,
+                         "available": False})
             continue
-        rows.append({"task": name, "dataset": spec.dataset, "positives": counts[1], "negatives": counts[0],
-                     "available": True})
+        rows.append({"task": name, "dataset": spec.dataset, "positives": counts.positives,
+                     "negatives": counts.negatives, "both": counts.both, "available": True})
     order = {spec.name: i for i, spec in enumerate(_specs())}
-    frame = pd.DataFrame(rows, columns=["task", "dataset", "positives", "negatives", "available"])
+    frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     return frame.sort_values("task", key=lambda s: s.map(lambda n: order.get(n, len(order)))).reset_index(drop=True)

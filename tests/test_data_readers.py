@@ -25,17 +25,19 @@ def test_ptbxl_index_reads_all_400_records_with_metadata(shared_data):
 
 
 def test_ptbxl_label_rules_follow_likelihood_thresholds(shared_data):
-    ptbxl = DATASETS.get("ptbxl")
-    index = ptbxl.index(shared_data).set_index("record_id", drop=False)
+    from benchmark.datasets.base import DataConfig
     from benchmark.registries import TASKS
 
-    afib = ptbxl.labels(TASKS.get("ptbxl/AFIB"), index)
-    by_id = dict(zip(index["record_id"], afib, strict=True))
-    assert by_id["17"] == 1  # AFIB at likelihood 0 counts for AFIB (any likelihood)
-    assert by_id["1"] == 0  # NORM 100
-    assert by_id["2"] == -1  # NORM 80 is below the negative threshold
-    imi = dict(zip(index["record_id"], ptbxl.labels(TASKS.get("ptbxl/IMI"), index), strict=True))
-    assert imi["8"] == -1  # IMI at likelihood 35 is not a positive (needs 100)
+    ptbxl = DATASETS.get("ptbxl")
+    index = ptbxl.index(shared_data)
+    ids = index["record_id"].tolist()
+    positive, negative = ptbxl.classes(TASKS.get("ptbxl/AFIB"), index, DataConfig())
+    afib, normal = dict(zip(ids, positive, strict=True)), dict(zip(ids, negative, strict=True))
+    assert afib["17"] and not normal["17"]  # AFIB at likelihood 0 counts for AFIB (any likelihood)
+    assert normal["1"] and not afib["1"]  # NORM 100
+    assert not afib["2"] and not normal["2"]  # NORM 80 is below the negative threshold
+    imi, _ = ptbxl.classes(TASKS.get("ptbxl/IMI"), index, DataConfig())
+    assert not dict(zip(ids, imi, strict=True))["8"]  # IMI at likelihood 35 is not a positive (needs 100)
 
 
 def test_challenge_readers_map_abbreviations_and_equivalences(shared_data):
@@ -71,8 +73,12 @@ def test_load_task_memmaps_zscored_windows_and_reuses_cache(shared_data, tmp_pat
     assert data.n_windows > data.n_records  # CPSC records longer than 10 s give several windows
     in_task = data.window_record >= 0
     assert set(np.unique(data.window_record[in_task])) == set(range(data.n_records))
-    window = np.asarray(data.signals[data.windows_of(np.array([0]))[0]])
-    assert abs(window.mean()) < 1e-3 and abs(window.std() - 1) < 1e-3
+    # a record's windows are cut from the record z-scored as a whole: its samples have mean 0, sd 1
+    ten_s = int(np.flatnonzero(data.records["record_id"] == "A0002")[0])  # 5000 samples: windows 0-10 s, 5-15 s
+    first, second = np.asarray(data.signals[data.windows_of(np.array([ten_s]))])
+    assert abs(first.mean()) < 1e-3 and abs(first.std() - 1) < 1e-3
+    np.testing.assert_array_equal(second[:2500], first[2500:])
+    assert not second[2500:].any()
     assert set(np.unique(data.labels)) == {0, 1}
     assert list(data.records.columns) == ["record_id", "patient_id", "age", "sex", "strat_fold"]
 

@@ -41,7 +41,7 @@ def test_likelihood_thresholds_and_negative_classes():
 @pytest.mark.realdata
 def test_summary_lists_every_task_with_positives_and_negatives(shared_data):
     summary = task_summary(shared_data)
-    assert list(summary.columns) == ["task", "dataset", "positives", "negatives", "available"]
+    assert list(summary.columns) == ["task", "dataset", "positives", "negatives", "both", "available"]
     summary = summary[summary["dataset"].isin(list(PAPER))]
     assert len(summary) == 26 and summary["available"].all()
     assert summary["task"].tolist()[:2] == ["ptbxl/AFIB", "ptbxl/PVC"]  # table order

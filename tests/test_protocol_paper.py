@@ -15,7 +15,15 @@ import torch
 from baselines.base import ModelSpec, resolve_model
 from baselines.training import GroupedWindows, TrainConfig, train_classifier
 from benchmark.datasets.base import LongRecords, TaskData
-from benchmark.preprocess import PreprocessConfig, RandomCrops, prepare_record, record_windows, window_starts
+from benchmark.preprocess import (
+    PreprocessConfig,
+    RandomCrops,
+    prepare_record,
+    record_windows,
+    single_window,
+    whole_record,
+    window_starts,
+)
 from simecg.registries import BASELINES
 from simecg.signal import zscore
 
@@ -126,8 +134,10 @@ def test_baselines_end_in_the_same_head_of_width_head_width(name: str) -> None:
 LENGTHS = [5000, 8000, 12000, 3000, 7500, 30000]  # 10 s, 16 s, 24 s, 6 s, 15 s, 60 s at 500 Hz
 
 
-def long_record_task(lengths: list[int] = LENGTHS, seed: int = 0) -> tuple[TaskData, list[np.ndarray]]:
-    """A CPSC2018-like task: records of several lengths, kept the way the lead cache keeps them."""
+def long_record_task(lengths: list[int] = LENGTHS, seed: int = 0,
+                     fixed_length: bool = False) -> tuple[TaskData, list[np.ndarray]]:
+    """A CPSC2018-like task: records of several lengths, kept the way the lead cache keeps them
+    (``fixed_length``: as a PTB-XL/G12EC lead cache keeps its 10-s records, one window each)."""
     rng = np.random.default_rng(seed)
     config = PreprocessConfig()
     raws = [np.cumsum(rng.standard_normal(n)).astype(np.float32) for n in lengths]
@@ -135,11 +145,12 @@ def long_record_task(lengths: list[int] = LENGTHS, seed: int = 0) -> tuple[TaskD
     offset = 0
     for i, raw in enumerate(raws):
         record = prepare_record(raw, 500, config)
-        w = record_windows(record, config)
+        one = fixed_length and len(record) == config.window
+        w = single_window(record, config) if one else record_windows(record, config)
         windows.append(w)
         owner += [i] * len(w)
         if len(record) > config.window:
-            samples.append(record)
+            samples.append(whole_record(record, config))
             span[i] = (offset, len(record))
             offset += len(record)
     n = len(raws)
@@ -152,17 +163,20 @@ def long_record_task(lengths: list[int] = LENGTHS, seed: int = 0) -> tuple[TaskD
     return data, raws
 
 
-def test_evaluation_windows_step_5s_and_zero_pad_the_last() -> None:
+def test_evaluation_windows_step_5s_over_the_whole_record_zscored_and_zero_padded() -> None:
     data, raws = long_record_task()
     for i, raw in enumerate(raws):
         windows = np.asarray(data.signals[data.windows_of(np.array([i]))])
         starts = window_starts(len(raw), 5000)
-        assert len(windows) == len(starts)
-        assert starts == ([0] if len(raw) <= 5000 else list(range(0, starts[-1] + 1, 2500)))
+        assert len(windows) == len(starts) == max(len(raw) // 2500, 1)
+        assert starts == list(range(0, starts[-1] + 1, 2500))
+        whole = zscore(raw)  # the record is z-scored once, then cut
         for start, window in zip(starts, windows, strict=True):
-            real = raw[start : start + 5000]
-            np.testing.assert_allclose(window[: len(real)], zscore(real), atol=1e-5)
+            real = whole[start : start + 5000]
+            np.testing.assert_allclose(window[: len(real)], real, atol=1e-5)
             assert not window[len(real) :].any()  # zero-padded
+    ten_s = np.asarray(data.signals[data.windows_of(np.array([0]))])  # a 10-s record: two windows
+    assert len(ten_s) == 2 and not ten_s[1][2500:].any() and ten_s[1][:2500].any()
     sixteen_s = np.asarray(data.signals[data.windows_of(np.array([1]))])
     assert len(sixteen_s) == 3 and not sixteen_s[2][3000:].any() and sixteen_s[2][:3000].any()
 
@@ -182,10 +196,10 @@ def test_training_draws_a_random_10s_crop_per_record_and_epoch_seeded() -> None:
     for i in np.flatnonzero(long):
         assert not np.array_equal(epoch1[i], epoch2[i])  # a new crop each epoch
         start = crops.starts(1)[i]
-        assert 0 <= start <= len(raws[i]) - 5000
-        np.testing.assert_allclose(epoch1[i], zscore(raws[i][start : start + 5000]), atol=1e-5)  # a real 10 s
+        assert 0 <= start < len(raws[i]) - 5000  # the authors' randint(0, length - 5000) excludes its bound
+        np.testing.assert_allclose(epoch1[i], zscore(raws[i])[start : start + 5000], atol=1e-5)  # a real 10 s
     assert not np.array_equal(other.batch(every, 1)[long], epoch1[long])
-    for i in np.flatnonzero(~long):  # records of one window are that window, every epoch
+    for i in np.flatnonzero(~long):  # records of at most 10 s are their first window, every epoch
         np.testing.assert_array_equal(epoch1[i], data.signals[data.windows_of(np.array([i]))[0]])
         np.testing.assert_array_equal(epoch2[i], epoch1[i])
 
@@ -194,9 +208,10 @@ def test_validation_and_test_score_a_record_by_the_max_over_its_windows() -> Non
     data, raws = long_record_task()
     val, labels = data.evaluation_samples(np.array([5, 1, 0]))
     assert isinstance(val, GroupedWindows) and np.array_equal(labels, data.labels[[0, 1, 5]])
-    assert len(val.signals) == 1 + 3 + len(window_starts(30000, 5000))
+    counts = [len(window_starts(n, 5000)) for n in (5000, 8000, 30000)]
+    assert counts == [2, 3, 12] and len(val.signals) == sum(counts)
     window_scores = np.arange(len(val.signals), dtype=float)
-    np.testing.assert_array_equal(val.item_max(window_scores), [0, 3, len(val.signals) - 1])
+    np.testing.assert_array_equal(val.item_max(window_scores), np.cumsum(counts) - 1)  # each record's last window
     from benchmark.metrics import record_scores
 
     windows = data.windows_of(np.array([0, 1, 5]))
@@ -205,11 +220,21 @@ def test_validation_and_test_score_a_record_by_the_max_over_its_windows() -> Non
 
 
 def test_ten_second_records_keep_plain_arrays() -> None:
-    data, _ = long_record_task([5000] * 6)
+    data, _ = long_record_task([5000] * 6, fixed_length=True)  # PTB-XL, G12EC: one window per record
     data = dataclasses.replace(data, long_records=None)
     x, y = data.training_samples(np.arange(6), seed=1)
     v, _ = data.evaluation_samples(np.arange(6))
     assert isinstance(x, np.ndarray) and x.shape == (6, 5000) and isinstance(v, np.ndarray)
+
+
+def test_ten_second_cpsc2018_records_train_whole_and_are_evaluated_on_two_windows() -> None:
+    data, raws = long_record_task([5000] * 6)
+    assert data.long_records is not None and not data.long_records.span[:, 1].any()  # nothing to crop
+    x, y = data.training_samples(np.arange(6), seed=1)
+    assert isinstance(x, np.ndarray) and x.shape == (6, 5000) and np.array_equal(y, data.labels)
+    np.testing.assert_allclose(x, np.stack([zscore(r) for r in raws]), atol=1e-5)  # the whole record
+    v, labels = data.evaluation_samples(np.arange(6))
+    assert isinstance(v, GroupedWindows) and len(v.signals) == 12 and np.array_equal(labels, data.labels)
 
 
 class _Recorder(torch.nn.Module):
@@ -252,18 +277,21 @@ def test_prepare_gives_crops_and_grouped_windows_for_long_records() -> None:
 
 @pytest.mark.realdata
 def test_cpsc2018_keeps_whole_records_and_half_overlapping_windows(shared_data, tmp_path) -> None:
+    from benchmark.registries import DATASETS
     from benchmark.tasks import load_task
 
     data = load_task("cpsc2018/AF", shared_data, lead="II", cache_dir=tmp_path)
     assert data.long_records is not None
-    lengths = data.long_records.span[:, 1]
-    assert (lengths > 5000).any()
-    for i in range(data.n_records):
+    assert (data.long_records.span[:, 1] > 5000).any()
+    cpsc = DATASETS.get("cpsc2018")
+    cache = cpsc.lead_cache(shared_data, "II", tmp_path)
+    length_of = dict(zip(cpsc.index(shared_data)["record_id"], cache.lengths.tolist(), strict=True))
+    lengths = [length_of[r] for r in data.records["record_id"]]
+    assert 5000 in lengths  # 10-s records are there
+    for i, length in enumerate(lengths):
         n_windows = len(data.windows_of(np.array([i])))
-        if lengths[i]:
-            assert n_windows == len(window_starts(int(lengths[i]), 5000)) > 1
-        else:
-            assert n_windows == 1
+        assert n_windows == len(window_starts(length, 5000)) == max(length // 2500, 1)
+        assert (n_windows >= 2) == (length >= 5000)
     crops, _ = data.training_samples(np.arange(data.n_records), seed=1)
     assert crops.batch(np.arange(3), 1).shape == (3, 5000)
     ptbxl = load_task("ptbxl/AFIB", shared_data, lead="II", cache_dir=tmp_path)

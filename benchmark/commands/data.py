@@ -58,6 +58,8 @@ def _check(args: argparse.Namespace) -> int:
     else:
         for record in report.problems():
             print(f"{record.file}: {record.status}: {'; '.join(record.reasons)}")
+        for line in report.length_lines():
+            print(line)
         print(report.summary())
     print(verdict, file=sys.stdout if args.format == "text" else sys.stderr)
     return code

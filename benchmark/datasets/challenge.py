@@ -2,8 +2,11 @@
 
 Challenge format: ``NAME.hea`` (WFDB header, ``#Age:``, ``#Sex:``, ``#Dx:`` comments) + ``NAME.mat``
 (MATLAB v4, ``val`` int16 12 x N). ``#Dx`` holds SNOMED CT ids, or abbreviations in the Feb-2020
-CPSC2018 headers ("AF", "I-AVB", ...), mapped to SNOMED CT with the table in ``tasks.toml``; the
-CinC scoring equivalences (RBBB = CRBBB, PAC = SVPB, PVC = VPB) are applied before task rules.
+CPSC2018 headers ("AF", "I-AVB", ...), mapped to SNOMED CT with the table in ``tasks.toml``.
+A task code is found as the authors find it, as text inside the record's Dx codes, with no
+equivalence (``data.dx_match = "substring"``, docs/protocol.md "Tasks"); ``"equivalent"`` matches
+whole codes after the CinC scoring equivalences (RBBB = CRBBB, PAC = SVPB, PVC = VPB). The
+positive and the normal class are decided apart: a record may be in both (``data.overlap``).
 
 CPSC2018 original release: ``NAME.mat`` holding a struct ``ECG`` (``sex``, ``age``, ``data`` 12 x N
 in mV, 500 Hz) and ``REFERENCE.csv`` (``Recording, First_label, Second_label, Third_label``,
@@ -33,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.datasets.base import TaskSpec, require_text_path
+from benchmark.datasets.base import DataConfig, TaskSpec, require_text_path
 from benchmark.datasets.common import RecordDataset, parse_age, parse_sex
 from benchmark.datasets.header import read_header
 from benchmark.datasets.signals import RecordCheck, RecordRejected, check_physical, read_and_check
@@ -58,10 +61,10 @@ def code_tables() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     return abbreviations, canonical, reference
 
 
-def normalize_codes(tokens: list[str]) -> tuple[frozenset[str], list[str]]:
-    """Dx tokens -> canonical SNOMED CT ids, plus the tokens that are neither SNOMED ids nor known abbreviations."""
-    abbreviations, canonical, _ = code_tables()
-    out, unknown = set(), []
+def snomed_codes(tokens: list[str]) -> tuple[tuple[str, ...], list[str]]:
+    """Dx tokens -> SNOMED CT ids as written (abbreviations mapped), plus the tokens that are neither."""
+    abbreviations, _, _ = code_tables()
+    out, unknown = [], []
     for token in (t.strip() for t in tokens):
         if not token:
             continue
@@ -69,18 +72,26 @@ def normalize_codes(tokens: list[str]) -> tuple[frozenset[str], list[str]]:
         if code is None:
             unknown.append(token)
             continue
-        out.add(canonical.get(code, code))
-    return frozenset(out), unknown
+        out.append(code)
+    return tuple(out), unknown
+
+
+def normalize_codes(tokens: list[str]) -> tuple[frozenset[str], list[str]]:
+    """Dx tokens -> canonical SNOMED CT ids, plus the tokens that are neither SNOMED ids nor known abbreviations."""
+    _, canonical, _ = code_tables()
+    codes, unknown = snomed_codes(tokens)
+    return frozenset(canonical.get(code, code) for code in codes), unknown
 
 
 class ChallengeDataset(RecordDataset):
     """A dataset in the PhysioNet/CinC 2020 format (see module docstring)."""
 
-    def __init__(self, name: str, layout: str, id_prefix: str = ""):
+    def __init__(self, name: str, layout: str, id_prefix: str = "", fixed_length: bool = False):
         self.name = name
         self.folder = name
         self.layout = layout
         self.id_prefix = id_prefix  # record names start with it ("E" G12EC, "A" CPSC2018)
+        self.fixed_length = fixed_length  # G12EC: 10-s records (see RecordDataset.fixed_length)
 
     def is_dataset_folder(self, path: Path) -> bool:
         """Records of this dataset directly in ``path`` or one level down, and not a PTB-XL folder.
@@ -99,23 +110,30 @@ class ChallengeDataset(RecordDataset):
     def build_index(self, root: Path) -> pd.DataFrame:
         return _index(str(require_text_path(root.resolve())), _folder_stamp(root)).copy()
 
-    def labels(self, spec: TaskSpec, index: pd.DataFrame) -> np.ndarray:
+    def classes(self, spec: TaskSpec, index: pd.DataFrame, options: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+        if options.dx_match == "substring":
+            texts = [",".join(dx) for dx in index["dx"]]
+            return _found_in(texts, spec.positive), _found_in(texts, spec.negative)
         _, canonical, _ = code_tables()
         positive = {canonical.get(c, c) for c in spec.positive}
         negative = {canonical.get(c, c) for c in spec.negative}
-        out = np.full(len(index), -1, dtype=np.int8)
-        for i, codes in enumerate(index["codes"]):
-            if codes & positive:
-                out[i] = 1
-            elif codes & negative:
-                out[i] = 0
-        return out
+        return (np.array([bool(codes & positive) for codes in index["codes"]], dtype=bool),
+                np.array([bool(codes & negative) for codes in index["codes"]], dtype=bool))
 
     def read(self, row: Mapping[str, Any], leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
         path = Path(row["files"][0])
         if path.suffix == ".mat":
             return _read_original(path, leads)
         return read_and_check(path, leads, self.nominal_gain)
+
+
+def _found_in(texts: list[str], codes: tuple[str, ...]) -> np.ndarray:
+    """Per Dx text (the record's codes joined by commas), whether one of ``codes`` occurs in it as text.
+
+    The authors' rule (``str.find`` of the code in the header's Dx line): a code inside a longer
+    code counts too, and no equivalent code does.
+    """
+    return np.array([any(code in text for code in codes) for text in texts], dtype=bool)
 
 
 # A CPSC2018 original record is 6-144 s of 12 leads at 500 Hz in doubles (<7 MB); a file inflating
@@ -203,8 +221,8 @@ def _index(root_text: str, stamp: tuple) -> pd.DataFrame:
     for mat in _walk(root, ".mat"):
         if mat.with_suffix("") not in with_header:
             rows.append(_original_row(mat, reference))
-    frame = pd.DataFrame(rows, columns=["record_id", "patient_id", "age", "sex", "strat_fold", "codes", "files",
-                                        "problem", "released"])
+    frame = pd.DataFrame(rows, columns=["record_id", "patient_id", "age", "sex", "strat_fold", "codes", "dx",
+                                        "files", "problem", "released"])
     if frame.empty:
         return frame
     frame = frame.sort_values(["record_id", "released"], kind="stable")
@@ -218,7 +236,8 @@ def _index(root_text: str, stamp: tuple) -> pd.DataFrame:
 def _header_row(hea: Path) -> dict:
     record_id = hea.stem
     row = {"record_id": record_id, "patient_id": record_id, "age": float("nan"), "sex": None, "strat_fold": -1,
-           "codes": frozenset(), "files": (str(hea), str(hea.with_suffix(".mat"))), "problem": "", "released": ""}
+           "codes": frozenset(), "dx": (), "files": (str(hea), str(hea.with_suffix(".mat"))), "problem": "",
+           "released": ""}
     try:
         header = read_header(hea)
     except DataError as exc:
@@ -233,7 +252,7 @@ def _header_row(hea: Path) -> dict:
         row["problem"] = "header has no #Dx line (no diagnosis labels)"
         return row
     codes, unknown = normalize_codes(dx.split(","))
-    row["codes"] = codes
+    row["codes"], row["dx"] = codes, snomed_codes(dx.split(","))[0]
     if unknown:
         row["problem"] = (f"unknown diagnosis code(s) {', '.join(unknown)} in #Dx (expected SNOMED CT ids or "
                           "the CPSC2018 abbreviations in tasks.toml)")
@@ -282,7 +301,7 @@ def _reference_label(value: Any, reference: dict[str, str]) -> str:
 def _original_row(mat: Path, reference: dict[str, list[str]]) -> dict:
     record_id = mat.stem
     row = {"record_id": record_id, "patient_id": record_id, "age": float("nan"), "sex": None, "strat_fold": -1,
-           "codes": frozenset(), "files": (str(mat),), "problem": "", "released": ""}
+           "codes": frozenset(), "dx": (), "files": (str(mat),), "problem": "", "released": ""}
     try:
         ecg = _load_original(mat)
     except RecordRejected as exc:
@@ -294,7 +313,7 @@ def _original_row(mat: Path, reference: dict[str, list[str]]) -> dict:
         row["problem"] = "no labels: record not in a REFERENCE.csv (CPSC2018 original format)"
         return row
     codes, unknown = normalize_codes(reference[record_id])
-    row["codes"] = codes
+    row["codes"], row["dx"] = codes, snomed_codes(reference[record_id])[0]
     if unknown:
         row["problem"] = f"unknown REFERENCE.csv label(s) {', '.join(unknown)} (expected 1-9)"
     return row
@@ -302,7 +321,7 @@ def _original_row(mat: Path, reference: dict[str, list[str]]) -> dict:
 
 G12EC = ChallengeDataset(
     "g12ec", "g12ec/**/E*.hea + .mat in the PhysioNet/CinC 2020 format (flat, or challenge-2020's "
-    "training/georgia/g1..g11 sub-folders)", id_prefix="E")
+    "training/georgia/g1..g11 sub-folders)", id_prefix="E", fixed_length=True)
 CPSC2018 = ChallengeDataset(
     "cpsc2018", "cpsc2018/**/A*.hea + .mat in the PhysioNet/CinC 2020 format (challenge-2020's "
     "training/cpsc_2018/g1..g7), or the original release's A*.mat + REFERENCE.csv", id_prefix="A")

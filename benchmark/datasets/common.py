@@ -7,9 +7,11 @@ A dataset subclass says where its records are and what their labels mean (:meth:
    on one lead (``signals.f32``), and the whole signal of every record longer than one window
    (``long.f32``, for random training crops; CPSC2018), built once by reading and checking each
    WFDB file, then shared by all tasks on that lead;
-2. the *task cache* holds one task's labels and records, which lead-cache windows are its
-   records' (``window_record``, -1 elsewhere) and where its long records' signals are
-   (``long_span``): a task never copies signals.
+2. the *task cache* holds one task's rows (:meth:`RecordDataset.task_rows`: the records of the
+   normal class, then the positives, a record in both classes twice under ``data.overlap =
+   "both"``), their labels, which lead-cache windows are each row's (``window_record``, -1
+   elsewhere; ``aliases.npy``: the windows a second row of a record reads again) and where its
+   long records' signals are (``long_span``): a task never copies signals.
 
 Both are keyed by the stat fingerprint of the input files (path, size, mtime) plus the
 preprocessing config, so a second load reads no WFDB file; the ``data_version`` they carry is a
@@ -39,9 +41,16 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from benchmark.datasets.base import LongRecords, TaskData, TaskSpec
+from benchmark.datasets.base import AliasedWindows, ClassCounts, DataConfig, LongRecords, TaskData, TaskSpec
 from benchmark.datasets.signals import RecordCheck
-from benchmark.preprocess import PREPROCESS_VERSION, PreprocessConfig, prepare_record, record_windows
+from benchmark.preprocess import (
+    PREPROCESS_VERSION,
+    PreprocessConfig,
+    prepare_record,
+    record_windows,
+    single_window,
+    whole_record,
+)
 from simecg import integrity, paths
 from simecg.config import stable_hash
 from simecg.errors import ConfigError, DataError, DataMissingError
@@ -49,9 +58,15 @@ from simecg.signal import LEADS
 
 log = logging.getLogger(__name__)
 
-READER_VERSION = 2  # bump when readers or checks change what ends up in a cache
-LEAD_CACHE_LAYOUT = 2  # 2: + long.f32, the whole signals of records longer than a window (1: windows only)
-TASK_CACHE_LAYOUT = 3  # 3: + long_span.npy; 2: a task is an index into its lead cache (1 copied its windows)
+# Bump when readers, checks or label rules change what ends up in a cache.
+# 3: the authors' labels (one list per class, G12EC codes found as text in #Dx) and record lengths.
+READER_VERSION = 3
+# 3: + each record's length (meta.json); 2: + long.f32, the whole signals of records longer than a
+# window (1: windows only)
+LEAD_CACHE_LAYOUT = 3
+# 4: rows (normal class first; a record in both classes twice) + aliases.npy; 3: + long_span.npy;
+# 2: a task is an index into its lead cache (1 copied its windows)
+TASK_CACHE_LAYOUT = 4
 RECORD_COLUMNS = ["record_id", "patient_id", "age", "sex", "strat_fold"]
 
 
@@ -65,11 +80,32 @@ class LeadCache:
     data_version: str
     key: str
     path: Path | None = None  # the signals file (None when the cache holds no window)
+    # Samples of each index row's prepared record (at the cache's rate; 0 when not read or rejected).
+    lengths: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    window: int = 0  # samples per window
     # Records longer than one window, whole (preprocessed, not z-scored): flat samples, and per
     # such record its index row and (offset, length) in ``long_samples``.
     long_samples: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
     long_record: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
     long_span: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.int64))
+
+
+@dataclass
+class TaskRows:
+    """The rows of one task: which records, in which order, with which label.
+
+    Attributes:
+        rows: index row (into the dataset's index) of each task row: the records of the normal
+            class, then the positives, each in the index's order, as the authors concatenate
+            their per-class lists; a record in both classes appears in both parts under
+            ``data.overlap = "both"``.
+        labels: int8 per task row, 0 normal, 1 positive.
+        quarantine: records of the task left out, each ``{"file", "reason"}``, in index order.
+    """
+
+    rows: np.ndarray
+    labels: np.ndarray
+    quarantine: list[dict[str, str]]
 
 
 class RecordDataset:
@@ -79,6 +115,10 @@ class RecordDataset:
     folder: str = ""  # sub-folder of the data root, e.g. "ptbxl"
     layout: str = ""  # human description of the expected folder layout, for error messages
     nominal_gain: float | None = 1000.0
+    # Records are one window long by design (PTB-XL, G12EC: 10 s): each is one window, and the
+    # paper keeps only those of exactly that length (``data.lengths``). False (CPSC2018): records
+    # of any length, each z-scored whole and cut into evaluation windows (docs/protocol.md).
+    fixed_length: bool = True
 
     # ---- what a subclass provides -------------------------------------------------------------
     def is_dataset_folder(self, path: Path) -> bool:
@@ -88,8 +128,12 @@ class RecordDataset:
         """One row per record: RECORD_COLUMNS + ``files`` (tuple of paths) + ``problem`` (str)."""
         raise NotImplementedError
 
-    def labels(self, spec: TaskSpec, index: pd.DataFrame) -> np.ndarray:
-        """int8 per index row: 1 positive, 0 negative (normal class), -1 not part of the task."""
+    def classes(self, spec: TaskSpec, index: pd.DataFrame, options: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+        """Per index row, whether it is in the positive class and whether it is in the normal class.
+
+        The two are decided separately, as the authors build one list per class: a record may be
+        in both (what a task makes of it is ``options.overlap``, :meth:`task_rows`).
+        """
         raise NotImplementedError
 
     def read(self, row: Mapping[str, Any], leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
@@ -111,12 +155,20 @@ class RecordDataset:
     def index(self, data_dir: Path | str) -> pd.DataFrame:
         return self.build_index(self.find_root(data_dir))
 
-    def label_counts(self, spec: TaskSpec, data_dir: Path | str) -> dict[int, int]:
-        """Positives and negatives by labels alone (no signal read), for ``list tasks``."""
+    def label_counts(self, spec: TaskSpec, data_dir: Path | str, options: DataConfig = DataConfig()) -> ClassCounts:
+        """Records per class by labels alone (no signal read), for ``list tasks``.
+
+        Records the data checks would reject for their signal, or the length rule would leave
+        out, are counted: only reading the signals tells (``simecg-bench data check``).
+        """
         index = self.index(data_dir)
-        labels = self.labels(spec, index)
+        positive, negative = self.classes(spec, index, options)
         usable = (index["problem"] == "").to_numpy()
-        return {1: int(np.sum((labels == 1) & usable)), 0: int(np.sum((labels == 0) & usable))}
+        both = positive & negative & usable
+        if options.overlap == "positive":
+            negative = negative & ~positive
+        return ClassCounts(positives=int(np.sum(positive & usable)), negatives=int(np.sum(negative & usable)),
+                           both=int(np.sum(both)))
 
     def lead_cache(
         self, data_dir: Path | str, lead: str, cache_dir: Path, preprocess: PreprocessConfig = PreprocessConfig(),
@@ -144,6 +196,7 @@ class RecordDataset:
             np.zeros(0, np.float32)
         return LeadCache(signals, np.asarray(meta["window_record"], dtype=np.int64), meta["status"],
                          meta["data_version"], key, folder / "signals.f32" if meta["n_windows"] else None,
+                         np.asarray(meta["lengths"], dtype=np.int64), preprocess.window,
                          long_samples, np.asarray(meta["long_record"], dtype=np.int64),
                          np.asarray(meta["long_span"], dtype=np.int64).reshape(-1, 2))
 
@@ -153,12 +206,13 @@ class RecordDataset:
 
     def _write_lead_cache(self, index: pd.DataFrame, lead: str, preprocess: PreprocessConfig, tmp: Path) -> None:
         # The data version hashes the bytes read and what of the preprocessing shaped the arrays, which
-        # depends on whether any record is longer than a window: both hashes run, one is kept.
-        contents = {long: hashlib.sha256(stable_hash({"preprocess": preprocess.content_identity(long),
-                                                      "lead": lead}).encode()) for long in (False, True)}
+        # depends on whether any record is cut into windows: both hashes run, one is kept.
+        contents = {windowed: hashlib.sha256(stable_hash({"preprocess": preprocess.content_identity(windowed),
+                                                          "lead": lead}).encode()) for windowed in (False, True)}
         window_record: list[int] = []
         long_record: list[int] = []
         long_span: list[tuple[int, int]] = []
+        lengths = [0] * len(index)
         n_long = 0
         status: list[dict[str, str]] = []
         column = LEADS.index(lead)
@@ -180,32 +234,48 @@ class RecordDataset:
                     log.info("%s: excluded (%s)", check.file, "; ".join(check.reasons))
                     continue
                 record = prepare_record(signal[:, column], fs, preprocess)
-                windows = record_windows(record, preprocess)
+                lengths[i] = len(record)
+                windows = self.record_windows(record, preprocess)
                 out.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
                 window_record.extend([i] * len(windows))
                 if len(record) > preprocess.window:  # kept whole for random training crops
-                    long_out.write(np.ascontiguousarray(record, dtype=np.float32).tobytes())
+                    long_out.write(np.ascontiguousarray(whole_record(record, preprocess), dtype=np.float32).tobytes())
                     long_record.append(i)
                     long_span.append((n_long, len(record)))
                     n_long += len(record)
         _log_summary(self.name, lead, status)
+        windowed = not self.fixed_length or bool(long_record)
         meta = {"n_windows": len(window_record), "window_record": window_record, "status": status,
-                "n_long_samples": n_long, "long_record": long_record, "long_span": long_span,
-                "data_version": contents[bool(long_record)].hexdigest()[:16], "dataset": self.name, "lead": lead}
+                "lengths": lengths, "n_long_samples": n_long, "long_record": long_record, "long_span": long_span,
+                "data_version": contents[windowed].hexdigest()[:16], "dataset": self.name, "lead": lead}
         with integrity.CacheFile(tmp / "meta.json") as out:
             out.write(json.dumps(meta).encode())
 
+    def record_windows(self, record: np.ndarray, preprocess: PreprocessConfig) -> np.ndarray:
+        """A prepared record's evaluation windows: itself when one window long in a fixed-length dataset.
+
+        A 10-s PTB-XL or G12EC record is one window (the authors align it to 10 s and evaluate it
+        whole); any other record (CPSC2018's, or PTB-XL/G12EC ones of another length kept by
+        ``data.lengths = "any"``) is cut by :func:`benchmark.preprocess.record_windows`, which
+        gives a 10-s CPSC2018 record two windows, as the authors' evaluation does.
+        """
+        if self.fixed_length and len(record) == preprocess.window:
+            return single_window(record, preprocess)
+        return record_windows(record, preprocess)
+
     def load_task(
         self, spec: TaskSpec, data_dir: Path | str | None, lead: str, cache_dir: Path,
-        preprocess: PreprocessConfig = PreprocessConfig(),
+        preprocess: PreprocessConfig = PreprocessConfig(), options: DataConfig = DataConfig(),
     ) -> TaskData:
-        """The task's records on ``lead``: the lead cache's windows (memory-mapped), labels, metadata.
+        """The task's rows on ``lead``: the lead cache's windows (memory-mapped), labels, metadata.
 
         Every task of a dataset shares its lead cache: ``signals`` is the whole memmap and
         ``window_record`` marks the windows of records outside the task with -1, so a task costs
         a small index file instead of a copy of its windows (13 PTB-XL tasks x 12 leads would
-        otherwise copy ~30 GB). Records longer than one window also get ``long_records`` (their
-        whole signals in the lead cache's ``long.f32``, located by the task's ``long_span``).
+        otherwise copy ~30 GB). A record that is two rows of the task (``options.overlap =
+        "both"``) reads its windows twice through :class:`AliasedWindows`. Records longer than
+        one window also get ``long_records`` (their whole signals in the lead cache's
+        ``long.f32``, located by the task's ``long_span``).
         """
         from simecg import paths
 
@@ -213,67 +283,110 @@ class RecordDataset:
         index = self.build_index(root)
         cache = self.lead_cache(root, lead, Path(cache_dir), preprocess, index=index)
         lead = canonical_lead_or_error(lead)
-        key = stable_hash({"lead_cache": cache.key, "task": dataclasses.asdict(spec), "layout": TASK_CACHE_LAYOUT})
+        key = stable_hash({"lead_cache": cache.key, "task": dataclasses.asdict(spec), "layout": TASK_CACHE_LAYOUT,
+                           "reader": READER_VERSION, "options": dataclasses.asdict(options)})
         folder = Path(cache_dir) / "tasks" / self.name / f"{spec.label}-{lead}-{key}"
         if not _usable(folder):
-            self._build_task_cache(spec, index, cache, folder)
+            self._build_task_cache(spec, index, cache, folder, options)
         meta = json.loads((folder / "meta.json").read_text())
         span = np.load(folder / "long_span.npy")
-        long = LongRecords(cache.long_samples, span, preprocess.normalize) if np.any(span[:, 1] > 0) else None
+        aliases = np.load(folder / "aliases.npy")
+        long = LongRecords(cache.long_samples, span) if np.any(span[:, 1] > 0) else None
         records = pd.DataFrame(meta["records"], columns=RECORD_COLUMNS)
         records["age"] = records["age"].astype(float)
         records["strat_fold"] = records["strat_fold"].astype(int)
         records["sex"] = records["sex"].astype(object).where(records["sex"].notna(), None)
+        signals = AliasedWindows(cache.signals, aliases) if len(aliases) else cache.signals
         return TaskData(
-            task=spec.name, dataset=self.name, lead=lead, signals=cache.signals,
+            task=spec.name, dataset=self.name, lead=lead, signals=signals,
             window_record=np.load(folder / "window_record.npy"),
             labels=np.asarray(meta["labels"], dtype=np.int8), records=records,
             data_version=meta["data_version"], synthetic=False, quarantine=meta["quarantine"], long_records=long,
         )
 
-    def task_records(
-        self, spec: TaskSpec, index: pd.DataFrame, status: list[dict[str, str]]
-    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
-        """(labels of every index row, index rows of the task's usable records in order, quarantine)."""
-        labels = self.labels(spec, index)
-        in_task = np.flatnonzero(labels >= 0)
-        usable = np.array([status[i]["status"] != "rejected" for i in in_task], dtype=bool)
-        quarantine = [{"file": status[i]["file"], "reason": status[i]["reason"]} for i in in_task[~usable]]
-        return labels, in_task[usable], quarantine
+    def task_rows(self, spec: TaskSpec, index: pd.DataFrame, cache: LeadCache,
+                  options: DataConfig = DataConfig()) -> TaskRows:
+        """The task's rows as the authors listed them (docs/protocol.md, "Tasks").
 
-    def _build_task_cache(self, spec: TaskSpec, index: pd.DataFrame, cache: LeadCache, folder: Path) -> None:
-        labels, kept, quarantine = self.task_records(spec, index, cache.status)
-        if len(kept) == 0 or len(set(labels[kept].tolist())) < 2:
-            found = {int(v): int(np.sum(labels[kept] == v)) for v in (1, 0)}
+        The normal class's usable records, then the positive class's, each in the index's order
+        (the authors concatenate their normal list and their positive list). A record in both
+        classes is in both parts under ``options.overlap = "both"`` and a positive only under
+        ``"positive"``. Left out, and listed in ``quarantine``: records the data checks rejected
+        and, in a fixed-length dataset under ``options.lengths = "exact"``, records not exactly
+        one window long (the authors skip every PTB-XL and G12EC record not of 5,000 samples).
+        """
+        positive, negative = self.classes(spec, index, options)
+        if options.overlap == "positive":
+            negative = negative & ~positive
+        in_task = positive | negative
+        usable = np.array([s["status"] != "rejected" for s in cache.status], dtype=bool)
+        reasons = {int(i): cache.status[i]["reason"] for i in np.flatnonzero(in_task & ~usable)}
+        if self.fixed_length and options.lengths == "exact":
+            off = in_task & usable & (cache.lengths != cache.window)
+            for i in np.flatnonzero(off):
+                reasons[int(i)] = (f"{cache.lengths[i]} samples, not {cache.window}: the paper keeps only "
+                                   f"{self.name} records of exactly one window (data.lengths = 'any' keeps it)")
+            usable &= ~off
+        quarantine = [{"file": cache.status[i]["file"], "reason": reasons[i]} for i in sorted(reasons)]
+        normal, positives = np.flatnonzero(negative & usable), np.flatnonzero(positive & usable)
+        labels = np.concatenate([np.zeros(len(normal), np.int8), np.ones(len(positives), np.int8)])
+        return TaskRows(np.concatenate([normal, positives]).astype(np.int64), labels, quarantine)
+
+    def _build_task_cache(self, spec: TaskSpec, index: pd.DataFrame, cache: LeadCache, folder: Path,
+                          options: DataConfig) -> None:
+        task = self.task_rows(spec, index, cache, options)
+        if len(task.rows) == 0 or len(set(task.labels.tolist())) < 2:
+            found = {int(v): int(np.sum(task.labels == v)) for v in (1, 0)}
             raise DataError(
                 f"task {spec.name}: needs positive and negative records, found {found[1]} positive and "
-                f"{found[0]} negative usable records in {self.name} ({len(quarantine)} quarantined); "
+                f"{found[0]} negative usable records in {self.name} ({len(task.quarantine)} left out); "
                 "check the data folder with: simecg-bench data check DIR"
             )
-        position = np.full(len(index), -1, dtype=np.int64)
-        position[kept] = np.arange(len(kept))
-        span = np.zeros((len(kept), 2), dtype=np.int64)  # (offset, length) in long.f32; length 0: one window
-        in_task = position[cache.long_record] >= 0 if len(cache.long_record) else np.zeros(0, bool)
-        span[position[cache.long_record[in_task]]] = cache.long_span[in_task]
-        records = index.iloc[kept][RECORD_COLUMNS]
+        first, second = _row_positions(task.rows, len(index))
+        # each lead window belongs to its record's first row; the windows of a record's second row
+        # (a record in both classes) are appended as aliases of the same lead windows
+        repeated = np.flatnonzero(second[cache.window_record] >= 0)
+        window_record = np.concatenate([first[cache.window_record], second[cache.window_record[repeated]]])
+        long_of = np.zeros((len(index), 2), dtype=np.int64)  # (offset, length) in long.f32; length 0: one window
+        if len(cache.long_record):
+            long_of[cache.long_record] = cache.long_span
+        records = index.iloc[task.rows][RECORD_COLUMNS]
         meta = {
-            "labels": labels[kept].astype(int).tolist(),
+            "labels": task.labels.astype(int).tolist(),
             "records": [
                 {"record_id": str(r.record_id), "patient_id": str(r.patient_id),
                  "age": None if pd.isna(r.age) else float(r.age), "sex": r.sex if r.sex in ("M", "F") else None,
                  "strat_fold": int(r.strat_fold)}
                 for r in records.itertuples(index=False)
             ],
-            "quarantine": quarantine,
+            "quarantine": task.quarantine,
             "data_version": stable_hash({"dataset": cache.data_version, "task": dataclasses.asdict(spec),
-                                         "records": records["record_id"].astype(str).tolist()}),
+                                         "records": records["record_id"].astype(str).tolist(),
+                                         "labels": task.labels.astype(int).tolist()}),
         }
+        arrays = (("window_record.npy", window_record.astype(np.int64)), ("aliases.npy", repeated.astype(np.int64)),
+                  ("long_span.npy", long_of[task.rows]))
         with _building(folder) as tmp:
-            for name, array in (("window_record.npy", position[cache.window_record]), ("long_span.npy", span)):
+            for name, array in arrays:
                 with integrity.CacheFile(tmp / name) as out:
                     np.save(out, array)  # type: ignore[arg-type]  # np.save only calls write()
             with integrity.CacheFile(tmp / "meta.json") as out:
                 out.write(json.dumps(meta).encode())
+
+
+def _row_positions(rows: np.ndarray, n_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per index row, its first and its second position among the task's ``rows`` (-1 when none).
+
+    A record is at most twice in a task (once per class).
+    """
+    first = np.full(n_index, -1, dtype=np.int64)
+    second = np.full(n_index, -1, dtype=np.int64)
+    for position, row in enumerate(rows.tolist()):
+        if first[row] < 0:
+            first[row] = position
+        else:
+            second[row] = position
+    return first, second
 
 
 def _usable(folder: Path) -> bool:

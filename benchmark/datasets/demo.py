@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.datasets.base import TaskData, TaskSpec
+from benchmark.datasets.base import ClassCounts, TaskData, TaskSpec
 from benchmark.registries import DATASETS, TASKS
 from pretraining.simulators.base import SIMULATOR_VERSION
 from pretraining.simulators.gaussian import GaussianBeat, GaussianBeatConfig
@@ -156,8 +156,8 @@ class DemoDataset:
             "positive": to_dict(condition.config()), "negative": to_dict(NORMAL), "min_pvc": condition.min_pvc,
         })
 
-    def label_counts(self, spec: TaskSpec, data_dir: Path | str | None = None) -> dict[int, int]:
-        return {1: self.config.n_positive, 0: self.config.n_negative}
+    def label_counts(self, spec: TaskSpec, data_dir: Path | str | None = None, options: Any = None) -> ClassCounts:
+        return ClassCounts(positives=self.config.n_positive, negatives=self.config.n_negative)
 
     def load_task(
         self, spec: TaskSpec, data_dir: Path | str | None = None, lead: str = "II",

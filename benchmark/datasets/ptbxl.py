@@ -10,8 +10,9 @@ Layout (https://physionet.org/content/ptb-xl/1.0.3/)::
 
 Labels: a task's positive code counts when its likelihood in ``scp_codes`` is at least the
 task's ``min_likelihood`` (100, or 0 = any for AFIB, PAC, STD_, ABQRS); the negative class NORM
-counts at likelihood >= 100; a record that is both is positive. Ages above 89 are stored as 300
-in PTB-XL (anonymisation) and read as 90.
+counts at likelihood >= 100. The two classes are decided apart, as the authors list them: a
+record that is both is in both classes (``data.overlap``, docs/protocol.md "Tasks"). Ages above
+89 are stored as 300 in PTB-XL (anonymisation) and read as 90.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.datasets.base import TaskSpec, require_text_path
+from benchmark.datasets.base import DataConfig, TaskSpec, require_text_path
 from benchmark.datasets.common import RecordDataset, parse_age
 from benchmark.datasets.signals import RecordCheck, read_and_check
 from benchmark.datasets.table import task_table
@@ -51,15 +52,11 @@ class PTBXL(RecordDataset):
         stat = (root / "ptbxl_database.csv").stat()
         return _index(str(require_text_path(root.resolve())), stat.st_size, stat.st_mtime_ns).copy()
 
-    def labels(self, spec: TaskSpec, index: pd.DataFrame) -> np.ndarray:
+    def classes(self, spec: TaskSpec, index: pd.DataFrame, options: DataConfig) -> tuple[np.ndarray, np.ndarray]:
         negative_min = float(task_table()["datasets"]["ptbxl"].get("negative_min_likelihood", 100.0))
-        out = np.full(len(index), -1, dtype=np.int8)
-        for i, codes in enumerate(index["codes"]):
-            if any(codes.get(c, -1.0) >= spec.min_likelihood for c in spec.positive if c in codes):
-                out[i] = 1
-            elif any(codes.get(c, -1.0) >= negative_min for c in spec.negative if c in codes):
-                out[i] = 0
-        return out
+        positive = np.array([_has(codes, spec.positive, spec.min_likelihood) for codes in index["codes"]], dtype=bool)
+        negative = np.array([_has(codes, spec.negative, negative_min) for codes in index["codes"]], dtype=bool)
+        return positive, negative
 
     def read(self, row: Mapping[str, Any], leads: tuple[str, ...]) -> tuple[RecordCheck, np.ndarray | None, float]:
         return read_and_check(Path(row["files"][0]), leads, self.nominal_gain)
@@ -107,6 +104,11 @@ def _index(root: str, size: int, mtime: int) -> pd.DataFrame:
                      "age": age, "sex": sex, "strat_fold": fold if fold is not None else -1, "codes": codes,
                      "files": files, "problem": problem})
     return pd.DataFrame(rows)
+
+
+def _has(codes: Mapping[str, float], wanted: tuple[str, ...], min_likelihood: float) -> bool:
+    """Whether one of the ``wanted`` SCP codes is in ``codes`` with at least ``min_likelihood``."""
+    return any(code in codes and codes[code] >= min_likelihood for code in wanted)
 
 
 def _whole(value: Any) -> int | None:

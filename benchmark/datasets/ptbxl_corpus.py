@@ -161,11 +161,12 @@ def eligible_records(data_dir: Path | str | None = None, cache_dir: Path | None 
     if exclude_test_splits:
         ids = index["record_id"].to_numpy()
         for spec in tasks_of("ptbxl"):
-            labels, kept, _ = dataset.task_records(spec, index, cache.status)
-            if len(kept) == 0 or len(set(labels[kept].tolist())) < 2:
+            task = dataset.task_rows(spec, index, cache)
+            kept = task.rows
+            if len(kept) == 0 or len(set(task.labels.tolist())) < 2:
                 continue  # load_task would refuse this task, so it has no test split
             shadow = TaskData(spec.name, "ptbxl", lead, np.zeros((0, 0), np.float32), np.zeros(0, np.int64),
-                              labels[kept].astype(np.int8), index.iloc[kept].reset_index(drop=True), "")
+                              task.labels, index.iloc[kept].reset_index(drop=True), "")
             test_ids = set(ids[kept][make_split(shadow, "paper").test])
             keep &= ~np.isin(ids, list(test_ids))
     return index[keep], cache
