@@ -43,7 +43,7 @@ smaller corpus, e.g. ``ptbxl`` or a ``folder``, gives what it holds) and measure
     on these hand-made features instead of Inception activations.
 
   Without PTB-XL data the distance columns are NaN (one warning) and the rest is unchanged. A
-  corpus that contains the reference records (``ptbxl-all``) is marked ``sees_test_records``:
+  corpus that contains the reference records (``ptbxl-authors``) is marked ``sees_test_records``:
   its distances are then optimistic.
 
 Outputs in ``out_dir``: ``corpus_report.csv`` / ``.json`` (one row per corpus; the JSON adds the
