@@ -8,10 +8,12 @@ and the readers' label checks), on all 12 leads: a record rejected here is exclu
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -31,6 +33,15 @@ class CheckReport:
 
     path: Path
     records: list[RecordCheck] = field(default_factory=list)
+    # files of each group of records (two or more) whose 12-lead signals are identical, sample for
+    # sample, within one dataset; the splits keep such a group on one side (benchmark.splits)
+    duplicates: list[list[str]] = field(default_factory=list)
+
+    def duplicates_summary(self) -> str:
+        """One line: how many groups of identical signals, and how many records they hold."""
+        n = sum(len(group) for group in self.duplicates)
+        return (f"{len(self.duplicates)} group(s) of records with identical signals ({n} records), kept together "
+                "on one side of every split (suite option duplicates = group)")
 
     @property
     def counts(self) -> dict[str, int]:
@@ -63,13 +74,19 @@ def check_folder(path: Path | str, progress: bool = True) -> CheckReport:
         index = dataset.build_index(root)
         rows = tqdm(index.iterrows(), total=len(index), desc=f"check {root.name}", unit="rec",
                     disable=None if progress else True, leave=False)
+        same_signal: dict[bytes, list[str]] = {}
         for _, row in rows:
+            signal = None
             if row["problem"]:
                 check = RecordCheck(str(row["files"][0]), "rejected", [row["problem"]])
             else:
-                check, _, _ = dataset.read(row, LEADS)
+                check, signal, _ = dataset.read(row, LEADS)
             check.file = _relative(check.file, path)
             report.records.append(check)
+            if signal is not None:
+                digest = hashlib.blake2b(np.ascontiguousarray(signal).tobytes(), digest_size=16).digest()
+                same_signal.setdefault(digest, []).append(check.file)
+        report.duplicates.extend(files for files in same_signal.values() if len(files) > 1)
     if not report.records:
         raise DataMissingError(
             f"{path}: no ECG records found; expected ptbxl_database.csv (PTB-XL), *.hea + *.mat "

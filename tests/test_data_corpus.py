@@ -145,3 +145,28 @@ def test_corpus_rejects_impossible_sizes_and_unknown_options(shared_data, cache)
         corpus_options(PretrainConfig(corpus="ptbxl", corpus_options={"split": "random"}))
     with pytest.raises(ConfigError, match=r"pretrain\.corpus_options\.val_fraction must be > 0"):
         corpus_options(PretrainConfig(corpus="ptbxl-authors", corpus_options={"val_fraction": "0"}))
+
+
+def test_generators_train_on_the_ptbxl_training_records_or_on_the_authors_seed_1_cut(shared_data, cache):
+    from pretraining.generators import ptbxl_training_data
+
+    clean = ptbxl(data_dir=shared_data, cache_dir=cache)
+    data = ptbxl_training_data(0, 0, shared_data, cache)
+    assert set(data.record_ids) == set(clean.record_ids[:clean.train_size])  # not its validation records
+    assert data.signals().shape == (len(data), 5000)
+    assert not set(data.record_ids) & records_in_test_splits(shared_data, cache)
+    patient = ptbxl_training_data(0, 0, shared_data, cache, split="patient")
+    assert not set(patient.record_ids) & records_in_test_splits(shared_data, cache, "patient")
+    assert patient.identity != data.identity
+    authors = ptbxl_training_data(0, 0, shared_data, cache, records="authors")
+    ids = pd.read_csv(shared_data / "ptbxl" / "ptbxl_database.csv")["ecg_id"].tolist()
+    kept, _ = train_test_split(np.array(ids), test_size=0.2, random_state=123)
+    train, _ = train_test_split(kept, test_size=0.2, random_state=1)  # src/dgms/codes/data/dataloader.py: seed=1
+    assert set(authors.record_ids) == {str(i) for i in train} and authors.identity["sees_test_records"]
+    with pytest.raises(ConfigError, match="records='some'"):
+        ptbxl_training_data(0, 0, shared_data, cache, records="some")
+    entry = CORPORA.get("vae")
+    vae = entry(size=10, seed=0, options=entry.Options(preset="tiny", records="authors", data_dir=str(shared_data),
+                                                       cache_dir=str(cache)))
+    assert vae.sees_test_records and vae.identity()["sees_test_records"]
+    assert vae.training_data().record_ids == authors.record_ids

@@ -59,6 +59,10 @@ def _check(args: argparse.Namespace) -> int:
         for record in report.problems():
             print(f"{record.file}: {record.status}: {'; '.join(record.reasons)}")
         print(report.summary())
+        if report.duplicates:
+            print(report.duplicates_summary())
+            for files in report.duplicates:
+                print(f"  identical signals: {', '.join(files)}")
     print(verdict, file=sys.stdout if args.format == "text" else sys.stderr)
     return code
 
