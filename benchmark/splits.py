@@ -173,17 +173,26 @@ _ROW_HASHES: dict[tuple[Any, ...], dict[int, bytes]] = {}
 _LOGGED: set[tuple[str, str, str, int]] = set()
 
 
-def _row_hashes(signals: np.ndarray, rows: np.ndarray) -> dict[int, bytes]:
-    """16-byte BLAKE2b of each of ``rows`` of ``signals`` (memoised per memory-mapped file)."""
-    key = _memmap_key(signals)
+def _row_hashes(signals: Any, rows: np.ndarray) -> dict[int, bytes]:
+    """16-byte BLAKE2b of each of ``rows`` of ``signals``, memoised per memory-mapped file.
+
+    ``signals`` may be a view whose rows alias rows of a ``base`` array (``source(rows)`` names
+    them, as for a record listed in both classes of a task): such rows are hashed through the base,
+    so an alias and its original share one hash and the base's memo.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    base, base_rows = signals, rows
+    if callable(getattr(signals, "source", None)) and hasattr(signals, "base"):
+        base, base_rows = signals.base, np.asarray(signals.source(rows), dtype=np.int64)
+    key = _memmap_key(base)
     known = _ROW_HASHES.setdefault(key, {}) if key is not None else {}
-    missing = [int(r) for r in rows if int(r) not in known]
+    missing = sorted({int(r) for r in base_rows.tolist()} - known.keys())
     for start in range(0, len(missing), 1024):  # bounded reads of a memmap
         chunk = missing[start:start + 1024]
-        block = np.ascontiguousarray(signals[chunk], dtype=np.float32)
+        block = np.ascontiguousarray(base[np.asarray(chunk, dtype=np.int64)], dtype=np.float32)
         for row, values in zip(chunk, block, strict=True):
             known[row] = hashlib.blake2b(values.tobytes(), digest_size=16).digest()
-    return known
+    return {row: known[base_row] for row, base_row in zip(rows.tolist(), base_rows.tolist(), strict=True)}
 
 
 def _memmap_key(signals: np.ndarray) -> tuple[Any, ...] | None:

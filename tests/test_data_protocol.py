@@ -171,3 +171,40 @@ def test_a_duplicate_across_patients_joins_their_patient_groups():
         patients = data.records["patient_id"].to_numpy()
         joined = np.isin(patients, ["P30", "P60"])
         assert len(set(side[joined])) == 1
+
+
+class _Aliased:
+    """Rows of ``base`` followed by aliases of some of them (as a task lists a record in both classes)."""
+
+    def __init__(self, base: np.ndarray, aliases: list[int]):
+        self.base, self.aliases = base, np.asarray(aliases)
+        self.shape = (len(base) + len(aliases), base.shape[1])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def source(self, index):
+        index = np.asarray(index)
+        return np.where(index < len(self.base), index, self.aliases[np.clip(index - len(self.base), 0, None)])
+
+    def __getitem__(self, key):
+        return self.base[self.source(key)]
+
+
+def test_an_aliased_row_is_the_same_signal_and_memory_maps_are_hashed_once(tmp_path):
+    import benchmark.splits as splits
+
+    data = _task(n=100, positives=20)
+    path = tmp_path / "signals.f32"
+    np.asarray(data.signals).tofile(path)
+    mapped = np.memmap(path, dtype=np.float32, mode="r", shape=(100, 5000))
+    labels = np.concatenate([data.labels, [0]]).astype(np.int8)  # record 3 (a positive) listed again as normal
+    records = pd.concat([data.records, data.records.iloc[[3]]], ignore_index=True)
+    both = TaskData("x/y", "g12ec", "II", _Aliased(mapped, [3]), np.arange(101), labels, records, "v")
+    anchors = signal_anchors(both)
+    assert anchors[100] == 3 and list(anchors[:100]) == list(range(100))
+    key = splits._memmap_key(mapped)
+    assert key is not None and len(splits._ROW_HASHES[key]) == 100  # the base rows, hashed once
+    for seed in range(1, 6):
+        side = _sides(make_split(both, "paper", seed=seed, test_seed=seed))
+        assert side[3] == side[100]  # the record's two rows stay together
