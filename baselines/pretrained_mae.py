@@ -61,7 +61,7 @@ class PretrainedMAE(NeuralBaseline):
     def identity(cls, config: PretrainedMAEConfig, encoders: EncoderSource | None) -> dict[str, Any]:
         encoder = _source(encoders).identity(config.corpus)
         return {"config": to_dict(config), "encoder": encoder.fingerprint,
-                # pretrained on downstream test records (ptbxl-all): every output says so
+                # pretrained on downstream test records (ptbxl-authors): every output says so
                 "sees_test_records": bool(encoder.payload.get("corpus", {}).get("sees_test_records", False))}
 
     @classmethod

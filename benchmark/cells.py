@@ -15,6 +15,7 @@ from typing import Any
 
 from baselines.base import EncoderSource, ModelSpec, resolve_model
 from benchmark.config import PRETRAINED, SuiteConfig
+from benchmark.splits import SPLIT_VERSION
 from simecg.config import to_dict
 from simecg.errors import ConfigError
 from simecg.identity import Identity, cell_identity, study_identity
@@ -74,6 +75,8 @@ def protocol_settings(suite: SuiteConfig) -> dict[str, Any]:
     return {
         "split": suite.split,
         "test_seed": suite.test_seed,
+        "duplicates": suite.duplicates,
+        "split_version": SPLIT_VERSION,
         "age_bins": list(suite.age_bins),
         "finetune": to_dict(suite.finetune),
         "tuning": to_dict(suite.tuning),

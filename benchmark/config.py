@@ -21,6 +21,7 @@ from baselines.training import TrainConfig
 from benchmark.datasets.base import DataConfig
 from benchmark.demographics import age_group_names
 from benchmark.registries import SUITES, TASKS
+from benchmark.splits import DUPLICATES
 from benchmark.splits import PRESETS as SPLITS
 from pretraining.config import PretrainConfig
 from simecg.config import NON_NEGATIVE, SEED, SEED_BOUND, Limits, apply_overrides, check_limits, flatten, from_dict
@@ -93,6 +94,9 @@ class SuiteConfig:
     corpora: tuple[str, ...] = ("sim",)  # pretraining sources: corpus names or names of [sources.*] tables
     split: str = "paper"
     test_seed: int = 123
+    # records with identical signals: "group" keeps them on one side of every split (and out of the
+    # ptbxl corpus with a test record); "ignore" splits them independently, as the authors' code did
+    duplicates: str = "group"
     age_bins: tuple[int, ...] = (40, 60, 80)  # age-group edges for per-group metrics and shifts
     grids: tuple[GridConfig, ...] = ()
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
@@ -107,7 +111,7 @@ class SuiteConfig:
 
     def __post_init__(self) -> None:
         check_limits(self, "", {"split": Limits(choices=SPLITS), "test_seed": SEED,
-                                "age_bins": Limits(gt=0, non_empty=True)})
+                                "duplicates": Limits(choices=DUPLICATES), "age_bins": Limits(gt=0, non_empty=True)})
         if list(self.age_bins) != sorted(set(self.age_bins)):
             raise ConfigError(f"age_bins must be strictly increasing, got {', '.join(map(str, self.age_bins))}")
 
@@ -122,9 +126,10 @@ class SuiteConfig:
         overrides = flatten(dict(self.sources.get(source, {})))  # corpus_options.* merge into [pretrain]'s
         corpus = str(overrides.pop("corpus", source))
         try:
-            return apply_overrides(dataclasses.replace(self.pretrain, corpus=corpus), overrides)
+            config = apply_overrides(dataclasses.replace(self.pretrain, corpus=corpus), overrides)
         except ConfigError as exc:
             raise ConfigError(f"suite {self.name!r}: [sources.{source}] {exc}") from None
+        return with_split_settings(config, self)
 
     def resolved_tasks(self, grid: GridConfig) -> list[str]:
         """Expand task patterns (``ptbxl/*``) against the task registry, keeping order."""
@@ -235,6 +240,47 @@ def parse_shift(text: str, where: str = "suite") -> tuple[str, str, str] | None:
 
 def _is_pattern(text: str) -> bool:
     return any(ch in text for ch in "*?[")
+
+
+# Corpus options that must follow the suite's split, so that a corpus which keeps the test records
+# out (``ptbxl``, and the generators of ``vae``/``gan``) keeps out the suite's own test records.
+SPLIT_SETTINGS = {"split": lambda suite: suite.split, "test_seed": lambda suite: suite.test_seed,
+                  "duplicates": lambda suite: suite.duplicates, "overlap": lambda suite: suite.data.overlap,
+                  "lengths": lambda suite: suite.data.lengths}
+SUITE_KEYS = {"overlap": "data.overlap", "lengths": "data.lengths"}  # their --set keys, where not the same
+
+
+def with_split_settings(config: PretrainConfig, suite: SuiteConfig) -> PretrainConfig:
+    """``config`` whose corpus options ``split``, ``test_seed``, ``duplicates``, ``overlap`` and ``lengths`` are the
+    suite's (:data:`SPLIT_SETTINGS`: what decides which records a task tests on).
+
+    Only a corpus whose ``Options`` declare such a field gets it (the simulators have none); a value
+    set explicitly in ``pretrain.corpus_options`` must equal the suite's, since a corpus that
+    excluded another split's test records would leak this suite's test records into pretraining.
+    """
+    from simecg.config import coerce
+
+    try:
+        options_cls = getattr(CORPORA.get(config.corpus), "Options", None)
+    except ConfigError:
+        return config  # an unknown corpus is reported where the suite is validated
+    if options_cls is None or not dataclasses.is_dataclass(options_cls):
+        return config
+    declared = {f.name for f in dataclasses.fields(options_cls)}
+    options = dict(config.corpus_options)
+    for key, of_suite in SPLIT_SETTINGS.items():
+        if key not in declared:
+            continue
+        wanted = of_suite(suite)
+        given = options.get(key)
+        if given is not None and coerce(given, type(wanted), f"pretrain.corpus_options.{key}") != wanted:
+            raise ConfigError(
+                f"suite {suite.name!r}: pretrain.corpus_options.{key}={given!r} (corpus {config.corpus}) differs from "
+                f"the suite's {key}={wanted!r}; the corpus keeps out the suite's own test records, so set {key} "
+                f"for the suite instead (e.g. --set {SUITE_KEYS.get(key, key)}={given})"
+            )
+        options[key] = wanted
+    return dataclasses.replace(config, corpus_options=options) if options != config.corpus_options else config
 
 
 def suite_from_mapping(data: Mapping[str, Any], source: str) -> SuiteConfig:

@@ -43,7 +43,7 @@ smaller corpus, e.g. ``ptbxl`` or a ``folder``, gives what it holds) and measure
     on these hand-made features instead of Inception activations.
 
   Without PTB-XL data the distance columns are NaN (one warning) and the rest is unchanged. A
-  corpus that contains the reference records (``ptbxl-all``) is marked ``sees_test_records``:
+  corpus that contains the reference records (``ptbxl-authors``) is marked ``sees_test_records``:
   its distances are then optimistic.
 
 Outputs in ``out_dir``: ``corpus_report.csv`` / ``.json`` (one row per corpus; the JSON adds the
@@ -349,7 +349,7 @@ def reference_signals(n: int, seed: int = 0, data_dir: Path | str | None = None,
     options = PTBXLOptions(folds=ALL_FOLDS, exclude_test_splits=False, data_dir=data_dir,
                            cache_dir=None if cache_dir is None else str(cache_dir))
     everything = PTBXLCorpus(size=None, seed=0, options=options)
-    kept, _ = eligible_records(data_dir, Path(cache_dir) if cache_dir else None, ALL_FOLDS, True, "II")
+    kept, _ = eligible_records(dataclasses.replace(options, exclude_test_splits=True))
     train_ids = set(kept["record_id"].astype(str))
     test = np.array([i for i, rid in enumerate(everything.record_ids) if rid not in train_ids], dtype=np.int64)
     if len(test) == 0:

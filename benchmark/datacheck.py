@@ -12,10 +12,12 @@ docs/protocol.md "Signals"). Those records are not problems of the data: they st
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -38,6 +40,15 @@ class CheckReport:
     records: list[RecordCheck] = field(default_factory=list)
     # fixed-length datasets checked: name -> (records read, files of those not one window long)
     lengths: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    # files of each group of records (two or more) whose 12-lead signals are identical, sample for
+    # sample, within one dataset; the splits keep such a group on one side (benchmark.splits)
+    duplicates: list[list[str]] = field(default_factory=list)
+
+    def duplicates_summary(self) -> str:
+        """One line: how many groups of identical signals, and how many records they hold."""
+        n = sum(len(group) for group in self.duplicates)
+        return (f"{len(self.duplicates)} group(s) of records with identical signals ({n} records), kept together "
+                "on one side of every split (suite option duplicates = group)")
 
     @property
     def counts(self) -> dict[str, int]:
@@ -79,6 +90,7 @@ def check_folder(path: Path | str, progress: bool = True) -> CheckReport:
         rows = tqdm(index.iterrows(), total=len(index), desc=f"check {root.name}", unit="rec",
                     disable=None if progress else True, leave=False)
         read, off_length = 0, []
+        same_signal: dict[bytes, list[str]] = {}
         for _, row in rows:
             signal = None
             if row["problem"]:
@@ -87,12 +99,16 @@ def check_folder(path: Path | str, progress: bool = True) -> CheckReport:
                 check, signal, fs = dataset.read(row, LEADS)
             check.file = _relative(check.file, path)
             report.records.append(check)
-            if signal is not None and dataset.fixed_length:
-                read += 1
-                if resampled_length(len(signal), fs, PreprocessConfig().fs) != PreprocessConfig().window:
-                    off_length.append(check.file)
+            if signal is not None:
+                digest = hashlib.blake2b(np.ascontiguousarray(signal).tobytes(), digest_size=16).digest()
+                same_signal.setdefault(digest, []).append(check.file)
+                if dataset.fixed_length:
+                    read += 1
+                    if resampled_length(len(signal), fs, PreprocessConfig().fs) != PreprocessConfig().window:
+                        off_length.append(check.file)
         if dataset.fixed_length:
             report.lengths[dataset.name] = (read, off_length)
+        report.duplicates.extend(files for files in same_signal.values() if len(files) > 1)
     if not report.records:
         raise DataMissingError(
             f"{path}: no ECG records found; expected ptbxl_database.csv (PTB-XL), *.hea + *.mat "

@@ -194,8 +194,8 @@ class Leaderboard:
         if self.synthetic:
             head += "\nSYNTHETIC DATA: simulator-made tasks, a pipeline check, not evidence"
         for model in self.leaky_models():
-            head += (f"\n{model}{LEAK_MARK}: pretrained on every PTB-XL record, downstream test records included "
-                     "(as the authors did); its PTB-XL results are optimistic")
+            head += (f"\n{model}{LEAK_MARK}: pretrained on records of downstream test splits (as the authors "
+                     "did, e.g. ptbxl-authors); its PTB-XL results are optimistic")
         head += (f"\n{FEW_MARK} fewer than {self.min_positives} test positives (--min-positives): shown, left out "
                  f"of means, gains and wins\n{SIGNIFICANT_MARK} gain significant at p < {ALPHA} (one-sided paired "
                  "bootstrap over seeds and test records); 95% CI: t-interval over seeds"
@@ -207,7 +207,7 @@ class Leaderboard:
         return head
 
     def leaky_models(self) -> list[str]:
-        """Models pretrained on records of downstream test splits (``ptbxl-all``)."""
+        """Models pretrained on records of downstream test splits (e.g. ``ptbxl-authors``)."""
         if self.rows.empty or "sees_test_records" not in self.rows:
             return []
         return sorted(self.rows[self.rows.sees_test_records.astype(bool)].model.unique())

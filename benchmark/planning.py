@@ -423,7 +423,8 @@ class _Sizes:
         split_key = (cell.task, cell.lead, seed, cell.shift)
         try:
             if split_key not in self._splits:
-                split = make_split(data, self.suite.split, seed=seed, test_seed=self.suite.test_seed)
+                split = make_split(data, self.suite.split, seed=seed, test_seed=self.suite.test_seed,
+                                   duplicates=self.suite.duplicates)
                 shift = parse_shift(cell.shift)
                 if shift:
                     split = demographics.shift_split(split, data.records, *shift, age_bins=self.suite.age_bins)

@@ -78,7 +78,7 @@ def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepar
     random crop: early stopping and tuning then select on the very score the test set gets, and
     the validation loss does not move with crop noise between evaluations.
     """
-    split = make_split(data, suite.split, seed=seed, test_seed=suite.test_seed)
+    split = make_split(data, suite.split, seed=seed, test_seed=suite.test_seed, duplicates=suite.duplicates)
     shift = parse_shift(cell.shift)
     if shift:
         split = demographics.shift_split(split, data.records, *shift, age_bins=suite.age_bins)
@@ -121,7 +121,8 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
     # runs into configurations by their params
     params = {**flatten({"finetune": without_ignored("finetune", suite.finetune), "tuning": to_dict(suite.tuning)}),
               **flatten({"model": spec.identity(context.encoders)}),
-              "split": suite.split, "test_seed": suite.test_seed, "age_bins": list(suite.age_bins)}
+              "split": suite.split, "test_seed": suite.test_seed, "duplicates": suite.duplicates,
+              "age_bins": list(suite.age_bins)}
     params.update(flatten({"data": to_dict(suite.data)}))  # the task's rows and labels (its data_version tag)
     context.tracker.kill_stale(planned.fingerprint)
     try:

@@ -51,7 +51,7 @@ class RunTags:
     # pretrained models and pretraining runs
     corpus: str = ""
     encoder: str = ""  # the encoder's fingerprint (cells of pretrained models)
-    sees_test_records: bool = False  # pretrained on records of downstream test splits (ptbxl-all)
+    sees_test_records: bool = False  # pretrained on records of downstream test splits (ptbxl-authors)
     preset: str = ""
     # invocations
     corpora: str = ""  # comma-separated

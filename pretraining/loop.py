@@ -25,6 +25,7 @@ from torch import nn
 from pretraining import checkpoint as ckpt
 from pretraining import ddp
 from pretraining.config import PretrainConfig, build_corpus, encoder_identity, lr_at, model_config
+from pretraining.corpora.base import validation_holdout
 from pretraining.figures import loss_curve_figure, reconstruction_figure
 from pretraining.mae import MAEConfig, MaskedAutoencoder
 from pretraining.stream import PretrainStream, make_loader
@@ -249,14 +250,8 @@ class _Run:
             return self._result(latest, state["history"], state["val_loss"])
 
         corpus = self.corpus if self.corpus is not None else build_corpus(config)
-        total = len(corpus)
-        if config.val_size * 2 > total:
-            raise ConfigError(
-                f"pretrain.val_size {config.val_size} leaves too little of the {total}-ECG corpus "
-                f"{config.corpus!r} for training; lower it (e.g. --set pretrain.val_size={max(1, total // 10)})"
-            )
+        self.train_size, self.val_count = validation_holdout(corpus, config.val_size, config.corpus)
         self.corpus = corpus
-        self.train_size = total - config.val_size
         self.write_identity()
 
         torch.manual_seed(config.seed)
@@ -398,8 +393,8 @@ class _Run:
         """This rank's share of the fixed validation set: z-scored signals and mask noise."""
         if self._val is None:
             c, ctx = self.config, self.ctx
-            indices = np.arange(self.train_size, self.train_size + c.val_size)[ctx.rank::ctx.world_size]
-            noise = rng_for(c.seed, "val-mask").random((c.val_size, self.mae_config.num_patches), dtype=np.float32)
+            indices = np.arange(self.train_size, self.train_size + self.val_count)[ctx.rank::ctx.world_size]
+            noise = rng_for(c.seed, "val-mask").random((self.val_count, self.mae_config.num_patches), dtype=np.float32)
             chunks = [zscore(self.corpus.get_batch(indices[i:i + 256])) for i in range(0, len(indices), 256)]
             signals = np.concatenate(chunks) if chunks else np.zeros((0, self.mae_config.signal_length), np.float32)
             own_noise = noise[ctx.rank::ctx.world_size].copy()

@@ -118,10 +118,20 @@ def test_nan_and_flat_leads_are_rejected(shared_data, tmp_path):
 def test_cli_prints_problem_lines_and_summary_and_fails_when_records_are_rejected(shared_data, capsys):
     assert main(["data", "check", str(shared_data / "g12ec")]) == 1
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-2] == "7 ok, 40 repaired, 2 rejected"
+    assert out[-4] == "7 ok, 40 repaired, 2 rejected"
+    assert out[-3].startswith("1 group(s) of records with identical signals (2 records)")
+    assert out[-2] == "  identical signals: E07509.hea, E07510.hea"
     assert out[-1].startswith("not clean: 2 of 49 records rejected")
     assert any(line.startswith("E00015.hea: rejected:") for line in out)
-    assert len(out) == 44
+    assert len(out) == 46
+
+
+def test_check_groups_records_with_identical_signals(shared_data, tmp_path):
+    report = check_folder(shared_data / "ptbxl", progress=False)
+    assert report.duplicates == [["records500/00000/00137_hr.hea", "records500/00000/00138_hr.hea"],
+                                 ["records500/00000/00143_hr.hea", "records500/00000/00144_hr.hea"]]
+    folder = _copy_ptbxl(shared_data, tmp_path)  # three distinct records
+    assert check_folder(folder, progress=False).duplicates == []
 
 
 def test_cli_usable_accepts_a_folder_with_some_rejected_records(shared_data, capsys):

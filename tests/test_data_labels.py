@@ -109,8 +109,11 @@ def _both_task(n_normal: int = 100, n_positive: int = 30, n_both: int = 60) -> T
     ids = normal + positive
     labels = np.array([0] * len(normal) + [1] * len(positive), dtype=np.int8)
     records = pd.DataFrame({"record_id": ids, "patient_id": ids, "age": 60.0, "sex": "F", "strat_fold": -1})
-    n = len(ids)
-    return TaskData("g12ec/AF", "g12ec", "II", np.zeros((n, 5000), np.float32), np.arange(n), labels, records, "v")
+    # a signal per record (a record's two rows share it), so no two records are duplicate signals
+    number = {rid: k for k, rid in enumerate(dict.fromkeys(ids))}
+    signals = np.zeros((len(ids), 5000), np.float32)
+    signals[:, 0] = [number[rid] for rid in ids]
+    return TaskData("g12ec/AF", "g12ec", "II", signals, np.arange(len(ids)), labels, records, "v")
 
 
 def test_the_two_rows_of_a_record_are_split_and_budgeted_apart_as_the_authors_lists_were():

@@ -9,11 +9,15 @@ import pytest
 from benchmark.budgets import BUDGETS, apply_budget
 from benchmark.datasets.base import TaskData
 from benchmark.demographics import age_group_names, groups, shift_split
-from benchmark.splits import make_split
+from benchmark.splits import SPLIT_VERSION, make_split, signal_anchors
 from simecg.errors import ConfigError
 
 
-def _task(n: int = 200, dataset: str = "g12ec", positives: int = 40) -> TaskData:
+def _task(n: int = 200, dataset: str = "g12ec", positives: int = 40, copies: dict[int, int] | None = None) -> TaskData:
+    """A task of ``n`` records with distinct signals, except record ``i`` = record ``j`` for ``copies[i] = j``."""
+    signals = np.random.default_rng(0).standard_normal((n, 5000)).astype(np.float32)
+    for copy, original in (copies or {}).items():
+        signals[copy] = signals[original]
     labels = np.zeros(n, dtype=np.int8)
     labels[:positives] = 1
     records = pd.DataFrame({
@@ -23,7 +27,7 @@ def _task(n: int = 200, dataset: str = "g12ec", positives: int = 40) -> TaskData
         "sex": ["M" if i % 3 else "F" for i in range(n)],
         "strat_fold": [1 + i % 10 for i in range(n)],
     })
-    return TaskData("x/y", dataset, "II", np.zeros((n, 5000), np.float32), np.arange(n), labels, records, "v")
+    return TaskData("x/y", dataset, "II", signals, np.arange(n), labels, records, "v")
 
 
 @pytest.mark.parametrize("preset", ["paper", "patient"])
@@ -114,3 +118,98 @@ def test_shift_split_trains_on_one_group_and_tests_on_another():
     assert set(sex[shifted.train]) == {"M"} and set(sex[shifted.test]) == {"F"}
     with pytest.raises(ConfigError):
         shift_split(make_split(data), data.records, "sex", "M", "X")
+
+
+def _sides(split) -> np.ndarray:
+    side = np.empty(len(split.record_ids), dtype=object)
+    for name in ("train", "val", "test"):
+        side[getattr(split, name)] = name
+    return side
+
+
+# pairs of one class (0/1, 10/11), across classes (5/150) and across patients and folds (60/121)
+COPIES = {1: 0, 11: 10, 150: 5, 121: 60}
+
+
+@pytest.mark.parametrize("preset, dataset", [("paper", "g12ec"), ("paper", "ptbxl"), ("patient", "g12ec"),
+                                             ("patient", "ptbxl")])
+def test_identical_signals_land_on_one_side_of_every_split(preset, dataset):
+    data = _task(dataset=dataset, copies=COPIES)
+    assert signal_anchors(data)[[1, 11, 150, 121, 2]].tolist() == [0, 10, 5, 60, 2]
+    for seed in range(1, 9):
+        split = make_split(data, preset, seed=seed, test_seed=100 + seed)
+        side = _sides(split)
+        assert all(side[a] == side[b] for a, b in COPIES.items()), (seed, side[list(COPIES)], side[[0, 10, 5, 60]])
+        assert (split.duplicate_groups, split.duplicate_records) == (4, 8)
+        assert sum(map(len, (split.train, split.val, split.test))) == data.n_records
+
+
+def test_duplicates_ignore_splits_them_independently_and_group_moves_only_copies_across_the_test_cut():
+    data = _task(copies=COPIES)
+    plain = _task()  # the same records without duplicates
+    apart = False
+    for seed in range(1, 30):
+        grouped, ignored = (make_split(data, "paper", seed=seed, duplicates=d) for d in ("group", "ignore"))
+        side_g, side_i = _sides(grouped), _sides(ignored)
+        apart |= any(side_i[a] != side_i[b] for a, b in COPIES.items())
+        moved = np.flatnonzero((side_g == "test") != (side_i == "test"))
+        assert set(moved.tolist()) <= set(COPIES)  # only a copy crosses the test cut, to its original's side
+        assert ignored.digest() == make_split(plain, "paper", seed=seed).digest()  # no duplicates: one membership
+        assert make_split(plain, "paper", seed=seed, duplicates="ignore").digest() == \
+            make_split(plain, "paper", seed=seed).digest()
+    assert apart  # ignoring them does split some pair (the authors' behaviour)
+    with pytest.raises(ConfigError, match="duplicates='x'"):
+        make_split(data, duplicates="x")
+    assert SPLIT_VERSION == "2"
+
+
+def test_a_duplicate_across_patients_joins_their_patient_groups():
+    data = _task(dataset="g12ec", copies={121: 60})  # patients P60 and P30
+    for seed in range(1, 6):
+        split = make_split(data, "patient", seed=seed, test_seed=seed)
+        side = _sides(split)
+        patients = data.records["patient_id"].to_numpy()
+        joined = np.isin(patients, ["P30", "P60"])
+        assert len(set(side[joined])) == 1
+
+
+class _Aliased:
+    """Rows of ``base`` followed by aliases of some of them (as a task lists a record in both classes)."""
+
+    def __init__(self, base: np.ndarray, aliases: list[int]):
+        self.base, self.aliases = base, np.asarray(aliases)
+        self.shape = (len(base) + len(aliases), base.shape[1])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def source(self, index):
+        index = np.asarray(index)
+        return np.where(index < len(self.base), index, self.aliases[np.clip(index - len(self.base), 0, None)])
+
+    def __getitem__(self, key):
+        return self.base[self.source(key)]
+
+
+def test_an_aliased_row_is_the_same_signal_and_memory_maps_are_hashed_once(tmp_path):
+    import benchmark.splits as splits
+
+    data = _task(n=100, positives=20)
+    path = tmp_path / "signals.f32"
+    np.asarray(data.signals).tofile(path)
+    mapped = np.memmap(path, dtype=np.float32, mode="r", shape=(100, 5000))
+    labels = np.concatenate([data.labels, [0]]).astype(np.int8)  # record 3 (a positive) listed again as normal
+    records = pd.concat([data.records, data.records.iloc[[3]]], ignore_index=True)
+    both = TaskData("x/y", "g12ec", "II", _Aliased(mapped, [3]), np.arange(101), labels, records, "v")
+    # the record's two rows share one signal, but they are one record, not a duplicate: independent rows, as the
+    # authors split their per-class lists (data.overlap decides about them, not duplicates)
+    assert list(signal_anchors(both)) == list(range(101))
+    key = splits._memmap_key(mapped)
+    assert key is not None and len(splits._ROW_HASHES[key]) == 100  # the base rows, hashed once
+    twin = records.copy()
+    twin.loc[100, "record_id"] = "copy-of-3"  # another record with record 3's signal is a duplicate
+    copied = TaskData("x/y", "g12ec", "II", _Aliased(mapped, [3]), np.arange(101), labels, twin, "v")
+    assert signal_anchors(copied)[100] == 3
+    for seed in range(1, 6):
+        side = _sides(make_split(copied, "paper", seed=seed, test_seed=seed))
+        assert side[3] == side[100]  # the duplicate stays with its record

@@ -83,12 +83,22 @@ def test_the_simulator_version_moves_the_encoder(monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.parametrize("override", [{"test_seed": "7"}, {"age_bins": "30,50,70"}, {"finetune.lr": "0.5"},
-                                      {"tuning.n_trials": "3"}, {"split": "patient"}])
+                                      {"tuning.n_trials": "3"}, {"split": "patient"}, {"duplicates": "ignore"}])
 def test_a_protocol_setting_moves_every_cell_and_study_but_no_encoder(override: dict[str, str]) -> None:
     before, after = fingerprints(), fingerprints(override)
     assert before["encoder"] == after["encoder"]
     assert moved(before["cells"], after["cells"]) == MAE | RESNET
     assert moved(before["studies"], after["studies"]) == MAE | RESNET
+
+
+def test_the_split_version_moves_every_cell_but_no_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmark.cells as cells
+
+    before = fingerprints()
+    monkeypatch.setattr(cells, "SPLIT_VERSION", "999")  # a change of split membership (e.g. duplicate grouping)
+    after = fingerprints()
+    assert before["encoder"] == after["encoder"]
+    assert moved(before["cells"], after["cells"]) == MAE | RESNET
 
 
 def test_the_protocol_version_moves_every_cell(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,6 +50,7 @@ from simecg.errors import ConfigError
     ("grid.tasks", "", "grid 'main' names no task"),
     ("split", "random", "split must be one of paper, patient, got 'random'"),
     ("test_seed", "-1", "test_seed must be >= 0 and < 4294967296, got -1"),
+    ("duplicates", "merge", "duplicates must be one of group, ignore, got 'merge'"),
     ("age_bins", "60,40", "age_bins must be strictly increasing, got 60, 40"),
     ("age_bins", "0,40", "age_bins values must be > 0, got 0"),
     ("corpora", "", "corpora is empty, but a grid has model 'mae'"),

@@ -61,6 +61,10 @@ def _check(args: argparse.Namespace) -> int:
         for line in report.length_lines():
             print(line)
         print(report.summary())
+        if report.duplicates:
+            print(report.duplicates_summary())
+            for files in report.duplicates:
+                print(f"  identical signals: {', '.join(files)}")
     print(verdict, file=sys.stdout if args.format == "text" else sys.stderr)
     return code
 

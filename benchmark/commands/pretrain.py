@@ -56,14 +56,19 @@ def build_config(args: argparse.Namespace) -> Any:
     for key in ("corpus", "preset", "steps"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    base = PretrainConfig()
+    base, suite = PretrainConfig(), None
     if getattr(args, "suite", None):
         from benchmark.config import load_suite
 
-        base = load_suite(args.suite).pretrain
+        suite = load_suite(args.suite)
+        base = suite.pretrain
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
     config = apply_overrides(base, overrides)
+    if suite is not None:  # a corpus that keeps test records out keeps out this suite's (as `run` does)
+        from benchmark.config import with_split_settings
+
+        config = with_split_settings(config, suite)
     corpus_options(config)
     check_pretraining(config)
     return config

@@ -1,12 +1,13 @@
 """Downstream datasets; importing this package registers every built-in dataset and task.
 
-One import line per dataset module (each registers itself in DATASETS / TASKS / CORPORA).
+One import line per dataset module (each registers itself in DATASETS / TASKS). The PTB-XL
+pretraining corpora (``ptbxl_corpus``) are imported by their CORPORA entry points when first looked
+up: they use the protocol's splits, a later stage than the datasets.
 """
 
 from benchmark.datasets import (
     challenge,  # noqa: E402,F401
     ptbxl,  # noqa: E402,F401
-    ptbxl_corpus,  # noqa: E402,F401
 )
 
 from benchmark.datasets import demo  # noqa: E402,F401  # isort: skip

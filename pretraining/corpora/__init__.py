@@ -1,7 +1,7 @@
 """Pretraining corpora, registered in ``simecg.registries.CORPORA`` by entry points (``pyproject.toml``).
 
 Built in: ``sim`` (SimECG-N) and ``ecgsyn`` (:mod:`~pretraining.corpora.sim`), ``folder``
-(:mod:`~pretraining.corpora.folder`), and ``ptbxl`` / ``ptbxl-all`` with the PTB-XL dataset
+(:mod:`~pretraining.corpora.folder`), and ``ptbxl`` / ``ptbxl-authors`` with the PTB-XL dataset
 (``benchmark.datasets.ptbxl_corpus``). Each is a class with a typed ``Options`` dataclass, built as
 ``cls(size=, seed=, options=)``; options are set as ``pretrain.corpus_options.<key>`` (a suite's
 ``[pretrain.corpus_options]`` table or ``--set pretrain.corpus_options.KEY=VALUE``) and resolved by

@@ -9,6 +9,11 @@ defaults included, typed like every other config) and built as
 function of (options, seed, i), so any worker, rank or machine can produce any slice of it
 without coordination.
 
+A corpus may bring its own validation set (the real-data ``ptbxl`` corpora do): an int attribute
+``validation_size`` says that its last ``validation_size`` ECGs are records it never trains on, and
+pretraining validates on them (:func:`validation_holdout`). Without it, pretraining holds out the
+corpus's last ``pretrain.val_size`` ECGs (any simulated ECG is as new as another).
+
 ``identity()`` is the corpus's *content* identity, hashed into the encoder's fingerprint
 (:func:`simecg.identity.encoder_identity`, which drops ``pretrain.corpus_options``): name, size,
 seed and every resolved option that changes an ECG value, and nothing else (no location of a
@@ -54,6 +59,29 @@ class Corpus(Protocol):
     def identity(self) -> dict[str, Any]:
         """JSON-ready content identity: name, size, seed and all that decides the ECG values, no location."""
         ...
+
+
+def validation_holdout(corpus: Any, val_size: int, name: str = "") -> tuple[int, int]:
+    """``(train_size, n_val)``: pretraining trains on ECGs ``[0, train_size)`` and validates on the next ``n_val``.
+
+    A corpus with its own validation set (``validation_size``) trains on everything before it and
+    validates on up to ``val_size`` of it (``pretrain.val_size`` then only caps the cost; 0 turns
+    validation off); any other corpus gives up its last ``val_size`` ECGs, at most half of it.
+    """
+    total = len(corpus)
+    own = getattr(corpus, "validation_size", None)
+    if own is not None:
+        own = int(own)
+        if not 0 < own < total:
+            raise ConfigError(f"corpus {name or getattr(corpus, 'name', '?')!r}: validation_size {own} must leave "
+                              f"training ECGs among its {total}")
+        return total - own, min(int(val_size), own)
+    if val_size * 2 > total:
+        raise ConfigError(
+            f"pretrain.val_size {val_size} leaves too little of the {total}-ECG corpus "
+            f"{name!r} for training; lower it (e.g. --set pretrain.val_size={max(1, total // 10)})"
+        )
+    return total - val_size, int(val_size)
 
 
 def resolve_options(options_cls: type, data: Mapping[str, Any], where: str = OPTIONS_KEY,

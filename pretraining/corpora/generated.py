@@ -1,12 +1,14 @@
 """The ``vae`` and ``gan`` corpora: ECGs sampled from a VAE / DCGAN trained on PTB-XL lead II training records.
 
-The study's generative pretraining sources (PROTOCOL.md, "VAE and GAN corpora"). The generator is
-trained on PTB-XL lead II *training* records only (the ``ptbxl`` corpus's records: strat_fold 1-8,
-no record of any task's test split; :func:`pretraining.generators.train.ptbxl_training_data`), each
-ECG z-scored first, so **generated ECGs are on the z-scored scale** (about zero mean and unit
-standard deviation per ECG), not in mV. ECG ``i`` is ``decoder(z_i)`` with ``z_i ~ N(0, I)`` drawn from
-a stream keyed by (corpus seed, ``i``) and the generator evaluated in eval mode, float32, in
-fixed-size chunks, so an ECG is the same array in any batch, order, worker or process.
+The study's generative pretraining sources (docs/protocol.md, "VAE and GAN corpora"). The generator is
+trained on PTB-XL lead II *training* records (:func:`pretraining.generators.train.ptbxl_training_data`):
+by default (``records = "ptbxl"``) the ``ptbxl`` corpus's, with no record of any task's test split
+of the suite's split; ``records = "authors"`` takes the authors' random 64% (split seed 1, test
+records included, so the corpus is marked as seeing them), each ECG z-scored first, so **generated
+ECGs are on the z-scored scale** (about zero mean and unit standard deviation per ECG), not in mV.
+ECG ``i`` is ``decoder(z_i)`` with ``z_i ~ N(0, I)`` drawn from a stream keyed by (corpus seed, ``i``)
+and the generator evaluated in eval mode, float32, in fixed-size chunks, so an ECG is the same array in
+any batch, order, worker or process.
 
 The trained generator lives in ``<cache>/generators/<fingerprint>/`` and is loaded lazily on the
 first :meth:`get_batch`; it is trained (or resumed, or found in the cache) by :meth:`prepare`, which
@@ -19,7 +21,8 @@ values, checked against the store's manifest, so not part of the identity).
 
 Options (:class:`GeneratedOptions`, ``pretrain.corpus_options.<key>``): ``preset`` (``paper`` | ``tiny``),
 ``generator`` (a table of overrides of the generator's config, e.g. ``generator.kl_anneal_steps=1000``),
-``steps`` (shortcut for ``generator.steps``), ``generator_seed``, and where things live, ``path`` (a
+``steps`` (shortcut for ``generator.steps``), ``generator_seed``, ``records`` (``ptbxl`` | ``authors``, with
+``split``/``test_seed``/``duplicates`` set by the suite), and where things live, ``path`` (a
 store to read), ``data_dir`` and ``cache_dir`` (none of them part of the identity)::
 
     simecg-bench generators train vae --preset tiny --data-dir ../shared/data
@@ -50,6 +53,8 @@ from pretraining.generators.common import (
 )
 from pretraining.generators.train import (
     IDENTITY_FILE,
+    RECORDS,
+    SPLIT_FIELDS,
     GeneratorData,
     generator_dir,
     generator_identity,
@@ -89,6 +94,15 @@ class GeneratedOptions:
     generator: dict[str, Any] = field(default_factory=dict)
     steps: int | None = None
     generator_seed: int = 0
+    # the generator's PTB-XL training records: "ptbxl" (no test record of the suite's split, which the
+    # suite passes as split/test_seed/duplicates, checked by that corpus) or "authors" (their random 64%,
+    # test records included)
+    records: str = "ptbxl"
+    split: str = "paper"
+    test_seed: int = 123
+    duplicates: str = "group"
+    overlap: str = "both"  # the suite's [data] rules that decide the tasks' rows (hence their test records)
+    lengths: str = "exact"
     path: str | None = field(default=None, metadata={STORE_PATH: True})
     data_dir: str | None = None
     cache_dir: str | None = None
@@ -99,6 +113,8 @@ class GeneratedOptions:
             raise ConfigError(f"{where}: preset={self.preset!r}; known: {', '.join(PRESET_NAMES)}")
         if not isinstance(self.generator, dict):
             raise ConfigError(f"{where}: generator must be a table of generator settings, got {self.generator!r}")
+        if self.records not in RECORDS:
+            raise ConfigError(f"{where}: records={self.records!r}; expected one of {', '.join(RECORDS)}")
         if "seed" in self.generator:
             raise ConfigError(f"{where}: set the generator's seed with generator_seed, not generator.seed")
         for name in ("path", "data_dir", "cache_dir"):
@@ -172,8 +188,9 @@ class GeneratedCorpus:
     def training_data(self) -> GeneratorData:
         """The generator's PTB-XL lead II training records (signals read on first use)."""
         if self._data is None:
-            self._data = ptbxl_training_data(self.config.max_records, self.config.seed, self.options.data_dir,
-                                             self.options.cache_dir)
+            o = self.options
+            self._data = ptbxl_training_data(self.config.max_records, self.config.seed, o.data_dir, o.cache_dir,
+                                             o.records, split={key: getattr(o, key) for key in SPLIT_FIELDS})
         return self._data
 
     def generator_identity(self) -> Identity:
@@ -247,7 +264,12 @@ class GeneratedCorpus:
 
     def identity(self) -> dict[str, Any]:
         """The content identity plus the size (never ``data_dir``/``cache_dir``)."""
-        return {**self.content_identity(), "size": self.size}
+        return {**self.content_identity(), "size": self.size, "sees_test_records": self.sees_test_records}
+
+    @property
+    def sees_test_records(self) -> bool:
+        """Whether the generator learned from records of downstream test splits (``records = "authors"``)."""
+        return self.options.records == "authors"
 
     def latents(self, indices: np.ndarray) -> np.ndarray:
         """``z_i`` of each index (float32 (n, latent)), from a stream keyed by (corpus seed, i)."""

@@ -79,30 +79,49 @@ class GeneratorData:
 
     def signals(self) -> np.ndarray:
         if self._signals is None:
-            self._signals = np.asarray(self._source.get_batch(np.arange(len(self._source))), dtype=np.float32)
+            # a corpus's training ECGs come first (its own validation set, if any, after them)
+            self._signals = np.asarray(self._source.get_batch(np.arange(len(self.record_ids))), dtype=np.float32)
         return self._signals
 
 
-def ptbxl_training_data(max_records: int = 0, seed: int = 0, data_dir: str | Path | None = None,
-                        cache_dir: str | Path | None = None) -> GeneratorData:
-    """PTB-XL lead II *training* records for a generator: the ``ptbxl`` corpus with its defaults.
+# Which PTB-XL records a generator trains on: "ptbxl", the ``ptbxl`` corpus's training records (no
+# test record of the suite's split); "authors", the authors' random 64% (their generators' data
+# code reads the split of seed 1: src/dgms/codes/data/dataloader.py), test records included.
+RECORDS = ("ptbxl", "authors")
+# What the suite decides of the ``ptbxl`` corpus a generator's records come from (options of both).
+SPLIT_FIELDS = ("split", "test_seed", "duplicates", "overlap", "lengths")
+AUTHORS_GENERATOR_SPLIT_SEED = 1
 
-    That corpus holds only records eligible for pretraining (``eligible_records`` with its defaults:
-    strat_fold 1-8, no record of any PTB-XL task's test split, lead II, rejected records out), in an
-    order seeded by ``seed``; ``max_records`` > 0 keeps the first that many. The data identity is that
-    corpus's identity (record ids hashed in order, lead, data version, selection), never a location.
+
+def ptbxl_training_data(max_records: int = 0, seed: int = 0, data_dir: str | Path | None = None,
+                        cache_dir: str | Path | None = None, records: str = "ptbxl",
+                        split: Mapping[str, Any] | None = None) -> GeneratorData:
+    """PTB-XL lead II training records for a generator, chosen as the matching pretraining corpus chooses them.
+
+    ``records="ptbxl"``: the training part of the ``ptbxl`` corpus for the suite's split settings
+    ``split`` (``split``, ``test_seed``, ``duplicates``, ``overlap``, ``lengths``: options of that
+    corpus; no record of any PTB-XL task's test split nor a duplicate of one; the corpus's validation
+    records are left out too). ``records="authors"``: the training part of ``ptbxl-authors`` cut with
+    seed 1 as the authors' generators had it (another random 64% of PTB-XL, test records included).
+    Records come in an order seeded by ``seed``; ``max_records`` > 0 keeps the first that many. The
+    data identity is that corpus's identity (records hashed in order, lead, data version, selection),
+    never a location (docs/protocol.md, "VAE and GAN corpora").
     """
     from simecg.registries import CORPORA
 
-    entry = CORPORA.get("ptbxl")
+    if records == "ptbxl":
+        name, chosen = "ptbxl", dict(split or {})
+    elif records == "authors":
+        name, chosen = "ptbxl-authors", {"val_seed": AUTHORS_GENERATOR_SPLIT_SEED}
+    else:
+        raise ConfigError(f"generator training records={records!r}: expected one of {', '.join(RECORDS)}")
+    entry = CORPORA.get(name)
     options = entry.Options(data_dir=None if data_dir is None else str(data_dir),
-                            cache_dir=None if cache_dir is None else str(cache_dir), exclude_test_splits=True)
-    corpus = entry(size=None, seed=seed, options=options)
-    if max_records and max_records < len(corpus):
-        corpus = entry(size=max_records, seed=seed, options=options)
-    if getattr(corpus, "sees_test_records", False) or not corpus.options.exclude_test_splits:
-        raise DataError("generator training data must exclude every PTB-XL test split")
-    return GeneratorData(corpus.identity(), corpus.record_ids, source=corpus)
+                            cache_dir=None if cache_dir is None else str(cache_dir), **chosen)
+    corpus = entry(size=max_records or None, seed=seed, options=options)
+    if records == "ptbxl" and corpus.sees_test_records:
+        raise DataError("generator training data (records = ptbxl) must exclude every PTB-XL test split")
+    return GeneratorData(corpus.identity(), corpus.record_ids[:corpus.train_size], source=corpus)
 
 
 def generator_identity(config: GeneratorConfig, data: GeneratorData | Mapping[str, Any]) -> Identity:
