@@ -1,11 +1,14 @@
 """Training a generator (VAE or DCGAN): resumable, checkpointed, deterministic given its seed.
 
 :func:`train_generator` trains the model a config describes on :class:`GeneratorData` (PTB-XL lead II
-training records, :func:`ptbxl_training_data`), z-scoring every ECG first. Every random choice is a
-function of (``config.seed``, step): the initial weights come from the seed, batch ``k`` takes
-positions ``[k * batch, (k + 1) * batch)`` of a sequence of seeded per-epoch permutations, and the
-model's noise (the VAE's reparameterisation, the GAN's ``z``) comes from a torch generator seeded
-by (seed, step). So a checkpoint needs only the weights, the optimizer states and the history, and
+training records, :func:`ptbxl_training_data`), z-scoring every ECG first, with the authors' recipe
+(docs/protocol.md, "VAE and GAN corpora"): epochs of a seeded permutation cut into full batches
+(the incomplete last one dropped, as their ``DataLoader(drop_last=True)``), each batch augmented
+(:func:`augment`: a masked segment and a zero-padded shift), the learning rates held or annealed
+(``lr_schedule``). Every random choice is a function of (``config.seed``, step): the initial
+weights come from the seed, epoch ``e``'s order from (seed, e), a batch's augmentation and the
+model's noise (the VAE's reparameterisation, the GAN's ``z``) from (seed, step). So a checkpoint
+needs only the weights, the optimizer states and the history, and
 calling it again on the same folder continues exactly where the last checkpoint left off (as
 :func:`pretraining.loop.pretrain` does). Checkpoints are written atomically
 (:func:`pretraining.checkpoint.atomic_save`).
@@ -35,6 +38,7 @@ from pretraining.generators.common import (
     GENERATOR_FILE,
     GenerativeModel,
     GeneratorConfig,
+    TrainingBatch,
     build_model,
     is_complete,
     kind_of,
@@ -191,8 +195,10 @@ def train_generator(config: GeneratorConfig, out_dir: Path, logger: Any = None, 
     state = read_file(latest) if latest is not None else None
     if state is not None and (state.get("fingerprint") != fingerprint or state["step"] > config.steps):
         raise ConfigError(f"{latest} belongs to another generator (or more steps); delete {out_dir} to start over")
-    if len(data) == 0:
-        raise DataError("generator training data holds no ECG")
+    if len(data) < config.batch_size:
+        raise DataError(f"generator training data holds {len(data)} ECGs, fewer than one batch of "
+                        f"{config.batch_size} (incomplete batches are dropped, as the authors' loader does); "
+                        "lower generator.batch_size or train on more records")
     write_identity(out_dir, identity, config)
 
     with torch.random.fork_rng(devices=[]):
@@ -207,7 +213,7 @@ def train_generator(config: GeneratorConfig, out_dir: Path, logger: Any = None, 
             optimizer.load_state_dict(state["optimizers"][name])
         start, history, window = int(state["step"]), list(state["history"]), dict(state["window"])
         log.info("resuming generator %s from step %d", out_dir, start)
-    signals = torch.from_numpy(zscore(data.signals()))
+    signals = zscore(data.signals())
     if signals.ndim != 2 or signals.shape[1] != N_SAMPLES:
         raise DataError(f"generator training data must be (n, {N_SAMPLES}) ECGs, got {tuple(signals.shape)}")
     bar = None
@@ -217,16 +223,19 @@ def train_generator(config: GeneratorConfig, out_dir: Path, logger: Any = None, 
         bar = tqdm(total=config.steps, initial=start, desc=f"generator {kind}", unit="step", dynamic_ncols=True)
     try:
         for step in range(start, config.steps):
-            x = signals[torch.from_numpy(batch_positions(config, len(signals), step))]
+            rows, batch_in_epoch = batch_positions(config, len(signals), step)
+            x, mask = augment(signals[rows], config.mask_ratio, config.max_shift_ratio,
+                              rng_for(config.seed, "generator-augment", step))
+            set_learning_rates(optimizers, config.lr_factor(step))
             noise = torch.Generator().manual_seed(int(rng_for(config.seed, "generator-noise", step).integers(2**62)))
-            metrics = model.train_step(x, step, optimizers, noise)
-            for key, value in metrics.items():
-                window[key] = window.get(key, 0.0) + float(value)
-            window["count"] = window.get("count", 0) + 1
+            batch = TrainingBatch(torch.from_numpy(x), torch.from_numpy(mask), step, batch_in_epoch)
+            metrics = model.train_step(batch, optimizers, noise)
+            for key, value in metrics.items():  # [sum, count] per key: some steps lack some (GAN's loss_d)
+                total, count = window.get(key, (0.0, 0))
+                window[key] = (total + float(value), count + 1)
             done = step + 1
             if done % config.log_every == 0 or done == config.steps:
-                count = window.pop("count")
-                entry = {key: value / count for key, value in window.items()}
+                entry = {key: total / count for key, (total, count) in window.items()}
                 window = {}
                 history.append({"step": done, **entry})
                 if logger is not None:
@@ -250,16 +259,47 @@ def train_generator(config: GeneratorConfig, out_dir: Path, logger: Any = None, 
     return GeneratorResult(final, out_dir, fingerprint, config.steps, history, trained_now=True)
 
 
-def batch_positions(config: GeneratorConfig, n: int, step: int) -> np.ndarray:
-    """Rows of the training set in batch ``step``: positions ``[step * b, (step + 1) * b)`` of the
-    concatenated seeded per-epoch permutations of ``n`` records (a pure function of seed and step)."""
-    positions = np.arange(step * config.batch_size, (step + 1) * config.batch_size, dtype=np.int64)
-    epochs, within = positions // n, positions % n
-    out = np.empty_like(positions)
-    for epoch in np.unique(epochs):
-        mask = epochs == epoch
-        out[mask] = rng_for(config.seed, "generator-epoch", int(epoch)).permutation(n)[within[mask]]
-    return out
+def batch_positions(config: GeneratorConfig, n: int, step: int) -> tuple[np.ndarray, int]:
+    """Rows of the training set in batch ``step`` and the batch's index in its epoch.
+
+    An epoch is a permutation of the ``n`` records seeded by (seed, epoch), cut into ``n // batch``
+    full batches; the rest of it is dropped (the authors' ``drop_last``). A pure function of seed and step.
+    """
+    per_epoch = n // config.batch_size
+    epoch, within = divmod(step, per_epoch)
+    order = rng_for(config.seed, "generator-epoch", epoch).permutation(n)
+    return order[within * config.batch_size:(within + 1) * config.batch_size], within
+
+
+def augment(x: np.ndarray, mask_ratio: float, max_shift_ratio: float,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' training augmentation of z-scored ECGs ``x`` (n, L): the shifted ECGs and their masks.
+
+    Per ECG, as their ``RandomMask`` then ``RandomShift``: a segment of ``int(L x mask_ratio)``
+    samples starting uniformly in ``[0, L - width)`` is marked masked (the ECG keeps its values:
+    each model decides what masking means); then ECG and mask are shifted by ``int(L x U(0, 1) x
+    max_shift_ratio)`` samples, right or left with equal odds, zeros coming in (the mask is 0
+    there too). Returns float32 ``(shifted x, mask)``, mask 1 where a sample is the record's own
+    and unmasked. The project's fine-tuning :func:`baselines.training.augment` draws a little
+    differently and returns no mask, so it is not reused here.
+    """
+    n, length = x.shape
+    width = int(length * mask_ratio)
+    starts = rng.integers(0, length - width, size=n)[:, None]
+    shifts = (length * (rng.random(n) * max_shift_ratio)).astype(np.int64)
+    shifts = np.where(rng.random(n) < 0.5, shifts, -shifts)[:, None]  # > 0: zeros padded in front
+    source = np.arange(length)[None, :] - shifts  # each output sample's position in the record
+    inside = (source >= 0) & (source < length)
+    kept = inside & ~((source >= starts) & (source < starts + width))
+    shifted = np.where(inside, np.take_along_axis(x, np.clip(source, 0, length - 1), axis=1), 0.0)
+    return shifted.astype(np.float32), kept.astype(np.float32)
+
+
+def set_learning_rates(optimizers: dict[str, torch.optim.Optimizer], factor: float) -> None:
+    """Every parameter group at ``factor`` x its optimizer's initial learning rate (the lr schedule)."""
+    for optimizer in optimizers.values():
+        for group in optimizer.param_groups:
+            group["lr"] = optimizer.defaults["lr"] * factor
 
 
 @torch.no_grad()
