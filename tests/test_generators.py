@@ -433,3 +433,66 @@ def test_recipe_options_are_checked_and_name_the_key(kind, key, value, expected)
         resolve_config(kind, "paper", {key: value})
     with pytest.raises(ConfigError, match="chunk must be even"):
         resolve_config(kind, "tiny", {"chunk": "40"})
+
+
+def _synthetic(n: int, name: str, seed: int = 0, validation: GeneratorData | None = None) -> GeneratorData:
+    signals = np.random.default_rng(seed).standard_normal((n, 5000), dtype=np.float32)
+    return GeneratorData({"name": name}, [f"{name}{i}" for i in range(n)], signals=signals, validation=validation)
+
+
+def test_the_best_validation_weights_sample_the_corpus_and_survive_a_kill(one_thread, tmp_path, monkeypatch):
+    from pretraining.generators.vae import VAE
+
+    data = _synthetic(12, "train", validation=_synthetic(6, "val", seed=1))
+    config = resolve_config("vae", "tiny", {"steps": 9, "batch_size": 4, "val_every": 8, "checkpoint_every": 3,
+                                            "keep_checkpoints": 5, "log_every": 1})
+    assert config.val_interval == 3  # measured once more than 8 samples have passed: after 3 batches of 4
+    measured = []
+
+    def rising(self, x, step, generator):  # the validation loss falls, then rises
+        measured.append(step)
+        assert x.shape == (6, 5000) and abs(float(x.mean())) < 1e-3  # the z-scored validation records
+        return {3: 2.0, 6: 1.0, 9: 1.5}[step]
+
+    monkeypatch.setattr(VAE, "validation_loss", rising)
+    whole = train_generator(config, tmp_path / "whole", progress=False, data=data)
+    assert measured == [3, 6, 9] and [h["val_loss"] for h in whole.history if "val_loss" in h] == [2.0, 1.0, 1.5]
+    saved = read_file(whole.path)
+    assert saved["extra"]["selected"] == "best_val" and saved["extra"]["selected_step"] == 6
+    at_six = read_file(tmp_path / "whole" / "checkpoints" / "step-00000006.pt")["model"]
+    last = read_file(tmp_path / "whole" / "checkpoints" / "step-00000009.pt")["model"]
+    decoder = {k.removeprefix("decoder."): v for k, v in at_six.items() if k.startswith("decoder.")}
+    assert saved["sampler"].keys() == decoder.keys()
+    assert all(torch.equal(saved["sampler"][k], decoder[k]) for k in decoder)
+    assert not all(torch.equal(saved["sampler"][k], last[f"decoder.{k}"]) for k in decoder)  # not the last weights
+    with pytest.raises(KeyboardInterrupt):
+        train_generator(config, tmp_path / "killed", _Killer(at=8), progress=False, data=data)
+    resumed = train_generator(config, tmp_path / "killed", progress=False, data=data)  # from step 6's checkpoint
+    again = read_file(resumed.path)
+    assert again["extra"]["selected_step"] == 6 and all(torch.equal(again["sampler"][k], decoder[k]) for k in decoder)
+    chosen_last = resolve_config("vae", "tiny", {"steps": 9, "batch_size": 4, "val_every": 8, "select": "last"})
+    last_run = train_generator(chosen_last, tmp_path / "last", progress=False, data=data)
+    assert read_file(last_run.path)["extra"]["selected"] == "last"
+    assert measured == [3, 6, 9, 3, 6, 9]  # killed after 3 and 6, resumed for 9; select=last measures nothing
+
+
+def test_validation_records_enter_the_identity_only_when_they_choose_the_weights():
+    from pretraining.generators.train import generator_identity
+
+    with_val, without = _synthetic(4, "t", validation=_synthetic(2, "v")), _synthetic(4, "t")
+    best, last = resolve_config("gan", "tiny"), resolve_config("gan", "tiny", {"select": "last"})
+    assert generator_identity(best, with_val).payload["data"]["validation"] == {"name": "v"}
+    assert generator_identity(best, with_val) != generator_identity(best, without)
+    assert "validation" not in generator_identity(last, with_val).payload["data"]
+    assert generator_identity(last, with_val) != generator_identity(best, without)  # select is in the config
+
+
+@pytest.mark.parametrize("kind", ["vae", "gan"])
+def test_validation_losses_are_finite_seeded_and_leave_training_mode(kind, one_thread):
+    torch.manual_seed(0)
+    model = build_model(resolve_config(kind, "tiny"))
+    model.train()
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((20, 5000), dtype=np.float32))
+    first = model.validation_loss(x, 30, torch.Generator().manual_seed(1))
+    assert np.isfinite(first) and first > 0 and model.training
+    assert model.validation_loss(x, 30, torch.Generator().manual_seed(1)) == first

@@ -52,6 +52,7 @@ FORMAT = "simecg-generator/1"
 GENERATOR_FILE = "generator.pt"
 LATENTS = ("normal", "uniform")  # z ~ N(0, I) or z ~ U(0, 1) per coordinate
 LR_SCHEDULES = ("constant", "cosine")
+SELECTIONS = ("best_val", "last")  # which weights sample the corpus
 
 # The authors' loop stops once MORE than 1e8 samples have passed (a check after each batch of
 # 256): 390,625 batches make exactly 1e8, so it runs one more (docs/protocol.md).
@@ -74,8 +75,13 @@ class GeneratorConfig:
     never step that scheduler, so Adam runs at its initial rate throughout); ``cosine`` (a
     deviation) anneals every learning rate to 0 over ``steps``. ``grad_clip`` 0: none (as the
     authors). ``max_records`` caps the PTB-XL training records (0: every eligible one).
-    ``checkpoint_every``, ``keep_checkpoints``, ``log_every`` and ``sample_every`` are bookkeeping,
-    outside the identity.
+
+    ``select``: which weights sample the corpus. ``best_val`` (the authors' ``net.pth``, which their
+    ``generate.py`` loads): the validation loss is measured each time more than ``val_every``
+    samples have passed since the last measurement (every 1,954 steps at the paper's 5e5 and 256;
+    never after the last one) and the weights of the lowest (strictly lower) loss are kept; ``last``
+    (a deviation): the final weights. ``checkpoint_every``, ``keep_checkpoints``, ``log_every`` and
+    ``sample_every`` are bookkeeping, outside the identity.
     """
 
     kind: ClassVar[str] = ""
@@ -85,7 +91,8 @@ class GeneratorConfig:
         "latent_dim": AT_LEAST_ONE, "chunk": Limits(ge=2), "decoder_width": Limits(ge=4),
         "steps": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "lr_schedule": Limits(choices=LR_SCHEDULES),
         "mask_ratio": FRACTION, "max_shift_ratio": FRACTION, "grad_clip": NON_NEGATIVE,
-        "max_records": NON_NEGATIVE, "seed": SEED, "checkpoint_every": AT_LEAST_ONE,
+        "max_records": NON_NEGATIVE, "seed": SEED, "select": Limits(choices=SELECTIONS),
+        "val_every": AT_LEAST_ONE, "checkpoint_every": AT_LEAST_ONE,
         "keep_checkpoints": NON_NEGATIVE, "log_every": AT_LEAST_ONE, "sample_every": AT_LEAST_ONE,
     }
 
@@ -100,6 +107,8 @@ class GeneratorConfig:
     grad_clip: float = 0.0
     max_records: int = 0
     seed: int = 0
+    select: str = "best_val"
+    val_every: int = 500_000
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     log_every: int = 50
@@ -116,6 +125,11 @@ class GeneratorConfig:
         if self.decoder_width % 4:
             raise ConfigError(f"{where}.decoder_width must be a multiple of 4 (its stages are w/2, w/4, w/4), "
                               f"got {self.decoder_width}")
+
+    @property
+    def val_interval(self) -> int:
+        """Steps between validations: the first count of batches whose samples exceed ``val_every``."""
+        return self.val_every // self.batch_size + 1
 
     def lr_factor(self, step: int) -> float:
         """The share of each initial learning rate used at (0-based) ``step`` under ``lr_schedule``."""
@@ -193,6 +207,7 @@ class GenerativeModel(nn.Module):
     """What the training loop needs of a generative model (subclassed by the VAE and the DCGAN)."""
 
     kind: ClassVar[str] = ""
+    config: GeneratorConfig
 
     def sampler(self) -> nn.Module:
         """The part mapping ``z`` (n, latent) to ECGs (n, 5000): saved in the generator file."""
@@ -205,6 +220,24 @@ class GenerativeModel(nn.Module):
                    generator: torch.Generator) -> dict[str, float]:
         """One optimisation step on ``batch``; ``generator`` seeds its noise (reparameterisation, ``z``)."""
         raise NotImplementedError
+
+    def validation_loss(self, x: torch.Tensor, step: int, generator: torch.Generator) -> float:
+        """The loss the authors select weights by, on z-scored ECGs ``x`` (n, 5000) after ``step`` steps:
+        eval mode, no augmentation, the mean over ECGs; ``generator`` seeds its noise."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def mean_over_batches(self, x: torch.Tensor, loss: Any) -> float:
+        """``loss(batch)`` (a per-batch mean) averaged over ``x`` in training-size batches, weighted by
+        batch size (as the authors' evaluation sums ``loss x len(batch)``), in eval mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            size = self.config.batch_size
+            total = sum(float(loss(x[lo:lo + size])) * len(x[lo:lo + size]) for lo in range(0, len(x), size))
+        finally:
+            self.train(was_training)
+        return total / len(x)
 
 
 def draw_latent(shape: tuple[int, ...], distribution: str, generator: torch.Generator | None = None,
@@ -307,11 +340,12 @@ def _dotted(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 # ---- generator files -------------------------------------------------------------------------------
 
 def save_generator(model: GenerativeModel, config: GeneratorConfig, path: Path,
-                   extra: Mapping[str, Any] | None = None) -> Path:
-    """Write the sampler's weights (decoder / generator), its kind and config, atomically."""
+                   extra: Mapping[str, Any] | None = None, state: Mapping[str, torch.Tensor] | None = None) -> Path:
+    """Write the sampler's weights (decoder / generator; ``state`` if given, e.g. the best-validation
+    ones, else the model's current ones), its kind and config, atomically."""
     from pretraining.checkpoint import atomic_save
 
-    state = {k: v.detach().cpu().clone() for k, v in model.sampler().state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in (state or model.sampler().state_dict()).items()}
     return atomic_save({"format": FORMAT, "kind": "generator", "model": kind_of(config), "config": to_dict(config),
                         "sampler": state, "extra": dict(extra or {})}, Path(path))
 

@@ -86,7 +86,7 @@ PRESETS: dict[str, DCGANConfig] = {
     "paper": DCGANConfig(),
     # The same design scaled down for tests and laptop suites: trains in seconds on one core (~300 records).
     "tiny": DCGANConfig(decoder_width=32, disc_width=2, disc_out=16, steps=150, batch_size=16, max_records=300,
-                        checkpoint_every=50, log_every=10, sample_every=75),
+                        val_every=800, checkpoint_every=50, log_every=10, sample_every=75),
 }
 
 
@@ -162,6 +162,19 @@ class DCGAN(GenerativeModel):
             self._step(opt_d, self.discriminator)
             metrics["loss_d"] = float(loss_d.detach())
         return metrics
+
+    def validation_loss(self, x: torch.Tensor, step: int, generator: torch.Generator) -> float:
+        """The authors' selection loss: discriminator loss plus generator loss (fresh U(0, 1) ``z`` for
+        each), on unaugmented ECGs, in eval mode."""
+
+        def loss(part: torch.Tensor) -> torch.Tensor:
+            ones, zeros = torch.ones(len(part), dtype=part.dtype), torch.zeros(len(part), dtype=part.dtype)
+            loss_d = (F.binary_cross_entropy(self.discriminator(part), ones)
+                      + F.binary_cross_entropy(self.discriminator(self._fake(len(part), generator, part.dtype)), zeros))
+            return loss_d + F.binary_cross_entropy(self.discriminator(self._fake(len(part), generator, part.dtype)),
+                                                   ones)
+
+        return self.mean_over_batches(x, loss)
 
     def _step(self, optimizer: torch.optim.Optimizer, module: nn.Module) -> None:
         if self.config.grad_clip > 0:
