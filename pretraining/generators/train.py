@@ -69,24 +69,28 @@ class GeneratorData:
 
     ``identity`` is JSON-ready and names what the ECGs are (for PTB-XL: the ``ptbxl`` corpus identity,
     i.e. the records used in order, the lead, the data version and the selection options); the signals
-    are loaded on first use (:meth:`signals`), so computing an identity reads no ECG. ``validation``:
-    the records whose loss picks the weights (``select="best_val"``), none of them trained on.
+    are loaded on first use (:meth:`signals`: items ``start, start + 1, ...`` of ``source``), so
+    computing an identity reads no ECG. ``validation``: the records whose loss picks the weights
+    (``select="best_val"``), none of them trained on.
     """
 
     def __init__(self, identity: Mapping[str, Any], record_ids: list[str] | tuple[str, ...],
-                 signals: np.ndarray | None = None, source: Any = None, validation: GeneratorData | None = None):
+                 signals: np.ndarray | None = None, source: Any = None, validation: GeneratorData | None = None,
+                 start: int = 0):
         self.identity = dict(identity)
         self.record_ids = tuple(str(r) for r in record_ids)
         self._signals = signals
         self._source = source
         self.validation = validation
+        self.start = start
 
     def __len__(self) -> int:
         return len(self.record_ids)
 
     def signals(self) -> np.ndarray:
         if self._signals is None:
-            self._signals = np.asarray(self._source.get_batch(np.arange(len(self._source))), dtype=np.float32)
+            positions = np.arange(self.start, self.start + len(self.record_ids))
+            self._signals = np.asarray(self._source.get_batch(positions), dtype=np.float32)
         return self._signals
 
 
