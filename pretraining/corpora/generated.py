@@ -1,6 +1,6 @@
 """The ``vae`` and ``gan`` corpora: ECGs sampled from a VAE / DCGAN trained on PTB-XL lead II training records.
 
-The study's generative pretraining sources (PROTOCOL.md, "VAE and GAN corpora"). The generator is
+The study's generative pretraining sources (docs/protocol.md, "VAE and GAN corpora"). The generator is
 trained on PTB-XL lead II *training* records only (the ``ptbxl`` corpus's records: strat_fold 1-8,
 no record of any task's test split; :func:`pretraining.generators.train.ptbxl_training_data`), each
 ECG z-scored first, so **generated ECGs are on the z-scored scale** (about zero mean and unit
