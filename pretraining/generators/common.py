@@ -92,7 +92,7 @@ class GeneratorConfig:
         "steps": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "lr_schedule": Limits(choices=LR_SCHEDULES),
         "mask_ratio": FRACTION, "max_shift_ratio": FRACTION, "grad_clip": NON_NEGATIVE,
         "max_records": NON_NEGATIVE, "seed": SEED, "select": Limits(choices=SELECTIONS),
-        "val_every": AT_LEAST_ONE, "checkpoint_every": AT_LEAST_ONE,
+        "val_every": AT_LEAST_ONE, "betas": Limits(ge=0, lt=1), "checkpoint_every": AT_LEAST_ONE,
         "keep_checkpoints": NON_NEGATIVE, "log_every": AT_LEAST_ONE, "sample_every": AT_LEAST_ONE,
     }
 
@@ -109,6 +109,7 @@ class GeneratorConfig:
     seed: int = 0
     select: str = "best_val"
     val_every: int = 500_000
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's, every optimizer (the authors' defaults)
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     log_every: int = 50
@@ -122,6 +123,8 @@ class GeneratorConfig:
             raise ConfigError(f"{where}.chunk must be even and cut {N_SAMPLES} samples into a multiple of 4 "
                               f"chunks (the decoder upsamples tokens / 4 positions by 8, each giving chunk / 2 "
                               f"samples; e.g. 10, 50, 250), got {self.chunk}")
+        if len(self.betas) != 2:
+            raise ConfigError(f"{where}.betas must be two numbers (Adam's beta1, beta2), got {list(self.betas)}")
         if self.decoder_width % 4:
             raise ConfigError(f"{where}.decoder_width must be a multiple of 4 (its stages are w/2, w/4, w/4), "
                               f"got {self.decoder_width}")

@@ -43,7 +43,6 @@ from pretraining.generators.common import (
     draw_latent,
 )
 from simecg.config import AT_LEAST_ONE, POSITIVE, Limits
-from simecg.errors import ConfigError
 from simecg.signal import N_SAMPLES
 
 D_GRADIENTS = ("paper", "separate")
@@ -58,7 +57,7 @@ class DCGANConfig(GeneratorConfig):
     LIMITS: ClassVar[dict[str, Limits]] = {
         **GeneratorConfig.LIMITS, "disc_width": AT_LEAST_ONE, "disc_out": AT_LEAST_ONE,
         "disc_kernel": AT_LEAST_ONE, "disc_every": AT_LEAST_ONE, "d_gradient": Limits(choices=D_GRADIENTS),
-        "lr_d": POSITIVE, "lr_g": POSITIVE, "betas": Limits(ge=0, lt=1),
+        "lr_d": POSITIVE, "lr_g": POSITIVE,
     }
 
     disc_width: int = 32
@@ -68,12 +67,6 @@ class DCGANConfig(GeneratorConfig):
     d_gradient: str = "paper"
     lr_d: float = 1e-4
     lr_g: float = 1e-5
-    betas: tuple[float, float] = (0.9, 0.999)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if len(self.betas) != 2:
-            raise ConfigError(f"gan.betas must be two numbers (Adam's beta1, beta2), got {list(self.betas)}")
 
     def updates_discriminator(self, batch_in_epoch: int) -> bool:
         """Whether the batch at this position of its epoch also updates the discriminator."""

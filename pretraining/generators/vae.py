@@ -35,7 +35,6 @@ from pretraining.generators.common import (
     TrainingBatch,
 )
 from simecg.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Limits
-from simecg.errors import ConfigError
 from simecg.signal import N_SAMPLES
 
 KL_SCHEDULES = ("paper", "linear")
@@ -50,7 +49,7 @@ class VAEConfig(GeneratorConfig):
     LIMITS: ClassVar[dict[str, Limits]] = {
         **GeneratorConfig.LIMITS, "encoder_width": AT_LEAST_ONE, "encoder_out": AT_LEAST_ONE,
         "kl_start": NON_NEGATIVE, "kl_end": NON_NEGATIVE, "kl_schedule": Limits(choices=KL_SCHEDULES),
-        "kl_anneal_steps": NON_NEGATIVE, "lr": POSITIVE, "betas": Limits(ge=0, lt=1),
+        "kl_anneal_steps": NON_NEGATIVE, "lr": POSITIVE,
     }
 
     encoder_width: int = 256
@@ -60,12 +59,6 @@ class VAEConfig(GeneratorConfig):
     kl_schedule: str = "paper"
     kl_anneal_steps: int = 884  # "linear" only: the step at which the paper's schedule reaches 1
     lr: float = 1e-6
-    betas: tuple[float, float] = (0.9, 0.999)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if len(self.betas) != 2:
-            raise ConfigError(f"vae.betas must be two numbers (Adam's beta1, beta2), got {list(self.betas)}")
 
     def kl_weight(self, step: int) -> float:
         """``beta`` in the loss of (0-based) ``step``.
