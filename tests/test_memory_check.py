@@ -57,7 +57,7 @@ def test_a_generator_too_wide_to_train_is_refused_and_one_that_fits_is_not(monke
 
     monkeypatch.setattr(memory, "usable_memory", lambda: 8 * GIB)
     for kind in ("vae", "gan"):
-        with pytest.raises(ConfigError, match=rf"\({kind} generator, channels=\(200000, 128, 64, 32\)\) has .* "
+        with pytest.raises(ConfigError, match=rf"\({kind} generator, decoder_width=200000\) has .* "
                                               r"more than the 8\.0 GiB"):
-            resolve_config(kind, "paper", {"channels": "200000,128,64,32"})
-        assert resolve_config(kind, "tiny", {"channels": "64,32,16,8"}).channels == (64, 32, 16, 8)
+            resolve_config(kind, "paper", {"decoder_width": "200000"})
+        assert resolve_config(kind, "tiny", {"decoder_width": "64"}).decoder_width == 64

@@ -257,18 +257,20 @@ def time_generator(kind: str, preset_name: str, steps: int = 2) -> dict[str, Any
     """Training steps/s of a VAE/DCGAN generator preset at its own batch (synthetic inputs, after a warm-up)."""
     import torch
 
-    from pretraining.generators.common import build_model, preset
+    from pretraining.generators.common import TrainingBatch, build_model, preset
 
     config = preset(kind, preset_name)
     torch.manual_seed(0)
     model = build_model(config)
     model.train()
     optimizers = model.make_optimizers()
-    x = torch.randn(config.batch_size, N_SAMPLES)
-    model.train_step(x, 0, optimizers, torch.Generator().manual_seed(0))  # warm-up
+    x, mask = torch.randn(config.batch_size, N_SAMPLES), torch.ones(config.batch_size, N_SAMPLES)
+    model.train_step(TrainingBatch(x, mask, 0, 0), optimizers, torch.Generator().manual_seed(0))  # warm-up
+    cycle = getattr(config, "disc_every", 1)  # a GAN updates its discriminator on 1 step in disc_every
+    steps = -(-steps // cycle) * cycle  # whole cycles, so the mean holds the discriminator's share
     start = time.perf_counter()
-    for step in range(1, steps + 1):
-        model.train_step(x, step, optimizers, torch.Generator().manual_seed(step))
+    for step in range(steps):
+        model.train_step(TrainingBatch(x, mask, step, step), optimizers, torch.Generator().manual_seed(step))
     seconds = (time.perf_counter() - start) / steps
     return {"batch_size": config.batch_size, "steps_per_s": round(1 / seconds, 4),
             "samples_per_s": round(config.batch_size / seconds, 2), "device": "cpu"}

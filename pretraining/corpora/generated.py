@@ -6,9 +6,17 @@ by default (``records = "ptbxl"``) the ``ptbxl`` corpus's, with no record of any
 of the suite's split; ``records = "authors"`` takes the authors' random 64% (split seed 1, test
 records included, so the corpus is marked as seeing them), each ECG z-scored first, so **generated
 ECGs are on the z-scored scale** (about zero mean and unit standard deviation per ECG), not in mV.
-ECG ``i`` is ``decoder(z_i)`` with ``z_i ~ N(0, I)`` drawn from a stream keyed by (corpus seed, ``i``)
-and the generator evaluated in eval mode, float32, in fixed-size chunks, so an ECG is the same array in
-any batch, order, worker or process.
+ECG ``i`` is ``decoder(z_i)`` with ``z_i`` drawn from a stream keyed by (corpus seed, ``i``) and the
+generator evaluated in eval mode (BatchNorm's running statistics), float32, in fixed-size chunks, so
+an ECG is the same array in any batch, order, worker or process.
+
+**The latent, as the authors sampled it** (``latent_sampling``, docs/protocol.md): the authors draw
+every corpus ECG from ``z ~ N(0, I)``, for the VAE (its prior) and for the DCGAN alike, although
+their DCGAN is trained on ``z ~ U(0, 1)``: the ``gan`` corpus of ``latent_sampling="paper"`` (the
+default) reproduces that mismatch, so its generator is fed inputs it never saw in training.
+``"matched"`` (the better practice) samples each model from the latent it was trained with
+(U(0, 1) for the DCGAN; the VAE's N(0, I) either way, so its ECGs and identity do not change).
+The distribution used is part of the corpus identity.
 
 The trained generator lives in ``<cache>/generators/<fingerprint>/`` and is loaded lazily on the
 first :meth:`get_batch`; it is trained (or resumed, or found in the cache) by :meth:`prepare`, which
@@ -20,9 +28,10 @@ At paper scale, decoding a million ECGs on the fly is slow: materialize them onc
 values, checked against the store's manifest, so not part of the identity).
 
 Options (:class:`GeneratedOptions`, ``pretrain.corpus_options.<key>``): ``preset`` (``paper`` | ``tiny``),
-``generator`` (a table of overrides of the generator's config, e.g. ``generator.kl_anneal_steps=1000``),
-``steps`` (shortcut for ``generator.steps``), ``generator_seed``, ``records`` (``ptbxl`` | ``authors``, with
-``split``/``test_seed``/``duplicates`` set by the suite), and where things live, ``path`` (a
+``generator`` (a table of overrides of the generator's config, e.g. ``generator.kl_schedule=linear``),
+``steps`` (shortcut for ``generator.steps``), ``generator_seed``, ``latent_sampling`` (``paper`` |
+``matched``), ``records`` (``ptbxl`` | ``authors``, with ``split``/``test_seed``/``duplicates`` and
+``overlap``/``lengths`` set by the suite), and where things live, ``path`` (a
 store to read), ``data_dir`` and ``cache_dir`` (none of them part of the identity)::
 
     simecg-bench generators train vae --preset tiny --data-dir ../shared/data
@@ -69,7 +78,8 @@ from simecg.identity import Identity
 from simecg.signal import N_SAMPLES
 
 # Bump when the way ECGs are drawn from a trained generator changes (latent streams, chunking).
-SAMPLING_VERSION = "1"
+SAMPLING_VERSION = "2"
+LATENT_SAMPLING = ("paper", "matched")
 # Rows per generator call: every call has this shape, so an ECG's float32 value never depends on
 # which other ECGs share its batch (convolution kernels vary with the batch size in the last bits).
 CHUNK = 64
@@ -83,7 +93,9 @@ class GeneratedOptions:
 
     ``generator``: overrides of the preset's config (architecture and training settings, e.g.
     ``{"steps": 2000, "batch_size": 64}``); ``steps``: the number of training steps (None: the
-    preset's); ``generator_seed``: seeds the generator's training (and picks ``max_records`` records).
+    preset's); ``generator_seed``: seeds the generator's training (and picks ``max_records`` records);
+    ``latent_sampling``: ``paper`` (z ~ N(0, I) for both models, as the authors) or ``matched``
+    (each model's training latent).
     ``path`` (a store built by ``corpus build``), ``data_dir`` (PTB-XL; default ``$SIMECG_DATA`` or
     ``<cache>/data``) and ``cache_dir`` (default the cache folder) say where things are, never what they are.
     """
@@ -94,6 +106,7 @@ class GeneratedOptions:
     generator: dict[str, Any] = field(default_factory=dict)
     steps: int | None = None
     generator_seed: int = 0
+    latent_sampling: str = "paper"
     # the generator's PTB-XL training records: "ptbxl" (no test record of the suite's split, which the
     # suite passes as split/test_seed/duplicates, checked by that corpus) or "authors" (their random 64%,
     # test records included)
@@ -111,6 +124,9 @@ class GeneratedOptions:
         where = f"pretrain.corpus_options (corpus {self.kind})"
         if self.preset not in PRESET_NAMES:
             raise ConfigError(f"{where}: preset={self.preset!r}; known: {', '.join(PRESET_NAMES)}")
+        if self.latent_sampling not in LATENT_SAMPLING:
+            raise ConfigError(f"{where}: latent_sampling={self.latent_sampling!r}; known: "
+                              f"{', '.join(LATENT_SAMPLING)}")
         if not isinstance(self.generator, dict):
             raise ConfigError(f"{where}: generator must be a table of generator settings, got {self.generator!r}")
         if self.records not in RECORDS:
@@ -131,6 +147,13 @@ class GeneratedOptions:
             raise ConfigError(f"pretrain.corpus_options (corpus {self.kind}): steps={self.steps} and "
                               f"generator.steps={self.generator['steps']} disagree; set one")
         return resolve_config(self.kind, self.preset, self.generator, seed=self.generator_seed, steps=self.steps)
+
+    def latent_distribution(self) -> str:
+        """The distribution corpus ECGs' ``z`` are drawn from: ``normal`` (the authors', for both
+        models) or, when ``matched``, the one the model was trained with."""
+        if self.latent_sampling == "paper":
+            return "normal"
+        return type(self.generator_config()).training_latent
 
 
 @dataclass(frozen=True)
@@ -227,6 +250,7 @@ class GeneratedCorpus:
                 train_generator(self.config, folder, None, progress, data=data, identity=identity)
                 return folder
             params = flatten({"generator": {"model": self.kind, "preset": self.options.preset,
+                                            "training_latent": type(self.config).training_latent,
                                             **to_dict(self.config)}, "data": data.identity})
             with open_run(self.name, identity.fingerprint, params) as run:
                 train_generator(self.config, folder, run, progress, data=data, identity=identity)
@@ -257,9 +281,11 @@ class GeneratedCorpus:
 
     # ---- the corpus contract --------------------------------------------------------------------
     def content_identity(self) -> dict[str, Any]:
-        """What decides every ECG's values, whatever the size: name, seed, the generator, the sampling code."""
+        """What decides every ECG's values, whatever the size: name, seed, the generator, the sampling
+        code and the latent distribution."""
         identity = self.generator_identity()
         return {"name": self.name, "seed": self.seed, "sampling_version": SAMPLING_VERSION,
+                "latent": self.options.latent_distribution(),
                 "generator": {"fingerprint": identity.fingerprint, "payload": identity.payload}}
 
     def identity(self) -> dict[str, Any]:
@@ -272,8 +298,10 @@ class GeneratedCorpus:
         return self.options.records == "authors"
 
     def latents(self, indices: np.ndarray) -> np.ndarray:
-        """``z_i`` of each index (float32 (n, latent)), from a stream keyed by (corpus seed, i)."""
-        return sample_latents(self.seed, np.asarray(indices, dtype=np.int64), self.config.latent_dim)
+        """``z_i`` of each index (float32 (n, latent)), from a stream keyed by (corpus seed, i), drawn
+        from :meth:`GeneratedOptions.latent_distribution`."""
+        return sample_latents(self.seed, np.asarray(indices, dtype=np.int64), self.config.latent_dim,
+                              distribution=self.options.latent_distribution())
 
     def get_batch(self, indices: np.ndarray) -> np.ndarray:
         """ECGs at ``indices`` (float32 (n, 5000), z-scored scale); the same values in any batching."""
@@ -321,17 +349,19 @@ class GeneratedCorpus:
 
 
 class VAECorpus(GeneratedCorpus):
-    """ECGs sampled from a VAE (chunk-linear encoder, 1-D ResNet decoder) trained on PTB-XL lead II."""
+    """ECGs sampled from the authors' VAE (chunk-linear encoder, 1-D ResNet decoder) trained on PTB-XL lead II."""
 
     name = "vae"
     Options = VAEOptions
 
 
 class GANCorpus(GeneratedCorpus):
-    """ECGs sampled from a DCGAN (CNN discriminator, 1-D ResNet generator) trained on PTB-XL lead II."""
+    """ECGs sampled from the authors' DCGAN (CNN discriminator, 1-D ResNet generator) trained on PTB-XL lead II;
+    by default from N(0, I) although it was trained on U(0, 1), as the authors did (``latent_sampling``)."""
 
     name = "gan"
     Options = GANOptions
 
 
-__all__ = ["CHUNK", "SAMPLING_VERSION", "GANCorpus", "GeneratedCorpus", "GeneratedOptions", "VAECorpus"]
+__all__ = ["CHUNK", "LATENT_SAMPLING", "SAMPLING_VERSION", "GANCorpus", "GeneratedCorpus", "GeneratedOptions",
+           "VAECorpus"]

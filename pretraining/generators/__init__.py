@@ -1,11 +1,11 @@
-"""Generative models of ECGs trained on PTB-XL lead II training records: the VAE and the DCGAN.
+"""Generative models of ECGs trained on PTB-XL lead II training records: the authors' VAE and DCGAN.
 
 One module per model (:mod:`~pretraining.generators.vae`, :mod:`~pretraining.generators.gan`), each
-with a frozen config dataclass and ``paper``/``tiny`` presets; the shared 1-D ResNet generator and
-generator files in :mod:`~pretraining.generators.common`; the resumable training loop, training data
-and identities in :mod:`~pretraining.generators.train`. The ``vae`` and ``gan`` pretraining corpora
-(:mod:`pretraining.corpora.generated`) sample from them. Models see z-scored ECGs, so what they
-generate is on the z-scored scale.
+with a frozen config dataclass and ``paper`` (the authors' recipe) / ``tiny`` presets; the shared
+1-D ResNet decoder and generator files in :mod:`~pretraining.generators.common`; the resumable
+training loop, training data and identities in :mod:`~pretraining.generators.train`. The ``vae``
+and ``gan`` pretraining corpora (:mod:`pretraining.corpora.generated`) sample from them. Models see
+z-scored ECGs, so what they generate is on the z-scored scale.
 """
 
 from pretraining.generators.common import KINDS, load_sampler, resolve_config

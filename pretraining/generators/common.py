@@ -1,15 +1,17 @@
-"""What the VAE and the DCGAN share: the config base, the 1-D ResNet generator, presets, files.
+"""What the VAE and the DCGAN share: the config base, the authors' 1-D ResNet decoder, presets, files.
 
 Both generative models map a latent ``z`` (128 numbers) to a 10-s, 500-Hz lead II ECG through
-the same 1-D ResNet (:class:`ResNetGenerator1d`, the VAE's decoder and the GAN's generator).
-They are trained on **z-scored** PTB-XL lead II records (PROTOCOL: every sample is z-scored
-before the model), so what they generate is on the z-scored scale (about zero mean, unit
-standard deviation per ECG), not in mV.
+the same decoder (:class:`ResNetDecoder1d`, the VAE's decoder and the GAN's generator), the
+authors' ``ResNet1dDecoder03`` layer for layer (docs/protocol.md, "VAE and GAN corpora"). They
+are trained on **z-scored** PTB-XL lead II records (every sample is z-scored before the model),
+so what they generate is on the z-scored scale (about zero mean, unit standard deviation per
+ECG), not in mV.
 
-A model's config is a frozen dataclass holding its architecture *and* its training settings
-(steps, batch, optimizer, seed); a named preset (``paper``, ``tiny``) plus type-checked
-overrides gives the resolved config (:func:`resolve_config`), whose values, less the bookkeeping
-ones of :data:`simecg.identity.IGNORED` ``["generator"]``, are part of the generator's identity.
+A model's config is a frozen dataclass holding its architecture *and* its training recipe
+(steps, batch, optimizer, augmentations, seed); a named preset (``paper``: the authors' recipe,
+``tiny``: the same design scaled down for tests and laptops) plus type-checked overrides gives
+the resolved config (:func:`resolve_config`), whose values, less the bookkeeping ones of
+:data:`simecg.identity.IGNORED` ``["generator"]``, are part of the generator's identity.
 """
 
 from __future__ import annotations
@@ -28,7 +30,18 @@ import torch
 from torch import nn
 
 from simecg import integrity
-from simecg.config import coerce, from_dict, to_dict
+from simecg.config import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    SEED,
+    Limits,
+    check_limits,
+    check_values,
+    coerce,
+    from_dict,
+    to_dict,
+)
 from simecg.errors import CheckpointError, ConfigError
 from simecg.memory import check_trainable
 from simecg.signal import N_SAMPLES
@@ -37,112 +50,167 @@ KINDS: dict[str, str] = {"vae": "pretraining.generators.vae", "gan": "pretrainin
 PRESET_NAMES = ("paper", "tiny")
 FORMAT = "simecg-generator/1"
 GENERATOR_FILE = "generator.pt"
+LATENTS = ("normal", "uniform")  # z ~ N(0, I) or z ~ U(0, 1) per coordinate
+LR_SCHEDULES = ("constant", "cosine")
+SELECTIONS = ("best_val", "last")  # which weights sample the corpus
+
+# The authors' loop stops once MORE than 1e8 samples have passed (a check after each batch of
+# 256): 390,625 batches make exactly 1e8, so it runs one more (docs/protocol.md).
+PAPER_STEPS = 100_000_000 // 256 + 1
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Settings every generator has: the latent, the 1-D ResNet generator, training and bookkeeping.
+    """Settings every generator has: the latent, the decoder, the training recipe and bookkeeping.
 
-    ``base_length * prod(upsample)`` must be 5000: the generator projects ``z`` to
-    ``channels[0] x base_length`` and applies ``blocks[0]`` residual blocks, then each stage
-    upsamples by ``upsample[i]`` (nearest), convolves to ``channels[i + 1]`` and applies
-    ``blocks[i + 1]`` residual blocks. ``max_records`` caps the PTB-XL training records (0: every
-    eligible one). ``checkpoint_every``, ``keep_checkpoints``, ``log_every`` and ``sample_every``
-    are bookkeeping, outside the identity.
+    Decoder: ``z`` -> Linear to ``decoder_width`` x (tokens / 4) -> three stages of a stride-2
+    ConvTranspose1d and a residual block (widths w/2, w/4, w/4) -> per token Linear(w/4, w/4) and
+    Linear(w/4, chunk / 2), with tokens = 5000 / ``chunk`` (the authors' ``ResNet1dDecoder03``).
+
+    Recipe (the authors' ``main02`` setting): ``steps`` batches of ``batch_size`` records drawn
+    epoch by epoch without replacement (the incomplete last batch dropped); each batch z-scored,
+    then augmented as in fine-tuning: a contiguous segment of ``mask_ratio`` of the record masked
+    and a zero-padded shift of up to ``max_shift_ratio`` (see each model for what it does with
+    the mask). ``lr_schedule``: ``constant`` in ``paper`` (the authors declare ``cosine-01`` but
+    never step that scheduler, so Adam runs at its initial rate throughout); ``cosine`` (a
+    deviation) anneals every learning rate to 0 over ``steps``. ``grad_clip`` 0: none (as the
+    authors). ``max_records`` caps the PTB-XL training records (0: every eligible one).
+
+    ``select``: which weights sample the corpus. ``best_val`` (the authors' ``net.pth``, which their
+    ``generate.py`` loads): the validation loss is measured each time more than ``val_every``
+    samples have passed since the last measurement (every 1,954 steps at the paper's 5e5 and 256;
+    never after the last one) and the weights of the lowest (strictly lower) loss are kept; ``last``
+    (a deviation): the final weights. ``checkpoint_every``, ``keep_checkpoints``, ``log_every`` and
+    ``sample_every`` are bookkeeping, outside the identity.
     """
 
     kind: ClassVar[str] = ""
+    # What ``z`` the model is trained with (the VAE's prior, the GAN's input noise).
+    training_latent: ClassVar[str] = "normal"
+    LIMITS: ClassVar[dict[str, Limits]] = {
+        "latent_dim": AT_LEAST_ONE, "chunk": Limits(ge=2), "decoder_width": Limits(ge=4),
+        "steps": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "lr_schedule": Limits(choices=LR_SCHEDULES),
+        "mask_ratio": FRACTION, "max_shift_ratio": FRACTION, "grad_clip": NON_NEGATIVE,
+        "max_records": NON_NEGATIVE, "seed": SEED, "select": Limits(choices=SELECTIONS),
+        "val_every": AT_LEAST_ONE, "betas": Limits(ge=0, lt=1), "checkpoint_every": AT_LEAST_ONE,
+        "keep_checkpoints": NON_NEGATIVE, "log_every": AT_LEAST_ONE, "sample_every": AT_LEAST_ONE,
+    }
 
     latent_dim: int = 128
-    base_length: int = 40
-    upsample: tuple[int, ...] = (5, 5, 5)
-    channels: tuple[int, ...] = (256, 128, 64, 32)
-    blocks: tuple[int, ...] = (2, 2, 2, 2)
-    kernel: int = 9
-    steps: int = 100_000
-    batch_size: int = 128
+    chunk: int = 50
+    decoder_width: int = 256
+    steps: int = PAPER_STEPS
+    batch_size: int = 256
+    lr_schedule: str = "constant"
+    mask_ratio: float = 0.1
+    max_shift_ratio: float = 0.25
     grad_clip: float = 0.0
     max_records: int = 0
     seed: int = 0
+    select: str = "best_val"
+    val_every: int = 500_000
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's, every optimizer (the authors' defaults)
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     log_every: int = 50
     sample_every: int = 5000
 
     def __post_init__(self) -> None:
-        where = f"{self.kind or 'generator'} config"
-        if self.base_length * math.prod(self.upsample) != N_SAMPLES:
-            raise ConfigError(f"{where}: base_length {self.base_length} x prod(upsample {list(self.upsample)}) must be "
-                              f"{N_SAMPLES}")
-        for name in ("channels", "blocks"):
-            if len(getattr(self, name)) != len(self.upsample) + 1:
-                raise ConfigError(f"{where}: {name} needs one entry per resolution, one more than upsample "
-                                  f"({len(self.upsample) + 1}), got {list(getattr(self, name))}")
-        if self.kernel % 2 == 0:
-            raise ConfigError(f"{where}: kernel must be odd, got {self.kernel}")
-        for name in ("latent_dim", "steps", "batch_size", "checkpoint_every", "log_every", "sample_every", "kernel"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{where}: {name} must be positive, got {getattr(self, name)}")
-        for name in ("max_records", "grad_clip", "keep_checkpoints"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{where}: {name} must be >= 0, got {getattr(self, name)}")
-        if min(self.channels) <= 0 or min(self.upsample) <= 0 or min(self.blocks) < 0:
-            raise ConfigError(f"{where}: channels and upsample must be positive, blocks >= 0")
+        where = self.kind or "generator"
+        check_limits(self, where, type(self).LIMITS)
+        tokens = N_SAMPLES // self.chunk
+        if N_SAMPLES % self.chunk or self.chunk % 2 or tokens % 4:
+            raise ConfigError(f"{where}.chunk must be even and cut {N_SAMPLES} samples into a multiple of 4 "
+                              f"chunks (the decoder upsamples tokens / 4 positions by 8, each giving chunk / 2 "
+                              f"samples; e.g. 10, 50, 250), got {self.chunk}")
+        if len(self.betas) != 2:
+            raise ConfigError(f"{where}.betas must be two numbers (Adam's beta1, beta2), got {list(self.betas)}")
+        if self.decoder_width % 4:
+            raise ConfigError(f"{where}.decoder_width must be a multiple of 4 (its stages are w/2, w/4, w/4), "
+                              f"got {self.decoder_width}")
+
+    @property
+    def val_interval(self) -> int:
+        """Steps between validations: the first count of batches whose samples exceed ``val_every``."""
+        return self.val_every // self.batch_size + 1
+
+    def lr_factor(self, step: int) -> float:
+        """The share of each initial learning rate used at (0-based) ``step`` under ``lr_schedule``."""
+        if self.lr_schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, self.steps) / self.steps))
 
 
-# ---- the shared 1-D ResNet generator ---------------------------------------------------------------
+# ---- the authors' 1-D ResNet decoder ---------------------------------------------------------------
 
-def _groups(channels: int) -> int:
-    return next(g for g in (8, 4, 2, 1) if channels % g == 0)
+class BasicBlock1d(nn.Module):
+    """Residual block of the decoder: (kernel-3 conv without bias, BatchNorm) x 2 with a ReLU between,
+    plus the identity, then ReLU; PyTorch's default initialisation, as the authors' decoder has.
 
+    (The ``resnet18-1d`` baseline's block starts its residual branch at zero instead, so it is not reused.)
+    """
 
-class ResBlock1d(nn.Module):
-    """Pre-activation residual block: (GroupNorm, ReLU, Conv1d) x 2 plus the identity."""
-
-    def __init__(self, channels: int, kernel: int):
+    def __init__(self, channels: int):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.GroupNorm(_groups(channels), channels), nn.ReLU(),
-            nn.Conv1d(channels, channels, kernel, padding=kernel // 2),
-            nn.GroupNorm(_groups(channels), channels), nn.ReLU(),
-            nn.Conv1d(channels, channels, kernel, padding=kernel // 2),
-        )
+        self.conv1 = nn.Conv1d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm1d(channels)
+        self.conv2 = nn.Conv1d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm1d(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(out + x)
 
 
-class ResNetGenerator1d(nn.Module):
-    """``z`` (n, latent) -> ECG (n, 5000): linear projection, then upsampling residual stages.
+def _upsample_stage(channels_in: int, channels_out: int) -> nn.Sequential:
+    """Doubles the length: ConvTranspose1d(kernel 4, stride 2, padding 1), then a residual block."""
+    return nn.Sequential(nn.ConvTranspose1d(channels_in, channels_out, 4, stride=2, padding=1),
+                         BasicBlock1d(channels_out))
 
-    GroupNorm (no batch statistics), so an ECG depends on its own ``z`` only, in training and eval.
+
+class ResNetDecoder1d(nn.Module):
+    """``z`` (n, latent) -> ECG (n, 5000): the authors' ``ResNet1dDecoder03`` (see :class:`GeneratorConfig`).
+
+    Its layers have the authors' shapes in the authors' order (1,160,345 parameters at the paper's
+    latent 128, width 256, chunk 50). It holds BatchNorm: in training a batch's statistics, in eval
+    mode (sampling) the running ones, so a sampled ECG depends on its own ``z`` only.
     """
 
     def __init__(self, config: GeneratorConfig):
         super().__init__()
-        c = config
-        self.base_length = c.base_length
-        self.base_channels = c.channels[0]
-        self.project = nn.Linear(c.latent_dim, c.channels[0] * c.base_length)
-        stages: list[nn.Module] = [ResBlock1d(c.channels[0], c.kernel) for _ in range(c.blocks[0])]
-        for i, factor in enumerate(c.upsample):
-            stages.append(nn.Upsample(scale_factor=factor, mode="nearest"))
-            stages.append(nn.Conv1d(c.channels[i], c.channels[i + 1], c.kernel, padding=c.kernel // 2))
-            stages += [ResBlock1d(c.channels[i + 1], c.kernel) for _ in range(c.blocks[i + 1])]
-        self.stages = nn.Sequential(*stages)
-        last = c.channels[-1]
-        self.head = nn.Sequential(nn.GroupNorm(_groups(last), last), nn.ReLU(),
-                                  nn.Conv1d(last, 1, c.kernel, padding=c.kernel // 2))
+        width, tokens = config.decoder_width, N_SAMPLES // config.chunk
+        self.width = width
+        self.project = nn.Linear(config.latent_dim, width * (tokens // 4))
+        self.stages = nn.Sequential(_upsample_stage(width, width // 2), _upsample_stage(width // 2, width // 4),
+                                    _upsample_stage(width // 4, width // 4))
+        # no activation between the two per-token layers, as the authors wrote it
+        self.to_samples = nn.Sequential(nn.Linear(width // 4, width // 4), nn.Linear(width // 4, config.chunk // 2))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.project(z).view(len(z), self.base_channels, self.base_length)
-        return self.head(self.stages(x)).squeeze(1)
+        x = self.stages(self.project(z).view(len(z), self.width, -1))  # (n, w/4, 2 * tokens)
+        return self.to_samples(x.transpose(1, 2)).reshape(len(z), -1)
+
+
+@dataclass(frozen=True)
+class TrainingBatch:
+    """One training step's input: z-scored, augmented ECGs and where the step is.
+
+    ``x`` (n, 5000): the records shifted (zeros where the shift pads); ``mask`` (n, 5000): 1 where
+    a sample is the record's own and outside the masked segment, 0 elsewhere; ``step``: 0-based
+    global step; ``batch_in_epoch``: its position in the current epoch (the authors' loader index).
+    """
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    step: int
+    batch_in_epoch: int
 
 
 class GenerativeModel(nn.Module):
     """What the training loop needs of a generative model (subclassed by the VAE and the DCGAN)."""
 
     kind: ClassVar[str] = ""
+    config: GeneratorConfig
 
     def sampler(self) -> nn.Module:
         """The part mapping ``z`` (n, latent) to ECGs (n, 5000): saved in the generator file."""
@@ -151,10 +219,38 @@ class GenerativeModel(nn.Module):
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
-    def train_step(self, x: torch.Tensor, step: int, optimizers: dict[str, torch.optim.Optimizer],
+    def train_step(self, batch: TrainingBatch, optimizers: dict[str, torch.optim.Optimizer],
                    generator: torch.Generator) -> dict[str, float]:
-        """One optimisation step on z-scored ECGs ``x`` (n, 5000); ``generator`` seeds its noise."""
+        """One optimisation step on ``batch``; ``generator`` seeds its noise (reparameterisation, ``z``)."""
         raise NotImplementedError
+
+    def validation_loss(self, x: torch.Tensor, step: int, generator: torch.Generator) -> float:
+        """The loss the authors select weights by, on z-scored ECGs ``x`` (n, 5000) after ``step`` steps:
+        eval mode, no augmentation, the mean over ECGs; ``generator`` seeds its noise."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def mean_over_batches(self, x: torch.Tensor, loss: Any) -> float:
+        """``loss(batch)`` (a per-batch mean) averaged over ``x`` in training-size batches, weighted by
+        batch size (as the authors' evaluation sums ``loss x len(batch)``), in eval mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            size = self.config.batch_size
+            total = sum(float(loss(x[lo:lo + size])) * len(x[lo:lo + size]) for lo in range(0, len(x), size))
+        finally:
+            self.train(was_training)
+        return total / len(x)
+
+
+def draw_latent(shape: tuple[int, ...], distribution: str, generator: torch.Generator | None = None,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``z`` of ``shape`` from ``distribution`` (``normal``: N(0, 1), ``uniform``: U(0, 1)), seeded by ``generator``."""
+    if distribution == "uniform":
+        return torch.rand(shape, generator=generator, dtype=dtype)
+    if distribution == "normal":
+        return torch.randn(shape, generator=generator, dtype=dtype)
+    raise ConfigError(f"unknown latent distribution {distribution!r}; known: {', '.join(LATENTS)}")
 
 
 # ---- presets, configs, models by kind ---------------------------------------------------------------
@@ -181,7 +277,8 @@ def preset(kind: str, name: str) -> GeneratorConfig:
 
 
 # The settings that change a generator's size: overriding one has resolve_config check it fits in memory.
-ARCHITECTURE = frozenset({"latent_dim", "base_length", "upsample", "channels", "blocks", "kernel"})
+ARCHITECTURE = frozenset({"latent_dim", "chunk", "decoder_width", "encoder_width", "encoder_out", "disc_width",
+                          "disc_out", "disc_kernel"})
 
 
 def resolve_config(kind: str, preset_name: str = "paper", overrides: Mapping[str, Any] | None = None,
@@ -204,6 +301,8 @@ def resolve_config(kind: str, preset_name: str = "paper", overrides: Mapping[str
         changes["steps"] = coerce(steps, int, "steps")
     if seed is not None:
         changes["seed"] = coerce(seed, int, "seed")
+    values = {f.name: changes.get(f.name, getattr(base, f.name)) for f in dataclasses.fields(base)}
+    check_values(values, where, type(base).LIMITS)  # names the key the user typed
     try:
         config = dataclasses.replace(base, **changes)
     except ConfigError as exc:
@@ -244,11 +343,12 @@ def _dotted(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 # ---- generator files -------------------------------------------------------------------------------
 
 def save_generator(model: GenerativeModel, config: GeneratorConfig, path: Path,
-                   extra: Mapping[str, Any] | None = None) -> Path:
-    """Write the sampler's weights (decoder / generator), its kind and config, atomically."""
+                   extra: Mapping[str, Any] | None = None, state: Mapping[str, torch.Tensor] | None = None) -> Path:
+    """Write the sampler's weights (decoder / generator; ``state`` if given, e.g. the best-validation
+    ones, else the model's current ones), its kind and config, atomically."""
     from pretraining.checkpoint import atomic_save
 
-    state = {k: v.detach().cpu().clone() for k, v in model.sampler().state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in (state or model.sampler().state_dict()).items()}
     return atomic_save({"format": FORMAT, "kind": "generator", "model": kind_of(config), "config": to_dict(config),
                         "sampler": state, "extra": dict(extra or {})}, Path(path))
 
@@ -311,13 +411,19 @@ def is_complete(folder: Path, fingerprint: str) -> bool:
 
 # ---- figures ---------------------------------------------------------------------------------------
 
-def sample_latents(seed: int, indices: np.ndarray, latent_dim: int, purpose: str = "generated-latent") -> np.ndarray:
-    """``z_i`` ~ N(0, I), one stream per (seed, index): the same ``z`` for an index in any batch."""
+def sample_latents(seed: int, indices: np.ndarray, latent_dim: int, purpose: str = "generated-latent",
+                   distribution: str = "normal") -> np.ndarray:
+    """``z_i`` ~ N(0, I) (or U(0, 1) per coordinate), one stream per (seed, index): the same ``z`` for an
+    index in any batch."""
     from simecg.seeding import rng_for
 
+    if distribution not in LATENTS:
+        raise ConfigError(f"unknown latent distribution {distribution!r}; known: {', '.join(LATENTS)}")
     out = np.empty((len(indices), latent_dim), dtype=np.float32)
     for row, i in enumerate(np.asarray(indices, dtype=np.int64).tolist()):
-        out[row] = rng_for(seed, purpose, i).standard_normal(latent_dim, dtype=np.float32)
+        rng = rng_for(seed, purpose, i)
+        out[row] = (rng.random(latent_dim, dtype=np.float32) if distribution == "uniform"
+                    else rng.standard_normal(latent_dim, dtype=np.float32))
     return out
 
 
