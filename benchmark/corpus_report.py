@@ -436,14 +436,16 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def mmd2_permutation_test(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None,
-                          n_permutations: int = MMD_PERMUTATIONS, seed: int = 0) -> tuple[float, float]:
+                          n_permutations: int = MMD_PERMUTATIONS, seed: int = 0,
+                          block: int = 1024) -> tuple[float, float]:
     """:func:`mmd2_rbf` of ``x`` and ``y`` and its permutation p-value.
 
     Why: an MMD² means little without the spread it has between two samples of one distribution.
     The pooled rows are split again at random ``n_permutations`` times (labels drawn with
     ``seed``); the p-value is ``(1 + #{split MMD² >= observed}) / (1 + n_permutations)``. One
-    kernel matrix serves every split (``s`` marks the rows of ``x``: ``s'Ks``, ``s'K1`` give the
-    three sums of the estimator). (NaN, NaN) when either sample has fewer than 2 rows.
+    pass over the kernel matrix, in row blocks (memory O(block x rows)), serves every split
+    (``s`` marks the rows of ``x``: ``s'Ks``, ``s'K1`` give the three sums of the estimator).
+    (NaN, NaN) when either sample has fewer than 2 rows.
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     m, n = len(x), len(y)
@@ -451,14 +453,18 @@ def mmd2_permutation_test(x: np.ndarray, y: np.ndarray, bandwidth: float | None 
         return math.nan, math.nan
     pooled = np.concatenate([x, y])
     sigma = median_bandwidth(pooled) if bandwidth is None else float(bandwidth)
-    kernel = np.exp(-_sq_dists(pooled, pooled) / (2.0 * sigma * sigma))
-    np.fill_diagonal(kernel, 0.0)  # the unbiased estimator leaves out i == j
     rng = rng_for(seed, "corpus-report", "mmd-permutations")
     observed = np.r_[np.ones(m), np.zeros(n)]
     labels = np.stack([observed, *(rng.permutation(observed) for _ in range(n_permutations))], axis=1)
-    within_x = (labels * (kernel @ labels)).sum(axis=0)  # s'Ks
-    x_to_all = kernel.sum(axis=1) @ labels  # s'K1
-    within_y = kernel.sum() - 2.0 * x_to_all + within_x
+    kernel_labels, row_sums = np.empty_like(labels), np.empty(len(pooled))
+    for lo in range(0, len(pooled), block):
+        rows = np.exp(-_sq_dists(pooled[lo : lo + block], pooled) / (2.0 * sigma * sigma))
+        rows[np.arange(len(rows)), lo + np.arange(len(rows))] = 0.0  # the unbiased estimator leaves out i == j
+        kernel_labels[lo : lo + block] = rows @ labels
+        row_sums[lo : lo + block] = rows.sum(axis=1)
+    within_x = (labels * kernel_labels).sum(axis=0)  # s'Ks
+    x_to_all = row_sums @ labels  # s'K1
+    within_y = row_sums.sum() - 2.0 * x_to_all + within_x
     stats = within_x / (m * (m - 1)) + within_y / (n * (n - 1)) - 2.0 * (x_to_all - within_x) / (m * n)
     return float(stats[0]), float((1 + np.sum(stats[1:] >= stats[0])) / (1 + n_permutations))
 
