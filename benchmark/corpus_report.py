@@ -26,11 +26,15 @@ smaller corpus, e.g. ``ptbxl`` or a ``folder``, gives what it holds) and measure
   union of the test splits of the PTB-XL tasks (``paper`` split, test seed 123): exactly the
   records the ``ptbxl`` corpus leaves out (:func:`benchmark.datasets.ptbxl_corpus.eligible_records`
   decides both), sampled like a corpus. Each ECG becomes the feature vector :data:`FEATURES`
-  (see :func:`ecg_features`): log band powers, heart rate and two *scale-free* amplitude
-  statistics (crest factor, kurtosis), standardised with the reference set's per-feature mean
-  and sd. Scale-free because pretraining z-scores every ECG, so a corpus's gain never reaches the
-  encoder (and ``vae``/``gan`` generate z-scored ECGs by design): raw mV amplitudes are reported
-  in the ``amp_*`` columns but kept out of the distances. Then
+  (see :func:`ecg_features`), standardised with the reference set's per-feature mean and sd:
+  log band powers (Welch, and the whole record's DCT below 0.5 Hz: trends, steps, slow drifts),
+  rhythm and beat shape (heart rate, RR variability, how alike the beats are), *scale-free*
+  amplitude statistics (crest factor, kurtosis, skewness) and local ones (a 1-s window's
+  high-frequency energy against the record's median: bursts of noise; the largest jump of the
+  level between 0.5-s windows: steps). Scale-free because pretraining z-scores every ECG, so a
+  corpus's gain never reaches the encoder (and ``vae``/``gan`` generate z-scored ECGs by
+  design): raw mV amplitudes are reported in the ``amp_*`` columns but kept out of the
+  distances. Then
 
   - ``mmd2``: the unbiased estimate of the squared maximum mean discrepancy with the RBF kernel
     ``k(x, y) = exp(-|x - y|^2 / (2 sigma^2))`` (Gretton et al. 2012, eq. 3), ``sigma`` = the
@@ -41,6 +45,11 @@ smaller corpus, e.g. ``ptbxl`` or a ``folder``, gives what it holds) and measure
   - ``frechet``: the Fréchet (2-Wasserstein) distance between Gaussians fitted to the two sets of
     feature vectors, ``|mu_c - mu_r|^2 + Tr(S_c + S_r - 2 (S_c S_r)^(1/2))`` -- the FID formula
     on these hand-made features instead of Inception activations.
+  - two-sample tests (:func:`two_sample_test`), which say whether a distance is more than
+    sampling noise: ``mmd2_pvalue``, the permutation p-value of ``mmd2``; ``c2st_auroc``, the
+    out-of-fold AUROC of a classifier told to separate the two sets (Lopez-Paz & Oquab 2017:
+    0.5 when they are indistinguishable, 1 when any feature separates them), and its p-value
+    ``c2st_pvalue`` (one-sided Mann-Whitney U of the scores).
 
   Without PTB-XL data the distance columns are NaN (one warning) and the rest is unchanged. A
   corpus that contains the reference records (``ptbxl-authors``) is marked ``sees_test_records``:
@@ -89,12 +98,33 @@ BANDS: tuple[tuple[str, float, float], ...] = (
 )
 LOG_FLOOR = 1e-6  # band shares are logged as log10(share + LOG_FLOOR); a flat ECG gets -6
 CREST_FLOOR = 1e-3  # the crest factor is logged as log10(ptp / std + CREST_FLOOR); a flat ECG gets -3
+# The whole record's DCT-II resolves 0.05 Hz (half a cycle per 10 s), where Welch's 4-s windows
+# hold one bin below 0.5 Hz: these bands see trends, offset steps and slow drifts.
+DCT_BANDS: tuple[tuple[str, float, float], ...] = (
+    ("dct_le0.1Hz", 0.0, 0.1),  # a trend, a step, at most one slow cycle per record
+    ("dct_0.1-0.5Hz", 0.1, 0.5),  # slow baseline wander
+)
+BURST_WINDOW = FS  # samples: 1-s windows of high-frequency energy (each holds about one beat)
+BURST_FACTOR = 3.0  # a window whose energy is this many times the record's median is a burst
+STEP_WINDOW = FS // 2  # samples: the level (median) of 0.5-s windows, for the largest step
+BEAT_HALF = FS // 5  # samples each side of an R peak in a beat's shape (0.2 s)
+MISSING = -1.0  # rr_cv and beat_corr of an ECG with too few R peaks (both are >= 0 for most ECGs)
 FEATURES: tuple[str, ...] = (
     *(f"log10_{name}" for name, _, _ in BANDS),  # the spectrum's shape, gain-free
+    *(f"log10_{name}" for name, _, _ in DCT_BANDS),  # its very low frequencies
     "hr_bpm",  # the detected rate; 0 when no R peaks are found (far from any real rate)
+    "rr_cv",  # sd / mean of the RR intervals: rhythm regularity (MISSING below 3 R peaks)
+    "beat_corr",  # mean correlation of each beat with the median beat: stable shape (MISSING below 2)
     "log10_crest",  # peak-to-peak / std: how much the R peaks stand out of the rest
     "kurtosis",  # excess kurtosis of the samples: peaky beats (real ECGs ~5-20) vs noise (~0)
+    "skewness",  # of the samples: R waves up (> 0) or down, asymmetric waves
+    "log10_burst_ratio",  # the loudest 1-s window's high-frequency energy over the median window's
+    "burst_share",  # share of 1-s windows above BURST_FACTOR x the median: local noise bursts
+    "max_step",  # largest jump of the z-scored level between consecutive 0.5-s windows: steps
 )  # gain-free: no raw std, ptp or mean (PTB-XL offsets are ~0 +- 0.004 mV: any offset would dominate)
+LOCAL = ("rr_cv", "beat_corr", "skewness", "burst_ratio", "burst_share", "max_step")  # table columns
+MMD_PERMUTATIONS = 200  # label permutations behind mmd2_pvalue
+C2ST_FOLDS = 5  # cross-validation folds of the classifier two-sample test
 REFERENCE = "ptbxl-test"  # how the held-out reference set is named in plots and the JSON
 ALL_FOLDS = tuple(range(-1, 11))  # every PTB-XL strat_fold (-1: unknown)
 PARALLEL_MIN = 1500  # fewer ECGs: R peaks in-process (see heart_rates)
@@ -102,7 +132,8 @@ CHUNK = 250
 COLUMNS = (
     "corpus", "n", "hr_median", "hr_iqr", "r_peak_share", *(name for name, _, _ in BANDS),
     "amp_mean_median", "amp_mean_iqr", "amp_std_median", "amp_std_iqr", "amp_ptp_median", "amp_ptp_iqr",
-    "flat_share", "nonfinite_share", "mmd2", "frechet", "sees_test_records",
+    "flat_share", "nonfinite_share", "mmd2", "frechet", "mmd2_pvalue", "c2st_auroc", "c2st_pvalue",
+    "sees_test_records",
 )
 FORMATS = ("table", "csv", "json")
 PLOTS = ("hr_histograms.png", "mean_psd.png", "amplitude_boxplots.png", "sample_ecgs.png")
@@ -115,7 +146,8 @@ class Measurements:
 
     ``table`` has one row per ECG: ``hr`` (NaN unless R peaks are found), ``r_found``, ``mean``,
     ``std``, ``ptp`` (raw, mV; NaN for a non-finite ECG), ``kurtosis`` (0 for a flat ECG),
-    ``flat``, ``finite`` and the band shares.
+    ``flat``, ``finite``, the band shares (:data:`BANDS`, :data:`DCT_BANDS`) and the
+    :data:`LOCAL` statistics (``rr_cv``/``beat_corr`` NaN with too few R peaks).
     """
 
     name: str
@@ -130,10 +162,11 @@ class Measurements:
 
 
 def _heart_rate_chunk(signals: np.ndarray) -> np.ndarray:
-    """``(n, 2)``: heart rate in bpm (NaN without >= 2 R peaks) and the number of R peaks, per ECG."""
+    """``(n, 4)`` per ECG: heart rate in bpm (NaN without >= 2 R peaks), the number of R peaks, and
+    the beat statistics of :func:`beat_statistics` (NaN without enough peaks)."""
     import neurokit2 as nk
 
-    out = np.full((len(signals), 2), np.nan)
+    out = np.full((len(signals), 4), np.nan)
     out[:, 1] = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # neurokit2 warns on flat or very short signals
@@ -147,11 +180,40 @@ def _heart_rate_chunk(signals: np.ndarray) -> np.ndarray:
             out[i, 1] = len(peaks)
             if len(peaks) >= 2:
                 out[i, 0] = 60.0 * FS / float(np.median(np.diff(peaks)))
+            out[i, 2:] = beat_statistics(signal, peaks)
     return out
 
 
+def beat_statistics(signal: np.ndarray, peaks: np.ndarray) -> tuple[float, float]:
+    """(RR coefficient of variation, mean correlation of each beat with the median beat) of one ECG.
+
+    The RR CV (sd / mean of the intervals between R ``peaks``) needs 3 peaks; the beats are the
+    ``2 * BEAT_HALF`` samples around each peak that lie inside the ECG, and need 2. NaN otherwise.
+    Both are gain- and offset-free (a correlation removes each beat's own mean and scale).
+    """
+    rr = np.diff(np.asarray(peaks, dtype=np.float64))
+    rr_cv = float(rr.std() / rr.mean()) if len(rr) >= 2 and rr.mean() > 0 else math.nan
+    inside = [p for p in peaks if BEAT_HALF <= p <= len(signal) - BEAT_HALF]
+    if len(inside) < 2:
+        return rr_cv, math.nan
+    beats = np.stack([signal[p - BEAT_HALF : p + BEAT_HALF] for p in inside]).astype(np.float64)
+    beats -= beats.mean(axis=1, keepdims=True)
+    median = np.median(beats, axis=0)
+    median -= median.mean()
+    norms = np.linalg.norm(beats, axis=1) * np.linalg.norm(median)
+    corr = np.divide(beats @ median, norms, out=np.zeros(len(beats)), where=norms > 0)
+    return rr_cv, float(corr.mean())
+
+
 def heart_rates(signals: np.ndarray, n_jobs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Heart rate (bpm) and whether R peaks are found (>= 2 peaks, rate in :data:`HR_RANGE`), per ECG.
+    """Heart rate (bpm) and whether R peaks are found (>= 2 peaks, rate in :data:`HR_RANGE`), per ECG."""
+    rhythm = rhythms(signals, n_jobs)
+    return rhythm[:, 0], rhythm[:, 1].astype(bool)
+
+
+def rhythms(signals: np.ndarray, n_jobs: int | None = None) -> np.ndarray:
+    """``(n, 4)`` per ECG: heart rate (bpm), whether R peaks are found (>= 2 peaks, rate in
+    :data:`HR_RANGE`), RR coefficient of variation and beat correlation (:func:`beat_statistics`).
 
     neurokit2 takes ~3 ms per 10-s ECG (1,000 ECGs: ~3 s on the 2-core reference machine), while
     starting joblib workers that import neurokit2 took ~7 s there; so below :data:`PARALLEL_MIN`
@@ -160,7 +222,7 @@ def heart_rates(signals: np.ndarray, n_jobs: int | None = None) -> tuple[np.ndar
     The rate is NaN where R peaks are not found; a non-finite ECG is not searched.
     """
     signals = np.asarray(signals, dtype=np.float64)
-    result = np.full((len(signals), 2), np.nan)
+    result = np.full((len(signals), 4), np.nan)
     result[:, 1] = 0
     finite = np.isfinite(signals).all(axis=1)
     todo = signals[finite]
@@ -174,7 +236,7 @@ def heart_rates(signals: np.ndarray, n_jobs: int | None = None) -> tuple[np.ndar
         result[finite] = _heart_rate_chunk(todo)
     hr, n_peaks = result[:, 0], result[:, 1]
     found = (n_peaks >= 2) & (hr >= HR_RANGE[0]) & (hr <= HR_RANGE[1])
-    return np.where(found, hr, np.nan), found
+    return np.column_stack([np.where(found, hr, np.nan), found, result[:, 2], result[:, 3]])
 
 
 def power_spectra(signals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,13 +247,58 @@ def power_spectra(signals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     from scipy.signal import welch
 
+    z = zscored(signals)
+    freqs, psd = welch(z, fs=FS, nperseg=min(WELCH_NPERSEG, z.shape[1]), axis=-1)
+    return freqs, psd
+
+
+def zscored(signals: np.ndarray) -> np.ndarray:
+    """Each ECG as pretraining sees it, ``(x - mean) / std`` (float64); a flat ECG (peak-to-peak
+    below :data:`FLAT_PTP_MV`) becomes zeros."""
     x = np.asarray(signals, dtype=np.float64)
     centred = x - x.mean(axis=1, keepdims=True)
     std = centred.std(axis=1, keepdims=True)
     flat = np.ptp(x, axis=1, keepdims=True) < FLAT_PTP_MV
-    z = np.where(flat, 0.0, centred / np.where(flat | (std == 0), 1.0, std))
-    freqs, psd = welch(z, fs=FS, nperseg=min(WELCH_NPERSEG, x.shape[1]), axis=-1)
-    return freqs, psd
+    return np.where(flat, 0.0, centred / np.where(flat | (std == 0), 1.0, std))
+
+
+def dct_shares(z: np.ndarray) -> np.ndarray:
+    """``(n, len(DCT_BANDS))``: the share of each z-scored ECG's power in each band of :data:`DCT_BANDS`.
+
+    From the orthonormal DCT-II of the whole record (Parseval: the squared coefficients sum to
+    the power), coefficient ``k`` at ``k * fs / (2 * length)`` Hz (0.05 Hz steps for 10 s); the
+    mean (``k = 0``) is left out. All 0 for a flat ECG.
+    """
+    from scipy.fft import dct
+
+    power = dct(z, type=2, norm="ortho", axis=1) ** 2
+    freqs = np.arange(z.shape[1]) * FS / (2 * z.shape[1])
+    total = power[:, 1:].sum(axis=1, keepdims=True)
+    bands = np.stack([power[:, (freqs > lo) & (freqs <= hi)].sum(axis=1) for _, lo, hi in DCT_BANDS], axis=1)
+    return np.divide(bands, total, out=np.zeros_like(bands), where=total > 0)
+
+
+def local_statistics(z: np.ndarray) -> dict[str, np.ndarray]:
+    """Per z-scored ECG: ``skewness``; ``burst_ratio`` and ``burst_share`` (1-s windows' RMS of the
+    first difference, i.e. high-frequency energy, against the median window's: a burst of noise
+    lifts one window far above the rest); ``max_step`` (largest jump between the medians of
+    consecutive 0.5-s windows: a level step). A flat ECG gives 1, 0, 0 and 0."""
+    from scipy.stats import skew
+
+    n, length = z.shape
+    diff = np.diff(z, axis=1, append=z[:, -1:])
+    windows = length // BURST_WINDOW
+    rms = np.sqrt((diff[:, : windows * BURST_WINDOW].reshape(n, windows, BURST_WINDOW) ** 2).mean(axis=2))
+    median = np.median(rms, axis=1, keepdims=True)
+    ratio = np.divide(rms.max(axis=1, keepdims=True), median, out=np.ones_like(median), where=median > 0)[:, 0]
+    share = (rms > BURST_FACTOR * median).mean(axis=1) * (median[:, 0] > 0)
+    steps = length // STEP_WINDOW
+    levels = np.median(z[:, : steps * STEP_WINDOW].reshape(n, steps, STEP_WINDOW), axis=2)
+    skewness = np.zeros(n)
+    moving = z.std(axis=1) > 0
+    skewness[moving] = skew(z[moving], axis=1)
+    return {"skewness": skewness, "burst_ratio": ratio, "burst_share": share,
+            "max_step": np.abs(np.diff(levels, axis=1)).max(axis=1)}
 
 
 def band_shares(freqs: np.ndarray, psd: np.ndarray) -> np.ndarray:
@@ -209,12 +316,13 @@ def measure(signals: np.ndarray, name: str = "", n_jobs: int | None = None) -> M
     finite = np.isfinite(signals).all(axis=1)
     good = signals[finite].astype(np.float64)
     table = pd.DataFrame({"finite": finite})
-    for column in ("hr", "mean", "std", "ptp", "kurtosis", *(b for b, _, _ in BANDS)):
+    for column in ("hr", "mean", "std", "ptp", "kurtosis", *(b for b, _, _ in (*BANDS, *DCT_BANDS)), *LOCAL):
         table[column] = np.nan
     table["r_found"] = False
     table["flat"] = False
-    hr, found = heart_rates(signals, n_jobs)
-    table["hr"], table["r_found"] = hr, found
+    rhythm = rhythms(signals, n_jobs)
+    table["hr"], table["r_found"] = rhythm[:, 0], rhythm[:, 1].astype(bool)
+    table["rr_cv"], table["beat_corr"] = rhythm[:, 2], rhythm[:, 3]
     freqs = np.fft.rfftfreq(WELCH_NPERSEG, 1 / FS)
     mean_psd = np.full(len(freqs), np.nan)
     if len(good):
@@ -230,25 +338,38 @@ def measure(signals: np.ndarray, name: str = "", n_jobs: int | None = None) -> M
         freqs, psd = power_spectra(good)
         table.loc[finite, [b for b, _, _ in BANDS]] = band_shares(freqs, psd)
         mean_psd = psd.mean(axis=0)
+        z = zscored(good)
+        table.loc[finite, [b for b, _, _ in DCT_BANDS]] = dct_shares(z)
+        for column, values in local_statistics(z).items():
+            table.loc[finite, column] = values
     return Measurements(name, table, freqs, mean_psd, signals[:3].copy())
 
 
 def ecg_features(table: pd.DataFrame) -> np.ndarray:
     """The fixed feature vector :data:`FEATURES` of each finite ECG of a :class:`Measurements` table.
 
-    Per ECG: log10(share + 1e-6) of its z-scored power in each of the 5 bands, its heart rate in
-    bpm (0 when R peaks are not found), log10(peak-to-peak / std + 1e-3) (the crest factor; 0 / a
-    flat ECG: -3) and the excess (Fisher) kurtosis of its samples (0 for a flat ECG). All are
-    unchanged by the ECG's gain and offset, as the z-scored input of pretraining is. Unstandardised:
-    the report standardises them with the reference set's mean and sd before measuring distances.
+    Per ECG: log10(share + 1e-6) of its z-scored power in each of the 5 Welch bands and the 2 DCT
+    bands, its heart rate in bpm (0 when R peaks are not found), RR CV and beat correlation
+    (:data:`MISSING` with too few R peaks), log10(peak-to-peak / std + 1e-3) (the crest factor; 0
+    / a flat ECG: -3), the excess (Fisher) kurtosis and the skewness of its samples (0 for a flat
+    ECG), log10 of the burst ratio, the burst share and the largest step (:func:`local_statistics`).
+    All are unchanged by the ECG's gain and offset, as the z-scored input of pretraining is.
+    Unstandardised: the report standardises them with the reference set's mean and sd before
+    measuring distances.
     """
     rows = table[table["finite"]]
-    columns = [np.log10(rows[b].to_numpy(float) + LOG_FLOOR) for b, _, _ in BANDS]
-    columns.append(np.nan_to_num(rows["hr"].to_numpy(float), nan=0.0))
-    std, ptp = rows["std"].to_numpy(float), rows["ptp"].to_numpy(float)
+
+    def column(name: str) -> np.ndarray:
+        return rows[name].to_numpy(float)
+
+    columns = [np.log10(column(b) + LOG_FLOOR) for b, _, _ in (*BANDS, *DCT_BANDS)]
+    columns.append(np.nan_to_num(column("hr"), nan=0.0))
+    columns += [np.nan_to_num(column(name), nan=MISSING) for name in ("rr_cv", "beat_corr")]
+    std, ptp = column("std"), column("ptp")
     crest = np.divide(ptp, std, out=np.zeros_like(ptp), where=~rows["flat"].to_numpy(bool) & (std > 0))
     columns.append(np.log10(crest + CREST_FLOOR))
-    columns.append(rows["kurtosis"].to_numpy(float))
+    columns += [column("kurtosis"), column("skewness"), np.log10(column("burst_ratio")), column("burst_share"),
+                column("max_step")]
     return np.stack(columns, axis=1) if len(rows) else np.zeros((0, len(FEATURES)))
 
 
@@ -312,6 +433,79 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
             covmean = linalg.sqrtm((sx + eps) @ (sy + eps))
     value = float(mu @ mu + np.trace(sx) + np.trace(sy) - 2.0 * np.trace(np.real(covmean)))
     return max(value, 0.0)
+
+
+def mmd2_permutation_test(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None,
+                          n_permutations: int = MMD_PERMUTATIONS, seed: int = 0,
+                          block: int = 1024) -> tuple[float, float]:
+    """:func:`mmd2_rbf` of ``x`` and ``y`` and its permutation p-value.
+
+    Why: an MMD² means little without the spread it has between two samples of one distribution.
+    The pooled rows are split again at random ``n_permutations`` times (labels drawn with
+    ``seed``); the p-value is ``(1 + #{split MMD² >= observed}) / (1 + n_permutations)``. One
+    pass over the kernel matrix, in row blocks (memory O(block x rows)), serves every split
+    (``s`` marks the rows of ``x``: ``s'Ks``, ``s'K1`` give the three sums of the estimator).
+    (NaN, NaN) when either sample has fewer than 2 rows.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    m, n = len(x), len(y)
+    if m < 2 or n < 2:
+        return math.nan, math.nan
+    pooled = np.concatenate([x, y])
+    sigma = median_bandwidth(pooled) if bandwidth is None else float(bandwidth)
+    rng = rng_for(seed, "corpus-report", "mmd-permutations")
+    observed = np.r_[np.ones(m), np.zeros(n)]
+    labels = np.stack([observed, *(rng.permutation(observed) for _ in range(n_permutations))], axis=1)
+    kernel_labels, row_sums = np.empty_like(labels), np.empty(len(pooled))
+    for lo in range(0, len(pooled), block):
+        rows = np.exp(-_sq_dists(pooled[lo : lo + block], pooled) / (2.0 * sigma * sigma))
+        rows[np.arange(len(rows)), lo + np.arange(len(rows))] = 0.0  # the unbiased estimator leaves out i == j
+        kernel_labels[lo : lo + block] = rows @ labels
+        row_sums[lo : lo + block] = rows.sum(axis=1)
+    within_x = (labels * kernel_labels).sum(axis=0)  # s'Ks
+    x_to_all = row_sums @ labels  # s'K1
+    within_y = row_sums.sum() - 2.0 * x_to_all + within_x
+    stats = within_x / (m * (m - 1)) + within_y / (n * (n - 1)) - 2.0 * (x_to_all - within_x) / (m * n)
+    return float(stats[0]), float((1 + np.sum(stats[1:] >= stats[0])) / (1 + n_permutations))
+
+
+def classifier_two_sample_test(x: np.ndarray, y: np.ndarray, seed: int = 0,
+                               folds: int = C2ST_FOLDS) -> tuple[float, float]:
+    """(AUROC, p-value) of a classifier two-sample test (Lopez-Paz & Oquab, ICLR 2017) of rows ``x`` vs ``y``.
+
+    A gradient-boosted tree classifier (scikit-learn's HistGradientBoostingClassifier, fixed
+    settings, no early stopping) learns to tell ``y`` from ``x``; each row is scored by the model
+    of the fold that did not train on it (``folds`` stratified folds, shuffled with ``seed``).
+    The AUROC of those scores is 0.5 when the two samples are distributed alike; the p-value is
+    the one-sided Mann-Whitney U test of ``y``'s scores above ``x``'s (approximate: the folds'
+    models differ). (NaN, NaN) when either sample has fewer than ``folds`` rows.
+    """
+    from scipy.stats import mannwhitneyu
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < folds or len(y) < folds:
+        return math.nan, math.nan
+    features, labels = np.concatenate([x, y]), np.r_[np.zeros(len(x)), np.ones(len(y))]
+    model = HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, early_stopping=False, random_state=seed)
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    scores = cross_val_predict(model, features, labels, cv=cv, method="predict_proba")[:, 1]
+    p_value = mannwhitneyu(scores[labels == 1], scores[labels == 0], alternative="greater").pvalue
+    return float(roc_auc_score(labels, scores)), float(p_value)
+
+
+def two_sample_test(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None, seed: int = 0,
+                    n_permutations: int = MMD_PERMUTATIONS) -> dict[str, float]:
+    """Every distance and test of the report between feature rows ``x`` (the reference) and ``y``:
+    ``mmd2`` with ``mmd2_pvalue`` (:func:`mmd2_permutation_test`), ``frechet``, and ``c2st_auroc``
+    with ``c2st_pvalue`` (:func:`classifier_two_sample_test`). Rows should be standardised alike
+    (e.g. by :class:`FeatureScale` of the reference)."""
+    mmd2, mmd2_pvalue = mmd2_permutation_test(x, y, bandwidth, n_permutations, seed)
+    auroc, c2st_pvalue = classifier_two_sample_test(x, y, seed)
+    return {"mmd2": mmd2, "mmd2_pvalue": mmd2_pvalue, "frechet": frechet_distance(y, x), "c2st_auroc": auroc,
+            "c2st_pvalue": c2st_pvalue}
 
 
 @dataclass
@@ -532,7 +726,10 @@ def _report(names: list[str], n: int, seed: int, out: Path, data_dir: Path | str
 
     distance: dict[str, Any] = {"features": list(FEATURES), "kernel": "rbf exp(-|x-y|^2 / (2 sigma^2))",
                                 "estimator": "unbiased MMD^2", "bandwidth": None,
-                                "standardisation": "per feature, with the reference set's mean and sd"}
+                                "standardisation": "per feature, with the reference set's mean and sd",
+                                "mmd2_pvalue": f"{MMD_PERMUTATIONS} label permutations",
+                                "c2st": f"HistGradientBoostingClassifier, {C2ST_FOLDS}-fold out-of-fold AUROC, "
+                                        "one-sided Mann-Whitney U p-value"}
     scale = None
     if reference is not None and len(ref_features := reference.features()) >= 2:
         scale = FeatureScale.of(ref_features)
@@ -542,11 +739,9 @@ def _report(names: list[str], n: int, seed: int, out: Path, data_dir: Path | str
     rows = []
     for name, m in measured.items():
         row = summarize(m)
-        row["mmd2"] = row["frechet"] = math.nan
+        row.update(dict.fromkeys(("mmd2", "frechet", "mmd2_pvalue", "c2st_auroc", "c2st_pvalue"), math.nan))
         if scale is not None:
-            x, y = scale(m.features()), scale(ref_features)
-            row["mmd2"] = mmd2_rbf(x, y, scale.bandwidth)
-            row["frechet"] = frechet_distance(x, y)
+            row.update(two_sample_test(scale(ref_features), scale(m.features()), scale.bandwidth, seed))
         row.update(extra[name])
         rows.append(row)
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -684,7 +879,8 @@ def render(frame: pd.DataFrame, fmt: str = "table") -> str:
 
 
 __all__ = [
-    "BANDS", "COLUMNS", "FEATURES", "Measurements", "check_request", "compare_corpora", "ecg_features",
-    "frechet_distance", "heart_rates", "measure", "median_bandwidth", "mmd2_rbf", "power_spectra",
-    "reference_signals", "render", "route_overrides",
+    "BANDS", "COLUMNS", "DCT_BANDS", "FEATURES", "Measurements", "beat_statistics", "check_request",
+    "classifier_two_sample_test", "compare_corpora", "dct_shares", "ecg_features", "frechet_distance", "heart_rates",
+    "local_statistics", "measure", "median_bandwidth", "mmd2_permutation_test", "mmd2_rbf", "power_spectra",
+    "reference_signals", "render", "rhythms", "route_overrides", "two_sample_test", "zscored",
 ]

@@ -88,6 +88,81 @@ def test_features_of_a_corpus_against_itself(flat_folder):
     assert abs(cr.mmd2_rbf(scaled, scaled)) < 0.05
 
 
+def test_permutation_test_gives_the_report_mmd_and_a_calibrated_p_value():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(150, 3)), rng.normal(size=(120, 3))
+    mmd2, p_same = cr.mmd2_permutation_test(x, y, 1.5, 200, seed=0)
+    assert mmd2 == pytest.approx(cr.mmd2_rbf(x, y, 1.5), abs=1e-12) and p_same > 0.05
+    assert cr.mmd2_permutation_test(x, y, 1.5, 200, seed=0) == (mmd2, p_same)  # seeded
+    _, p_shifted = cr.mmd2_permutation_test(x, y + 0.6, 1.5, 200, seed=0)
+    assert p_shifted == pytest.approx(1 / 201)  # no permutation reaches a real shift
+    # under the null, p-values spread over (0, 1]: not all small, not all large
+    p_values = [cr.mmd2_permutation_test(rng.normal(size=(40, 2)), rng.normal(size=(40, 2)), 1.0, 50, seed=s)[1]
+                for s in range(40)]
+    assert 0.02 < np.mean(np.array(p_values) < 0.2) < 0.45
+    assert all(math.isnan(v) for v in cr.mmd2_permutation_test(x[:1], y))
+
+
+def test_classifier_two_sample_test_is_at_chance_for_one_distribution_and_not_for_two():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(300, 4)), rng.normal(size=(300, 4))
+    auroc, p_value = cr.classifier_two_sample_test(x, y, seed=0)
+    assert abs(auroc - 0.5) < 0.07 and p_value > 0.01
+    y[:, 2] = np.abs(y[:, 2])  # one feature folded: same mean shift small, shape different
+    auroc, p_value = cr.classifier_two_sample_test(x, y, seed=0)
+    assert auroc > 0.65 and p_value < 1e-4
+    assert cr.classifier_two_sample_test(x, y, seed=0) == (auroc, p_value)
+    result = cr.two_sample_test(x, y, 2.0, seed=0, n_permutations=50)
+    assert set(result) == {"mmd2", "mmd2_pvalue", "frechet", "c2st_auroc", "c2st_pvalue"}
+
+
+def _feature_means(signals: np.ndarray) -> dict[str, float]:
+    return dict(zip(cr.FEATURES, cr.measure(signals, n_jobs=1).features().mean(axis=0), strict=True))
+
+
+def test_features_see_the_simulator_augmentations_bursts_and_steps():
+    # the same simulated ECGs with one of the authors' augmentation kinds (Poisson(1.5) of them), vs
+    # none: noise bursts and level steps must each move the feature made to see them
+    from pretraining.simulators.gaussian import AUGMENT_KINDS, GaussianBeat, GaussianBeatConfig
+
+    def only(kind: str) -> np.ndarray:
+        weights = tuple(float(k == kind) for k in AUGMENT_KINDS)
+        config = GaussianBeatConfig(augment_rate=1.5 if kind else 0.0, augment_kind_weights=weights
+                                    if kind else (1.0,) * 7)
+        return GaussianBeat(config).simulate(np.arange(40), seed=0)
+
+    clean = _feature_means(only(""))
+    burst, step = (_feature_means(only(k)) for k in ("white_partial", "square_partial"))
+    assert burst["burst_share"] > clean["burst_share"] + 0.1
+    assert burst["log10_burst_ratio"] > clean["log10_burst_ratio"] + 0.5
+    assert step["max_step"] > clean["max_step"] + 0.3
+    assert step["log10_dct_0.1-0.5Hz"] > clean["log10_dct_0.1-0.5Hz"] + 0.1
+    assert 0.3 < clean["beat_corr"] <= 1 and 0 <= clean["rr_cv"] < 0.5
+
+
+def test_dct_bands_resolve_frequencies_below_half_a_hertz():
+    t = np.arange(5000) / 500
+    trend = np.cos(np.pi * (np.arange(5000) + 0.5) / 5000)  # DCT coefficient 1: 0.05 Hz
+    wander = np.sin(2 * np.pi * 0.3 * t)
+    fast = np.sin(2 * np.pi * 10 * t)
+    shares = cr.dct_shares(cr.zscored(np.stack([trend, wander, fast, np.zeros(5000)])))
+    np.testing.assert_allclose(shares[0], [1, 0], atol=1e-9)
+    assert shares[1, 1] > 0.9 and shares[1, 0] < 0.05
+    assert shares[2].sum() < 0.01 and np.all(shares[3] == 0)
+
+
+def test_beat_statistics_of_regular_and_irregular_beats():
+    t = np.arange(5000)
+    peaks = np.arange(200, 4900, 400)
+    signal = sum(np.exp(-0.5 * ((t - p) / 4.0) ** 2) for p in peaks)
+    rr_cv, corr = cr.beat_statistics(signal, peaks)
+    assert rr_cv == pytest.approx(0) and corr == pytest.approx(1)
+    jittered = peaks + np.tile([0, 60], len(peaks))[: len(peaks)]
+    rr_cv, _ = cr.beat_statistics(signal, jittered)
+    assert rr_cv > 0.1
+    assert all(math.isnan(v) for v in cr.beat_statistics(signal, peaks[:1]))
+
+
 def test_nonfinite_ecgs_are_counted_and_left_out():
     signals = np.zeros((3, 5000), np.float32)
     signals[0, 10] = np.nan

@@ -65,8 +65,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     compare = corpus_sub.add_parser(
         "compare", help="corpus quality report: heart rate, spectrum, amplitude, distance to held-out PTB-XL",
         description="Sample --n ECGs of each named corpus and report heart rate (neurokit2 R peaks), Welch band "
-        "powers, amplitudes and MMD^2 / Frechet distances to held-out PTB-XL test-split ECGs (NaN without PTB-XL "
-        "data): a table here, corpus_report.csv/.json and PNG plots in --out, and one MLflow run in experiment "
+        "powers, amplitudes and MMD^2 / Frechet distances and two-sample tests (MMD permutation p-value, classifier "
+        "AUROC) to held-out PTB-XL test-split ECGs (NaN without PTB-XL data): a table here, "
+        "corpus_report.csv/.json and PNG plots in --out, and one MLflow run in experiment "
         "simecg-bench/corpus-report. See benchmark/corpus_report.py for every measure.")
     compare.add_argument("names", nargs="+", metavar="NAME", help="corpora to compare, e.g. sim ecgsyn ptbxl vae gan")
     compare.add_argument("--out", required=True,

@@ -20,7 +20,7 @@ from simecg.errors import ConfigError
 
 # Bump when a simulator's output for the same config changes: it is part of every simulated
 # corpus's identity and of the demo tasks' data version, so stale corpora and caches are not reused.
-SIMULATOR_VERSION = "3"  # 3: gaussian block noises per beat (PROTOCOL scalers and widths), per-kind augmentations
+SIMULATOR_VERSION = "4"  # 4: gaussian as the authors' gen_ecg.py/augment.py (template, levels, seven augmentations)
 
 
 @runtime_checkable

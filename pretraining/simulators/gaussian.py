@@ -1,50 +1,69 @@
 """The Gaussian-composition beat simulator of the study ("SimECG-N"), batched.
 
-Each beat is a sum of five Gaussians -- P, Q (negative), R, S (negative), T -- on a 1-s
-template axis, stretched to the beat's length (the authors interpolate a 500-Hz template; here
-the stretched Gaussians are evaluated exactly at the same time points). Every parameter is
-``base + N(0, sd_record)`` per ECG plus ``N(0, sd_beat)`` per beat; wave centres are chained
-(Q after P, R and S after Q, T after S) at the record level. The baseline of each beat is a ramp
-from where the previous beat ended by ``N(0, drift_scale)``. Each beat gets two piecewise-constant
-white noises (PROTOCOL.md, "The two simulators", and the authors' ``syn_ecg-04.yaml``); beats are
-joined until the record passes 1.5 x 5,000 samples and a random 5,000-sample window is cut; then
-Poisson(2) random augmentations (amplitude scaling, sine, rectangular or white noise, each global
-or on a random segment).
+The defaults do what the authors' generator does (``src/prep/SimECG-N/gen_ecg.py`` with
+``resources/syn_ecg-04.yaml`` and ``augment.py``; docs/protocol.md, "The two simulators"), read
+from the code rather than from its comments or its YAML's unused keys:
 
-The block noises, as read from PROTOCOL.md ("block width 10 samples (per-record sd 0.5) at scale
-1/100 (sd 10/5), and block width 3 (sd 0.3/0.15) at scale 1/200 (sd 20/2)"): the ``(sd a/b)``
-pairs are ``sd_record/sd_beat`` of the number before them, as in the rest of the table, and
-"scale 1/100" is a divisor: each beat's noise is ``N(0, 1) / scaler`` held for ``block``
-samples -- the authors' ``white_noise(n, int(width), scaler)`` computes ``randn(n // width) /
-scaler`` repeated ``width`` times, per beat. So per beat
+* **Parameters.** Every parameter is ``base + N(0, sd_record)`` per ECG plus ``N(0, sd_beat)``
+  per beat; wave centres are chained (Q after P, R and S after Q, T after S) at the record level
+  only. Beat lengths are not clipped: a beat of length <= 0 s gives no sample and leaves the
+  level where it was (the authors' ``np.arange`` is then empty), so it is skipped.
+* **Beats.** Each beat is five Gaussians (P, Q-, R, S-, T) summed on a 1-s template of 500
+  samples (``t = k / 500``), stretched to ``ceil(500 / (1 / length))`` samples by linear
+  interpolation of the template at positions ``j / length`` (``np.interp``: the last template
+  sample from position 499 on).
+* **Block noises.** Two per beat, ``N(0, 1) / scaler`` held for ``int(width)`` samples, blocks
+  counted from the beat's first sample; a trailing partial block is 0 (the authors pad with
+  zeros). Noise 1: width 10 (sd 1 per record, 0.5 per beat), scaler 100 (10/5); noise 2: width 3
+  (0.3/0.15), scaler 200 (20/2).
+* **Baseline.** Each beat adds a ramp from its start level to ``start + N(0, 1) * drift`` (drift
+  scale 0.5, sd 0.25/0.05), and the next beat starts at the previous beat's *last sample* --
+  wave, noise and ramp included.
+* **Record.** A zero sample, then beats until the record holds more than 1.5 x 5,000 samples;
+  the window is the 5,000 samples from a start uniform over ``[0, total - 5000)`` (the zero
+  sample is in it when the start is 0).
+* **Augmentations** (``augment.py``; the YAML's ``augment_params`` are never read): a Poisson(2)
+  number of them, in turn, on the 5,000-sample window, each of seven kinds chosen uniformly
+  (:data:`AUGMENT_KINDS`): ``scale`` by U(0.25, 4); ``sine``: add ``m sin(phase)``, m ~ U(0, 1),
+  f ~ U(0.001, 0.02) Hz; ``square``: add ``m square(phase)``, m ~ U(0, 1), f ~ U(0.001, 0.1)
+  Hz; ``white``: add white noise of sd ~ U(0, 0.05); ``sine_partial`` / ``square_partial``: add
+  the first ``width`` values of ``sin(phase)`` / ``square(phase)`` (amplitude 1, the same
+  frequencies) at a uniform start, ``width = int(5000 * U(0, 1))``; ``white_partial``: add white
+  noise of sd 1 over ``int(5000 * U(0, 0.2))`` samples at a uniform start (the authors also draw
+  an amplitude U(0, 0.25) there and never use it). ``phase = linspace(0, 2 pi d f, 5000)`` with
+  d = 10 s: f is in Hz, so the sine kinds are slow drifts (at most 0.2 cycles per record) and a
+  square is an offset, or a step when f > 0.05 Hz. Values are in the model's units before
+  z-scoring; the pretraining's z-scoring undoes ``scale``.
 
-* noise 1: ``block = int(10 + N(0, 0.5) + N(0, 0.25))`` samples, ``scaler = 100 + N(0, 10) +
-  N(0, 5)``, sd ``1 / scaler`` (0.01 mV typical, 0.009-0.011 across records);
-* noise 2: ``block = int(3 + N(0, 0.3) + N(0, 0.15))``, ``scaler = 200 + N(0, 20) + N(0, 2)``,
-  sd ``1 / scaler`` (0.005 mV typical).
+What differs from the authors, all of it without effect on the distribution: the random numbers
+(compiled counter-based streams per ECG, so ECG i depends only on (config, seed, i), instead of
+numpy's one global stream); the last full block of each block noise takes a value drawn with the
+beat's parameters (the table of levels needs it before rendering) instead of the next value of
+the noise stream; the authors' generator gives up on a record that takes over 5 s
+(``max_process_time``) and leaves it out, which here is a record whose beat lengths need more
+than :data:`MAX_LENGTH_DRAWS` draws (about 5 s of their loop on the reference machine; the
+record length must be below about -0.2 s: 11 records in 400,000, where their generator, run on
+a loaded machine, dropped 1 in 6,000), drawn again from fresh streams; scalers are
+floored at 1 and block widths at 1 sample (both ~10 sd from their means; the authors' code
+would divide by zero); wave widths are floored at 1e-6 s.
 
-Blocks restart at each beat's first sample (the block width changes per beat); ``int`` truncates
-as the authors' code does, so widths are 9 or 10 (and 2 or 3) about equally often.
-
-Defaults are PROTOCOL.md's (the authors' SimECG-N config). Choices it leaves open, marked
-*inferred* and configurable: the per-beat sd of noise 1's block width (0.25, half its per-record
-sd like noise 2's), the truncation of block widths (``noise_block_rounding``), a beat's last,
-partial block keeping its own value (the authors' code leaves it at zero), the floor of 1 on
-``|scaler|``, the distributions inside the augmentation ranges (uniform), the rectangular noise's
-amplitude and frequency, the kind weights, the chance of a local augmentation and its segment
-length, and the clip of beat lengths to [0.25, 2.5] s (the authors' code would emit an empty beat
-for a non-positive length).
+Every value above is a field of :class:`GaussianBeatConfig` (``--set
+pretrain.corpus_options.gaussian.<field>=...``): e.g. ``augment_rate=0`` turns augmentation off,
+``augment_kind_weights`` weights or removes kinds, ``beat_length_min``/``beat_length_max`` clip
+beat lengths, ``noise_block_rounding=nearest`` rounds block widths instead of truncating them.
 
 Beyond the paper, for the synthetic ``demo`` tasks, the config can add physiological
 abnormalities (all off by default, so the corpus is the paper's): premature ventricular beats
 (``pvc_probability``), atrial fibrillatory waves (``fibrillation_amplitude``) and an ST-segment
 offset (``st_offset``); see :mod:`benchmark.datasets.demo` for their references.
 
-Speed (about 10,000 ECGs per CPU-second; ``simecg-bench bench simulators``): all random draws and
-all per-sample work -- parameters, ~2,500 block-noise normals per ECG, waves, ramps, block noises,
-augmentations -- run in compiled loops (:mod:`pretraining.simulators.kernels`), each ECG from its
-own counter-seeded streams, each wave only over its support and without an ``exp`` per sample;
-the beat table in between is numpy over the whole batch.
+Speed (``simecg-bench bench simulators``; about 7,000 ECGs per CPU-second on the 2-core reference
+machine under load, where the version before the authors' seven augmentations -- which touch
+about four times as many samples -- made 12,000): all random draws and all per-sample work --
+beat lengths, parameters, templates, block noises, augmentations -- run in compiled loops
+(:mod:`pretraining.simulators.kernels`), each ECG from its own counter-seeded streams, each
+wave only over its support and without an ``exp`` per sample; the beat table in between is numpy
+over batches of records with similar beat counts.
 """
 
 from __future__ import annotations
@@ -62,15 +81,25 @@ from simecg.errors import ConfigError
 from simecg.signal import FS, N_SAMPLES
 
 WAVES = ("P", "Q", "R", "S", "T")
-# Columns of the per-beat parameter table.
-PEAK, WIDTH, CENTRE = slice(0, 5), slice(5, 10), slice(10, 15)
-LENGTH, DRIFT, P_GAIN, QRS_WIDEN, T_SIGN = 15, 16, 17, 18, 19
-N_COLS = 20
+# The seven augmentations of the authors' augment.py, in its order (docs/protocol.md).
+AUGMENT_KINDS = ("scale", "sine", "square", "white", "sine_partial", "square_partial", "white_partial")
+# What each kind does to its segment (kernels.SCALE, SINE, SQUARE, WHITE).
+_OPERATION = np.array([kernels.SCALE, kernels.SINE, kernels.SQUARE, kernels.WHITE,
+                       kernels.SINE, kernels.SQUARE, kernels.WHITE])
+MAX_LENGTH_DRAWS = 20_000  # beat-length draws before a record is drawn again (module docstring)
+ATTEMPT_STRIDE = 1 << 48  # a redrawn record's streams: stream index = ECG index + attempt * stride
+MAX_ATTEMPTS = 100  # redraws of one record before the beat lengths are declared unable to fill a record
+BEAT_ROWS = 1 << 17  # at most records x beats simulated at once (_groups)
+PADDING = 1.5  # a batch's beat table holds at most this many times the beats its records need (_groups)
+MIN_WIDTH = 1e-6  # s: wave widths are floored here (a zero width would divide by zero)
 
 
 @dataclass(frozen=True)
 class GaussianBeatConfig:
-    """Gaussian-composition beat simulator; tuples are (P, Q, R, S, T); times in seconds, amplitudes mV."""
+    """Gaussian-composition beat simulator; tuples are (P, Q, R, S, T); times in seconds, amplitudes mV.
+
+    Defaults: the authors' ``syn_ecg-04.yaml`` and ``augment.py``, as their code reads them.
+    """
 
     peak: tuple[float, ...] = (0.3, 0.1, 1.5, 0.5, 0.45)
     peak_sd_record: tuple[float, ...] = (0.2, 0.15, 0.75, 0.7, 0.5)
@@ -87,38 +116,41 @@ class GaussianBeatConfig:
     beat_length: float = 0.8
     beat_length_sd_record: float = 0.25
     beat_length_sd_beat: float = 0.1
-    beat_length_min: float = 0.25  # inferred clip
-    beat_length_max: float = 2.5
+    beat_length_min: float = 0.0  # clip; 0: none (a beat <= 0 s is skipped), as the authors
+    beat_length_max: float = math.inf  # clip; inf: none, as the authors
     drift_scale: float = 0.5
     drift_scale_sd_record: float = 0.25
     drift_scale_sd_beat: float = 0.05
-    # Block noises, per beat (module docstring): N(0, 1) / scaler held for int(block) samples,
-    # blocks counted from the beat's start; scaler = math.inf turns a noise off.
+    # Block noises, per beat: N(0, 1) / scaler held for int(block) samples, blocks counted from the
+    # beat's start; scaler = math.inf turns a noise off.
     noise1_block: float = 10.0  # samples
-    noise1_block_sd_record: float = 0.5
-    noise1_block_sd_beat: float = 0.25  # inferred (half the per-record sd, as for noise 2)
-    noise1_scaler: float = 100.0  # "scale 1/100": sd 1/100 mV
+    noise1_block_sd_record: float = 1.0
+    noise1_block_sd_beat: float = 0.5
+    noise1_scaler: float = 100.0  # sd 1/100
     noise1_scaler_sd_record: float = 10.0
     noise1_scaler_sd_beat: float = 5.0
     noise2_block: float = 3.0
     noise2_block_sd_record: float = 0.3
     noise2_block_sd_beat: float = 0.15
-    noise2_scaler: float = 200.0  # "scale 1/200": sd 1/200 mV
+    noise2_scaler: float = 200.0  # sd 1/200
     noise2_scaler_sd_record: float = 20.0
     noise2_scaler_sd_beat: float = 2.0
-    noise_block_rounding: str = "floor"  # inferred: "floor" (the authors' int()) or "nearest"; at least 1
+    noise_block_rounding: str = "floor"  # "floor" (the authors' int()) or "nearest"; at least 1
     assemble_factor: float = 1.5  # beats are joined past this multiple of the length
-    augment_rate: float = 2.0  # Poisson mean of the number of augmentations
-    # Augmentation values, each uniform over its range (uniform: inferred).
-    augment_scale: tuple[float, float] = (0.5, 1.25)  # amplitude factor
-    augment_sine_amplitude: tuple[float, float] = (0.0, 0.2)  # mV
-    augment_sine_freq: tuple[float, float] = (0.5, 10.0)  # Hz: 0.001-0.02 cycles per sample at 500 Hz
-    augment_rect_amplitude: tuple[float, float] = (0.0, 0.2)  # inferred (the sine's), mV
-    augment_rect_freq: tuple[float, float] = (0.5, 50.0)  # inferred (authors' augment code: 0.001-0.1/sample), Hz
-    augment_white_amplitude: tuple[float, float] = (0.0, 0.005)  # sd of the added white noise, mV
-    augment_kind_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # inferred: scale, sine, rect, white
-    augment_local_probability: float = 0.5  # inferred: chance an augmentation is on a segment only
-    augment_segment: tuple[float, float] = (0.1, 0.5)  # inferred: local segment, fraction of the length
+    # Augmentations (augment.py): a Poisson(augment_rate) number, each of a kind drawn with
+    # augment_kind_weights (AUGMENT_KINDS order), its values uniform over these ranges.
+    augment_rate: float = 2.0
+    augment_kind_weights: tuple[float, ...] = (1.0,) * 7
+    augment_scale: tuple[float, float] = (0.25, 4.0)  # factor
+    augment_sine_amplitude: tuple[float, float] = (0.0, 1.0)
+    augment_sine_freq: tuple[float, float] = (0.001, 0.02)  # Hz (sine and sine_partial)
+    augment_square_amplitude: tuple[float, float] = (0.0, 1.0)
+    augment_square_freq: tuple[float, float] = (0.001, 0.1)  # Hz (square and square_partial)
+    augment_white_sd: tuple[float, float] = (0.0, 0.05)
+    augment_partial_amplitude: float = 1.0  # of sine_partial and square_partial
+    augment_partial_width: tuple[float, float] = (0.0, 1.0)  # fraction of the record (sine/square_partial)
+    augment_partial_white_sd: float = 1.0
+    augment_partial_white_width: tuple[float, float] = (0.0, 0.2)  # fraction of the record
     # Abnormalities for the demo tasks (off = the paper's simulator).
     pvc_probability: float = 0.0  # chance that a beat is a premature ventricular complex
     pvc_coupling: float = 0.75  # the preceding beat is cut to this fraction (prematurity)
@@ -136,8 +168,9 @@ class GaussianBeatConfig:
                 raise ConfigError(f"gaussian.{f.name} needs 5 values (P, Q, R, S, T), got {value}")
         if any(a >= i for i, a in enumerate(self.centre_anchor)):
             raise ConfigError(f"gaussian.centre_anchor must point to an earlier wave, got {self.centre_anchor}")
-        if not 0 < self.beat_length_min < self.beat_length_max:
-            raise ConfigError("gaussian.beat_length_min must be positive and below beat_length_max")
+        if not 0 <= self.beat_length_min < self.beat_length_max:
+            raise ConfigError(f"gaussian.beat_length_min must be >= 0 and below beat_length_max, got "
+                              f"{self.beat_length_min} and {self.beat_length_max}")
         if self.assemble_factor < 1.0 or self.noise1_block < 1 or self.noise2_block < 1:
             raise ConfigError("gaussian.assemble_factor must be >= 1 and noise blocks >= 1 sample")
         if not (self.noise1_scaler > 0 and self.noise2_scaler > 0):
@@ -145,41 +178,50 @@ class GaussianBeatConfig:
         if self.noise_block_rounding not in _ROUNDING:
             raise ConfigError(f"gaussian.noise_block_rounding must be one of {sorted(_ROUNDING)}, "
                               f"got {self.noise_block_rounding!r}")
-        ranges = ("augment_scale", "augment_sine_amplitude", "augment_sine_freq", "augment_rect_amplitude",
-                  "augment_rect_freq", "augment_white_amplitude", "augment_segment")
-        for name in ranges:
-            value = getattr(self, name)
-            if len(value) != 2 or not 0 <= value[0] <= value[1]:
-                raise ConfigError(f"gaussian.{name} must be a range (low, high) with 0 <= low <= high, got {value}")
-        weights = self.augment_kind_weights
-        if len(weights) != 4 or min(weights) < 0 or sum(weights) <= 0:
-            raise ConfigError(f"gaussian.augment_kind_weights needs 4 weights >= 0 (scale, sine, rect, white), "
-                              f"not all 0, got {weights}")
-        if not 0.0 <= self.augment_local_probability <= 1.0 or self.augment_segment[1] > 1.0:
-            raise ConfigError("gaussian.augment_local_probability and augment_segment must lie in [0, 1]")
+        self._check_augmentations()
         if not 0.0 <= self.pvc_probability <= 1.0 or not 0.3 <= self.pvc_coupling <= 1.0:
             raise ConfigError("gaussian.pvc_probability must be in [0, 1] and pvc_coupling in [0.3, 1]")
+
+    def _check_augmentations(self) -> None:
+        if not 0.0 <= self.augment_rate <= 50.0:
+            raise ConfigError(f"gaussian.augment_rate must be in [0, 50] (Poisson mean), got {self.augment_rate}")
+        weights = self.augment_kind_weights
+        if len(weights) != len(AUGMENT_KINDS) or min(weights) < 0 or sum(weights) <= 0:
+            raise ConfigError(f"gaussian.augment_kind_weights needs {len(AUGMENT_KINDS)} weights >= 0, not all 0 "
+                              f"({', '.join(AUGMENT_KINDS)}), got {weights}")
+        for name in _RANGES:
+            value = getattr(self, name)
+            if len(value) != 2 or not 0 <= value[0] <= value[1] < math.inf:
+                raise ConfigError(f"gaussian.{name} must be a range (low, high) with 0 <= low <= high, got {value}")
+        for name in ("augment_partial_width", "augment_partial_white_width"):
+            if getattr(self, name)[1] > 1.0:
+                raise ConfigError(f"gaussian.{name} is a fraction of the record: at most 1, got {getattr(self, name)}")
+        for name in ("augment_partial_amplitude", "augment_partial_white_sd"):
+            if not 0.0 <= getattr(self, name) < math.inf:
+                raise ConfigError(f"gaussian.{name} must be a finite number >= 0, got {getattr(self, name)}")
 
 
 _FIVE = {
     "peak", "peak_sd_record", "peak_sd_beat", "width", "width_sd_record", "width_sd_beat",
     "centre", "centre_anchor", "centre_sd_record", "centre_sd_beat", "sign",
 }
-
+_RANGES = ("augment_scale", "augment_sine_amplitude", "augment_sine_freq", "augment_square_amplitude",
+           "augment_square_freq", "augment_white_sd", "augment_partial_width", "augment_partial_white_width")
 _ROUNDING = {"floor": 0.0, "nearest": 0.5}  # added before flooring a block width
 
 # Per-record parameters reported by simulate_with_parameters (record level, before per-beat jitter):
-# noise*_sd = 1 / |scaler|, noise*_block the block width before rounding.
+# noise*_sd = 1 / |scaler|, noise*_block the block width before rounding, beat_length unclipped,
+# redraws the times the record was drawn again (MAX_LENGTH_DRAWS).
 PARAMETERS = ("beat_length", "r_peak", "drift_scale", "noise1_sd", "noise2_sd", "n_augment", "n_pvc",
-              "noise1_block", "noise2_block")
-AUGMENT_KINDS = ("scale", "sine", "rect", "white")
-MAX_AUGMENTS = 12  # Poisson(2) exceeds this with probability < 1e-6
-AUG_U = 7  # uniforms per augmentation slot
-# record-level normals: peak 5, width 5, centre 5, length (15, read by the draw kernel), drift,
-# then noise 1 and 2 scalers, noise 1 and 2 block widths
-N_RECORD = 21
-# per-beat normals: peak 5, width 5, centre 5, drift scale, drift direction, then the same 4 noise draws
-N_BEAT = 21
+              "noise1_block", "noise2_block", "redraws")
+AUG_U = 5  # uniforms per augmentation slot: kind, value, frequency, width, start
+# record-level normals: peak 5, width 5, centre 5, drift, then noise 1 and 2 scalers, noise 1 and 2 block widths
+N_RECORD = 20
+# per-beat normals: peak 5, width 5, centre 5, drift scale, drift direction, the same 4 noise draws, then
+# the value of each noise's last full block
+N_BEAT = 23
+# columns of noise 1 and 2: record scaler, record block width, beat scaler, beat block width, last block value
+_NOISE_COLUMNS = ((16, 18, 17, 19, 21), (17, 19, 18, 20, 22))
 
 
 class GaussianBeat:
@@ -190,9 +232,10 @@ class GaussianBeat:
 
     def __init__(self, config: GaussianBeatConfig | None = None):
         self.config = c = config or GaussianBeatConfig()
-        self._k_max = int(np.ceil(c.assemble_factor * c.length / (c.beat_length_min * c.fs))) + 2
         rate = c.augment_rate
-        self._poisson_cdf = poisson.cdf(np.arange(MAX_AUGMENTS), rate).tolist() if rate > 0 else None
+        # slots per record: Poisson(rate) exceeds this with probability < 1e-12
+        self._max_augments = int(poisson.ppf(1 - 1e-12, rate)) + 1 if rate > 0 else 0
+        self._poisson_cdf = poisson.cdf(np.arange(self._max_augments), rate) if rate > 0 else None
 
     def simulate(self, indices: np.ndarray, seed: int) -> np.ndarray:
         """ECGs at ``indices`` as float32 ``(n, length)`` mV; ECG i depends only on (config, seed, i)."""
@@ -201,204 +244,282 @@ class GaussianBeat:
     def simulate_with_parameters(self, indices: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
         """ECGs plus record-level ``PARAMETERS`` (arrays) and per-record lists (one array per ECG).
 
-        Lists: ``r_peaks``, ``r_amplitudes``, ``beat_lengths`` (s) and ``beat_starts`` (window
-        sample where each beat in the window starts; the first is <= 0) of the beats in the
-        window; ``noise1_blocks``/``noise2_blocks`` and ``noise1_sds``/``noise2_sds``, those
-        beats' block widths (samples) and noise sds (mV); ``augment_kind`` (index into
-        ``AUGMENT_KINDS``), ``augment_value`` (scale factor or amplitude, mV),
-        ``augment_freq`` (Hz; NaN for scale and white noise), ``augment_start`` and
-        ``augment_length`` (samples; the whole window for a global one), in the order applied.
+        Lists: ``r_peaks``, ``r_amplitudes``, ``beat_lengths`` (s), ``beat_samples`` and
+        ``beat_starts`` (window sample where each beat in the window starts; the first is <= 0;
+        the window's sample 0 is the record's leading zero when ``beat_starts[0] == 1``) of the
+        beats in the window; ``levels`` (each of those beats' start level); ``noise1_blocks``/
+        ``noise2_blocks`` and ``noise1_sds``/``noise2_sds``, those beats' block widths (samples)
+        and noise sds; ``augment_kind`` (index into ``AUGMENT_KINDS``), ``augment_value``
+        (scale factor, amplitude or sd), ``augment_freq`` (Hz; NaN for scale and white noise),
+        ``augment_start`` and ``augment_length`` (samples; the whole window for a global one),
+        in the order applied.
         """
         return self._simulate(indices, seed, with_parameters=True)
 
+    def with_overrides(self, **changes: object) -> GaussianBeat:
+        return GaussianBeat(dataclasses.replace(self.config, **changes))
+
+    # -- batching ------------------------------------------------------------------------------
     def _simulate(self, indices: np.ndarray, seed: int, with_parameters: bool) -> tuple[np.ndarray, dict]:
         c = self.config
-        d = self._draw(as_indices(indices), seed)
-        batch = len(d["rec"])
-        if batch == 0:
+        indices = as_indices(indices)
+        if len(indices) == 0:
             return np.zeros((0, c.length), np.float32), {k: np.zeros(0) for k in PARAMETERS}
+        walk = self._walk(indices, seed)
+        counts = walk["counts"]
+        groups = _groups(counts, BEAT_ROWS)
+        if len(groups) == 1:
+            return self._simulate_group(walk, seed, with_parameters)
+        x = np.empty((len(indices), c.length), np.float32)
+        parts = []
+        for rows in groups:
+            k = int(counts[rows].max())
+            part = {key: (value[rows, :k] if value.ndim == 2 else value[rows]) for key, value in walk.items()}
+            x[rows], params = self._simulate_group(part, seed, with_parameters)
+            parts.append((rows, params))
+        return x, (_merge(parts, len(indices)) if with_parameters else {})
+
+    def _walk(self, indices: np.ndarray, seed: int) -> dict:
+        """Every record's beat lengths and the stream index of its other draws (:func:`kernels.beat_lengths`).
+
+        Raises :class:`ConfigError` when the beat lengths cannot fill a record (after
+        ``MAX_ATTEMPTS`` redraws of one record): the configured lengths are then mostly <= 0.
+        """
+        c = self.config
+        attempts, counts, record_length, lengths, samples = kernels.beat_lengths(
+            np.uint64(stream_key(seed, "gaussian-length")), indices, c.beat_length, c.beat_length_sd_record,
+            c.beat_length_sd_beat, c.beat_length_min, c.beat_length_max, float(c.fs), c.assemble_factor * c.length,
+            MAX_LENGTH_DRAWS, ATTEMPT_STRIDE, MAX_ATTEMPTS,
+        )
+        if np.any(attempts >= MAX_ATTEMPTS):
+            raise ConfigError(
+                f"gaussian: beat lengths (beat_length={c.beat_length}, beat_length_sd_record="
+                f"{c.beat_length_sd_record}, beat_length_sd_beat={c.beat_length_sd_beat}) are too often <= 0 s to "
+                f"fill a record of {c.assemble_factor * c.length:.0f} samples in {MAX_LENGTH_DRAWS} beats, "
+                f"{MAX_ATTEMPTS} times in a row; raise beat_length or set beat_length_min > 0")
+        return {"ids": indices + attempts * ATTEMPT_STRIDE, "redraws": attempts, "counts": counts,
+                "record_length": record_length, "lengths": lengths, "samples": samples}
+
+    def _simulate_group(self, walk: dict, seed: int, with_parameters: bool) -> tuple[np.ndarray, dict]:
+        """ECGs (and parameters) of records whose beat lengths are drawn (``walk``)."""
+        c = self.config
+        d = self._draw(walk, seed)
         beats = self._beats(d)
-        x = self._render(beats, d["indices"], d["noise_keys"])
+        x = self._render(beats, d["ids"], d["noise_keys"])
         if c.fibrillation_amplitude > 0:
             x += self._fibrillation(d)
         plan = self._plan_augments(d)
         if plan is not None:
-            kernels.apply_augments(x, plan["n"], plan["kind"], plan["lo"], plan["seg"], plan["value"],
-                                   plan["freq"], plan["phase"], d["augment_key"], d["indices"], float(c.fs))
+            kernels.apply_augments(x, plan["n"], _OPERATION[plan["kind"]], plan["lo"], plan["seg"], plan["value"],
+                                   plan["step"], d["augment_key"], d["ids"])
         if not with_parameters:
             return x, {}
-        params = {k: np.asarray(beats[k], dtype=np.float64) for k in PARAMETERS}
+        batch = len(x)
+        params = {k: np.asarray(beats[k], dtype=np.float64) for k in PARAMETERS if k in beats}
         params["n_augment"] = np.zeros(batch) if plan is None else plan["n"].astype(np.float64)
-        params.update(self._r_waves(beats))
+        params["redraws"] = walk["redraws"].astype(np.float64)
+        params.update(self._window_lists(beats))
         params.update(_augment_lists(plan, batch))
         return x, params
 
     # -- random draws --------------------------------------------------------------------------
-    def _draw(self, indices: np.ndarray, seed: int) -> dict:
-        """Every random draw of the batch, each ECG from its own streams keyed by (seed, index)."""
+    def _draw(self, walk: dict, seed: int) -> dict:
+        """Every random draw of the group but the block noises' and augmentations' (drawn while
+        applied), each record from its own streams keyed by (seed, purpose) and its stream index."""
         c = self.config
-        normals, lengths, shapes, uniforms, pvc_u, n_drawn = kernels.draw_parameters(
-            np.uint64(stream_key(seed, "gaussian")), indices, N_RECORD, self._k_max, N_BEAT,
-            4 + MAX_AUGMENTS * AUG_U, c.pvc_probability > 0, c.beat_length, c.beat_length_sd_record,
-            c.beat_length_sd_beat, c.beat_length_min, c.beat_length_max, float(c.fs), c.assemble_factor * c.length,
-        )
-        k = int(n_drawn.max(initial=0))
+        ids = walk["ids"]
+        k = walk["lengths"].shape[1]
+        rec, uniforms = kernels.record_draws(np.uint64(stream_key(seed, "gaussian")), ids, N_RECORD,
+                                             4 + self._max_augments * AUG_U)
+        shapes = kernels.beat_draws(np.uint64(stream_key(seed, "gaussian-beat")), ids, walk["counts"], k, N_BEAT)
+        pvc_u = np.ones((len(ids), k))
+        if c.pvc_probability > 0:
+            pvc_u = kernels.uniforms(np.uint64(stream_key(seed, "gaussian-pvc")), ids, k)
         fib = None
         if c.fibrillation_amplitude > 0:  # 8 knots of the f waves' wandering phase
-            fib = kernels.normals(np.uint64(stream_key(seed, "gaussian-fib")), indices, 8)
+            fib = kernels.normals(np.uint64(stream_key(seed, "gaussian-fib")), ids, 8)
         noise_keys = (np.uint64(stream_key(seed, "gaussian-noise1")), np.uint64(stream_key(seed, "gaussian-noise2")))
-        return {"rec": normals[:, :N_RECORD], "lengths": lengths[:, :k], "shapes": shapes[:, :k],
-                "uniforms": uniforms, "noise_keys": noise_keys, "fib": fib, "pvc_u": pvc_u[:, :k],
-                "indices": indices, "augment_key": np.uint64(stream_key(seed, "gaussian-aug"))}
+        return {**walk, "rec": rec, "shapes": shapes, "uniforms": uniforms, "pvc_u": pvc_u, "fib": fib,
+                "noise_keys": noise_keys, "augment_key": np.uint64(stream_key(seed, "gaussian-aug"))}
 
     def _plan_augments(self, d: dict) -> dict | None:
-        """Every record's augmentations from its uniforms, as (batch, MAX_AUGMENTS) tables (None if off)."""
+        """Every record's augmentations from its uniforms, as (batch, slots) tables (None if off).
+
+        As ``augment.py``: a kind per slot, its value and frequency uniform over the kind's
+        ranges, a partial kind's width ``int(length * fraction)`` at start ``int(u * (length -
+        width))``; a global kind covers the record. The phase advances by ``2 pi d f / (length -
+        1)`` per sample, ``d = length / fs`` (``np.linspace(0, 2 pi d f, length)``).
+        """
         c = self.config
         if self._poisson_cdf is None:
             return None
         u = d["uniforms"]
-        n = np.minimum(np.searchsorted(np.asarray(self._poisson_cdf), u[:, 3], side="right"), MAX_AUGMENTS)
-        slots = u[:, 4 : 4 + MAX_AUGMENTS * AUG_U].reshape(len(u), MAX_AUGMENTS, AUG_U)
-        kind_u, local_u, seg_u, pos_u, value_u, freq_u, phase_u = np.moveaxis(slots, -1, 0)
+        n = np.minimum(np.searchsorted(self._poisson_cdf, u[:, 3], side="right"), self._max_augments)
+        slots = u[:, 4:].reshape(len(u), self._max_augments, AUG_U)
+        kind_u, value_u, freq_u, width_u, start_u = np.moveaxis(slots, -1, 0)
         weights = np.cumsum(c.augment_kind_weights)
-        kind = np.minimum(np.searchsorted(weights / weights[-1], kind_u, side="right"), 3)
-        seg_lo, seg_hi = c.augment_segment
-        local = local_u < c.augment_local_probability
-        seg = np.where(local, np.maximum(1, ((seg_lo + seg_u * (seg_hi - seg_lo)) * c.length).astype(np.int64)),
-                       c.length)
-        lo = np.where(local, np.minimum((pos_u * (c.length - seg + 1)).astype(np.int64), c.length - seg), 0)
-        values = np.array([c.augment_scale, c.augment_sine_amplitude, c.augment_rect_amplitude,
-                           c.augment_white_amplitude])[kind]  # (batch, slots, low/high) per kind
-        freqs = np.array([(0.0, 0.0), c.augment_sine_freq, c.augment_rect_freq, (0.0, 0.0)])[kind]
-        value = values[..., 0] + value_u * (values[..., 1] - values[..., 0])
-        freq = freqs[..., 0] + freq_u * (freqs[..., 1] - freqs[..., 0])
-        return {"n": n, "kind": kind, "lo": lo, "seg": seg, "value": value, "freq": freq,
-                "phase": 2 * math.pi * phase_u}
+        kind = np.minimum(np.searchsorted(weights / weights[-1], kind_u, side="right"), len(AUGMENT_KINDS) - 1)
+        partial, white = (c.augment_partial_amplitude,) * 2, (c.augment_partial_white_sd,) * 2
+        values = np.array([c.augment_scale, c.augment_sine_amplitude, c.augment_square_amplitude, c.augment_white_sd,
+                           partial, partial, white])[kind]
+        none, whole = (0.0, 0.0), (1.0, 1.0)
+        freqs = np.array([none, c.augment_sine_freq, c.augment_square_freq, none, c.augment_sine_freq,
+                          c.augment_square_freq, none])[kind]
+        widths = np.array([whole, whole, whole, whole, c.augment_partial_width, c.augment_partial_width,
+                           c.augment_partial_white_width])[kind]
+        value, freq, fraction = (r[..., 0] + v * (r[..., 1] - r[..., 0]) for r, v in (
+            (values, value_u), (freqs, freq_u), (widths, width_u)))
+        seg = (c.length * fraction).astype(np.int64)
+        lo = (start_u * (c.length - seg)).astype(np.int64)
+        step = 2 * math.pi * (c.length / c.fs) * freq / (c.length - 1)
+        return {"n": n, "kind": kind, "lo": lo, "seg": seg, "value": value, "freq": freq, "step": step}
 
     # -- vectorised beat table ---------------------------------------------------------------------
     def _beats(self, d: dict) -> dict:
+        """The (batch, beats) table: wave parameters, block noises, levels and the window's beats."""
         c = self.config
         rec, z = d["rec"], d["shapes"]
-        batch, k = z.shape[:2]
+        n_samples = d["samples"].copy()
+        valid = n_samples > 0
+        batch, k = n_samples.shape
         rec_peak = np.asarray(c.peak) + np.asarray(c.peak_sd_record) * rec[:, 0:5]
         rec_width = np.asarray(c.width) + np.asarray(c.width_sd_record) * rec[:, 5:10]
         offsets = np.asarray(c.centre) + np.asarray(c.centre_sd_record) * rec[:, 10:15]
         rec_centre = np.zeros((batch, 5))
         for i, anchor in enumerate(c.centre_anchor):
             rec_centre[:, i] = offsets[:, i] + (rec_centre[:, anchor] if anchor >= 0 else 0.0)
-        rec_drift = c.drift_scale + c.drift_scale_sd_record * rec[:, 16]
-        lengths = d["lengths"]
+        rec_drift = c.drift_scale + c.drift_scale_sd_record * rec[:, 15]
         peak = rec_peak[:, None, :] + np.asarray(c.peak_sd_beat) * z[..., 0:5]
-        width = np.maximum(np.abs(rec_width[:, None, :] + np.asarray(c.width_sd_beat) * z[..., 5:10]), 1e-4)
+        width = np.maximum(np.abs(rec_width[:, None, :] + np.asarray(c.width_sd_beat) * z[..., 5:10]), MIN_WIDTH)
         centre = rec_centre[:, None, :] + np.asarray(c.centre_sd_beat) * z[..., 10:15]
         drift = (rec_drift[:, None] + c.drift_scale_sd_beat * z[..., 15]) * z[..., 16]
         amp = peak * np.asarray(c.sign)
-        n_samples = np.ceil(lengths * c.fs).astype(np.int64)
         pvc = np.zeros((batch, k), dtype=bool)
         if c.pvc_probability > 0:
-            raw = d["pvc_u"] < c.pvc_probability
-            pvc = raw.copy()
-            pvc[:, 0] = False
-            pvc[:, 1:] &= ~raw[:, :-1]  # never two in a row
-            before = np.zeros_like(pvc)
-            before[:, :-1] = pvc[:, 1:]
-            cut = np.ceil(n_samples * c.pvc_coupling).astype(np.int64)
-            pause = np.zeros_like(n_samples)
-            pause[:, 1:] = np.where(pvc[:, 1:], n_samples[:, :-1] - cut[:, :-1], 0)
-            n_samples = np.where(before, cut, n_samples) + pause
-            amp[..., 0] = np.where(pvc, 0.0, amp[..., 0])  # no P wave
-            amp[..., 4] = np.where(pvc, -amp[..., 4], amp[..., 4])  # discordant T
-            width[..., 1:4] *= np.where(pvc, c.pvc_qrs_widen, 1.0)[..., None]  # wide QRS
-        scale = 1.0 / (c.fs * lengths)  # template seconds per sample
-        beats = {"amp": amp, "inv2": -0.5 / width**2, "centre": centre, "scale": scale, "drift": drift,
+            n_samples, pvc = self._premature_beats(d["pvc_u"] < c.pvc_probability, valid, n_samples, amp, width)
+        step = 1.0 / np.where(valid, d["lengths"], 1.0)  # template samples per beat sample (a PVC keeps its own)
+        beats = {"amp": amp, "q": -0.5 / (width * c.fs) ** 2, "k0": centre * c.fs, "step": step, "drift": drift,
                  "n_samples": n_samples, "j_point": centre[..., 3], "t_centre": centre[..., 4] + width[..., 4]}
-        tail = self._waves_table(beats, ((n_samples - 1) * scale)[..., None])[..., 0]
-        steps = drift + tail
-        level = np.zeros_like(steps)
+        beats.update(self._block_noises(rec, z))
+        slope = drift / np.maximum(n_samples - 1, 1)
+        tail = self._tail(beats)
+        steps = np.where(valid, slope * np.maximum(n_samples - 1, 0) + tail, 0.0)
+        level = np.zeros((batch, k))
         level[:, 1:] = np.cumsum(steps, axis=1)[:, :-1]
-        ends = np.cumsum(n_samples, axis=1)
+        ends = 1 + np.cumsum(n_samples, axis=1)  # sample 0 is the record's leading zero
         starts = ends - n_samples
         n_beats = (ends <= c.assemble_factor * c.length).sum(axis=1) + 1
         total = ends[np.arange(batch), np.minimum(n_beats, k) - 1]
         start = np.floor(d["uniforms"][:, 0] * (total - c.length)).astype(np.int64)
         counts = np.clip(np.minimum(ends, (start + c.length)[:, None]) - np.maximum(starts, start[:, None]), 0, None)
         beats.update(
-            level=level, starts=starts, start=start, counts=counts, lo=np.maximum(start[:, None] - starts, 0),
-            pvc=pvc, peak=peak, lengths=lengths, beat_length=rec_peak[:, 0] * 0 + (c.beat_length
-            + c.beat_length_sd_record * rec[:, 15]), r_peak=rec_peak[:, 2], drift_scale=rec_drift,
-            n_pvc=(pvc & (counts > 0)).sum(axis=1), n_augment=np.zeros(batch),
+            level=level, slope=slope, starts=starts, start=start, counts=counts, lead=(start == 0).astype(np.int64),
+            lo=np.maximum(start[:, None] - starts, 0), pvc=pvc, peak=peak, lengths=d["lengths"],
+            beat_length=d["record_length"], r_peak=rec_peak[:, 2], drift_scale=rec_drift,
+            n_pvc=(pvc & (counts > 0)).sum(axis=1), window=np.nonzero(counts > 0),
         )
-        window = np.nonzero(counts > 0)  # every beat in a window, record by record, in time order
-        beats.update(self._block_noises(rec, z, window), window=window)
         return beats
 
-    def _block_noises(self, rec: np.ndarray, z: np.ndarray, window: tuple[np.ndarray, np.ndarray]) -> dict:
-        """Block widths (whole samples) and sds of the two noises: per record, and per beat in a window.
+    def _premature_beats(self, raw: np.ndarray, valid: np.ndarray, n_samples: np.ndarray, amp: np.ndarray,
+                         width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Premature ventricular beats (demo only): beats drawn ``raw``, never the first nor two in a row.
 
-        ``rec`` holds the record-level normals, ``z`` the per-beat ones; the per-beat values are
-        flat, for the beats ``window`` lists (only those are drawn by the renderer).
-        ``scaler = base + sd_record * N + sd_beat * N`` and sd ``1 / max(|scaler|, 1)``;
-        ``block = base + sd_record * N + sd_beat * N``, floored (``noise_block_rounding``) to at
-        least 1 sample.
+        The beat before a PVC is cut to ``pvc_coupling`` of its samples and the PVC gets the cut
+        samples back as a pause; a PVC has no P wave, a discordant T and a QRS ``pvc_qrs_widen``
+        times wider (``amp`` and ``width`` are changed in place). Returns (samples, PVC mask).
         """
         c = self.config
-        records, z = window[0], z[window]
+        pvc = raw & valid
+        pvc[:, 0] = False
+        pvc[:, 1:] &= ~raw[:, :-1]  # never two in a row
+        before = np.zeros_like(pvc)
+        before[:, :-1] = pvc[:, 1:]
+        cut = np.ceil(n_samples * c.pvc_coupling).astype(np.int64)
+        pause = np.zeros_like(n_samples)
+        pause[:, 1:] = np.where(pvc[:, 1:], n_samples[:, :-1] - cut[:, :-1], 0)
+        amp[..., 0] = np.where(pvc, 0.0, amp[..., 0])  # no P wave
+        amp[..., 4] = np.where(pvc, -amp[..., 4], amp[..., 4])  # discordant T
+        width[..., 1:4] *= np.where(pvc, c.pvc_qrs_widen, 1.0)[..., None]  # wide QRS
+        return np.where(before, cut, n_samples) + pause, pvc
+
+    def _block_noises(self, rec: np.ndarray, z: np.ndarray) -> dict:
+        """Block widths (whole samples), sds and last-block normals of the two noises, per beat.
+
+        ``scaler = base + sd_record * N + sd_beat * N`` and sd ``1 / max(|scaler|, 1)``; ``block =
+        base + sd_record * N + sd_beat * N``, floored (``noise_block_rounding``) to at least 1
+        sample. Also the record-level values reported as parameters.
+        """
+        c = self.config
         out = {}
-        for i, (col_scaler, col_block) in enumerate(((17, 19), (18, 20)), start=1):
+        for i, (rec_scaler_col, rec_block_col, scaler_col, block_col, last_col) in enumerate(_NOISE_COLUMNS, 1):
             spreads = ("", "_sd_record", "_sd_beat")
             scaler, scaler_rec, scaler_beat = (getattr(c, f"noise{i}_scaler{s}") for s in spreads)
             block, block_rec, block_beat = (getattr(c, f"noise{i}_block{s}") for s in spreads)
-            rec_scaler = scaler + scaler_rec * rec[:, col_scaler]
-            rec_block = block + block_rec * rec[:, col_block]
-            beat_scaler = rec_scaler[records] + scaler_beat * z[:, col_scaler]
-            beat_block = rec_block[records] + block_beat * z[:, col_block] + _ROUNDING[c.noise_block_rounding]
+            rec_scaler = scaler + scaler_rec * rec[:, rec_scaler_col]
+            rec_block = block + block_rec * rec[:, rec_block_col]
+            beat_scaler = rec_scaler[:, None] + scaler_beat * z[..., scaler_col]
+            beat_block = rec_block[:, None] + block_beat * z[..., block_col] + _ROUNDING[c.noise_block_rounding]
             out[f"noise{i}_sd"] = 1.0 / np.maximum(np.abs(rec_scaler), 1.0)
             out[f"noise{i}_block"] = rec_block
-            out[f"noise{i}_sds"] = 1.0 / np.maximum(np.abs(beat_scaler), 1.0)
-            out[f"noise{i}_blocks"] = np.clip(np.floor(beat_block), 1, c.length).astype(np.int64)
+            out[f"sd{i}"] = 1.0 / np.maximum(np.abs(beat_scaler), 1.0)
+            out[f"block{i}"] = np.clip(np.floor(beat_block), 1, c.length).astype(np.int64)
+            out[f"last{i}"] = z[..., last_col]
         return out
 
-    def _waves_table(self, beats: dict, tau: np.ndarray) -> np.ndarray:
-        """Wave sum at template times ``tau`` (``(batch, k, m)``) for the (batch, k) beat table."""
-        d = tau[..., None] - beats["centre"][..., None, :]
-        out = (beats["amp"][..., None, :] * np.exp(d * d * beats["inv2"][..., None, :])).sum(axis=-1)
-        if self.config.st_offset:
-            out = out + self.config.st_offset * _plateau(tau, beats["j_point"][..., None], beats["t_centre"][..., None])
+    def _template(self, beats: dict, index: np.ndarray) -> np.ndarray:
+        """Each beat's template at integer template samples ``index`` (``(batch, k, m)``), as the kernel sums it."""
+        c = self.config
+        d = index[..., None] - beats["k0"][..., None, :]
+        out = (beats["amp"][..., None, :] * np.exp(beats["q"][..., None, :] * d * d)).sum(axis=-1)
+        if c.st_offset:
+            out = out + c.st_offset * _plateau(index / c.fs, beats["j_point"][..., None], beats["t_centre"][..., None])
         return out
 
-    def _render(self, beats: dict, indices: np.ndarray | None = None, noise_keys: tuple | None = None) -> np.ndarray:
+    def _tail(self, beats: dict) -> np.ndarray:
+        """Each beat's last sample minus its ramp: the interpolated template plus the block noises there.
+
+        The next beat starts at the level of this beat's last sample (``start_val = p_ecg[-1]`` in
+        the authors' code), so the beat table needs it for every beat, in the window or not; a
+        block noise is non-zero there only when the beat ends on a full block (its last one).
+        """
+        c = self.config
+        n = beats["n_samples"]
+        position = np.maximum(n - 1, 0) * beats["step"]
+        at_end = np.floor(position) >= c.fs - 1
+        left = np.minimum(np.floor(position).astype(np.int64), c.fs - 2)
+        values = self._template(beats, np.stack([left, left + 1], axis=-1))
+        wave = np.where(at_end, values[..., 1], values[..., 0] + (position - left) * (values[..., 1] - values[..., 0]))
+        noise = sum(np.where((n % beats[f"block{i}"] == 0) & (n > 0), beats[f"sd{i}"] * beats[f"last{i}"], 0.0)
+                    for i in (1, 2))
+        return wave + noise
+
+    def _render(self, beats: dict, ids: np.ndarray | None = None, noise_keys: tuple | None = None) -> np.ndarray:
         """Every beat inside each record's window with its two block noises, as float32 (compiled).
 
-        Waves are evaluated in sample units, ``amp * exp(q * (k - k0)**2)`` with
-        ``q = inv2 * scale**2`` and ``k0 = centre / scale``, only over each wave's support and by
-        recurrence (see :mod:`pretraining.simulators.kernels`); the block noises are drawn there
-        from each ECG's streams under ``noise_keys`` (ECG ``indices``), or left out if None.
+        The block noises are drawn there from each record's streams under ``noise_keys`` (stream
+        indices ``ids``), or left out if None (the beat table's levels still hold their tails).
         """
         c = self.config
         counts = beats["counts"]
         batch = counts.shape[0]
-        if np.any(counts.sum(axis=1) != c.length):  # the kernel fills each window from its beats alone
+        if np.any(counts.sum(axis=1) + beats["lead"] != c.length):  # the kernel fills each window from its beats
             raise RuntimeError("gaussian simulator: beats do not cover every window (a bug, please report it)")
         rec, beat = beats["window"]  # every beat in a window, record by record, in time order
         first = np.zeros(batch + 1, dtype=np.int64)
         np.cumsum(np.bincount(rec, minlength=batch), out=first[1:])
-        scale = beats["scale"][rec, beat]
-        centre = beats["centre"][rec, beat]
-        q = np.ascontiguousarray(beats["inv2"][rec, beat] * (scale**2)[:, None])
-        k0 = np.ascontiguousarray(centre / scale[:, None])
-        slope = beats["drift"][rec, beat] / np.maximum(beats["n_samples"][rec, beat] - 1, 1)
-        none = np.zeros(0)
-        st = (scale, beats["j_point"][rec, beat], beats["t_centre"][rec, beat]) if c.st_offset else (none,) * 3
+
+        def at(name: str) -> np.ndarray:
+            return np.ascontiguousarray(beats[name][rec, beat])
+
+        sds = (at("sd1"), at("sd2"))
         if noise_keys is None:
-            indices, noise_keys = np.zeros(batch, dtype=np.int64), (np.uint64(0), np.uint64(0))
-            sd1 = sd2 = np.zeros(len(rec))
-        else:
-            sd1, sd2 = beats["noise1_sds"], beats["noise2_sds"]
+            ids, noise_keys, sds = np.zeros(batch, dtype=np.int64), (np.uint64(0), np.uint64(0)), (0 * sds[0],) * 2
+        st = (at("j_point"), at("t_centre")) if c.st_offset else (np.zeros(0), np.zeros(0))
         out = np.empty((batch, c.length), dtype=np.float32)
         kernels.render_records(
-            out, first, counts[rec, beat], beats["lo"][rec, beat], beats["level"][rec, beat], slope,
-            np.ascontiguousarray(beats["amp"][rec, beat]), q, k0, indices,
-            noise_keys[0], sd1, beats["noise1_blocks"], noise_keys[1], sd2, beats["noise2_blocks"],
+            out, first, beats["lead"], counts[rec, beat], at("lo"), at("level"), at("slope"), at("amp"), at("q"),
+            at("k0"), at("step"), at("n_samples"), int(c.fs), np.asarray(ids, dtype=np.int64),
+            noise_keys[0], sds[0], at("block1"), at("last1"), noise_keys[1], sds[1], at("block2"), at("last2"),
             float(c.st_offset), *st,
         )
         return out
@@ -418,25 +539,62 @@ class GaussianBeat:
         phase = 2 * np.pi * freq[:, None] * t[None, :] + drift + 2 * np.pi * u[:, 2, None]
         return (c.fibrillation_amplitude * np.sin(phase)).astype(np.float32)
 
-    def _r_waves(self, beats: dict) -> dict[str, list[np.ndarray]]:
-        """True R-wave positions and amplitudes inside each window, and the window's beats' lengths,
-        starts and block noises."""
+    def _window_lists(self, beats: dict) -> dict[str, list[np.ndarray]]:
+        """Per record, the beats in its window: R-wave positions and amplitudes, lengths, starts,
+        levels and block noises (see ``simulate_with_parameters``)."""
         c = self.config
-        offset = np.round(beats["centre"][..., 2] / beats["scale"]).astype(np.int64)
+        offset = np.round(beats["k0"][..., 2] / beats["step"]).astype(np.int64)  # R centre, in beat samples
         pos = beats["starts"] + offset - beats["start"][:, None]
-        ok = (beats["counts"] > 0) & (offset >= 0) & (offset < beats["n_samples"]) & (pos >= 0) & (pos < c.length)
         inside = beats["counts"] > 0
-        return {
-            "r_peaks": [pos[b][ok[b]] for b in range(len(pos))],
-            "r_amplitudes": [beats["peak"][b, :, 2][ok[b]] for b in range(len(pos))],
-            "beat_lengths": [beats["lengths"][b][inside[b]] for b in range(len(pos))],
-            "beat_starts": [(beats["starts"][b] - beats["start"][b])[inside[b]] for b in range(len(pos))],
-            **{key: np.split(beats[key], np.cumsum(inside.sum(axis=1))[:-1])
-               for key in ("noise1_blocks", "noise2_blocks", "noise1_sds", "noise2_sds")},
-        }
+        ok = inside & (offset >= 0) & (offset < beats["n_samples"]) & (pos >= 0) & (pos < c.length)
+        rows = range(len(pos))
+        per_beat = {"beat_lengths": beats["lengths"], "beat_samples": beats["n_samples"],
+                    "beat_starts": beats["starts"] - beats["start"][:, None], "levels": beats["level"],
+                    "noise1_blocks": beats["block1"], "noise2_blocks": beats["block2"],
+                    "noise1_sds": beats["sd1"], "noise2_sds": beats["sd2"]}
+        return {"r_peaks": [pos[b][ok[b]] for b in rows],
+                "r_amplitudes": [beats["peak"][b, :, 2][ok[b]] for b in rows],
+                **{key: [value[b][inside[b]] for b in rows] for key, value in per_beat.items()}}
 
-    def with_overrides(self, **changes: object) -> GaussianBeat:
-        return GaussianBeat(dataclasses.replace(self.config, **changes))
+
+def _groups(counts: np.ndarray, budget: int, padding: float = PADDING) -> list[np.ndarray]:
+    """Records in batches by beat count: the (records x most beats) table of a batch holds at most
+    ``padding`` times the beats it needs, and at most ``budget`` rows.
+
+    Beat counts run from ~10 (slow records) to hundreds (a rare record of very short beats, as
+    the authors' unclipped lengths allow): one table for all would mostly hold padding.
+    """
+    order = np.argsort(counts, kind="stable")
+    groups, lo = [], 0
+    while lo < len(order):
+        hi, needed = lo + 1, int(counts[order[lo]])
+        while hi < len(order):
+            widest, size = int(counts[order[hi]]), hi + 1 - lo
+            if size * widest > min(budget, padding * (needed + widest)):
+                break
+            needed += widest
+            hi += 1
+        groups.append(np.sort(order[lo:hi]))
+        lo = hi
+    return groups
+
+
+def _merge(parts: list[tuple[np.ndarray, dict]], total: int) -> dict:
+    """One parameter dict from the batches' (rows, params), in the original record order."""
+    out: dict = {}
+    for key, first in parts[0][1].items():
+        if isinstance(first, np.ndarray):
+            merged = np.empty(total, dtype=first.dtype)
+            for rows, params in parts:
+                merged[rows] = params[key]
+            out[key] = merged
+        else:
+            values: list = [None] * total
+            for rows, params in parts:
+                for j, row in enumerate(rows):
+                    values[row] = params[key][j]
+            out[key] = values
+    return out
 
 
 def _augment_lists(plan: dict | None, batch: int) -> dict[str, list[np.ndarray]]:
@@ -446,7 +604,8 @@ def _augment_lists(plan: dict | None, batch: int) -> dict[str, list[np.ndarray]]
         return {"augment_kind": [np.zeros(0, np.int64) for _ in range(batch)], "augment_value": empty,
                 "augment_freq": empty, "augment_start": empty, "augment_length": empty}
     n = plan["n"]
-    freq = np.where((plan["kind"] == 1) | (plan["kind"] == 2), plan["freq"], np.nan)
+    periodic = np.isin(_OPERATION[plan["kind"]], (kernels.SINE, kernels.SQUARE))
+    freq = np.where(periodic, plan["freq"], np.nan)
     return {name: [values[b, : n[b]] for b in range(batch)] for name, values in (
         ("augment_kind", plan["kind"]), ("augment_value", plan["value"]), ("augment_freq", freq),
         ("augment_start", plan["lo"]), ("augment_length", plan["seg"]))}

@@ -1,23 +1,23 @@
 """Compiled inner loops of the Gaussian beat simulator (numba), one pass over each output sample.
 
-numpy evaluated every wave at every sample of its beat (five ``exp`` passes per sample, most of
-them over samples where the Gaussian is below 1e-8 of its peak). Here each wave is evaluated only
-over its support, ``|k - k0| <= sqrt(CUT / -q)`` (beyond it ``exp(q d^2) < e^-CUT``), and without
-an ``exp`` per sample: on a uniform grid a Gaussian obeys the recurrence
+A beat is made as the authors' generator makes it (docs/protocol.md, "The two simulators"): five
+Gaussians summed on a 1-s template sampled at 500 Hz, then stretched to the beat's length by
+linear interpolation of that template. Each wave is evaluated only over its support,
+``|k - k0| <= sqrt(CUT / -q)`` (beyond it ``exp(q d^2) < e^-CUT``), and without an ``exp`` per
+template sample: on a uniform grid a Gaussian obeys the recurrence
 
     g(d + 1) = g(d) * r(d),   r(d + 1) = r(d) * exp(2q),   r(d) = exp(q (2d + 1)),
 
 two multiplications per sample, accurate to ~1e-13 over a few hundred steps in float64. Narrow
 waves (support under ``MIN_RECURRENCE`` samples, where ``r`` could overflow) take a direct ``exp``
-per sample. Sine and square augmentations use the matching rotation recurrence for ``sin``.
+per sample. Only the template samples a beat's part of the window reads are computed.
 
-Every random draw is made here too (record and beat parameters, the block noises -- drawn while
-rendering, one normal per block the window shows -- and the white-noise augmentation), per ECG,
-from a SplitMix64 stream (Steele, Lea & Flood 2014) seeded by a hash of (key, ECG index), turned
-into normals by the ziggurat method of Marsaglia & Tsang (2000), 128 layers, with the value and
-the layer taken from disjoint bits of each 64-bit word (Doornik 2005).
-ECG i's draws depend on (key, i) only. This replaced a per-ECG Python loop over numpy Philox
-generators, which took over a third of the simulator's time.
+Every random draw is made here too (beat lengths, record and beat parameters, the block noises --
+drawn while rendering, one normal per block the window shows -- and the white-noise
+augmentations), per ECG, from SplitMix64 streams (Steele, Lea & Flood 2014) seeded by a hash of
+(key, stream index), turned into normals by the ziggurat method of Marsaglia & Tsang (2000), 128
+layers, with the value and the layer taken from disjoint bits of each 64-bit word (Doornik 2005).
+An ECG's draws depend on (key, its stream index) only, never on the batch around it.
 
 All arithmetic is float64; results are stored as float32. ``cache=True`` keeps the compiled code
 on disk (numba's cache, beside this file or in the user cache when that is read-only), so only
@@ -53,135 +53,149 @@ ZIG_R = 3.442619855899
 CUT = 18.0  # a wave is dropped where it is below exp(-18) = 1.5e-8 of its peak
 MIN_RECURRENCE = 4.0  # half-support (samples) below which each sample gets its own exp
 ST_RISE, ST_FALL = 0.015, 0.03  # s: how sharply the ST-T plateau starts at the J point and ends after T
+TWO_PI = 2.0 * math.pi
+SCALE, SINE, SQUARE, WHITE = 0, 1, 2, 3  # what an augmentation does to its segment (apply_augments)
 
 
 @njit(cache=True, nogil=True)
-def render_records(out, first, n, lo, level, slope, amp, q, k0, indices, key1, sd1, block1, key2, sd2, block2,
-                   st_offset, scale, j_point, t_centre):  # pragma: no cover - compiled
-    """Fill ``out`` (records x length, float32): each record's beats in order, with their block noises.
+def render_records(out, first, lead, n, lo, level, slope, amp, q, k0, step, beat_samples, fs, ids,
+                   key1, sd1, block1, last1, key2, sd2, block2, last2,
+                   st_offset, j_point, t_centre):  # pragma: no cover - compiled
+    """Fill ``out`` (records x length, float32): each record's window, beat by beat, with its block noises.
 
-    Beats are rows ``first[b]:first[b + 1]``, in time order, each covering ``n`` window samples
-    from sample ``lo`` of the beat: a ramp ``level + slope * k`` plus five Gaussians
-    ``amp * exp(q (k - k0)^2)`` in sample units. ``st_offset != 0`` adds the smooth ST-T plateau
-    from ``j_point`` to ``t_centre`` (template seconds, ``tau = k * scale``).
+    Record ``b``'s window opens with ``lead[b]`` zero samples (the zero the authors' record starts
+    with), then its beats: rows ``first[b]:first[b + 1]``, in time order, each covering ``n``
+    window samples from sample ``lo`` of the beat. Beat sample ``s`` reads the beat's 1-s
+    template (``fs`` samples: five Gaussians ``amp * exp(q (i - k0)^2)`` in template samples, plus
+    the ST-T plateau ``st_offset`` from ``j_point`` to ``t_centre`` when not 0) at position
+    ``p = s * step`` by linear interpolation, the last template sample from ``fs - 1`` on (as
+    ``np.interp`` does), and adds the ramp ``level + slope * s``.
 
-    Block noises, per beat: beat sample ``k`` gets ``sd1 * z[k // block1]`` (blocks counted from
-    the beat's first sample, so a beat's last block may be partial), ``z`` standard normals drawn
-    in time order -- one per block the window shows -- from record ``b``'s stream under ``key1``
-    (ECG ``indices[b]``); the same for noise 2 under ``key2``. ``sd == 0`` draws nothing.
+    Block noises (:func:`_add_blocks`): noise 1 of beat sample ``s`` is ``sd1 * z`` of block
+    ``s // block1``; a beat's trailing partial block stays 0 and its last full block takes the
+    beat's own normal ``last1`` (the beat table needs that value for the next beat's level);
+    the other blocks take the next normal of record ``b``'s stream under ``key1`` (stream index
+    ``ids[b]``), in time order, one per block the window shows. Noise 2 likewise.
     """
     n_rec, length = out.shape
     buf = np.empty(length)
+    template = np.zeros(fs)
     for b in range(n_rec):
-        pos = 0
-        state1 = stream_start(key1, indices[b])
-        state2 = stream_start(key2, indices[b])
+        pos = lead[b]
+        for t in range(pos):
+            buf[t] = 0.0
+        state1 = stream_start(key1, ids[b])
+        state2 = stream_start(key2, ids[b])
         for r in range(first[b], first[b + 1]):
-            cnt, l0 = n[r], lo[r]
-            for c in range(cnt):
-                buf[pos + c] = level[r] + slope[r] * (l0 + c)
-            for j in range(5):
-                a, qq = amp[r, j], q[r, j]
-                if a == 0.0 or qq >= 0.0:
-                    continue
-                half = math.sqrt(CUT / -qq)
-                centre = k0[r, j] - l0  # in window columns of this beat
-                c_lo = max(0, int(math.ceil(centre - half)))
-                c_hi = min(cnt - 1, int(math.floor(centre + half)))
-                if c_lo > c_hi:
-                    continue
-                if half < MIN_RECURRENCE:
-                    for c in range(c_lo, c_hi + 1):
-                        d = c - centre
-                        buf[pos + c] += a * math.exp(qq * d * d)
-                    continue
-                d = c_lo - centre
-                g = a * math.exp(qq * d * d)
-                ratio = math.exp(qq * (2.0 * d + 1.0))
-                step = math.exp(2.0 * qq)
-                for c in range(c_lo, c_hi + 1):
-                    buf[pos + c] += g
-                    g *= ratio
-                    ratio *= step
+            cnt, l0, f = n[r], lo[r], step[r]
+            i_lo = min(int(l0 * f), fs - 1)
+            i_hi = min(int((l0 + cnt - 1) * f) + 1, fs - 1)
+            _fill_template(template, i_lo, i_hi, amp[r], q[r], k0[r])
             if st_offset != 0.0:
-                for c in range(cnt):
-                    tau = (l0 + c) * scale[r]
+                for i in range(i_lo, i_hi + 1):
+                    tau = i / fs
                     rise = 0.5 * (1.0 + math.tanh((tau - j_point[r]) / ST_RISE))
                     fall = 0.5 * (1.0 + math.tanh((tau - t_centre[r]) / ST_FALL))
-                    buf[pos + c] += st_offset * (rise - fall)
-            s1, s2, w1, w2 = sd1[r], sd2[r], block1[r], block2[r]
-            if s1 != 0.0 and s2 != 0.0:  # both noises in one pass (the usual case)
-                k1, k2 = l0 % w1, l0 % w2  # the window may open mid-block
-                state1, z1 = _normal(state1)
-                state2, z2 = _normal(state2)
-                v = s1 * z1 + s2 * z2
-                last = cnt - 1
-                for c in range(cnt):
-                    buf[pos + c] += v
-                    k1 += 1
-                    k2 += 1
-                    if (k1 == w1 or k2 == w2) and c < last:
-                        if k1 == w1:
-                            k1 = 0
-                            state1, z1 = _normal(state1)
-                        if k2 == w2:
-                            k2 = 0
-                            state2, z2 = _normal(state2)
-                        v = s1 * z1 + s2 * z2
-            elif s1 != 0.0:
-                state1 = _add_blocks(buf, pos, cnt, l0, w1, s1, state1)
-            elif s2 != 0.0:
-                state2 = _add_blocks(buf, pos, cnt, l0, w2, s2, state2)
+                    template[i] += st_offset * (rise - fall)
+            for c in range(cnt):
+                p = (l0 + c) * f
+                i0 = min(int(p), fs - 1)  # from the template's last sample on, its value (np.interp)
+                v = template[i0] if i0 == fs - 1 else template[i0] + (p - i0) * (template[i0 + 1] - template[i0])
+                buf[pos + c] = level[r] + slope[r] * (l0 + c) + v
+            if sd1[r] != 0.0:
+                state1 = _add_blocks(buf, pos, cnt, l0, block1[r], beat_samples[r], sd1[r], last1[r], state1)
+            if sd2[r] != 0.0:
+                state2 = _add_blocks(buf, pos, cnt, l0, block2[r], beat_samples[r], sd2[r], last2[r], state2)
             pos += cnt
         for t in range(length):
             out[b, t] = buf[t]
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _add_blocks(buf, pos, cnt, l0, width, sd, state):  # pragma: no cover - compiled
-    """Add ``sd`` times one normal per ``width``-sample block (counted from beat sample 0) to
-    ``buf[pos : pos + cnt]``, which holds beat samples ``l0 .. l0 + cnt - 1``; returns the next state."""
-    c = 0
-    inside = l0 % width  # the window may open mid-block
-    while c < cnt:
-        state, z = _normal(state)
+@njit(cache=True, nogil=True)
+def _fill_template(template, i_lo, i_hi, amp, q, k0):  # pragma: no cover - compiled
+    """``template[i_lo : i_hi + 1]`` = the sum of the five waves ``amp * exp(q (i - k0)^2)`` there."""
+    for i in range(i_lo, i_hi + 1):
+        template[i] = 0.0
+    for j in range(amp.shape[0]):
+        a, qq = amp[j], q[j]
+        if a == 0.0 or qq >= 0.0:
+            continue
+        half = math.sqrt(CUT / -qq)
+        c_lo = max(i_lo, int(math.ceil(k0[j] - half)))
+        c_hi = min(i_hi, int(math.floor(k0[j] + half)))
+        if c_lo > c_hi:
+            continue
+        if half < MIN_RECURRENCE:
+            for i in range(c_lo, c_hi + 1):
+                d = i - k0[j]
+                template[i] += a * math.exp(qq * d * d)
+            continue
+        d = c_lo - k0[j]
+        g = a * math.exp(qq * d * d)
+        ratio = math.exp(qq * (2.0 * d + 1.0))
+        grow = math.exp(2.0 * qq)
+        for i in range(c_lo, c_hi + 1):
+            template[i] += g
+            g *= ratio
+            ratio *= grow
+
+
+@njit(cache=True, nogil=True)
+def _add_blocks(buf, pos, cnt, l0, width, n_beat, sd, z_last, state):  # pragma: no cover - compiled
+    """Add one block noise to ``buf[pos : pos + cnt]``, which holds beat samples ``l0 .. l0 + cnt - 1``.
+
+    Blocks of ``width`` samples count from the beat's first sample; only the ``n_beat // width``
+    full blocks get noise (the trailing partial block stays 0, as the authors pad it with zeros),
+    ``sd * z`` with ``z`` the stream's next normal, except the last full block, which takes
+    ``z_last``. Returns the stream's next state.
+    """
+    n_full = n_beat // width
+    limit = n_full * width
+    c, k = 0, l0
+    while c < cnt and k < limit:
+        block = k // width
+        if block == n_full - 1:
+            z = z_last
+        else:
+            state, z = _normal(state)
+        stop = min(cnt, c + (block + 1) * width - k)
         v = sd * z
-        stop = min(cnt, c + width - inside)
         for i in range(pos + c, pos + stop):
             buf[i] += v
+        k += stop - c
         c = stop
-        inside = 0
     return state
 
 
 @njit(cache=True, nogil=True)
-def apply_augments(x, n, kind, lo, seg, value, freq, phase, key, indices, fs):  # pragma: no cover - compiled
+def apply_augments(x, n, operation, lo, seg, value, step, key, ids):  # pragma: no cover - compiled
     """Every record's augmentations in slot order, in place on ``x`` (records x length, float32).
 
-    kind 0 scales the segment by ``value``; 1 adds ``value * sin(2 pi freq t + phase)``; 2 adds its
-    sign (a rectangular wave); 3 adds ``value`` times white noise, the record's next ``seg``
-    normals from its stream under ``key``.
+    Slot ``a`` of record ``r`` acts on samples ``lo .. lo + seg - 1``, ``i`` counting from the
+    segment's start: ``SCALE`` multiplies them by ``value``; ``SINE`` adds ``value * sin(i *
+    step)``; ``SQUARE`` adds ``value`` times scipy's ``square(i * step)`` (+1 on the first half of
+    each period, -1 on the second); ``WHITE`` adds ``value`` times the next normals of the
+    record's stream under ``key`` (stream index ``ids[r]``).
     """
     for r in range(x.shape[0]):
-        state = stream_start(key, indices[r])
+        state = stream_start(key, ids[r])
         for a in range(n[r]):
-            k, start, m, v = kind[r, a], lo[r, a], seg[r, a], value[r, a]
-            if k == 0:
+            o, start, m, v, w = operation[r, a], lo[r, a], seg[r, a], value[r, a], step[r, a]
+            if o == SCALE:
                 for i in range(start, start + m):
                     x[r, i] = np.float32(x[r, i] * v)
-            elif k == 3:
+            elif o == WHITE:
                 for i in range(start, start + m):
                     state, z = _normal(state)
                     x[r, i] += np.float32(v * z)
-            else:
-                w = 2.0 * math.pi * freq[r, a] / fs
-                s, c = math.sin(phase[r, a]), math.cos(phase[r, a])
+            elif o == SQUARE:
+                for i in range(m):
+                    x[r, start + i] += np.float32(v if (i * w) % TWO_PI < math.pi else -v)
+            else:  # SINE, by the rotation recurrence of sin(i w)
+                s, c = 0.0, 1.0
                 sw, cw = math.sin(w), math.cos(w)
                 for i in range(start, start + m):
-                    if k == 2:
-                        x[r, i] += np.float32(v if s > 0.0 else (-v if s < 0.0 else 0.0))
-                    else:
-                        x[r, i] += np.float32(v * s)
+                    x[r, i] += np.float32(v * s)
                     s, c = s * cw + c * sw, c * cw - s * sw
 
 
@@ -260,44 +274,110 @@ def normals(key, indices, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def draw_parameters(key, indices, n_record, k_max, n_beat, n_uniform, with_pvc, length_base, length_sd_record,
-                    length_sd_beat, length_min, length_max, fs, needed):  # pragma: no cover - compiled
-    """Each ECG's parameter draws, in this order from its own stream under ``key``.
+def uniforms(key, ids, n):  # pragma: no cover - compiled
+    """``(len(ids), n)`` uniforms in (0, 1), row i from stream index ``ids[i]``'s own stream."""
+    out = np.empty((ids.shape[0], n))
+    for b in range(ids.shape[0]):
+        state = stream_start(key, ids[b])
+        for t in range(n):
+            state, out[b, t] = _unit(state)
+    return out
 
-    1. ``n_record + k_max`` normals: the record-level draws (column 15 is the beat length's),
-       then one beat-length jitter per possible beat;
-    2. ``n_beat`` normals for each beat the record needs: beats until their lengths (clipped,
-       in whole samples) pass ``needed`` samples, plus two -- the rest of the row stays 0;
-    3. ``n_uniform`` uniforms; then, if ``with_pvc``, ``k_max`` uniforms (1.0 otherwise).
 
-    Returns (normals, beat lengths in seconds (clipped), shapes, uniforms, pvc uniforms, beats
-    drawn per ECG).
+@njit(cache=True, nogil=True)
+def record_draws(key, ids, n_normal, n_uniform):  # pragma: no cover - compiled
+    """Each record's ``n_normal`` normals then ``n_uniform`` uniforms, in that order from its stream."""
+    batch = ids.shape[0]
+    normal = np.empty((batch, n_normal))
+    unit = np.empty((batch, n_uniform))
+    for b in range(batch):
+        state = stream_start(key, ids[b])
+        for j in range(n_normal):
+            state, normal[b, j] = _normal(state)
+        for j in range(n_uniform):
+            state, unit[b, j] = _unit(state)
+    return normal, unit
+
+
+@njit(cache=True, nogil=True)
+def beat_draws(key, ids, counts, k, n_beat):  # pragma: no cover - compiled
+    """``(batch, k, n_beat)`` normals: ``n_beat`` per beat for the first ``counts[b]`` beats of
+    record ``b`` (in order, from its stream), zeros after them."""
+    batch = ids.shape[0]
+    out = np.zeros((batch, k, n_beat))
+    for b in range(batch):
+        state = stream_start(key, ids[b])
+        for j in range(counts[b]):
+            for m in range(n_beat):
+                state, out[b, j, m] = _normal(state)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _walk_beats(state, base, sd_record, sd_beat, low, high, fs, needed, max_draws, lengths,
+                samples):  # pragma: no cover - compiled
+    """One record's beats from its length stream: (record length, beats kept; -1 past ``max_draws``).
+
+    The first normal sets the record's length ``base + sd_record * z``; each next one a beat's,
+    ``record + sd_beat * z`` clipped to ``[low, high]``, of ``ceil(fs / (1 / length))`` samples
+    (the length of the authors' ``np.arange(0, fs, 1 / length)``), or none when the length is
+    not positive: such a beat is skipped, as the authors' empty beat changes nothing. Beats are
+    kept until the record, counting its leading zero sample, passes ``needed`` samples, plus one
+    (a premature beat may shorten the one before it). ``lengths``/``samples`` rows receive the
+    kept beats as far as they reach (empty rows: count only).
+    """
+    state, z = _normal(state)
+    record = base + sd_record * z
+    end, kept, passed = 1, 0, False
+    for _ in range(max_draws):
+        state, z = _normal(state)
+        length = min(max(record + sd_beat * z, low), high)
+        if length <= 0.0:
+            continue
+        count = int(math.ceil(fs / (1.0 / length)))
+        if kept < lengths.shape[0]:
+            lengths[kept] = length
+            samples[kept] = count
+        kept += 1
+        if passed:
+            return record, kept
+        end += count
+        passed = end > needed
+    return record, -1
+
+
+@njit(cache=True, nogil=True)
+def beat_lengths(key, indices, base, sd_record, sd_beat, low, high, fs, needed, max_draws, stride,
+                 max_attempts):  # pragma: no cover - compiled
+    """Every record's beat lengths, from its own length stream under ``key`` (:func:`_walk_beats`).
+
+    A record whose walk passes ``max_draws`` beat draws is drawn again from fresh streams: its
+    stream index moves on by ``stride`` (the authors' generator drops a record that takes over
+    5 s, which is what redrawing does to the distribution). Returns the attempts (stream index =
+    ``index + attempt * stride``), beats per record, record lengths (s), and ``(batch, max
+    beats)`` tables of beat lengths (s) and samples, zero-padded. After ``max_attempts`` failed
+    walks a record's attempt is ``max_attempts`` and the tables are left empty (the caller raises).
     """
     batch = indices.shape[0]
-    normals = np.empty((batch, n_record + k_max))
-    lengths = np.empty((batch, k_max))
-    shapes = np.zeros((batch, k_max, n_beat))
-    uniforms = np.empty((batch, n_uniform))
-    pvc_u = np.ones((batch, k_max))
-    n_drawn = np.empty(batch, dtype=np.int64)
+    attempts = np.zeros(batch, dtype=np.int64)
+    counts = np.zeros(batch, dtype=np.int64)
+    none, none_i = np.empty(0), np.empty(0, dtype=np.int64)
     for b in range(batch):
-        state = stream_start(key, indices[b])
-        for j in range(n_record + k_max):
-            state, normals[b, j] = _normal(state)
-        record_length = length_base + length_sd_record * normals[b, 15]
-        end, n_draw = 0.0, k_max
-        for j in range(k_max):
-            lengths[b, j] = min(max(record_length + length_sd_beat * normals[b, n_record + j], length_min), length_max)
-            end += math.ceil(lengths[b, j] * fs)
-            if end > needed and n_draw == k_max:
-                n_draw = min(j + 2, k_max)
-        n_drawn[b] = n_draw
-        for j in range(n_draw):
-            for m in range(n_beat):
-                state, shapes[b, j, m] = _normal(state)
-        for j in range(n_uniform):
-            state, uniforms[b, j] = _unit(state)
-        if with_pvc:
-            for j in range(k_max):
-                state, pvc_u[b, j] = _unit(state)
-    return normals, lengths, shapes, uniforms, pvc_u, n_drawn
+        while attempts[b] < max_attempts:
+            state = stream_start(key, indices[b] + attempts[b] * stride)
+            _, kept = _walk_beats(state, base, sd_record, sd_beat, low, high, fs, needed, max_draws, none, none_i)
+            if kept >= 0:
+                counts[b] = kept
+                break
+            attempts[b] += 1
+        if attempts[b] == max_attempts:
+            return attempts, counts, np.zeros(batch), np.zeros((batch, 0)), np.zeros((batch, 0), dtype=np.int64)
+    k = counts.max() if batch else 0
+    record = np.empty(batch)
+    lengths = np.zeros((batch, k))
+    samples = np.zeros((batch, k), dtype=np.int64)
+    for b in range(batch):
+        state = stream_start(key, indices[b] + attempts[b] * stride)
+        record[b], _ = _walk_beats(state, base, sd_record, sd_beat, low, high, fs, needed, max_draws,
+                                   lengths[b], samples[b])
+    return attempts, counts, record, lengths, samples
