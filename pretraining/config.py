@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 SCHEDULES = ("constant", "cosine")
 SELECTIONS = ("best_val", "last")  # which checkpoint becomes the encoder (docs/protocol.md, "MAE pretraining")
+VAL_MASKS = ("fresh", "fixed")  # the validation's masks: drawn anew at every validation, or once
 OPTIMIZERS = ("adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda")  # pretraining.ddp resolves "auto"
 
@@ -57,7 +58,10 @@ class PretrainConfig:
     steps when that is set (> 0; the small suites and tests pin their cadence in steps).
     ``select = "best_val"`` (the paper's) hands out the checkpoint of the lowest of these
     validation losses, as the authors' ``net.pth``; ``"last"`` hands out the final weights
-    (the ``progress`` suite's fixed-step checkpoints).
+    (the ``progress`` suite's fixed-step checkpoints). ``val_masks = "fresh"`` draws the
+    validation's random masks anew at every validation, as the authors' model did (seeded here by
+    ``seed`` and the step); ``"fixed"`` draws them once, so the losses of two steps differ by the
+    weights alone.
     """
 
     corpus: str = "sim"
@@ -81,6 +85,7 @@ class PretrainConfig:
     val_every: int = 0  # steps; 0: every val_every_samples samples seen
     val_every_samples: int = 1_000_000
     select: str = "best_val"
+    val_masks: str = "fresh"
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     log_every: int = 50
@@ -103,7 +108,8 @@ PRETRAIN_LIMITS: dict[str, Limits] = {
     "optimizer": Limits(choices=OPTIMIZERS), "betas": FRACTION, "weight_decay": NON_NEGATIVE,
     "schedule": Limits(choices=SCHEDULES), "warmup_steps": NON_NEGATIVE, "min_lr_ratio": Limits(ge=0, le=1),
     "grad_clip": NON_NEGATIVE, "val_size": NON_NEGATIVE, "val_every": NON_NEGATIVE,
-    "val_every_samples": POSITIVE, "select": Limits(choices=SELECTIONS), "checkpoint_every": POSITIVE,
+    "val_every_samples": POSITIVE, "select": Limits(choices=SELECTIONS),
+    "val_masks": Limits(choices=VAL_MASKS), "checkpoint_every": POSITIVE,
     "keep_checkpoints": AT_LEAST_ONE, "log_every": POSITIVE, "num_workers": NON_NEGATIVE,
     "prefetch_factor": AT_LEAST_ONE, "threads": NON_NEGATIVE, "seed": SEED, "device": Limits(choices=DEVICES),
 }

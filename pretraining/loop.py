@@ -460,7 +460,7 @@ class _Run:
         return cls(model.parameters(), lr=c.lr, betas=tuple(c.betas), weight_decay=c.weight_decay)
 
     def _val_data(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's share of the fixed validation set: z-scored signals and mask noise."""
+        """This rank's share of the fixed validation set: z-scored signals and the fixed mask noise."""
         if self._val is None:
             c, ctx = self.config, self.ctx
             indices = np.arange(self.train_size, self.train_size + c.val_size)[ctx.rank::ctx.world_size]
@@ -471,16 +471,28 @@ class _Run:
             self._val = (torch.from_numpy(signals).unsqueeze(1), torch.from_numpy(own_noise))
         return self._val
 
+    def _val_noise(self, step: int) -> torch.Tensor:
+        """This rank's mask noise for the validation after ``step``: the fixed draw, or a fresh one.
+
+        A fresh draw depends on (``seed``, ``step``) only, never on the training RNG, so a
+        resumed run or another number of processes validates with the same masks.
+        """
+        c, ctx = self.config, self.ctx
+        if c.val_masks == "fixed":
+            return self._val_data()[1]
+        noise = rng_for(c.seed, "val-mask", step).random((c.val_size, self.mae_config.num_patches), dtype=np.float32)
+        return torch.from_numpy(noise[ctx.rank::ctx.world_size].copy())
+
     @torch.no_grad()
     def validate(self, model: MaskedAutoencoder, autocast: torch.autocast, step: int) -> float:
         """Mean masked-patch MSE over the whole validation set (fixed samples, fixed masks) after ``step`` steps.
 
-        The masks are drawn once (``config.seed``), so losses of different steps compare the
-        weights alone; the authors drew new masks at every validation.
+        The masks are drawn anew for each validation (``val_masks = "fresh"``, as the authors'
+        model did) or once for all (``"fixed"``).
         """
         if self.config.val_size == 0:
             return float("nan")
-        signals, noise = self._val_data()
+        signals, noise = self._val_data()[0], self._val_noise(step)
         model.eval()
         total = torch.zeros(2, dtype=torch.float64)
         chunk = min(self.config.batch_size, 256)

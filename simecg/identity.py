@@ -59,11 +59,11 @@ IGNORED: Mapping[str, frozenset[str]] = {
 }
 
 # Pretraining settings that change the encoder only by choosing its checkpoint: the validation
-# cadence decides which validation losses are compared, so it is part of an encoder's identity
-# when the encoder is the best-validation checkpoint (``select = "best_val"``, the paper's) and
-# left out when it is the last one (``select = "last"``), where validation is bookkeeping
-# (docs/protocol.md, "MAE pretraining").
-SELECTING: frozenset[str] = frozenset({"val_every", "val_every_samples"})
+# cadence and masks decide which validation losses are compared, so they are part of an
+# encoder's identity when the encoder is the best-validation checkpoint (``select = "best_val"``,
+# the paper's) and left out when it is the last one (``select = "last"``), where validation is
+# bookkeeping (docs/protocol.md, "MAE pretraining").
+SELECTING: frozenset[str] = frozenset({"val_every", "val_every_samples", "val_masks"})
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ def test_a_pretraining_setting_moves_the_encoder_and_its_cells_only() -> None:
     assert moved(before["studies"], after["studies"]) == MAE
 
 
-@pytest.mark.parametrize("setting", ["pretrain.val_every=7", "pretrain.val_every_samples=640"])
+@pytest.mark.parametrize("setting", ["pretrain.val_every=7", "pretrain.val_every_samples=640",
+                                     "pretrain.val_masks=fixed"])
 def test_the_validation_cadence_moves_the_encoder_only_when_it_chooses_the_best_checkpoint(setting: str) -> None:
     """It decides which validation losses the best-validation encoder is chosen among; the last one it cannot move."""
     key, value = setting.split("=")

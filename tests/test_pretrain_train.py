@@ -232,6 +232,17 @@ def test_a_resumed_run_hands_out_the_best_checkpoint_of_the_uninterrupted_one(tm
                          ckpt.load_encoder(straight.checkpoint).state_dict())
 
 
+def test_validation_masks_change_the_validation_losses_and_never_the_training(tmp_path):
+    """Fresh masks (the authors') at every validation, or one draw for all: the same weights either way."""
+    fresh = pretrain(CONFIG, tmp_path / "fresh", progress=False, corpus=SineCorpus())
+    fixed = pretrain(dataclasses.replace(CONFIG, val_masks="fixed"), tmp_path / "fixed", progress=False,
+                     corpus=SineCorpus())
+    _assert_same_weights(_weights(fresh.training_checkpoint), _weights(fixed.training_checkpoint))
+    losses = {name: [h["val_loss"] for h in run.history if "val_loss" in h] for name, run in
+              (("fresh", fresh), ("fixed", fixed))}
+    assert len(losses["fresh"]) == 2 and all(a != b for a, b in zip(losses["fresh"], losses["fixed"], strict=True))
+
+
 def test_no_validation_to_choose_by_hands_out_the_last_checkpoint_and_says_so(tmp_path, caplog):
     config = dataclasses.replace(CONFIG, val_every=0, val_every_samples=1000)  # every 251 steps: never in 8
     with caplog.at_level(logging.WARNING, logger="pretraining.loop"):
