@@ -10,6 +10,12 @@ place that has it:
 3. pretraining it now, in a run that ends FINISHED, FAILED or KILLED (:meth:`Tracker.run`),
    resuming from the folder's last checkpoint if a killed run left one.
 
+The encoder is the one pretraining hands out: the best-validation checkpoint (the paper's,
+``pretrain.select = "best_val"``) or the last one (``"last"``, the ``progress`` suite's fixed
+steps); its pretraining run logs which step it is and that step's validation loss
+(docs/protocol.md, "MAE pretraining"), and the encoder it logs (``encoder.pt`` and the MLflow
+model) is that checkpoint.
+
 A cached ``encoder.pt`` is used only if it matches its size+hash sidecar (:mod:`simecg.integrity`);
 a damaged or unsealed one gets a one-line warning and takes the same path as a missing one
 (MLflow, then pretraining, which resumes from the last intact checkpoint) until a good copy
@@ -36,7 +42,7 @@ import numpy as np
 from benchmark.config import SuiteConfig
 from benchmark.tags import RunTags
 from benchmark.tracking import Tracker
-from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity
+from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity, validation_interval
 from simecg import integrity, paths
 from simecg.config import flatten, to_dict
 from simecg.errors import CacheError, CheckpointError, SimECGError, first_line
@@ -175,6 +181,7 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
             _log_corpus_preview(run, corpus)
             result = pretrain(config, folder, logger=run, progress=progress, corpus=corpus, identity=identity)
             run.log_metrics({"final_val_loss": result.val_loss, "steps": result.steps})
+            _log_choice(run, config, result.choice)
             run.log_artifact(result.checkpoint, "encoder")
             run.log_artifact(integrity.sidecar(result.checkpoint), "encoder")  # lets a fetch check the download
             run.log_artifact(folder / "identity.json", "encoder")
@@ -192,6 +199,13 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
     except Exception as exc:
         raise SimECGError(f"pretraining on corpus {config.corpus!r} failed: {type(exc).__name__}: {exc}") from exc
     return ProvisionedEncoder(result.checkpoint, identity, run.run_id, trained_now=True)
+
+
+def _log_choice(run: Any, config: PretrainConfig, choice: Any) -> None:
+    """Which checkpoint the run's encoder is: its step and why (params), its validation loss (metric)."""
+    run.log_params({"val_every_steps": validation_interval(config), "encoder.step": choice.step,
+                    "encoder.chosen_by": choice.chosen_by})
+    run.log_metrics({"encoder_val_loss": choice.val_loss})
 
 
 def _log_corpus_preview(run: Any, corpus: Any) -> None:

@@ -4,9 +4,11 @@ Two kinds of file, both plain dicts of tensors and JSON-like values (no pickled 
 loading never runs code from the file):
 
 * a *training checkpoint* ``step-XXXXXXXX.pt``: model, optimizer, step, history and RNG state,
-  everything needed to resume exactly;
+  and the best validation so far (its step, loss and encoder weights), everything needed to
+  resume exactly, including which checkpoint the run will hand out;
 * an *encoder file* ``encoder.pt``: the encoder weights and the :class:`MAEConfig` they need,
-  what downstream fine-tuning loads with :func:`load_encoder`.
+  what downstream fine-tuning loads with :func:`load_encoder`: the best-validation weights or
+  the last ones (``pretrain.select``; docs/protocol.md, "MAE pretraining").
 
 A file is written to a temporary name in the same folder, flushed to disk and renamed over
 the target, so a crash never leaves a half-written checkpoint behind a valid name. Before the
@@ -158,10 +160,20 @@ def config_from_dict(data: dict[str, Any], source: Path | str = "checkpoint") ->
     return MAEConfig(**data)
 
 
+def encoder_weights(encoder: ECGEncoder) -> dict[str, torch.Tensor]:
+    """A CPU copy of the encoder's weights, which later training steps leave as they are."""
+    return {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()}
+
+
 def save_encoder(encoder: ECGEncoder, path: Path, extra: dict[str, Any] | None = None) -> Path:
     """Write the encoder weights and architecture as an encoder file."""
-    state = {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()}
-    payload = {"format": FORMAT, "kind": "encoder", "model_config": config_to_dict(encoder.config), "encoder": state}
+    return save_encoder_weights(encoder_weights(encoder), encoder.config, path, extra)
+
+
+def save_encoder_weights(weights: dict[str, torch.Tensor], config: MAEConfig, path: Path,
+                         extra: dict[str, Any] | None = None) -> Path:
+    """Write encoder weights taken earlier (:func:`encoder_weights`) as an encoder file of architecture ``config``."""
+    payload = {"format": FORMAT, "kind": "encoder", "model_config": config_to_dict(config), "encoder": weights}
     if extra:
         payload["extra"] = extra
     return atomic_save(payload, path)

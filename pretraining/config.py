@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from pretraining.corpora.base import Corpus
 
 SCHEDULES = ("constant", "cosine")
+SELECTIONS = ("best_val", "last")  # which checkpoint becomes the encoder (docs/protocol.md, "MAE pretraining")
+VAL_MASKS = ("fresh", "fixed")  # the validation's masks: drawn anew at every validation, or once
 OPTIMIZERS = ("adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda")  # pretraining.ddp resolves "auto"
 
@@ -49,6 +51,17 @@ class PretrainConfig:
     batch 512. Gradient clipping is off (0) as in the paper; ``amp`` means bf16 autocast on GPU.
     ``threads`` > 0 sets torch's CPU threads for the run (0: torch's default); on a small CPU
     shared with DataLoader workers, 1 thread avoids oversubscription.
+
+    Validation and the encoder (docs/protocol.md, "MAE pretraining"): the validation loss is
+    measured every ``val_every_samples`` samples seen (the authors' ``eval_every``, 1e6:
+    every 1,954 steps at batch 512, see :func:`validation_interval`), or every ``val_every``
+    steps when that is set (> 0; the small suites and tests pin their cadence in steps).
+    ``select = "best_val"`` (the paper's) hands out the checkpoint of the lowest of these
+    validation losses, as the authors' ``net.pth``; ``"last"`` hands out the final weights
+    (the ``progress`` suite's fixed-step checkpoints). ``val_masks = "fresh"`` draws the
+    validation's random masks anew at every validation, as the authors' model did (seeded here by
+    ``seed`` and the step); ``"fixed"`` draws them once, so the losses of two steps differ by the
+    weights alone.
     """
 
     corpus: str = "sim"
@@ -69,7 +82,10 @@ class PretrainConfig:
     min_lr_ratio: float = 0.0
     grad_clip: float = 0.0
     val_size: int = 5000
-    val_every: int = 1000
+    val_every: int = 0  # steps; 0: every val_every_samples samples seen
+    val_every_samples: int = 1_000_000
+    select: str = "best_val"
+    val_masks: str = "fresh"
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     log_every: int = 50
@@ -91,7 +107,9 @@ PRETRAIN_LIMITS: dict[str, Limits] = {
     "corpus_size": POSITIVE, "corpus_seed": SEED, "steps": POSITIVE, "batch_size": POSITIVE, "lr": POSITIVE,
     "optimizer": Limits(choices=OPTIMIZERS), "betas": FRACTION, "weight_decay": NON_NEGATIVE,
     "schedule": Limits(choices=SCHEDULES), "warmup_steps": NON_NEGATIVE, "min_lr_ratio": Limits(ge=0, le=1),
-    "grad_clip": NON_NEGATIVE, "val_size": NON_NEGATIVE, "val_every": POSITIVE, "checkpoint_every": POSITIVE,
+    "grad_clip": NON_NEGATIVE, "val_size": NON_NEGATIVE, "val_every": NON_NEGATIVE,
+    "val_every_samples": POSITIVE, "select": Limits(choices=SELECTIONS),
+    "val_masks": Limits(choices=VAL_MASKS), "checkpoint_every": POSITIVE,
     "keep_checkpoints": AT_LEAST_ONE, "log_every": POSITIVE, "num_workers": NON_NEGATIVE,
     "prefetch_factor": AT_LEAST_ONE, "threads": NON_NEGATIVE, "seed": SEED, "device": Limits(choices=DEVICES),
 }
@@ -138,6 +156,20 @@ def model_config(config: PretrainConfig) -> MAEConfig:
         check_trainable(model.parameter_count(), f"pretrain.model ({settings})")
     return model
 
+
+
+def validation_interval(config: PretrainConfig) -> int:
+    """Steps between two validations: ``val_every`` when set, else as the authors counted samples.
+
+    Their loop validates once the samples seen since the last validation *exceed*
+    ``eval_every`` and then restarts the count at 0, so the interval is
+    ``val_every_samples // batch_size + 1`` steps: 1,954 for 1e6 samples at batch 512
+    (docs/protocol.md, "MAE pretraining"). ``batch_size`` is the global batch, so the cadence
+    in samples holds for any batch size and number of processes.
+    """
+    if config.val_every > 0:
+        return config.val_every
+    return config.val_every_samples // config.batch_size + 1
 
 
 def lr_at(config: PretrainConfig, step: int) -> float:

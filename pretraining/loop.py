@@ -6,6 +6,12 @@ a fixed held-out set, and writes atomic checkpoints (:mod:`pretraining.checkpoin
 random choice comes from ``config.seed`` and the step number, so calling it again on the same
 ``out_dir`` continues exactly where the last checkpoint left off, and ``n`` processes with the
 same global batch train the same model as one.
+
+The encoder it hands out (``encoder.pt``) is, as in the paper, the checkpoint of the lowest
+validation loss among the validations every :func:`~pretraining.config.validation_interval`
+steps (the authors' ``net.pth``; docs/protocol.md, "MAE pretraining"), or the last one with
+``pretrain.select = "last"``. The best validation so far travels in every training checkpoint,
+so a resumed run hands out the same encoder as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,16 +32,23 @@ from torch import nn
 
 from pretraining import checkpoint as ckpt
 from pretraining import ddp
-from pretraining.config import PretrainConfig, build_corpus, encoder_identity, lr_at, model_config
+from pretraining.config import (
+    PretrainConfig,
+    build_corpus,
+    encoder_identity,
+    lr_at,
+    model_config,
+    validation_interval,
+)
 from pretraining.corpora.base import validation_holdout
 from pretraining.figures import loss_curve_figure, reconstruction_figure
 from pretraining.mae import MAEConfig, MaskedAutoencoder
 from pretraining.stream import PretrainStream, make_loader
 from simecg import integrity
 from simecg.config import to_dict
-from simecg.errors import ConfigError, SimECGError
+from simecg.errors import CheckpointError, ConfigError, SimECGError
 from simecg.failpoints import failpoint
-from simecg.identity import IDENTITY_VERSION, Identity, without_ignored
+from simecg.identity import IDENTITY_VERSION, SELECTING, Identity, without_ignored
 from simecg.seeding import rng_for
 from simecg.signal import zscore
 
@@ -44,13 +59,48 @@ log = logging.getLogger(__name__)
 
 IDENTITY_FILE = "identity.json"
 
+# EncoderChoice.chosen_by: why the encoder holds the weights of its step.
+BEST_VAL = "best_val"  # the lowest validation loss (select = "best_val", the paper's)
+LAST = "last"  # the final weights, as asked (select = "last")
+LAST_UNVALIDATED = "last (no validation)"  # best_val asked, but no validation loss to choose by
+
+
+@dataclass(frozen=True)
+class BestValidation:
+    """The lowest validation loss so far, its step, and the encoder weights then.
+
+    ``encoder`` is held by the process that writes checkpoints (rank 0), and only when the
+    run hands out the best-validation encoder (``select = "best_val"``); None otherwise.
+    """
+
+    step: int
+    val_loss: float
+    encoder: dict[str, torch.Tensor] | None = None
+
+    def to_state(self) -> dict[str, Any]:
+        return {"step": self.step, "val_loss": self.val_loss, "encoder": self.encoder}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> BestValidation | None:
+        return None if state is None else cls(int(state["step"]), float(state["val_loss"]), state.get("encoder"))
+
+
+@dataclass(frozen=True)
+class EncoderChoice:
+    """Which training step's weights the encoder file holds, its validation loss (NaN: none) and why."""
+
+    step: int
+    val_loss: float
+    chosen_by: str
+
 
 @dataclass
 class PretrainResult:
     """What :func:`pretrain` produced.
 
-    ``checkpoint`` is the encoder file for :func:`pretraining.checkpoint.load_encoder`;
-    ``history`` has one dict per logged step (``step``, ``train_loss``, ``lr``,
+    ``checkpoint`` is the encoder file for :func:`pretraining.checkpoint.load_encoder`, holding
+    the weights of step ``choice.step``; ``val_loss`` is the validation loss after the last
+    step; ``history`` has one dict per logged step (``step``, ``train_loss``, ``lr``,
     ``samples_per_s``, ``data_wait_share``, and ``val_loss`` on validation steps).
     """
 
@@ -62,6 +112,7 @@ class PretrainResult:
     training_checkpoint: Path
     model_config: MAEConfig
     fingerprint: str
+    choice: EncoderChoice
 
 
 def pretrain(
@@ -127,10 +178,17 @@ def resume_from_prefix(out_dir: Path, identity: Identity, config: PretrainConfig
     trained for ``k`` steps, so a run for more steps can continue a shorter one instead of
     starting over (the ``progress`` suite's seven checkpoints cost one run). Only folders under
     ``roots`` whose identity differs in ``pretrain.steps`` alone qualify; their last checkpoint is
-    copied, never moved. Returns 0 when there is none (or ``out_dir`` already has checkpoints).
+    copied, never moved. A run that hands out its last weights (``select = "last"``) may also
+    continue a best-validation run (differences in ``select`` and the validation cadence): it
+    never reads the best validation the checkpoint carries. A best-validation run continues only
+    its own kind, whose carried best was chosen on the same validation steps. Returns 0 when
+    there is none (or ``out_dir`` already has checkpoints).
     """
     if config.schedule != "constant" or ckpt.latest_checkpoint(out_dir / "checkpoints") is not None:
         return 0
+    continues = ("pretrain.steps:",)
+    if config.select == LAST:
+        continues += tuple(f"pretrain.{key}:" for key in ("select", *sorted(SELECTING)))
     best: tuple[int, Path] | None = None
     for root in roots:
         for file in sorted(root.glob(f"*/{IDENTITY_FILE}")):
@@ -141,7 +199,7 @@ def resume_from_prefix(out_dir: Path, identity: Identity, config: PretrainConfig
                 diffs = identity.differences(stored["payload"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if not diffs or not all(d.startswith("pretrain.steps:") for d in diffs):
+            if not diffs or not all(d.startswith(continues) for d in diffs):
                 continue
             for step, path in ckpt.list_checkpoints(file.parent / "checkpoints"):
                 if step <= config.steps and (best is None or step > best[0]):
@@ -243,11 +301,13 @@ class _Run:
                 f"requested {config.steps}; use another --out folder"
             )
         if state is not None and state["step"] == config.steps:
+            best = BestValidation.from_state(state.get("best"))
+            choice = self._choice(state["step"], state["val_loss"], best)
             if ctx.is_main and ckpt.damage(self.encoder_path) is not None:  # absent, damaged or unsealed
-                self._save_encoder_from_state(state)
+                self._write_encoder(choice, best, lambda: self._last_weights(state))
             ddp.barrier(ctx)
             log.info("pretraining in %s is already complete (%d steps)", self.out_dir, config.steps)
-            return self._result(latest, state["history"], state["val_loss"])
+            return self._result(latest, state["history"], state["val_loss"], choice)
 
         corpus = self.corpus if self.corpus is not None else build_corpus(config)
         self.train_size, self.val_count = validation_holdout(corpus, config.val_size, config.corpus)
@@ -258,11 +318,14 @@ class _Run:
         model = MaskedAutoencoder(self.mae_config).to(ctx.device)
         optimizer = self._optimizer(model)
         start, history, window, val_loss = 0, [], {"loss_sum": 0.0, "count": 0}, float("nan")
+        best: BestValidation | None = None
+        every = validation_interval(config)
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             start, history, window = state["step"], list(state["history"]), dict(state["window"])
             val_loss = state["val_loss"]
+            best = BestValidation.from_state(state.get("best"))
             torch.set_rng_state(state["rng"]["torch"])
             if torch.cuda.is_available() and state["rng"].get("cuda"):
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -333,9 +396,11 @@ class _Run:
                     window = {"loss_sum": 0.0, "count": 0}
                     wait_s = busy_s = 0.0
                     window_steps = 0
-                if done % config.val_every == 0 or done == config.steps:
-                    val_loss = self.validate(model, autocast)
+                if done % every == 0 or done == config.steps:
+                    val_loss = self.validate(model, autocast, done)
                     entry["val_loss"] = val_loss
+                    if done % every == 0:  # the authors compare these only (not an unscheduled last one)
+                        best = self._keep_best(best, model, done, val_loss)
                     self._log_reconstructions(model, done)
                 if entry:
                     history.append({"step": done, **entry})
@@ -348,20 +413,20 @@ class _Run:
                 if done % config.checkpoint_every == 0 or done == config.steps:
                     if window["count"] and ctx.distributed:  # see _save: the window is saved as the global mean
                         window["loss_sum"] = ddp.all_reduce_mean(window["loss_sum"], ctx)
-                    last_path = self._save(model, optimizer, done, history, window, val_loss)
+                    last_path = self._save(model, optimizer, done, history, window, val_loss, best)
         finally:
             if bar is not None:
                 bar.close()
             del batches
+        choice = self._choice(config.steps, val_loss, best)
         if ctx.is_main:
-            ckpt.save_encoder(model.encoder, self.encoder_path,
-                              extra={"fingerprint": self.fingerprint, "steps": config.steps, "val_loss": val_loss})
+            self._write_encoder(choice, best, lambda: ckpt.encoder_weights(model.encoder))
             integrity.write_json(self.out_dir / "history.json", history)
             if self.logger is not None and history:
                 self._log_figure(loss_curve_figure(history), "loss_curve.png")
         ddp.barrier(ctx)
         assert last_path is not None
-        return self._result(last_path, history, val_loss)
+        return self._result(last_path, history, val_loss, choice)
 
     # ---- pieces ---------------------------------------------------------------------------
     def _resume_point(self) -> Path | None:
@@ -390,7 +455,7 @@ class _Run:
         return cls(model.parameters(), lr=c.lr, betas=tuple(c.betas), weight_decay=c.weight_decay)
 
     def _val_data(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's share of the fixed validation set: z-scored signals and mask noise."""
+        """This rank's share of the fixed validation set: z-scored signals and the fixed mask noise."""
         if self._val is None:
             c, ctx = self.config, self.ctx
             indices = np.arange(self.train_size, self.train_size + self.val_count)[ctx.rank::ctx.world_size]
@@ -401,12 +466,29 @@ class _Run:
             self._val = (torch.from_numpy(signals).unsqueeze(1), torch.from_numpy(own_noise))
         return self._val
 
+    def _val_noise(self, step: int) -> torch.Tensor:
+        """This rank's mask noise for the validation after ``step``: the fixed draw, or a fresh one.
+
+        A fresh draw depends on (``seed``, ``step``) only, never on the training RNG, so a
+        resumed run or another number of processes validates with the same masks.
+        """
+        c, ctx = self.config, self.ctx
+        if c.val_masks == "fixed":
+            return self._val_data()[1]
+        noise = rng_for(c.seed, "val-mask", step).random((self.val_count, self.mae_config.num_patches),
+                                                          dtype=np.float32)
+        return torch.from_numpy(noise[ctx.rank::ctx.world_size].copy())
+
     @torch.no_grad()
-    def validate(self, model: MaskedAutoencoder, autocast: torch.autocast) -> float:
-        """Mean masked-patch MSE over the whole validation set (fixed samples, fixed masks)."""
-        if self.config.val_size == 0:
+    def validate(self, model: MaskedAutoencoder, autocast: torch.autocast, step: int) -> float:
+        """Mean masked-patch MSE over the whole validation set (fixed samples, fixed masks) after ``step`` steps.
+
+        The masks are drawn anew for each validation (``val_masks = "fresh"``, as the authors'
+        model did) or once for all (``"fixed"``).
+        """
+        if self.val_count == 0:
             return float("nan")
-        signals, noise = self._val_data()
+        signals, noise = self._val_data()[0], self._val_noise(step)
         model.eval()
         total = torch.zeros(2, dtype=torch.float64)
         chunk = min(self.config.batch_size, 256)
@@ -417,10 +499,12 @@ class _Run:
             total += torch.tensor([float(loss) * len(x), len(x)], dtype=torch.float64)
         model.train()
         total = ddp.all_reduce_sum(total, self.ctx)
+        log.debug("step %d: validation loss %.6g", step, float(total[0] / total[1]))
         return float(total[0] / total[1])
 
     def _save(self, model: MaskedAutoencoder, optimizer: torch.optim.Optimizer, step: int,
-              history: list[dict[str, Any]], window: dict[str, Any], val_loss: float) -> Path:
+              history: list[dict[str, Any]], window: dict[str, Any], val_loss: float,
+              best: BestValidation | None) -> Path:
         """Rank 0 writes the training checkpoint every process resumes from (the others only wait).
 
         The unlogged loss ``window`` must hold for every process, so the loop first replaces each
@@ -444,6 +528,7 @@ class _Run:
                     "history": history,
                     "window": window,
                     "val_loss": val_loss,
+                    "best": best.to_state() if best is not None else None,
                     "rng": rng,
                     "pretrain_config": to_dict(self.config),
                     "model_config": dataclasses.asdict(self.mae_config),
@@ -454,21 +539,69 @@ class _Run:
             ckpt.prune_checkpoints(self.ckpt_dir, self.config.keep_checkpoints)
         return path
 
-    def _save_encoder_from_state(self, state: dict[str, Any]) -> None:
+    def _keep_best(self, best: BestValidation | None, model: MaskedAutoencoder, step: int,
+                   val_loss: float) -> BestValidation | None:
+        """The best validation after one at ``step``: strictly lower wins, as the authors' ``<``.
+
+        Of equal losses the earlier checkpoint stays; a NaN loss (no validation set) never wins.
+        Every process decides alike (``val_loss`` is reduced over all of them), and rank 0, which
+        writes the checkpoints and the encoder, keeps the weights.
+        """
+        if not val_loss < (best.val_loss if best is not None else math.inf):
+            return best
+        keep = self.config.select == BEST_VAL and self.ctx.is_main
+        return BestValidation(step, val_loss, ckpt.encoder_weights(model.encoder) if keep else None)
+
+    def _choice(self, step: int, val_loss: float, best: BestValidation | None) -> EncoderChoice:
+        """Which weights the encoder file gets after ``step`` steps (``val_loss``: that step's)."""
+        if self.config.select == LAST:
+            return EncoderChoice(step, val_loss, LAST)
+        if best is not None:
+            return EncoderChoice(best.step, best.val_loss, BEST_VAL)
+        if self.ctx.is_main:
+            log.warning(
+                "encoder %s: no validation loss to choose the best checkpoint by (pretrain.val_size %d, a validation "
+                "every %d steps, %d steps); the encoder is the last checkpoint", self.fingerprint,
+                self.config.val_size, validation_interval(self.config), self.config.steps,
+            )
+        return EncoderChoice(step, val_loss, LAST_UNVALIDATED)
+
+    def _last_weights(self, state: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The encoder weights of a training checkpoint's model."""
         model = MaskedAutoencoder(self.mae_config)
         model.load_state_dict(state["model"])
-        ckpt.save_encoder(model.encoder, self.encoder_path, extra={
-            "fingerprint": self.fingerprint, "steps": state["step"], "val_loss": state["val_loss"]})
+        return ckpt.encoder_weights(model.encoder)
 
-    def _result(self, training_checkpoint: Path, history: list[dict[str, Any]], val_loss: float) -> PretrainResult:
+    def _write_encoder(self, choice: EncoderChoice, best: BestValidation | None,
+                       last_weights: Callable[[], dict[str, torch.Tensor]]) -> None:
+        """Write ``encoder.pt``: the best validation's weights or the last ones, as ``choice`` says.
+
+        ``extra`` records the fingerprint, the steps trained, and the step, validation loss and
+        reason of the choice (``val_loss`` is the encoder's own).
+        """
+        if choice.chosen_by == BEST_VAL:
+            if best is None or best.encoder is None:
+                raise CheckpointError(
+                    f"the training checkpoints in {self.ckpt_dir} hold no weights of their best validation (step "
+                    f"{choice.step}); delete {self.out_dir} to pretrain again"
+                )
+            weights = best.encoder
+        else:
+            weights = last_weights()
+        ckpt.save_encoder_weights(weights, self.mae_config, self.encoder_path, extra={
+            "fingerprint": self.fingerprint, "steps": self.config.steps, "step": choice.step,
+            "val_loss": choice.val_loss, "chosen_by": choice.chosen_by})
+
+    def _result(self, training_checkpoint: Path, history: list[dict[str, Any]], val_loss: float,
+                choice: EncoderChoice) -> PretrainResult:
         return PretrainResult(
             checkpoint=self.encoder_path, val_loss=float(val_loss), steps=self.config.steps, history=list(history),
             out_dir=self.out_dir, training_checkpoint=training_checkpoint, model_config=self.mae_config,
-            fingerprint=self.fingerprint,
+            fingerprint=self.fingerprint, choice=choice,
         )
 
     def _log_reconstructions(self, model: MaskedAutoencoder, step: int) -> None:
-        if self.logger is None or self.config.val_size == 0:
+        if self.logger is None or self.val_count == 0:
             return
         signals, noise = self._val_data()
         self._log_figure(reconstruction_figure(model, signals[:3], noise[:3], self.ctx.device),

@@ -19,7 +19,8 @@ here and nowhere else:
   serves every seed of a cell).
 
 Settings that cannot change the numbers are left out, all of them in one declared list,
-:data:`IGNORED`. This module is plain data in, plain data out (mappings and dataclasses): it
+:data:`IGNORED`; the validation cadence of pretraining counts only when it chooses the encoder
+(:data:`SELECTING`). This module is plain data in, plain data out (mappings and dataclasses): it
 knows no model, corpus or suite class, so every package can use it.
 """
 
@@ -38,16 +39,17 @@ IDENTITY_VERSION = "2"
 
 # Settings that cannot change the numbers, per config section. They may differ between two runs
 # (or a run and its resumption) that share a fingerprint.
-#   pretrain: speed and bookkeeping only. Validation and checkpoints never touch the training
-#   RNG or the weights; ``device`` is left out because CPU and CUDA runs of one config are
-#   documented (README, "Reproducibility") to agree to float tolerance, not bit for bit;
+#   pretrain: speed and bookkeeping only. Checkpoints never touch the training RNG or the
+#   weights (how often to validate can choose them: see SELECTING); ``device`` is left out
+#   because CPU and CUDA runs of one config are documented (README, "Reproducibility") to
+#   agree to float tolerance, not bit for bit;
 #   ``data_dir`` is where real data sits (the records used are in the corpus identity).
 #   finetune: ``device``: where a cell trains and scores (CPU and GPU agree to float tolerance;
 #   bf16 autocast on a GPU), so results move between machines and a resumed suite keeps its cells.
 #   run: options of an invocation (``simecg-bench run``), none of which is part of a config.
 IGNORED: Mapping[str, frozenset[str]] = {
     "pretrain": frozenset({
-        "num_workers", "prefetch_factor", "threads", "device", "val_every", "checkpoint_every",
+        "num_workers", "prefetch_factor", "threads", "device", "checkpoint_every",
         "keep_checkpoints", "log_every", "data_dir",
     }),
     "finetune": frozenset({"device"}),
@@ -55,6 +57,13 @@ IGNORED: Mapping[str, frozenset[str]] = {
     #   generator: bookkeeping of a generator's training (checkpoints, logs, sample grids).
     "generator": frozenset({"checkpoint_every", "keep_checkpoints", "log_every", "sample_every"}),
 }
+
+# Pretraining settings that change the encoder only by choosing its checkpoint: the validation
+# cadence and masks decide which validation losses are compared, so they are part of an
+# encoder's identity when the encoder is the best-validation checkpoint (``select = "best_val"``,
+# the paper's) and left out when it is the last one (``select = "last"``), where validation is
+# bookkeeping (docs/protocol.md, "MAE pretraining").
+SELECTING: frozenset[str] = frozenset({"val_every", "val_every_samples", "val_masks"})
 
 
 @dataclass(frozen=True)
@@ -103,9 +112,13 @@ def encoder_identity(pretrain: Any, model: Any, corpus: Mapping[str, Any]) -> Id
             change its content (a store path, say, does not).
         model: the resolved architecture (``MAEConfig`` or its dict).
         corpus: ``Corpus.identity()``: name and content identity of the pretraining data.
+
+    The :data:`SELECTING` settings count only when ``select`` is ``"best_val"``.
     """
     settings = without_ignored("pretrain", pretrain)
     settings.pop("corpus_options", None)
+    if settings.get("select") == "last":
+        settings = {k: v for k, v in settings.items() if k not in SELECTING}
     return Identity("encoder", {"pretrain": settings, "model": _plain(model), "corpus": to_dict_mapping(corpus)})
 
 

@@ -147,6 +147,49 @@ def test_a_longer_constant_schedule_run_continues_the_shorter_one(tmp_path: Path
         identity = encoder_identity(config)
         assert resume_from_prefix(tmp_path / f"{steps}{schedule}", identity, config, roots) == expected
         assert encoder_dir(identity).parent == roots[0]
+    # a run that hands out its last weights may continue a best-validation run (it never reads the best
+    # validation its checkpoint carries), whatever its validation cadence; not the other way round
+    last = dataclasses.replace(base, steps=16, select="last", val_every=2)
+    assert resume_from_prefix(tmp_path / "last", encoder_identity(last), last, roots) == 12
+    provision_encoder(dataclasses.replace(base, seed=5, select="last"), progress=False)
+    best_val = dataclasses.replace(base, seed=5, steps=16)
+    assert resume_from_prefix(tmp_path / "best_val", encoder_identity(best_val), best_val, roots) == 0
+
+
+def test_the_pretraining_run_logs_the_best_validation_checkpoint_as_its_encoder(
+        tracking_uri: str, capsys, one_thread, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation loss rises after step 4: encoder.pt, the logged encoder and the MLflow model are step 4's
+    weights, and the run says so (params encoder.step, encoder.chosen_by; metric encoder_val_loss)."""
+    import torch
+
+    from pretraining import checkpoint as ckpt
+    from pretraining.loop import _Run
+
+    original = _Run.validate
+
+    def rising(self, model, autocast, step):
+        original(self, model, autocast, step)
+        return {4: 1.0, 8: 2.0}[step]
+
+    monkeypatch.setattr(_Run, "validate", rising)
+    made = _pretrain(tracking_uri, capsys, "--set", "pretrain.seed=12")  # an encoder no other test made
+    assert (made["step"], made["chosen_by"], made["val_loss"]) == (4, "best_val", 1.0)
+    run = mlflow.tracking.MlflowClient(tracking_uri).get_run(made["run_id"])
+    assert (run.data.params["encoder.step"], run.data.params["encoder.chosen_by"]) == ("4", "best_val")
+    assert run.data.params["val_every_steps"] == "4" and run.data.params["select"] == "best_val"
+    assert (run.data.metrics["encoder_val_loss"], run.data.metrics["final_val_loss"]) == (1.0, 2.0)
+
+    encoder = Path(made["checkpoint"])
+    at_4 = ckpt.load_encoder(ckpt.step_path(encoder.parent / "checkpoints", 4)).state_dict()
+    at_8 = ckpt.load_encoder(ckpt.step_path(encoder.parent / "checkpoints", 8)).state_dict()
+    handed_out = ckpt.load_encoder(encoder).state_dict()
+    for name in at_4:
+        torch.testing.assert_close(handed_out[name], at_4[name], atol=0, rtol=0, msg=name)
+    assert any(not torch.equal(at_4[name], at_8[name]) for name in at_4)
+    logged = mlflow.artifacts.download_artifacts(run_id=made["run_id"], artifact_path="encoder/encoder.pt",
+                                                 tracking_uri=tracking_uri)
+    assert Path(logged).read_bytes() == encoder.read_bytes()
+    _the_logged_model_is_the_encoder_without_pickle(tracking_uri, made)
 
 
 def test_an_encoder_mlflow_cannot_export_still_finishes_its_pretraining(

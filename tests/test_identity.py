@@ -43,7 +43,7 @@ RESNET = {"resnet18-1d | demo/af | II | budget all | seed 1", "resnet18-1d | dem
 
 
 @pytest.mark.parametrize("setting", ["pretrain.num_workers=3", "pretrain.threads=2", "pretrain.device=cuda",
-                                     "pretrain.prefetch_factor=8", "pretrain.val_every=7",
+                                     "pretrain.prefetch_factor=8",
                                      "pretrain.checkpoint_every=11", "pretrain.log_every=3",
                                      "pretrain.keep_checkpoints=5", "finetune.device=cpu",
                                      "finetune.device=cuda:1"])
@@ -63,6 +63,19 @@ def test_a_pretraining_setting_moves_the_encoder_and_its_cells_only() -> None:
     assert moved(before["encoder"], after["encoder"]) == {"sim"}
     assert moved(before["cells"], after["cells"]) == MAE
     assert moved(before["studies"], after["studies"]) == MAE
+
+
+@pytest.mark.parametrize("setting", ["pretrain.val_every=7", "pretrain.val_every_samples=640",
+                                     "pretrain.val_masks=fixed"])
+def test_the_validation_cadence_moves_the_encoder_only_when_it_chooses_the_best_checkpoint(setting: str) -> None:
+    """It decides which validation losses the best-validation encoder is chosen among; the last one it cannot move."""
+    key, value = setting.split("=")
+    before, after = fingerprints({"pretrain.val_every": "0"}), fingerprints({"pretrain.val_every": "0", key: value})
+    assert moved(before["encoder"], after["encoder"]) == {"sim"}
+    assert moved(before["cells"], after["cells"]) == MAE
+    last = {"pretrain.select": "last", "pretrain.val_every": "0"}
+    assert fingerprints({**last, key: value}) == fingerprints(last)
+    assert moved(fingerprints(last)["encoder"], before["encoder"]) == {"sim"}  # the choice itself moves it
 
 
 def test_a_simulator_parameter_moves_the_encoder_and_its_cells_only() -> None:

@@ -7,6 +7,11 @@ agree within 1e-5 relative (measured 4e-8). Only the order of floating-point sum
 
 The settings put checkpoints (every 2 steps) between log steps (every 3), so a resumed run
 must also carry the half-filled loss window of every process, not only rank 0's.
+
+Every run here reports a validation loss that rises after step 3 (:data:`_RISING_VALIDATION`),
+so the encoder handed out is the step-3 checkpoint (the best validation), not the last one; a
+run resumed from the step-4 checkpoint knows it only from the best validation that checkpoint
+carries, which rank 0 chose and wrote.
 """
 
 from __future__ import annotations
@@ -32,7 +37,19 @@ from pretraining.checkpoint import list_checkpoints, load_encoder
 from pretraining.mae import ECGEncoder
 from simecg.errors import ConfigError
 
-# torchrun's entry point in the kill test: the suite's CLI, except that rank 0 records its pid and
+# Validation as the loop computes it, plus 1 after step 3 (MSE losses here are about 1, and move far
+# less in 3 steps): the validation loss rises, and the encoder must be the step-3 checkpoint.
+_RISING_VALIDATION = '''
+from pretraining.loop import _Run
+_validate = _Run.validate
+_Run.validate = lambda self, model, autocast, step: _validate(self, model, autocast, step) + float(step > 3)
+'''
+_MAIN = "from benchmark.cli import main\nsys.exit(main())\n"
+
+# The suite's CLI with the rising validation loss: the uninterrupted runs' entry point.
+_PLAIN_ENTRY = "import sys\n" + _RISING_VALIDATION + _MAIN
+
+# torchrun's entry point in the kill test: the same, except that rank 0 records its pid and
 # stops for good right after writing the checkpoint of step $TEST_PAUSE_AT (so a kill lands after
 # that checkpoint and before the next, on any machine); every rank records its pid.
 _ENTRY = '''
@@ -52,9 +69,7 @@ def save(obj, path):
     return out
 
 checkpoint.atomic_save = save
-from benchmark.cli import main
-sys.exit(main())
-'''
+''' + _RISING_VALIDATION + _MAIN
 
 
 def _data(folder: Path) -> Path:
@@ -96,21 +111,23 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The same pretraining run uninterrupted: by 2 gloo processes and by 1 process."""
     root = tmp_path_factory.mktemp("ddp")
     data = _data(root / "data")
-    script = Path(sys.executable).with_name("simecg-bench")
+    script = root / "entry.py"
+    script.write_text(_PLAIN_ENTRY)
     proc = subprocess.run(_torchrun(script, _args(data, root / "ddp")), capture_output=True, text=True,
                           env=_env(root / "cache"), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
-        mp.setenv("SIMECG_CACHE", str(root / "cache"))
-        assert main(_args(data, root / "single")) == 0
-    return {"data": data, "ddp": _last_json(proc.stdout), "single": _last_json(out.getvalue()),
+    single = subprocess.run([sys.executable, str(script), *_args(data, root / "single")], capture_output=True,
+                            text=True, env=_env(root / "cache"), timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    return {"data": data, "ddp": _last_json(proc.stdout), "single": _last_json(single.stdout),
             "ddp_dir": root / "ddp", "single_dir": root / "single"}
 
 
 def _assert_same_training(result: dict[str, Any], out: Path, reference: dict[str, Any], reference_out: Path) -> None:
-    """Same identity, encoder weights (5e-5) and logged losses (1e-5 relative) as the reference run."""
+    """Same identity, encoder (the step-3 checkpoint; weights within 5e-5) and logged losses (1e-5 relative)
+    as the reference run."""
     assert result["fingerprint"] == reference["fingerprint"]
+    assert (result["step"], result["chosen_by"]) == (reference["step"], reference["chosen_by"]) == (3, "best_val")
     assert result["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
     a, b = load_encoder(Path(result["checkpoint"])), load_encoder(Path(reference["checkpoint"]))
     for (name, wa), (_, wb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
@@ -129,7 +146,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(uninter
     _assert_same_training(uninterrupted["ddp"], uninterrupted["ddp_dir"],
                           uninterrupted["single"], uninterrupted["single_dir"])
     torch.manual_seed(0)  # pretrain.seed: the encoder's initial weights
-    single = load_encoder(Path(uninterrupted["single"]["checkpoint"]))
+    single = load_encoder(uninterrupted["single_dir"] / "checkpoints" / "step-00000006.pt")
     initial = ECGEncoder(single.config)
     moved = max((w - w0).abs().max().item() for w, w0 in zip(single.state_dict().values(),
                                                                initial.state_dict().values(), strict=True))

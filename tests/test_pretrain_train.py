@@ -1,17 +1,27 @@
-"""pretrain(): exact resumption, immediate return when done, logging, settings checks."""
+"""pretrain(): exact resumption, immediate return when done, logging, settings checks, and the
+encoder it hands out: the best-validation checkpoint (the paper's) or the last one."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from pretraining import checkpoint as ckpt
-from pretraining.config import PretrainConfig, encoder_dir, encoder_identity, lr_at, model_config
-from pretraining.loop import pretrain
+from pretraining.config import (
+    PretrainConfig,
+    encoder_dir,
+    encoder_identity,
+    lr_at,
+    model_config,
+    validation_interval,
+)
+from pretraining.loop import BEST_VAL, LAST, LAST_UNVALIDATED, _Run, pretrain
 from simecg.config import apply_overrides
 from simecg.errors import ConfigError
 
@@ -142,6 +152,104 @@ def test_config_overrides_and_validation():
     assert encoder_identity(config, corpus) != encoder_identity(PretrainConfig(), corpus)
     assert encoder_identity(dataclasses.replace(config, num_workers=7), corpus) == encoder_identity(config, corpus)
     assert encoder_dir(encoder_identity(config, corpus)).parent.name == "encoders"
+
+
+def test_the_validation_cadence_counts_samples_as_the_authors_did():
+    """More than 1e6 samples since the last validation: every 1,954 steps at batch 512, 3,907 at 256."""
+    assert validation_interval(PretrainConfig()) == 1954
+    assert validation_interval(PretrainConfig(batch_size=256)) == 3907
+    assert validation_interval(PretrainConfig(batch_size=1000)) == 1001  # 1e6 samples are not yet "more than"
+    assert validation_interval(PretrainConfig(val_every=100)) == 100  # a cadence pinned in steps wins
+    assert PretrainConfig().select == BEST_VAL
+    with pytest.raises(ConfigError, match="pretrain.select must be one of best_val, last"):
+        PretrainConfig(select="first")
+    with pytest.raises(ConfigError, match="pretrain.val_every_samples must be > 0"):
+        PretrainConfig(val_every_samples=0)
+
+
+# Validation losses by step: the lowest at step 4, tied at step 8 (the earlier stays, as the authors' `<`).
+RISING = {2: 3.0, 4: 1.0, 6: 2.0, 8: 1.0}
+EVERY_STEP = dataclasses.replace(CONFIG, val_every=2, checkpoint_every=2, keep_checkpoints=10)
+
+
+@pytest.fixture
+def scripted_validation(monkeypatch):
+    """Validation (still computed) reports the losses of RISING: it rises after step 4."""
+    original = _Run.validate
+
+    def validate(self, model, autocast, step):
+        original(self, model, autocast, step)
+        return RISING[step]
+
+    monkeypatch.setattr(_Run, "validate", validate)
+
+
+def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def _encoder_of_step(folder, step: int) -> dict[str, torch.Tensor]:
+    return ckpt.load_encoder(ckpt.step_path(folder / "checkpoints", step)).state_dict()
+
+
+def test_a_rising_validation_loss_hands_out_the_best_checkpoint(tmp_path, scripted_validation):
+    result = pretrain(EVERY_STEP, tmp_path / "run", progress=False, corpus=SineCorpus())
+    assert (result.choice.step, result.choice.val_loss, result.choice.chosen_by) == (4, 1.0, BEST_VAL)
+    encoder = ckpt.load_encoder(result.checkpoint).state_dict()
+    _assert_same_weights(encoder, _encoder_of_step(tmp_path / "run", 4))
+    last = _encoder_of_step(tmp_path / "run", 8)
+    assert any(not torch.equal(encoder[name], last[name]) for name in encoder), "training moved past step 4"
+    extra = ckpt.read(result.checkpoint)["extra"]
+    assert (extra["step"], extra["val_loss"], extra["chosen_by"], extra["steps"]) == (4, 1.0, BEST_VAL, 8)
+    assert result.val_loss == 1.0  # the last validation's, logged as before
+
+    # rebuilt from the last training checkpoint, which carries the best validation's weights
+    (tmp_path / "run" / "encoder.pt").unlink()
+    again = pretrain(EVERY_STEP, tmp_path / "run", progress=False)
+    assert again.choice == result.choice
+    _assert_same_weights(ckpt.load_encoder(again.checkpoint).state_dict(), encoder)
+
+
+def test_select_last_hands_out_the_final_weights(tmp_path, scripted_validation):
+    config = dataclasses.replace(EVERY_STEP, select="last")
+    result = pretrain(config, tmp_path / "run", progress=False, corpus=SineCorpus())
+    assert (result.choice.step, result.choice.chosen_by) == (8, LAST)
+    _assert_same_weights(ckpt.load_encoder(result.checkpoint).state_dict(), _encoder_of_step(tmp_path / "run", 8))
+
+
+def test_a_resumed_run_hands_out_the_best_checkpoint_of_the_uninterrupted_one(tmp_path, scripted_validation):
+    """Killed at step 6 (after the step-4 checkpoint): the best so far (step 4) is only in that checkpoint."""
+    straight = pretrain(EVERY_STEP, tmp_path / "straight", progress=False, corpus=SineCorpus())
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(EVERY_STEP, tmp_path / "resumed", logger=RecordingLogger(fail_at=6), progress=False,
+                 corpus=SineCorpus())
+    assert ckpt.latest_checkpoint(tmp_path / "resumed" / "checkpoints").name == "step-00000004.pt"
+    resumed = pretrain(EVERY_STEP, tmp_path / "resumed", progress=False, corpus=SineCorpus())
+    assert resumed.choice == straight.choice
+    _assert_same_weights(ckpt.load_encoder(resumed.checkpoint).state_dict(),
+                         ckpt.load_encoder(straight.checkpoint).state_dict())
+
+
+def test_validation_masks_change_the_validation_losses_and_never_the_training(tmp_path):
+    """Fresh masks (the authors') at every validation, or one draw for all: the same weights either way."""
+    fresh = pretrain(CONFIG, tmp_path / "fresh", progress=False, corpus=SineCorpus())
+    fixed = pretrain(dataclasses.replace(CONFIG, val_masks="fixed"), tmp_path / "fixed", progress=False,
+                     corpus=SineCorpus())
+    _assert_same_weights(_weights(fresh.training_checkpoint), _weights(fixed.training_checkpoint))
+    losses = {name: [h["val_loss"] for h in run.history if "val_loss" in h] for name, run in
+              (("fresh", fresh), ("fixed", fixed))}
+    assert len(losses["fresh"]) == 2 and all(a != b for a, b in zip(losses["fresh"], losses["fixed"], strict=True))
+
+
+def test_no_validation_to_choose_by_hands_out_the_last_checkpoint_and_says_so(tmp_path, caplog):
+    config = dataclasses.replace(CONFIG, val_every=0, val_every_samples=1000)  # every 251 steps: never in 8
+    with caplog.at_level(logging.WARNING, logger="pretraining.loop"):
+        result = pretrain(config, tmp_path / "run", progress=False, corpus=SineCorpus())
+    assert (result.choice.step, result.choice.chosen_by) == (8, LAST_UNVALIDATED)
+    assert math.isfinite(result.choice.val_loss)  # the last step is still validated and logged
+    assert any("no validation loss to choose the best checkpoint by" in r.getMessage() for r in caplog.records)
 
 
 def test_learning_rate_schedules():

@@ -57,6 +57,7 @@ def test_progress_sources_are_seven_checkpoints_of_one_constant_schedule_traject
     configs = [suite.source_config(source) for source in suite.corpora]
     assert [c.steps for c in configs] == [31250 * 2**k for k in range(7)]
     assert {c.schedule for c in configs} == {"constant"}  # so the longer ones continue the shorter ones
+    assert {c.select for c in configs} == {"last"}  # fixed-step checkpoints, not the best-validation one
 
 
 def test_a_source_table_sets_values_for_that_source_alone() -> None:

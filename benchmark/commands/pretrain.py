@@ -97,8 +97,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"encoder: {encoder.path} ({how})")
         run = f"  MLflow run: {encoder.run_id}" if encoder.run_id else ""
         print(f"fingerprint: {encoder.identity.fingerprint}{run}")
+        print(f"weights of step {extra.get('step')} of {config.steps} ({extra.get('chosen_by')}), "
+              f"validation loss {extra.get('val_loss')}")
         if args.json:
             print(json.dumps({"checkpoint": str(encoder.path), "fingerprint": encoder.identity.fingerprint,
                               "run_id": encoder.run_id, "trained_now": encoder.trained_now,
-                              "steps": config.steps, "val_loss": extra.get("val_loss")}))
+                              "steps": config.steps, "step": extra.get("step"), "chosen_by": extra.get("chosen_by"),
+                              "val_loss": extra.get("val_loss")}))
     return 0
