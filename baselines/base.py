@@ -92,6 +92,10 @@ class Baseline:
             Applied whenever the model is made (:meth:`ModelSpec.create`); a value set in the
             suite's ``[finetune]``, by ``--set`` or by the tuner wins. They are part of the
             model's identity (:meth:`ModelSpec.identity`), so changing one reruns its cells.
+        tuned_as: Config values whose tuned hyper-parameters a model takes, when its own differ:
+            the study of its cells is run with these (the pretrained MAE's frozen-encoder probe,
+            ``mode = "probe"``, takes the values tuned with full fine-tuning, as the authors'
+            frozen runs took theirs; ``tuning.separate_studies=frozen`` tunes it on its own).
 
     Training and validation data (:meth:`fit`): ``x_train`` is ``(n, L)`` signals or a
     :class:`~baselines.training.TrainingSamples` whose signals change per epoch (CPSC2018's
@@ -111,6 +115,7 @@ class Baseline:
     variant_field: ClassVar[str | None] = None
     check_overrides: ClassVar[dict[str, Any]] = {}
     training_defaults: ClassVar[Mapping[str, Any]] = {}
+    tuned_as: ClassVar[Mapping[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -317,6 +322,12 @@ class ModelSpec:
     def tuning_space(self, trial: Any) -> dict[str, Any]:
         """The values a tuning trial draws for this model (its class's space under its resolved config)."""
         return self.cls.tuning_space(trial, self.config)
+
+    def tuned_as(self) -> ModelSpec:
+        """The model whose tuned values this one takes: its config with the class's
+        :attr:`~Baseline.tuned_as` values (itself when they change nothing)."""
+        config = apply_overrides(self.config, dict(self.cls.tuned_as)) if self.cls.tuned_as else self.config
+        return self if config == self.config else dataclasses.replace(self, config=config)
 
     def identity(self, encoders: EncoderSource | None) -> dict[str, Any]:
         """The model's part of a cell's identity: registry name, the class's identity (resolved

@@ -53,6 +53,7 @@ class PretrainedMAE(NeuralBaseline):
     role = "pretrained"
     variant_field = "corpus"
     check_overrides = {"head_width": 16}
+    tuned_as = {"mode": "full"}  # a frozen-encoder probe takes the values tuned with full fine-tuning
 
     @classmethod
     def tuning_space(cls, trial: Any, config: Any = None) -> dict[str, Any]:

@@ -97,6 +97,7 @@ def study_cell(cell: Cell, tuning: TuningConfig, donor: str | None = None) -> Ce
     classes) of lead II, no demographic shift, the tuning seed's split, and the cell's own model
     or the ``donor`` whose study it borrows (``tuning.shared_studies``). A coordinate named in
     ``tuning.separate_studies`` keeps the cell's own value instead, so it gets a study of its own.
+    (The model's config is the one it is tuned as: :meth:`baselines.base.ModelSpec.tuned_as`.)
     """
     separate = set(tuning.separate_studies)
     own_budget = "budget" in separate
@@ -180,13 +181,17 @@ def plan_cells(
     ``data_versions`` holds the version of each (task, lead) of ``cells`` and, when the suite
     tunes, of their study cells (:func:`study_cells`).
     """
-    specs: dict[str, tuple[ModelSpec, dict[str, Any]]] = {}
+    specs: dict[tuple[str, bool], tuple[ModelSpec, dict[str, Any]]] = {}
+    own_frozen = "frozen" in suite.tuning.separate_studies
 
-    def resolved(name: str) -> tuple[ModelSpec, dict[str, Any]]:
-        if name not in specs:
+    def resolved(name: str, study: bool = False) -> tuple[ModelSpec, dict[str, Any]]:
+        """The model named ``name`` and its identity; for a ``study``, the model it is tuned as."""
+        key = (name, study and not own_frozen)
+        if key not in specs:
             spec = resolve_model(name, suite.baselines)
-            specs[name] = (spec, spec.identity(encoders))
-        return specs[name]
+            spec = spec.tuned_as() if key[1] else spec
+            specs[key] = (spec, spec.identity(encoders))
+        return specs[key]
 
     protocol = protocol_settings(suite)
     donors = study_donors(suite) if suite.tuning.n_trials > 0 else {}
@@ -198,7 +203,7 @@ def plan_cells(
         if suite.tuning.n_trials > 0:
             source = study_cell(cell, suite.tuning, donors.get((cell.model, cell.task)))
             if source not in studies:
-                source_spec, source_id = resolved(source.model)
+                source_spec, source_id = resolved(source.model, study=True)
                 studies[source] = PlannedStudy(source, source_spec, study_identity(
                     source, protocol, source_id, data_versions[(source.task, source.lead)]))
             study = studies[source]

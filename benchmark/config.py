@@ -55,8 +55,10 @@ class TuningConfig:
     **Which study a cell takes its values from.** One study per (task, model), on the full
     training split, lead II, no demographic shift: label-budget, single-lead and shifted cells
     take the values of that study, as the authors' budget, random-init and frozen runs loaded
-    the search result of the full-data run. ``separate_studies`` names the cell coordinates
-    (``budget``, ``lead``, ``shift``) that get a study of their own instead. ``shared_studies``
+    the search result of the full-data run; a frozen-encoder MAE takes that of full fine-tuning
+    (:attr:`baselines.base.Baseline.tuned_as`). ``separate_studies`` names what gets a study of its
+    own instead: the cell coordinates ``budget``, ``lead``, ``shift``, and ``frozen`` (a model's
+    ``tuned_as`` settings, the frozen encoder's ``mode = "probe"``). ``shared_studies``
     lists ``MODEL=DONOR`` pairs: the cells of MODEL take the values of DONOR's study of the same
     task when the suite runs DONOR (the authors' random-init encoder took those of the SimECG-N
     MAE, ``transformer-scratch=mae:sim``); an empty list tunes every model on its own.
@@ -69,7 +71,7 @@ class TuningConfig:
     timeout_s: float = 0.0  # seconds of trials per study, over all its sessions; 0 = no limit
     trial_max_epochs: int = 250  # the authors' hps_epochs (capped by finetune.max_epochs)
     trial_early_stopping: bool = False  # the authors' trials only end early when pruned
-    separate_studies: tuple[str, ...] = ()  # cell coordinates with a study of their own: budget, lead, shift
+    separate_studies: tuple[str, ...] = ()  # what gets a study of its own: budget, lead, shift, frozen
     shared_studies: tuple[str, ...] = ("transformer-scratch=mae:sim",)  # MODEL=DONOR: MODEL takes DONOR's values
 
     def __post_init__(self) -> None:
@@ -85,7 +87,7 @@ class TuningConfig:
         return {model.strip(): donor.strip() for model, _, donor in (p.partition("=") for p in self.shared_studies)}
 
 
-STUDY_COORDINATES = ("budget", "lead", "shift")  # what tuning.separate_studies may name
+STUDY_COORDINATES = ("budget", "lead", "shift", "frozen")  # what tuning.separate_studies may name
 TUNING_LIMITS = {"n_trials": NON_NEGATIVE, "sampler_seed": SEED, "pruner_patience": NON_NEGATIVE,
                  "tune_seed": SEED, "timeout_s": NON_NEGATIVE, "trial_max_epochs": Limits(ge=1),
                  "separate_studies": Limits(choices=STUDY_COORDINATES)}

@@ -177,3 +177,13 @@ def test_tuning_settings_move_no_cell_that_is_not_tuned() -> None:
     assert fingerprints({**untuned, "tuning.tune_seed": "3", "tuning.trial_max_epochs": "7"}) == before
     assert set(before["studies"].values()) == {""}
     assert moved(fingerprints({"tuning.tune_seed": "3"})["cells"], fingerprints()["cells"]) == MAE | RESNET
+
+
+def test_a_frozen_encoder_takes_the_values_tuned_with_full_fine_tuning() -> None:
+    label = "mae:sim | demo/af | II | budget all | seed 1"
+    full, frozen = fingerprints(), fingerprints({"baselines.mae.mode": "probe"})
+    assert frozen["studies"][label] == full["studies"][label]  # the authors' frozen runs: the full-data search
+    assert frozen["cells"][label] != full["cells"][label]
+    own = fingerprints({"baselines.mae.mode": "probe", "tuning.separate_studies": "frozen"})["studies"]
+    assert own[label] != full["studies"][label]
+    assert fingerprints({"tuning.separate_studies": "frozen"}) == full  # nothing frozen: nothing moves

@@ -571,7 +571,7 @@ def test_study_cells_are_the_full_lead_ii_split_of_the_tuning_seed_unless_separa
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("tuning.shared_studies", "transformer-scratch", "MODEL=DONOR"),
     ("tuning.shared_studies", "mae:sim=mae:sim", "MODEL=DONOR"),
-    ("tuning.separate_studies", "seed", "tuning.separate_studies values must be one of budget, lead, shift"),
+    ("tuning.separate_studies", "seed", "tuning.separate_studies values must be one of budget, lead, shift, frozen"),
     ("tuning.trial_max_epochs", "0", "tuning.trial_max_epochs must be >= 1"),
 ])
 def test_tuning_scope_settings_are_checked(key: str, value: str, message: str) -> None:
