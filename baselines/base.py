@@ -85,11 +85,17 @@ class Baseline:
         check_overrides: Config overrides that keep :func:`~baselines.checks.check_baseline`
             fast on a CPU (a narrow network, say).
         training_defaults: the model's own fine-tuning defaults, for the :class:`TrainConfig`
-            fields a suite leaves at None (``weight_decay``): PROTOCOL.md trains the supervised
-            baselines with Adam weight decay 0.01 and fine-tunes the pretrained encoder with 0.
+            fields a suite leaves at None (``weight_decay``). The built-in models declare none:
+            the authors' optimizer is Adam without weight decay for every model (their YAML's
+            0.01 is never passed to it; docs/protocol.md), so every model trains with 0 unless
+            ``--set finetune.weight_decay=...`` says otherwise. A plugin may declare its own.
             Applied whenever the model is made (:meth:`ModelSpec.create`); a value set in the
             suite's ``[finetune]``, by ``--set`` or by the tuner wins. They are part of the
             model's identity (:meth:`ModelSpec.identity`), so changing one reruns its cells.
+        tuned_as: Config values whose tuned hyper-parameters a model takes, when its own differ:
+            the study of its cells is run with these (the pretrained MAE's frozen-encoder probe,
+            ``mode = "probe"``, takes the values tuned with full fine-tuning, as the authors'
+            frozen runs took theirs; ``tuning.separate_studies=frozen`` tunes it on its own).
 
     Training and validation data (:meth:`fit`): ``x_train`` is ``(n, L)`` signals or a
     :class:`~baselines.training.TrainingSamples` whose signals change per epoch (CPSC2018's
@@ -109,6 +115,7 @@ class Baseline:
     variant_field: ClassVar[str | None] = None
     check_overrides: ClassVar[dict[str, Any]] = {}
     training_defaults: ClassVar[Mapping[str, Any]] = {}
+    tuned_as: ClassVar[Mapping[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -154,8 +161,12 @@ class Baseline:
         return {}
 
     @classmethod
-    def tuning_space(cls, trial: Any) -> dict[str, Any]:
-        """Everything tuned for this model: Config fields and fine-tuning (``TrainConfig``) fields."""
+    def tuning_space(cls, trial: Any, config: Any = None) -> dict[str, Any]:
+        """Everything tuned for this model: Config fields and fine-tuning (``TrainConfig``) fields.
+
+        ``config`` is the model's resolved config (None: the defaults), for a model whose config
+        says what is searched (the pretrained MAE's ``tune_head_width``).
+        """
         return cls.search_space(trial)
 
     @classmethod
@@ -183,6 +194,20 @@ def training_space(trial: Any) -> dict[str, Any]:
     }
 
 
+def encoder_tuning_space(trial: Any, config: Any = None) -> dict[str, Any]:
+    """The space of the study's Transformer encoder under its CLS-token head, pretrained or from scratch.
+
+    The authors search ``backbone_out_dim`` 2^4..2^10 for it too, but build its head from the
+    embedding width (Linear(128, 32), ReLU, Dropout 0.25, Linear(32, 1)): the value has no effect,
+    so the ``paper`` space is the fine-tuning space alone (docs/protocol.md, tuning). A config with
+    ``tune_head_width = true`` also searches the head's hidden width over that range.
+    """
+    space = training_space(trial)
+    if config is not None and getattr(config, "tune_head_width", False):
+        space["head_width"] = 2 ** trial.suggest_int("log2_head_width", 4, 10)
+    return space
+
+
 class NeuralBaseline(Baseline):
     """A PyTorch model, ``(batch, 1, L)`` -> logits ``(batch,)``, trained by the shared loop."""
 
@@ -197,7 +222,7 @@ class NeuralBaseline(Baseline):
         return self.build(self.config)
 
     @classmethod
-    def tuning_space(cls, trial: Any) -> dict[str, Any]:
+    def tuning_space(cls, trial: Any, config: Any = None) -> dict[str, Any]:
         return {**training_space(trial), **cls.search_space(trial)}
 
     def fit(self, x_train: np.ndarray | TrainingSamples, y_train: np.ndarray,
@@ -288,11 +313,21 @@ class ModelSpec:
         """An unfitted model with tuned ``params`` applied to its config and to ``training``.
 
         The model's :attr:`~Baseline.training_defaults` then fill what ``training`` leaves at None
-        (the supervised baselines' weight decay 0.01), so ``model.training`` is what it trains with.
+        (a plugin's own weight decay, say), so ``model.training`` is what it trains with.
         """
         own, train = self.split_overrides(params or {})
         config = apply_overrides(self.config, own) if own else self.config
         return self.cls(config, apply_overrides(training, train) if train else training, seed, encoders)
+
+    def tuning_space(self, trial: Any) -> dict[str, Any]:
+        """The values a tuning trial draws for this model (its class's space under its resolved config)."""
+        return self.cls.tuning_space(trial, self.config)
+
+    def tuned_as(self) -> ModelSpec:
+        """The model whose tuned values this one takes: its config with the class's
+        :attr:`~Baseline.tuned_as` values (itself when they change nothing)."""
+        config = apply_overrides(self.config, dict(self.cls.tuned_as)) if self.cls.tuned_as else self.config
+        return self if config == self.config else dataclasses.replace(self, config=config)
 
     def identity(self, encoders: EncoderSource | None) -> dict[str, Any]:
         """The model's part of a cell's identity: registry name, the class's identity (resolved

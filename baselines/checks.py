@@ -129,7 +129,7 @@ def _check_tuning_space(spec: ModelSpec) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(3):
-        params = spec.cls.tuning_space(study.ask())
+        params = spec.tuning_space(study.ask())
         _expect(isinstance(params, dict), spec.name, "tuning_space() returns a dict of overrides")
         try:
             own, training = spec.split_overrides(params)

@@ -96,7 +96,6 @@ def _search_space(trial: Any) -> dict[str, Any]:
 class _EmbRNN(NeuralBaseline):
     Config = EmbRNNConfig
     check_overrides = {"hidden_size": 32, "num_layers": 1}
-    training_defaults = {"weight_decay": 0.01}  # PROTOCOL.md: the supervised baselines' Adam weight decay
     cell: ClassVar[str] = "gru"
 
     @classmethod

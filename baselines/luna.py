@@ -130,7 +130,6 @@ class LunaBaseline(NeuralBaseline):
 
     Config = LunaConfig
     check_overrides = {"embed_dim": 32, "depth": 2}
-    training_defaults = {"weight_decay": 0.01}  # PROTOCOL.md: the supervised baselines' Adam weight decay
 
     @staticmethod
     def build(config: LunaConfig) -> nn.Module:

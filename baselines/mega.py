@@ -167,7 +167,6 @@ class MegaBaseline(NeuralBaseline):
 
     Config = MegaConfig
     check_overrides = {"embed_dim": 32, "depth": 2, "hdim": 64, "ffn_dim": 64}
-    training_defaults = {"weight_decay": 0.01}  # PROTOCOL.md: the supervised baselines' Adam weight decay
 
     @staticmethod
     def build(config: MegaConfig) -> nn.Module:

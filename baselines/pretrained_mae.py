@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from baselines.base import EncoderSource, NeuralBaseline
+from baselines.base import EncoderSource, NeuralBaseline, encoder_tuning_space
 from pretraining.mae import check_head
 from simecg.config import to_dict
 from simecg.errors import ConfigError
@@ -23,7 +23,9 @@ class PretrainedMAEConfig:
     """Which encoder and the classification head on it (PROTOCOL.md, fine-tuning).
 
     The head defaults are the authors': Linear(128, 32), ReLU, Dropout 0.25, Linear(32, 1) on the
-    CLS token (:func:`pretraining.mae.classifier_head`); tuning searches ``head_width`` 2^4..2^10.
+    CLS token (:func:`pretraining.mae.classifier_head`). Tuning leaves the head as it is, as the
+    authors' did in effect (:func:`baselines.base.encoder_tuning_space`); ``tune_head_width = true``
+    also searches ``head_width`` 2^4..2^10.
     """
 
     corpus: str = "sim"  # the pretraining corpus of the encoder
@@ -32,6 +34,7 @@ class PretrainedMAEConfig:
     mode: str = "full"  # "full" fine-tuning (paper) or "probe" (frozen encoder)
     dropout: float = 0.25  # the head's dropout
     activation: str = "relu"  # the head's activation: "relu" (paper) or "gelu"
+    tune_head_width: bool = False  # also search head_width 2^4..2^10 (the authors' search of it had no effect)
 
     def __post_init__(self) -> None:
         if not self.corpus:
@@ -50,12 +53,11 @@ class PretrainedMAE(NeuralBaseline):
     role = "pretrained"
     variant_field = "corpus"
     check_overrides = {"head_width": 16}
-    training_defaults = {"weight_decay": 0.0}  # PROTOCOL.md: fine-tuning a pretrained encoder has no weight decay
+    tuned_as = {"mode": "full"}  # a frozen-encoder probe takes the values tuned with full fine-tuning
 
-    @staticmethod
-    def search_space(trial: Any) -> dict[str, Any]:
-        # PROTOCOL.md: head width 2^4 .. 2^10 (the fine-tuning space adds lr and augmentation).
-        return {"head_width": 2 ** trial.suggest_int("log2_head_width", 4, 10)}
+    @classmethod
+    def tuning_space(cls, trial: Any, config: Any = None) -> dict[str, Any]:
+        return encoder_tuning_space(trial, config)
 
     @classmethod
     def identity(cls, config: PretrainedMAEConfig, encoders: EncoderSource | None) -> dict[str, Any]:

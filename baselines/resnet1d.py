@@ -109,7 +109,6 @@ class ResNet18_1d(NeuralBaseline):  # noqa: N801 - the model's published name
 
     Config = ResNet1dConfig
     check_overrides = {"base_width": 8}
-    training_defaults = {"weight_decay": 0.01}  # PROTOCOL.md: the supervised baselines' Adam weight decay
 
     @staticmethod
     def build(config: ResNet1dConfig) -> nn.Module:

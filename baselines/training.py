@@ -1,10 +1,12 @@
 """The one training path for every neural model: pretrained encoders, scratch, baselines.
 
 Same optimizer, augmentation, early stopping and evaluation for all, so a comparison is fair
-by construction (PROTOCOL.md, fine-tuning): Adam, batch 256, up to 500 epochs, validation
-every 5 epochs, early stop on validation loss with patience 5 evaluations, the weights of the
-best evaluation restored. Augmentation: one random contiguous zeroed segment and a random
-zero-padded shift.
+by construction (docs/protocol.md, fine-tuning): Adam without weight decay, batch 256, up to 500
+epochs, validation every 5 epochs, early stop on validation loss once more than 5 evaluations in a
+row have not improved (the authors' ``EarlyStopper``: the 6th such evaluation stops), the weights
+of the best evaluation restored. Tuning trials run without early stopping (``early_stopping =
+False``; Optuna's pruner ends them instead). Augmentation: one random contiguous zeroed segment
+and a random zero-padded shift.
 
 What the loop trains and validates on is data-agnostic: training samples are a
 :class:`TrainingSamples` (fixed arrays, or a set whose samples change per epoch, e.g. a random
@@ -42,18 +44,24 @@ FALLBACK_TRAINING: Mapping[str, Any] = {"weight_decay": 0.0}
 class TrainConfig:
     """Fine-tuning hyper-parameters; defaults are the paper's (tuned ones come from Optuna).
 
-    ``weight_decay`` is None by default: each model brings its own (PROTOCOL.md: Adam with weight
-    decay 0.01 for the supervised baselines, 0 for fine-tuning a pretrained encoder; see
-    :attr:`baselines.base.Baseline.training_defaults`). A number set in a suite's ``[finetune]``,
-    by ``--set finetune.weight_decay=...`` or by a tuner applies to every model instead.
+    ``weight_decay`` is None by default: the model's own default, which is 0 for every built-in
+    model (docs/protocol.md: the authors' Adam gets no weight decay, whatever their YAML declares;
+    a plugin may declare one, :attr:`baselines.base.Baseline.training_defaults`). A number set in a
+    suite's ``[finetune]``, by ``--set finetune.weight_decay=0.01`` (the value the authors' YAML
+    declares) or by a tuner applies to every model instead.
+
+    ``patience`` counts evaluations without improvement that are tolerated: training stops at the
+    ``patience + 1``-th in a row, as the authors' ``EarlyStopper`` (``bad > patience``).
+    ``early_stopping = False`` trains all ``max_epochs`` (tuning trials: pruning ends them).
     """
 
     lr: float = 1e-4
     batch_size: int = 256
     max_epochs: int = 500
     eval_every: int = 5
-    patience: int = 5
-    weight_decay: float | None = None  # None = the model's default (baselines 0.01, pretrained MAE 0)
+    patience: int = 5  # evaluations without improvement tolerated; the next one stops training
+    early_stopping: bool = True  # False: every epoch up to max_epochs (the best evaluation is still restored)
+    weight_decay: float | None = None  # None = the model's default (0 for every built-in model)
     mask_ratio: float = 0.0  # augmentation: share of the signal zeroed as one contiguous segment
     max_shift_ratio: float = 0.0  # augmentation: largest shift, as a share of the length
     grad_clip: float = 0.0  # 0 = off
@@ -341,7 +349,11 @@ def train_classifier(
     on_eval: Callable[[int, float], None] | None = None,
     on_log: Callable[[dict[str, float], int], None] | None = None,
 ) -> FitResult:
-    """Train ``model`` (``(batch, 1, L)`` -> logits ``(batch,)``) with early stopping on validation loss.
+    """Train ``model`` (``(batch, 1, L)`` -> logits ``(batch,)``), early-stopped on validation loss.
+
+    Training stops once more than ``config.patience`` evaluations in a row have not lowered the
+    best validation loss (unless ``config.early_stopping`` is False); the best evaluation's weights
+    are restored either way.
 
     Everything runs on ``config.device`` (:func:`resolve_device`): the model and the fixed
     training and validation arrays move there once; per batch there is an index into them, the
@@ -408,7 +420,7 @@ def train_classifier(
             best_state = _snapshot(model)
         else:
             bad_evals += 1
-            if bad_evals >= config.patience:
+            if config.early_stopping and bad_evals > config.patience:
                 log.debug("early stop at epoch %d (best %d)", epoch, best_epoch)
                 break
     model.load_state_dict(best_state)

@@ -5,8 +5,10 @@ architecture preset, ``paper`` by default) under the same CLS-token MLP head and
 fine-tuning, but without any MAE weights, so any gain of a pretrained model over it is the
 gain of pretraining. Because it is that ablation, its encoder is not searched (the authors'
 separate supervised "Transformer" space of PROTOCOL.md would change the architecture it
-ablates); only the head width (``backbone_out_dim``, 2^4..2^10) is. Trained from scratch, it
-takes the supervised baselines' Adam weight decay 0.01.
+ablates). As the authors' random-init runs, it takes the tuned values of the SimECG-N MAE's
+study of the same task (``tuning.shared_studies``, docs/protocol.md); tuned on its own, its
+space is the pretrained MAE's (:func:`baselines.base.encoder_tuning_space`). Like every model,
+it trains with Adam without weight decay.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from baselines.base import NeuralBaseline
+from baselines.base import NeuralBaseline, encoder_tuning_space
 from pretraining.mae import PRESETS, ECGEncoder, EncoderClassifier, check_head, preset
 from simecg.errors import ConfigError
 
@@ -30,6 +32,7 @@ class TransformerScratchConfig:
     pooling: str = "cls"
     dropout: float = 0.25  # the head's dropout (PROTOCOL.md head: Linear, ReLU, Dropout 0.25, Linear)
     activation: str = "relu"  # the head's activation: "relu" (paper) or "gelu"
+    tune_head_width: bool = False  # also search head_width 2^4..2^10 when it is tuned on its own
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -45,7 +48,6 @@ class TransformerScratch(NeuralBaseline):
     Config = TransformerScratchConfig
     role = "ablation"
     check_overrides = {"preset": "tiny", "head_width": 16}
-    training_defaults = {"weight_decay": 0.01}  # trained from scratch, as the supervised baselines (PROTOCOL.md)
 
     @staticmethod
     def build(config: TransformerScratchConfig) -> nn.Module:
@@ -53,8 +55,7 @@ class TransformerScratch(NeuralBaseline):
         return EncoderClassifier(encoder, head_width=config.head_width, pooling=config.pooling, dropout=config.dropout,
                                  activation=config.activation)
 
-    @staticmethod
-    def search_space(trial: Any) -> dict[str, Any]:
-        # The encoder is fixed (it is the pretrained model's architecture); only the head is searched,
-        # over PROTOCOL.md's backbone_out_dim 2^4 .. 2^10.
-        return {"head_width": 2 ** trial.suggest_int("log2_head_width", 4, 10)}
+    @classmethod
+    def tuning_space(cls, trial: Any, config: Any = None) -> dict[str, Any]:
+        # the encoder is fixed (it is the pretrained model's architecture): the pretrained MAE's space
+        return encoder_tuning_space(trial, config)

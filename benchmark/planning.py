@@ -10,16 +10,21 @@ finetune`` (:mod:`benchmark.perf.finetune`) to ``<cache>/throughput/<device>-<ho
 
 * a neural cell: ``epochs x training windows / fine-tuning samples/s`` of its model, plus the
   validation passes (every ``eval_every`` epochs) and test scoring at the forward-only rate. The
-  epochs are a range: at least ``eval_every x (patience + 1)`` (early stopping at its first
-  chance), at most ``finetune.max_epochs``; the *expected* value is the mean ``epochs_run`` of
+  epochs are a range: at least ``eval_every x (patience + 2)`` (early stopping at its first
+  chance: a first evaluation, then ``patience + 1`` without improvement), at most
+  ``finetune.max_epochs``; the *expected* value is the mean ``epochs_run`` of
   the store's FINISHED cells of the same model under the same max_epochs/eval_every/patience
   (shown only when there are such cells: early stopping depends on the task and model, so no
   number is invented when nothing was measured);
 * an estimator cell (XGBoost on features): feature extraction per ECG plus fit seconds per
   1000 training ECGs;
-* a tuning trial: as a cell of its study (tuning seed's split, same budget), the lower bound using
-  the smaller of the early-stopping and pruner patiences; a study takes ``trials left x trial``,
-  capped by ``tuning.timeout_s``;
+* a tuning trial: as a cell of its study cell (:func:`benchmark.cells.study_cell`: the tuning
+  seed's split of the full training set, lead II, the model whose study it is) for up to
+  ``tuning.trial_max_epochs``. Without early stopping (the authors' trials) a trial ends early
+  only when pruned: at the earliest after ``eval_every x (pruner_patience + 2)`` epochs, and
+  never among a study's first 5 trials (the median pruner's start-up trials), which run every
+  epoch; no expected value is given (pruning is not measured). A study takes the sum over its
+  trials left, capped by ``tuning.timeout_s``;
 * pretraining: ``steps x batch / samples/s`` of its MAE preset; a generator: ``steps /
   steps/s`` of its kind and preset.
 
@@ -47,6 +52,7 @@ from simecg.config import flatten, to_dict
 from simecg.paths import cache_dir
 
 THROUGHPUT_SCHEMA = 1
+STARTUP_TRIALS = 5  # trials of a study Optuna's MedianPruner never prunes (its n_startup_trials default)
 BENCH_HINT = "run `simecg-bench bench finetune`"
 
 
@@ -225,6 +231,8 @@ class Plan:
     studies: list[StudyPlan] = field(default_factory=list)
     n_trials: int = 0
     timeout_s: float = 0.0
+    study_scope: str = ""  # which cells share a study, in words (the summary's tuning line)
+    trial_early_stopping: bool = False
     throughput: dict[str, Any] | None = None
     unmeasured: dict[str, int] = field(default_factory=dict)  # what has no measured speed -> items left out
     approximated: dict[str, str] = field(default_factory=dict)  # speed key -> the measured key used
@@ -266,7 +274,8 @@ class Plan:
             "pretraining": [_need_dict(n) for n in self.pretraining],
             "generators": [_need_dict(n) for n in self.generators],
             "tuning": {"studies": len(self.studies), "n_trials": self.n_trials,
-                       "trials": sum(s.trials_left for s in self.studies), "timeout_s": self.timeout_s},
+                       "trials": sum(s.trials_left for s in self.studies), "timeout_s": self.timeout_s,
+                       "scope": self.study_scope},
             "throughput": None if tp is None else {
                 "path": tp.get("path"), "device": tp.get("device"), "threads": tp.get("threads"),
                 "torch": tp.get("torch"), "measured_at": tp.get("measured_at")},
@@ -294,7 +303,7 @@ class Plan:
             trials = sum(s.trials_left for s in self.studies)
             timeout = f"; at most {duration(self.timeout_s)} per study, tuning.timeout_s" if self.timeout_s else ""
             lines.append(f"tuning: {len(self.studies)} study(ies) with trials left, {trials} trial(s) "
-                         f"(tuning.n_trials={self.n_trials} per study{timeout})")
+                         f"(tuning.n_trials={self.n_trials} per study{timeout}); {self.study_scope}")
         else:
             lines.append("tuning: none (tuning.n_trials = 0)")
         tp = self.throughput
@@ -310,7 +319,9 @@ class Plan:
                     "with these settings to take epochs from")
         parts = [("pretraining", len(self.pretraining), "encoder(s), steps x batch / samples/s of the preset"),
                  ("generators", len(self.generators), "generator(s), steps / steps/s of the preset"),
-                 ("tuning", sum(s.trials_left for s in self.studies), "trial(s), each like a cell of its study"),
+                 ("tuning", sum(s.trials_left for s in self.studies),
+                  "trial(s), each a fit of its study cell, ended early only by the pruner"
+                  if not self.trial_early_stopping else "trial(s), each like a cell of its study cell"),
                  ("cells", len(pending), f"pending, {low} to {high} epochs x training windows / samples/s{expected}")]
         for name, count, how in parts:
             value = totals[name]
@@ -354,26 +365,31 @@ def make_plan(
 
     With ``estimate=False`` only statuses and fingerprints are resolved (the ``--list`` lines).
     """
-    from benchmark.cells import enumerate_cells, shard
+    from benchmark.cells import enumerate_cells, shard, study_cells
     from benchmark.encoders import SuiteEncoders
     from benchmark.runner import default_optuna_storage, load_data, plan, with_data_dir
     from benchmark.tracking import Tracker
 
     suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
-    data = load_data(cells, data_dir, suite.data)
+    data = load_data([*cells, *study_cells(suite, cells)], data_dir, suite.data)
     tracker = Tracker(tracking_uri, suite.name, create=False)  # a plan writes nothing to the store
     finished = tracker.finished_fingerprints()  # as run_suite decides what to skip
     encoders = SuiteEncoders(suite)
     planned = plan(suite, cells, data, encoders)
     tuning = suite.tuning.n_trials > 0
-    result = Plan(suite.name, shard_spec, n_trials=suite.tuning.n_trials, timeout_s=suite.tuning.timeout_s)
+    result = Plan(suite.name, shard_spec, n_trials=suite.tuning.n_trials, timeout_s=suite.tuning.timeout_s,
+                  study_scope=study_scope(suite), trial_early_stopping=suite.tuning.trial_early_stopping)
     keys: dict[str, str] = {}  # one per model name
+
+    def key_of(spec: Any, cell: Any) -> str:
+        if cell.model not in keys:
+            keys[cell.model] = speed_key(spec, encoders.config(cell.corpus) if cell.corpus else None)
+        return keys[cell.model]
+
     for p in planned:
-        if p.cell.model not in keys:
-            keys[p.cell.model] = speed_key(p.model, encoders.config(p.cell.corpus) if p.cell.corpus else None)
         result.cells.append(CellPlan("finished" if p.fingerprint in finished else "pending", p.fingerprint, p.cell,
-                                     keys[p.cell.model], p.study.fingerprint if tuning else ""))
+                                     key_of(p.model, p.cell), p.tuning.fingerprint if p.tuning else ""))
     if not estimate:
         return result
     if throughput == "auto":  # the figures of the device the cells will fine-tune on
@@ -386,7 +402,7 @@ def make_plan(
     pending = [p for p in planned if p.fingerprint not in finished]
     _plan_training(result, suite, encoders, tracker, pending)
     ft = suite.finetune
-    low = min(ft.max_epochs, ft.eval_every * (ft.patience + 1))
+    low = min(ft.max_epochs, ft.eval_every * (ft.patience + 2)) if ft.early_stopping else ft.max_epochs
     result.epochs = (low, ft.max_epochs)
     expected = _expected_epochs(tracker.cell_runs()[0], ft, result)
     kinds = {p.fingerprint: p.model.cls.kind for p in planned}
@@ -396,8 +412,22 @@ def make_plan(
             c.seconds = speeds.cell(c, kinds[c.fingerprint], (low, ft.max_epochs, expected.get(c.cell.model)), ft)
     if tuning:
         storage = optuna_storage or default_optuna_storage(tracker.uri)
-        _plan_studies(result, suite, sizes, storage, expected, kinds, speeds)
+        studies = {p.tuning.fingerprint: p.tuning for p in pending if p.tuning is not None}
+        _plan_studies(result, suite, list(studies.values()), sizes, storage, expected, speeds, key_of)
     return result
+
+
+def study_scope(suite: Any) -> str:
+    """Which cells share a tuning study, in words (``tuning.separate_studies``, and the
+    ``tuning.shared_studies`` pairs this suite uses)."""
+    from benchmark.cells import study_donors
+
+    separate = ", ".join(suite.tuning.separate_studies)
+    scope = ("one study per (task, model) on the full training split of lead II" if not separate
+             else f"one study per (task, model, {separate})")
+    pairs = sorted(set((model, donor) for (model, _), donor in study_donors(suite).items()))
+    borrowed = "; ".join(f"{model} takes {donor}'s" for model, donor in pairs)
+    return scope + (f"; {borrowed} (tuning.shared_studies)" if borrowed else "")
 
 
 class _Sizes:
@@ -552,27 +582,38 @@ def _plan_training(plan: Plan, suite: Any, encoders: Any, tracker: Any, pending:
             plan.generators.append(gen)
 
 
-def _plan_studies(plan: Plan, suite: Any, sizes: _Sizes, storage: str, expected: dict[str, float],
-                  kinds: dict[str, str], speeds: _Speeds | None) -> None:
-    """Studies of pending cells with trials left (trials already finished in the Optuna storage count)."""
-    first: dict[str, CellPlan] = {}
-    for c in plan.pending:
-        first.setdefault(c.study, c)
-    done = _trials_done(storage, set(first))
+def _plan_studies(plan: Plan, suite: Any, studies: list[Any], sizes: _Sizes, storage: str,
+                  expected: dict[str, float], speeds: _Speeds | None, key_of: Any) -> None:
+    """The studies (:class:`benchmark.cells.PlannedStudy`) of pending cells with trials left (trials
+    already finished in the Optuna storage count)."""
+    done = _trials_done(storage, {s.fingerprint for s in studies})
     ft, tuning = suite.finetune, suite.tuning
-    low = min(ft.max_epochs, ft.eval_every * (min(ft.patience, tuning.pruner_patience) + 1))
-    for study, c in first.items():
-        left = max(tuning.n_trials - done.get(f"study-{study}", 0), 0)
+    epochs = min(tuning.trial_max_epochs, ft.max_epochs)
+    patience = min(ft.patience, tuning.pruner_patience) if tuning.trial_early_stopping else tuning.pruner_patience
+    low = min(epochs, ft.eval_every * (patience + 2))  # pruned (or early-stopped) at the first chance
+    for study in studies:
+        finished = done.get(study.name, 0)
+        left = max(tuning.n_trials - finished, 0)
         if not left:
             continue
-        cell = c.cell
-        label = f"{cell.model} | {cell.task} | {cell.lead} | budget {'all' if cell.budget == 0 else cell.budget}"
-        entry = StudyPlan(study, label + (f" | shift {cell.shift}" if cell.shift else ""), left)
+        entry = StudyPlan(study.fingerprint, study.label, left)
         if speeds is not None:
-            trial = speeds.seconds(c.speed_key, kinds[c.fingerprint], sizes.of(cell, tuning.tune_seed),
-                                   (low, ft.max_epochs, expected.get(cell.model)), ft)
-            if trial is not None:
-                entry.seconds = trial.scaled(left).capped(tuning.timeout_s)
+            cell = study.cell
+            kind = study.model.cls.kind
+            n_train, n_val, _ = sizes.of(cell, cell.seed)
+            trial_sizes = (n_train, n_val, 0)  # a trial scores no test records
+            if tuning.trial_early_stopping:
+                mean = expected.get(cell.model)
+                per_trial = (low, epochs, None if mean is None else min(mean, epochs))
+                trial = speeds.seconds(key_of(study.model, cell), kind, trial_sizes, per_trial, ft)
+                total = trial.scaled(left) if trial is not None else None
+            else:  # the median pruner's start-up trials run every epoch; the others may be pruned
+                startup = min(left, max(0, STARTUP_TRIALS - finished))
+                full = speeds.seconds(key_of(study.model, cell), kind, trial_sizes, (epochs, epochs, None), ft)
+                pruned = speeds.seconds(key_of(study.model, cell), kind, trial_sizes, (low, epochs, None), ft)
+                total = None if full is None or pruned is None else full.scaled(startup) + pruned.scaled(left - startup)
+            if total is not None:
+                entry.seconds = total.capped(tuning.timeout_s)
         plan.studies.append(entry)
 
 

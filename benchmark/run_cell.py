@@ -8,6 +8,7 @@ windows), and the test set is also scored per demographic group when the data ha
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import tempfile
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from baselines.base import EncoderSource
+from baselines.training import TrainConfig
 from benchmark import demographics
 from benchmark.budgets import apply_budget
 from benchmark.cells import Cell, PlannedCell
@@ -114,7 +116,7 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
         kind="cell", fingerprint=planned.fingerprint, suite=suite.name, model=cell.model, task=cell.task,
         lead=cell.lead, budget=cell.budget, positives_only=cell.positives_only, seed=cell.seed, shift=cell.shift,
         dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
-        study=planned.study.fingerprint if suite.tuning.n_trials > 0 else "", corpus=cell.corpus or "",
+        study=planned.tuning.fingerprint if planned.tuning is not None else "", corpus=cell.corpus or "",
         encoder=planned.encoder, sees_test_records=planned.sees_test_records,
     )
     # settings that cannot move the numbers (the device) are not params: the leaderboard groups
@@ -124,6 +126,9 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
               "split": suite.split, "test_seed": suite.test_seed, "duplicates": suite.duplicates,
               "age_bins": list(suite.age_bins)}
     params.update(flatten({"data": to_dict(suite.data)}))  # the task's rows and labels (its data_version tag)
+    if planned.tuning is not None:  # the study whose best values this cell trains with, and its cell
+        params.update({"study": planned.tuning.name, "study.cell": planned.tuning.label,
+                       "study.model": planned.tuning.cell.model})
     context.tracker.kill_stale(planned.fingerprint)
     try:
         with context.tracker.run(cell.label, tags, params, parent=context.parent_id) as run:
@@ -141,42 +146,56 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
 
 
 def tuned_params(context: CellContext, planned: PlannedCell, run: ActiveRun | None = None) -> dict[str, Any]:
-    """Best hyper-parameters of the cell's study (its identity without the seed), tuned once for all seeds.
+    """Best hyper-parameters of the cell's study, tuned once for every cell that shares it.
+
+    The study's trials train the study cell's model on its split (docs/protocol.md, tuning: the
+    tuning seed's split of the full training set, lead II, the cell's own model or the one whose
+    study it borrows; :func:`benchmark.cells.study_cell`), for up to ``tuning.trial_max_epochs``
+    and, as the authors', without early stopping: the pruner ends poor trials. A cell whose study
+    is finished takes its values and logs nothing new.
 
     With the cell's ``run``, a session that runs trials is logged under it: a run of kind
     ``tuning`` nested in the cell run (the cell whose ``tuned.*`` values it produced, so the UI
     shows cell -> tuning -> trials), and a ``trial`` run per Optuna trial under that
-    (:mod:`benchmark.tuning`). A study already finished logs nothing new.
+    (:mod:`benchmark.tuning`).
     """
-    suite, cell, spec = context.suite, planned.cell, planned.model
-    if suite.tuning.n_trials <= 0:
+    suite, study = context.suite, planned.tuning
+    if study is None:
         return {}
-    data = context.data[(cell.task, cell.lead)]
-    prepared = prepare(suite, data, cell, suite.tuning.tune_seed)
+    source = study.cell
+    data = context.data[(source.task, source.lead)]
+    prepared = prepare(suite, data, source, source.seed)
+    training = trial_training(suite)
 
     def fit(params: dict[str, Any], on_eval: Any) -> float:
-        model = spec.create(suite.finetune, suite.tuning.tune_seed, context.encoders, params)
+        model = study.model.create(training, source.seed, context.encoders, params)
         model.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val, on_eval=on_eval)
         return float(model.val_loss_)
 
-    study = planned.study.fingerprint
     runs = None
     if run is not None:
+        model_id = study.model.identity(context.encoders)
         tags = RunTags(
-            kind="tuning", fingerprint=study, suite=suite.name, model=cell.model, task=cell.task, lead=cell.lead,
-            budget=cell.budget, positives_only=cell.positives_only, seed=suite.tuning.tune_seed, shift=cell.shift,
-            dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic, study=study,
-            corpus=cell.corpus or "", encoder=planned.encoder, sees_test_records=planned.sees_test_records,
+            kind="tuning", fingerprint=study.fingerprint, suite=suite.name, model=source.model, task=source.task,
+            lead=source.lead, budget=source.budget, positives_only=source.positives_only, seed=source.seed,
+            shift=source.shift, dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
+            study=study.fingerprint, corpus=source.corpus or "", encoder=str(model_id.get("encoder", "")),
+            sees_test_records=bool(model_id.get("sees_test_records", False)),
         )
-        label = cell.label.rsplit(" | seed ", 1)[0]
-        params = {**flatten({"tuning": to_dict(suite.tuning),
-                             "finetune": without_ignored("finetune", suite.finetune)}),
-                  "study": f"study-{study}"}
-        runs = StudyRuns(run.tracker, run.run_id, f"tuning | {label}", tags, params)
-    best = tune(spec.cls.tuning_space, fit, suite.tuning, f"study-{study}", context.storage, runs, context.workers)
+        params = {**flatten({"tuning": to_dict(suite.tuning), "finetune": without_ignored("finetune", training)}),
+                  "study": study.name, "study.cell": study.label}
+        runs = StudyRuns(run.tracker, run.run_id, f"tuning | {study.label}", tags, params)
+    best = tune(study.model.tuning_space, fit, suite.tuning, study.name, context.storage, runs, context.workers)
     if context.workers is not None:  # the study is done: other workers' cells of it may go on now
-        context.workers.release(f"study:{study}")
+        context.workers.release(f"study:{study.fingerprint}")
     return best
+
+
+def trial_training(suite: SuiteConfig) -> TrainConfig:
+    """The fine-tuning config of a tuning trial: ``[finetune]`` for at most ``tuning.trial_max_epochs``
+    (never more than a cell trains), early-stopped only with ``tuning.trial_early_stopping``."""
+    return dataclasses.replace(suite.finetune, max_epochs=min(suite.tuning.trial_max_epochs, suite.finetune.max_epochs),
+                               early_stopping=suite.tuning.trial_early_stopping)
 
 
 def _train_test_log(context: CellContext, planned: PlannedCell, data: TaskData, tuned: dict[str, Any],
@@ -184,7 +203,7 @@ def _train_test_log(context: CellContext, planned: PlannedCell, data: TaskData, 
     suite, cell = context.suite, planned.cell
     prepared = prepare(suite, data, cell, cell.seed)
     model = planned.model.create(suite.finetune, cell.seed, context.encoders, tuned)
-    # what the model trains with: [finetune], its own defaults (the baselines' weight decay), tuned values
+    # what the model trains with: [finetune], its own defaults (a plugin's weight decay, say), tuned values
     run.log_params({f"train.{k}": v for k, v in to_dict(model.training).items()})
     # the cell's own training (not a tuning trial's); the failpoint lets a test kill it mid-way
     model.fit(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val,

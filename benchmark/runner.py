@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmark.cells import PlannedCell, enumerate_cells, plan_cells, shard
+from benchmark.cells import PlannedCell, enumerate_cells, plan_cells, shard, study_cells
 from benchmark.claims import Coordinator, prepare_storage
 from benchmark.config import PRETRAINED, SuiteConfig
 from benchmark.datasets.base import DataConfig, TaskData
@@ -75,7 +75,8 @@ def run_suite(
     started = time.perf_counter()
     suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
-    data = load_data(cells, data_dir, suite.data)  # first, so missing data fails before anything is logged
+    # first, so missing data fails before anything is logged; the studies' data too (lead II, say)
+    data = load_data([*cells, *study_cells(suite, cells)], data_dir, suite.data)
     uri = resolve_uri(tracking_uri)
     storage = prepare_storage(optuna_storage or default_optuna_storage(uri))
     with Coordinator(storage) as workers:
@@ -137,7 +138,9 @@ class CellQueue:
             later = []
             for planned in waiting:
                 bar.set_postfix_str(planned.cell.label, refresh=False)
-                if not self._prepared(planned.model) or not self._run_one(planned):
+                # a cell may have to run its study, whose model may be another (a borrowed study)
+                study_model = planned.tuning.model if planned.tuning is not None else planned.model
+                if not self._prepared(planned.model) or not self._prepared(study_model) or not self._run_one(planned):
                     later.append(planned)
                     continue
                 bar.update()
@@ -170,7 +173,7 @@ class CellQueue:
         if not self.workers.claim(key):  # another worker runs it now
             self.report.elsewhere += 1
             return True
-        study = f"study:{planned.study.fingerprint}" if self.context.suite.tuning.n_trials > 0 else None
+        study = f"study:{planned.tuning.fingerprint}" if planned.tuning is not None else None
         if study and not self.workers.claim(study):  # released by tuned_params once the study is done
             self.workers.release(key)
             return False
@@ -265,7 +268,7 @@ def load_data(cells: list[Any], data_dir: str | Path | None,
 
 def plan(suite: SuiteConfig, cells: list[Any], data: dict[tuple[str, str], TaskData],
          encoders: SuiteEncoders) -> list[PlannedCell]:
-    """Each cell with its resolved model and identity."""
+    """Each cell with its resolved model and identity (``data`` holds its study cells' data too)."""
     return plan_cells(suite, cells, {key: d.data_version for key, d in data.items()}, encoders)
 
 

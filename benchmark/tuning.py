@@ -1,11 +1,13 @@
-"""Optuna tuning of one (model, task, lead, budget) before its seeds run (PROTOCOL.md).
+"""Optuna tuning of one (task, model) study before the cells that take its values run (docs/protocol.md).
 
 TPE sampler with seed 6, PatientPruner(MedianPruner, patience 5), minimising validation loss.
 The space is each model's ``tuning_space`` (:class:`baselines.base.Baseline`): for neural
 models learning rate log-uniform [5e-6, 5e-3], augmentation mask ratio [0, 0.5], max shift ratio
-[0, 0.75], plus the model's own space (the pretrained MAE's head width 2^4..2^10, the
-baselines' architecture spaces). Studies live in an RDB named by the study's identity
-(:func:`simecg.identity.study_identity`), so a killed tuning resumes with the trials it finished.
+[0, 0.75], plus the model's own space (the baselines' architecture spaces and head width; the
+pretrained MAE's head stays as the authors' had it in effect). Which cells share a study, and
+what its trials train on, is :func:`benchmark.cells.study_cell`'s. Studies live in an RDB named
+by the study's identity (:func:`simecg.identity.study_identity`), so a killed tuning resumes
+with the trials it finished.
 
 Budgets (:class:`~benchmark.config.TuningConfig`): ``n_trials`` finished trials and, as the
 authors ran it, ``timeout_s`` seconds per study (6 h in the paper suites), both counted over

@@ -48,7 +48,8 @@ class PretrainConfig:
 
     ``model`` overrides single :class:`MAEConfig` fields of the preset, e.g.
     ``--set pretrain.model.depth=4``. ``steps`` defaults to the authors' 1e9 samples seen at
-    batch 512 (their loop stops once *more* than 1e9 have passed: 1,953,126 steps). Gradient clipping is off (0) as in the paper; ``amp`` means bf16 autocast on GPU.
+    batch 512 (their loop stops once *more* than 1e9 have passed: 1,953,126 steps). Gradient
+    clipping is off (0) as in the paper; ``amp`` means bf16 autocast on GPU.
     ``threads`` > 0 sets torch's CPU threads for the run (0: torch's default); on a small CPU
     shared with DataLoader workers, 1 thread avoids oversubscription.
 

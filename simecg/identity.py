@@ -12,11 +12,15 @@ here and nowhere else:
   ``vae``/``gan`` corpus samples from (model, architecture, training settings, seed) and the
   identity of its training data (records used, lead, data version);
 - a **cell** (:func:`cell_identity`): the cell (model, task, lead, budget, seed, ...), the
-  protocol settings (split, test seed, age bins, fine-tuning, tuning, protocol version), the
-  data version and the model's identity, which for a pretrained model holds its encoder's
-  fingerprint;
-- a **tuning study** (:func:`study_identity`): the cell's identity without the seed (one study
-  serves every seed of a cell).
+  protocol settings (split, test seed, age bins, fine-tuning, protocol version), the data
+  version, the model's identity, which for a pretrained model holds its encoder's fingerprint,
+  and the fingerprint of the tuning study it takes its values from (none when it is not tuned);
+- a **tuning study** (:func:`study_identity`): the cell whose split and model the trials use
+  (its *study cell*, without a seed: every seed shares it), the protocol settings with the
+  tuning settings, that model's identity and that data's version. Cells of several budgets,
+  leads or models may share one study (``tuning.separate_studies``, ``tuning.shared_studies``,
+  docs/protocol.md): the settings that choose the study (:data:`STUDY_SCOPE`) are in no payload,
+  as their effect reaches each cell through the study fingerprint it holds.
 
 Settings that cannot change the numbers are left out, all of them in one declared list,
 :data:`IGNORED`; the validation cadence of pretraining counts only when it chooses the encoder
@@ -35,7 +39,7 @@ from simecg.config import stable_hash, to_dict
 
 # Bump when the *layout* of identities changes (what goes into which payload), so fingerprints
 # of the old layout can never equal new ones.
-IDENTITY_VERSION = "2"
+IDENTITY_VERSION = "3"
 
 # Settings that cannot change the numbers, per config section. They may differ between two runs
 # (or a run and its resumption) that share a fingerprint.
@@ -64,6 +68,10 @@ IGNORED: Mapping[str, frozenset[str]] = {
 # the paper's) and left out when it is the last one (``select = "last"``), where validation is
 # bookkeeping (docs/protocol.md, "MAE pretraining").
 SELECTING: frozenset[str] = frozenset({"val_every", "val_every_samples", "val_masks"})
+
+
+# Tuning settings that choose which study a cell takes its values from, not what a study computes.
+STUDY_SCOPE = frozenset({"separate_studies", "shared_studies"})
 
 
 @dataclass(frozen=True)
@@ -135,32 +143,53 @@ def generator_identity(settings: Any, data: Mapping[str, Any]) -> Identity:
 
 
 def cell_identity(
-    cell: Any, protocol: Mapping[str, Any], model: Mapping[str, Any], data_version: str
+    cell: Any, protocol: Mapping[str, Any], model: Mapping[str, Any], data_version: str, study: str = ""
 ) -> Identity:
     """The identity of one cell's result.
 
     Args:
         cell: the cell (model name, task, lead, budget, seed, positives_only, shift).
         protocol: the suite's settings that shape every cell: split, test seed, age bins,
-            fine-tuning and tuning configs, protocol version.
+            fine-tuning config, protocol version. Its tuning settings, if any, are left out: they
+            change a cell's numbers only through the study it takes its values from.
         model: the model's identity (registry name, resolved config, and for a pretrained model
             its encoder's fingerprint).
         data_version: the task data's version (records, labels, preprocessing).
+        study: the fingerprint of the tuning study whose best values the cell trains with
+            (:func:`study_identity`); empty when the cell is not tuned.
     """
     protocol = to_dict_mapping(protocol)
+    protocol.pop("tuning", None)
     if "finetune" in protocol:
         protocol["finetune"] = without_ignored("finetune", protocol["finetune"])
     return Identity("cell", {
         "cell": _plain(cell), "protocol": protocol, "model": to_dict_mapping(model),
-        "data_version": data_version,
+        "data_version": data_version, "study": study,
     })
 
 
-def study_identity(cell: Identity) -> Identity:
-    """The tuning study of a cell: its identity without the seed (shared by all seeds)."""
-    payload = dict(cell.payload)
-    payload["cell"] = {k: v for k, v in payload["cell"].items() if k != "seed"}
-    return Identity("study", payload)
+def study_identity(
+    cell: Any, protocol: Mapping[str, Any], model: Mapping[str, Any], data_version: str
+) -> Identity:
+    """The identity of a tuning study: what its trials train on and how (its best values follow).
+
+    Args:
+        cell: the study cell, whose split, budget, lead and model the trials use; its seed is
+            left out (the trials use the tuning seed, which is in ``protocol``).
+        protocol: as for :func:`cell_identity`, with the tuning settings (trials, budgets,
+            sampler, tuning seed), less the :data:`STUDY_SCOPE` settings.
+        model: the identity of the study cell's model.
+        data_version: the version of the study cell's task data.
+    """
+    protocol = to_dict_mapping(protocol)
+    if "finetune" in protocol:
+        protocol["finetune"] = without_ignored("finetune", protocol["finetune"])
+    if "tuning" in protocol:
+        protocol["tuning"] = {k: v for k, v in protocol["tuning"].items() if k not in STUDY_SCOPE}
+    return Identity("study", {
+        "cell": {k: v for k, v in _plain(cell).items() if k != "seed"}, "protocol": protocol,
+        "model": to_dict_mapping(model), "data_version": data_version,
+    })
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:

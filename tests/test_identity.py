@@ -17,7 +17,7 @@ from benchmark.encoders import SuiteEncoders
 from pretraining.config import PretrainConfig
 from simecg.identity import IGNORED
 
-BASE = {"grid.tasks": "demo/af", "grid.seeds": "1,2", "grid.models": "mae,resnet18-1d"}
+BASE = {"grid.tasks": "demo/af", "grid.seeds": "1,2", "grid.models": "mae,resnet18-1d", "tuning.n_trials": "2"}
 
 
 def fingerprints(overrides: dict[str, str] | None = None, data_version: str = "v1") -> dict[str, dict[str, str]]:
@@ -29,7 +29,7 @@ def fingerprints(overrides: dict[str, str] | None = None, data_version: str = "v
     return {
         "encoder": {corpus: encoders.identity(corpus).fingerprint for corpus in suite.corpora},
         "cells": {p.cell.label: p.fingerprint for p in planned},
-        "studies": {p.cell.label: p.study.fingerprint for p in planned},
+        "studies": {p.cell.label: p.study.fingerprint if p.study else "" for p in planned},
     }
 
 
@@ -149,3 +149,64 @@ def test_the_same_config_gives_the_same_fingerprints() -> None:
 def test_a_setting_of_a_simulator_the_corpus_does_not_use_moves_nothing() -> None:
     # sim is SimECG-N (the Gaussian simulator): ECGSYN's settings cannot change its ECGs
     assert fingerprints({"pretrain.corpus_options.ecgsyn.noise_mu": "0.0"}) == fingerprints()
+
+
+# ----- which study a cell takes its values from (docs/protocol.md, tuning) ------------------------------------
+def _studies(overrides: dict[str, str]) -> dict[str, str]:
+    return fingerprints(overrides)["studies"]
+
+
+def test_budget_cells_share_the_full_data_study_of_their_task_and_model() -> None:
+    studies = _studies({"grid.budgets": "0,5,10"})
+    for model in ("mae:sim", "resnet18-1d"):
+        mine = {fp for label, fp in studies.items() if label.startswith(model)}
+        assert len(mine) == 1  # every budget and seed of the model: one study, the full-data one
+    assert _studies({})["mae:sim | demo/af | II | budget all | seed 1"] == studies[
+        "mae:sim | demo/af | II | budget 5 | seed 2"]  # the same study a full-data-only suite has
+
+
+def test_separate_studies_gives_each_budget_its_own_study_and_leaves_the_full_data_one_alone() -> None:
+    shared = _studies({"grid.budgets": "0,5"})
+    separate = _studies({"grid.budgets": "0,5", "tuning.separate_studies": "budget"})
+    full = "resnet18-1d | demo/af | II | budget all | seed 1"
+    five = "resnet18-1d | demo/af | II | budget 5 | seed 1"
+    assert separate[five] != separate[full]
+    assert separate[full] == shared[full]  # the scope setting is in no study's identity
+
+
+def test_a_cell_moves_when_the_study_it_takes_its_values_from_moves() -> None:
+    before = fingerprints({"grid.budgets": "0,5"})
+    after = fingerprints({"grid.budgets": "0,5", "tuning.separate_studies": "budget"})
+    moved_cells = moved(before["cells"], after["cells"])
+    assert moved_cells == {label for label in before["cells"] if "budget 5" in label}  # full-data cells keep theirs
+
+
+def test_scratch_borrows_the_simecg_n_mae_study_when_the_suite_runs_it() -> None:
+    fps = fingerprints({"grid.models": "mae,transformer-scratch"})
+    scratch = fps["studies"]["transformer-scratch | demo/af | II | budget all | seed 1"]
+    assert scratch == fps["studies"]["mae:sim | demo/af | II | budget all | seed 1"]
+    # the MAE's encoder reaches the scratch cells through the study they take their values from
+    after = fingerprints({"grid.models": "mae,transformer-scratch", "pretrain.lr": "0.002"})
+    assert moved(fps["cells"], after["cells"]) == set(fps["cells"])
+    alone = fingerprints({"grid.models": "transformer-scratch"})["studies"]  # no mae:sim to borrow from
+    own = fingerprints({"grid.models": "mae,transformer-scratch", "tuning.shared_studies": ""})["studies"]
+    label = "transformer-scratch | demo/af | II | budget all | seed 1"
+    assert alone[label] == own[label] != scratch
+
+
+def test_tuning_settings_move_no_cell_that_is_not_tuned() -> None:
+    untuned = {"tuning.n_trials": "0"}
+    before = fingerprints(untuned)
+    assert fingerprints({**untuned, "tuning.tune_seed": "3", "tuning.trial_max_epochs": "7"}) == before
+    assert set(before["studies"].values()) == {""}
+    assert moved(fingerprints({"tuning.tune_seed": "3"})["cells"], fingerprints()["cells"]) == MAE | RESNET
+
+
+def test_a_frozen_encoder_takes_the_values_tuned_with_full_fine_tuning() -> None:
+    label = "mae:sim | demo/af | II | budget all | seed 1"
+    full, frozen = fingerprints(), fingerprints({"baselines.mae.mode": "probe"})
+    assert frozen["studies"][label] == full["studies"][label]  # the authors' frozen runs: the full-data search
+    assert frozen["cells"][label] != full["cells"][label]
+    own = fingerprints({"baselines.mae.mode": "probe", "tuning.separate_studies": "frozen"})["studies"]
+    assert own[label] != full["studies"][label]
+    assert fingerprints({"tuning.separate_studies": "frozen"}) == full  # nothing frozen: nothing moves

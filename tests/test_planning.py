@@ -86,7 +86,13 @@ def test_dry_run_counts_cells_pretraining_and_trials(tiny_run, capsys) -> None:
     assert summary["cells"] == {"total": 4, "finished": 0, "pending": 4}  # tuning is part of every cell's identity
     (need,) = summary["pretraining"]  # another encoder
     assert (need["source"], need["steps"], need["batch_size"], need["preset"]) == ("sim", 13, 16, "tiny")
-    assert summary["tuning"] == {"studies": 2, "n_trials": 3, "trials": 6, "timeout_s": 0.0}  # one study per model
+    assert summary["tuning"] == {"studies": 2, "n_trials": 3, "trials": 6, "timeout_s": 0.0,  # one study per model
+                                 "scope": "one study per (task, model) on the full training split of lead II"}
+    with_budgets = _plan(uri, capsys, "--set", "tuning.n_trials=3", "--set", "grid.budgets=0,5,10")["summary"]
+    assert with_budgets["cells"]["total"] == 12 and with_budgets["tuning"]["studies"] == 2  # budgets reuse them
+    separate = _plan(uri, capsys, "--set", "tuning.n_trials=3", "--set", "grid.budgets=0,5,10",
+                     "--set", "tuning.separate_studies=budget")["summary"]["tuning"]
+    assert separate["studies"] == 6 and separate["scope"] == "one study per (task, model, budget)"
 
 
 @pytest.mark.slow
@@ -104,6 +110,12 @@ def test_estimate_reads_the_throughput_file(tiny_run, throughput_file: Path, cap
         assert row["est_seconds_expected"] == row["est_seconds_high"]
     total = summary["estimate_seconds"]["cells"]["high"]
     assert total == pytest.approx(sum(row["est_seconds_high"] for row in pending), abs=0.2)
+
+    # trials without early stopping: the median pruner's 5 start-up trials run every epoch (10), the others
+    # at least until the pruner's first chance (pruner_patience 1: 3 evaluations of 1 epoch each)
+    tuned = _plan(uri, capsys, "--set", "tuning.n_trials=7", "--set", "tuning.pruner_patience=1",
+                  "--set", "finetune.max_epochs=10")["summary"]["estimate_seconds"]["tuning"]
+    assert tuned["expected"] is None and tuned["high"] / tuned["low"] == pytest.approx(70 / 56, rel=0.01)
 
     assert main(["run", *CELLS, "--set", "grid.seeds=1,2", "--set", "pretrain.steps=13", "--tracking-uri", uri,
                  "--dry-run"]) == 0

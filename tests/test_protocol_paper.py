@@ -1,9 +1,11 @@
-"""The protocol as the authors ran it (PROTOCOL.md): weight decay per model, the search spaces, the
-head, CPSC2018's random crops and half-overlapping evaluation windows, and tuning trials in MLflow."""
+"""The protocol as the authors ran it (docs/protocol.md): no weight decay, the search spaces, the head,
+early stopping, CPSC2018's random crops and half-overlapping evaluation windows, and tuning (trials in
+MLflow, the tuning seed, one study per task and model)."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 
 import numpy as np
@@ -30,16 +32,22 @@ from simecg.signal import zscore
 SUPERVISED = ["resnet18-1d", "mega", "luna", "emb-gru", "emb-lstm", "transformer-scratch"]
 
 
-# ----- 1. weight decay: a per-model training default --------------------------------------------------------
-@pytest.mark.parametrize("name", SUPERVISED)
-def test_supervised_baselines_train_with_weight_decay_001(name: str) -> None:
-    model = resolve_model(name).create(TrainConfig(), seed=1)
-    assert model.training.weight_decay == pytest.approx(0.01)
+# ----- 1. weight decay: none for any model (the authors' Adam never gets their YAML's 0.01) -------------------
+@pytest.mark.parametrize("name", [*SUPERVISED, "mae:sim", "xgboost-features"])
+def test_every_model_trains_without_weight_decay_in_the_paper_setup(name: str) -> None:
+    from benchmark.config import load_suite
 
-
-def test_pretrained_mae_fine_tunes_without_weight_decay() -> None:
-    model = resolve_model("mae:sim").create(TrainConfig(), seed=1)
+    model = resolve_model(name).create(load_suite("paper").finetune, seed=1)
     assert model.training.weight_decay == 0.0
+    assert "training_defaults" not in resolve_model(name).identity(None if "mae" not in name else _Encoders())
+
+
+@pytest.mark.parametrize("name", [*SUPERVISED, "mae:sim"])
+def test_finetune_weight_decay_sets_the_declared_001_for_every_model(name: str) -> None:
+    from benchmark.config import load_suite
+
+    suite = load_suite("paper", {"finetune.weight_decay": "0.01"})
+    assert resolve_model(name).create(suite.finetune, seed=1).training.weight_decay == pytest.approx(0.01)
 
 
 def test_a_suite_or_tuner_value_overrides_the_model_default() -> None:
@@ -53,10 +61,21 @@ def test_a_suite_or_tuner_value_overrides_the_model_default() -> None:
 def test_training_defaults_enter_the_model_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = resolve_model("resnet18-1d")
     identity = spec.identity(None)
-    assert identity["training_defaults"] == {"weight_decay": 0.01}
     cls = BASELINES.get("resnet18-1d")
     monkeypatch.setattr(cls, "training_defaults", {"weight_decay": 0.02})
-    assert spec.identity(None) != identity
+    assert spec.identity(None)["training_defaults"] == {"weight_decay": 0.02} and spec.identity(None) != identity
+
+
+class _Encoders:
+    """An encoder source that names an encoder without one (identity only)."""
+
+    def identity(self, corpus: str):
+        from simecg.identity import Identity
+
+        return Identity("encoder", {"corpus": {"name": corpus}})
+
+    def path(self, corpus: str):
+        raise AssertionError("no encoder is needed")
 
 
 # ----- 2. search spaces ----------------------------------------------------------------------------------------
@@ -75,8 +94,6 @@ RANGES: dict[str, dict[str, set]] = {
     "emb-lstm": {"chunk_length": {50, 100, 250}, "num_layers": set(range(1, 5)), "hidden_size": _pow2(4, 8),
                  "head_width": _pow2(4, 10)},
     "resnet18-1d": {"head_width": _pow2(4, 10)},
-    "transformer-scratch": {"head_width": _pow2(4, 10)},
-    "mae": {"head_width": _pow2(4, 10)},
 }
 
 
@@ -102,6 +119,24 @@ def test_search_spaces_propose_protocol_values_and_valid_models(name: str, one_t
     assert all(len(values) > 1 for values in seen.values())  # every dimension is explored
     tuning = cls.tuning_space(study.ask())  # and the fine-tuning space beside it
     assert 5e-6 <= tuning["lr"] <= 5e-3 and 0 <= tuning["mask_ratio"] <= 0.5 and 0 <= tuning["max_shift_ratio"] <= 0.75
+
+
+@pytest.mark.parametrize("name", ["mae", "transformer-scratch"])
+def test_the_encoder_head_is_not_searched_unless_asked(name: str) -> None:
+    """The authors search backbone_out_dim for the MAE, but its head is Linear(128, 32) whatever it is:
+    the paper space spends no trial on it; tune_head_width = true searches 2^4..2^10."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    variant = "mae:sim" if name == "mae" else name
+    paper = resolve_model(variant)
+    widths = set()
+    for _ in range(30):
+        assert set(paper.tuning_space(study.ask())) == {"lr", "mask_ratio", "max_shift_ratio"}
+        params = resolve_model(variant, {name: {"tune_head_width": True}}).tuning_space(study.ask())
+        assert set(params) == {"lr", "mask_ratio", "max_shift_ratio", "head_width"}
+        widths.add(params["head_width"])
+    assert widths <= _pow2(4, 10) and len(widths) > 3
+    assert paper.config.head_width == 32
 
 
 # ----- 3. the head ---------------------------------------------------------------------------------------------
@@ -437,7 +472,8 @@ def test_time_budget_counts_over_sessions(tmp_path) -> None:
 
 
 def test_a_tuned_cell_nests_its_study_and_logs_its_weight_decay(store: str, tmp_path, one_thread) -> None:
-    """run_cell end to end on a CPSC2018-like task: crops in training, tuning nested under the cell."""
+    """run_cell end to end on a CPSC2018-like task: crops in training, tuning nested under the cell, on the
+    tuning seed's split, and a budget cell that takes the full-data study's values without tuning again."""
     from benchmark.cells import Cell, plan_cells
     from benchmark.config import load_suite
     from benchmark.run_cell import CellContext, run_cell
@@ -452,20 +488,27 @@ def test_a_tuned_cell_nests_its_study_and_logs_its_weight_decay(store: str, tmp_
         context = CellContext(suite, tracker, invocation.run_id, f"sqlite:///{tmp_path / 'optuna.db'}", None,
                               {("cpsc2018/AF", "II"): data})
         cells = [Cell("resnet18-1d", "cpsc2018/AF", "II", 0, seed) for seed in (1, 2)]
-        planned = plan_cells(suite, cells, {("cpsc2018/AF", "II"): data.data_version}, None)
+        budget = Cell("resnet18-1d", "cpsc2018/AF", "II", 5, 1)
+        planned = plan_cells(suite, [*cells, budget], {("cpsc2018/AF", "II"): data.data_version}, None)
         for cell in planned:
             assert run_cell(context, cell) is None
-    cell_runs = {int(r.data.tags["seed"]): r for r in _runs(tracker, "cell")}
-    first = cell_runs[1]
-    assert first.data.params["train.weight_decay"] == "0.01"
-    assert first.data.params["model.training_defaults.weight_decay"] == "0.01"
+    cell_runs = {(int(r.data.tags["seed"]), int(r.data.tags["budget"])): r for r in _runs(tracker, "cell")}
+    first = cell_runs[(1, 0)]
+    assert first.data.params["train.weight_decay"] == "0.0"
+    assert "model.training_defaults.weight_decay" not in first.data.params
     assert "tuned.lr" in first.data.params and "tuned.head_width" in first.data.params
-    (session,) = _runs(tracker, "tuning")  # one study for both seeds, tuned by the first cell
+    (session,) = _runs(tracker, "tuning")  # one study for both seeds and the budget, tuned by the first cell
     assert session.data.tags["mlflow.parentRunId"] == first.info.run_id
-    assert session.data.tags["study"] == first.data.tags["study"] == cell_runs[2].data.tags["study"]
+    assert session.data.tags["seed"] == "6" and session.data.tags["budget"] == "0"  # the tuning seed's full split
+    assert {r.data.tags["study"] for r in cell_runs.values()} == {session.data.tags["study"]}
     trials = _runs(tracker, "trial")
     assert len(trials) == 2 and {t.data.tags["mlflow.parentRunId"] for t in trials} == {session.info.run_id}
-    assert cell_runs[2].data.params["tuned.lr"] == first.data.params["tuned.lr"]
+    for run in cell_runs.values():  # each cell says which study its values come from, and takes them
+        assert run.data.params["study"] == f"study-{session.data.tags['study']}"
+        assert run.data.params["study.cell"] == "resnet18-1d | cpsc2018/AF | II | budget all"
+        assert run.data.params["tuning.tune_seed"] == "6"
+        assert run.data.params["tuned.lr"] == first.data.params["tuned.lr"]
+    assert cell_runs[(1, 5)].data.metrics["n_train"] == 10  # the budget cell trained on its 5 + 5 records
     split = pd.read_csv(tracker.client.download_artifacts(first.info.run_id, "split.csv", str(tmp_path)))
     train = split[(split.split == "train") & split.in_budget]
     assert first.data.metrics["n_train"] == len(train)  # one training sample per record (a crop), not per window
@@ -480,3 +523,106 @@ def test_model_spec_create_applies_the_defaults_for_plugins_too() -> None:
     spec = ModelSpec("plugin", "plugin", Plugin, Plugin.make_config())
     assert spec.create(TrainConfig(), seed=0).training.weight_decay == pytest.approx(0.3)
     assert spec.identity(None)["training_defaults"] == {"weight_decay": 0.3}
+
+
+# ----- 6. early stopping and the trials' training ----------------------------------------------------------------
+class _Stalled(torch.nn.Module):
+    """Learns nothing after the first step: the validation loss stops improving at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b.expand(x.shape[0]) * 0.0  # no gradient reaches b: the same loss at every evaluation
+
+
+@pytest.mark.parametrize("patience", [1, 2, 5])
+def test_training_stops_after_more_than_patience_evaluations_without_improvement(patience: int, one_thread) -> None:
+    """The authors' EarlyStopper: ``bad > patience``; the first evaluation is the best, so the stop comes at
+    evaluation patience + 2 (patience 5, every 5 epochs: epoch 35)."""
+    x = np.random.default_rng(0).standard_normal((8, 50)).astype(np.float32)
+    y = np.arange(8) % 2
+    config = TrainConfig(batch_size=8, max_epochs=100, eval_every=1, patience=patience)
+    fit = train_classifier(_Stalled(), (x, y), (x, y), config, seed=0)
+    assert fit.epochs_run == patience + 2 and fit.best_epoch == 1
+    never = train_classifier(_Stalled(), (x, y), (x, y), dataclasses.replace(config, early_stopping=False), seed=0)
+    assert never.epochs_run == 100 and never.best_epoch == 1 and len(never.history) == 100
+
+
+def test_trials_run_up_to_250_epochs_without_early_stopping_and_never_longer_than_a_cell() -> None:
+    from benchmark.config import load_suite
+    from benchmark.run_cell import trial_training
+
+    paper = load_suite("paper")
+    assert (paper.tuning.trial_max_epochs, paper.tuning.trial_early_stopping) == (250, False)
+    assert paper.finetune.early_stopping and paper.finetune.max_epochs == 500 and paper.finetune.patience == 5
+    trial = trial_training(paper)
+    assert trial.max_epochs == 250 and not trial.early_stopping
+    assert dataclasses.replace(trial, max_epochs=500, early_stopping=True) == paper.finetune  # nothing else differs
+    smoke = load_suite("smoke", {"tuning.trial_early_stopping": "true"})
+    assert trial_training(smoke).max_epochs == smoke.finetune.max_epochs == 20 and trial_training(smoke).early_stopping
+
+
+# ----- 7. which study a cell takes its values from, and on which split --------------------------------------------
+def test_the_tuning_split_is_seed_6_outside_the_scored_seeds() -> None:
+    from benchmark.config import load_suite
+
+    for name in ("paper", "all", "budgets", "leads"):
+        suite = load_suite(name)
+        assert suite.tuning.tune_seed == 6 and suite.tuning.sampler_seed == 6 and suite.tuning.pruner_patience == 5
+        assert all(6 not in grid.seeds for grid in suite.grids)
+
+
+def test_a_suite_that_scores_its_tuning_seed_is_warned(caplog: pytest.LogCaptureFixture) -> None:
+    from benchmark.config import load_suite
+
+    with caplog.at_level(logging.WARNING, logger="benchmark.config"):
+        load_suite("demo", {"tuning.n_trials": "2", "grid.seeds": "1,2"})
+        assert not caplog.records
+        load_suite("demo", {"tuning.n_trials": "2", "grid.seeds": "5,6"})
+    assert len(caplog.records) == 1 and "scores seed 6" in caplog.text and "tuning.tune_seed" in caplog.text
+
+
+def test_study_cells_are_the_full_lead_ii_split_of_the_tuning_seed_unless_separated() -> None:
+    from benchmark.cells import Cell, study_cell
+    from benchmark.config import TuningConfig
+
+    cell = Cell("mae:sim", "ptbxl/AFIB", "V1", 10, 3, positives_only=True, shift="sex:M->F")
+    assert study_cell(cell, TuningConfig()) == Cell("mae:sim", "ptbxl/AFIB", "II", 0, 6)
+    assert study_cell(cell, TuningConfig(), donor="mae:ptbxl").model == "mae:ptbxl"
+    own = study_cell(cell, TuningConfig(separate_studies=("budget", "lead", "shift")))
+    assert own == dataclasses.replace(cell, seed=6)  # the former layout: a study per cell less its seed
+    assert study_cell(cell, TuningConfig(separate_studies=("lead",))) == Cell("mae:sim", "ptbxl/AFIB", "V1", 0, 6)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("tuning.shared_studies", "transformer-scratch", "MODEL=DONOR"),
+    ("tuning.shared_studies", "mae:sim=mae:sim", "MODEL=DONOR"),
+    ("tuning.separate_studies", "seed", "tuning.separate_studies values must be one of budget, lead, shift, frozen"),
+    ("tuning.trial_max_epochs", "0", "tuning.trial_max_epochs must be >= 1"),
+])
+def test_tuning_scope_settings_are_checked(key: str, value: str, message: str) -> None:
+    from benchmark.config import load_suite
+    from simecg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_suite("demo", {key: value})
+
+
+def test_the_all_suite_tunes_one_study_per_task_and_model() -> None:
+    """286 studies for the 16,250 cells of `all`: 26 tasks x 11 models (the scratch encoder borrows mae:sim's),
+    whatever their budgets, leads and seeds; a study per lead adds the 11 other leads' (13 tasks x 6 models)."""
+    from benchmark.cells import enumerate_cells, study_cell, study_donors
+    from benchmark.config import load_suite
+
+    def count(overrides: dict[str, str]) -> tuple[int, int]:
+        suite = load_suite("all", overrides)
+        cells = enumerate_cells(suite)
+        donors = study_donors(suite)
+        studies = {study_cell(c, suite.tuning, donors.get((c.model, c.task))) for c in cells}
+        return len(cells), len(studies)
+
+    assert count({}) == (16250, 26 * 11)
+    assert count({"tuning.separate_studies": "lead"}) == (16250, 26 * 11 + 13 * 11 * 6)
+    assert count({"tuning.shared_studies": ""}) == (16250, 26 * 12)
