@@ -186,7 +186,7 @@ class Baseline:
 
 
 def training_space(trial: Any) -> dict[str, Any]:
-    """The fine-tuning hyper-parameters every neural model is tuned over (PROTOCOL.md)."""
+    """The fine-tuning hyper-parameters every neural model is tuned over (docs/protocol.md)."""
     return {
         "lr": trial.suggest_float("lr", 5e-6, 5e-3, log=True),
         "mask_ratio": trial.suggest_float("mask_ratio", 0.0, 0.5),

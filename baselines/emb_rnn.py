@@ -6,7 +6,7 @@ stack reads the chunk sequence. The final states of both directions (or the mean
 feed the study's MLP head (:func:`pretraining.mae.classifier_head`). The two registered
 baselines differ only in the recurrent cell.
 
-Tuning (PROTOCOL.md, the authors' Emb-LSTM/Emb-GRU space): depth 1-4 (``num_layers``), hidden
+Tuning (docs/protocol.md, the authors' Emb-LSTM/Emb-GRU space): depth 1-4 (``num_layers``), hidden
 2^4..2^8 (``hidden_size``), chunk length {50, 100, 250} (``chunk_length``), embedding 64
 (``embed_dim``, fixed), ``backbone_out_dim`` 2^4..2^10 (``head_width``).
 """
@@ -40,7 +40,7 @@ class EmbRNNConfig:
     dropout: float = 0.1
     signal_length: int = 5000
     head_width: int = 32  # the head's hidden width (the authors' backbone_out_dim); 0 = a linear head
-    head_dropout: float = 0.25  # inside the head (PROTOCOL.md: Linear, ReLU, Dropout 0.25, Linear)
+    head_dropout: float = 0.25  # inside the head (docs/protocol.md: Linear, ReLU, Dropout 0.25, Linear)
 
     def __post_init__(self) -> None:
         if self.pooling not in ("last", "mean"):
@@ -84,7 +84,7 @@ class ChunkRNN(nn.Module):
 
 
 def _search_space(trial: Any) -> dict[str, Any]:
-    # PROTOCOL.md's Emb-LSTM/Emb-GRU space (module docstring); embedding 64 is fixed.
+    # docs/protocol.md's Emb-LSTM/Emb-GRU space (module docstring); embedding 64 is fixed.
     return {
         "chunk_length": trial.suggest_categorical("chunk_length", [50, 100, 250]),
         "num_layers": trial.suggest_int("num_layers", 1, 4),

@@ -14,7 +14,7 @@ Arena models do), so the attention width is searched on its own.
 Tokens are linear embeddings of fixed-length chunks (``baselines.tokens``) plus fixed sin-cos
 positions; the mean token feeds the study's MLP head (:func:`pretraining.mae.classifier_head`).
 
-Tuning (PROTOCOL.md, the authors' LUNA space): embedding 64 (``embed_dim``, fixed), depth 3-6
+Tuning (docs/protocol.md, the authors' LUNA space): embedding 64 (``embed_dim``, fixed), depth 3-6
 (``depth``), heads 2^4..2^6 (``num_heads``), feed-forward 2^5..2^8 (``ffn_dim``), chunk length
 {50, 100, 250} (``chunk_length``), qkv dim 2^4..2^6 (``qkv_dim``), context length 2^4..2^6
 (``context_length``), ``backbone_out_dim`` 2^4..2^10 (``head_width``). Heads must divide the qkv
@@ -51,7 +51,7 @@ class LunaConfig:
     dropout: float = 0.1
     signal_length: int = 5000
     head_width: int = 32  # the head's hidden width (the authors' backbone_out_dim); 0 = a linear head
-    head_dropout: float = 0.25  # inside the head (PROTOCOL.md: Linear, ReLU, Dropout 0.25, Linear)
+    head_dropout: float = 0.25  # inside the head (docs/protocol.md: Linear, ReLU, Dropout 0.25, Linear)
 
     def __post_init__(self) -> None:
         if self.embed_dim % 2:
@@ -137,7 +137,7 @@ class LunaBaseline(NeuralBaseline):
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        # PROTOCOL.md's LUNA space (module docstring); embedding 64 is fixed, heads <= qkv dim so they divide it.
+        # docs/protocol.md's LUNA space (module docstring); embedding 64 is fixed, heads <= qkv dim so they divide it.
         qkv_dim = 2 ** trial.suggest_int("log2_qkv_dim", 4, 6)
         return {
             "chunk_length": trial.suggest_categorical("chunk_length", [50, 100, 250]),

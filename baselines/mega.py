@@ -11,7 +11,7 @@ update gate and a candidate state mix the attention output back into the residua
 Tokens are linear embeddings of fixed-length chunks (``baselines.tokens``); the mean token
 feeds the study's MLP head (:func:`pretraining.mae.classifier_head`).
 
-Tuning (PROTOCOL.md, the authors' MEGA space) maps onto the fields: embedding 64 (``embed_dim``,
+Tuning (docs/protocol.md, the authors' MEGA space) maps onto the fields: embedding 64 (``embed_dim``,
 fixed), depth 3-6 (``depth``), heads 2^4..2^6 (``ema_dim``: MEGA's attention is single-head;
 its "heads" are the multi-dimensional EMA's heads, the states each channel is expanded to, as
 in reference implementations' ``ema_heads``/``ndim``), feed-forward 2^5..2^8 (``ffn_dim``),
@@ -50,7 +50,7 @@ class MegaConfig:
     bidirectional: bool = True
     signal_length: int = 5000
     head_width: int = 32  # the head's hidden width (the authors' backbone_out_dim); 0 = a linear head
-    head_dropout: float = 0.25  # inside the head (PROTOCOL.md: Linear, ReLU, Dropout 0.25, Linear)
+    head_dropout: float = 0.25  # inside the head (docs/protocol.md: Linear, ReLU, Dropout 0.25, Linear)
 
 
 class MultiHeadDampedEMA(nn.Module):
@@ -174,7 +174,7 @@ class MegaBaseline(NeuralBaseline):
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        # PROTOCOL.md's MEGA space (module docstring: which field each name maps to); embedding 64 is fixed.
+        # docs/protocol.md's MEGA space (module docstring: which field each name maps to); embedding 64 is fixed.
         return {
             "chunk_length": trial.suggest_categorical("chunk_length", [50, 100, 250]),
             "depth": trial.suggest_int("depth", 3, 6),

@@ -20,7 +20,7 @@ from simecg.errors import ConfigError
 
 @dataclass(frozen=True)
 class PretrainedMAEConfig:
-    """Which encoder and the classification head on it (PROTOCOL.md, fine-tuning).
+    """Which encoder and the classification head on it (docs/protocol.md, fine-tuning).
 
     The head defaults are the authors': Linear(128, 32), ReLU, Dropout 0.25, Linear(32, 1) on the
     CLS token (:func:`pretraining.mae.classifier_head`). Tuning leaves the head as it is, as the

@@ -7,7 +7,7 @@ used for ECG keeps this layout and widens the kernels (7 taps here). The default
 instead of ImageNet's 64, stem stride 4 so the first stage sees 625 steps of a 10-s ECG) keep a
 forward+backward of 256 ECGs affordable on a CPU.
 
-Tuning (PROTOCOL.md, "Supervised baselines"): the authors list no ResNet-specific space, so
+Tuning (docs/protocol.md, "Supervised baselines"): the authors list no ResNet-specific space, so
 only the space every model shares is searched: ``backbone_out_dim`` 2^4..2^10, the head width.
 The other fields stay settable per suite (``[baselines.resnet18-1d]``).
 """
@@ -36,7 +36,7 @@ class ResNet1dConfig:
     blocks: tuple[int, ...] = (2, 2, 2, 2)
     dropout: float = 0.0  # before the head
     head_width: int = 32  # the head's hidden width (the authors' backbone_out_dim); 0 = a linear head
-    head_dropout: float = 0.25  # inside the head (PROTOCOL.md: Linear, ReLU, Dropout 0.25, Linear)
+    head_dropout: float = 0.25  # inside the head (docs/protocol.md: Linear, ReLU, Dropout 0.25, Linear)
 
     def __post_init__(self) -> None:
         if self.kernel_size % 2 == 0 or self.stem_kernel_size % 2 == 0:
@@ -116,5 +116,5 @@ class ResNet18_1d(NeuralBaseline):  # noqa: N801 - the model's published name
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        # PROTOCOL.md: every model searches backbone_out_dim 2^4..2^10 (here the head's hidden width).
+        # docs/protocol.md: every model searches backbone_out_dim 2^4..2^10 (here the head's hidden width).
         return {"head_width": 2 ** trial.suggest_int("log2_head_width", 4, 10)}

@@ -1,5 +1,5 @@
 """Shared input stage of the sequence baselines: cut a signal into fixed-length chunks and
-embed each chunk linearly (the "Emb-" design of PROTOCOL.md), so a 10-s ECG of 5,000 samples
+embed each chunk linearly (the "Emb-" design of docs/protocol.md), so a 10-s ECG of 5,000 samples
 becomes a short token sequence (100 tokens of 50 samples by default).
 
 MEGA, LUNA, Emb-GRU and Emb-LSTM all read their input through this one layer, so they differ

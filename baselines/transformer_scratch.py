@@ -4,7 +4,7 @@ This is the ablation of pretraining: the same :class:`pretraining.mae.ECGEncoder
 architecture preset, ``paper`` by default) under the same CLS-token MLP head and the same
 fine-tuning, but without any MAE weights, so any gain of a pretrained model over it is the
 gain of pretraining. Because it is that ablation, its encoder is not searched (the authors'
-separate supervised "Transformer" space of PROTOCOL.md would change the architecture it
+separate supervised "Transformer" space of docs/protocol.md would change the architecture it
 ablates). As the authors' random-init runs, it takes the tuned values of the SimECG-N MAE's
 study of the same task (``tuning.shared_studies``, docs/protocol.md); tuned on its own, its
 space is the pretrained MAE's (:func:`baselines.base.encoder_tuning_space`). Like every model,
@@ -30,7 +30,7 @@ class TransformerScratchConfig:
     preset: str = "paper"
     head_width: int = 32  # the head's hidden width (the authors' backbone_out_dim); 0 = a linear head
     pooling: str = "cls"
-    dropout: float = 0.25  # the head's dropout (PROTOCOL.md head: Linear, ReLU, Dropout 0.25, Linear)
+    dropout: float = 0.25  # the head's dropout (docs/protocol.md head: Linear, ReLU, Dropout 0.25, Linear)
     activation: str = "relu"  # the head's activation: "relu" (paper) or "gelu"
     tune_head_width: bool = False  # also search head_width 2^4..2^10 when it is tuned on its own
 

@@ -142,7 +142,7 @@ class XGBoostFeatures(EstimatorBaseline):
     """XGBoost on neurokit2 ECG features (intervals, amplitudes, HRV), early-stopped on validation."""
 
     Config = XGBoostFeaturesConfig
-    role = "extra"  # shown beside the five supervised baselines, never "the strongest baseline" (PROTOCOL.md)
+    role = "extra"  # shown beside the five supervised baselines, never "the strongest baseline" (docs/protocol.md)
     check_overrides = {"n_estimators": 50}
 
     @staticmethod

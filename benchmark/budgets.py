@@ -1,6 +1,6 @@
 """Label budgets: train on only k labelled records per class, nested and seeded.
 
-PROTOCOL.md: budgets are absolute counts of training samples per class (1 ... 1000), subsets of
+docs/protocol.md: budgets are absolute counts of training samples per class (1 ... 1000), subsets of
 the training split. Per class, one seeded permutation of the class's training records is drawn
 and a budget takes its first k: so for one seed, every smaller budget is a subset of every larger
 one (nested), and runs differ only through the seed. A budget above what a class has is capped

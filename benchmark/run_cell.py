@@ -57,7 +57,7 @@ class Prepared:
     """A cell's training/validation inputs and test records.
 
     For records of one window (PTB-XL, G12EC) the inputs are arrays, a window per record. For
-    records longer than a window (CPSC2018, PROTOCOL.md "Signals"), ``x_train`` is a
+    records longer than a window (CPSC2018, docs/protocol.md "Signals"), ``x_train`` is a
     :class:`~benchmark.preprocess.RandomCrops` (a fresh random 10-s crop of each record per epoch,
     seeded by the cell's seed) and ``x_val`` a :class:`~baselines.training.GroupedWindows` (each
     record's 10-s windows at a 5-s stride, its score the max over them, as at test time);

@@ -1,6 +1,6 @@
 """Train/validation/test splits of a task's records, as the paper made them and patient-disjoint.
 
-``paper`` (PROTOCOL.md): per task, 20% of the records form the test set (drawn with
+``paper`` (docs/protocol.md): per task, 20% of the records form the test set (drawn with
 ``test_seed`` = 123, the same for every run), the rest is split 80/20 into train/validation with
 the run's seed. The authors split each class separately, so both steps here are stratified by
 label. Records, not patients, are the unit: PTB-XL patients with several records can land on

@@ -44,7 +44,7 @@ DEVICES = ("auto", "cpu", "cuda")  # pretraining.ddp resolves "auto"
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """How to pretrain; defaults are the paper's (PROTOCOL.md, "MAE pretraining").
+    """How to pretrain; defaults are the paper's (docs/protocol.md, "MAE pretraining").
 
     ``model`` overrides single :class:`MAEConfig` fields of the preset, e.g.
     ``--set pretrain.model.depth=4``. ``steps`` defaults to the authors' 1e9 samples seen at

@@ -1,4 +1,4 @@
-"""The study's masked-autoencoder Transformer for single-lead 10-s ECGs (PROTOCOL.md).
+"""The study's masked-autoencoder Transformer for single-lead 10-s ECGs (docs/protocol.md).
 
 Conv1d patches of 50 samples (100 tokens) plus a CLS token, fixed 1-D sin-cos positions,
 timm ``Block``s with qk-norm (attention runs through PyTorch's fused scaled-dot-product
@@ -242,7 +242,7 @@ def check_head(owner: str, pooling: str, activation: str) -> None:
 
 
 def classifier_head(in_dim: int, width: int = 32, dropout: float = 0.25, activation: str = "relu") -> nn.Module:
-    """The classification head of PROTOCOL.md: ``Linear(in_dim, width)``, activation, ``Dropout``,
+    """The classification head of docs/protocol.md: ``Linear(in_dim, width)``, activation, ``Dropout``,
     ``Linear(width, 1)`` (the authors' ``HeadModule``: width 32, ReLU, dropout 0.25).
 
     ``width`` is what the authors search as ``backbone_out_dim`` (2^4..2^10) for models trained

@@ -1,4 +1,4 @@
-"""The MAE of PROTOCOL.md: masking share, loss only on masked patches, shapes, and that it can learn."""
+"""The MAE of docs/protocol.md: masking share, loss only on masked patches, shapes, and that it can learn."""
 
 from __future__ import annotations
 

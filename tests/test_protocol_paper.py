@@ -111,7 +111,7 @@ def test_search_spaces_propose_protocol_values_and_valid_models(name: str, one_t
             seen[key].add(value)
         config = cls.make_config(params)  # the config's own checks pass
         if name in ("mega", "luna", "emb-gru", "emb-lstm"):
-            assert config.embed_dim == 64  # PROTOCOL.md: embedding 64, fixed
+            assert config.embed_dim == 64  # docs/protocol.md: embedding 64, fixed
             model = cls.build(config)
             assert model(torch.zeros(1, 1, 5000)).shape == (1,)
         if name == "luna":
