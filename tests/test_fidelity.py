@@ -44,6 +44,12 @@ def test_every_point_names_the_authors_file_and_reads_a_value() -> None:
     ("tuning.sampler_seed=7", "sampler seed (TPE)"),
     ("test_seed=7", "test split: fraction, seed"),
     ("grid.seeds=1,2", "scored seeds"),
+    ("finetune.weight_decay=0.01", "weight decay (every model: Adam(params, lr) ignores the YAML's 0.01)"),
+    ("data.overlap=positive", "a record both positive and normal"),
+    ("pretrain.select=last", "encoder handed to fine-tuning"),
+    ("tuning.tune_seed=1", "split seed of the trials (outside the scored 1-5)"),
+    ("tuning.separate_studies=budget", "budget, single-lead and frozen cells reuse the full-data study"),
+    ("baselines.mae.tune_head_width=true", "the MAE's search space (its head width has no effect there)"),
 ])
 def test_a_set_that_moves_a_setting_shows_as_differs(setting: str, point: str) -> None:
     key, value = setting.split("=")
@@ -51,6 +57,11 @@ def test_a_set_that_moves_a_setting_shows_as_differs(setting: str, point: str) -
     assert rows[point]["status"] == DIFFERS
     untouched = [r for p, r in rows.items() if p != point and r["status"] == DIFFERS]
     assert untouched == []
+
+
+def test_the_option_a_deviation_names_gives_the_authors_behaviour() -> None:
+    rows = {r["point"]: r for r in fidelity_rows(load_suite("paper", {"duplicates": "ignore"}))}
+    assert rows["exact duplicate signals (e.g. PTB-XL 137/138)"]["status"] == SAME
 
 
 def test_values_compare_with_float_tolerance_and_element_wise() -> None:
@@ -80,3 +91,14 @@ def test_protocol_command_prints_every_format(capsys: pytest.CaptureFixture[str]
 def test_protocol_command_refuses_a_bad_set_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["protocol", "--set", "finetune.batch_size=-1"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_readme_carries_the_paper_table_as_the_command_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- protocol-table:start -->\n", "\n<!-- protocol-table:end -->"
+    assert start in readme and end in readme
+    copy = readme.split(start, 1)[1].split(end, 1)[0]
+    assert main(["protocol", "--format", "markdown"]) == 0
+    assert copy == capsys.readouterr().out.rstrip("\n"), "README's protocol table is stale: paste the command's output"
