@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from pretraining.corpora.base import STORE_PATH
+from pretraining.corpora.base import STORE_PATH, stored_or_computed
 from simecg import integrity
 from simecg.errors import ConfigError, DataError, DataMissingError
 from simecg.seeding import rng_for
@@ -183,21 +183,7 @@ class DeepfakeCorpus:
     # ---- the corpus contract -------------------------------------------------------------------
     def get_batch(self, indices: np.ndarray) -> np.ndarray:
         """ECGs at ``indices`` as float32 ``(n, 5000)`` in mV; the same values in any batching."""
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if indices.size and (indices.min() < 0 or indices.max() >= self.size):
-            raise ConfigError(f"deepfake corpus index out of range [0, {self.size}): got "
-                              f"{indices.min()}..{indices.max()}")
-        out = np.empty((len(indices), N_SAMPLES), dtype=np.float32)
-        todo = np.ones(len(indices), dtype=bool)
-        store = self.store()
-        if store is not None:
-            stored = indices < len(store)
-            if stored.any():
-                out[stored] = store.get_batch(indices[stored])
-            todo &= ~stored
-        if todo.any():
-            out[todo] = self.generate(indices[todo])
-        return out
+        return stored_or_computed(self.name, self.size, indices, self.generate, self.store())
 
     def noise(self, indices: np.ndarray) -> np.ndarray:
         """The generator's input for each index: float32 ``(n, 8, 5000)`` uniform on [-1, 1), as the
