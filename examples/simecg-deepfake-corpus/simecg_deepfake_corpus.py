@@ -172,9 +172,10 @@ class DeepfakeCorpus:
     def content_identity(self) -> dict[str, Any]:
         """What decides every ECG's values, whatever the size: the seed, the lead, the package's
         version, its checkpoint's hash and this module's sampling version (a store's manifest holds it)."""
+        checkpoint = checkpoint_digest()  # first: without the package, it says how to install it
         return {"name": self.name, "seed": self.seed, "lead": self.options.lead,
                 "package": PACKAGE, "package_version": metadata.version(PACKAGE),
-                "checkpoint_sha256": checkpoint_digest(), "sampling_version": SAMPLING_VERSION}
+                "checkpoint_sha256": checkpoint, "sampling_version": SAMPLING_VERSION}
 
     def identity(self) -> dict[str, Any]:
         """The content identity plus the size (never the store ``path``: a store holds the same values)."""
