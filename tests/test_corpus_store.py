@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pretraining.config import PretrainConfig, build_corpus, encoder_identity
+from pretraining.corpora.base import stored_or_computed
 from pretraining.corpora.store import CorpusStore, build_store
 from simecg.errors import ConfigError, DataError, DataMissingError
 from simecg.registries import CORPORA
@@ -38,6 +39,34 @@ def test_store_holds_exactly_the_simulated_values(tmp_path):
     assert stored.identity() == live.identity()  # the store path is no part of the content
     assert encoder_identity(config(400, 1, path=str(tmp_path)), stored).fingerprint == \
         encoder_identity(config(400, 1), live).fingerprint
+
+
+def test_a_computed_corpus_reads_what_its_store_holds_and_computes_only_the_rest():
+    """The helper behind a plugin's ``get_batch``: stored indices from the store, the others computed."""
+    asked: dict[str, list[int]] = {"store": [], "compute": []}
+
+    def rows(indices, offset: float) -> np.ndarray:
+        return np.repeat(np.asarray(indices, dtype=np.float32)[:, None] + offset, 5000, axis=1)
+
+    class Store:  # holds ECGs 0..2 of the corpus, marked +100 so a read shows
+        def __len__(self):
+            return 3
+
+        def get_batch(self, indices):
+            asked["store"] += list(indices)
+            return rows(indices, 100)
+
+    def compute(indices):
+        asked["compute"] += list(indices)
+        return rows(indices, 0)
+
+    out = stored_or_computed("toy", 6, [4, 0, 2, 5], compute, Store())
+    assert out.dtype == np.float32 and out.shape == (4, 5000)
+    assert out[:, 0].tolist() == [4, 100, 102, 5]
+    assert asked == {"store": [0, 2], "compute": [4, 5]}
+    assert stored_or_computed("toy", 6, [1], compute)[0, 0] == 1  # no store: everything computed
+    with pytest.raises(ConfigError, match=r"toy corpus index out of range \[0, 6\): got 2..6"):
+        stored_or_computed("toy", 6, [2, 6], compute)
 
 
 def test_a_store_path_option_is_ignored_when_building(tmp_path):

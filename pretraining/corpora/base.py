@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from simecg.config import coerce
 from simecg.errors import ConfigError
+from simecg.signal import N_SAMPLES
 
 # ``dataclasses.field(metadata={STORE_PATH: True})`` marks an option naming a materialized store of
 # the same corpus (read instead of recomputing the same values): ``corpus build`` ignores it.
@@ -143,3 +144,28 @@ def without_store_paths(options: Any) -> Any:
     """``options`` with every field marked ``STORE_PATH`` back at its default (for building a store)."""
     changes = {f.name: f.default for f in dataclasses.fields(options) if f.metadata.get(STORE_PATH)}
     return dataclasses.replace(options, **changes) if changes else options
+
+
+def stored_or_computed(name: str, size: int, indices: Any, compute: Callable[[np.ndarray], np.ndarray],
+                       store: Any = None) -> np.ndarray:
+    """``get_batch`` of a corpus that computes its ECGs: float32 ``(len(indices), 5000)``.
+
+    Indices outside ``[0, size)`` raise :class:`ConfigError` naming corpus ``name``. Those a
+    ``store`` holds (a :class:`~pretraining.corpora.store.CorpusStore` of the same ECGs, built by
+    ``corpus build``: its first ``len(store)`` indices) are read from it, the others come from
+    ``compute`` (indices -> ECGs): a store saves time and never changes a value, so a corpus
+    larger than its store still works, and an option naming it stays out of the identity.
+    """
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if indices.size and (indices.min() < 0 or indices.max() >= size):
+        raise ConfigError(f"{name} corpus index out of range [0, {size}): got {indices.min()}..{indices.max()}")
+    out = np.empty((len(indices), N_SAMPLES), dtype=np.float32)
+    todo = np.ones(len(indices), dtype=bool)
+    if store is not None:
+        stored = indices < len(store)
+        if stored.any():
+            out[stored] = store.get_batch(indices[stored])
+        todo &= ~stored
+    if todo.any():
+        out[todo] = compute(indices[todo])
+    return out

@@ -50,7 +50,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from pretraining.corpora.base import STORE_PATH
+from pretraining.corpora.base import STORE_PATH, stored_or_computed
 from pretraining.generators.common import (
     GENERATOR_FILE,
     PRESET_NAMES,
@@ -305,21 +305,7 @@ class GeneratedCorpus:
 
     def get_batch(self, indices: np.ndarray) -> np.ndarray:
         """ECGs at ``indices`` (float32 (n, 5000), z-scored scale); the same values in any batching."""
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if indices.size and (indices.min() < 0 or indices.max() >= self.size):
-            raise ConfigError(f"{self.name} corpus index out of range [0, {self.size}): got "
-                              f"{indices.min()}..{indices.max()}")
-        out = np.empty((len(indices), N_SAMPLES), dtype=np.float32)
-        todo = np.ones(len(indices), dtype=bool)
-        store = self.store()
-        if store is not None:
-            stored = indices < len(store)
-            if stored.any():
-                out[stored] = store.get_batch(indices[stored])
-            todo &= ~stored
-        if todo.any():
-            out[todo] = self.generate(indices[todo])
-        return out
+        return stored_or_computed(self.name, self.size, indices, self.generate, self.store())
 
     def generate(self, indices: np.ndarray) -> np.ndarray:
         """Decode ECGs at ``indices`` with the trained generator (ignores any store)."""

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from pretraining.corpora.base import STORE_PATH
+from pretraining.corpora.base import STORE_PATH, stored_or_computed
 from pretraining.simulators.base import SIMULATOR_VERSION
 from pretraining.simulators.ecgsyn import EcgSynConfig
 from pretraining.simulators.gaussian import GaussianBeatConfig
@@ -208,21 +208,7 @@ class SimCorpus:
         return np.minimum(np.searchsorted(edges, u, side="right"), len(SIMULATOR_NAMES) - 1)
 
     def get_batch(self, indices: np.ndarray) -> np.ndarray:
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if indices.size and (indices.min() < 0 or indices.max() >= self.size):
-            raise ConfigError(
-                f"sim corpus index out of range [0, {self.size}): got {indices.min()}..{indices.max()}"
-            )
-        out = np.empty((len(indices), N_SAMPLES), dtype=np.float32)
-        todo = np.ones(len(indices), dtype=bool)
-        if self.store is not None:
-            stored = indices < len(self.store)
-            if stored.any():
-                out[stored] = self.store.get_batch(indices[stored])
-            todo &= ~stored
-        if todo.any():
-            out[todo] = self.simulate(indices[todo])
-        return out
+        return stored_or_computed(self.name, self.size, indices, self.simulate, self.store)
 
     def describe(self, indices: np.ndarray) -> list[dict[str, Any]]:
         """Simulator and drawn parameters of each ECG (for previews): ``[{"simulator": ..., ...}]``."""
