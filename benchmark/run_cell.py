@@ -30,7 +30,7 @@ from benchmark.tags import RunTags
 from benchmark.tracking import ActiveRun, Tracker
 from benchmark.tuning import StudyRuns, tune
 from simecg.config import flatten, to_dict
-from simecg.errors import SimECGError
+from simecg.errors import SimECGError, Superseded
 from simecg.failpoints import failpoint
 from simecg.identity import without_ignored
 
@@ -127,7 +127,7 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
             if tuned:
                 run.log_params({f"tuned.{k}": v for k, v in tuned.items()})
             _train_test_log(context, planned, data, tuned, run)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Superseded):  # Superseded: the run ended KILLED; the worker says so
         raise
     except Exception as exc:  # the run is FAILED with its traceback; the suite goes on
         detail = str(exc) if isinstance(exc, SimECGError) else f"{type(exc).__name__}: {exc}"

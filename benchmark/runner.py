@@ -27,6 +27,7 @@ from benchmark.tags import RunTags
 from benchmark.tasks import load_task
 from benchmark.tracking import ActiveRun, Tracker, resolve_uri, sqlite_path
 from simecg.config import flatten, to_dict
+from simecg.errors import Superseded
 from simecg.failpoints import failpoint
 from simecg.identity import Identity
 from simecg.paths import cache_dir
@@ -158,6 +159,9 @@ class CellQueue:
             if self.lines:
                 self.lines.preparing(spec.name)
             spec.cls.prepare(spec.config, self.context.encoders)
+        except Superseded as exc:  # the worker that took it over prepares it; its cells wait for that
+            log.warning("%s", exc)
+            return False
         finally:
             self.workers.release(key)
         self.ready.add(spec.name)
@@ -181,7 +185,12 @@ class CellQueue:
                 return True
             share_cores(self.workers)
             cell_started = time.perf_counter()
-            error = run_cell(self.context, planned)
+            try:
+                error = run_cell(self.context, planned)
+            except Superseded as exc:  # another worker took the cell over while this one was paused
+                log.warning("%s", exc)
+                self.report.elsewhere += 1
+                return True
             if error:
                 self.report.failed.append((planned.cell.label, error))
             else:

@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmark.tags import TAG_SCHEMA, RunTags
 from simecg import __version__, integrity
-from simecg.errors import CacheError, SimECGError, TrackingError, first_line
+from simecg.errors import CacheError, SimECGError, Superseded, TrackingError, first_line
 from simecg.paths import default_tracking_uri
 from simecg.urls import redact
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 EXPERIMENT_PREFIX = "simecg-bench/"
 WORKER_TAG = "simecg.worker"  # the worker (benchmark.claims) whose process runs the run
+SUPERSEDED_TAG = "superseded_by"  # on a run ended KILLED because another worker took its work over
 PARAM_LIMIT = 6000  # MLflow's limit on a param value's length
 PAGE_SIZE = 10000  # runs per search_runs page
 SQLITE = "sqlite:///"
@@ -338,12 +339,17 @@ class Tracker:
         The one place a run ends: ``with tracker.run("cell", RunTags(kind="cell", ...)) as run:``.
         A failure records its error and traceback as tags (``error``, ``traceback``) and
         propagates; logging inputs and models on ``run`` never ends it early.
+
+        With a worker coordinator, the run is fenced by the claims the worker holds when it opens
+        (:mod:`benchmark.claims`): it ends FINISHED only if the worker still holds them all, else
+        KILLED with the tag ``superseded_by`` and :class:`~simecg.errors.Superseded` is raised.
         """
         all_tags = {**environment_tags(), **tags.to_mlflow()}
         if self.worker is not None:
             all_tags[WORKER_TAG] = self.worker.worker_id
         if parent:
             all_tags["mlflow.parentRunId"] = parent
+        fence = self.worker.fence() if self.worker is not None else {}
         run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
         active = ActiveRun(self, run.info.run_id)
         try:
@@ -353,6 +359,9 @@ class Tracker:
         except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (simecg.errors.Terminated)
             self._end(active.run_id, "KILLED")
             raise
+        except Superseded as exc:  # a run nested in this one found its claim taken over
+            self._supersede(active.run_id, exc.holder)
+            raise
         except BaseException as exc:
             detail = str(exc) if isinstance(exc, SimECGError) else f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):
@@ -360,7 +369,37 @@ class Tracker:
             self._end(active.run_id, "FAILED")
             raise
         else:
-            self.client.set_terminated(active.run_id, status="FINISHED")
+            self._finish(active.run_id, name, tags, fence)
+
+    def _finish(self, run_id: str, name: str, tags: RunTags, fence: dict[str, int]) -> None:
+        """Mark the run FINISHED, fenced: only while this worker still holds the claims it held when
+        the run opened, checked before and after (the claims and MLflow are separate databases).
+
+        A worker superseded between the two checks takes its FINISHED back (KILLED); the winner,
+        when it finishes its own run of the same fingerprint, closes any FINISHED run another worker
+        left in that moment, so the store holds one FINISHED run per fingerprint either way.
+        """
+        if fence and (holder := self.worker.lost(fence)) is not None:
+            self._supersede(run_id, holder)
+            raise Superseded(_superseded_text(name, holder), holder)
+        self.client.set_terminated(run_id, status="FINISHED")
+        if not fence:
+            return
+        if (holder := self.worker.lost(fence)) is not None:
+            self._supersede(run_id, holder)
+            raise Superseded(_superseded_text(name, holder), holder)
+        if tags.fingerprint and tags.kind in FENCED_KINDS:
+            for other in self.client.search_runs(
+                    [self.experiment_id],
+                    filter_string=f"tags.fingerprint = '{tags.fingerprint}' and attributes.status = 'FINISHED'"):
+                if other.info.run_id != run_id and other.data.tags.get("kind") == tags.kind:
+                    self._supersede(other.info.run_id, self.worker.worker_id)
+
+    def _supersede(self, run_id: str, holder: str) -> None:
+        """End a run KILLED as superseded by worker ``holder`` (best effort: the store may be down too)."""
+        with contextlib.suppress(Exception):
+            self.client.set_tag(run_id, SUPERSEDED_TAG, holder)
+        self._end(run_id, "KILLED")
 
     def _end(self, run_id: str, status: str) -> None:
         """End a run while an exception propagates (a store error then must not hide the first one)."""
@@ -620,6 +659,14 @@ class ActiveRun:
 
     def log_model(self, model: Any, name: str, input_example: Any) -> None:
         self.tracker.log_model(self.run_id, model, name, input_example)
+
+
+FENCED_KINDS = ("cell", "pretrain")  # one FINISHED run per fingerprint (tuning sessions of a study are many)
+
+
+def _superseded_text(name: str, holder: str) -> str:
+    return (f"{name}: superseded: this worker was silent past its lease (paused?) and worker {holder[:8]} took "
+            "its work over; this run ends KILLED and that worker's result counts")
 
 
 def _finite(value: Any) -> bool:

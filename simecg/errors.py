@@ -46,6 +46,18 @@ class CacheError(SimECGError):
     """
 
 
+class Superseded(SimECGError):
+    """This worker lost a claim while it worked (it was silent past its lease, e.g. paused, and
+    another worker took the work over): its run ends KILLED, and the other worker's result counts.
+
+    ``holder`` is the worker that has the claim now ("nobody" when none does).
+    """
+
+    def __init__(self, message: str, holder: str = ""):
+        super().__init__(message)
+        self.holder = holder
+
+
 class Terminated(KeyboardInterrupt):
     """The process got SIGTERM (a scheduler pre-empting it, ``kill``): handled like Ctrl-C.
 
