@@ -51,6 +51,8 @@ class PretrainResult:
     ``checkpoint`` is the encoder file for :func:`pretraining.checkpoint.load_encoder`;
     ``history`` has one dict per logged step (``step``, ``train_loss``, ``lr``,
     ``samples_per_s``, ``data_wait_share``, and ``val_loss`` on validation steps).
+    ``already_complete``: nothing was trained, the folder held the finished run (its history came
+    from the last checkpoint, and no logger saw it step by step).
     """
 
     checkpoint: Path
@@ -61,6 +63,7 @@ class PretrainResult:
     training_checkpoint: Path
     model_config: MAEConfig
     fingerprint: str
+    already_complete: bool = False
 
 
 def pretrain(
@@ -246,7 +249,8 @@ class _Run:
                 self._save_encoder_from_state(state)
             ddp.barrier(ctx)
             log.info("pretraining in %s is already complete (%d steps)", self.out_dir, config.steps)
-            return self._result(latest, state["history"], state["val_loss"])
+            return dataclasses.replace(self._result(latest, state["history"], state["val_loss"]),
+                                       already_complete=True)
 
         corpus = self.corpus if self.corpus is not None else build_corpus(config)
         total = len(corpus)
