@@ -208,8 +208,7 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
             if result.already_complete:  # logged from the cache (_log_from_cache): the curves were not seen
                 run.log_history(result.history, step_key="step")
             run.log_metrics({"final_val_loss": result.val_loss, "steps": result.steps})
-            run.log_artifact(result.checkpoint, "encoder")
-            run.log_artifact(integrity.sidecar(result.checkpoint), "encoder")  # lets a fetch check the download
+            run.log_sealed(result.checkpoint, "encoder")  # with its checksum: a fetch verifies the download
             run.log_artifact(folder / "identity.json", "encoder")
             from pretraining.checkpoint import load_encoder
 

@@ -439,16 +439,20 @@ class Tracker:
         """Put the cache file ``target`` back from artifact ``<artifact_dir>/<target.name>`` of a run.
 
         The cache serves a file only when its size+hash sidecar matches, so a fetched file must
-        arrive whole and sealed: it is downloaded into a staging folder beside ``target`` (removed
-        whatever happens), checked against the run's own sidecar when the run logged one (runs of
-        older versions did not), handed to ``check`` (which raises when it is not the file this
-        cache entry expects), then sealed and renamed into place. A cache that cannot be written
+        arrive whole and sealed, and no file is trusted without a checksum to verify it against:
+        it is downloaded into a staging folder beside ``target`` (removed whatever happens), and
+        checked against the SHA-256 the run recorded as a tag when it logged the file
+        (:meth:`log_sealed`; a tag lives in the tracking database, apart from the artifact store)
+        and against the run's sidecar artifact. A run that recorded neither (an older version's)
+        is refused, as is any mismatch. Then ``check`` (which raises when it is not the file this
+        cache entry expects), sealing and a rename into place. A cache that cannot be written
         raises :class:`~simecg.errors.CacheError`; anything else raised means "not fetched".
         """
         import shutil
 
         from simecg import paths
 
+        recorded = self.client.get_run(run_id).data.tags.get(checksum_tag(artifact_dir, target.name))
         staging = integrity.temp_path(target, "incoming", hidden=True)
         fetched = staging / target.name
         try:
@@ -458,14 +462,30 @@ class Tracker:
             with contextlib.suppress(Exception):  # absent for runs of older versions
                 self.fetch_artifact(run_id, f"{artifact_dir}/{integrity.sidecar(target).name}",
                                     integrity.sidecar(fetched))
-            if integrity.sidecar(fetched).is_file() and (problem := integrity.check_file(fetched)) is not None:
+            has_sidecar = integrity.sidecar(fetched).is_file()
+            if recorded is None and not has_sidecar:
+                raise ValueError("its run recorded no checksum of it (an older version logged it), so it cannot "
+                                 "be verified and is not trusted")
+            if has_sidecar and (problem := integrity.check_file(fetched)) is not None:
                 raise ValueError(f"the stored copy is damaged too ({problem})")
+            if recorded is not None and (sha := integrity.digest(fetched)) != recorded:
+                raise ValueError(f"the stored copy differs from the checksum its run recorded (sha256 {sha[:12]}…, "
+                                 f"expected {recorded[:12]}…)")
             check(fetched)
             with paths.writing(target):
                 integrity.seal_file(target, content=fetched)
                 os.replace(fetched, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def log_sealed(self, run_id: str, path: Path, artifact_dir: str) -> None:
+        """Log a cache file that other machines fetch (:meth:`fetch_sealed`): the file, its sidecar,
+        and its SHA-256 as the tag ``checksum.<artifact_dir>/<name>``."""
+        entry = integrity.sealed_entry(path) or integrity.describe(path)
+        self.log_artifact(run_id, path, artifact_dir)
+        if integrity.sidecar(path).is_file():
+            self.log_artifact(run_id, integrity.sidecar(path), artifact_dir)
+        self.set_tags(run_id, {checksum_tag(artifact_dir, path.name): entry["sha256"]})
 
     def log_model(self, run_id: str, model: Any, name: str, input_example: Any) -> None:
         """Log a PyTorch model as an MLflow model of the run (the run stays open).
@@ -654,6 +674,9 @@ class ActiveRun:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.tracker.log_artifact(self.run_id, Path(path), artifact_path)
 
+    def log_sealed(self, path: str | Path, artifact_dir: str) -> None:
+        self.tracker.log_sealed(self.run_id, Path(path), artifact_dir)
+
     def log_input(self, frame: Any, name: str, context: str) -> None:
         self.tracker.log_input(self.run_id, frame, name, context)
 
@@ -662,6 +685,11 @@ class ActiveRun:
 
 
 FENCED_KINDS = ("cell", "pretrain")  # one FINISHED run per fingerprint (tuning sessions of a study are many)
+
+
+def checksum_tag(artifact_dir: str, name: str) -> str:
+    """The run tag holding the SHA-256 of artifact ``<artifact_dir>/<name>`` (:meth:`Tracker.log_sealed`)."""
+    return f"checksum.{artifact_dir}/{name}"
 
 
 def _superseded_text(name: str, holder: str) -> str:

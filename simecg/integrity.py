@@ -182,6 +182,18 @@ def seal_file(path: Path | str, content: Path | str | None = None) -> None:
     write_json(sidecar(path), {"version": VERSION, "files": {path.name: entry}})
 
 
+def sealed_entry(path: Path | str) -> dict[str, Any] | None:
+    """The ``{"size", "sha256"}`` entry ``path``'s sidecar records (None: no readable sidecar)."""
+    path = Path(path)
+    try:
+        data = json.loads(sidecar(path).read_text())
+    except (OSError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    entry = files.get(path.name) if isinstance(files, dict) else None
+    return entry if isinstance(entry, dict) else None
+
+
 def check_file(path: Path | str) -> str | None:
     """What is wrong with ``path`` against its sidecar (None: intact; a missing sidecar is a problem)."""
     path = Path(path)
