@@ -314,7 +314,9 @@ def prepare_storage(url: str) -> str:
 
     A new SQLite file is built whole in a temporary file and renamed into place (Optuna's schema
     and the worker tables), so a kill during a first run never leaves a half-made database that
-    every later run fails on. A server database (PostgreSQL) is probed with a short timeout.
+    every later run fails on. An existing one is checked (``PRAGMA quick_check``): a damaged file
+    is one line naming it, not a StorageInternalError in every cell. A server database
+    (PostgreSQL) is probed with a short timeout.
     """
     from pathlib import Path
 
@@ -328,6 +330,7 @@ def prepare_storage(url: str) -> str:
 
     db = Path(url[len("sqlite:///"):])
     if db.is_file() and db.stat().st_size > 0:
+        _check_sqlite(db)
         return url
     if not db.parent.is_dir():
         raise TrackingError(f"Optuna storage {url}: folder {db.parent} does not exist")
@@ -340,6 +343,20 @@ def prepare_storage(url: str) -> str:
 
         build_sqlite_file(db, lambda tmp: _build_sqlite(f"sqlite:///{tmp}"), "Optuna storage")
     return url
+
+
+def _check_sqlite(db: Any) -> None:
+    """One :class:`TrackingError` line naming ``db`` when it is not an intact SQLite database."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)) as con:
+            problems = [" ".join(str(row[0]).split()) for row in con.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise TrackingError(f"the Optuna/coordination database {db} is damaged ({'; '.join(problems)[:200]}); move "
+                            "it away and rerun (its studies start again) or restore a backup")
 
 
 SCHEMA_LOCK = 0x5131EC6  # the PostgreSQL advisory lock workers take to build the schema one at a time

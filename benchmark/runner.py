@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from benchmark.cells import PlannedCell, enumerate_cells, plan_cells, shard
 from benchmark.claims import Coordinator, prepare_storage
-from benchmark.config import PRETRAINED, SuiteConfig
+from benchmark.config import PRETRAINED, SuiteConfig, require_devices
 from benchmark.datasets.base import TaskData
 from benchmark.encoders import SuiteEncoders
 from benchmark.run_cell import CellContext, run_cell
@@ -74,6 +74,7 @@ def run_suite(
     F1, time and an ETA (:class:`CellLines`).
     """
     started = time.perf_counter()
+    require_devices(suite)  # before anything is read or written
     suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
     data = load_data(cells, data_dir)  # first, so missing data fails before anything is logged
