@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from pretraining.mae import MAEConfig, MaskedAutoencoder
 from pretraining.stream import PretrainStream, make_loader
 from simecg import integrity
 from simecg.config import to_dict
-from simecg.errors import ConfigError, SimECGError
+from simecg.errors import ConfigError, DivergedError, SimECGError
 from simecg.failpoints import failpoint
 from simecg.identity import IDENTITY_VERSION, Identity, without_ignored
 from simecg.seeding import rng_for
@@ -332,6 +333,9 @@ class _Run:
                     pending.zero_()
                 if log_now:
                     train_loss = ddp.all_reduce_mean(window["loss_sum"] / max(1, window["count"]), ctx)
+                    if not math.isfinite(train_loss):  # every rank sees the same mean: all stop together
+                        raise DivergedError(f"pretraining diverged by step {done} (training loss {train_loss}) "
+                                            f"with pretrain.lr {lr:g}; lower pretrain.lr or set pretrain.grad_clip")
                     elapsed = wait_s + busy_s
                     entry.update(
                         train_loss=train_loss, lr=lr,

@@ -46,6 +46,14 @@ class CacheError(SimECGError):
     """
 
 
+class DivergedError(SimECGError, RuntimeError):
+    """Training diverged: a non-finite loss, or one far past any a model that learns reaches.
+
+    A :class:`RuntimeError` too, so a tuning trial that diverges is a failed trial of the study
+    (never its best), while a cell that diverges ends FAILED with this message.
+    """
+
+
 class Superseded(SimECGError):
     """This worker lost a claim while it worked (it was silent past its lease, e.g. paused, and
     another worker took the work over): its run ends KILLED, and the other worker's result counts.

@@ -212,3 +212,21 @@ def test_a_trial_ended_by_another_worker_meanwhile_is_not_told_again(storage: st
     states = [t.state.name for t in optuna.load_study(study_name="study-paused", storage=storage).trials]
     assert states == ["FAIL", "COMPLETE"]  # the lost trial used up an attempt of this session
     assert any("ended FAIL by another worker" in r.getMessage() for r in caplog.records)
+
+
+def test_a_diverged_trial_fails_and_is_never_the_best(storage: str) -> None:
+    import optuna
+
+    from benchmark.config import TuningConfig
+    from benchmark.tuning import tune
+    from simecg.errors import DivergedError
+
+    def fit(params: dict, on_eval) -> float:
+        if params["lr"] > 5e-3:
+            raise DivergedError("fine-tuning diverged")
+        return 1.0 - params["lr"]  # a larger lr would be "better" if its loss were believed
+
+    space = lambda trial: {"lr": trial.suggest_float("lr", 1e-3, 1e-2)}  # noqa: E731
+    best = tune(space, fit, TuningConfig(n_trials=6), "study-diverged", storage)
+    trials = optuna.load_study(study_name="study-diverged", storage=storage).trials
+    assert any(t.state.name == "FAIL" for t in trials) and best["lr"] <= 5e-3

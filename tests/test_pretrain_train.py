@@ -152,3 +152,15 @@ def test_learning_rate_schedules():
     assert lr_at(cosine, 10) == pytest.approx(1e-3)
     assert lr_at(cosine, 55) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
     assert lr_at(cosine, 100) == pytest.approx(1e-4)
+
+
+def test_a_pretraining_whose_loss_turns_nan_stops_saying_so(tmp_path):
+    """lr=1e6 sends the MAE's loss to NaN within a few steps: an error naming the step and pretrain.lr,
+    never an encoder.pt of NaN weights that every cell would then fine-tune."""
+    from simecg.errors import DivergedError
+
+    config = dataclasses.replace(CONFIG, lr=1e6, warmup_steps=0) if hasattr(CONFIG, "warmup_steps") else \
+        dataclasses.replace(CONFIG, lr=1e6)
+    with pytest.raises(DivergedError, match=r"pretraining diverged by step \d+ .*pretrain\.lr"):
+        pretrain(config, tmp_path / "run", progress=False, corpus=SineCorpus())
+    assert not (tmp_path / "run" / "encoder.pt").exists()
