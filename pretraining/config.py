@@ -48,7 +48,10 @@ class PretrainConfig:
     ``--set pretrain.model.depth=4``. ``steps`` defaults to the paper's ~1e9 samples seen at
     batch 512. Gradient clipping is off (0) as in the paper; ``amp`` means bf16 autocast on GPU.
     ``threads`` > 0 sets torch's CPU threads for the run (0: torch's default); on a small CPU
-    shared with DataLoader workers, 1 thread avoids oversubscription.
+    shared with DataLoader workers, 1 thread avoids oversubscription. Like ``device`` it is in no
+    fingerprint: thread counts sum in different orders, so their encoders are equivalent, not
+    bit-identical (weights within 1e-3 after a few steps, the same losses; docs/protocol.md,
+    "Reproducibility", and tests/test_pretrain_train.py).
     """
 
     corpus: str = "sim"
