@@ -27,7 +27,7 @@ from benchmark.tags import RunTags
 from benchmark.tasks import load_task
 from benchmark.tracking import ActiveRun, Tracker, resolve_uri, sqlite_path
 from simecg.config import flatten, to_dict
-from simecg.errors import Superseded
+from simecg.errors import StoreLost, Superseded, first_line
 from simecg.failpoints import failpoint
 from simecg.identity import Identity
 from simecg.paths import cache_dir
@@ -100,13 +100,17 @@ def run_suite(
                 lines = CellLines(cell_log, len(pending), tracker) if cell_log is not None else None
                 CellQueue(context, report, lines, progress).run(pending)
                 _log_encoders(invocation, encoders)
+            except StoreLost:
+                raise
+            except Exception:  # e.g. pretraining failed: because the store stopped taking writes?
+                if tracker.lost_store() is not None:
+                    raise tracker.store_lost_error("this run") from None
+                raise
             finally:
                 with contextlib.suppress(Exception):  # workers that died while this one worked
                     tracker.close_dead_runs()
                 report.seconds = time.perf_counter() - started
-                invocation.log_metrics({"cells_total": report.total, "cells_skipped": report.skipped,
-                                        "cells_ran": report.ran, "cells_failed": len(report.failed),
-                                        "cells_elsewhere": report.elsewhere, "wall_seconds": report.seconds})
+                _log_summary(invocation, report)
     from benchmark.report import log_report_safely  # report.html + description on the invocation run
 
     log_report_safely(tracker.uri, suite.name, invocation.run_id)  # a report failure only warns
@@ -275,6 +279,18 @@ def plan(suite: SuiteConfig, cells: list[Any], data: dict[tuple[str, str], TaskD
          encoders: SuiteEncoders) -> list[PlannedCell]:
     """Each cell with its resolved model and identity."""
     return plan_cells(suite, cells, {key: d.data_version for key, d in data.items()}, encoders)
+
+
+def _log_summary(invocation: ActiveRun, report: RunReport) -> None:
+    """The invocation's counts; a store that cannot take them is said by the error that stopped the
+    suite (or, after a clean end, in one warning), never raised over it from a ``finally``."""
+    try:
+        invocation.log_metrics({"cells_total": report.total, "cells_skipped": report.skipped,
+                                "cells_ran": report.ran, "cells_failed": len(report.failed),
+                                "cells_elsewhere": report.elsewhere, "wall_seconds": report.seconds})
+    except Exception as exc:
+        if invocation.tracker.lost_store() is None:
+            log.warning("could not log the invocation's counts: %s", first_line(exc))
 
 
 def _log_quarantine(run: ActiveRun, data: Any) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmark.tags import TAG_SCHEMA, RunTags
 from simecg import __version__, integrity
-from simecg.errors import CacheError, SimECGError, Superseded, TrackingError, first_line
+from simecg.errors import CacheError, SimECGError, StoreLost, Superseded, TrackingError, first_line
 from simecg.paths import default_tracking_uri
 from simecg.urls import redact
 
@@ -278,6 +278,7 @@ class Tracker:
         mlflow = _mlflow()
         self.uri = resolve_uri(uri, create=create)
         self.worker = worker
+        self.lost: str | None = None  # why the store stopped taking writes (lost_store), once known
         self.client: Any = None
         self.experiment_id: str | None = None
         db = sqlite_path(self.uri)
@@ -406,7 +407,23 @@ class Tracker:
         try:
             self.client.set_terminated(run_id, status=status)
         except Exception as exc:  # the original exception is the one to report
-            log.warning("could not mark MLflow run %s %s: %s", run_id, status, exc)
+            if self.lost_store() is None:  # a lost store is said once, by whoever raises StoreLost
+                log.warning("could not mark MLflow run %s %s: %s", run_id, status, exc)
+
+    def lost_store(self) -> str | None:
+        """Why the store no longer takes writes (a killed server, a read-only or vanished database),
+        or None when it does: one write to the experiment's tags, tried after something failed."""
+        if self.lost is None and self.client is not None and self.exists:
+            try:
+                self.client.set_experiment_tag(self.experiment_id, "simecg.last_write", str(int(time.time())))
+            except Exception as exc:
+                self.lost = _short_cause(exc)
+        return self.lost
+
+    def store_lost_error(self, during: str) -> StoreLost:
+        """The one-line error that ends a suite whose store stopped taking writes ``during`` some work."""
+        return StoreLost(f"MLflow store {redact(self.uri)} stopped taking writes during {during} ({self.lost}); "
+                         "what finished is kept: fix the store, then rerun the same command to resume")
 
     def log_input(self, run_id: str, frame: Any, name: str, context: str) -> None:
         """Log ``frame`` as a dataset input of the run (with MLflow's digest); the run stays open."""
@@ -685,6 +702,15 @@ class ActiveRun:
 
 
 FENCED_KINDS = ("cell", "pretrain")  # one FINISHED run per fingerprint (tuning sessions of a study are many)
+
+
+def _short_cause(exc: BaseException) -> str:
+    """What a failed store call says, short: a refused connection as such, else its first line."""
+    text = redact(first_line(exc))
+    for cause in ("Connection refused", "Name or service not known", "timed out", "readonly database"):
+        if cause.lower() in text.lower():
+            return cause if cause != "readonly database" else "attempt to write a readonly database"
+    return text[:200]
 
 
 def checksum_tag(artifact_dir: str, name: str) -> str:

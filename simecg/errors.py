@@ -37,6 +37,11 @@ class TrackingError(SimECGError):
     """The MLflow store cannot be used."""
 
 
+class StoreLost(TrackingError):
+    """The MLflow store stopped taking writes in the middle of a suite (its server died, it became
+    read-only): the suite stops with this one line, and a rerun resumes where it stopped."""
+
+
 class CacheError(SimECGError):
     """A cache folder cannot be used: not a folder, not writable, or its disk is full.
 
