@@ -32,7 +32,7 @@ from typing import Any
 
 from benchmark.config import TuningConfig
 from benchmark.tags import RunTags
-from simecg.errors import first_line
+from simecg.errors import DivergedError, first_line
 from simecg.failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def _run_trial(study: Any, objective: Callable[[Any], float]) -> None:
     differences): a trial that another worker ended meanwhile (this one was paused past its lease,
     or past Optuna's grace period, and was taken for dead) is told nothing and said in one line,
     where Optuna would raise ``ValueError: Cannot tell a FAIL trial``; and a failed trial
-    (a :class:`RuntimeError`, e.g. a diverged loss) is one line, not a logged traceback.
+    (a :class:`RuntimeError`, e.g. out of memory) is one line, not a logged traceback.
     """
     import warnings
 
@@ -220,6 +220,8 @@ def _objective(space: Space, fit: Fit, runs: tuple[StudyRuns, str] | None,
                workers: Any = None) -> Callable[[Any], float]:
     from optuna.exceptions import UpdateFinishedTrialError
 
+    fit = _pruned_when_diverged(fit)
+
     def objective(trial: Any) -> float:
         started = time.perf_counter()
         if workers is not None:
@@ -236,6 +238,23 @@ def _objective(space: Space, fit: Fit, runs: tuple[StudyRuns, str] | None,
                 trial.set_user_attr("seconds", time.perf_counter() - started)
 
     return objective
+
+
+def _pruned_when_diverged(fit: Fit) -> Fit:
+    """``fit``, with a diverged training (:class:`~simecg.errors.DivergedError`) ending its trial
+    PRUNED: an outcome of its parameters, which counts towards ``n_trials`` and is never the best.
+    As a failed trial it would be drawn again with the same parameters (the sampler is seeded by
+    the trials done) and diverge again until the session's attempts ran out."""
+    import optuna
+
+    def guarded(params: dict[str, Any], on_eval: Callable[[int, float], None]) -> float:
+        try:
+            return fit(params, on_eval)
+        except DivergedError as exc:
+            log.warning("tuning: a trial with %s is pruned: %s", params, exc)
+            raise optuna.TrialPruned(str(exc)) from None
+
+    return guarded
 
 
 def _logged_trial(trial: Any, params: dict[str, Any], fit: Fit, runs: StudyRuns, session: str) -> float:
