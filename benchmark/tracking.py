@@ -380,7 +380,12 @@ class Tracker:
         when it finishes its own run of the same fingerprint, closes any FINISHED run another worker
         left in that moment, so the store holds one FINISHED run per fingerprint either way.
         """
-        if fence and (holder := self.worker.lost(fence)) is not None:
+        try:
+            holder = self.worker.lost(fence) if fence else None
+        except Exception:  # the claims cannot be read: the run cannot be confirmed, so it is not FINISHED
+            self._end(run_id, "FAILED")
+            raise
+        if holder is not None:
             self._supersede(run_id, holder)
             raise Superseded(_superseded_text(name, holder), holder)
         self.client.set_terminated(run_id, status="FINISHED")
