@@ -193,8 +193,9 @@ DEVICES = "auto, cpu, cuda or cuda:<index>"
 
 def check_device(name: str) -> str:
     """``name`` if fine-tuning accepts it as a device (``auto``, ``cpu``, ``cuda``, ``cuda:<index>``),
-    else a ConfigError naming it. The spelling only: a suite meant for a GPU machine can be checked
-    (``--dry-run``) on one without a GPU; :func:`resolve_device` checks that the GPU is there."""
+    else a ConfigError naming it. The spelling only: a suite naming a GPU loads (``list``, ``report``)
+    on a machine without one; :func:`resolve_device` checks that the GPU is there, which ``run``
+    and its ``--dry-run`` do first (:func:`benchmark.config.require_devices`)."""
     kind, sep, index = str(name).partition(":")
     if name in ("auto", "cpu", "cuda") or (kind == "cuda" and sep and index.isdigit()):
         return name
