@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simecg.errors import ConfigError
+from simecg.errors import ConfigError, DivergedError
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +201,9 @@ DEVICES = "auto, cpu, cuda or cuda:<index>"
 
 def check_device(name: str) -> str:
     """``name`` if fine-tuning accepts it as a device (``auto``, ``cpu``, ``cuda``, ``cuda:<index>``),
-    else a ConfigError naming it. The spelling only: a suite meant for a GPU machine can be checked
-    (``--dry-run``) on one without a GPU; :func:`resolve_device` checks that the GPU is there."""
+    else a ConfigError naming it. The spelling only: a suite naming a GPU loads (``list``, ``report``)
+    on a machine without one; :func:`resolve_device` checks that the GPU is there, which ``run``
+    and its ``--dry-run`` do first (:func:`benchmark.config.require_devices`)."""
     kind, sep, index = str(name).partition(":")
     if name in ("auto", "cpu", "cuda") or (kind == "cuda" and sep and index.isdigit()):
         return name
@@ -410,6 +411,7 @@ def train_classifier(
             continue
         val_loss = _evaluate_loss(model, windows, val_signals, config.batch_size, precision)
         record = {"train_loss": _mean_loss(losses, sizes), "val_loss": val_loss}
+        _check_converging(record, epoch, config.lr)
         history.append({"epoch": float(epoch), **record})
         if on_log:
             on_log(record, epoch)
@@ -426,6 +428,22 @@ def train_classifier(
     model.load_state_dict(best_state)
     model.eval()
     return FitResult(model, best_epoch, best_loss, epoch, time.perf_counter() - started, history)
+
+
+# Mean binary cross-entropy per sample past which a fine-tuning has diverged: a constant guess costs
+# ln 2 = 0.69, and a loss of 1e3 means logits wrong by a thousand on average (lr 1e3 reaches 1e20).
+DIVERGED_LOSS = 1e3
+
+
+def _check_converging(record: dict[str, float], epoch: int, lr: float) -> None:
+    """Raise :class:`DivergedError` when an evaluation's training or validation loss is not finite or
+    past :data:`DIVERGED_LOSS`: the weights are then useless, and a cell trained on would end
+    FINISHED with a test F1 of 0 and no error (docs/protocol.md, "Fine-tuning")."""
+    bad = {k: v for k, v in record.items() if not math.isfinite(v) or v > DIVERGED_LOSS}
+    if bad:
+        found = ", ".join(f"{k.replace('_', ' ')} {v:.3g}" for k, v in bad.items())
+        raise DivergedError(f"fine-tuning diverged at epoch {epoch} ({found}) with finetune.lr {lr:g}; "
+                            "lower finetune.lr (or set finetune.grad_clip)")
 
 
 def predict_scores(model: nn.Module, x: np.ndarray, batch_size: int = 512,

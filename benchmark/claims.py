@@ -6,8 +6,18 @@ its heartbeat thread refreshes every few seconds. Before a worker runs a cell (o
 encoder) it *claims* it: a row in ``simecg_claims`` keyed by the cell's fingerprint, inserted in
 one transaction, so of two workers racing for a cell exactly one wins, and the loser moves on to
 the next cell nobody holds. A worker that dies while holding a claim stops heartbeating; its
-lease runs out (``lease_s``, or at once when it ran on this machine and its process is gone) and
-the next worker to look takes the claim over and redoes the cell.
+lease runs out (``lease_s``, or at once when it ran on this machine, in this PID namespace, and its
+process is gone) and the next worker to look takes the claim over and redoes the cell.
+
+A worker is declared dead by silence, so a live one can be declared dead too: a process paused
+longer than the lease (a suspended VM, a scheduler's job suspend) wakes up in the middle of work
+another worker took over. Claims are therefore *fenced* (docs/protocol.md, "Workers"): every claim
+carries an ``epoch``, raised on each takeover, and a run opened while this worker held claims ends
+FINISHED only if it still holds every one of them at the same epoch, checked just before and again
+just after the run is marked FINISHED (:meth:`Coordinator.lost`, used by
+:meth:`benchmark.tracking.Tracker.run`). A superseded worker ends its run KILLED with the tag
+``superseded_by`` and says so in one line; the winner, finishing after it, closes any run the
+superseded worker finished in the moment between the two checks.
 
 The tables live in the database that already holds the Optuna studies (``--optuna-storage``:
 SQLite beside a local MLflow store, PostgreSQL on a cluster), so coordination needs no service
@@ -33,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simecg.errors import TrackingError, first_line
-from simecg.integrity import pid_alive
+from simecg.integrity import pid_alive, pid_namespace
 from simecg.urls import redact
 
 log = logging.getLogger(__name__)
@@ -53,6 +63,7 @@ def _tables() -> tuple[Any, Any, Any]:
         sa.Column("pid", sa.Integer, nullable=False),
         sa.Column("started", sa.Float, nullable=False),
         sa.Column("heartbeat", sa.Float, nullable=False),
+        sa.Column("pidns", sa.String(64), nullable=False, server_default=""),  # "" unknown: the lease only
     )
     claims = sa.Table(
         "simecg_claims", metadata,
@@ -60,8 +71,30 @@ def _tables() -> tuple[Any, Any, Any]:
         sa.Column("worker_id", sa.String(32), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),  # running | failed
         sa.Column("since", sa.Float, nullable=False),
+        sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),  # raised on every takeover
     )
     return metadata, workers, claims
+
+
+ADDED_COLUMNS = {"simecg_workers": ("pidns", "VARCHAR(64) NOT NULL DEFAULT ''"),
+                 "simecg_claims": ("epoch", "INTEGER NOT NULL DEFAULT 0")}
+
+
+def _add_columns(engine: Any) -> None:
+    """Add the columns a database made by an older version lacks (its workers' rows read as an
+    unknown namespace and epoch 0: the lease decides their liveness, as it did then)."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(engine)
+    for table, (column, definition) in ADDED_COLUMNS.items():
+        if column in {c["name"] for c in inspector.get_columns(table)}:
+            continue
+        try:
+            with engine.begin() as con:
+                con.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {definition}"))
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # another worker added it meanwhile
+            if column not in {c["name"] for c in sa.inspect(engine).get_columns(table)}:
+                raise
 
 
 @dataclass(frozen=True)
@@ -70,13 +103,18 @@ class WorkerRow:
     host: str
     pid: int
     heartbeat: float
+    pidns: str = ""
+
+
+Fence = dict[str, int]  # the claims (key -> epoch) a worker held when it opened a run
 
 
 class Coordinator:
     """This process as a worker of the suite: its lease, and the claims it takes and gives back.
 
     ``with Coordinator(url) as workers:``; ``workers.claim(key)`` is True when this worker now
-    holds ``key``; ``workers.release(key, failed=...)`` gives it back (or marks it failed).
+    holds ``key``; ``workers.release(key, failed=...)`` gives it back (or marks it failed);
+    ``workers.fence()`` is what it holds now, ``workers.lost(fence)`` says whether it still does.
     """
 
     def __init__(self, url: str, lease_s: float = LEASE_S, heartbeat_s: float = HEARTBEAT_S):
@@ -86,7 +124,9 @@ class Coordinator:
         self.worker_id = uuid.uuid4().hex
         self.host = socket.gethostname()[:255]
         self.pid = os.getpid()
+        self.pidns = pid_namespace()[:64]
         self.started = time.time()
+        self._held: Fence = {}
         connect_args = {"timeout": 60} if url.startswith("sqlite") else {}
         try:
             self.engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
@@ -94,7 +134,8 @@ class Coordinator:
             self._create_tables()
             with self.engine.begin() as con:
                 con.execute(self.workers.insert().values(worker_id=self.worker_id, host=self.host, pid=self.pid,
-                                                         started=self.started, heartbeat=self.started))
+                                                         pidns=self.pidns, started=self.started,
+                                                         heartbeat=self.started))
         except Exception as exc:
             if isinstance(exc, TrackingError):
                 raise
@@ -110,6 +151,7 @@ class Coordinator:
         for attempt in range(5):
             try:
                 self.metadata.create_all(self.engine, checkfirst=True)
+                _add_columns(self.engine)
                 return
             except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
                 if attempt == 4:
@@ -147,16 +189,22 @@ class Coordinator:
         query = self.workers.select()
         if ids is not None:
             query = query.where(self.workers.c.worker_id.in_(list(ids)))
-        return {r.worker_id: WorkerRow(r.worker_id, r.host, r.pid, r.heartbeat) for r in con.execute(query)}
+        return {r.worker_id: WorkerRow(r.worker_id, r.host, r.pid, r.heartbeat, r.pidns or "")
+                for r in con.execute(query)}
 
     def _alive(self, row: WorkerRow | None, now: float) -> bool:
         if row is None:
             return False
         if row.worker_id == self.worker_id:
             return True
-        if row.host == self.host and not pid_alive(row.pid):
+        if self._pid_visible(row) and not pid_alive(row.pid):
             return False  # its process is gone: no need to wait for the lease to run out
         return now - row.heartbeat < self.lease_s
+
+    def _pid_visible(self, row: WorkerRow) -> bool:
+        """Whether ``row``'s pid means the same process here: same host and the same known PID
+        namespace (two containers on one host share the name, not the pids)."""
+        return row.host == self.host and bool(self.pidns) and row.pidns == self.pidns
 
     def dead(self, worker_ids: Iterable[str]) -> set[str]:
         """Which of ``worker_ids`` are not alive (unknown ids are dead: their worker ended or vanished)."""
@@ -184,7 +232,8 @@ class Coordinator:
         try:
             with self.engine.begin() as con:
                 con.execute(self.claims.insert().values(key=key, worker_id=self.worker_id, state="running",
-                                                        since=now))
+                                                        since=now, epoch=0))
+            self._held[key] = 0
             return True
         except sa.exc.IntegrityError:
             pass
@@ -192,9 +241,11 @@ class Coordinator:
             row = con.execute(self.claims.select().where(self.claims.c.key == key)).first()
             if row is None:  # released meanwhile
                 con.execute(self.claims.insert().values(key=key, worker_id=self.worker_id, state="running",
-                                                        since=now))
+                                                        since=now, epoch=0))
+                self._held[key] = 0
                 return True
             if row.worker_id == self.worker_id and row.state == "running":
+                self._held[key] = row.epoch
                 return True
             holder_alive = self._alive(self._rows(con, [row.worker_id]).get(row.worker_id), now)
             if row.state == "running" and holder_alive:
@@ -206,19 +257,47 @@ class Coordinator:
             )).rowcount
             if taken != 1:  # another worker took it over first
                 return False
-            con.execute(self.claims.insert().values(key=key, worker_id=self.worker_id, state="running", since=now))
-            if row.state == "running":
-                log.warning("took over %s from worker %s, which died holding it", key, row.worker_id[:8])
-            return True
+            epoch = (row.epoch or 0) + 1  # a fence: whoever held it before can no longer finish it
+            con.execute(self.claims.insert().values(key=key, worker_id=self.worker_id, state="running", since=now,
+                                                    epoch=epoch))
+        self._held[key] = epoch
+        if row.state == "running":
+            log.warning("took over %s from worker %s, silent past its lease (epoch %d)", key, row.worker_id[:8],
+                        epoch)
+        return True
 
     def release(self, key: str, failed: bool = False) -> None:
-        """Give ``key`` back (done), or mark it failed for the rest of this round."""
+        """Give ``key`` back (done), or mark it failed for the rest of this round (nothing when another
+        worker took it over meanwhile: it is that worker's now)."""
+        epoch = self._held.pop(key, None)
         with self.engine.begin() as con:
             where = (self.claims.c.key == key, self.claims.c.worker_id == self.worker_id)
+            if epoch is not None:
+                where = (*where, self.claims.c.epoch == epoch)
             if failed:
                 con.execute(self.claims.update().where(*where).values(state="failed", since=time.time()))
             else:
                 con.execute(self.claims.delete().where(*where))
+
+    def fence(self) -> Fence:
+        """The claims this worker holds now, with their epochs (a run opened now is fenced by them)."""
+        return dict(self._held)
+
+    def lost(self, fence: Fence) -> str | None:
+        """None while this worker still holds every claim of ``fence`` at its epoch; else who has
+        the first one it lost (a worker id, or "nobody" when no worker holds it now), for messages
+        and tags. Claims this worker gave back itself since (a study tuned to its end) are done
+        with, not lost."""
+        keys = [key for key, epoch in fence.items() if self._held.get(key) == epoch]
+        if not keys:
+            return None
+        with self.engine.connect() as con:
+            rows = {r.key: r for r in con.execute(self.claims.select().where(self.claims.c.key.in_(keys)))}
+        for key in sorted(keys):
+            row = rows.get(key)
+            if row is None or row.worker_id != self.worker_id or (row.epoch or 0) != fence[key]:
+                return row.worker_id if row is not None else "nobody"
+        return None
 
     def holder(self, key: str) -> str | None:
         """The live worker holding ``key`` (None when free, failed or held by a dead worker)."""
@@ -235,7 +314,9 @@ def prepare_storage(url: str) -> str:
 
     A new SQLite file is built whole in a temporary file and renamed into place (Optuna's schema
     and the worker tables), so a kill during a first run never leaves a half-made database that
-    every later run fails on. A server database (PostgreSQL) is probed with a short timeout.
+    every later run fails on. An existing one is checked (``PRAGMA quick_check``): a damaged file
+    is one line naming it, not a StorageInternalError in every cell. A server database
+    (PostgreSQL) is probed with a short timeout.
     """
     from pathlib import Path
 
@@ -249,6 +330,7 @@ def prepare_storage(url: str) -> str:
 
     db = Path(url[len("sqlite:///"):])
     if db.is_file() and db.stat().st_size > 0:
+        _check_sqlite(db)
         return url
     if not db.parent.is_dir():
         raise TrackingError(f"Optuna storage {url}: folder {db.parent} does not exist")
@@ -261,6 +343,20 @@ def prepare_storage(url: str) -> str:
 
         build_sqlite_file(db, lambda tmp: _build_sqlite(f"sqlite:///{tmp}"), "Optuna storage")
     return url
+
+
+def _check_sqlite(db: Any) -> None:
+    """One :class:`TrackingError` line naming ``db`` when it is not an intact SQLite database."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)) as con:
+            problems = [" ".join(str(row[0]).split()) for row in con.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise TrackingError(f"the Optuna/coordination database {db} is damaged ({'; '.join(problems)[:200]}); move "
+                            "it away and rerun (its studies start again) or restore a backup")
 
 
 SCHEMA_LOCK = 0x5131EC6  # the PostgreSQL advisory lock workers take to build the schema one at a time

@@ -70,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # in case mlflow is already imported
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # MLflow logs every failed database call with its traceback, then raises it: the raised
+        # error is reported (a lost store in one line, benchmark.tracking), the log would repeat it
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # each retry of a dead server
     previous = _terminate_like_ctrl_c()
     try:
         if args.command in CACHE_COMMANDS:

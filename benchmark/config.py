@@ -12,7 +12,6 @@ import dataclasses
 import fnmatch
 import functools
 import logging
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,17 @@ from benchmark.registries import SUITES, TASKS
 from benchmark.splits import DUPLICATES
 from benchmark.splits import PRESETS as SPLITS
 from pretraining.config import PretrainConfig
-from simecg.config import NON_NEGATIVE, SEED, SEED_BOUND, Limits, apply_overrides, check_limits, flatten, from_dict
+from simecg.config import (
+    NON_NEGATIVE,
+    SEED,
+    SEED_BOUND,
+    Limits,
+    apply_overrides,
+    check_limits,
+    flatten,
+    from_dict,
+    read_toml,
+)
 from simecg.errors import ConfigError, SimECGError
 from simecg.memory import check_trainable
 from simecg.registries import BASELINES, CORPORA
@@ -368,12 +377,14 @@ def _dotted(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def load_suite(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> SuiteConfig:
+def load_suite(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None,
+               corpora: Sequence[str] | None = None) -> SuiteConfig:
     """Load a registered suite by name (or a TOML file by path) and apply ``--set`` overrides.
 
     Override keys address the suite's fields (``finetune.lr=1e-3``, ``pretrain.steps=100``,
     ``tuning.n_trials=20``); ``grid.<field>=value`` sets a field in every grid
-    (``grid.seeds=1,2``).
+    (``grid.seeds=1,2``). ``corpora`` (``--corpus``) replaces the suite's corpora before the
+    suite is checked, so ``pretrain.corpus_options.*`` are checked against the corpora named.
     """
     path = Path(name_or_path)
     if str(name_or_path).endswith(".toml"):
@@ -388,6 +399,8 @@ def load_suite(name_or_path: str | Path, overrides: Mapping[str, Any] | None = N
     suite = apply_overrides(suite, other)
     if grid_overrides:
         suite = dataclasses.replace(suite, grids=tuple(apply_overrides(g, grid_overrides) for g in suite.grids))
+    if corpora:
+        suite = dataclasses.replace(suite, corpora=tuple(corpora))
     return suite.validate()
 
 
@@ -442,15 +455,23 @@ def _meant(key: str, value: str) -> str:
 
 
 def _read_toml(path: Path) -> SuiteConfig:
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # tomllib reads UTF-8 only
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the suite file ({exc.strerror or exc})") from None
+    data = read_toml(path, "suite file")
     data.setdefault("name", path.stem)
     return suite_from_mapping(data, str(path))
+
+
+def require_devices(suite: SuiteConfig) -> None:
+    """Refuse a suite whose devices this machine does not have (``finetune.device=cuda:7``, or
+    ``pretrain.device=cuda`` without a GPU), before any work: a run would pretrain first and then
+    fail every cell. Checked by ``run`` and by its ``--dry-run``, not when a suite is loaded (a
+    suite for a GPU machine can still be listed or reported anywhere)."""
+    import torch
+
+    from baselines.training import resolve_device
+
+    resolve_device(suite.finetune.device)
+    if suite.pretrain.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("pretrain.device is 'cuda' but no GPU is visible; use auto or cpu")
 
 
 def with_corpora(suite: SuiteConfig, corpora: Sequence[str] | None) -> SuiteConfig:

@@ -46,6 +46,7 @@ from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encode
 from simecg import integrity, paths
 from simecg.config import flatten, to_dict
 from simecg.errors import CacheError, CheckpointError, SimECGError, first_line
+from simecg.failpoints import failpoint
 from simecg.identity import Identity
 from simecg.locks import folder_lock
 
@@ -91,6 +92,8 @@ def provision_encoder(
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if encoder_is_complete(folder, identity):  # nothing to write: a read-only cache serves it
         run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
+        if run is None and tracker is not None and not distributed:
+            return _log_from_cache(config, corpus, identity, folder, tracker, parent, progress, suite)
         return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id if run is not None else None)
     paths.require_writable(folder)  # before any work: one line if the cache cannot take the encoder
     with contextlib.nullcontext() if distributed else folder_lock(folder, f"pretrain encoder {identity.fingerprint}"):
@@ -108,6 +111,33 @@ def provision_encoder(
             from benchmark.generators import provision_generator
 
             provision_generator(corpus, tracker=tracker, parent=parent, progress=progress)
+        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
+
+
+def _log_from_cache(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker,
+                    parent: str | None, progress: bool, suite: str) -> ProvisionedEncoder:
+    """Log the pretraining run of an encoder the cache holds whole but the store has no FINISHED run of.
+
+    A process killed after ``encoder.pt`` landed in the cache and before its run was FINISHED
+    (artifact upload, model export) leaves exactly that; without this repair every later run would
+    take the encoder from the cache and never log it, so other machines (other caches) would train
+    it again and the store would never have its curves. The pretraining loop finds its final
+    checkpoint and trains nothing (:func:`pretraining.loop.pretrain`); the run gets the history,
+    the artifacts and the model as if it had trained. A cache that cannot be locked (read-only)
+    is served as it is, with a warning.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(folder_lock(folder, f"pretrain encoder {identity.fingerprint}"))
+        except OSError as exc:
+            log.warning("encoder %s is in the cache but the MLflow store has no FINISHED run of it, and the cache "
+                        "cannot be locked to log one (%s)", identity.fingerprint, exc.strerror or exc)
+            return ProvisionedEncoder(folder / ENCODER_FILE, identity, None)
+        run = tracker.finished_run(identity.fingerprint, everywhere=True)
+        if run is not None:  # logged by another process meanwhile
+            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id)
+        log.warning("encoder %s is in the cache but the MLflow store has no FINISHED pretraining run of it (a "
+                    "process killed between the two?); logging its run from the cache", identity.fingerprint)
         return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
 
 
@@ -180,10 +210,12 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
             run.log_params({"corpus.ecgs": len(corpus)})  # what the corpus holds (ptbxl: capped by the data)
             _log_corpus_preview(run, corpus)
             result = pretrain(config, folder, logger=run, progress=progress, corpus=corpus, identity=identity)
+            failpoint("pretrain.done")  # encoder.pt is in the cache, the run not FINISHED: a kill here is repaired
+            if result.already_complete:  # logged from the cache (_log_from_cache): the curves were not seen
+                run.log_history(result.history, step_key="step")
             run.log_metrics({"final_val_loss": result.val_loss, "steps": result.steps})
             _log_choice(run, config, result.choice)
-            run.log_artifact(result.checkpoint, "encoder")
-            run.log_artifact(integrity.sidecar(result.checkpoint), "encoder")  # lets a fetch check the download
+            run.log_sealed(result.checkpoint, "encoder")  # with its checksum: a fetch verifies the download
             run.log_artifact(folder / "identity.json", "encoder")
             from pretraining.checkpoint import load_encoder
 

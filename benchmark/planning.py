@@ -366,10 +366,12 @@ def make_plan(
     With ``estimate=False`` only statuses and fingerprints are resolved (the ``--list`` lines).
     """
     from benchmark.cells import enumerate_cells, shard, study_cells
+    from benchmark.config import require_devices
     from benchmark.encoders import SuiteEncoders
     from benchmark.runner import default_optuna_storage, load_data, plan, with_data_dir
     from benchmark.tracking import Tracker
 
+    require_devices(suite)  # a run would fail each cell after pretraining: say it in the plan already
     suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
     data = load_data([*cells, *study_cells(suite, cells)], data_dir, suite.data)

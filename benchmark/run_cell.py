@@ -32,7 +32,7 @@ from benchmark.tags import RunTags
 from benchmark.tracking import ActiveRun, Tracker
 from benchmark.tuning import StudyRuns, tune
 from simecg.config import flatten, to_dict
-from simecg.errors import SimECGError
+from simecg.errors import SimECGError, StoreLost, Superseded
 from simecg.failpoints import failpoint
 from simecg.identity import without_ignored
 
@@ -136,9 +136,11 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
             if tuned:
                 run.log_params({f"tuned.{k}": v for k, v in tuned.items()})
             _train_test_log(context, planned, data, tuned, run)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Superseded, StoreLost):  # Superseded: the run ended KILLED; the worker says so
         raise
     except Exception as exc:  # the run is FAILED with its traceback; the suite goes on
+        if context.tracker.lost_store() is not None:  # not this cell's fault: every next cell would fail too
+            raise context.tracker.store_lost_error(f"cell {cell.label}") from None
         detail = str(exc) if isinstance(exc, SimECGError) else f"{type(exc).__name__}: {exc}"
         log.error("cell %s failed: %s", cell.label, detail)
         return detail

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from benchmark.cells import PlannedCell, enumerate_cells, plan_cells, shard, study_cells
 from benchmark.claims import Coordinator, prepare_storage
-from benchmark.config import PRETRAINED, SuiteConfig
+from benchmark.config import PRETRAINED, SuiteConfig, require_devices
 from benchmark.datasets.base import DataConfig, TaskData
 from benchmark.encoders import SuiteEncoders
 from benchmark.run_cell import CellContext, run_cell
@@ -27,6 +27,7 @@ from benchmark.tags import RunTags
 from benchmark.tasks import load_task
 from benchmark.tracking import ActiveRun, Tracker, resolve_uri, sqlite_path
 from simecg.config import flatten, to_dict
+from simecg.errors import StoreLost, Superseded, first_line
 from simecg.failpoints import failpoint
 from simecg.identity import Identity
 from simecg.paths import cache_dir
@@ -73,6 +74,7 @@ def run_suite(
     F1, time and an ETA (:class:`CellLines`).
     """
     started = time.perf_counter()
+    require_devices(suite)  # before anything is read or written
     suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
     # first, so missing data fails before anything is logged; the studies' data too (lead II, say)
@@ -99,13 +101,17 @@ def run_suite(
                 lines = CellLines(cell_log, len(pending), tracker) if cell_log is not None else None
                 CellQueue(context, report, lines, progress).run(pending)
                 _log_encoders(invocation, encoders)
+            except StoreLost:
+                raise
+            except Exception:  # e.g. pretraining failed: because the store stopped taking writes?
+                if tracker.lost_store() is not None:
+                    raise tracker.store_lost_error("this run") from None
+                raise
             finally:
                 with contextlib.suppress(Exception):  # workers that died while this one worked
                     tracker.close_dead_runs()
                 report.seconds = time.perf_counter() - started
-                invocation.log_metrics({"cells_total": report.total, "cells_skipped": report.skipped,
-                                        "cells_ran": report.ran, "cells_failed": len(report.failed),
-                                        "cells_elsewhere": report.elsewhere, "wall_seconds": report.seconds})
+                _log_summary(invocation, report)
     from benchmark.report import log_report_safely  # report.html + description on the invocation run
 
     log_report_safely(tracker.uri, suite.name, invocation.run_id)  # a report failure only warns
@@ -161,6 +167,9 @@ class CellQueue:
             if self.lines:
                 self.lines.preparing(spec.name)
             spec.cls.prepare(spec.config, self.context.encoders)
+        except Superseded as exc:  # the worker that took it over prepares it; its cells wait for that
+            log.warning("%s", exc)
+            return False
         finally:
             self.workers.release(key)
         self.ready.add(spec.name)
@@ -184,7 +193,12 @@ class CellQueue:
                 return True
             share_cores(self.workers)
             cell_started = time.perf_counter()
-            error = run_cell(self.context, planned)
+            try:
+                error = run_cell(self.context, planned)
+            except Superseded as exc:  # another worker took the cell over while this one was paused
+                log.warning("%s", exc)
+                self.report.elsewhere += 1
+                return True
             if error:
                 self.report.failed.append((planned.cell.label, error))
             else:
@@ -270,6 +284,18 @@ def plan(suite: SuiteConfig, cells: list[Any], data: dict[tuple[str, str], TaskD
          encoders: SuiteEncoders) -> list[PlannedCell]:
     """Each cell with its resolved model and identity (``data`` holds its study cells' data too)."""
     return plan_cells(suite, cells, {key: d.data_version for key, d in data.items()}, encoders)
+
+
+def _log_summary(invocation: ActiveRun, report: RunReport) -> None:
+    """The invocation's counts; a store that cannot take them is said by the error that stopped the
+    suite (or, after a clean end, in one warning), never raised over it from a ``finally``."""
+    try:
+        invocation.log_metrics({"cells_total": report.total, "cells_skipped": report.skipped,
+                                "cells_ran": report.ran, "cells_failed": len(report.failed),
+                                "cells_elsewhere": report.elsewhere, "wall_seconds": report.seconds})
+    except Exception as exc:
+        if invocation.tracker.lost_store() is None:
+            log.warning("could not log the invocation's counts: %s", first_line(exc))
 
 
 def _log_quarantine(run: ActiveRun, data: Any) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmark.tags import TAG_SCHEMA, RunTags
 from simecg import __version__, integrity
-from simecg.errors import CacheError, SimECGError, TrackingError, first_line
+from simecg.errors import CacheError, SimECGError, StoreLost, Superseded, TrackingError, first_line
 from simecg.paths import default_tracking_uri
 from simecg.urls import redact
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 EXPERIMENT_PREFIX = "simecg-bench/"
 WORKER_TAG = "simecg.worker"  # the worker (benchmark.claims) whose process runs the run
+SUPERSEDED_TAG = "superseded_by"  # on a run ended KILLED because another worker took its work over
 PARAM_LIMIT = 6000  # MLflow's limit on a param value's length
 PAGE_SIZE = 10000  # runs per search_runs page
 SQLITE = "sqlite:///"
@@ -277,6 +278,7 @@ class Tracker:
         mlflow = _mlflow()
         self.uri = resolve_uri(uri, create=create)
         self.worker = worker
+        self.lost: str | None = None  # why the store stopped taking writes (lost_store), once known
         self.client: Any = None
         self.experiment_id: str | None = None
         db = sqlite_path(self.uri)
@@ -338,12 +340,17 @@ class Tracker:
         The one place a run ends: ``with tracker.run("cell", RunTags(kind="cell", ...)) as run:``.
         A failure records its error and traceback as tags (``error``, ``traceback``) and
         propagates; logging inputs and models on ``run`` never ends it early.
+
+        With a worker coordinator, the run is fenced by the claims the worker holds when it opens
+        (:mod:`benchmark.claims`): it ends FINISHED only if the worker still holds them all, else
+        KILLED with the tag ``superseded_by`` and :class:`~simecg.errors.Superseded` is raised.
         """
         all_tags = {**environment_tags(), **tags.to_mlflow()}
         if self.worker is not None:
             all_tags[WORKER_TAG] = self.worker.worker_id
         if parent:
             all_tags["mlflow.parentRunId"] = parent
+        fence = self.worker.fence() if self.worker is not None else {}
         run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
         active = ActiveRun(self, run.info.run_id)
         try:
@@ -353,6 +360,9 @@ class Tracker:
         except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (simecg.errors.Terminated)
             self._end(active.run_id, "KILLED")
             raise
+        except Superseded as exc:  # a run nested in this one found its claim taken over
+            self._supersede(active.run_id, exc.holder)
+            raise
         except BaseException as exc:
             detail = str(exc) if isinstance(exc, SimECGError) else f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):
@@ -360,14 +370,65 @@ class Tracker:
             self._end(active.run_id, "FAILED")
             raise
         else:
-            self.client.set_terminated(active.run_id, status="FINISHED")
+            self._finish(active.run_id, name, tags, fence)
+
+    def _finish(self, run_id: str, name: str, tags: RunTags, fence: dict[str, int]) -> None:
+        """Mark the run FINISHED, fenced: only while this worker still holds the claims it held when
+        the run opened, checked before and after (the claims and MLflow are separate databases).
+
+        A worker superseded between the two checks takes its FINISHED back (KILLED); the winner,
+        when it finishes its own run of the same fingerprint, closes any FINISHED run another worker
+        left in that moment, so the store holds one FINISHED run per fingerprint either way.
+        """
+        try:
+            holder = self.worker.lost(fence) if fence else None
+        except Exception:  # the claims cannot be read: the run cannot be confirmed, so it is not FINISHED
+            self._end(run_id, "FAILED")
+            raise
+        if holder is not None:
+            self._supersede(run_id, holder)
+            raise Superseded(_superseded_text(name, holder), holder)
+        self.client.set_terminated(run_id, status="FINISHED")
+        if not fence:
+            return
+        if (holder := self.worker.lost(fence)) is not None:
+            self._supersede(run_id, holder)
+            raise Superseded(_superseded_text(name, holder), holder)
+        if tags.fingerprint and tags.kind in FENCED_KINDS:
+            for other in self.client.search_runs(
+                    [self.experiment_id],
+                    filter_string=f"tags.fingerprint = '{tags.fingerprint}' and attributes.status = 'FINISHED'"):
+                if other.info.run_id != run_id and other.data.tags.get("kind") == tags.kind:
+                    self._supersede(other.info.run_id, self.worker.worker_id)
+
+    def _supersede(self, run_id: str, holder: str) -> None:
+        """End a run KILLED as superseded by worker ``holder`` (best effort: the store may be down too)."""
+        with contextlib.suppress(Exception):
+            self.client.set_tag(run_id, SUPERSEDED_TAG, holder)
+        self._end(run_id, "KILLED")
 
     def _end(self, run_id: str, status: str) -> None:
         """End a run while an exception propagates (a store error then must not hide the first one)."""
         try:
             self.client.set_terminated(run_id, status=status)
         except Exception as exc:  # the original exception is the one to report
-            log.warning("could not mark MLflow run %s %s: %s", run_id, status, exc)
+            if self.lost_store() is None:  # a lost store is said once, by whoever raises StoreLost
+                log.warning("could not mark MLflow run %s %s: %s", run_id, status, exc)
+
+    def lost_store(self) -> str | None:
+        """Why the store no longer takes writes (a killed server, a read-only or vanished database),
+        or None when it does: one write to the experiment's tags, tried after something failed."""
+        if self.lost is None and self.client is not None and self.exists:
+            try:
+                self.client.set_experiment_tag(self.experiment_id, "simecg.last_write", str(int(time.time())))
+            except Exception as exc:
+                self.lost = _short_cause(exc)
+        return self.lost
+
+    def store_lost_error(self, during: str) -> StoreLost:
+        """The one-line error that ends a suite whose store stopped taking writes ``during`` some work."""
+        return StoreLost(f"MLflow store {redact(self.uri)} stopped taking writes during {during} ({self.lost}); "
+                         "what finished is kept: fix the store, then rerun the same command to resume")
 
     def log_input(self, run_id: str, frame: Any, name: str, context: str) -> None:
         """Log ``frame`` as a dataset input of the run (with MLflow's digest); the run stays open."""
@@ -400,16 +461,20 @@ class Tracker:
         """Put the cache file ``target`` back from artifact ``<artifact_dir>/<target.name>`` of a run.
 
         The cache serves a file only when its size+hash sidecar matches, so a fetched file must
-        arrive whole and sealed: it is downloaded into a staging folder beside ``target`` (removed
-        whatever happens), checked against the run's own sidecar when the run logged one (runs of
-        older versions did not), handed to ``check`` (which raises when it is not the file this
-        cache entry expects), then sealed and renamed into place. A cache that cannot be written
+        arrive whole and sealed, and no file is trusted without a checksum to verify it against:
+        it is downloaded into a staging folder beside ``target`` (removed whatever happens), and
+        checked against the SHA-256 the run recorded as a tag when it logged the file
+        (:meth:`log_sealed`; a tag lives in the tracking database, apart from the artifact store)
+        and against the run's sidecar artifact. A run that recorded neither (an older version's)
+        is refused, as is any mismatch. Then ``check`` (which raises when it is not the file this
+        cache entry expects), sealing and a rename into place. A cache that cannot be written
         raises :class:`~simecg.errors.CacheError`; anything else raised means "not fetched".
         """
         import shutil
 
         from simecg import paths
 
+        recorded = self.client.get_run(run_id).data.tags.get(checksum_tag(artifact_dir, target.name))
         staging = integrity.temp_path(target, "incoming", hidden=True)
         fetched = staging / target.name
         try:
@@ -419,14 +484,30 @@ class Tracker:
             with contextlib.suppress(Exception):  # absent for runs of older versions
                 self.fetch_artifact(run_id, f"{artifact_dir}/{integrity.sidecar(target).name}",
                                     integrity.sidecar(fetched))
-            if integrity.sidecar(fetched).is_file() and (problem := integrity.check_file(fetched)) is not None:
+            has_sidecar = integrity.sidecar(fetched).is_file()
+            if recorded is None and not has_sidecar:
+                raise ValueError("its run recorded no checksum of it (an older version logged it), so it cannot "
+                                 "be verified and is not trusted")
+            if has_sidecar and (problem := integrity.check_file(fetched)) is not None:
                 raise ValueError(f"the stored copy is damaged too ({problem})")
+            if recorded is not None and (sha := integrity.digest(fetched)) != recorded:
+                raise ValueError(f"the stored copy differs from the checksum its run recorded (sha256 {sha[:12]}…, "
+                                 f"expected {recorded[:12]}…)")
             check(fetched)
             with paths.writing(target):
                 integrity.seal_file(target, content=fetched)
                 os.replace(fetched, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def log_sealed(self, run_id: str, path: Path, artifact_dir: str) -> None:
+        """Log a cache file that other machines fetch (:meth:`fetch_sealed`): the file, its sidecar,
+        and its SHA-256 as the tag ``checksum.<artifact_dir>/<name>``."""
+        entry = integrity.sealed_entry(path) or integrity.describe(path)
+        self.log_artifact(run_id, path, artifact_dir)
+        if integrity.sidecar(path).is_file():
+            self.log_artifact(run_id, integrity.sidecar(path), artifact_dir)
+        self.set_tags(run_id, {checksum_tag(artifact_dir, path.name): entry["sha256"]})
 
     def log_model(self, run_id: str, model: Any, name: str, input_example: Any) -> None:
         """Log a PyTorch model as an MLflow model of the run (the run stays open).
@@ -615,11 +696,36 @@ class ActiveRun:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.tracker.log_artifact(self.run_id, Path(path), artifact_path)
 
+    def log_sealed(self, path: str | Path, artifact_dir: str) -> None:
+        self.tracker.log_sealed(self.run_id, Path(path), artifact_dir)
+
     def log_input(self, frame: Any, name: str, context: str) -> None:
         self.tracker.log_input(self.run_id, frame, name, context)
 
     def log_model(self, model: Any, name: str, input_example: Any) -> None:
         self.tracker.log_model(self.run_id, model, name, input_example)
+
+
+FENCED_KINDS = ("cell", "pretrain")  # one FINISHED run per fingerprint (tuning sessions of a study are many)
+
+
+def _short_cause(exc: BaseException) -> str:
+    """What a failed store call says, short: a refused connection as such, else its first line."""
+    text = redact(first_line(exc))
+    for cause in ("Connection refused", "Name or service not known", "timed out", "readonly database"):
+        if cause.lower() in text.lower():
+            return cause if cause != "readonly database" else "attempt to write a readonly database"
+    return text[:200]
+
+
+def checksum_tag(artifact_dir: str, name: str) -> str:
+    """The run tag holding the SHA-256 of artifact ``<artifact_dir>/<name>`` (:meth:`Tracker.log_sealed`)."""
+    return f"checksum.{artifact_dir}/{name}"
+
+
+def _superseded_text(name: str, holder: str) -> str:
+    return (f"{name}: superseded: this worker was silent past its lease (paused?) and worker {holder[:8]} took "
+            "its work over; this run ends KILLED and that worker's result counts")
 
 
 def _finite(value: Any) -> bool:

@@ -34,6 +34,7 @@ from typing import Any
 
 from benchmark.config import TuningConfig
 from benchmark.tags import RunTags
+from simecg.errors import DivergedError, first_line
 from simecg.failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -138,10 +139,52 @@ def _optimize(study: Any, config: TuningConfig, objective: Callable[[Any], float
              f", {time_left:.0f} s left" if time_left is not None else "")
     for _ in range(remaining):  # a trial that fails (a RuntimeError) uses up an attempt of this session
         study.sampler = _sampler_for(config, len(_done(study)))
-        study.optimize(objective, n_trials=1, timeout=time_left, catch=(RuntimeError,))
+        _run_trial(study, objective)
         left, time_left = _remaining(study, config)
         if not left:
             break
+
+
+def _run_trial(study: Any, objective: Callable[[Any], float]) -> None:
+    """One trial, asked and told by hand (what ``study.optimize`` does for one trial, with two
+    differences): a trial that another worker ended meanwhile (this one was paused past its lease,
+    or past Optuna's grace period, and was taken for dead) is told nothing and said in one line,
+    where Optuna would raise ``ValueError: Cannot tell a FAIL trial``; and a failed trial
+    (a :class:`RuntimeError`, e.g. out of memory) is one line, not a logged traceback.
+    """
+    import warnings
+
+    import optuna
+    from optuna.storages._heartbeat import get_heartbeat_thread  # the heartbeat study.optimize runs
+    from optuna.trial import TrialState
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    trial = study.ask()
+    value, state, failure = None, TrialState.FAIL, None
+    try:
+        with get_heartbeat_thread(trial._trial_id, study._storage):
+            value = objective(trial)
+        state = TrialState.COMPLETE
+    except optuna.TrialPruned:
+        state = TrialState.PRUNED
+    except RuntimeError as exc:  # this trial failed; the study goes on
+        failure = exc
+    except BaseException:
+        with contextlib.suppress(Exception):
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        raise
+    ended = study._storage.get_trial(trial._trial_id).state
+    if ended.is_finished():  # told by another worker that took this one for dead
+        log.warning("tuning %s: trial %d was ended %s by another worker while this one was unresponsive; "
+                    "it does not count", study.study_name, trial.number, ended.name)
+        return
+    if failure is not None:
+        log.warning("tuning %s: trial %d failed: %s", study.study_name, trial.number, first_line(failure))
+    with warnings.catch_warnings():  # a non-finite value: Optuna records FAIL (and would warn)
+        warnings.simplefilter("ignore")
+        study.tell(trial, value, state=state, skip_if_finished=True)
 
 
 def _fail_dead_trials(study: Any, workers: Any) -> None:
@@ -177,6 +220,10 @@ def _open_study(config: TuningConfig, study_name: str, storage: str) -> Any:
 
 def _objective(space: Space, fit: Fit, runs: tuple[StudyRuns, str] | None,
                workers: Any = None) -> Callable[[Any], float]:
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    fit = _pruned_when_diverged(fit)
+
     def objective(trial: Any) -> float:
         started = time.perf_counter()
         if workers is not None:
@@ -189,9 +236,27 @@ def _objective(space: Space, fit: Fit, runs: tuple[StudyRuns, str] | None,
                 return fit(params, lambda epoch, loss: _report(trial, epoch, loss))
             return _logged_trial(trial, params, fit, *runs)
         finally:  # the time this trial took counts against the study's timeout_s in later sessions
-            trial.set_user_attr("seconds", time.perf_counter() - started)
+            with contextlib.suppress(UpdateFinishedTrialError):  # ended by a worker that took this one for dead
+                trial.set_user_attr("seconds", time.perf_counter() - started)
 
     return objective
+
+
+def _pruned_when_diverged(fit: Fit) -> Fit:
+    """``fit``, with a diverged training (:class:`~simecg.errors.DivergedError`) ending its trial
+    PRUNED: an outcome of its parameters, which counts towards ``n_trials`` and is never the best.
+    As a failed trial it would be drawn again with the same parameters (the sampler is seeded by
+    the trials done) and diverge again until the session's attempts ran out."""
+    import optuna
+
+    def guarded(params: dict[str, Any], on_eval: Callable[[int, float], None]) -> float:
+        try:
+            return fit(params, on_eval)
+        except DivergedError as exc:
+            log.warning("tuning: a trial with %s is pruned: %s", params, exc)
+            raise optuna.TrialPruned(str(exc)) from None
+
+    return guarded
 
 
 def _logged_trial(trial: Any, params: dict[str, Any], fit: Fit, runs: StudyRuns, session: str) -> float:

@@ -45,13 +45,19 @@ def atomic_save(obj: dict[str, Any], path: Path) -> Path:
     """``torch.save`` to ``path`` atomically (temporary file + fsync + sidecar + rename).
 
     The temporary is removed if anything fails; a full disk or an unwritable folder raises
-    :class:`~simecg.errors.CacheError` naming the file.
+    :class:`~simecg.errors.CacheError` naming the file. The checkpoint is serialised in memory
+    first and written with plain file writes: torch's own writer turns a write failing part-way
+    (a disk filling up) into ``RuntimeError: unexpected pos``, which says nothing of the disk.
     """
+    import io
+
     path = Path(path)
     with paths.writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with integrity.staged(path, seal=True) as tmp, open(tmp, "xb") as fh:
-        torch.save(obj, fh)
+        fh.write(buffer.getbuffer())
         fh.flush()
         os.fsync(fh.fileno())
     return path

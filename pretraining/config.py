@@ -51,7 +51,10 @@ class PretrainConfig:
     batch 512 (their loop stops once *more* than 1e9 have passed: 1,953,126 steps). Gradient
     clipping is off (0) as in the paper; ``amp`` means bf16 autocast on GPU.
     ``threads`` > 0 sets torch's CPU threads for the run (0: torch's default); on a small CPU
-    shared with DataLoader workers, 1 thread avoids oversubscription.
+    shared with DataLoader workers, 1 thread avoids oversubscription. Like ``device`` it is in no
+    fingerprint: thread counts sum in different orders, so their encoders are equivalent, not
+    bit-identical (weights within 1e-3 after a few steps, the same losses; docs/protocol.md,
+    "Reproducibility", and tests/test_pretrain_train.py).
 
     Validation and the encoder (docs/protocol.md, "MAE pretraining"): the validation loss is
     measured every ``val_every_samples`` samples seen (the authors' ``eval_every``, 1e6:

@@ -46,7 +46,7 @@ from pretraining.mae import MAEConfig, MaskedAutoencoder
 from pretraining.stream import PretrainStream, make_loader
 from simecg import integrity
 from simecg.config import to_dict
-from simecg.errors import CheckpointError, ConfigError, SimECGError
+from simecg.errors import CheckpointError, ConfigError, DivergedError, SimECGError
 from simecg.failpoints import failpoint
 from simecg.identity import IDENTITY_VERSION, SELECTING, Identity, without_ignored
 from simecg.seeding import rng_for
@@ -102,6 +102,8 @@ class PretrainResult:
     the weights of step ``choice.step``; ``val_loss`` is the validation loss after the last
     step; ``history`` has one dict per logged step (``step``, ``train_loss``, ``lr``,
     ``samples_per_s``, ``data_wait_share``, and ``val_loss`` on validation steps).
+    ``already_complete``: nothing was trained, the folder held the finished run (its history came
+    from the last checkpoint, and no logger saw it step by step).
     """
 
     checkpoint: Path
@@ -113,6 +115,7 @@ class PretrainResult:
     model_config: MAEConfig
     fingerprint: str
     choice: EncoderChoice
+    already_complete: bool = False
 
 
 def pretrain(
@@ -307,7 +310,8 @@ class _Run:
                 self._write_encoder(choice, best, lambda: self._last_weights(state))
             ddp.barrier(ctx)
             log.info("pretraining in %s is already complete (%d steps)", self.out_dir, config.steps)
-            return self._result(latest, state["history"], state["val_loss"], choice)
+            return dataclasses.replace(self._result(latest, state["history"], state["val_loss"], choice),
+                                       already_complete=True)
 
         corpus = self.corpus if self.corpus is not None else build_corpus(config)
         self.train_size, self.val_count = validation_holdout(corpus, config.val_size, config.corpus)
@@ -386,6 +390,9 @@ class _Run:
                     pending.zero_()
                 if log_now:
                     train_loss = ddp.all_reduce_mean(window["loss_sum"] / max(1, window["count"]), ctx)
+                    if not math.isfinite(train_loss):  # every rank sees the same mean: all stop together
+                        raise DivergedError(f"pretraining diverged by step {done} (training loss {train_loss}) "
+                                            f"with pretrain.lr {lr:g}; lower pretrain.lr or set pretrain.grad_clip")
                     elapsed = wait_s + busy_s
                     entry.update(
                         train_loss=train_loss, lr=lr,

@@ -22,6 +22,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from simecg.errors import ConfigError
@@ -297,3 +298,26 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     return str(obj)
+
+
+def read_toml(path: Path | str, what: str) -> dict[str, Any]:
+    """The TOML file ``path`` (``what`` it is, for messages: "suite file") as a dict.
+
+    A UTF-8 byte-order mark, which some editors write, is skipped (tomllib alone calls it an
+    "Invalid statement"); any other problem is one :class:`ConfigError` line naming the file.
+    """
+    import tomllib
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the {what} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None

@@ -37,6 +37,11 @@ class TrackingError(SimECGError):
     """The MLflow store cannot be used."""
 
 
+class StoreLost(TrackingError):
+    """The MLflow store stopped taking writes in the middle of a suite (its server died, it became
+    read-only): the suite stops with this one line, and a rerun resumes where it stopped."""
+
+
 class CacheError(SimECGError):
     """A cache folder cannot be used: not a folder, not writable, or its disk is full.
 
@@ -44,6 +49,26 @@ class CacheError(SimECGError):
     :func:`simecg.paths.require_writable`), otherwise at the write that failed
     (:func:`simecg.paths.writing`); the message names the path and the cause.
     """
+
+
+class DivergedError(SimECGError, RuntimeError):
+    """Training diverged: a non-finite loss, or one far past any a model that learns reaches.
+
+    A :class:`RuntimeError` too, so a tuning trial that diverges is a failed trial of the study
+    (never its best), while a cell that diverges ends FAILED with this message.
+    """
+
+
+class Superseded(SimECGError):
+    """This worker lost a claim while it worked (it was silent past its lease, e.g. paused, and
+    another worker took the work over): its run ends KILLED, and the other worker's result counts.
+
+    ``holder`` is the worker that has the claim now ("nobody" when none does).
+    """
+
+    def __init__(self, message: str, holder: str = ""):
+        super().__init__(message)
+        self.holder = holder
 
 
 class Terminated(KeyboardInterrupt):

@@ -44,9 +44,10 @@ IDENTITY_VERSION = "3"
 # Settings that cannot change the numbers, per config section. They may differ between two runs
 # (or a run and its resumption) that share a fingerprint.
 #   pretrain: speed and bookkeeping only. Checkpoints never touch the training RNG or the
-#   weights (how often to validate can choose them: see SELECTING); ``device`` is left out
-#   because CPU and CUDA runs of one config are documented (README, "Reproducibility") to
-#   agree to float tolerance, not bit for bit;
+#   weights (how often to validate can choose them: see SELECTING); ``device`` and ``threads``
+#   are left out because CPU and CUDA runs, and runs on different thread counts, of one config
+#   are documented (README, "Reproducibility") to agree to float tolerance, not bit for bit
+#   (tests/test_pretrain_train.py measures threads);
 #   ``data_dir`` is where real data sits (the records used are in the corpus identity).
 #   finetune: ``device``: where a cell trains and scores (CPU and GPU agree to float tolerance;
 #   bf16 autocast on a GPU), so results move between machines and a resumed suite keeps its cells.

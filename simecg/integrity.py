@@ -17,8 +17,8 @@ full the first time a process uses it, later checks are free until the file chan
 without an entry (written by an older version) counts as damaged: callers rebuild or refetch it.
 
 Temporaries (:func:`temp_path`) are named ``<name>.<kind><pid>-<host>``, so :func:`sweep` can
-remove those a killed process left behind: the owner's pid is dead on this host (or, for a
-temporary of another host, it is older than :data:`FOREIGN_STALE_S`).
+remove those a killed process left behind: the owner's pid is dead on this host and PID namespace
+(or, for a temporary of another host or namespace, it is older than :data:`FOREIGN_STALE_S`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,26 @@ FOLDER_MANIFEST = "integrity.json"
 SIDECAR_SUFFIX = ".integrity.json"
 FOREIGN_STALE_S = 24 * 3600  # a temporary of another host is left alone for this long
 _BLOCK = 4 << 20
-HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def pid_namespace() -> str:
+    """This process's PID namespace (``pid:[4026531836]``, from ``/proc/self/ns/pid``), "" when unknown.
+
+    Two containers with host networking share a host name but not their pids: a pid is only
+    evidence of life (or death) inside the namespace that issued it. ``SIMECG_PID_NAMESPACE``
+    overrides it (tests that simulate another container).
+    """
+    if override := os.environ.get("SIMECG_PID_NAMESPACE"):
+        return override
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+# Temporaries name their writer by pid and this token: the host name and the PID namespace, so a
+# temporary of a live process in another container on the same host is never taken for a dead one's.
+HOST = hashlib.sha256(f"{socket.gethostname()}\0{pid_namespace()}".encode()).hexdigest()[:8]
 # A temporary, or the journal/WAL files SQLite keeps beside a temporary database being built.
 _TEMP = re.compile(r"\.(tmp|fetch|damaged|incoming)(\d+)(?:-([0-9a-f]{8}))?(?:\.\d+)?(?:-journal|-wal|-shm)?$")
 _counter = itertools.count()
@@ -161,6 +180,18 @@ def seal_file(path: Path | str, content: Path | str | None = None) -> None:
     path = Path(path)
     entry = describe(content if content is not None else path)
     write_json(sidecar(path), {"version": VERSION, "files": {path.name: entry}})
+
+
+def sealed_entry(path: Path | str) -> dict[str, Any] | None:
+    """The ``{"size", "sha256"}`` entry ``path``'s sidecar records (None: no readable sidecar)."""
+    path = Path(path)
+    try:
+        data = json.loads(sidecar(path).read_text())
+    except (OSError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    entry = files.get(path.name) if isinstance(files, dict) else None
+    return entry if isinstance(entry, dict) else None
 
 
 def check_file(path: Path | str) -> str | None:

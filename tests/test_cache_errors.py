@@ -204,17 +204,41 @@ def test_a_full_disk_is_one_line_from_the_cli(tmp_path: Path, monkeypatch: pytes
     assert line.startswith(f"simecg-bench: error: disk full writing {out}/") and "shard-000000.npy" in line
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]  # no partial shard
 
-    from pretraining import checkpoint as ckpt
-
-    def full(obj, fh):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(ckpt.torch, "save", full)
+    _checkpoints_fill_the_disk(monkeypatch)
     monkeypatch.setenv("SIMECG_CACHE", str(tmp_path / "cache"))  # an empty cache: the encoder must be trained
     assert main(["pretrain", "--corpus", "sim", "--no-mlflow", "--no-progress", *PRETRAIN]) == 2
     line = _error_line(capsys.readouterr().err)
     assert line.startswith("simecg-bench: error: disk full writing ") and "step-00000004.pt" in line
     assert "SIMECG_CACHE" in line  # the encoder cache: pointing elsewhere is a way out
+
+
+def _checkpoints_fill_the_disk(monkeypatch: pytest.MonkeyPatch, allowed_bytes: int = 4096) -> None:
+    """Checkpoint files (:func:`pretraining.checkpoint.atomic_save`) fill the disk after ``allowed_bytes``."""
+    from pretraining import checkpoint as ckpt
+
+    real_open = builtins.open
+
+    class FillsUp:
+        def __init__(self, fh):
+            self.fh, self.left = fh, allowed_bytes
+
+        def write(self, data):
+            size = len(memoryview(data).cast("B"))
+            if size > self.left:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.left -= size
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(ckpt, "open", lambda path, mode: FillsUp(real_open(path, mode)), raising=False)
 
 
 def test_location_errors_become_one_line_and_others_keep_their_type(tmp_path: Path) -> None:
@@ -247,3 +271,19 @@ def test_a_cache_folder_another_worker_creates_meanwhile_is_used(tmp_path: Path,
 
     monkeypatch.setattr(Path, "is_dir", late_is_dir)
     assert paths.cache_dir() == root and first
+
+
+def test_a_disk_filling_up_in_the_middle_of_a_checkpoint_says_disk_full_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.save into a file whose writes fail with ENOSPC part-way reports 'unexpected pos' from its
+    C++ writer; the checkpoint must say disk full and name the file, and leave no temporary."""
+    import torch
+
+    from pretraining import checkpoint as ckpt
+
+    _checkpoints_fill_the_disk(monkeypatch)
+    target = tmp_path / "checkpoints" / "step-00000004.pt"
+    with pytest.raises(CacheError) as caught:
+        ckpt.atomic_save({"weights": torch.zeros(100_000)}, target)
+    assert str(caught.value).startswith("disk full writing ") and "step-00000004.pt" in str(caught.value)
+    assert list(target.parent.iterdir()) == []

@@ -81,3 +81,155 @@ def test_a_storage_file_is_made_whole_or_not_at_all(tmp_path: Path) -> None:
     with Coordinator(f"sqlite:///{db}") as worker:
         assert worker.claim("k")
     assert not list(tmp_path.glob(".optuna.db.tmp*"))
+
+
+# ----- fencing: a live worker taken for dead never finishes the work another took over
+def _silence(worker: Coordinator) -> None:
+    """Make ``worker`` look silent (its last heartbeat long ago), as a paused process would."""
+    with worker.engine.begin() as con:
+        con.execute(worker.workers.update().values(heartbeat=time.time() - 3600)
+                    .where(worker.workers.c.worker_id == worker.worker_id))
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_takeover_raises_the_epoch_and_the_old_holder_sees_it_lost(storage: str) -> None:
+    with Coordinator(storage, heartbeat_s=3600) as paused, Coordinator(storage, lease_s=1) as other:
+        assert paused.claim("cell:a")
+        fence = paused.fence()
+        assert fence == {"cell:a": 0} and paused.lost(fence) is None
+        _silence(paused)
+        assert other.claim("cell:a")  # taken over at epoch 1
+        assert other.fence() == {"cell:a": 1}
+        assert paused.lost(fence) == other.worker_id
+        paused.release("cell:a")  # releasing a lost claim leaves the new holder's alone
+        assert other.holder("cell:a") == other.worker_id and other.lost(other.fence()) is None
+
+
+def test_a_claim_given_back_by_its_holder_is_done_with_not_lost(storage: str) -> None:
+    with Coordinator(storage) as worker:
+        assert worker.claim("cell:b") and worker.claim("study:b")
+        fence = worker.fence()
+        worker.release("study:b")  # a study tuned to its end while the cell run is open
+        assert worker.lost(fence) is None
+
+
+def test_a_superseded_run_ends_killed_and_never_finished(storage: str, tracking_uri: str) -> None:
+    from benchmark.tags import RunTags
+    from benchmark.tracking import SUPERSEDED_TAG, Tracker
+    from simecg.errors import Superseded
+
+    with Coordinator(storage, heartbeat_s=3600) as paused, Coordinator(storage, lease_s=1) as other:
+        tracker = Tracker(tracking_uri, "fence", worker=paused)
+        tags = RunTags(kind="cell", fingerprint="c" * 16)
+        assert paused.claim("cell:c")
+        with pytest.raises(Superseded, match="superseded"), tracker.run("cell c", tags) as run:
+            _silence(paused)
+            assert other.claim("cell:c")  # the paused worker is taken for dead meanwhile
+        finished = tracker.client.get_run(run.run_id)
+        assert finished.info.status == "KILLED" and finished.data.tags[SUPERSEDED_TAG] == other.worker_id
+        with Tracker(tracking_uri, "fence", worker=other).run("cell c", tags) as winner:
+            pass
+        assert tracker.client.get_run(winner.run_id).info.status == "FINISHED"
+
+
+def test_the_winner_closes_a_run_the_superseded_worker_finished_between_its_checks(
+        storage: str, tracking_uri: str) -> None:
+    from benchmark.tags import RunTags
+    from benchmark.tracking import SUPERSEDED_TAG, Tracker
+
+    with Coordinator(storage) as worker:
+        tracker = Tracker(tracking_uri, "fence", worker=worker)
+        tags = RunTags(kind="cell", fingerprint="d" * 16)
+        late = tracker.client.create_run(tracker.experiment_id, run_name="late", tags=tags.to_mlflow()).info.run_id
+        tracker.client.set_terminated(late, status="FINISHED")  # a superseded worker's, in the window
+        assert worker.claim("cell:d")
+        with tracker.run("cell d", tags) as run:
+            pass
+        assert tracker.client.get_run(run.run_id).info.status == "FINISHED"
+        closed = tracker.client.get_run(late)
+        assert closed.info.status == "KILLED" and closed.data.tags[SUPERSEDED_TAG] == worker.worker_id
+
+
+def test_a_pid_of_another_pid_namespace_on_this_host_is_no_evidence_of_death(
+        storage: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Coordinator(storage) as container:
+        with container.engine.begin() as con:  # a worker in another container with host networking:
+            con.execute(container.workers.update().values(pid=_dead_pid(), pidns="pid:[4026530000]")  # its pid
+                        .where(container.workers.c.worker_id == container.worker_id))  # means nothing here
+        assert container.claim("cell:e")
+        with Coordinator(storage) as here:
+            assert here.pidns and here.pidns != "pid:[4026530000]"
+            assert not here.claim("cell:e")  # its heartbeat is fresh: alive
+            assert here.dead([container.worker_id]) == set()
+        monkeypatch.setenv("SIMECG_PID_NAMESPACE", "pid:[4026530000]")
+        with Coordinator(storage) as same_namespace:
+            assert same_namespace.claim("cell:e")  # the same namespace: its pid is gone, so is it
+
+
+def test_a_database_of_an_older_version_gets_the_new_columns(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as con:
+        con.execute(sa.text("CREATE TABLE simecg_workers (worker_id VARCHAR(32) PRIMARY KEY, host VARCHAR(255) "
+                            "NOT NULL, pid INTEGER NOT NULL, started FLOAT NOT NULL, heartbeat FLOAT NOT NULL)"))
+        con.execute(sa.text("CREATE TABLE simecg_claims (key VARCHAR(200) PRIMARY KEY, worker_id VARCHAR(32) "
+                            "NOT NULL, state VARCHAR(16) NOT NULL, since FLOAT NOT NULL)"))
+        con.execute(sa.text("INSERT INTO simecg_claims VALUES ('cell:old', 'gone', 'running', 0)"))
+    engine.dispose()
+    with Coordinator(url) as worker:
+        assert worker.claim("cell:old") and worker.fence() == {"cell:old": 1}
+
+
+def test_a_trial_ended_by_another_worker_meanwhile_is_not_told_again(storage: str,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A worker paused mid-trial wakes up to find its trial FAILed by a worker that took it for dead:
+    one warning line, the study goes on (Optuna alone raises "Cannot tell a FAIL trial")."""
+    import optuna
+
+    from benchmark.config import TuningConfig
+    from benchmark.tuning import tune
+
+    failed = []
+
+    def fit(params: dict, on_eval) -> float:
+        if not failed:  # the first trial: another worker marks it FAIL while this one "sleeps"
+            study = optuna.load_study(study_name="study-paused", storage=storage)
+            trial = study.get_trials(deepcopy=False)[-1]
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            failed.append(trial.number)
+        return params["lr"]
+
+    space = lambda trial: {"lr": trial.suggest_float("lr", 1e-3, 1e-2)}  # noqa: E731
+    best = tune(space, fit, TuningConfig(n_trials=2), "study-paused", storage)
+    assert set(best) == {"lr"}
+    states = [t.state.name for t in optuna.load_study(study_name="study-paused", storage=storage).trials]
+    assert states == ["FAIL", "COMPLETE"]  # the lost trial used up an attempt of this session
+    assert any("ended FAIL by another worker" in r.getMessage() for r in caplog.records)
+
+
+def test_a_diverged_trial_is_pruned_and_never_the_best(storage: str) -> None:
+    import optuna
+
+    from benchmark.config import TuningConfig
+    from benchmark.tuning import tune
+    from simecg.errors import DivergedError
+
+    def fit(params: dict, on_eval) -> float:
+        if params["lr"] > 5e-3:
+            raise DivergedError("fine-tuning diverged")
+        return 1.0 - params["lr"]  # a larger lr would be "better" if its loss were believed
+
+    space = lambda trial: {"lr": trial.suggest_float("lr", 1e-3, 1e-2)}  # noqa: E731
+    best = tune(space, fit, TuningConfig(n_trials=6), "study-diverged", storage)
+    trials = optuna.load_study(study_name="study-diverged", storage=storage).trials
+    states = {t.number: t.state.name for t in trials}
+    assert len(trials) == 6 and "FAIL" not in states.values()  # pruned: it counts, the sampler moves on
+    assert {states[t.number] for t in trials if t.params["lr"] > 5e-3} == {"PRUNED"}
+    assert best and best["lr"] <= 5e-3

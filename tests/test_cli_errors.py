@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmark.cli import main
@@ -41,6 +42,12 @@ def one_line_error(capsys) -> str:
     (["run", "--set", "pretrain.model.mask_ratio=1"], "pretrain.model.mask_ratio must be > 0 and < 1, got 1"),
     (["run", "--corpus", "simm", "--dry-run"], "unknown corpus 'simm'"),
     (["run", "--dry-run", "--set", "finetune.lr=-1"], "finetune.lr must be > 0, got -1"),
+    # an option of the corpus --corpus names is checked against that corpus, not the suite's own
+    (["run", "--dry-run", "--corpus", "folder", "--set", "pretrain.corpus_options.fs=250"],
+     "the folder corpus needs a path"),
+    # a GPU this machine does not have: refused before any pretraining, in a dry run too
+    (["run", "--dry-run", "--set", "finetune.device=cuda:7"], "finetune.device is 'cuda:7' but"),
+    (["run", "--set", "finetune.device=cuda:7"], "finetune.device is 'cuda:7' but"),
 ])
 def test_run_refuses_a_bad_value_before_pretraining_or_any_mlflow_write(argv, message, fresh, capsys) -> None:
     cache, store = fresh
@@ -171,3 +178,34 @@ def test_the_command_process_exits_2_with_one_line(tmp_path) -> None:
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 2 and done.stderr == "simecg-bench: error: finetune.lr must be > 0, got -1\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_suite_file_with_a_byte_order_mark_is_read(tmp_path, capsys) -> None:
+    """Editors on Windows save UTF-8 with a BOM; tomllib alone calls it 'Invalid statement'."""
+    suite = tmp_path / "bom.toml"
+    suite.write_text('\ufeffname = "bom"\n[[grid]]\nmodels = ["resnet18-1d"]\ntasks = ["demo/af"]\nseeds = [1]\n',
+                     encoding="utf-8")
+    from benchmark.config import load_suite
+
+    assert load_suite(suite).name == "bom"
+    suite.write_bytes(b"name = \"x\xff\"\n")  # not UTF-8 at all: one line naming the file
+    with pytest.raises(ConfigError, match=str(suite)) as error:
+        load_suite(suite)
+    assert "\n" not in str(error.value) and "UTF-8" in str(error.value)
+
+
+def test_a_damaged_optuna_database_is_one_line_naming_it_before_any_cell(fresh, tmp_path, capsys) -> None:
+    """Random bytes over part of optuna.db: Optuna alone fails each cell with StorageInternalError."""
+    from benchmark.claims import prepare_storage
+
+    db = tmp_path / "optuna.db"
+    prepare_storage(f"sqlite:///{db}")
+    with db.open("r+b") as fh:
+        fh.seek(4096)
+        fh.write(np.random.default_rng(0).integers(0, 256, 20 * 4096, dtype=np.uint8).tobytes())
+    cache, store = fresh
+    argv = ["run", "--suite", "demo", "--set", "grid.tasks=demo/af", "--set", "grid.models=resnet18-1d",
+            "--set", "grid.seeds=1", "--tracking-uri", f"sqlite:///{store}", "--optuna-storage", f"sqlite:///{db}"]
+    assert main(argv) == 2
+    line = one_line_error(capsys)
+    assert str(db) in line and "damaged" in line

@@ -136,7 +136,7 @@ def test_folder_digests_are_cached_and_a_corrupt_cache_is_rewritten(tmp_path, mo
     calls.clear()
     file = tmp_path / "ecgs" / "a.npy"
     mtime = file.stat().st_mtime_ns + 10**9  # modified later, but long ago: its new digest may be cached
-    np.save(file, np.zeros((2, 5000), np.float32))
+    np.save(file, np.tile(np.linspace(-1, 1, 5000, dtype=np.float32), (2, 1)))
     os.utime(file, ns=(mtime, mtime))
     assert build_corpus(folder_config(tmp_path / "ecgs")).identity() != expected
     assert [p.name for p in calls] == ["a.npy"]  # only the changed file is read again

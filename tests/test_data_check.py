@@ -187,3 +187,38 @@ def test_implausible_amplitude_is_rejected_whatever_lead_is_asked(shared_data):
     for factor in (20.0, 0.02):  # a wrong unit (uV as mV) or a gain 50x off, on every lead
         with pytest.raises(RecordRejected, match="implausible amplitude"):
             check_physical(signal * factor, ("II",))
+
+
+def test_duplicated_ecg_ids_are_an_error_naming_them_or_merged_when_identical(shared_data, tmp_path, capsys):
+    """Two rows of one ecg_id would be two records of the split, one in training and one in test."""
+    from benchmark.datasets.ptbxl import PTBXL
+    from simecg.errors import DataError
+
+    folder = _copy_ptbxl(shared_data, tmp_path)
+    csv = folder / "ptbxl_database.csv"
+    header, *rows = csv.read_text().splitlines(keepends=True)
+    csv.write_text(header + "".join(rows) + rows[0] + rows[2])  # exact copies: one record each
+    assert len(PTBXL().build_index(folder)) == 3
+    changed = rows[2].rsplit(",", 1)[0] + ",changed\n"
+    csv.write_text(header + "".join(rows) + rows[0] + changed)  # ecg_id 3 twice, with different contents
+    with pytest.raises(DataError) as error:
+        PTBXL().build_index(folder)
+    assert str(csv) in str(error.value) and "ecg_id 3" in str(error.value) and "\n" not in str(error.value)
+    assert main(["data", "check", str(folder)]) != 0  # `data check` names them too
+    err = capsys.readouterr().err
+    assert "ecg_id 3" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_database_csv_with_a_header_and_no_rows_is_one_line_naming_it(shared_data, tmp_path, capsys):
+    from benchmark.datasets.ptbxl import PTBXL
+    from simecg.errors import DataError
+
+    folder = _copy_ptbxl(shared_data, tmp_path)
+    csv = folder / "ptbxl_database.csv"
+    csv.write_text(csv.read_text().splitlines(keepends=True)[0])
+    with pytest.raises(DataError, match="no records") as error:
+        PTBXL().build_index(folder)
+    assert str(csv) in str(error.value)
+    assert main(["data", "check", str(folder)]) != 0
+    err = capsys.readouterr().err
+    assert str(csv) in err and len(err.strip().splitlines()) == 1

@@ -358,7 +358,7 @@ def test_ptbxl_database_with_any_values_gives_a_report_or_a_data_error(values, s
             assert_suite_error(exc, folder / "scp_statements.csv" if "scp_statements" in str(exc)
                                else folder / "ptbxl_database.csv")
             return
-        assert len(report.records) == 2
+        assert len(report.records) == (1 if {**good, **values} == good else 2)  # an exact copy is merged
         first = report.records[0]
         assert first.status == "ok", first.reasons  # the good row stays good whatever its neighbour holds
 

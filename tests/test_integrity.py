@@ -286,3 +286,51 @@ def test_a_truncated_encoder_is_refetched_from_mlflow_or_rebuilt_from_its_checkp
     original = torch.load(__import__("io").BytesIO(good), weights_only=True)["encoder"]
     for name, value in original.items():
         assert torch.equal(restored[name], value), name
+
+
+def _damage_weights(path: Path, how: str) -> None:
+    """Rewrite an encoder file with damaged weights: one tensor off by a huge factor, or the lowest
+    bit of 4,096 values flipped (a change no loss would show)."""
+    data = torch.load(path, weights_only=True)
+    name, tensor = next((k, v) for k, v in data["encoder"].items() if v.dtype == torch.float32 and v.numel() >= 4096)
+    if how == "factor":
+        data["encoder"][name] = tensor * 2.2e24
+    else:
+        bits = tensor.contiguous().view(torch.int32).clone()
+        bits.view(-1)[:4096] ^= 1
+        data["encoder"][name] = bits.view(torch.float32)
+    torch.save(data, path)
+
+
+@pytest.mark.parametrize("sidecar", ["kept", "missing", "resealed"])
+@pytest.mark.parametrize("how", ["factor", "lowest-bits"])
+def test_an_encoder_damaged_in_the_store_is_never_fetched_into_the_cache(
+        tracking_uri: str, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture, one_thread,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, sidecar: str) -> None:
+    """The stored encoder.pt damaged, with its run's sidecar kept (it then disagrees), missing (a run
+    of an older version: nothing to check it against) or resealed to match the damage (the run's
+    recorded checksum still disagrees): the fetch is refused and the encoder trained again."""
+    import mlflow
+
+    monkeypatch.setenv("SIMECG_CACHE", str(tmp_path / "cache"))
+    made = _pretrain(tracking_uri, capsys)
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    stored = Path(client.get_run(made["run_id"]).info.artifact_uri.removeprefix("file://")) / "encoder"
+    _damage_weights(stored / "encoder.pt", how)
+    if sidecar == "missing":  # as a run of an older version logged it: no sidecar, no checksum tag
+        integrity.sidecar(stored / "encoder.pt").unlink()
+        for key in client.get_run(made["run_id"]).data.tags:
+            if key.startswith("checksum."):
+                client.delete_tag(made["run_id"], key)
+    elif sidecar == "resealed":
+        integrity.seal_file(stored / "encoder.pt")
+    damaged = integrity.digest(stored / "encoder.pt")
+
+    monkeypatch.setenv("SIMECG_CACHE", str(tmp_path / "other-cache"))  # another machine
+    with caplog.at_level(logging.WARNING):
+        again = _pretrain(tracking_uri, capsys)
+    assert again["trained_now"] is True  # refused, trained here
+    assert integrity.digest(again["checkpoint"]) != damaged
+    assert integrity.check_file(again["checkpoint"]) is None
+    refused = [r.getMessage() for r in caplog.records if "could not fetch encoder" in r.getMessage()]
+    assert len(refused) == 1 and "checksum" in refused[0], refused

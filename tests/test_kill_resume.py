@@ -116,3 +116,42 @@ def test_a_kill_at_any_moment_of_a_first_run_leaves_a_store_the_next_run_opens(t
         Tracker(uri, "demo")  # opens (repairing a half-made store if need be) with no error
         assert (folder / "mlflow.db").is_file()
         assert not [p for p in folder.glob(".mlflow.db.tmp*") if p.exists()]
+
+
+PRETRAIN = ["pretrain", "--suite", "demo", "--corpus", "sim", "--no-progress", "--json",
+            "--set", "pretrain.steps=8", "--set", "pretrain.corpus_size=128", "--set", "pretrain.val_size=16",
+            "--set", "pretrain.batch_size=16", "--set", "pretrain.val_every=4", "--set", "pretrain.checkpoint_every=4",
+            "--set", "pretrain.num_workers=0"]
+
+
+def _pretrain(uri: str, cache: Path, failpoint: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SIMECG_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    env.pop("SIMECG_FAILPOINT", None)
+    if failpoint:
+        env["SIMECG_FAILPOINT"] = failpoint
+    return subprocess.run([sys.executable, "-m", "benchmark.cli", *PRETRAIN, "--tracking-uri", uri],
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_a_kill_after_the_encoder_is_cached_but_before_its_run_finished_is_repaired(tmp_path: Path) -> None:
+    """Killed after encoder.pt landed in the cache, before its pretraining run was FINISHED (artifact
+    upload, export): the next run finds the encoder in the cache and logs its run from it, so the
+    store has one FINISHED pretraining run with its curves, and another machine fetches it."""
+    import json
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    killed = _pretrain(uri, tmp_path / "cache", failpoint="pretrain.done")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert list((tmp_path / "cache").rglob("encoder.pt"))  # the cache entry is complete
+    again = _pretrain(uri, tmp_path / "cache")
+    assert again.returncode == 0, again.stderr[-2000:]
+    client = mlflow.tracking.MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    finished = client.search_runs(experiments, "tags.kind = 'pretrain' and attributes.status = 'FINISHED'")
+    assert len(finished) == 1
+    assert client.get_metric_history(finished[0].info.run_id, "train_loss")  # its curves are in the store
+    elsewhere = _pretrain(uri, tmp_path / "other-cache")  # another machine: its own cache, the same store
+    assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
+    assert json.loads(elsewhere.stdout.strip().splitlines()[-1])["trained_now"] is False
+    assert list((tmp_path / "other-cache").rglob("encoder.pt"))
+    assert len(client.search_runs(experiments, "tags.kind = 'pretrain' and attributes.status = 'FINISHED'")) == 1

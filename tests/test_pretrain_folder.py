@@ -111,3 +111,32 @@ def test_real_ptbxl_and_g12ec_folders(shared_data):
     with pytest.raises(DataError, match="unreadable WFDB header"):
         folder(path=shared_data / "g12ec")
     assert len(folder(path=shared_data / "g12ec", skip_bad=True)) == 7
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (np.zeros((0, 5000), np.float32), r"empty\.npy: holds no ECG"),
+    (np.where(np.arange(6000) == 100, np.nan, _sine(12, 500)).astype(np.float32), r"nan\.npy: .*NaN"),
+    (np.full((2, 6000), 0.3, np.float32), r"flat\.npy: .*constant"),
+    (_sine(12, 500).astype(np.complex64), r"complex\.npy: .*complex"),
+], ids=["empty", "nan", "constant", "complex"])
+def test_unusable_numpy_files_are_one_clear_error_naming_them_or_skipped(tmp_path, bad, reason):
+    """Each refused when the corpus is built (before any training), and skipped with skip_bad as the
+    docstring says: an empty array, NaN values, a constant ECG (z-scoring it is undefined), complex values."""
+    name = reason.split("\\.")[0]
+    np.save(tmp_path / "good.npy", _sine(10, 500))
+    np.save(tmp_path / f"{name}.npy", bad)
+    with pytest.raises(DataError, match=reason) as error:
+        folder(path=tmp_path)
+    assert "\n" not in str(error.value)
+    corpus = folder(path=tmp_path, skip_bad="true")
+    assert len(corpus) == 1 and [s["file"] for s in corpus.skipped] == [str(tmp_path / f"{name}.npy")]
+    assert np.isfinite(corpus.get_batch(np.arange(len(corpus)))).all()
+
+
+def test_a_wfdb_record_with_nan_or_a_flat_lead_is_refused_or_skipped(tmp_path):
+    _write_wfdb(tmp_path, "good", [_sine(10, 500)], ["II"])
+    _write_wfdb(tmp_path, "flat", [np.zeros(5000, np.float32) + 0.5], ["II"])
+    with pytest.raises(DataError, match=r"flat\.hea: .*constant"):
+        folder(path=tmp_path)
+    corpus = folder(path=tmp_path, skip_bad="true")
+    assert len(corpus) == 1 and len(corpus.skipped) == 1

@@ -260,3 +260,34 @@ def test_learning_rate_schedules():
     assert lr_at(cosine, 10) == pytest.approx(1e-3)
     assert lr_at(cosine, 55) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
     assert lr_at(cosine, 100) == pytest.approx(1e-4)
+
+
+def test_a_pretraining_whose_loss_turns_nan_stops_saying_so(tmp_path):
+    """lr=1e6 sends the MAE's loss to NaN within a few steps: an error naming the step and pretrain.lr,
+    never an encoder.pt of NaN weights that every cell would then fine-tune."""
+    from simecg.errors import DivergedError
+
+    config = dataclasses.replace(CONFIG, lr=1e6, warmup_steps=0) if hasattr(CONFIG, "warmup_steps") else \
+        dataclasses.replace(CONFIG, lr=1e6)
+    with pytest.raises(DivergedError, match=r"pretraining diverged by step \d+ .*pretrain\.lr"):
+        pretrain(config, tmp_path / "run", progress=False, corpus=SineCorpus())
+    assert not (tmp_path / "run" / "encoder.pt").exists()
+
+
+THREADS_ATOL = 1e-3  # after 8 steps (measured: 8e-5); float noise that Adam's normalised steps carry on
+
+
+def test_thread_counts_give_equivalent_not_identical_encoders(tmp_path):
+    """pretrain.threads is left out of the fingerprint (simecg.identity.IGNORED): 1 and 2 threads
+    reduce sums in different orders, so weights differ by float noise (the issue measured 1.6e-5;
+    8e-5 after these 8 steps), never by more than THREADS_ATOL, and the losses agree."""
+    before = torch.get_num_threads()
+    try:
+        runs = {n: pretrain(dataclasses.replace(CONFIG, threads=n), tmp_path / f"threads-{n}", progress=False,
+                            corpus=SineCorpus()) for n in (1, 2)}
+    finally:
+        torch.set_num_threads(before)
+    one, two = (_weights(runs[n].training_checkpoint) for n in (1, 2))
+    worst = max(float((one[k] - two[k]).abs().max()) for k in one if one[k].is_floating_point())
+    assert worst <= THREADS_ATOL, worst
+    assert runs[1].val_loss == pytest.approx(runs[2].val_loss, rel=1e-4)

@@ -131,3 +131,99 @@ def test_suite_on_postgres_directly_as_mlflow_backend(postgres_db: str, optuna_d
         local = Path(client.download_artifacts(run.info.run_id, "test_predictions.csv", str(tmp_path / "dl")))
         assert local.read_text().splitlines()[0]
     assert {r.info.run_id for r in cells} <= {row[0] for row in _sql(postgres_db, "SELECT run_uuid FROM runs")}
+
+
+# ----- a store that stops taking writes mid-run: one line, and the rerun resumes
+BASELINE_CELLS = ["--suite", "demo", "--no-progress", "--set", "grid.models=resnet18-1d", "--set", "grid.seeds=1,2",
+                  "--set", "grid.tasks=demo/af", "--set", "finetune.max_epochs=2", "--set", "finetune.eval_every=1"]
+
+
+@pytest.mark.slow
+def test_a_tracking_server_killed_mid_run_is_one_line_and_the_rerun_resumes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    backend, artifacts = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "served"
+    artifacts.mkdir()
+    server, uri = services.start_mlflow_server(backend, artifacts)
+    env = {**os.environ, "SIMECG_CACHE": str(tmp_path / "cache"), "SIMECG_FAILPOINT": "cell.train:1:stop"}
+    optuna = f"sqlite:///{tmp_path / 'optuna.db'}"
+    worker = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "run", *BASELINE_CELLS, "--tracking-uri", uri,
+                               "--optuna-storage", optuna], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while worker.poll() is None and time.monotonic() < deadline:  # frozen in its first cell's training
+            with open(f"/proc/{worker.pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "T":
+                    break
+            time.sleep(0.2)
+        services.stop_server(server)  # the tracking server dies while the cell trains
+        os.kill(worker.pid, signal.SIGCONT)
+        _, err = worker.communicate(timeout=600)
+    finally:
+        worker.kill()
+        services.stop_server(server)
+    assert worker.returncode not in (0, None)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err[-3000:]
+    assert "stopped taking writes" in lines[0] and "rerun" in lines[0] and "Traceback" not in err
+
+    server, uri = services.start_mlflow_server(backend, artifacts)  # the server is back (another port)
+    try:
+        env.pop("SIMECG_FAILPOINT")
+        again = subprocess.run([sys.executable, "-m", "benchmark.cli", "run", *BASELINE_CELLS, "--tracking-uri", uri,
+                                "--optuna-storage", optuna], env=env, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr[-3000:]
+        finished = _runs(mlflow.tracking.MlflowClient(uri), "tags.kind = 'cell' and attributes.status = 'FINISHED'")
+        assert len(finished) == 2 and len({r.data.tags["fingerprint"] for r in finished}) == 2
+    finally:
+        services.stop_server(server)
+
+
+@pytest.mark.slow
+def test_a_store_turned_read_only_mid_run_is_one_line_and_the_rerun_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, one_thread) -> None:
+    """The SQLite store's writes start failing as on a file system remounted read-only (as root,
+    chmod stops nothing, so the writes are refused where SQLAlchemy sends them to that file)."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    import benchmark.run_cell as run_cell_module
+
+    store = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{store}"
+    state = {"read_only": False}
+
+    def refuse_writes(conn, cursor, statement, parameters, context, executemany):
+        if state["read_only"] and conn.engine.url.database == str(store) \
+                and statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    real_failpoint = run_cell_module.failpoint
+
+    def turn_read_only(name: str) -> None:
+        if name == "cell.train":
+            state["read_only"] = True
+        real_failpoint(name)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", refuse_writes)
+    try:
+        monkeypatch.setattr(run_cell_module, "failpoint", turn_read_only)
+        argv = ["run", *BASELINE_CELLS, "--tracking-uri", uri, "--optuna-storage", f"sqlite:///{tmp_path / 'o.db'}"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err[-3000:]
+        assert "stopped taking writes" in lines[0] and "readonly" in lines[0] and "rerun" in lines[0]
+        state["read_only"] = False  # writable again
+        monkeypatch.setattr(run_cell_module, "failpoint", real_failpoint)
+        assert main(argv) == 0
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", refuse_writes)
+    finished = _runs(mlflow.tracking.MlflowClient(uri), "tags.kind = 'cell' and attributes.status = 'FINISHED'")
+    assert len(finished) == 2

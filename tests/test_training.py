@@ -178,3 +178,28 @@ def test_training_leaves_the_callers_thread_count_and_arrays_alone() -> None:
     finally:
         torch.set_num_threads(before)
     np.testing.assert_array_equal(train[0], copy)  # shared with the CPU tensor, never written
+
+
+def test_a_diverged_fine_tuning_is_an_error_not_a_model() -> None:
+    """lr=1e3 drives the loss to ~1e20 (or NaN): the fit fails saying so, instead of a model scoring F1 0."""
+    from simecg.errors import DivergedError
+
+    train, val = _separable(32, 0), _separable(16, 1)
+    torch.manual_seed(0)
+    with pytest.raises(DivergedError, match=r"diverged.*finetune\.lr") as error:
+        train_classifier(_Spectral(), train, val, TrainConfig(lr=1e3, batch_size=8, max_epochs=6, eval_every=2,
+                                                              patience=5), seed=0)
+    assert isinstance(error.value, RuntimeError)  # a tuning trial that diverges is a failed trial
+
+
+def test_a_non_finite_loss_stops_at_the_evaluation_that_sees_it() -> None:
+    from simecg.errors import DivergedError
+
+    class Poisoned(_Spectral):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) * float("nan")
+
+    train, val = _separable(16, 0), _separable(8, 1)
+    with pytest.raises(DivergedError, match="epoch 1"):
+        train_classifier(Poisoned(), train, val, TrainConfig(lr=1e-2, batch_size=8, max_epochs=50, eval_every=1,
+                                                             patience=50), seed=0)

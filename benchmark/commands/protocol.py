@@ -27,10 +27,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_protocol(args: argparse.Namespace) -> int:
-    from benchmark.config import load_suite, with_corpora
+    from benchmark.config import load_suite
     from benchmark.fidelity import COLUMNS, as_markdown, fidelity_rows
 
-    suite = with_corpora(load_suite(args.suite, parse_set_args(args.set)), args.corpus)
+    suite = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
     rows = fidelity_rows(suite)
     if args.format == "json":
         print(json.dumps(rows, indent=2))

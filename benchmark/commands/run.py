@@ -77,12 +77,11 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.config import load_suite, with_corpora
+    from benchmark.config import load_suite
     from benchmark.leaderboard import build_leaderboard
     from benchmark.runner import run_suite
 
-    suite = load_suite(args.suite, parse_set_args(args.set))
-    suite = with_corpora(suite, args.corpus)
+    suite = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
     shard_spec = parse_shard(args.shard)
     if args.dry_run or args.list:
         return _dry_run(args, suite, shard_spec)

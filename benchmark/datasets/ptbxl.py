@@ -74,6 +74,9 @@ def _index(root: str, size: int, mtime: int) -> pd.DataFrame:
     missing = {"ecg_id", "patient_id", "age", "sex", "scp_codes", "strat_fold", "filename_hr"} - set(db.columns)
     if missing:
         raise DataError(f"{base / 'ptbxl_database.csv'}: missing columns {sorted(missing)}; re-download PTB-XL")
+    if db.empty:
+        raise DataError(f"{base / 'ptbxl_database.csv'}: no records (a header and no rows); re-download PTB-XL")
+    db = _one_row_per_record(db, base / "ptbxl_database.csv")
     known = _known_codes(base)
     rows = []
     for position, rec in enumerate(db.itertuples(index=False)):
@@ -109,6 +112,31 @@ def _index(root: str, size: int, mtime: int) -> pd.DataFrame:
 def _has(codes: Mapping[str, float], wanted: tuple[str, ...], min_likelihood: float) -> bool:
     """Whether one of the ``wanted`` SCP codes is in ``codes`` with at least ``min_likelihood``."""
     return any(code in codes and codes[code] >= min_likelihood for code in wanted)
+
+
+def _one_row_per_record(db: pd.DataFrame, csv: Path) -> pd.DataFrame:
+    """``db`` with exact copies of a row dropped (with a warning); an ``ecg_id`` on rows that differ is
+    an error naming them. A record on two rows would be two records to the splits, which could put
+    one in training and the other in test (docs/protocol.md, "Splits")."""
+    ids = db["ecg_id"].map(_whole)
+    if not ids.duplicated().any():
+        return db
+    copies = db.astype(str).assign(_id=ids.astype(str)).duplicated()
+    if copies.any():
+        log.warning("%s: %d exact duplicate row(s) dropped (ecg_id %s)", csv, int(copies.sum()),
+                    ", ".join(sorted({str(i) for i in ids[copies]}, key=_id_order)[:10]))
+    db, ids = db[~copies.to_numpy()], ids[~copies.to_numpy()]
+    clash = ids[ids.notna() & ids.duplicated(keep=False)]
+    if len(clash):
+        shown = sorted({str(int(i)) for i in clash}, key=_id_order)
+        raise DataError(f"{csv}: ecg_id {', '.join(shown[:10])}{' ...' if len(shown) > 10 else ''} on more than one "
+                        f"row with different contents ({len(shown)} id(s)); one row per record is expected: "
+                        "remove the extra rows or re-download PTB-XL")
+    return db
+
+
+def _id_order(text: str) -> tuple[int, str]:
+    return (int(text), "") if text.lstrip("-").isdigit() else (0, text)
 
 
 def _whole(value: Any) -> int | None:

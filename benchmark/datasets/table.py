@@ -7,11 +7,10 @@ importing the task registry module, which itself imports this package.
 from __future__ import annotations
 
 import functools
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from simecg.errors import ConfigError
+from simecg.config import read_toml
 
 TABLE_PATH = Path(__file__).resolve().parents[1] / "tasks.toml"
 
@@ -19,8 +18,4 @@ TABLE_PATH = Path(__file__).resolve().parents[1] / "tasks.toml"
 @functools.lru_cache(maxsize=1)
 def task_table() -> dict[str, Any]:
     """The parsed ``tasks.toml`` (datasets, code tables, tasks)."""
-    try:
-        with TABLE_PATH.open("rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{TABLE_PATH}: cannot read the task table ({exc})") from None
+    return read_toml(TABLE_PATH, "task table")

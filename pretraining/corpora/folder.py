@@ -8,9 +8,11 @@ Every ``.hea`` (WFDB) and ``.npy`` file under ``path`` (recursively, sorted) is 
   their sampling rate is the ``fs`` option (default 500 Hz).
 
 Signals are resampled to 500 Hz when needed and cut into non-overlapping 10-s windows; each
-window is one corpus item. Bad files (unreadable, missing lead or signal file, shorter than
-10 s, NaN) raise :class:`DataError` naming the file, or are skipped with a warning when
-``skip_bad=true``. Nothing is ever written into the folder.
+window is one corpus item. Bad files (unreadable, missing lead or signal file, no ECG in it,
+shorter than 10 s, NaN or infinite values, a constant ECG, which z-scoring cannot scale, complex
+values) raise :class:`DataError` naming the file when the corpus is built, or are skipped with a
+warning when ``skip_bad=true``: every signal is read once then. Nothing is ever written into the
+folder.
 
 Options (:class:`FolderOptions`, set as ``pretrain.corpus_options.<key>``)::
 
@@ -63,6 +65,21 @@ def _resample(x: np.ndarray, fs: float) -> np.ndarray:
 
     ratio = Fraction(FS / fs).limit_denominator(1000)
     return resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def _check_values(signal: np.ndarray, file: Path) -> np.ndarray:
+    """``signal`` if every value is finite and it is not constant; else a DataError naming ``file``.
+
+    A constant ECG has no scale: z-scoring it (docs/protocol.md, "Signals") divides by zero, and
+    training on the zeros it becomes teaches nothing while looking like success.
+    """
+    if not np.all(np.isfinite(signal)):
+        raise DataError(f"{file}: the ECG contains NaN or infinite values; clean or remove the file "
+                        "(or set pretrain.corpus_options.skip_bad=true)")
+    if signal.size and float(np.ptp(signal)) == 0.0:
+        raise DataError(f"{file}: the ECG is constant ({float(signal[0]):g} throughout), which cannot be z-scored; "
+                        "remove the file (or set pretrain.corpus_options.skip_bad=true)")
+    return signal
 
 
 def sha256_file(path: Path) -> str:
@@ -242,6 +259,9 @@ class FolderCorpus:
         if file.suffix == ".npy":
             array = self._open_npy(file)
             lengths = [array.shape[-1]] * (1 if array.ndim == 1 else array.shape[0])
+            if not lengths or not array.size:
+                raise DataError(f"{file}: holds no ECG (an array of shape {array.shape}); remove it or set "
+                                "pretrain.corpus_options.skip_bad=true")
             fs = self.fs
         else:
             header = self._header(file)
@@ -258,6 +278,14 @@ class FolderCorpus:
             seconds = min(lengths) / fs
             raise DataError(f"{file}: an ECG lasts {seconds:.1f} s, shorter than the 10 s a corpus item needs "
                             "(remove it or set pretrain.corpus_options.skip_bad=true)")
+        # the values now, so skip_bad can skip the file and training never meets it
+        if file.suffix == ".npy":
+            rows = array.reshape(-1, array.shape[-1])
+            for start in range(0, len(rows), 256):  # in blocks: a memory-mapped file is not read whole
+                for signal in np.asarray(rows[start:start + 256], dtype=np.float32):
+                    _check_values(signal, file)
+        else:
+            _check_values(self._read(file, 0), file)
         return counts, sources
 
     def _open_npy(self, file: Path) -> np.ndarray:
@@ -265,9 +293,11 @@ class FolderCorpus:
             array = np.load(file, mmap_mode="r", allow_pickle=False)
         except Exception as exc:
             raise DataError(f"{file}: not a readable NumPy array ({exc})") from None
-        if array.ndim not in (1, 2) or not np.issubdtype(array.dtype, np.number):
-            raise DataError(f"{file}: expected a numeric array of shape (samples,) or (n_ecgs, samples), "
-                            f"found {array.dtype} {array.shape}")
+        if array.ndim not in (1, 2) or not np.issubdtype(array.dtype, np.number) \
+                or np.issubdtype(array.dtype, np.complexfloating):
+            raise DataError(f"{file}: expected a real numeric array of shape (samples,) or (n_ecgs, samples), "
+                            f"found {array.dtype} {array.shape}" + (" (complex values have no voltage to read)"
+                                                                    if np.iscomplexobj(array) else ""))
         return array
 
     def _header(self, file: Path) -> Any:
@@ -296,30 +326,31 @@ class FolderCorpus:
         if cached is not None:
             return cached
         file = self.files[number]
-        if file.suffix == ".npy":
-            array = self._open_npy(file)
-            signal = np.asarray(array if array.ndim == 1 else array[row], dtype=np.float32)
-            signal = _resample(signal, self.fs)
-        else:
-            import wfdb
-
-            header = self._header(file)
-            channel = self._channel(header, file)
-            try:
-                record = wfdb.rdrecord(str(file.with_suffix("")), channels=[channel])
-            except Exception as exc:
-                raise DataError(f"{file}: cannot read the signal ({type(exc).__name__}: {exc})") from None
-            unit = str((record.units or [""])[0]).strip().lower()
-            scale = _UNIT_TO_MV.get(unit)
-            if scale is None:
-                raise DataError(f"{file}: unknown signal unit {unit!r}; expected mV, uV or V")
-            signal = _resample(record.p_signal[:, 0].astype(np.float32) * scale, float(record.fs))
-        if not np.all(np.isfinite(signal)):
-            raise DataError(f"{file}: the ECG contains NaN or infinite values; clean or remove the file")
+        signal = _check_values(self._read(file, row), file)  # a file changed since the scan
         if len(self._cache) >= 64:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = signal
         return signal
+
+    def _read(self, file: Path, row: int) -> np.ndarray:
+        """ECG ``row`` of ``file`` at 500 Hz, in mV (unchecked, uncached)."""
+        if file.suffix == ".npy":
+            array = self._open_npy(file)
+            signal = np.asarray(array if array.ndim == 1 else array[row], dtype=np.float32)
+            return _resample(signal, self.fs)
+        import wfdb
+
+        header = self._header(file)
+        channel = self._channel(header, file)
+        try:
+            record = wfdb.rdrecord(str(file.with_suffix("")), channels=[channel])
+        except Exception as exc:
+            raise DataError(f"{file}: cannot read the signal ({type(exc).__name__}: {exc})") from None
+        unit = str((record.units or [""])[0]).strip().lower()
+        scale = _UNIT_TO_MV.get(unit)
+        if scale is None:
+            raise DataError(f"{file}: unknown signal unit {unit!r}; expected mV, uV or V")
+        return _resample(record.p_signal[:, 0].astype(np.float32) * scale, float(record.fs))
 
     def __len__(self) -> int:
         return len(self.windows)

@@ -71,7 +71,6 @@ from pretraining.generators.train import (
     ptbxl_training_data,
     train_generator,
 )
-from simecg import integrity
 from simecg.config import flatten, to_dict
 from simecg.errors import ConfigError, DataMissingError
 from simecg.identity import Identity
@@ -235,7 +234,7 @@ class GeneratedCorpus:
         """Train the generator (or resume its training, or find it in the cache); returns its folder.
 
         ``open_run(name, fingerprint, params)``, if given, opens a tracked run (a context manager
-        yielding a logger with ``log_metrics``/``log_figure``/``log_artifact``) around a training that
+        yielding a logger with ``log_metrics``/``log_figure``/``log_artifact``/``log_sealed``) around a training that
         has work to do: losses and sample grids go there, then ``generator/generator.pt`` and
         ``generator/identity.json``. One process at a time trains a generator (a lock file beside its
         folder); the others wait and find it done.
@@ -254,8 +253,7 @@ class GeneratedCorpus:
                                             **to_dict(self.config)}, "data": data.identity})
             with open_run(self.name, identity.fingerprint, params) as run:
                 train_generator(self.config, folder, run, progress, data=data, identity=identity)
-                run.log_artifact(folder / GENERATOR_FILE, "generator")
-                run.log_artifact(integrity.sidecar(folder / GENERATOR_FILE), "generator")  # checks a fetch
+                run.log_sealed(folder / GENERATOR_FILE, "generator")  # with its checksum: a fetch verifies it
                 run.log_artifact(folder / IDENTITY_FILE, "generator")
         return folder
 
