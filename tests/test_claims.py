@@ -1,4 +1,4 @@
-"""Workers and claims (benchmark.claims): one holder per key, dead holders lose their claims."""
+"""Workers and claims (benchmark.run.claims): one holder per key, dead holders lose their claims."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.claims import Coordinator, prepare_storage
+from benchmark.run.claims import Coordinator, prepare_storage
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_a_failed_cell_is_not_retried_in_the_same_round_but_by_a_later_invocatio
 
 
 def test_a_worker_killed_holding_a_claim_releases_it_at_once_on_its_machine(storage: str) -> None:
-    code = ("import sys, time; from benchmark.claims import Coordinator; c = Coordinator(sys.argv[1]); "
+    code = ("import sys, time; from benchmark.run.claims import Coordinator; c = Coordinator(sys.argv[1]); "
             "assert c.claim('cell:y'); print('held', flush=True); time.sleep(600)")
     holder = subprocess.Popen([sys.executable, "-c", code, storage], stdout=subprocess.PIPE, text=True)
     try:

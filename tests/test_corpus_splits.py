@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from benchmark.config import load_suite, with_split_settings
-from benchmark.datasets.ptbxl_corpus import authors_split, cut_together
+from benchmark.corpora.ptbxl import authors_split, cut_together
+from benchmark.suites.config import load_suite, with_split_settings
 from pretraining.config import PretrainConfig
 from pretraining.corpora.base import validation_holdout
 from simecg.errors import ConfigError

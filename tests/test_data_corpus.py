@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from benchmark.datasets.ptbxl_corpus import duplicate_signal_groups
-from benchmark.splits import make_split
-from benchmark.tasks import load_task, tasks_of
+from benchmark.corpora.ptbxl import duplicate_signal_groups
+from benchmark.data.splits import make_split
+from benchmark.data.tasks import load_task, tasks_of
 from pretraining.corpora.base import Corpus, validation_holdout
 from simecg.errors import ConfigError, DataError
 from simecg.registries import CORPORA

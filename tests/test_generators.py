@@ -49,8 +49,8 @@ def test_vae_loss_falls_on_real_records(data, one_thread, tmp_path):
 @pytest.mark.realdata
 @pytest.mark.parametrize("name", ["vae", "gan"])
 def test_samples_are_finite_and_the_same_per_index_in_any_batch(name, shared_data, cache, one_thread, tmp_path):
+    from benchmark.corpora.generated import CHUNK
     from pretraining.corpora.base import Corpus
-    from pretraining.corpora.generated import CHUNK
 
     ecgs = corpus(name, shared_data, cache, steps=3)
     assert isinstance(ecgs, Corpus) and len(ecgs) == 200
@@ -68,7 +68,7 @@ def test_samples_are_finite_and_the_same_per_index_in_any_batch(name, shared_dat
     assert copy._sampler is None and copy._data is None
     np.testing.assert_array_equal(copy.get_batch(np.arange(10)), batch)
     if name == "vae":  # `corpus build vae` once the generator is prepared: the same ECGs
-        from pretraining.corpora.store import CorpusStore, build_store
+        from benchmark.corpora.store import CorpusStore, build_store
 
         config = PretrainConfig(corpus=name, corpus_size=12, corpus_options=dict(
             data_dir=str(shared_data), cache_dir=str(cache), preset="tiny", steps=3))
@@ -83,8 +83,8 @@ def test_samples_are_finite_and_the_same_per_index_in_any_batch(name, shared_dat
 
 @pytest.mark.realdata
 def test_no_test_record_reaches_a_generator_training_set(shared_data, cache, data):
-    from benchmark.splits import make_split
-    from benchmark.tasks import load_task, tasks_of
+    from benchmark.data.splits import make_split
+    from benchmark.data.tasks import load_task, tasks_of
 
     paper = corpus("vae", shared_data, cache, preset="paper").training_data()  # every eligible record
     assert set(data.record_ids) <= set(paper.record_ids) and len(paper) > 100
@@ -132,7 +132,7 @@ def test_killed_training_resumes_to_the_same_weights(name, data, one_thread, tmp
 @pytest.mark.realdata
 def test_generators_train_twice_trains_once(shared_data, tracking_uri, one_thread, capsys, tmp_path):
     from benchmark.cli import main
-    from benchmark.tracking import Tracker
+    from benchmark.tracking.tracker import Tracker
 
     argv = ["generators", "train", "vae", "--preset", "tiny", "--data-dir", str(shared_data),
             "--tracking-uri", tracking_uri, "--no-progress", "--json"]

@@ -56,12 +56,12 @@ def generator_corpus(name: str, preset: str | None, data_dir: str | None, overri
 
 
 def _train(args: argparse.Namespace) -> int:
-    from benchmark.generators import provision_generator
+    from benchmark.run.generators import provision_generator
 
     corpus = generator_corpus(args.name, args.preset, args.data_dir, args.overrides)
     tracker = None
     if not args.no_mlflow:
-        from benchmark.tracking import Tracker
+        from benchmark.tracking.tracker import Tracker
 
         tracker = Tracker(args.tracking_uri, suite="generators")
     result = provision_generator(corpus, tracker=tracker, progress=not args.no_progress)

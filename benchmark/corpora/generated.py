@@ -21,7 +21,7 @@ The distribution used is part of the corpus identity.
 The trained generator lives in ``<cache>/generators/<fingerprint>/`` and is loaded lazily on the
 first :meth:`get_batch`; it is trained (or resumed, or found in the cache) by :meth:`prepare`, which
 ``simecg-bench generators train vae|gan``, the benchmark's encoder provisioning
-(:func:`benchmark.generators.provision_generator`, which also looks in MLflow) and ``corpus build``
+(:func:`benchmark.run.generators.provision_generator`, which also looks in MLflow) and ``corpus build``
 call. :meth:`identity` needs the training data's identity (the PTB-XL index), never a trained model.
 At paper scale, decoding a million ECGs on the fly is slow: materialize them once with
 ``simecg-bench corpus build vae --n N --out DIR`` and read them back with ``path=DIR`` (the same
@@ -340,7 +340,7 @@ class GeneratedCorpus:
             return None
         with self._lock:
             if self._store is None:
-                from pretraining.corpora.store import CorpusStore
+                from benchmark.corpora.store import CorpusStore
 
                 store = CorpusStore.open(Path(self.options.path))
                 store.check_matches(self.content_identity())

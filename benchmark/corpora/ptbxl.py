@@ -7,7 +7,7 @@ ECGs out of the training ones; docs/protocol.md, "MAE pretraining").
 
 ``ptbxl`` (the default source): every record that is in no PTB-XL task's test split of the
 suite's own split (``split``, ``test_seed`` and ``duplicates``, which a suite passes to the corpus;
-:func:`benchmark.config.with_split_settings`), nor an exact duplicate signal of such a record (PTB-XL
+:func:`benchmark.suites.config.with_split_settings`), nor an exact duplicate signal of such a record (PTB-XL
 holds byte-identical records, e.g. ecg_id 137/138), nor, under the ``patient`` split, a record of a
 patient with a test record. Those records are cut 80/20 into training and validation
 (``val_fraction``, sklearn ``train_test_split`` with ``val_seed`` 7 as the authors' second cut;
@@ -46,10 +46,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from benchmark.datasets.base import DATA_LIMITS, DataConfig
-from benchmark.preprocess import PreprocessConfig
+from benchmark.data.base import DATA_LIMITS, DataConfig
+from benchmark.data.preprocess import PreprocessConfig
+from benchmark.data.splits import DUPLICATES, PRESETS, duplicate_anchors, make_split, record_digests
 from benchmark.registries import DATASETS
-from benchmark.splits import DUPLICATES, PRESETS, duplicate_anchors, make_split, record_digests
 from simecg import paths
 from simecg.config import SEED, Limits, check_limits, coerce, stable_hash
 from simecg.errors import ConfigError, DataError
@@ -270,7 +270,7 @@ def excluded_records(index: pd.DataFrame, cache: Any, options: PTBXLOptions) -> 
     suite's split (``options.split``, ``test_seed``, ``duplicates``, and the ``overlap``/``lengths`` rules
     that decide a task's rows), every record with the same signal as one of them, and under the
     ``patient`` split every record of a patient with a test record."""
-    from benchmark.tasks import load_task, tasks_of
+    from benchmark.data.tasks import load_task, tasks_of
 
     rules = DataConfig(**{key: getattr(options, key) for key in TASK_ROWS})
     ids = index["record_id"].astype(str).to_numpy()

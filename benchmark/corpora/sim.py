@@ -8,7 +8,7 @@ another name, so they never share an identity); ``simulator = "mixture"`` mixes 
 
 ECG ``i`` is a pure function of (simulator configs, seed, i), so the corpus needs no storage:
 any worker, DataLoader process or DDP rank computes any slice on the fly. ``path=DIR`` reads
-a store materialized by ``simecg-bench corpus build sim`` (:mod:`pretraining.corpora.store`)
+a store materialized by ``simecg-bench corpus build sim`` (:mod:`benchmark.corpora.store`)
 instead; the store only caches the same values (its manifest must carry the same content
 identity), and indices beyond the stored ones are simulated, so a store never changes what the
 corpus is (nor its identity).
@@ -174,7 +174,7 @@ class SimCorpus:
         self.simulators = {n: SIMULATORS.get(n)(getattr(options, n)) for n, w in self.weights.items() if w > 0}
         self.store = None
         if options.path is not None:
-            from pretraining.corpora.store import CorpusStore
+            from benchmark.corpora.store import CorpusStore
 
             self.store = CorpusStore.open(Path(options.path))
             self.store.check_matches(self.content_identity())

@@ -5,9 +5,9 @@ pretraining corpora (``ptbxl_corpus``) are imported by their CORPORA entry point
 up: they use the protocol's splits, a later stage than the datasets.
 """
 
-from benchmark.datasets import (
+from benchmark.data import (
     challenge,  # noqa: E402,F401
     ptbxl,  # noqa: E402,F401
 )
 
-from benchmark.datasets import demo  # noqa: E402,F401  # isort: skip
+from benchmark.data import demo  # noqa: E402,F401  # isort: skip

@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from benchmark.preprocess import RandomCrops
+from benchmark.data.preprocess import RandomCrops
 from simecg.config import Limits, check_limits
 from simecg.errors import DataError
 
@@ -111,7 +111,7 @@ class LongRecords:
     Attributes:
         samples: flat float32 array (a memmap of the lead cache): the records' preprocessed
             samples (resampled, filtered), each record z-scored as a whole when the lead cache
-            normalizes (:func:`benchmark.preprocess.whole_record`).
+            normalizes (:func:`benchmark.data.preprocess.whole_record`).
         span: ``(n_records, 2)`` int64 per task record: offset into ``samples`` and length;
             length 0 for a record of at most one window (its first window is its training sample).
     """
@@ -232,7 +232,7 @@ class TaskData:
         When none of them is longer than a window: ``(signals (n, L), labels)``, each record's
         first window (its only one for a 10-s PTB-XL or G12EC record; the zero-padded record for
         a CPSC2018 record of at most 10 s, whose evaluation has a second window). Otherwise a
-        :class:`~benchmark.preprocess.RandomCrops` over the records (a fresh random window-long
+        :class:`~benchmark.data.preprocess.RandomCrops` over the records (a fresh random window-long
         crop of each long record per epoch, seeded by ``seed``; the others as above).
         """
         records = np.unique(np.asarray(records, dtype=np.int64))
@@ -281,6 +281,6 @@ class Dataset(Protocol):
         """The task's records, labels and preprocessed windows (cached under ``cache_dir``).
 
         Keyword options a dataset may take: ``preprocess`` (a
-        :class:`~benchmark.preprocess.PreprocessConfig`) and ``options`` (a :class:`DataConfig`).
+        :class:`~benchmark.data.preprocess.PreprocessConfig`) and ``options`` (a :class:`DataConfig`).
         """
         ...

@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.datasets.base import DataConfig, TaskSpec, require_text_path
-from benchmark.datasets.common import RecordDataset, parse_age, parse_sex
-from benchmark.datasets.header import read_header
-from benchmark.datasets.signals import RecordCheck, RecordRejected, check_physical, read_and_check
-from benchmark.datasets.table import task_table
+from benchmark.data.base import DataConfig, TaskSpec, require_text_path
+from benchmark.data.common import RecordDataset, parse_age, parse_sex
+from benchmark.data.header import read_header
+from benchmark.data.signals import RecordCheck, RecordRejected, check_physical, read_and_check
+from benchmark.data.table import task_table
 from benchmark.registries import DATASETS
 from simecg.errors import DataError
 from simecg.signal import LEADS
@@ -137,7 +137,7 @@ def _found_in(texts: list[str], codes: tuple[str, ...]) -> np.ndarray:
 
 
 # A CPSC2018 original record is 6-144 s of 12 leads at 500 Hz in doubles (<7 MB); a file inflating
-# past this is refused before scipy inflates it (see benchmark.datasets.matfile).
+# past this is refused before scipy inflates it (see benchmark.data.matfile).
 MAX_ORIGINAL_BYTES = 256 << 20
 
 
@@ -160,7 +160,7 @@ def _read_original(path: Path, leads: tuple[str, ...]) -> tuple[RecordCheck, np.
 
 
 def _load_original(path: Path) -> dict:
-    from benchmark.datasets.matfile import load_mat
+    from benchmark.data.matfile import load_mat
 
     try:
         ecg = load_mat(path, ("ECG",), MAX_ORIGINAL_BYTES)["ECG"][0, 0]

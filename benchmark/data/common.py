@@ -41,9 +41,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from benchmark.datasets.base import AliasedWindows, ClassCounts, DataConfig, LongRecords, TaskData, TaskSpec
-from benchmark.datasets.signals import RecordCheck
-from benchmark.preprocess import (
+from benchmark.data.base import AliasedWindows, ClassCounts, DataConfig, LongRecords, TaskData, TaskSpec
+from benchmark.data.preprocess import (
     PREPROCESS_VERSION,
     PreprocessConfig,
     prepare_record,
@@ -51,6 +50,7 @@ from benchmark.preprocess import (
     single_window,
     whole_record,
 )
+from benchmark.data.signals import RecordCheck
 from simecg import integrity, paths
 from simecg.config import stable_hash
 from simecg.errors import ConfigError, DataError, DataMissingError
@@ -256,7 +256,7 @@ class RecordDataset:
 
         A 10-s PTB-XL or G12EC record is one window (the authors align it to 10 s and evaluate it
         whole); any other record (CPSC2018's, or PTB-XL/G12EC ones of another length kept by
-        ``data.lengths = "any"``) is cut by :func:`benchmark.preprocess.record_windows`, which
+        ``data.lengths = "any"``) is cut by :func:`benchmark.data.preprocess.record_windows`, which
         gives a 10-s CPSC2018 record two windows, as the authors' evaluation does.
         """
         if self.fixed_length and len(record) == preprocess.window:
@@ -438,7 +438,7 @@ def _log_summary(name: str, lead: str, status: list[dict[str, str]]) -> None:
 
 def canonical_lead_or_error(lead: str) -> str:
     """``"ii"`` -> ``"II"``; unknown names raise ConfigError listing the 12 leads."""
-    from benchmark.datasets.header import canonical_lead
+    from benchmark.data.header import canonical_lead
 
     found = canonical_lead(str(lead))
     if found is None:

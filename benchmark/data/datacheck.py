@@ -1,6 +1,6 @@
 """``simecg-bench data check DIR``: every record of a data folder checked, one line per problem.
 
-The checks are those applied when a dataset is loaded for a run (``benchmark.datasets.signals``
+The checks are those applied when a dataset is loaded for a run (``benchmark.data.signals``
 and the readers' label checks), on all 12 leads: a record rejected here is excluded from tasks
 (on the leads it fails) and listed in ``TaskData.quarantine``. The folder may be one dataset
 (``ptbxl/``, ``g12ec/``, ``cpsc2018/``, any PhysioNet/CinC-format folder) or a root holding them.
@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from benchmark.datasets.challenge import ChallengeDataset
-from benchmark.datasets.common import RecordDataset
-from benchmark.datasets.signals import RecordCheck
-from benchmark.preprocess import PreprocessConfig, resampled_length
+from benchmark.data.challenge import ChallengeDataset
+from benchmark.data.common import RecordDataset
+from benchmark.data.preprocess import PreprocessConfig, resampled_length
+from benchmark.data.signals import RecordCheck
 from benchmark.registries import DATASETS
 from simecg.errors import DataMissingError
 from simecg.signal import LEADS
@@ -41,7 +41,7 @@ class CheckReport:
     # fixed-length datasets checked: name -> (records read, files of those not one window long)
     lengths: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
     # files of each group of records (two or more) whose 12-lead signals are identical, sample for
-    # sample, within one dataset; the splits keep such a group on one side (benchmark.splits)
+    # sample, within one dataset; the splits keep such a group on one side (benchmark.data.splits)
     duplicates: list[list[str]] = field(default_factory=list)
 
     def duplicates_summary(self) -> str:

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.datasets.base import ClassCounts, TaskData, TaskSpec
+from benchmark.data.base import ClassCounts, TaskData, TaskSpec
 from benchmark.registries import DATASETS, TASKS
 from pretraining.simulators.base import SIMULATOR_VERSION
 from pretraining.simulators.gaussian import GaussianBeat, GaussianBeatConfig

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from benchmark.splits import Split
+from benchmark.data.splits import Split
 from simecg.errors import ConfigError
 
 AGE_BINS = (40, 60, 80)  # edges: <40, 40-59, 60-79, 80+

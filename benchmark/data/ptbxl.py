@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.datasets.base import DataConfig, TaskSpec, require_text_path
-from benchmark.datasets.common import RecordDataset, parse_age
-from benchmark.datasets.signals import RecordCheck, read_and_check
-from benchmark.datasets.table import task_table
+from benchmark.data.base import DataConfig, TaskSpec, require_text_path
+from benchmark.data.common import RecordDataset, parse_age
+from benchmark.data.signals import RecordCheck, read_and_check
+from benchmark.data.table import task_table
 from benchmark.registries import DATASETS
 from simecg.errors import DataError
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.datasets.base import TaskData
+from benchmark.data.base import TaskData
 from simecg.errors import ConfigError, DataError
 from simecg.seeding import rng_for
 

@@ -1,6 +1,6 @@
-"""The task table ``benchmark/tasks.toml`` as parsed data, shared by the tasks and the readers.
+"""The task table ``benchmark/data/tasks.toml`` as parsed data, shared by the tasks and the readers.
 
-It lives here (not in ``benchmark.tasks``) so dataset readers can use the code tables without
+It lives here (not in ``benchmark.data.tasks``) so dataset readers can use the code tables without
 importing the task registry module, which itself imports this package.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from simecg.errors import ConfigError
 
-TABLE_PATH = Path(__file__).resolve().parents[1] / "tasks.toml"
+TABLE_PATH = Path(__file__).resolve().parent / "tasks.toml"
 
 
 @functools.lru_cache(maxsize=1)

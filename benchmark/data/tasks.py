@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.datasets.base import DataConfig, TaskData, TaskSpec
-from benchmark.datasets.table import TABLE_PATH, task_table
+from benchmark.data.base import DataConfig, TaskData, TaskSpec
+from benchmark.data.table import TABLE_PATH, task_table
 from benchmark.registries import DATASETS, TASKS
 from simecg import paths
 from simecg.errors import ConfigError, DataMissingError
@@ -63,8 +63,8 @@ def load_task(
 
     The first call reads the WFDB files, checks every record and caches the preprocessed windows
     under ``cache_dir``; later calls memory-map the cache and read no WFDB file. ``preprocess``
-    is an optional :class:`benchmark.preprocess.PreprocessConfig` (default: the protocol's);
-    ``options`` a :class:`~benchmark.datasets.base.DataConfig` (a suite's ``[data]``; default: the
+    is an optional :class:`benchmark.data.preprocess.PreprocessConfig` (default: the protocol's);
+    ``options`` a :class:`~benchmark.data.base.DataConfig` (a suite's ``[data]``; default: the
     paper's rows and labels).
     """
     spec: TaskSpec = TASKS.get(name)

@@ -27,8 +27,8 @@ class DataLoadBench:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
+        from benchmark.data.tasks import load_task, task_summary
         from benchmark.registries import DATASETS, TASKS
-        from benchmark.tasks import load_task, task_summary
 
         t0 = time.perf_counter()
         summary = task_summary(args.data_dir)

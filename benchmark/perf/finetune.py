@@ -17,7 +17,7 @@ as other jobs on the machine only ever add time):
 * VAE/DCGAN generator training steps/s per preset (the ``vae``/``gan`` corpora train one first).
 
 The figures are merged into ``<cache>/throughput/<device>-<host>.json`` (with the torch version
-and thread count), which :mod:`benchmark.planning` reads. Defaults take about 15 minutes on 2 idle
+and thread count), which :mod:`benchmark.run.planning` reads. Defaults take about 15 minutes on 2 idle
 cores (the paper-size models at batch 256 dominate); ``--batch-size 64 --steps 1`` about 3.
 """
 
@@ -54,7 +54,7 @@ class Variant:
 def default_variants() -> list[Variant]:
     """Every registered model at its default config; the pretrained MAE and the scratch Transformer per preset."""
     from baselines.base import resolve_model
-    from benchmark.planning import speed_key
+    from benchmark.run.planning import speed_key
     from pretraining.config import PretrainConfig
     from simecg.registries import BASELINES
 
@@ -78,8 +78,8 @@ def default_variants() -> list[Variant]:
 def suite_variants(suite: Any) -> list[Variant]:
     """The models of a suite's cells, with its ``[baselines.*]`` overrides and its sources' encoder presets."""
     from baselines.base import resolve_model
-    from benchmark.cells import enumerate_cells
-    from benchmark.planning import speed_key
+    from benchmark.run.cells import enumerate_cells
+    from benchmark.run.planning import speed_key
 
     out = []
     for model in dict.fromkeys(c.model for c in enumerate_cells(suite)):
@@ -320,7 +320,7 @@ class FinetuneBench:
 
         from baselines.training import resolve_device
         from benchmark.perf.pretrain import DEFAULT_BATCH
-        from benchmark.planning import write_throughput
+        from benchmark.run.planning import write_throughput
         from simecg.registries import BASELINES
 
         if args.threads:
@@ -330,7 +330,7 @@ class FinetuneBench:
         batch = args.batch_size or 256
         preference = args.device or "auto"
         if args.suite:
-            from benchmark.config import load_suite
+            from benchmark.suites.config import load_suite
             from simecg.config import parse_set_args
 
             suite = load_suite(args.suite, parse_set_args(args.set))

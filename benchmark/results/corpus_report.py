@@ -24,7 +24,7 @@ smaller corpus, e.g. ``ptbxl`` or a ``folder``, gives what it holds) and measure
   every other measure).
 * **distance to held-out real ECGs** -- the reference set is lead II of PTB-XL records in the
   union of the test splits of the PTB-XL tasks (``paper`` split, test seed 123): exactly the
-  records the ``ptbxl`` corpus leaves out (:func:`benchmark.datasets.ptbxl_corpus.eligible_records`
+  records the ``ptbxl`` corpus leaves out (:func:`benchmark.corpora.ptbxl.eligible_records`
   decides both), sampled like a corpus. Each ECG becomes the feature vector :data:`FEATURES`
   (see :func:`ecg_features`), standardised with the reference set's per-feature mean and sd:
   log band powers (Welch, and the whole record's DCT below 0.5 Hz: trends, steps, slow drifts),
@@ -538,7 +538,7 @@ def reference_signals(n: int, seed: int = 0, data_dir: Path | str | None = None,
     eligible with every fold and the exclusion, so the split logic stays in one place. ``n`` of them
     are drawn with ``seed``. Raises :class:`DataMissingError` without PTB-XL data.
     """
-    from benchmark.datasets.ptbxl_corpus import PTBXLCorpus, PTBXLOptions, eligible_records
+    from benchmark.corpora.ptbxl import PTBXLCorpus, PTBXLOptions, eligible_records
 
     options = PTBXLOptions(folds=ALL_FOLDS, exclude_test_splits=False, data_dir=data_dir,
                            cache_dir=None if cache_dir is None else str(cache_dir))
@@ -676,7 +676,7 @@ def compare_corpora(names: Sequence[str], n: int, seed: int, out_dir: Path | str
     ``overrides`` are ``--set`` items (``pretrain.corpus_options.KEY=VALUE``, or
     ``sources.NAME.corpus_options.KEY=VALUE`` for one corpus: :func:`route_overrides`);
     ``data_dir`` is where PTB-XL is (default ``$SIMECG_DATA`` or the
-    cache). Files go to ``out_dir``; with ``tracker`` (a :class:`benchmark.tracking.Tracker`),
+    cache). Files go to ``out_dir``; with ``tracker`` (a :class:`benchmark.tracking.tracker.Tracker`),
     one MLflow run of kind ``report`` gets the table as metrics ``<corpus>.<column>`` and the files
     as artifacts. Unknown corpus names raise :class:`ConfigError` listing the known ones before
     any work, and a named corpus that cannot be built (``ptbxl`` without data) raises its own error;
@@ -691,7 +691,7 @@ def compare_corpora(names: Sequence[str], n: int, seed: int, out_dir: Path | str
                 "data_dir": None if data_dir is None else str(data_dir)}
     if tracker is None:
         return _report(names, int(n), int(seed), out, data_dir, routed, settings, None, n_jobs)
-    from benchmark.tags import RunTags
+    from benchmark.tracking.tags import RunTags
 
     params = {**settings, "features": ",".join(FEATURES), "bands": ",".join(b for b, _, _ in BANDS),
               "hr_range": HR_RANGE, "flat_ptp_mv": FLAT_PTP_MV, "welch_nperseg": WELCH_NPERSEG}

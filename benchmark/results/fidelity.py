@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from benchmark import splits
-from benchmark.budgets import BUDGETS
-from benchmark.config import SuiteConfig
+from benchmark.data import splits
+from benchmark.data.budgets import BUDGETS
+from benchmark.suites.config import SuiteConfig
 from simecg import signal
 
 SAME, DEVIATION, DIFFERS = "as authors", "deviation", "differs"

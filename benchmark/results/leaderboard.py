@@ -2,7 +2,7 @@
 
 A row is one (task, model): mean, sd and 95% t-interval of test F1 over seeds, the number of
 seeds and of test positives; for a pretrained model also its relative F1 gain over the task's
-strongest baseline and whether it is significant (:mod:`benchmark.statistics`). The summary per
+strongest baseline and whether it is significant (:mod:`benchmark.results.statistics`). The summary per
 pretrained model is the study's headline: mean relative gain, tasks won, tasks won significantly;
 and how far to trust it over tasks: a 95% hierarchical bootstrap interval of the mean gain, a sign
 test of the wins and a Wilcoxon signed-rank test of the per-task gains.
@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
-from benchmark.statistics import (
+from benchmark.results.statistics import (
     ALPHA,
     ALTERNATIVE_OVER_TASKS,
     LEVEL,
@@ -50,7 +50,7 @@ from benchmark.statistics import (
     stratified_counts,
     wilcoxon_test,
 )
-from benchmark.tracking import EXPERIMENT_PREFIX, Tracker, resolve_uri
+from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
 from simecg.config import stable_hash
 from simecg.errors import ConfigError
 from simecg.registries import BASELINES

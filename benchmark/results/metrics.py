@@ -1,7 +1,7 @@
 """Test metrics of the protocol: F1 of the positive class at sigmoid > 0.5, AUROC, AUPRC.
 
 CPSC2018 records are longer than one window; a record's score is the max over its windows.
-Their uncertainty (bootstrap intervals, tests over seeds) is in :mod:`benchmark.statistics`.
+Their uncertainty (bootstrap intervals, tests over seeds) is in :mod:`benchmark.results.statistics`.
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.config import PRETRAINED
-from benchmark.tracking import EXPERIMENT_PREFIX, Tracker
+from benchmark.suites.config import PRETRAINED
+from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker
 from simecg.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def collect(tracking_uri: str | None, suite: str) -> SuiteRuns:
     ``model.*``/``finetune.*``/... params, when the leaderboard defines configurations) and the
     newest run of each (task, model, lead, budget, variant, shift, seed).
     """
-    from benchmark import leaderboard
+    from benchmark.results import leaderboard
 
     configuration = getattr(leaderboard, "configuration", None)
     tracker = Tracker(tracking_uri, suite, create=False)
@@ -185,7 +185,7 @@ class Report:
 
 def build_report(tracking_uri: str | None, suite: str) -> Report:
     """The suite's report from the store (sections it has no data for are left out, and listed)."""
-    from benchmark.leaderboard import build_leaderboard
+    from benchmark.results.leaderboard import build_leaderboard
 
     data = collect(tracking_uri, suite)
     board = build_leaderboard(data.uri, suite)  # its default view: lead II and all labels when the suite has them
@@ -799,7 +799,7 @@ def _gain_interval_cell(summary: pd.DataFrame, model: str) -> str:
 def _p_cell(summary: pd.DataFrame, model: str, column: str) -> str:
     if model not in summary.index or column not in summary:
         return ""
-    from benchmark.statistics import format_p
+    from benchmark.results.statistics import format_p
 
     value = float(summary.loc[model, column])
     return "" if math.isnan(value) else format_p(value)
@@ -882,7 +882,7 @@ def curve_figures(labels: np.ndarray, scores: np.ndarray, title: str = "") -> tu
     import matplotlib.pyplot as plt
     from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-    from benchmark.metrics import THRESHOLD
+    from benchmark.results.metrics import THRESHOLD
 
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=float)
@@ -941,13 +941,13 @@ def log_curves(run: Any, labels: np.ndarray, scores: np.ndarray, title: str = ""
 
 def resolve_suite(tracking_uri: str | None, suite: str | None) -> str:
     """``suite``, or the newest suite of the store; a clear error when the store has no such suite."""
-    from benchmark.leaderboard import latest_suite
+    from benchmark.results.leaderboard import latest_suite
 
     if suite is None:
         return latest_suite(tracking_uri)
     import mlflow
 
-    from benchmark.tracking import resolve_uri
+    from benchmark.tracking.tracker import resolve_uri
 
     client = mlflow.tracking.MlflowClient(tracking_uri=resolve_uri(tracking_uri))
     if client.get_experiment_by_name(EXPERIMENT_PREFIX + suite) is None:

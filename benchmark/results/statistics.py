@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmark.metrics import THRESHOLD
+from benchmark.results.metrics import THRESHOLD
 
 N_RESAMPLES = 1000
 LEVEL = 0.95  # of every interval
@@ -166,7 +166,7 @@ def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, seed: int = 0, n
 
     Keys ``test_f1_ci_low``, ``test_f1_ci_high``, ``test_auroc_ci_*``, ``test_auprc_ci_*`` (NaN where
     the metric is undefined: AUROC/AUPRC without both classes). The counts the intervals rest on
-    (``test_n``, ``test_n_pos``) come with the metrics (:func:`benchmark.metrics.binary_metrics`).
+    (``test_n``, ``test_n_pos``) come with the metrics (:func:`benchmark.results.metrics.binary_metrics`).
     """
     labels = np.asarray(labels).astype(bool)
     rng = rng_for(int(seed), "cell")

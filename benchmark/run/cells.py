@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from baselines.base import EncoderSource, ModelSpec, resolve_model
-from benchmark.config import FULL_BUDGET, PRETRAINED, SuiteConfig, TuningConfig
-from benchmark.splits import SPLIT_VERSION
+from benchmark.data.splits import SPLIT_VERSION
+from benchmark.suites.config import FULL_BUDGET, PRETRAINED, SuiteConfig, TuningConfig
 from simecg.config import to_dict
 from simecg.errors import ConfigError
 from simecg.identity import Identity, cell_identity, study_identity

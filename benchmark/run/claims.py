@@ -239,7 +239,7 @@ def prepare_storage(url: str) -> str:
     """
     from pathlib import Path
 
-    from benchmark.tracking import probe_database
+    from benchmark.tracking.tracker import probe_database
 
     if not url.startswith("sqlite:///"):
         probe_database(url, "Optuna/coordination database")
@@ -257,7 +257,7 @@ def prepare_storage(url: str) -> str:
     with FileLock(f"{db}.lock"):
         if db.is_file() and db.stat().st_size > 0:
             return url
-        from benchmark.tracking import build_sqlite_file
+        from benchmark.tracking.tracker import build_sqlite_file
 
         build_sqlite_file(db, lambda tmp: _build_sqlite(f"sqlite:///{tmp}"), "Optuna storage")
     return url

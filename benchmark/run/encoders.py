@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.config import SuiteConfig
-from benchmark.tags import RunTags
-from benchmark.tracking import Tracker
+from benchmark.suites.config import SuiteConfig
+from benchmark.tracking.tags import RunTags
+from benchmark.tracking.tracker import Tracker
 from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity, validation_interval
 from simecg import integrity, paths
 from simecg.config import flatten, to_dict
@@ -105,7 +105,7 @@ def provision_encoder(
         if run is not None and _fetch(tracker, run_id, folder, identity):
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
         if hasattr(corpus, "prepare"):  # sampled from a trained generator (vae, gan): get it first, only if needed
-            from benchmark.generators import provision_generator
+            from benchmark.run.generators import provision_generator
 
             provision_generator(corpus, tracker=tracker, parent=parent, progress=progress)
         return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)

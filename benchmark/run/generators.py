@@ -3,7 +3,7 @@ trained VAE / DCGAN behind the ``vae`` and ``gan`` corpora.
 
 :func:`provision_generator` makes a corpus's generator available in its cache folder
 (``<cache>/generators/<fingerprint>/``), from the first place that has it, as
-:func:`benchmark.encoders.provision_encoder` does for encoders:
+:func:`benchmark.run.encoders.provision_encoder` does for encoders:
 
 1. the cache;
 2. a FINISHED ``generator`` run of the same fingerprint in the MLflow store (any SimECG-Bench
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.tags import RunTags
-from benchmark.tracking import Tracker
+from benchmark.tracking.tags import RunTags
+from benchmark.tracking.tracker import Tracker
 from simecg import integrity, paths
 from simecg.errors import CacheError, CheckpointError, ConfigError, SimECGError
 from simecg.identity import Identity

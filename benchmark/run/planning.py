@@ -1,6 +1,6 @@
 """What a run will do, and how long it should take on this device (``simecg-bench run --dry-run``).
 
-:func:`make_plan` resolves a suite's cells like :func:`benchmark.runner.run_suite` (same cells,
+:func:`make_plan` resolves a suite's cells like :func:`benchmark.run.runner.run_suite` (same cells,
 fingerprints and FINISHED runs, nothing trained or logged) and adds what the runner would do
 before and around them: the encoders to pretrain (neither in the cache nor a FINISHED run of the
 store), the generators to train first (``vae``, ``gan``), the tuning studies with trials left.
@@ -18,7 +18,7 @@ finetune`` (:mod:`benchmark.perf.finetune`) to ``<cache>/throughput/<device>-<ho
   number is invented when nothing was measured);
 * an estimator cell (XGBoost on features): feature extraction per ECG plus fit seconds per
   1000 training ECGs;
-* a tuning trial: as a cell of its study cell (:func:`benchmark.cells.study_cell`: the tuning
+* a tuning trial: as a cell of its study cell (:func:`benchmark.run.cells.study_cell`: the tuning
   seed's split of the full training set, lead II, the model whose study it is) for up to
   ``tuning.trial_max_epochs``. Without early stopping (the authors' trials) a trial ends early
   only when pruned: at the earliest after ``eval_every x (pruner_patience + 2)`` epochs, and
@@ -29,7 +29,7 @@ finetune`` (:mod:`benchmark.perf.finetune`) to ``<cache>/throughput/<device>-<ho
   steps/s`` of its kind and preset.
 
 Training windows are counted exactly: the cell's split (seed, demographic shift) and label budget
-are drawn as :func:`benchmark.run_cell.prepare` draws them, without reading any signal.
+are drawn as :func:`benchmark.run.run_cell.prepare` draws them, without reading any signal.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class CellPlan:
 
     status: str  # "finished" or "pending"
     fingerprint: str
-    cell: Any  # benchmark.cells.Cell
+    cell: Any  # benchmark.run.cells.Cell
     speed_key: str
     study: str = ""  # the tuning study's fingerprint ("" when the suite does not tune)
     n_train: int | None = None  # windows
@@ -365,10 +365,10 @@ def make_plan(
 
     With ``estimate=False`` only statuses and fingerprints are resolved (the ``--list`` lines).
     """
-    from benchmark.cells import enumerate_cells, shard, study_cells
-    from benchmark.encoders import SuiteEncoders
-    from benchmark.runner import default_optuna_storage, load_data, plan, with_data_dir
-    from benchmark.tracking import Tracker
+    from benchmark.run.cells import enumerate_cells, shard, study_cells
+    from benchmark.run.encoders import SuiteEncoders
+    from benchmark.run.runner import default_optuna_storage, load_data, plan, with_data_dir
+    from benchmark.tracking.tracker import Tracker
 
     suite = with_data_dir(suite, data_dir)
     cells = shard(enumerate_cells(suite), *shard_spec)
@@ -420,7 +420,7 @@ def make_plan(
 def study_scope(suite: Any) -> str:
     """Which cells share a tuning study, in words (``tuning.separate_studies``, and the
     ``tuning.shared_studies`` pairs this suite uses)."""
-    from benchmark.cells import study_donors
+    from benchmark.run.cells import study_donors
 
     separate = ", ".join(suite.tuning.separate_studies)
     scope = ("one study per (task, model) on the full training split of lead II" if not separate
@@ -439,10 +439,10 @@ class _Sizes:
         self._splits: dict[tuple[str, str, int, str], Any] = {}
 
     def of(self, cell: Any, seed: int) -> tuple[int | None, int | None, int | None]:
-        from benchmark import demographics
-        from benchmark.budgets import apply_budget
-        from benchmark.config import parse_shift
-        from benchmark.splits import make_split
+        from benchmark.data import demographics
+        from benchmark.data.budgets import apply_budget
+        from benchmark.data.splits import make_split
+        from benchmark.suites.config import parse_shift
 
         key = (cell.task, cell.lead)
         data = self.data[key]
@@ -536,7 +536,7 @@ def _expected_epochs(finished_runs: list[Any], ft: Any, plan: Plan) -> dict[str,
 
 def _plan_training(plan: Plan, suite: Any, encoders: Any, tracker: Any, pending: list[Any]) -> None:
     """Encoders the pending cells need that neither the cache nor the store holds; their generators."""
-    from benchmark.encoders import encoder_is_complete
+    from benchmark.run.encoders import encoder_is_complete
     from pretraining.config import build_corpus, encoder_dir
 
     sources = sorted({p.cell.corpus for p in pending if p.cell.corpus})
@@ -584,7 +584,7 @@ def _plan_training(plan: Plan, suite: Any, encoders: Any, tracker: Any, pending:
 
 def _plan_studies(plan: Plan, suite: Any, studies: list[Any], sizes: _Sizes, storage: str,
                   expected: dict[str, float], speeds: _Speeds | None, key_of: Any) -> None:
-    """The studies (:class:`benchmark.cells.PlannedStudy`) of pending cells with trials left (trials
+    """The studies (:class:`benchmark.run.cells.PlannedStudy`) of pending cells with trials left (trials
     already finished in the Optuna storage count)."""
     done = _trials_done(storage, {s.fingerprint for s in studies})
     ft, tuning = suite.finetune, suite.tuning

@@ -21,16 +21,16 @@ import pandas as pd
 
 from baselines.base import EncoderSource
 from baselines.training import TrainConfig
-from benchmark import demographics
-from benchmark.budgets import apply_budget
-from benchmark.cells import Cell, PlannedCell
-from benchmark.config import SuiteConfig, parse_shift
-from benchmark.datasets.base import TaskData
-from benchmark.metrics import binary_metrics, record_scores
-from benchmark.splits import make_split
-from benchmark.tags import RunTags
-from benchmark.tracking import ActiveRun, Tracker
-from benchmark.tuning import StudyRuns, tune
+from benchmark.data import demographics
+from benchmark.data.base import TaskData
+from benchmark.data.budgets import apply_budget
+from benchmark.data.splits import make_split
+from benchmark.results.metrics import binary_metrics, record_scores
+from benchmark.run.cells import Cell, PlannedCell
+from benchmark.run.tuning import StudyRuns, tune
+from benchmark.suites.config import SuiteConfig, parse_shift
+from benchmark.tracking.tags import RunTags
+from benchmark.tracking.tracker import ActiveRun, Tracker
 from simecg.config import flatten, to_dict
 from simecg.errors import SimECGError
 from simecg.failpoints import failpoint
@@ -49,7 +49,7 @@ class CellContext:
     storage: str
     encoders: EncoderSource
     data: dict[tuple[str, str], TaskData] = field(default_factory=dict)
-    workers: Any = None  # benchmark.claims.Coordinator: this process as one of the suite's workers
+    workers: Any = None  # benchmark.run.claims.Coordinator: this process as one of the suite's workers
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Prepared:
 
     For records of one window (PTB-XL, G12EC) the inputs are arrays, a window per record. For
     records longer than a window (CPSC2018, docs/protocol.md "Signals"), ``x_train`` is a
-    :class:`~benchmark.preprocess.RandomCrops` (a fresh random 10-s crop of each record per epoch,
+    :class:`~benchmark.data.preprocess.RandomCrops` (a fresh random 10-s crop of each record per epoch,
     seeded by the cell's seed) and ``x_val`` a :class:`~baselines.training.GroupedWindows` (each
     record's 10-s windows at a 5-s stride, its score the max over them, as at test time);
     ``y_train``/``y_val`` then hold one label per record.
@@ -150,14 +150,14 @@ def tuned_params(context: CellContext, planned: PlannedCell, run: ActiveRun | No
 
     The study's trials train the study cell's model on its split (docs/protocol.md, tuning: the
     tuning seed's split of the full training set, lead II, the cell's own model or the one whose
-    study it borrows; :func:`benchmark.cells.study_cell`), for up to ``tuning.trial_max_epochs``
+    study it borrows; :func:`benchmark.run.cells.study_cell`), for up to ``tuning.trial_max_epochs``
     and, as the authors', without early stopping: the pruner ends poor trials. A cell whose study
     is finished takes its values and logs nothing new.
 
     With the cell's ``run``, a session that runs trials is logged under it: a run of kind
     ``tuning`` nested in the cell run (the cell whose ``tuned.*`` values it produced, so the UI
     shows cell -> tuning -> trials), and a ``trial`` run per Optuna trial under that
-    (:mod:`benchmark.tuning`).
+    (:mod:`benchmark.run.tuning`).
     """
     suite, study = context.suite, planned.tuning
     if study is None:
@@ -231,13 +231,13 @@ def _train_test_log(context: CellContext, planned: PlannedCell, data: TaskData, 
             run.log_artifact(Path(tmp) / name)
     run.log_input(prepared.split_frame, name=f"{cell.task} split seed {cell.seed}", context="split")
     # ROC and PR curves of the test records, as pictures (roc_curve.png, pr_curve.png)
-    from benchmark.report import log_curves
+    from benchmark.results.report import log_curves
 
     log_curves(run, labels, scores, cell.label)
 
     # how precise the test scores are: 95% bootstrap intervals over the test records (stratified by
     # label, seeded from the cell's seed), as test_f1_ci_low/high, test_auroc_ci_*, test_auprc_ci_*
-    from benchmark.statistics import bootstrap_intervals
+    from benchmark.results.statistics import bootstrap_intervals
 
     run.log_metrics(bootstrap_intervals(labels, scores, seed=cell.seed))
 

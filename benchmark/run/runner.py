@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmark.cells import PlannedCell, enumerate_cells, plan_cells, shard, study_cells
-from benchmark.claims import Coordinator, prepare_storage
-from benchmark.config import PRETRAINED, SuiteConfig
-from benchmark.datasets.base import DataConfig, TaskData
-from benchmark.encoders import SuiteEncoders
-from benchmark.run_cell import CellContext, run_cell
-from benchmark.tags import RunTags
-from benchmark.tasks import load_task
-from benchmark.tracking import ActiveRun, Tracker, resolve_uri, sqlite_path
+from benchmark.data.base import DataConfig, TaskData
+from benchmark.data.tasks import load_task
+from benchmark.run.cells import PlannedCell, enumerate_cells, plan_cells, shard, study_cells
+from benchmark.run.claims import Coordinator, prepare_storage
+from benchmark.run.encoders import SuiteEncoders
+from benchmark.run.run_cell import CellContext, run_cell
+from benchmark.suites.config import PRETRAINED, SuiteConfig
+from benchmark.tracking.tags import RunTags
+from benchmark.tracking.tracker import ActiveRun, Tracker, resolve_uri, sqlite_path
 from simecg.config import flatten, to_dict
 from simecg.failpoints import failpoint
 from simecg.identity import Identity
@@ -66,7 +66,7 @@ def run_suite(
 
     The invocation is one MLflow run (FINISHED, FAILED or KILLED like every run); pretraining
     runs and cell runs are its children. This process is one worker among any number on the same
-    suite and store (:mod:`benchmark.claims`): it claims each cell before running it, so two
+    suite and store (:mod:`benchmark.run.claims`): it claims each cell before running it, so two
     workers never run the same cell, and runs left RUNNING by dead workers are closed KILLED.
     ``progress`` shows progress bars (a terminal); ``cell_log`` (a log file, stderr when it is not
     a terminal) gets one line per encoder being provisioned and per finished cell, with its test
@@ -106,7 +106,7 @@ def run_suite(
                 invocation.log_metrics({"cells_total": report.total, "cells_skipped": report.skipped,
                                         "cells_ran": report.ran, "cells_failed": len(report.failed),
                                         "cells_elsewhere": report.elsewhere, "wall_seconds": report.seconds})
-    from benchmark.report import log_report_safely  # report.html + description on the invocation run
+    from benchmark.results.report import log_report_safely  # report.html + description on the invocation run
 
     log_report_safely(tracker.uri, suite.name, invocation.run_id)  # a report failure only warns
     return report
@@ -233,7 +233,7 @@ class CellLines:
             self._print(f"preparing {model}: its encoder, from the cache, the store, or pretrained now")
 
     def finished(self, planned: PlannedCell, error: str | None, seconds: float) -> None:
-        from benchmark.planning import duration
+        from benchmark.run.planning import duration
 
         self.done += 1
         self.seconds += seconds
@@ -318,9 +318,9 @@ def dry_run(
 ) -> list[str]:
     """One line per cell of this shard: ``finished``/``pending``, fingerprint and label (``--dry-run --list``).
 
-    The summary, counts and time estimates of ``--dry-run`` are :func:`benchmark.planning.make_plan`'s.
+    The summary, counts and time estimates of ``--dry-run`` are :func:`benchmark.run.planning.make_plan`'s.
     """
-    from benchmark.planning import make_plan
+    from benchmark.run.planning import make_plan
 
     return make_plan(suite, data_dir=data_dir, tracking_uri=tracking_uri, shard_spec=shard_spec,
                      estimate=False).cell_lines()

@@ -5,11 +5,11 @@ The space is each model's ``tuning_space`` (:class:`baselines.base.Baseline`): f
 models learning rate log-uniform [5e-6, 5e-3], augmentation mask ratio [0, 0.5], max shift ratio
 [0, 0.75], plus the model's own space (the baselines' architecture spaces and head width; the
 pretrained MAE's head stays as the authors' had it in effect). Which cells share a study, and
-what its trials train on, is :func:`benchmark.cells.study_cell`'s. Studies live in an RDB named
+what its trials train on, is :func:`benchmark.run.cells.study_cell`'s. Studies live in an RDB named
 by the study's identity (:func:`simecg.identity.study_identity`), so a killed tuning resumes
 with the trials it finished.
 
-Budgets (:class:`~benchmark.config.TuningConfig`): ``n_trials`` finished trials and, as the
+Budgets (:class:`~benchmark.suites.config.TuningConfig`): ``n_trials`` finished trials and, as the
 authors ran it, ``timeout_s`` seconds per study (6 h in the paper suites), both counted over
 every session of the study: a resumed study runs only what is left of either.
 
@@ -32,8 +32,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.config import TuningConfig
-from benchmark.tags import RunTags
+from benchmark.suites.config import TuningConfig
+from benchmark.tracking.tags import RunTags
 from simecg.failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class StudyRuns:
 
     ``tags`` are the tuning run's (kind ``tuning``, ``study`` = the study's fingerprint); each
     trial run copies them with kind ``trial`` and its trial number. ``tracker`` is a
-    :class:`benchmark.tracking.Tracker`.
+    :class:`benchmark.tracking.tracker.Tracker`.
     """
 
     tracker: Any
@@ -77,7 +77,7 @@ def tune(
     returns the best validation loss, calling ``on_eval(epoch, val_loss)`` at each evaluation
     (which reports to Optuna, logs the curve and raises :class:`optuna.TrialPruned` to prune).
     With ``runs``, the session and its trials are logged to MLflow (module docstring). With
-    ``workers`` (:class:`benchmark.claims.Coordinator`), trials left RUNNING by dead workers are
+    ``workers`` (:class:`benchmark.run.claims.Coordinator`), trials left RUNNING by dead workers are
     failed at once instead of after Optuna's grace period.
 
     A resumed study gives the trials an uninterrupted one would have: only COMPLETE and PRUNED

@@ -20,11 +20,11 @@ from typing import Any
 
 from baselines.base import resolve_model
 from baselines.training import TrainConfig
-from benchmark.datasets.base import DataConfig
-from benchmark.demographics import age_group_names
+from benchmark.data.base import DataConfig
+from benchmark.data.demographics import age_group_names
+from benchmark.data.splits import DUPLICATES
+from benchmark.data.splits import PRESETS as SPLITS
 from benchmark.registries import SUITES, TASKS
-from benchmark.splits import DUPLICATES
-from benchmark.splits import PRESETS as SPLITS
 from pretraining.config import PretrainConfig
 from simecg.config import NON_NEGATIVE, SEED, SEED_BOUND, Limits, apply_overrides, check_limits, flatten, from_dict
 from simecg.errors import ConfigError, SimECGError

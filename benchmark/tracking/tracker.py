@@ -22,7 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from benchmark.tags import TAG_SCHEMA, RunTags
+from benchmark.tracking.tags import TAG_SCHEMA, RunTags
 from simecg import __version__, integrity
 from simecg.errors import CacheError, SimECGError, TrackingError, first_line
 from simecg.paths import default_tracking_uri
@@ -31,7 +31,7 @@ from simecg.urls import redact
 log = logging.getLogger(__name__)
 
 EXPERIMENT_PREFIX = "simecg-bench/"
-WORKER_TAG = "simecg.worker"  # the worker (benchmark.claims) whose process runs the run
+WORKER_TAG = "simecg.worker"  # the worker (benchmark.run.claims) whose process runs the run
 PARAM_LIMIT = 6000  # MLflow's limit on a param value's length
 PAGE_SIZE = 10000  # runs per search_runs page
 SQLITE = "sqlite:///"
@@ -268,7 +268,7 @@ class Tracker:
 
     ``create=False`` opens for reading only (``run --dry-run``, planning): a store or experiment
     that does not exist yet is read as empty and nothing is written. ``worker`` (a
-    :class:`benchmark.claims.Coordinator`) tags every run this tracker opens with the worker's id,
+    :class:`benchmark.run.claims.Coordinator`) tags every run this tracker opens with the worker's id,
     so runs left RUNNING by a dead worker can be told from live ones of another worker.
     """
 

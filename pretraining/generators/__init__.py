@@ -4,7 +4,7 @@ One module per model (:mod:`~pretraining.generators.vae`, :mod:`~pretraining.gen
 with a frozen config dataclass and ``paper`` (the authors' recipe) / ``tiny`` presets; the shared
 1-D ResNet decoder and generator files in :mod:`~pretraining.generators.common`; the resumable
 training loop, training data and identities in :mod:`~pretraining.generators.train`. The ``vae``
-and ``gan`` pretraining corpora (:mod:`pretraining.corpora.generated`) sample from them. Models see
+and ``gan`` pretraining corpora (:mod:`benchmark.corpora.generated`) sample from them. Models see
 z-scored ECGs, so what they generate is on the z-scored scale.
 """
 

@@ -23,7 +23,7 @@ The real ECGs are z-scored and shifted (the fine-tuning shift, ratio 0.25); the 
 also draws a mask (ratio 0.1) that the GAN never uses. Both ``z`` are drawn from **U(0, 1)**
 (``torch.rand``), while the authors sample the trained generator with **N(0, 1)** (``torch.randn``):
 the ``gan`` corpus reproduces that mismatch by default (``latent_sampling="paper"``; see
-:mod:`pretraining.corpora.generated`).
+:mod:`benchmark.corpora.generated`).
 """
 
 from __future__ import annotations
