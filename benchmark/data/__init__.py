@@ -1,13 +1,11 @@
-"""Downstream datasets; importing this package registers every built-in dataset and task.
+"""Downstream data: the datasets' readers, the tasks, and the protocol's splits, label budgets and
+demographic groups.
 
-One import line per dataset module (each registers itself in DATASETS / TASKS). The PTB-XL
-pretraining corpora (``ptbxl_corpus``) are imported by their CORPORA entry points when first looked
-up: they use the protocol's splits, a later stage than the datasets.
+Readers (``ptbxl``, ``challenge`` for G12EC and CPSC2018, ``demo``) register their datasets in
+``DATASETS`` and the task table (:mod:`~benchmark.data.tasks`, ``tasks.toml``) its tasks in ``TASKS``,
+each through its entry point in ``pyproject.toml``, imported on the first lookup; importing this
+package imports none of them (so the protocol's modules load no reader). Also here: shared reader
+checks (:mod:`~benchmark.data.common`, :mod:`~benchmark.data.signals`), preprocessing into 10-s
+windows, splits (:mod:`~benchmark.data.splits`), label budgets, demographic groups, ``data
+download`` and ``data check``.
 """
-
-from benchmark.data import (
-    challenge,  # noqa: E402,F401
-    ptbxl,  # noqa: E402,F401
-)
-
-from benchmark.data import demo  # noqa: E402,F401  # isort: skip
