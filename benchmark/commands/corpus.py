@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
 from benchmark.commands.arguments import int_range, positive_int, seed_int
 from simecg.outputs import check_output_file, check_output_folder
@@ -91,24 +90,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     compare.set_defaults(func=_compare)
 
 
-def corpus_config(name: str, size: int, seed: int, overrides: list[str]) -> Any:
-    """The ``PretrainConfig`` naming corpus ``name`` of ``size`` ECGs with ``seed`` and the
-    ``--set pretrain.corpus_options.*`` items; its options are resolved (and checked) here."""
-    from benchmark.suites.config import pretrain_overrides
-    from pretraining.config import PretrainConfig, corpus_options
-    from simecg.config import apply_overrides
-    from simecg.errors import ConfigError
-
-    if size <= 0:
-        raise ConfigError(f"corpus {name}: the number of ECGs must be positive, got {size}")
-    settings = pretrain_overrides(overrides, options_only=True)
-    config = apply_overrides(PretrainConfig(corpus=name, corpus_size=size, corpus_seed=seed), settings)
-    corpus_options(config)
-    return config
-
-
 def _build(args: argparse.Namespace) -> int:
     from benchmark.corpora.store import DEFAULT_SHARD_SIZE, build_store
+    from benchmark.suites.config import corpus_config
 
     config = corpus_config(args.name, args.n, args.seed, args.overrides)
     check_output_folder(args.out)
@@ -121,6 +105,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
+    from benchmark.suites.config import corpus_config
     from pretraining.config import build_corpus
     from pretraining.simulators.preview import preview_figure
 
@@ -136,6 +121,7 @@ def _preview(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from benchmark.results.corpus_report import check_request, compare_corpora, render, route_overrides
+    from benchmark.suites.config import corpus_config
     from pretraining.config import PretrainConfig
 
     names = check_request(args.names, args.n)  # all cheap, before opening the MLflow store

@@ -44,7 +44,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def generator_corpus(name: str, preset: str | None, data_dir: str | None, overrides: list[str]) -> Any:
     """The ``vae``/``gan`` corpus the arguments describe (flags win over ``--set``)."""
-    from benchmark.commands.corpus import corpus_config
+    from benchmark.suites.config import corpus_config
     from pretraining.config import build_corpus
 
     items = list(overrides)

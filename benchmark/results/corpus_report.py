@@ -600,7 +600,7 @@ def build_named_corpus(name: str, seed: int, overrides: Sequence[str] = (), data
     fixed collection caps at what it holds), with ``seed`` as its seed and ``overrides`` as its options;
     ``data_dir`` reaches corpora of real data (``ptbxl``, ``vae``, ``gan``). ``prepare()`` is called
     when the corpus has one (generators train or load their model there)."""
-    from benchmark.commands.corpus import corpus_config
+    from benchmark.suites.config import corpus_config
     from pretraining.config import PretrainConfig, build_corpus
 
     config = corpus_config(name, PretrainConfig().corpus_size, seed, list(overrides))

@@ -1,7 +1,8 @@
 """What a run will do, and how long it should take on this device (``simecg-bench run --dry-run``).
 
-:func:`make_plan` resolves a suite's cells like :func:`benchmark.run.runner.run_suite` (same cells,
-fingerprints and FINISHED runs, nothing trained or logged) and adds what the runner would do
+:func:`make_plan` opens a suite as :func:`benchmark.run.runner.run_suite` does
+(:mod:`benchmark.run.opening`: same cells, fingerprints and FINISHED runs, nothing trained or
+logged) and adds what the runner would do
 before and around them: the encoders to pretrain (neither in the cache nor a FINISHED run of the
 store), the generators to train first (``vae``, ``gan``), the tuning studies with trials left.
 
@@ -48,6 +49,16 @@ from typing import Any
 
 import numpy as np
 
+from baselines.training import check_device
+from benchmark.data import demographics
+from benchmark.data.budgets import apply_budget
+from benchmark.data.splits import make_split
+from benchmark.run.cells import study_donors
+from benchmark.run.encoders import SuiteEncoders, encoder_is_complete
+from benchmark.run.opening import default_optuna_storage, open_suite, plan
+from benchmark.suites.config import parse_shift
+from benchmark.tracking.tracker import Tracker
+from pretraining.config import build_corpus, encoder_dir
 from simecg.config import flatten, to_dict
 from simecg.paths import cache_dir
 
@@ -72,8 +83,6 @@ def device_name(preference: str = "auto") -> str:
     a GPU machine can be made on a login node: it finds no GPU figures and says so); a misspelt
     device is a ConfigError naming it.
     """
-    from baselines.training import check_device
-
     if check_device(preference) != "auto":
         return preference.partition(":")[0]
     import torch
@@ -365,14 +374,8 @@ def make_plan(
 
     With ``estimate=False`` only statuses and fingerprints are resolved (the ``--list`` lines).
     """
-    from benchmark.run.cells import enumerate_cells, shard, study_cells
-    from benchmark.run.encoders import SuiteEncoders
-    from benchmark.run.runner import default_optuna_storage, load_data, plan, with_data_dir
-    from benchmark.tracking.tracker import Tracker
-
-    suite = with_data_dir(suite, data_dir)
-    cells = shard(enumerate_cells(suite), *shard_spec)
-    data = load_data([*cells, *study_cells(suite, cells)], data_dir, suite.data)
+    opened = open_suite(suite, data_dir, shard_spec)  # as run_suite opens it: the same cells and data
+    suite, cells, data = opened.suite, opened.cells, opened.data
     tracker = Tracker(tracking_uri, suite.name, create=False)  # a plan writes nothing to the store
     finished = tracker.finished_fingerprints()  # as run_suite decides what to skip
     encoders = SuiteEncoders(suite)
@@ -417,11 +420,24 @@ def make_plan(
     return result
 
 
+def dry_run(
+    suite: Any,
+    *,
+    data_dir: str | Path | None = None,
+    tracking_uri: str | None = None,
+    shard_spec: tuple[int, int] = (0, 1),
+) -> list[str]:
+    """One line per cell of this shard: ``finished``/``pending``, fingerprint and label (``--dry-run --list``).
+
+    The summary, counts and time estimates of ``--dry-run`` are :func:`make_plan`'s.
+    """
+    return make_plan(suite, data_dir=data_dir, tracking_uri=tracking_uri, shard_spec=shard_spec,
+                     estimate=False).cell_lines()
+
+
 def study_scope(suite: Any) -> str:
     """Which cells share a tuning study, in words (``tuning.separate_studies``, and the
     ``tuning.shared_studies`` pairs this suite uses)."""
-    from benchmark.run.cells import study_donors
-
     separate = ", ".join(suite.tuning.separate_studies)
     scope = ("one study per (task, model) on the full training split of lead II" if not separate
              else f"one study per (task, model, {separate})")
@@ -439,11 +455,6 @@ class _Sizes:
         self._splits: dict[tuple[str, str, int, str], Any] = {}
 
     def of(self, cell: Any, seed: int) -> tuple[int | None, int | None, int | None]:
-        from benchmark.data import demographics
-        from benchmark.data.budgets import apply_budget
-        from benchmark.data.splits import make_split
-        from benchmark.suites.config import parse_shift
-
         key = (cell.task, cell.lead)
         data = self.data[key]
         if key not in self._windows:
@@ -536,9 +547,6 @@ def _expected_epochs(finished_runs: list[Any], ft: Any, plan: Plan) -> dict[str,
 
 def _plan_training(plan: Plan, suite: Any, encoders: Any, tracker: Any, pending: list[Any]) -> None:
     """Encoders the pending cells need that neither the cache nor the store holds; their generators."""
-    from benchmark.run.encoders import encoder_is_complete
-    from pretraining.config import build_corpus, encoder_dir
-
     sources = sorted({p.cell.corpus for p in pending if p.cell.corpus})
     speeds = (plan.throughput or {})
     for source in sources:

@@ -9,7 +9,6 @@ a child run. A failure in one cell is logged as a FAILED run and does not stop t
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -17,20 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmark.data.base import DataConfig, TaskData
-from benchmark.data.tasks import load_task
-from benchmark.run.cells import PlannedCell, enumerate_cells, plan_cells, shard, study_cells
+from benchmark.run.cells import PlannedCell
 from benchmark.run.claims import Coordinator, prepare_storage
 from benchmark.run.encoders import SuiteEncoders
+from benchmark.run.opening import default_optuna_storage, open_suite, plan
+from benchmark.run.planning import duration
 from benchmark.run.run_cell import CellContext, run_cell
 from benchmark.suites.config import PRETRAINED, SuiteConfig
 from benchmark.tracking.tags import RunTags
-from benchmark.tracking.tracker import ActiveRun, Tracker, resolve_uri, sqlite_path
+from benchmark.tracking.tracker import ActiveRun, Tracker, resolve_uri
 from simecg.config import flatten, to_dict
 from simecg.failpoints import failpoint
 from simecg.identity import Identity
-from simecg.paths import cache_dir
-from simecg.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +70,8 @@ def run_suite(
     F1, time and an ETA (:class:`CellLines`).
     """
     started = time.perf_counter()
-    suite = with_data_dir(suite, data_dir)
-    cells = shard(enumerate_cells(suite), *shard_spec)
-    # first, so missing data fails before anything is logged; the studies' data too (lead II, say)
-    data = load_data([*cells, *study_cells(suite, cells)], data_dir, suite.data)
+    opened = open_suite(suite, data_dir, shard_spec)  # data first: missing data fails before anything is logged
+    suite, cells, data = opened.suite, opened.cells, opened.data
     uri = resolve_uri(tracking_uri)
     storage = prepare_storage(optuna_storage or default_optuna_storage(uri))
     with Coordinator(storage) as workers:
@@ -233,8 +228,6 @@ class CellLines:
             self._print(f"preparing {model}: its encoder, from the cache, the store, or pretrained now")
 
     def finished(self, planned: PlannedCell, error: str | None, seconds: float) -> None:
-        from benchmark.run.planning import duration
-
         self.done += 1
         self.seconds += seconds
         eta = self.seconds / self.done * (self.total - self.done)
@@ -246,30 +239,6 @@ class CellLines:
             result = f"test_f1 {f1:.3f}" if f1 is not None else "finished"
         self._print(f"[{self.done}/{self.total}] {planned.cell.label}: {result} "
                     f"({duration(seconds)}, ETA {duration(eta)})")
-
-
-def with_data_dir(suite: SuiteConfig, data_dir: str | Path | None) -> SuiteConfig:
-    """The suite whose corpora of real data (``ptbxl``, ``vae``, ``gan``) read the run's ``--data-dir``."""
-    if data_dir is None or suite.pretrain.data_dir is not None:
-        return suite
-    return dataclasses.replace(suite, pretrain=dataclasses.replace(suite.pretrain, data_dir=str(data_dir)))
-
-
-def load_data(cells: list[Any], data_dir: str | Path | None,
-              options: DataConfig | None = None) -> dict[tuple[str, str], TaskData]:
-    """Each (task, lead) the cells need, loaded once (from the on-disk cache after the first time),
-    with the suite's ``[data]`` rows and labels (``options``; None: the paper's)."""
-    data: dict[tuple[str, str], TaskData] = {}
-    for cell in cells:
-        if (cell.task, cell.lead) not in data:
-            data[(cell.task, cell.lead)] = load_task(cell.task, data_dir, lead=cell.lead, options=options)
-    return data
-
-
-def plan(suite: SuiteConfig, cells: list[Any], data: dict[tuple[str, str], TaskData],
-         encoders: SuiteEncoders) -> list[PlannedCell]:
-    """Each cell with its resolved model and identity (``data`` holds its study cells' data too)."""
-    return plan_cells(suite, cells, {key: d.data_version for key, d in data.items()}, encoders)
 
 
 def _log_quarantine(run: ActiveRun, data: Any) -> None:
@@ -292,35 +261,3 @@ def _log_encoders(run: ActiveRun, encoders: SuiteEncoders) -> None:
         params[f"encoder.{corpus}.run_id"] = encoder.run_id or ""
     if params:
         run.log_params(params)
-
-
-def default_optuna_storage(tracking_uri: str) -> str:
-    """Optuna studies (and worker claims) beside a local SQLite MLflow store, else in the cache folder.
-
-    The cache folder is this machine's: with a shared store (a server, PostgreSQL) workers on other
-    machines would neither see this one's claims nor share its studies, so that case warns; a
-    cluster passes ``--optuna-storage postgresql://...``.
-    """
-    db = sqlite_path(tracking_uri)
-    if db is None:
-        log.warning("MLflow store %s is shared, but the Optuna studies and cell claims are in this machine's "
-                    "cache (%s): workers on other machines will not coordinate with this one; pass "
-                    "--optuna-storage postgresql://... on a cluster", redact(tracking_uri), cache_dir())
-    return f"sqlite:///{(db.parent if db is not None else cache_dir()) / 'optuna.db'}"
-
-
-def dry_run(
-    suite: SuiteConfig,
-    *,
-    data_dir: str | Path | None = None,
-    tracking_uri: str | None = None,
-    shard_spec: tuple[int, int] = (0, 1),
-) -> list[str]:
-    """One line per cell of this shard: ``finished``/``pending``, fingerprint and label (``--dry-run --list``).
-
-    The summary, counts and time estimates of ``--dry-run`` are :func:`benchmark.run.planning.make_plan`'s.
-    """
-    from benchmark.run.planning import make_plan
-
-    return make_plan(suite, data_dir=data_dir, tracking_uri=tracking_uri, shard_spec=shard_spec,
-                     estimate=False).cell_lines()

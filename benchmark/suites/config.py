@@ -25,8 +25,19 @@ from benchmark.data.demographics import age_group_names
 from benchmark.data.splits import DUPLICATES
 from benchmark.data.splits import PRESETS as SPLITS
 from benchmark.registries import SUITES, TASKS
-from pretraining.config import PretrainConfig
-from simecg.config import NON_NEGATIVE, SEED, SEED_BOUND, Limits, apply_overrides, check_limits, flatten, from_dict
+from pretraining.config import PretrainConfig, check_pretraining, corpus_options
+from simecg.config import (
+    NON_NEGATIVE,
+    SEED,
+    SEED_BOUND,
+    Limits,
+    apply_overrides,
+    check_limits,
+    coerce,
+    flatten,
+    from_dict,
+    parse_set_args,
+)
 from simecg.errors import ConfigError, SimECGError
 from simecg.memory import check_trainable
 from simecg.registries import BASELINES, CORPORA
@@ -197,8 +208,6 @@ class SuiteConfig:
                 if parsed and not {parsed[1], parsed[2]} <= set(known):
                     raise ConfigError(f"suite {self.name!r}: shift {shift!r} names an unknown group; known: {known}")
         if any(PRETRAINED in grid.models for grid in self.grids):
-            from pretraining.config import check_pretraining, corpus_options
-
             if not self.corpora:
                 raise ConfigError(f"suite {self.name!r}: corpora is empty, but a grid has model {PRETRAINED!r} "
                                   "(the MAE pretrained on each corpus); name one, e.g. --corpus sim")
@@ -307,8 +316,6 @@ def with_split_settings(config: PretrainConfig, suite: SuiteConfig) -> PretrainC
     set explicitly in ``pretrain.corpus_options`` must equal the suite's, since a corpus that
     excluded another split's test records would leak this suite's test records into pretraining.
     """
-    from simecg.config import coerce
-
     try:
         options_cls = getattr(CORPORA.get(config.corpus), "Options", None)
     except ConfigError:
@@ -402,8 +409,6 @@ def pretrain_overrides(items: list[str], options_only: bool = False) -> dict[str
     raises :class:`ConfigError` saying this command's syntax and, when it can tell, the item meant
     (``--set path=DIR`` -> ``did you mean --set pretrain.corpus_options.path=DIR?``).
     """
-    from simecg.config import parse_set_args
-
     out: dict[str, Any] = {}
     for key, value in parse_set_args(items).items():
         field_path = key.removeprefix("pretrain.")
@@ -428,6 +433,18 @@ def pretrain_overrides(items: list[str], options_only: bool = False) -> dict[str
             )
         out[field_path] = value
     return out
+
+
+def corpus_config(name: str, size: int, seed: int, overrides: list[str]) -> PretrainConfig:
+    """The ``PretrainConfig`` naming corpus ``name`` of ``size`` ECGs with ``seed`` and the
+    ``--set pretrain.corpus_options.*`` items (the corpus commands' and the corpus report's); its
+    options are resolved (and checked) here."""
+    if size <= 0:
+        raise ConfigError(f"corpus {name}: the number of ECGs must be positive, got {size}")
+    settings = pretrain_overrides(overrides, options_only=True)
+    config = apply_overrides(PretrainConfig(corpus=name, corpus_size=size, corpus_seed=seed), settings)
+    corpus_options(config)
+    return config
 
 
 def _meant(key: str, value: str) -> str:
