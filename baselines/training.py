@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from simecg.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, check_limits
 from simecg.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Every value checked when the config is built (suite, ``--set``, a tuner's trial), so a bad one
         fails in one line naming ``finetune.<field>`` before anything runs, not in every cell."""
-        from simecg.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, check_limits
-
         check_limits(self, "finetune", {
             "lr": POSITIVE, "batch_size": AT_LEAST_ONE, "max_epochs": AT_LEAST_ONE, "eval_every": AT_LEAST_ONE,
             "patience": AT_LEAST_ONE, "weight_decay": NON_NEGATIVE, "mask_ratio": FRACTION,

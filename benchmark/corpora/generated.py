@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from benchmark.corpora.store import CorpusStore
 from pretraining.corpora.base import STORE_PATH
 from pretraining.generators.common import (
     GENERATOR_FILE,
@@ -340,8 +341,6 @@ class GeneratedCorpus:
             return None
         with self._lock:
             if self._store is None:
-                from benchmark.corpora.store import CorpusStore
-
                 store = CorpusStore.open(Path(self.options.path))
                 store.check_matches(self.content_identity())
                 self._store = store

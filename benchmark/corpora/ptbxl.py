@@ -49,6 +49,7 @@ from sklearn.model_selection import train_test_split
 from benchmark.data.base import DATA_LIMITS, DataConfig
 from benchmark.data.preprocess import PreprocessConfig
 from benchmark.data.splits import DUPLICATES, PRESETS, duplicate_anchors, make_split, record_digests
+from benchmark.data.tasks import load_task, tasks_of
 from benchmark.registries import DATASETS
 from simecg import paths
 from simecg.config import SEED, Limits, check_limits, coerce, stable_hash
@@ -270,8 +271,6 @@ def excluded_records(index: pd.DataFrame, cache: Any, options: PTBXLOptions) -> 
     suite's split (``options.split``, ``test_seed``, ``duplicates``, and the ``overlap``/``lengths`` rules
     that decide a task's rows), every record with the same signal as one of them, and under the
     ``patient`` split every record of a patient with a test record."""
-    from benchmark.data.tasks import load_task, tasks_of
-
     rules = DataConfig(**{key: getattr(options, key) for key in TASK_ROWS})
     ids = index["record_id"].astype(str).to_numpy()
     test: set[str] = set()

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.corpora.store import CorpusStore
 from pretraining.corpora.base import STORE_PATH
 from pretraining.simulators.base import SIMULATOR_VERSION
 from pretraining.simulators.ecgsyn import EcgSynConfig
@@ -174,8 +175,6 @@ class SimCorpus:
         self.simulators = {n: SIMULATORS.get(n)(getattr(options, n)) for n, w in self.weights.items() if w > 0}
         self.store = None
         if options.path is not None:
-            from benchmark.corpora.store import CorpusStore
-
             self.store = CorpusStore.open(Path(options.path))
             self.store.check_matches(self.content_identity())
 

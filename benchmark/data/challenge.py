@@ -39,6 +39,7 @@ import pandas as pd
 from benchmark.data.base import DataConfig, TaskSpec, require_text_path
 from benchmark.data.common import RecordDataset, parse_age, parse_sex
 from benchmark.data.header import read_header
+from benchmark.data.matfile import load_mat
 from benchmark.data.signals import RecordCheck, RecordRejected, check_physical, read_and_check
 from benchmark.data.table import task_table
 from benchmark.registries import DATASETS
@@ -160,8 +161,6 @@ def _read_original(path: Path, leads: tuple[str, ...]) -> tuple[RecordCheck, np.
 
 
 def _load_original(path: Path) -> dict:
-    from benchmark.data.matfile import load_mat
-
     try:
         ecg = load_mat(path, ("ECG",), MAX_ORIGINAL_BYTES)["ECG"][0, 0]
         return {"sex": ecg["sex"], "age": ecg["age"], "data": ecg["data"]}

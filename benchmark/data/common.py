@@ -42,6 +42,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from benchmark.data.base import AliasedWindows, ClassCounts, DataConfig, LongRecords, TaskData, TaskSpec
+from benchmark.data.header import canonical_lead
 from benchmark.data.preprocess import (
     PREPROCESS_VERSION,
     PreprocessConfig,
@@ -277,8 +278,6 @@ class RecordDataset:
         one window also get ``long_records`` (their whole signals in the lead cache's
         ``long.f32``, located by the task's ``long_span``).
         """
-        from simecg import paths
-
         root = self.find_root(paths.data_dir(data_dir))
         index = self.build_index(root)
         cache = self.lead_cache(root, lead, Path(cache_dir), preprocess, index=index)
@@ -438,8 +437,6 @@ def _log_summary(name: str, lead: str, status: list[dict[str, str]]) -> None:
 
 def canonical_lead_or_error(lead: str) -> str:
     """``"ii"`` -> ``"II"``; unknown names raise ConfigError listing the 12 leads."""
-    from benchmark.data.header import canonical_lead
-
     found = canonical_lead(str(lead))
     if found is None:
         raise ConfigError(f"unknown lead {lead!r}; expected one of {', '.join(LEADS)}")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data.header import Header, canonical_lead, read_header
+from benchmark.data.matfile import load_mat
 from simecg.errors import DataError
 from simecg.signal import LEADS
 
@@ -93,8 +94,6 @@ def read_digital(header: Header) -> np.ndarray:
 
 
 def _read_mat(path: Path, header: Header) -> np.ndarray:
-    from benchmark.data.matfile import load_mat
-
     limit = header.n_sig * header.n_samples * 8 + (1 << 16)  # doubles at most, plus the file's headers
     try:
         val = load_mat(path, ("val",), limit)["val"]

@@ -33,6 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.perf.baselines import time_estimator
+from simecg.config import parse_set_args
+from simecg.registries import BASELINES
 from simecg.signal import N_SAMPLES
 
 ENCODER_PRESETS = ("paper", "tiny")
@@ -56,7 +59,6 @@ def default_variants() -> list[Variant]:
     from baselines.base import resolve_model
     from benchmark.run.planning import speed_key
     from pretraining.config import PretrainConfig
-    from simecg.registries import BASELINES
 
     out = []
     for name in BASELINES.names():
@@ -235,8 +237,6 @@ def time_finetune(variant: Variant, batch_size: int = 256, steps: int = 2, round
 
 def time_estimator_fit(name: str, n_samples: int = 200) -> dict[str, Any]:
     """Feature ms per ECG and fit seconds per 1000 training ECGs (``bench baselines``' measurement)."""
-    from benchmark.perf.baselines import time_estimator
-
     row = time_estimator(name, n_samples)
     n_train = n_samples - max(2, n_samples // 5)
     return {"model": name, "kind": "estimator", "samples": n_samples, "feature_ms_per_ecg": row["feature_ms_per_ecg"],
@@ -321,7 +321,6 @@ class FinetuneBench:
         from baselines.training import resolve_device
         from benchmark.perf.pretrain import DEFAULT_BATCH
         from benchmark.run.planning import write_throughput
-        from simecg.registries import BASELINES
 
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -331,7 +330,6 @@ class FinetuneBench:
         preference = args.device or "auto"
         if args.suite:
             from benchmark.suites.config import load_suite
-            from simecg.config import parse_set_args
 
             suite = load_suite(args.suite, parse_set_args(args.set))
             batch = args.batch_size or suite.finetune.batch_size

@@ -79,7 +79,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.tracking.tags import RunTags
 from simecg.errors import ConfigError, DataMissingError
+from simecg.registries import CORPORA
 from simecg.seeding import rng_for
 from simecg.signal import FS, N_SAMPLES
 
@@ -565,8 +567,6 @@ def route_overrides(names: Sequence[str], overrides: Sequence[str]) -> dict[str,
     So ``compare sim folder --set sources.folder.corpus_options.path=DIR`` gives the folder its
     path without handing it to ``sim`` (whose ``path`` is a corpus store).
     """
-    from simecg.registries import CORPORA
-
     prefix = "pretrain.corpus_options."
     out: dict[str, list[str]] = {name: [] for name in names}
     for item in overrides:
@@ -646,8 +646,6 @@ def summarize(m: Measurements) -> dict[str, Any]:
 def check_request(names: Sequence[str], n: int) -> list[str]:
     """``names`` as a list once they are known, distinct corpus names and ``n`` an integer >= 10, else
     :class:`ConfigError` (the unknown names and every known one); cheap, so the CLI checks first."""
-    from simecg.registries import CORPORA
-
     names = [str(name) for name in names]
     if not names:
         raise ConfigError("name at least one corpus to compare (see `simecg-bench list corpora`)")
@@ -691,7 +689,6 @@ def compare_corpora(names: Sequence[str], n: int, seed: int, out_dir: Path | str
                 "data_dir": None if data_dir is None else str(data_dir)}
     if tracker is None:
         return _report(names, int(n), int(seed), out, data_dir, routed, settings, None, n_jobs)
-    from benchmark.tracking.tags import RunTags
 
     params = {**settings, "features": ",".join(FEATURES), "bands": ",".join(b for b, _, _ in BANDS),
               "hr_range": HR_RANGE, "flat_ptp_mv": FLAT_PTP_MV, "welch_nperseg": WELCH_NPERSEG}

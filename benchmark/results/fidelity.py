@@ -23,10 +23,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from baselines.base import resolve_model
 from benchmark.data import splits
 from benchmark.data.budgets import BUDGETS
+from benchmark.registries import TASKS
 from benchmark.suites.config import SuiteConfig
+from pretraining.config import model_config
 from simecg import signal
+from simecg.registries import BASELINES
 
 SAME, DEVIATION, DIFFERS = "as authors", "deviation", "differs"
 COLUMNS = ("area", "point", "authors", "authors_file", "ours", "status", "option")
@@ -45,14 +49,10 @@ class Setup:
     def model(self, name: str) -> Any:
         """An unfitted model as a cell makes it: registry config, the suite's overrides, the fine-tuning
         config resolved with the model's own defaults."""
-        from baselines.base import resolve_model
-
         return resolve_model(name, self.suite.baselines).create(self.suite.finetune, seed=1)
 
     @cached_property
     def architecture(self) -> Any:
-        from pretraining.config import model_config
-
         return model_config(self.source())
 
     def grid(self, name: str) -> Any:
@@ -148,8 +148,6 @@ def _signal(setup: Setup) -> Any:
 
 
 def _task_counts(setup: Setup) -> dict[str, int]:
-    from benchmark.registries import TASKS
-
     counts: dict[str, int] = {}
     for name in TASKS.names():
         dataset = name.split("/", 1)[0]
@@ -200,8 +198,6 @@ BASELINE_POOL = ["resnet18-1d", "mega", "luna", "emb-gru", "emb-lstm"]
 
 
 def _pool(setup: Setup) -> Any:
-    from simecg.registries import BASELINES
-
     return sorted(name for name, cls in BASELINES.items() if cls.role == "baseline")
 
 

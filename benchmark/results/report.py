@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.suites.config import PRETRAINED
-from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker
+from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
 from simecg.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -946,8 +946,6 @@ def resolve_suite(tracking_uri: str | None, suite: str | None) -> str:
     if suite is None:
         return latest_suite(tracking_uri)
     import mlflow
-
-    from benchmark.tracking.tracker import resolve_uri
 
     client = mlflow.tracking.MlflowClient(tracking_uri=resolve_uri(tracking_uri))
     if client.get_experiment_by_name(EXPERIMENT_PREFIX + suite) is None:

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.tracking.tracker import build_sqlite_file, probe_database
 from simecg.errors import TrackingError, first_line
 from simecg.integrity import pid_alive
 from simecg.urls import redact
@@ -239,8 +240,6 @@ def prepare_storage(url: str) -> str:
     """
     from pathlib import Path
 
-    from benchmark.tracking.tracker import probe_database
-
     if not url.startswith("sqlite:///"):
         probe_database(url, "Optuna/coordination database")
         _build_server_schema(url)
@@ -257,7 +256,6 @@ def prepare_storage(url: str) -> str:
     with FileLock(f"{db}.lock"):
         if db.is_file() and db.stat().st_size > 0:
             return url
-        from benchmark.tracking.tracker import build_sqlite_file
 
         build_sqlite_file(db, lambda tmp: _build_sqlite(f"sqlite:///{tmp}"), "Optuna storage")
     return url

@@ -39,10 +39,13 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.run.generators import provision_generator
 from benchmark.suites.config import SuiteConfig
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import Tracker
+from pretraining.checkpoint import load_encoder, read
 from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity, validation_interval
+from pretraining.loop import pretrain, resume_from_prefix
 from simecg import integrity, paths
 from simecg.config import flatten, to_dict
 from simecg.errors import CacheError, CheckpointError, SimECGError, first_line
@@ -105,7 +108,6 @@ def provision_encoder(
         if run is not None and _fetch(tracker, run_id, folder, identity):
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
         if hasattr(corpus, "prepare"):  # sampled from a trained generator (vae, gan): get it first, only if needed
-            from benchmark.run.generators import provision_generator
 
             provision_generator(corpus, tracker=tracker, parent=parent, progress=progress)
         return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
@@ -121,8 +123,6 @@ def encoder_is_complete(folder: Path, identity: Identity) -> bool:
 
 
 def _is_encoder_of(path: Path, identity: Identity) -> bool:
-    from pretraining.checkpoint import read
-
     try:
         data = read(path)
     except CheckpointError:
@@ -164,8 +164,6 @@ def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> b
 
 def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker | None,
               parent: str | None, progress: bool, suite: str) -> ProvisionedEncoder:
-    from pretraining.loop import pretrain, resume_from_prefix
-
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a longer run of the same trajectory continues a shorter one
         resume_from_prefix(folder, identity, config, [encoder_dir(identity).parent])
     if tracker is None or int(os.environ.get("RANK", "0")) != 0:
@@ -185,7 +183,6 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
             run.log_artifact(result.checkpoint, "encoder")
             run.log_artifact(integrity.sidecar(result.checkpoint), "encoder")  # lets a fetch check the download
             run.log_artifact(folder / "identity.json", "encoder")
-            from pretraining.checkpoint import load_encoder
 
             encoder = load_encoder(result.checkpoint)
             example = np.zeros((2, 1, encoder.config.signal_length), dtype=np.float32)  # a batch of lead II

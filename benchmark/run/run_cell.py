@@ -26,6 +26,8 @@ from benchmark.data.base import TaskData
 from benchmark.data.budgets import apply_budget
 from benchmark.data.splits import make_split
 from benchmark.results.metrics import binary_metrics, record_scores
+from benchmark.results.report import log_curves
+from benchmark.results.statistics import bootstrap_intervals
 from benchmark.run.cells import Cell, PlannedCell
 from benchmark.run.tuning import StudyRuns, tune
 from benchmark.suites.config import SuiteConfig, parse_shift
@@ -231,13 +233,11 @@ def _train_test_log(context: CellContext, planned: PlannedCell, data: TaskData, 
             run.log_artifact(Path(tmp) / name)
     run.log_input(prepared.split_frame, name=f"{cell.task} split seed {cell.seed}", context="split")
     # ROC and PR curves of the test records, as pictures (roc_curve.png, pr_curve.png)
-    from benchmark.results.report import log_curves
 
     log_curves(run, labels, scores, cell.label)
 
     # how precise the test scores are: 95% bootstrap intervals over the test records (stratified by
     # label, seeded from the cell's seed), as test_f1_ci_low/high, test_auroc_ci_*, test_auprc_ci_*
-    from benchmark.results.statistics import bootstrap_intervals
 
     run.log_metrics(bootstrap_intervals(labels, scores, seed=cell.seed))
 

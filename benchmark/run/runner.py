@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from benchmark.results.report import log_report_safely
 from benchmark.run.cells import PlannedCell
 from benchmark.run.claims import Coordinator, prepare_storage
 from benchmark.run.encoders import SuiteEncoders
@@ -101,9 +102,8 @@ def run_suite(
                 invocation.log_metrics({"cells_total": report.total, "cells_skipped": report.skipped,
                                         "cells_ran": report.ran, "cells_failed": len(report.failed),
                                         "cells_elsewhere": report.elsewhere, "wall_seconds": report.seconds})
-    from benchmark.results.report import log_report_safely  # report.html + description on the invocation run
-
-    log_report_safely(tracker.uri, suite.name, invocation.run_id)  # a report failure only warns
+    # report.html and a description on the invocation run; a report failure only warns
+    log_report_safely(tracker.uri, suite.name, invocation.run_id)
     return report
 
 

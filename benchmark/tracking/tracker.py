@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.tracking.tags import TAG_SCHEMA, RunTags
-from simecg import __version__, integrity
+from simecg import __version__, integrity, paths
 from simecg.errors import CacheError, SimECGError, TrackingError, first_line
 from simecg.paths import default_tracking_uri
 from simecg.urls import redact
@@ -407,8 +407,6 @@ class Tracker:
         raises :class:`~simecg.errors.CacheError`; anything else raised means "not fetched".
         """
         import shutil
-
-        from simecg import paths
 
         staging = integrity.temp_path(target, "incoming", hidden=True)
         fetched = staging / target.name

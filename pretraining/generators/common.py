@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pretraining.checkpoint import atomic_save
 from simecg import integrity
 from simecg.config import (
     AT_LEAST_ONE,
@@ -44,6 +45,7 @@ from simecg.config import (
 )
 from simecg.errors import CheckpointError, ConfigError
 from simecg.memory import check_trainable
+from simecg.seeding import rng_for
 from simecg.signal import N_SAMPLES
 
 KINDS: dict[str, str] = {"vae": "pretraining.generators.vae", "gan": "pretraining.generators.gan"}
@@ -346,8 +348,6 @@ def save_generator(model: GenerativeModel, config: GeneratorConfig, path: Path,
                    extra: Mapping[str, Any] | None = None, state: Mapping[str, torch.Tensor] | None = None) -> Path:
     """Write the sampler's weights (decoder / generator; ``state`` if given, e.g. the best-validation
     ones, else the model's current ones), its kind and config, atomically."""
-    from pretraining.checkpoint import atomic_save
-
     state = {k: v.detach().cpu().clone() for k, v in (state or model.sampler().state_dict()).items()}
     return atomic_save({"format": FORMAT, "kind": "generator", "model": kind_of(config), "config": to_dict(config),
                         "sampler": state, "extra": dict(extra or {})}, Path(path))
@@ -415,8 +415,6 @@ def sample_latents(seed: int, indices: np.ndarray, latent_dim: int, purpose: str
                    distribution: str = "normal") -> np.ndarray:
     """``z_i`` ~ N(0, I) (or U(0, 1) per coordinate), one stream per (seed, index): the same ``z`` for an
     index in any batch."""
-    from simecg.seeding import rng_for
-
     if distribution not in LATENTS:
         raise ConfigError(f"unknown latent distribution {distribution!r}; known: {', '.join(LATENTS)}")
     out = np.empty((len(indices), latent_dim), dtype=np.float32)

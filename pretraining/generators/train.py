@@ -55,6 +55,7 @@ from simecg.errors import ConfigError, DataError
 from simecg.identity import IDENTITY_VERSION, Identity
 from simecg.identity import generator_identity as _generator_identity
 from simecg.locks import folder_lock
+from simecg.registries import CORPORA
 from simecg.seeding import rng_for
 from simecg.signal import N_SAMPLES, zscore
 
@@ -117,8 +118,6 @@ def ptbxl_training_data(max_records: int = 0, seed: int = 0, data_dir: str | Pat
     data identity is that corpus's identity (records hashed in order, lead, data version, selection),
     never a location (docs/protocol.md, "VAE and GAN corpora").
     """
-    from simecg.registries import CORPORA
-
     if records == "ptbxl":
         name, chosen = "ptbxl", dict(split or {})
     elif records == "authors":
