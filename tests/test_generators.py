@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.corpora.generated import ptbxl_training_data
 from pretraining.config import PretrainConfig, corpus_options
-from pretraining.generators import ptbxl_training_data, resolve_config, train_generator
+from pretraining.generators import resolve_config, train_generator
 from pretraining.generators.common import GENERATOR_FILE, TrainingBatch, build_model, read_file
 from pretraining.generators.train import GeneratorData, augment, batch_positions, set_learning_rates
 from simecg.errors import ConfigError, DataError, DataMissingError

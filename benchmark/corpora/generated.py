@@ -1,7 +1,7 @@
 """The ``vae`` and ``gan`` corpora: ECGs sampled from a VAE / DCGAN trained on PTB-XL lead II training records.
 
 The study's generative pretraining sources (docs/protocol.md, "VAE and GAN corpora"). The generator is
-trained on PTB-XL lead II *training* records (:func:`pretraining.generators.train.ptbxl_training_data`):
+trained on PTB-XL lead II *training* records (:func:`ptbxl_training_data`):
 by default (``records = "ptbxl"``) the ``ptbxl`` corpus's, with no record of any task's test split
 of the suite's split; ``records = "authors"`` takes the authors' random 64% (split seed 1, test
 records included, so the corpus is marked as seeing them), each ECG z-scored first, so **generated
@@ -41,7 +41,7 @@ store to read), ``data_dir`` and ``cache_dir`` (none of them part of the identit
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from benchmark.corpora.ptbxl import PTBXLAuthorsCorpus, PTBXLCorpus
 from benchmark.corpora.store import CorpusStore
 from pretraining.corpora.base import STORE_PATH
 from pretraining.generators.common import (
@@ -63,18 +64,15 @@ from pretraining.generators.common import (
 )
 from pretraining.generators.train import (
     IDENTITY_FILE,
-    RECORDS,
-    SPLIT_FIELDS,
     GeneratorData,
     generator_dir,
     generator_identity,
     generator_lock,
-    ptbxl_training_data,
     train_generator,
 )
 from simecg import integrity
 from simecg.config import flatten, to_dict
-from simecg.errors import ConfigError, DataMissingError
+from simecg.errors import ConfigError, DataError, DataMissingError
 from simecg.identity import Identity
 from simecg.signal import N_SAMPLES
 
@@ -86,6 +84,48 @@ LATENT_SAMPLING = ("paper", "matched")
 CHUNK = 64
 
 OpenRun = Callable[[str, str, dict[str, Any]], AbstractContextManager[Any]]
+
+
+# Which PTB-XL records a generator trains on: "ptbxl", the ``ptbxl`` corpus's training records (no
+# test record of the suite's split); "authors", the authors' random 64% (their generators' data
+# code reads the split of seed 1: src/dgms/codes/data/dataloader.py), test records included.
+RECORDS = ("ptbxl", "authors")
+# What the suite decides of the ``ptbxl`` corpus a generator's records come from (options of both).
+SPLIT_FIELDS = ("split", "test_seed", "duplicates", "overlap", "lengths")
+AUTHORS_GENERATOR_SPLIT_SEED = 1
+
+
+def ptbxl_training_data(max_records: int = 0, seed: int = 0, data_dir: str | Path | None = None,
+                        cache_dir: str | Path | None = None, records: str = "ptbxl",
+                        split: Mapping[str, Any] | None = None) -> GeneratorData:
+    """PTB-XL lead II training records for a generator, chosen as the matching pretraining corpus chooses them.
+
+    ``records="ptbxl"``: the training part of the ``ptbxl`` corpus for the suite's split settings
+    ``split`` (``split``, ``test_seed``, ``duplicates``, ``overlap``, ``lengths``: options of that
+    corpus; no record of any PTB-XL task's test split nor a duplicate of one; the corpus's validation
+    records are left out too). ``records="authors"``: the training part of ``ptbxl-authors`` cut with
+    seed 1 as the authors' generators had it (another random 64% of PTB-XL, test records included).
+    Records come in an order seeded by ``seed``; ``max_records`` > 0 keeps the first that many. The
+    data identity is that corpus's identity (records hashed in order, lead, data version, selection),
+    never a location (docs/protocol.md, "VAE and GAN corpora").
+    """
+    if records == "ptbxl":
+        chosen = dict(split or {})
+    elif records == "authors":
+        chosen = {"val_seed": AUTHORS_GENERATOR_SPLIT_SEED}
+    else:
+        raise ConfigError(f"generator training records={records!r}: expected one of {', '.join(RECORDS)}")
+    entry = PTBXLCorpus if records == "ptbxl" else PTBXLAuthorsCorpus
+    options = entry.Options(data_dir=None if data_dir is None else str(data_dir),
+                            cache_dir=None if cache_dir is None else str(cache_dir), **chosen)
+    corpus = entry(size=max_records or None, seed=seed, options=options)
+    if records == "ptbxl" and corpus.sees_test_records:
+        raise DataError("generator training data (records = ptbxl) must exclude every PTB-XL test split")
+    identity, train = corpus.identity(), corpus.train_size
+    # the corpus's own validation records pick the generator's best weights, as the authors' net.pth
+    validation = GeneratorData({**identity, "part": "validation"}, corpus.record_ids[train:], source=corpus,
+                               start=train)
+    return GeneratorData(identity, corpus.record_ids[:train], source=corpus, validation=validation)
 
 
 @dataclass(frozen=True)
