@@ -196,14 +196,20 @@ def corpus_options(config: PretrainConfig) -> Any:
     wrong type raise it naming the key. Every command resolves options here, so they mean the same
     in ``run``, ``pretrain`` and ``corpus build|preview``.
     """
-    entry = CORPORA.get(config.corpus)
+    return resolve_options(options_class(config.corpus), config.corpus_options, corpus=config.corpus)
+
+
+def options_class(corpus: str) -> type:
+    """The ``Options`` dataclass of the registered corpus ``corpus``; the one check that a plugin's corpus
+    has one (:class:`ConfigError` naming it otherwise)."""
+    entry = CORPORA.get(corpus)
     options_cls = getattr(entry, "Options", None)
     if options_cls is None or not dataclasses.is_dataclass(options_cls):
         raise ConfigError(
-            f"corpus {config.corpus!r} ({getattr(entry, '__module__', '?')}) has no Options dataclass; a registered "
+            f"corpus {corpus!r} ({getattr(entry, '__module__', '?')}) has no Options dataclass; a registered "
             "corpus is a class with an Options dataclass, built as cls(size=, seed=, options=)"
         )
-    return resolve_options(options_cls, config.corpus_options, corpus=config.corpus)
+    return options_cls
 
 
 def build_corpus(config: PretrainConfig) -> Corpus:

@@ -57,8 +57,11 @@ def test_samples_are_finite_and_the_same_per_index_in_any_batch(name, shared_dat
     assert isinstance(ecgs, Corpus) and len(ecgs) == 200
     with pytest.raises(DataMissingError, match=f"generators train {name}"):
         ecgs.get_batch(np.arange(2))  # not prepared yet: a clear message, not a silent training
+    model = ecgs.generator()  # what provisioning trains or fetches: declared, computed without training
+    assert (model.kind, model.preset, model.folder) == (name, "tiny", ecgs.generator_dir) and not ecgs.is_prepared()
     folder = ecgs.prepare()
-    assert folder.parent.parent == cache and (folder / GENERATOR_FILE).is_file() and ecgs.is_prepared()
+    assert folder == model.folder and folder.parent.parent == cache and (folder / GENERATOR_FILE).is_file()
+    assert ecgs.is_prepared() and model.identity == ecgs.generator_identity()
     batch = ecgs.get_batch(np.arange(10))
     assert batch.shape == (10, 5000) and batch.dtype == np.float32 and np.isfinite(batch).all()
     assert not np.allclose(batch[0], batch[1])

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from pretraining.corpora.base import CorpusBase
 from simecg import integrity, paths
 from simecg.errors import CacheError, ConfigError, DataError, DataMissingError
 from simecg.seeding import rng_for
@@ -170,7 +171,7 @@ class FolderOptions:
             raise ConfigError("pretrain.corpus_options.lead (folder corpus) must name a lead, e.g. II")
 
 
-class FolderCorpus:
+class FolderCorpus(CorpusBase):
     """A folder of your own WFDB records or .npy files (lead II, 10-s windows); see the module docstring.
 
     Built as ``FolderCorpus(size=, seed=, options=FolderCorpus.Options(path=DIR))``; ``size`` None

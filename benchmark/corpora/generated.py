@@ -41,8 +41,7 @@ store to read), ``data_dir`` and ``cache_dir`` (none of them part of the identit
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,7 +51,7 @@ import torch
 
 from benchmark.corpora.ptbxl import PTBXLAuthorsCorpus, PTBXLCorpus
 from benchmark.corpora.store import CorpusStore
-from pretraining.corpora.base import STORE_PATH
+from pretraining.corpora.base import STORE_PATH, CorpusBase, GeneratorSpec, OpenRun
 from pretraining.generators.common import (
     GENERATOR_FILE,
     PRESET_NAMES,
@@ -83,7 +82,6 @@ LATENT_SAMPLING = ("paper", "matched")
 # which other ECGs share its batch (convolution kernels vary with the batch size in the last bits).
 CHUNK = 64
 
-OpenRun = Callable[[str, str, dict[str, Any]], AbstractContextManager[Any]]
 
 
 # Which PTB-XL records a generator trains on: "ptbxl", the ``ptbxl`` corpus's training records (no
@@ -207,7 +205,7 @@ class GANOptions(GeneratedOptions):
     kind: ClassVar[str] = "gan"
 
 
-class GeneratedCorpus:
+class GeneratedCorpus(CorpusBase):
     """ECGs sampled from a generator trained on PTB-XL lead II training records (base of ``vae``/``gan``).
 
     Built as ``cls(size=, seed=, options=cls.Options(...))``; see the module docstring.
@@ -267,6 +265,10 @@ class GeneratedCorpus:
     def generator_dir(self) -> Path:
         """``<cache>/generators/<fingerprint>``: where the trained generator is (or will be)."""
         return generator_dir(self.generator_identity(), self.options.cache_dir)
+
+    def generator(self) -> GeneratorSpec:
+        """The generator this corpus samples from, as provisioning and planning need it (:class:`TrainedCorpus`)."""
+        return GeneratorSpec(self.kind, self.options.preset, self.config, self.generator_identity(), self.generator_dir)
 
     def is_prepared(self) -> bool:
         """Whether the trained generator is in the cache."""

@@ -51,6 +51,7 @@ from benchmark.data.preprocess import PreprocessConfig
 from benchmark.data.splits import DUPLICATES, PRESETS, duplicate_anchors, make_split, record_digests
 from benchmark.data.tasks import load_task, tasks_of
 from benchmark.registries import DATASETS
+from pretraining.corpora.base import CorpusBase
 from simecg import paths
 from simecg.config import SEED, Limits, check_limits, coerce, stable_hash
 from simecg.errors import ConfigError, DataError
@@ -107,7 +108,7 @@ class PTBXLAuthorsOptions:
         _check_places(self)
 
 
-class PTBXLCorpus:
+class PTBXLCorpus(CorpusBase):
     """Real lead II ECGs of PTB-XL records in no test split, with a validation set of their own (module docstring).
 
     Built as ``PTBXLCorpus(size=, seed=, options=PTBXLCorpus.Options(...))``: up to ``size``

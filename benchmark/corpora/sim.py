@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.corpora.store import CorpusStore
-from pretraining.corpora.base import STORE_PATH
+from pretraining.corpora.base import STORE_PATH, CorpusBase
 from pretraining.simulators.base import SIMULATOR_VERSION
 from pretraining.simulators.ecgsyn import EcgSynConfig
 from pretraining.simulators.gaussian import GaussianBeatConfig
@@ -151,7 +151,7 @@ class SimOptions:
         return {n: float(n == self.simulator) for n in SIMULATOR_NAMES}
 
 
-class SimCorpus:
+class SimCorpus(CorpusBase):
     """SimECG-N: Gaussian-composition beat ECGs with the authors' parameters (the study's main corpus).
 
     Built as ``SimCorpus(size=, seed=, options=SimCorpus.Options(...))``; see the module docstring.

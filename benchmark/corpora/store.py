@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pretraining.corpora.base import without_store_paths
+from pretraining.corpora.base import TrainedCorpus, without_store_paths
 from simecg import integrity, paths
 from simecg.config import stable_hash, to_dict
 from simecg.errors import CacheError, ConfigError, DataError, DataMissingError
@@ -212,7 +212,7 @@ def _manifest_corpus(manifest: dict[str, Any], where: Path) -> Any:
                                 corpus_seed=int(manifest["seed"]), corpus_options=dict(manifest["options"]))
         corpus = CORPORA.get(config.corpus)(size=config.corpus_size, seed=config.corpus_seed,
                                             options=without_store_paths(corpus_options(config)))
-        content = corpus.content_identity() if hasattr(corpus, "content_identity") else corpus.identity()
+        content = corpus.content_identity()
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise DataError(f"corpus store {where}: a shard is damaged and the manifest cannot describe its corpus "
                         f"({exc}); build the store again") from None
@@ -282,7 +282,7 @@ def build_store(
     corpus_name, seed = config.corpus, config.corpus_seed
     options = without_store_paths(corpus_options(config))
     corpus = _corpus(corpus_name, config.corpus_size, seed, options)
-    if hasattr(corpus, "prepare"):  # a corpus sampled from a trained model (vae, gan): train or find it first
+    if isinstance(corpus, TrainedCorpus):  # sampled from a trained model (vae, gan): train or find it first
         corpus.prepare(progress=sys.stderr.isatty() if progress is None else progress)
     n = len(corpus)
     if n <= 0:
@@ -290,7 +290,7 @@ def build_store(
     if n < config.corpus_size:
         log.warning("corpus %s holds %d ECGs, fewer than the requested %d; storing them all", corpus_name, n,
                     config.corpus_size)
-    content = corpus.content_identity() if hasattr(corpus, "content_identity") else corpus.identity()
+    content = corpus.content_identity()
     config_hash = stable_hash(content)
     out = Path(out)
     paths.require_writable(out)

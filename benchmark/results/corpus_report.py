@@ -80,6 +80,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.tracking.tags import RunTags
+from pretraining.corpora.base import TrainedCorpus
 from simecg.errors import ConfigError, DataMissingError
 from simecg.registries import CORPORA
 from simecg.seeding import rng_for
@@ -607,7 +608,7 @@ def build_named_corpus(name: str, seed: int, overrides: Sequence[str] = (), data
     if data_dir is not None and "data_dir" in {f.name for f in dataclasses.fields(config)}:
         config = dataclasses.replace(config, data_dir=str(data_dir))  # build_corpus hands it to the corpus
     corpus = build_corpus(config)
-    if callable(getattr(corpus, "prepare", None)):
+    if isinstance(corpus, TrainedCorpus):
         corpus.prepare()
     return corpus
 
@@ -708,7 +709,7 @@ def _report(names: list[str], n: int, seed: int, out: Path, data_dir: Path | str
         if len(indices) < n:
             log.info("corpus %s holds %d ECGs, fewer than --n %d: all of them are measured", name, len(indices), n)
         measured[name] = measure(corpus.get_batch(indices), name, n_jobs)
-        extra[name] = {"sees_test_records": bool(getattr(corpus, "sees_test_records", False))}
+        extra[name] = {"sees_test_records": bool(corpus.sees_test_records)}
         log.info("corpus %s: %d ECGs measured in %.1f s", name, len(indices), time.perf_counter() - t0)
 
     reference: Measurements | None = None

@@ -45,6 +45,7 @@ from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import Tracker
 from pretraining.checkpoint import load_encoder, read
 from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity, validation_interval
+from pretraining.corpora.base import TrainedCorpus
 from pretraining.loop import pretrain, resume_from_prefix
 from simecg import integrity, paths
 from simecg.config import flatten, to_dict
@@ -107,8 +108,7 @@ def provision_encoder(
                 integrity.sweep(where)  # temporaries of killed processes
         if run is not None and _fetch(tracker, run_id, folder, identity):
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
-        if hasattr(corpus, "prepare"):  # sampled from a trained generator (vae, gan): get it first, only if needed
-
+        if isinstance(corpus, TrainedCorpus):  # sampled from a trained generator (vae, gan): get it first, if needed
             provision_generator(corpus, tracker=tracker, parent=parent, progress=progress)
         return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import Tracker
+from pretraining.corpora.base import GeneratorSpec, TrainedCorpus
 from simecg import integrity, paths
 from simecg.errors import CacheError, CheckpointError, ConfigError, SimECGError
 from simecg.identity import Identity
@@ -54,12 +55,12 @@ class ProvisionedGenerator:
         return self.folder / GENERATOR_FILE
 
 
-def provision_generator(corpus: Any, tracker: Tracker | None = None, parent: str | None = None,
+def provision_generator(corpus: TrainedCorpus, tracker: Tracker | None = None, parent: str | None = None,
                         progress: bool = True) -> ProvisionedGenerator:
     """Make ``corpus``'s trained generator available (cache, MLflow, or trained now; see module doc).
 
     Args:
-        corpus: a corpus with a generator (``prepare``, ``generator_identity``, ``generator_dir``),
+        corpus: a corpus sampled from a generator (a :class:`~pretraining.corpora.base.TrainedCorpus`),
             e.g. ``vae`` or ``gan``.
         tracker: the MLflow store to search and to log a new generator run to (None: no MLflow).
         parent: the run a new generator run is nested under (a ``run`` invocation).
@@ -67,10 +68,10 @@ def provision_generator(corpus: Any, tracker: Tracker | None = None, parent: str
     from pretraining.generators.common import GENERATOR_FILE, damage, is_complete
     from pretraining.generators.train import generator_lock
 
-    if not hasattr(corpus, "prepare") or not hasattr(corpus, "generator_identity"):
-        raise ConfigError(f"corpus {getattr(corpus, 'name', corpus)!r} is not sampled from a generator")
-    identity = corpus.generator_identity()
-    folder = Path(corpus.generator_dir)
+    if not isinstance(corpus, TrainedCorpus):
+        raise ConfigError(f"corpus {corpus.name!r} is not sampled from a generator")
+    model = corpus.generator()
+    identity, folder = model.identity, Path(model.folder)
     fingerprint = identity.fingerprint
     if is_complete(folder, fingerprint):  # nothing to write: a read-only cache serves it
         run = tracker.finished_run(fingerprint, everywhere=True) if tracker is not None else None
@@ -86,7 +87,7 @@ def provision_generator(corpus: Any, tracker: Tracker | None = None, parent: str
                         "fetching it again" if run is not None else "training it again")
         for where in (folder, folder / "checkpoints"):
             integrity.sweep(where)  # temporaries of killed processes
-        if run is not None and _fetch(tracker, run_id, corpus, folder, identity):
+        if run is not None and _fetch(tracker, run_id, model):
             return ProvisionedGenerator(folder, identity, run_id)
         if tracker is None:
             corpus.prepare(progress=progress)
@@ -95,7 +96,7 @@ def provision_generator(corpus: Any, tracker: Tracker | None = None, parent: str
         opened: list[str] = []
 
         def open_run(name: str, fp: str, params: dict[str, Any]) -> AbstractContextManager[Any]:
-            tags = RunTags(kind="generator", fingerprint=fp, corpus=name, preset=corpus.options.preset)
+            tags = RunTags(kind="generator", fingerprint=fp, corpus=name, preset=model.preset)
             context = tracker.run(f"generator {name}", tags, params, parent=parent)
             return _Recorded(context, opened)
 
@@ -125,19 +126,21 @@ class _Recorded(AbstractContextManager):
         return self.context.__exit__(*exc)
 
 
-def _fetch(tracker: Tracker, run_id: str, corpus: Any, folder: Path, identity: Identity) -> bool:
-    """Put the generator artifact of a finished run back into ``folder``; False if that fails.
+def _fetch(tracker: Tracker, run_id: str, model: GeneratorSpec) -> bool:
+    """Put the generator artifact of a finished run back into the model's folder; False if that fails.
 
     See :meth:`Tracker.fetch_sealed`; the download must also load as this identity's generator.
     """
     from pretraining.generators.common import GENERATOR_FILE, is_complete, read_file
     from pretraining.generators.train import write_identity
 
+    folder, identity = Path(model.folder), model.identity
+
     def check(fetched: Path) -> None:
         data = read_file(fetched)
         if data.get("kind") != "generator" or data.get("extra", {}).get("fingerprint") != identity.fingerprint:
             raise CheckpointError("the stored file is not this generator")
-        write_identity(folder, identity, corpus.config)
+        write_identity(folder, identity, model.config)
 
     try:
         tracker.fetch_sealed(run_id, "generator", folder / GENERATOR_FILE, check)

@@ -59,6 +59,7 @@ from benchmark.run.opening import default_optuna_storage, open_suite, plan
 from benchmark.suites.config import parse_shift
 from benchmark.tracking.tracker import Tracker
 from pretraining.config import build_corpus, encoder_dir
+from pretraining.corpora.base import TrainedCorpus
 from simecg.config import flatten, to_dict
 from simecg.paths import cache_dir
 
@@ -575,16 +576,16 @@ def _plan_training(plan: Plan, suite: Any, encoders: Any, tracker: Any, pending:
                               f"measured with {plan.throughput.get('threads')} thread(s)")
         plan.pretraining.append(need)
         corpus = build_corpus(config)
-        if hasattr(corpus, "prepare") and hasattr(corpus, "generator_identity"):
-            gid = corpus.generator_identity()
-            if corpus.is_prepared() or tracker.finished_run(gid.fingerprint, everywhere=True):
+        if isinstance(corpus, TrainedCorpus):
+            model = corpus.generator()
+            if corpus.is_prepared() or tracker.finished_run(model.identity.fingerprint, everywhere=True):
                 continue
-            key = f"{corpus.kind}@{corpus.options.preset}"
-            gen = TrainingNeed("generator", source, config.corpus, gid.fingerprint, corpus.options.preset,
-                               corpus.config.steps, corpus.config.batch_size, key)
+            key = f"{model.kind}@{model.preset}"
+            gen = TrainingNeed("generator", source, config.corpus, model.identity.fingerprint, model.preset,
+                               model.config.steps, model.config.batch_size, key)
             measured = speeds.get("generators", {}).get(key)
             if measured:
-                gen.seconds = corpus.config.steps / measured["steps_per_s"]
+                gen.seconds = model.config.steps / measured["steps_per_s"]
             elif plan.throughput is not None:
                 _count(plan.unmeasured, f"generator {key}")
             plan.generators.append(gen)

@@ -25,7 +25,7 @@ from benchmark.data.demographics import age_group_names
 from benchmark.data.splits import DUPLICATES
 from benchmark.data.splits import PRESETS as SPLITS
 from benchmark.registries import SUITES, TASKS
-from pretraining.config import PretrainConfig, check_pretraining, corpus_options
+from pretraining.config import PretrainConfig, check_pretraining, corpus_options, options_class
 from simecg.config import (
     NON_NEGATIVE,
     SEED,
@@ -317,11 +317,9 @@ def with_split_settings(config: PretrainConfig, suite: SuiteConfig) -> PretrainC
     excluded another split's test records would leak this suite's test records into pretraining.
     """
     try:
-        options_cls = getattr(CORPORA.get(config.corpus), "Options", None)
+        options_cls = options_class(config.corpus)
     except ConfigError:
-        return config  # an unknown corpus is reported where the suite is validated
-    if options_cls is None or not dataclasses.is_dataclass(options_cls):
-        return config
+        return config  # an unknown corpus, or one without options, is reported where the suite is validated
     declared = {f.name for f in dataclasses.fields(options_cls)}
     options = dict(config.corpus_options)
     for key, of_suite in SPLIT_SETTINGS.items():
