@@ -42,7 +42,6 @@ from benchmark.data.header import read_header
 from benchmark.data.matfile import load_mat
 from benchmark.data.signals import RecordCheck, RecordRejected, check_physical, read_and_check
 from benchmark.data.table import task_table
-from benchmark.registries import DATASETS
 from simecg.errors import DataError
 from simecg.signal import LEADS
 
@@ -318,11 +317,10 @@ def _original_row(mat: Path, reference: dict[str, list[str]]) -> dict:
     return row
 
 
+# registered as "g12ec" and "cpsc2018" by their entry points (pyproject.toml)
 G12EC = ChallengeDataset(
     "g12ec", "g12ec/**/E*.hea + .mat in the PhysioNet/CinC 2020 format (flat, or challenge-2020's "
     "training/georgia/g1..g11 sub-folders)", id_prefix="E", fixed_length=True)
 CPSC2018 = ChallengeDataset(
     "cpsc2018", "cpsc2018/**/A*.hea + .mat in the PhysioNet/CinC 2020 format (challenge-2020's "
     "training/cpsc_2018/g1..g7), or the original release's A*.mat + REFERENCE.csv", id_prefix="A")
-DATASETS.add("g12ec", G12EC)
-DATASETS.add("cpsc2018", CPSC2018)

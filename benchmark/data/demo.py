@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.data.base import ClassCounts, TaskData, TaskSpec
-from benchmark.registries import DATASETS, TASKS
+from benchmark.registries import TASKS
 from pretraining.simulators.base import SIMULATOR_VERSION
 from pretraining.simulators.gaussian import GaussianBeat, GaussianBeatConfig
 from simecg.config import stable_hash, to_dict
@@ -194,7 +194,7 @@ class DemoDataset:
         )
 
 
-DATASETS.add("demo", DemoDataset())
+DATASET = DemoDataset()  # registered as "demo" by its entry point (pyproject.toml); its tasks, below, on import
 for _condition in CONDITIONS.values():
     TASKS.add(
         f"demo/{_condition.label}",

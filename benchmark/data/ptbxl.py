@@ -31,7 +31,6 @@ from benchmark.data.base import DataConfig, TaskSpec, require_text_path
 from benchmark.data.common import RecordDataset, parse_age
 from benchmark.data.signals import RecordCheck, read_and_check
 from benchmark.data.table import task_table
-from benchmark.registries import DATASETS
 from simecg.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -142,4 +141,4 @@ def _known_codes(base: Path) -> set[str]:
         raise DataError(f"{path}: unreadable ({type(exc).__name__}: {reason}); re-download PTB-XL") from None
 
 
-DATASETS.add("ptbxl", PTBXL())
+DATASET = PTBXL()  # registered as "ptbxl" by its entry point (pyproject.toml)

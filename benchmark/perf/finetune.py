@@ -35,15 +35,13 @@ import numpy as np
 
 from benchmark.perf.baselines import time_estimator
 from simecg.config import parse_set_args
-from simecg.registries import BASELINES
+from simecg.registries import BASELINES, GENERATORS
 from simecg.signal import N_SAMPLES
 
 ENCODER_PRESETS = ("paper", "tiny")
 # The augmentation the fine-tuning loop is timed with: the middle of the tuner's space
 # (baselines.base.training_space: mask_ratio 0..0.5, max_shift_ratio 0..0.75), as tuned cells train.
 AUGMENT = (0.25, 0.375)
-GENERATOR_KINDS = ("vae", "gan")
-
 
 @dataclass(frozen=True)
 class Variant:
@@ -374,7 +372,7 @@ class FinetuneBench:
                   f"{row['ratio_vs_reference']:.2f}x",
                   flush=True)
         generators: dict[str, dict[str, Any]] = {}
-        for kind in GENERATOR_KINDS if _names(args.generator_presets) else ():
+        for kind in GENERATORS.names() if _names(args.generator_presets) else ():
             for name in _names(args.generator_presets):
                 row = time_generator(kind, name, args.pretrain_steps)
                 generators[f"{kind}@{name}"] = row

@@ -9,7 +9,7 @@ training loop, the training data's container and identities in :mod:`~pretrainin
 z-scored ECGs, so what they generate is on the z-scored scale.
 """
 
-from pretraining.generators.common import KINDS, load_sampler, resolve_config
+from pretraining.generators.common import load_sampler, resolve_config
 from pretraining.generators.train import (
     GeneratorData,
     generator_dir,
@@ -18,6 +18,6 @@ from pretraining.generators.train import (
 )
 
 __all__ = [
-    "KINDS", "GeneratorData", "generator_dir", "generator_identity", "load_sampler",
+    "GeneratorData", "generator_dir", "generator_identity", "load_sampler",
     "resolve_config", "train_generator",
 ]

@@ -73,8 +73,6 @@ class DCGANConfig(GeneratorConfig):
         return batch_in_epoch % self.disc_every == 0
 
 
-Config = DCGANConfig
-
 PRESETS: dict[str, DCGANConfig] = {
     "paper": DCGANConfig(),
     # The same design scaled down for tests and laptop suites: trains in seconds on one core (~300 records).
@@ -112,6 +110,8 @@ class DCGAN(GenerativeModel):
     """Generator + discriminator; ``generator`` is the sampler."""
 
     kind = "gan"
+    Config = DCGANConfig
+    PRESETS = PRESETS
 
     def __init__(self, config: DCGANConfig):
         super().__init__()
@@ -174,7 +174,5 @@ class DCGAN(GenerativeModel):
             nn.utils.clip_grad_norm_(module.parameters(), self.config.grad_clip)
         optimizer.step()
 
-
-Model = DCGAN
 
 __all__ = ["D_GRADIENTS", "PRESETS", "CNNDiscriminator1d", "DCGAN", "DCGANConfig"]
