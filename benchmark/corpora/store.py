@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from filelock import FileLock
+from tqdm.auto import tqdm
 
 from pretraining.corpora.base import TrainedCorpus, without_store_paths
 from simecg import integrity, paths
@@ -177,8 +179,6 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 def _record_shard(out: Path, k: int, entry: dict[str, Any]) -> None:
     """Add shard ``k``'s size and hash to the manifest on disk (under a lock: readers may repair shards too)."""
-    from filelock import FileLock
-
     manifest_path = Path(out) / MANIFEST
     with paths.writing(manifest_path), FileLock(Path(out) / f".{MANIFEST}.lock"):
         manifest = read_manifest(manifest_path)
@@ -332,7 +332,6 @@ def build_store(
     skipped = len(manifest["shards"]) - len(jobs)
     workers = workers or os.cpu_count() or 1
     t0 = time.perf_counter()
-    from tqdm.auto import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=n, initial=n - sum(s - a for _, a, s in jobs), unit="ECG", disable=not show,

@@ -26,6 +26,7 @@ import hashlib
 import http.client
 import logging
 import posixpath
+import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -246,8 +247,6 @@ def _fetch_file(url: str, target: Path, digest: str | None) -> None:
 
 
 def _remove(path: Path) -> None:
-    import shutil
-
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:

@@ -31,6 +31,7 @@ import io
 import logging
 import math
 import re
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -266,8 +267,6 @@ def log_report(tracking_uri: str | None, suite: str, run_id: str | None = None,
                report: Report | None = None) -> str | None:
     """Log the suite's report as ``report.html`` on ``run_id`` (default: the newest invocation run) and set
     the run's description to the leaderboard in markdown. Returns the run id (None: no invocation run yet)."""
-    import tempfile
-
     report = report or build_report(tracking_uri, suite)
     tracker = Tracker(tracking_uri, suite)
     if run_id is None:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from pretraining import checkpoint as ckpt
 from pretraining.generators.common import (
@@ -258,8 +259,6 @@ def train_generator(config: GeneratorConfig, out_dir: Path, logger: Any = None, 
         raise DataError(f"generator training data must be (n, {N_SAMPLES}) ECGs, got {tuple(signals.shape)}")
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=config.steps, initial=start, desc=f"generator {kind}", unit="step", dynamic_ncols=True)
     try:
         for step in range(start, config.steps):
