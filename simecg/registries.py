@@ -21,7 +21,8 @@ from simecg.registry import Registry
 CORPORA: Registry[Any] = Registry(
     "corpus", "simecg_bench.corpora", contract="pretraining.corpora.base:Corpus",
     contract_doc="a class with an Options dataclass, built as cls(size=, seed=, options=), giving a Corpus "
-    "(len, get_batch(indices) -> (n, 5000) float32, identity())",
+    "(len, get_batch(indices) -> (n, 5000) float32, identity(); subclass pretraining.corpora.base.CorpusBase "
+    "for the defaults of the optional members)",
 )
 SIMULATORS: Registry[Any] = Registry(
     "simulator", "simecg_bench.simulators", contract="pretraining.simulators.base:Simulator",
