@@ -45,6 +45,7 @@ from baselines.training import (
 from simecg.config import apply_overrides, to_dict
 from simecg.errors import ConfigError
 from simecg.identity import Identity
+from simecg.registries import BASELINES
 
 OnEval = Callable[[int, float], None]
 ROLES = ("baseline", "extra", "ablation", "pretrained")  # Baseline.role: a model's part in the headline
@@ -343,8 +344,6 @@ def resolve_model(name: str, overrides: Mapping[str, Mapping[str, Any]] | None =
 
     ``overrides`` maps registry names to Config overrides (a suite's ``[baselines.<name>]`` tables).
     """
-    from simecg.registries import BASELINES
-
     entry, sep, variant = name.partition(":")
     cls = BASELINES.get(entry)
     settings = dict((overrides or {}).get(entry, {}))

@@ -25,6 +25,7 @@ from baselines.base import Baseline, EncoderSource, ModelSpec
 from baselines.training import TrainConfig, as_grouped_windows, as_training_samples
 from simecg.config import apply_overrides
 from simecg.errors import ConfigError, SimECGError
+from simecg.registries import BASELINES
 from simecg.signal import N_SAMPLES
 
 # Short, CPU-sized training for the checks (the contract, not the accuracy, is checked).
@@ -55,8 +56,6 @@ def check_baseline(name_or_cls: str | type[Baseline], encoders: EncoderSource | 
         encoders: for models that need pretrained encoders (``mae``).
         variant: the ``:variant`` of the model name for models that take one (``mae`` -> a corpus).
     """
-    from simecg.registries import BASELINES
-
     if isinstance(name_or_cls, str):
         name, cls = name_or_cls, BASELINES.get(name_or_cls)
     else:

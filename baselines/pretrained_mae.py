@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from baselines.base import EncoderSource, NeuralBaseline, encoder_tuning_space
-from pretraining.mae import check_head
+from pretraining.checkpoint import load_encoder
+from pretraining.mae import ECGEncoder, EncoderClassifier, check_head, preset
 from simecg.config import to_dict
 from simecg.errors import ConfigError
 
@@ -74,16 +75,11 @@ class PretrainedMAE(NeuralBaseline):
     def build(config: PretrainedMAEConfig) -> Any:
         """The architecture with random weights (the ``paper`` encoder preset), for listings and speed
         benchmarks; a cell's model loads the pretrained encoder instead (:meth:`build_module`)."""
-        from pretraining.mae import ECGEncoder, EncoderClassifier, preset
-
         return EncoderClassifier(ECGEncoder(preset("paper")), head_width=config.head_width, pooling=config.pooling,
                                  freeze_encoder=config.mode == "probe", dropout=config.dropout,
                                  activation=config.activation)
 
     def build_module(self) -> Any:
-        from pretraining.checkpoint import load_encoder
-        from pretraining.mae import EncoderClassifier
-
         encoder = load_encoder(_source(self.encoders).path(self.config.corpus))
         return EncoderClassifier(encoder, head_width=self.config.head_width, pooling=self.config.pooling,
                                  freeze_encoder=self.config.mode == "probe", dropout=self.config.dropout,

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from simecg.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, check_limits
 from simecg.errors import ConfigError, DivergedError
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Every value checked when the config is built (suite, ``--set``, a tuner's trial), so a bad one
         fails in one line naming ``finetune.<field>`` before anything runs, not in every cell."""
-        from simecg.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, check_limits
-
         check_limits(self, "finetune", {
             "lr": POSITIVE, "batch_size": AT_LEAST_ONE, "max_epochs": AT_LEAST_ONE, "eval_every": AT_LEAST_ONE,
             "patience": AT_LEAST_ONE, "weight_decay": NON_NEGATIVE, "mask_ratio": FRACTION,
@@ -203,7 +202,7 @@ def check_device(name: str) -> str:
     """``name`` if fine-tuning accepts it as a device (``auto``, ``cpu``, ``cuda``, ``cuda:<index>``),
     else a ConfigError naming it. The spelling only: a suite naming a GPU loads (``list``, ``report``)
     on a machine without one; :func:`resolve_device` checks that the GPU is there, which ``run``
-    and its ``--dry-run`` do first (:func:`benchmark.config.require_devices`)."""
+    and its ``--dry-run`` do first (:func:`benchmark.suites.config.require_devices`)."""
     kind, sep, index = str(name).partition(":")
     if name in ("auto", "cpu", "cuda") or (kind == "cuda" and sep and index.isdigit()):
         return name

@@ -12,12 +12,12 @@ from simecg.registries import SHARED
 from simecg.registry import Registry
 
 DATASETS: Registry[Any] = Registry(
-    "dataset", "simecg_bench.datasets", contract="benchmark.datasets.base:Dataset",
+    "dataset", "simecg_bench.datasets", contract="benchmark.data.base:Dataset",
     contract_doc="a Dataset: label_counts(spec, data_dir, options) -> ClassCounts and "
                  "load_task(spec, data_dir, lead, cache_dir) -> TaskData",
 )
 TASKS: Registry[Any] = Registry(
-    "task", "simecg_bench.tasks", contract="benchmark.datasets.base:TaskSpec",
+    "task", "simecg_bench.tasks", contract="benchmark.data.base:TaskSpec",
     contract_doc="a TaskSpec (dataset, positive codes, negative class)",
 )
 SUITES: Registry[Any] = Registry(

@@ -16,7 +16,7 @@ rename, its size and SHA-256 go into a sidecar ``<file>.integrity.json``
 (:mod:`simecg.integrity`): a cached file that no longer matches it (truncated, overwritten) is
 never used. :func:`read` refuses a file that contradicts its sidecar (a file without one, e.g.
 a user's own, is read as it is); :func:`latest_checkpoint` skips and removes damaged training
-checkpoints, and the provisioning code (``benchmark.encoders``) fetches or retrains a damaged
+checkpoints, and the provisioning code (``benchmark.run.encoders``) fetches or retrains a damaged
 or unsealed ``encoder.pt``. A full disk or a read-only folder is one :class:`~simecg.errors.CacheError` line.
 """
 

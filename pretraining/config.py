@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pretraining.corpora.base import resolve_options
 from pretraining.mae import MAEConfig, preset
 from simecg.config import (
     AT_LEAST_ONE,
@@ -31,6 +32,7 @@ from simecg.identity import Identity
 from simecg.identity import encoder_identity as _encoder_identity
 from simecg.memory import check_trainable
 from simecg.paths import cache_dir
+from simecg.registries import CORPORA
 
 if TYPE_CHECKING:
     from pretraining.corpora.base import Corpus
@@ -197,23 +199,24 @@ def corpus_options(config: PretrainConfig) -> Any:
     wrong type raise it naming the key. Every command resolves options here, so they mean the same
     in ``run``, ``pretrain`` and ``corpus build|preview``.
     """
-    from pretraining.corpora.base import resolve_options
-    from simecg.registries import CORPORA
+    return resolve_options(options_class(config.corpus), config.corpus_options, corpus=config.corpus)
 
-    entry = CORPORA.get(config.corpus)
+
+def options_class(corpus: str) -> type:
+    """The ``Options`` dataclass of the registered corpus ``corpus``; the one check that a plugin's corpus
+    has one (:class:`ConfigError` naming it otherwise)."""
+    entry = CORPORA.get(corpus)
     options_cls = getattr(entry, "Options", None)
     if options_cls is None or not dataclasses.is_dataclass(options_cls):
         raise ConfigError(
-            f"corpus {config.corpus!r} ({getattr(entry, '__module__', '?')}) has no Options dataclass; a registered "
+            f"corpus {corpus!r} ({getattr(entry, '__module__', '?')}) has no Options dataclass; a registered "
             "corpus is a class with an Options dataclass, built as cls(size=, seed=, options=)"
         )
-    return resolve_options(options_cls, config.corpus_options, corpus=config.corpus)
+    return options_cls
 
 
 def build_corpus(config: PretrainConfig) -> Corpus:
     """The corpus named by the config, from ``simecg.registries.CORPORA``, with its resolved options."""
-    from simecg.registries import CORPORA
-
     entry = CORPORA.get(config.corpus)
     options = corpus_options(config)
     fields = {f.name for f in dataclasses.fields(options)}

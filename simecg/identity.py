@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from simecg.config import stable_hash, to_dict
+from simecg.config import _json_default, stable_hash, to_dict
 
 # Bump when the *layout* of identities changes (what goes into which payload), so fingerprints
 # of the old layout can never equal new ones.
@@ -100,8 +100,6 @@ def _plain(value: Any) -> dict[str, Any]:
 def to_dict_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-ready copy of a mapping (tuples become lists), as :func:`simecg.config.to_dict` does."""
     import json
-
-    from simecg.config import _json_default
 
     return json.loads(json.dumps(dict(value), default=_json_default))
 

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 log = logging.getLogger(__name__)
 
 
@@ -21,8 +23,6 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
 
     Reentrant within a process (one lock object per path), so nested provisioning steps may both hold it.
     """
-    from filelock import FileLock, Timeout
-
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(folder.parent / f"{folder.name}.lock", is_singleton=True)

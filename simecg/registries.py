@@ -21,15 +21,21 @@ from simecg.registry import Registry
 CORPORA: Registry[Any] = Registry(
     "corpus", "simecg_bench.corpora", contract="pretraining.corpora.base:Corpus",
     contract_doc="a class with an Options dataclass, built as cls(size=, seed=, options=), giving a Corpus "
-    "(len, get_batch(indices) -> (n, 5000) float32, identity())",
+    "(len, get_batch(indices) -> (n, 5000) float32, identity(); subclass pretraining.corpora.base.CorpusBase "
+    "for the defaults of the optional members)",
 )
 SIMULATORS: Registry[Any] = Registry(
     "simulator", "simecg_bench.simulators", contract="pretraining.simulators.base:Simulator",
     contract_doc="a Simulator: a Config dataclass and simulate(indices, seed) -> (n, 5000) float32",
+)
+GENERATORS: Registry[Any] = Registry(
+    "generator", "simecg_bench.generators", contract="pretraining.generators.common:GenerativeModel",
+    contract_doc="a GenerativeModel subclass (trains on z-scored ECGs, samples z -> ECG) with a Config "
+    "dataclass and PRESETS (paper, tiny), built as cls(config)",
 )
 BASELINES: Registry[Any] = Registry(
     "baseline", "simecg_bench.baselines", contract="baselines.base:Baseline",
     contract_doc="a subclass of baselines.base.Baseline (fit on train/validation arrays, predict_scores)",
 )
 
-SHARED = {"corpora": CORPORA, "simulators": SIMULATORS, "baselines": BASELINES}
+SHARED = {"corpora": CORPORA, "simulators": SIMULATORS, "generators": GENERATORS, "baselines": BASELINES}

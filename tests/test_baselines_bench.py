@@ -41,7 +41,7 @@ def test_listing_helpers_describe_every_baseline():
 
 
 def test_bench_finetune_sets_the_loop_beside_a_plain_pytorch_loop_and_writes_what_the_plan_reads(tmp_path, capsys):
-    from benchmark.planning import load_throughput
+    from benchmark.run.planning import load_throughput
 
     out = tmp_path / "throughput.json"
     code = main(["bench", "finetune", "--only", "mae@preset=tiny", "--only", "emb-gru", "--batch-size", "2",
@@ -77,7 +77,7 @@ def test_bench_finetune_names_a_bad_device_in_one_line(capsys):
 def test_the_plan_reads_the_figures_of_the_device_the_suite_fine_tunes_on():
     import torch
 
-    from benchmark.planning import device_name, throughput_path
+    from benchmark.run.planning import device_name, throughput_path
 
     assert device_name("cpu") == "cpu" and device_name("cuda:1") == "cuda"  # no GPU needed to plan for one
     assert device_name("auto") == ("cuda" if torch.cuda.is_available() else "cpu")

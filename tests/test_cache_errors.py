@@ -118,8 +118,8 @@ def _config(seed: int = 0):
 
 def test_a_read_only_cache_serves_what_it_holds_and_refuses_new_work_in_one_line(
         shared_data: Path, read_only, capsys: pytest.CaptureFixture, one_thread) -> None:
-    from benchmark.encoders import provision_encoder
-    from benchmark.tasks import load_task
+    from benchmark.data.tasks import load_task
+    from benchmark.run.encoders import provision_encoder
     from pretraining.checkpoint import load_encoder
 
     made = provision_encoder(_config(), progress=False)
@@ -143,7 +143,7 @@ def test_a_read_only_cache_serves_what_it_holds_and_refuses_new_work_in_one_line
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod; the EROFS simulation above covers root")
 def test_a_chmod_read_only_cache_still_serves_a_complete_encoder(tmp_path: Path, monkeypatch, one_thread) -> None:
-    from benchmark.encoders import provision_encoder
+    from benchmark.run.encoders import provision_encoder
 
     monkeypatch.setenv("SIMECG_CACHE", str(tmp_path / "cache"))
     made = provision_encoder(_config(), progress=False)
@@ -185,7 +185,7 @@ def _disk_full_after(monkeypatch: pytest.MonkeyPatch, allowed_bytes: int = 0) ->
 
 def test_a_full_disk_while_building_a_data_cache_names_the_file_and_leaves_nothing(
         shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmark.tasks import load_task
+    from benchmark.data.tasks import load_task
 
     _disk_full_after(monkeypatch, allowed_bytes=100_000)
     with pytest.raises(CacheError) as caught:

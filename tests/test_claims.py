@@ -1,4 +1,4 @@
-"""Workers and claims (benchmark.claims): one holder per key, dead holders lose their claims."""
+"""Workers and claims (benchmark.run.claims): one holder per key, dead holders lose their claims."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.claims import Coordinator, prepare_storage
+from benchmark.run.claims import Coordinator, prepare_storage
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_a_failed_cell_is_not_retried_in_the_same_round_but_by_a_later_invocatio
 
 
 def test_a_worker_killed_holding_a_claim_releases_it_at_once_on_its_machine(storage: str) -> None:
-    code = ("import sys, time; from benchmark.claims import Coordinator; c = Coordinator(sys.argv[1]); "
+    code = ("import sys, time; from benchmark.run.claims import Coordinator; c = Coordinator(sys.argv[1]); "
             "assert c.claim('cell:y'); print('held', flush=True); time.sleep(600)")
     holder = subprocess.Popen([sys.executable, "-c", code, storage], stdout=subprocess.PIPE, text=True)
     try:
@@ -119,8 +119,8 @@ def test_a_claim_given_back_by_its_holder_is_done_with_not_lost(storage: str) ->
 
 
 def test_a_superseded_run_ends_killed_and_never_finished(storage: str, tracking_uri: str) -> None:
-    from benchmark.tags import RunTags
-    from benchmark.tracking import SUPERSEDED_TAG, Tracker
+    from benchmark.tracking.tags import RunTags
+    from benchmark.tracking.tracker import SUPERSEDED_TAG, Tracker
     from simecg.errors import Superseded
 
     with Coordinator(storage, heartbeat_s=3600) as paused, Coordinator(storage, lease_s=1) as other:
@@ -139,8 +139,8 @@ def test_a_superseded_run_ends_killed_and_never_finished(storage: str, tracking_
 
 def test_the_winner_closes_a_run_the_superseded_worker_finished_between_its_checks(
         storage: str, tracking_uri: str) -> None:
-    from benchmark.tags import RunTags
-    from benchmark.tracking import SUPERSEDED_TAG, Tracker
+    from benchmark.tracking.tags import RunTags
+    from benchmark.tracking.tracker import SUPERSEDED_TAG, Tracker
 
     with Coordinator(storage) as worker:
         tracker = Tracker(tracking_uri, "fence", worker=worker)
@@ -193,8 +193,8 @@ def test_a_trial_ended_by_another_worker_meanwhile_is_not_told_again(storage: st
     one warning line, the study goes on (Optuna alone raises "Cannot tell a FAIL trial")."""
     import optuna
 
-    from benchmark.config import TuningConfig
-    from benchmark.tuning import tune
+    from benchmark.run.tuning import tune
+    from benchmark.suites.config import TuningConfig
 
     failed = []
 
@@ -217,8 +217,8 @@ def test_a_trial_ended_by_another_worker_meanwhile_is_not_told_again(storage: st
 def test_a_diverged_trial_is_pruned_and_never_the_best(storage: str) -> None:
     import optuna
 
-    from benchmark.config import TuningConfig
-    from benchmark.tuning import tune
+    from benchmark.run.tuning import tune
+    from benchmark.suites.config import TuningConfig
     from simecg.errors import DivergedError
 
     def fit(params: dict, on_eval) -> float:

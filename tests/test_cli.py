@@ -34,7 +34,7 @@ def test_bad_shard_is_rejected(capsys) -> None:
 
 
 def test_optuna_studies_sit_beside_a_sqlite_store_else_in_the_cache(tmp_path, monkeypatch) -> None:
-    from benchmark.runner import default_optuna_storage
+    from benchmark.run.opening import default_optuna_storage
 
     monkeypatch.setenv("SIMECG_CACHE", str(tmp_path / "cache"))
     assert default_optuna_storage(f"sqlite:///{tmp_path}/runs/mlflow.db") == f"sqlite:///{tmp_path}/runs/optuna.db"

@@ -185,7 +185,7 @@ def test_a_suite_file_with_a_byte_order_mark_is_read(tmp_path, capsys) -> None:
     suite = tmp_path / "bom.toml"
     suite.write_text('\ufeffname = "bom"\n[[grid]]\nmodels = ["resnet18-1d"]\ntasks = ["demo/af"]\nseeds = [1]\n',
                      encoding="utf-8")
-    from benchmark.config import load_suite
+    from benchmark.suites.config import load_suite
 
     assert load_suite(suite).name == "bom"
     suite.write_bytes(b"name = \"x\xff\"\n")  # not UTF-8 at all: one line naming the file
@@ -196,7 +196,7 @@ def test_a_suite_file_with_a_byte_order_mark_is_read(tmp_path, capsys) -> None:
 
 def test_a_damaged_optuna_database_is_one_line_naming_it_before_any_cell(fresh, tmp_path, capsys) -> None:
     """Random bytes over part of optuna.db: Optuna alone fails each cell with StorageInternalError."""
-    from benchmark.claims import prepare_storage
+    from benchmark.run.claims import prepare_storage
 
     db = tmp_path / "optuna.db"
     prepare_storage(f"sqlite:///{db}")

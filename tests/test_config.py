@@ -56,7 +56,7 @@ def test_hash_is_stable_and_sensitive() -> None:
 
 
 def test_suite_files_load_and_overrides_reach_grids_and_nested_configs() -> None:
-    from benchmark.config import load_suite
+    from benchmark.suites.config import load_suite
 
     suite = load_suite("demo", {"pretrain.steps": "7", "grid.seeds": "3", "finetune.lr": "0.01"})
     assert suite.pretrain.steps == 7
@@ -66,8 +66,8 @@ def test_suite_files_load_and_overrides_reach_grids_and_nested_configs() -> None
 
 
 def test_paper_suite_expands_to_the_26_tasks() -> None:
-    from benchmark.cells import enumerate_cells
-    from benchmark.config import load_suite
+    from benchmark.run.cells import enumerate_cells
+    from benchmark.suites.config import load_suite
 
     suite = load_suite("paper")
     tasks = {c.task for c in enumerate_cells(suite)}
@@ -76,7 +76,7 @@ def test_paper_suite_expands_to_the_26_tasks() -> None:
 
 
 def test_bad_suite_file_gives_a_clear_error(tmp_path: Path) -> None:
-    from benchmark.config import load_suite
+    from benchmark.suites.config import load_suite
 
     bad = tmp_path / "bad.toml"
     bad.write_text('[[grid]]\ntasks = ["ptbxl/NOPE"]\n')

@@ -10,11 +10,11 @@ import shutil
 import numpy as np
 import pytest
 
-import pretraining.corpora.folder as folder_module
-import pretraining.corpora.sim as sim_module
-from benchmark.config import pretrain_overrides
+import benchmark.corpora.folder as folder_module
+import benchmark.corpora.sim as sim_module
+from benchmark.corpora.store import build_store
+from benchmark.suites.config import pretrain_overrides
 from pretraining.config import PretrainConfig, build_corpus, corpus_options, encoder_identity
-from pretraining.corpora.store import build_store
 from simecg.errors import ConfigError
 
 HOUR_NS = 3600 * 10**9

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import corpus_report as cr
 from benchmark.cli import main
+from benchmark.results import corpus_report as cr
 from simecg.errors import ConfigError
 
 N = 60
@@ -37,7 +37,7 @@ def _overrides(flat: Path) -> list[str]:
 
 
 def test_sim_has_beats_flat_has_none_and_no_data_gives_nan_distances(tmp_path, flat_folder, caplog):
-    with caplog.at_level(logging.WARNING, logger="benchmark.corpus_report"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.results.corpus_report"):
         frame = cr.compare_corpora(["sim", "folder"], N, 0, tmp_path / "out", data_dir=tmp_path / "no-data",
                                    overrides=_overrides(flat_folder))
     rows = frame.set_index("corpus")
@@ -81,7 +81,7 @@ def test_mmd_and_frechet_of_a_sample_against_itself_are_zero_and_grow_with_a_shi
 
 
 def test_features_of_a_corpus_against_itself(flat_folder):
-    from pretraining.corpora.sim import SimCorpus
+    from benchmark.corpora.sim import SimCorpus
 
     signals = SimCorpus(size=1000, seed=0).get_batch(np.arange(N))
     features = cr.measure(signals, "sim").features()
@@ -190,7 +190,7 @@ def test_distances_rank_flat_below_sim_against_held_out_ptbxl(tmp_path, flat_fol
 
 
 def test_reference_is_the_test_split_records_the_ptbxl_corpus_leaves_out(shared_data):
-    from benchmark.datasets.ptbxl_corpus import PTBXLCorpus, PTBXLOptions
+    from benchmark.corpora.ptbxl import PTBXLCorpus, PTBXLOptions
 
     corpus = PTBXLCorpus(None, 0, PTBXLOptions(data_dir=str(shared_data)))
     every = PTBXLCorpus(None, 0, PTBXLOptions(data_dir=str(shared_data), folds="1-10", exclude_test_splits=False))

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from benchmark.config import load_suite, with_split_settings
-from benchmark.datasets.ptbxl_corpus import authors_split, cut_together
+from benchmark.corpora.ptbxl import authors_split, cut_together
+from benchmark.suites.config import load_suite, with_split_settings
 from pretraining.config import PretrainConfig
-from pretraining.corpora.base import validation_holdout
+from pretraining.corpora.base import CorpusBase, validation_holdout
 from simecg.errors import ConfigError
 
 
@@ -44,11 +44,11 @@ def test_cut_together_keeps_identical_signals_on_one_side_and_is_sklearn_without
         assert set(held.tolist()) == {r ^ 1 for r in held.tolist()}  # a pair is never cut
 
 
-class _Corpus:
+class _Corpus(CorpusBase):
+    name = "fake"
+
     def __init__(self, n: int, own: int | None = None):
-        self.n, self.name = n, "fake"
-        if own is not None:
-            self.validation_size = own
+        self.n, self.validation_size = n, own
 
     def __len__(self) -> int:
         return self.n

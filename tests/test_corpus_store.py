@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from benchmark.corpora.store import CorpusStore, build_store, stored_or_computed
 from pretraining.config import PretrainConfig, build_corpus, encoder_identity
-from pretraining.corpora.base import stored_or_computed
-from pretraining.corpora.store import CorpusStore, build_store
 from simecg.errors import ConfigError, DataError, DataMissingError
 from simecg.registries import CORPORA
 
@@ -125,7 +124,7 @@ def test_a_killed_build_process_resumes_without_redoing_finished_shards(tmp_path
 
     code = (
         "from pretraining.config import PretrainConfig\n"
-        "from pretraining.corpora.store import build_store\n"
+        "from benchmark.corpora.store import build_store\n"
         "build_store(PretrainConfig(corpus='ecgsyn', corpus_size=3000, corpus_seed=4), "
         f"{str(tmp_path)!r}, workers=1, shard_size=100, progress=False)\n"
     )

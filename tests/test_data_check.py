@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.datacheck import check_folder
+from benchmark.data.datacheck import check_folder
 
 pytestmark = pytest.mark.realdata
 
@@ -169,7 +169,7 @@ def test_loading_applies_the_same_checks_and_lists_the_quarantine(shared_data, t
     folder = _copy_ptbxl(shared_data, tmp_path, n=30)
     dat = folder / "records500/00000/00001_hr.dat"  # record 1 is NORM: a negative of every task
     dat.write_bytes(dat.read_bytes()[:1000])
-    from benchmark.tasks import load_task
+    from benchmark.data.tasks import load_task
 
     data = load_task("ptbxl/LVH", tmp_path, cache_dir=tmp_path / "cache")
     assert "1" not in set(data.records["record_id"])
@@ -178,8 +178,8 @@ def test_loading_applies_the_same_checks_and_lists_the_quarantine(shared_data, t
 
 
 def test_implausible_amplitude_is_rejected_whatever_lead_is_asked(shared_data):
-    from benchmark.datasets.header import read_header
-    from benchmark.datasets.signals import RecordRejected, check_physical, check_record
+    from benchmark.data.header import read_header
+    from benchmark.data.signals import RecordRejected, check_physical, check_record
 
     check, signal = check_record(read_header(shared_data / "ptbxl/records500/00000/00001_hr.hea"))
     assert check.status == "ok"
@@ -191,7 +191,7 @@ def test_implausible_amplitude_is_rejected_whatever_lead_is_asked(shared_data):
 
 def test_duplicated_ecg_ids_are_an_error_naming_them_or_merged_when_identical(shared_data, tmp_path, capsys):
     """Two rows of one ecg_id would be two records of the split, one in training and one in test."""
-    from benchmark.datasets.ptbxl import PTBXL
+    from benchmark.data.ptbxl import PTBXL
     from simecg.errors import DataError
 
     folder = _copy_ptbxl(shared_data, tmp_path)
@@ -210,7 +210,7 @@ def test_duplicated_ecg_ids_are_an_error_naming_them_or_merged_when_identical(sh
 
 
 def test_a_database_csv_with_a_header_and_no_rows_is_one_line_naming_it(shared_data, tmp_path, capsys):
-    from benchmark.datasets.ptbxl import PTBXL
+    from benchmark.data.ptbxl import PTBXL
     from simecg.errors import DataError
 
     folder = _copy_ptbxl(shared_data, tmp_path)

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from benchmark.datasets.ptbxl_corpus import duplicate_signal_groups
-from benchmark.splits import make_split
-from benchmark.tasks import load_task, tasks_of
+from benchmark.corpora.ptbxl import duplicate_signal_groups
+from benchmark.data.splits import make_split
+from benchmark.data.tasks import load_task, tasks_of
 from pretraining.corpora.base import Corpus, validation_holdout
 from simecg.errors import ConfigError, DataError
 from simecg.registries import CORPORA
@@ -148,7 +148,7 @@ def test_corpus_rejects_impossible_sizes_and_unknown_options(shared_data, cache)
 
 
 def test_generators_train_on_the_ptbxl_training_records_or_on_the_authors_seed_1_cut(shared_data, cache):
-    from pretraining.generators import ptbxl_training_data
+    from benchmark.corpora.generated import ptbxl_training_data
 
     clean = ptbxl(data_dir=shared_data, cache_dir=cache)
     data = ptbxl_training_data(0, 0, shared_data, cache)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.datacheck import check_folder
-from benchmark.download import SOURCES, download
-from benchmark.tasks import load_task
+from benchmark.data.datacheck import check_folder
+from benchmark.data.download import SOURCES, download
+from benchmark.data.tasks import load_task
 from simecg.errors import DataError
 
 pytestmark = pytest.mark.realdata

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.datasets.base import AliasedWindows, DataConfig, TaskData
-from benchmark.preprocess import RandomCrops, window_starts
+from benchmark.data.base import AliasedWindows, DataConfig, TaskData
+from benchmark.data.preprocess import RandomCrops, window_starts
+from benchmark.data.tasks import load_task, task_summary
 from benchmark.registries import DATASETS, TASKS
-from benchmark.tasks import load_task, task_summary
 from simecg.errors import ConfigError
 from simecg.signal import LEADS, zscore
 
@@ -117,8 +117,8 @@ def _both_task(n_normal: int = 100, n_positive: int = 30, n_both: int = 60) -> T
 
 
 def test_the_two_rows_of_a_record_are_split_and_budgeted_apart_as_the_authors_lists_were():
-    from benchmark.budgets import apply_budget
-    from benchmark.splits import make_split
+    from benchmark.data.budgets import apply_budget
+    from benchmark.data.splits import make_split
 
     data = _both_task()
     split = make_split(data, "paper", seed=1)
@@ -135,9 +135,9 @@ def test_the_two_rows_of_a_record_are_split_and_budgeted_apart_as_the_authors_li
 
 
 def test_split_frame_and_budget_flags_tell_the_two_rows_apart():
-    from benchmark.cells import Cell
-    from benchmark.config import load_suite
-    from benchmark.run_cell import prepare
+    from benchmark.run.cells import Cell
+    from benchmark.run.run_cell import prepare
+    from benchmark.suites.config import load_suite
 
     data = _both_task()
     prepared = prepare(load_suite("demo"), data, Cell("resnet18-1d", "g12ec/AF", "II", 10, 1), seed=1)
@@ -149,7 +149,7 @@ def test_split_frame_and_budget_flags_tell_the_two_rows_apart():
 
 
 def test_test_predictions_pair_the_rows_of_a_record_in_both_classes(tmp_path):
-    from benchmark.leaderboard import _read_predictions, _reindex
+    from benchmark.results.leaderboard import _read_predictions, _reindex
 
     rows = pd.DataFrame({"record_id": ["7", "8", "7"], "label": [0, 0, 1], "score": [0.1, 0.2, 0.3]})
     rows.to_csv(tmp_path / "a.csv", index=False)
@@ -199,7 +199,7 @@ def test_g12ec_records_not_of_10_s_are_left_out_unless_lengths_is_any(tmp_path):
 
 def test_data_check_counts_the_records_the_length_rule_leaves_out(tmp_path, capsys):
     from benchmark.cli import main
-    from benchmark.datacheck import check_folder
+    from benchmark.data.datacheck import check_folder
 
     _challenge(tmp_path / "g12ec", G12EC_LENGTHS)
     report = check_folder(tmp_path, progress=False)
@@ -265,7 +265,7 @@ def test_cpsc2018_records_are_zscored_whole_cropped_in_training_and_windowed_for
 
 # ---- the options are suite settings --------------------------------------------------------------------------
 def test_data_options_are_suite_settings_checked_like_the_others(tmp_path):
-    from benchmark.config import load_suite
+    from benchmark.suites.config import load_suite
 
     paper = load_suite("paper")
     assert (paper.data.overlap, paper.data.lengths, paper.data.dx_match) == ("both", "exact", "substring")
@@ -299,7 +299,7 @@ def test_positive_and_normal_counts_on_the_shared_data_match_the_label_files(sha
 
 @pytest.mark.realdata
 def test_the_normal_class_split_is_the_same_for_every_task_of_a_dataset(shared_data, tmp_path):
-    from benchmark.splits import make_split
+    from benchmark.data.splits import make_split
 
     tests = []
     for name in ("ptbxl/AFIB", "ptbxl/LVH", "ptbxl/ABQRS"):

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmark.preprocess import PreprocessConfig, to_windows, window_starts
-from benchmark.tasks import load_task
+from benchmark.data.preprocess import PreprocessConfig, to_windows, window_starts
+from benchmark.data.tasks import load_task
 from simecg.errors import ConfigError
 
 
@@ -50,7 +50,7 @@ def test_window_starts_match_the_padding_rule_for_every_length():
 
 
 def test_resampled_length_is_what_resampling_makes():
-    from benchmark.preprocess import resample, resampled_length
+    from benchmark.data.preprocess import resample, resampled_length
 
     for n, fs in ((1000, 100), (999, 100), (5000, 500), (1234, 250), (3001, 360)):
         assert resampled_length(n, fs, 500) == len(resample(np.zeros(n, np.float32), fs, 500))

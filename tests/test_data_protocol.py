@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.budgets import BUDGETS, apply_budget
-from benchmark.datasets.base import TaskData
-from benchmark.demographics import age_group_names, groups, shift_split
-from benchmark.splits import SPLIT_VERSION, make_split, signal_anchors
+from benchmark.data.base import TaskData
+from benchmark.data.budgets import BUDGETS, apply_budget
+from benchmark.data.demographics import age_group_names, groups, shift_split
+from benchmark.data.splits import SPLIT_VERSION, make_split, signal_anchors
 from simecg.errors import ConfigError
 
 
@@ -192,7 +192,7 @@ class _Aliased:
 
 
 def test_an_aliased_row_is_the_same_signal_and_memory_maps_are_hashed_once(tmp_path):
-    import benchmark.splits as splits
+    import benchmark.data.splits as splits
 
     data = _task(n=100, positives=20)
     path = tmp_path / "signals.f32"

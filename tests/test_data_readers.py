@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.datasets.challenge import normalize_codes
+from benchmark.data.challenge import normalize_codes
+from benchmark.data.tasks import load_task
 from benchmark.registries import DATASETS
-from benchmark.tasks import load_task
 from simecg.errors import ConfigError, DataMissingError
 
 pytestmark = pytest.mark.realdata
@@ -25,7 +25,7 @@ def test_ptbxl_index_reads_all_400_records_with_metadata(shared_data):
 
 
 def test_ptbxl_label_rules_follow_likelihood_thresholds(shared_data):
-    from benchmark.datasets.base import DataConfig
+    from benchmark.data.base import DataConfig
     from benchmark.registries import TASKS
 
     ptbxl = DATASETS.get("ptbxl")
@@ -82,7 +82,7 @@ def test_load_task_memmaps_zscored_windows_and_reuses_cache(shared_data, tmp_pat
     assert set(np.unique(data.labels)) == {0, 1}
     assert list(data.records.columns) == ["record_id", "patient_id", "age", "sex", "strat_fold"]
 
-    import benchmark.datasets.signals as signals
+    import benchmark.data.signals as signals
 
     def no_wfdb(*args, **kwargs):
         raise AssertionError("second load read a signal file")

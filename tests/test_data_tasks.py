@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.datasets.base import TaskSpec
+from benchmark.data.base import TaskSpec
+from benchmark.data.tasks import load_task, task_summary
 from benchmark.registries import DATASETS, TASKS
-from benchmark.tasks import load_task, task_summary
 
 PAPER = {
     "ptbxl": ["AFIB", "PVC", "PAC", "IRBBB", "CRBBB", "STD_", "ASMI", "IMI", "LVH", "LAFB", "ISC_", "1AVB", "ABQRS"],

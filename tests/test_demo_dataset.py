@@ -6,8 +6,8 @@ import neurokit2 as nk
 import numpy as np
 import pytest
 
-from benchmark.datasets.base import TaskData
-from benchmark.datasets.demo import CONDITIONS, NORMAL, _generate
+from benchmark.data.base import TaskData
+from benchmark.data.demo import CONDITIONS, NORMAL, _generate
 from benchmark.registries import DATASETS, TASKS
 from pretraining.simulators.gaussian import GaussianBeat
 from simecg.errors import ConfigError

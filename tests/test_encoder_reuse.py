@@ -122,7 +122,7 @@ def test_a_longer_constant_schedule_run_continues_the_shorter_one(tmp_path: Path
 
     import torch
 
-    from benchmark.encoders import provision_encoder
+    from benchmark.run.encoders import provision_encoder
     from pretraining import checkpoint as ckpt
     from pretraining.config import PretrainConfig
     from pretraining.loop import pretrain
@@ -195,7 +195,7 @@ def test_the_pretraining_run_logs_the_best_validation_checkpoint_as_its_encoder(
 def test_an_encoder_mlflow_cannot_export_still_finishes_its_pretraining(
         tracking_uri: str, capsys, one_thread, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     """The MLflow model is a convenience: a failed export warns and the run, with its encoder.pt, finishes."""
-    from benchmark.tracking import Tracker
+    from benchmark.tracking.tracker import Tracker
 
     def fail(*args, **kwargs):
         raise RuntimeError("export failed\nsecond line")

@@ -11,8 +11,8 @@ import json
 import pytest
 
 from benchmark.cli import main
-from benchmark.config import load_suite
-from benchmark.fidelity import COLUMNS, DEVIATION, DIFFERS, POINTS, SAME, Point, fidelity_rows
+from benchmark.results.fidelity import COLUMNS, DEVIATION, DIFFERS, POINTS, SAME, Point, fidelity_rows
+from benchmark.suites.config import load_suite
 
 
 def test_the_paper_suite_does_what_the_authors_code_does_on_every_undeclared_point() -> None:

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.corpora.generated import ptbxl_training_data
 from pretraining.config import PretrainConfig, corpus_options
-from pretraining.generators import ptbxl_training_data, resolve_config, train_generator
+from pretraining.generators import resolve_config, train_generator
 from pretraining.generators.common import GENERATOR_FILE, TrainingBatch, build_model, read_file
 from pretraining.generators.train import GeneratorData, augment, batch_positions, set_learning_rates
 from simecg.errors import ConfigError, DataError, DataMissingError
@@ -49,15 +50,18 @@ def test_vae_loss_falls_on_real_records(data, one_thread, tmp_path):
 @pytest.mark.realdata
 @pytest.mark.parametrize("name", ["vae", "gan"])
 def test_samples_are_finite_and_the_same_per_index_in_any_batch(name, shared_data, cache, one_thread, tmp_path):
+    from benchmark.corpora.generated import CHUNK
     from pretraining.corpora.base import Corpus
-    from pretraining.corpora.generated import CHUNK
 
     ecgs = corpus(name, shared_data, cache, steps=3)
     assert isinstance(ecgs, Corpus) and len(ecgs) == 200
     with pytest.raises(DataMissingError, match=f"generators train {name}"):
         ecgs.get_batch(np.arange(2))  # not prepared yet: a clear message, not a silent training
+    model = ecgs.generator()  # what provisioning trains or fetches: declared, computed without training
+    assert (model.kind, model.preset, model.folder) == (name, "tiny", ecgs.generator_dir) and not ecgs.is_prepared()
     folder = ecgs.prepare()
-    assert folder.parent.parent == cache and (folder / GENERATOR_FILE).is_file() and ecgs.is_prepared()
+    assert folder == model.folder and folder.parent.parent == cache and (folder / GENERATOR_FILE).is_file()
+    assert ecgs.is_prepared() and model.identity == ecgs.generator_identity()
     batch = ecgs.get_batch(np.arange(10))
     assert batch.shape == (10, 5000) and batch.dtype == np.float32 and np.isfinite(batch).all()
     assert not np.allclose(batch[0], batch[1])
@@ -68,7 +72,7 @@ def test_samples_are_finite_and_the_same_per_index_in_any_batch(name, shared_dat
     assert copy._sampler is None and copy._data is None
     np.testing.assert_array_equal(copy.get_batch(np.arange(10)), batch)
     if name == "vae":  # `corpus build vae` once the generator is prepared: the same ECGs
-        from pretraining.corpora.store import CorpusStore, build_store
+        from benchmark.corpora.store import CorpusStore, build_store
 
         config = PretrainConfig(corpus=name, corpus_size=12, corpus_options=dict(
             data_dir=str(shared_data), cache_dir=str(cache), preset="tiny", steps=3))
@@ -83,8 +87,8 @@ def test_samples_are_finite_and_the_same_per_index_in_any_batch(name, shared_dat
 
 @pytest.mark.realdata
 def test_no_test_record_reaches_a_generator_training_set(shared_data, cache, data):
-    from benchmark.splits import make_split
-    from benchmark.tasks import load_task, tasks_of
+    from benchmark.data.splits import make_split
+    from benchmark.data.tasks import load_task, tasks_of
 
     paper = corpus("vae", shared_data, cache, preset="paper").training_data()  # every eligible record
     assert set(data.record_ids) <= set(paper.record_ids) and len(paper) > 100
@@ -132,7 +136,7 @@ def test_killed_training_resumes_to_the_same_weights(name, data, one_thread, tmp
 @pytest.mark.realdata
 def test_generators_train_twice_trains_once(shared_data, tracking_uri, one_thread, capsys, tmp_path):
     from benchmark.cli import main
-    from benchmark.tracking import Tracker
+    from benchmark.tracking.tracker import Tracker
 
     argv = ["generators", "train", "vae", "--preset", "tiny", "--data-dir", str(shared_data),
             "--tracking-uri", tracking_uri, "--no-progress", "--json"]

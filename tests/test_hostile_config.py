@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from baselines.training import TrainConfig
-from benchmark.config import SUITES, GridConfig, SuiteConfig, TuningConfig, load_suite
+from benchmark.suites.config import SUITES, GridConfig, SuiteConfig, TuningConfig, load_suite
 from pretraining.config import PretrainConfig
 from simecg.config import parse_set_args
 from simecg.errors import ConfigError

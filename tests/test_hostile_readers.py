@@ -24,10 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmark.datacheck import check_folder
-from benchmark.datasets import challenge, matfile
-from benchmark.datasets.header import parse_header, read_header
-from benchmark.datasets.signals import read_and_check
+from benchmark.data import challenge, matfile
+from benchmark.data.datacheck import check_folder
+from benchmark.data.header import parse_header, read_header
+from benchmark.data.signals import read_and_check
 from simecg.errors import DataError, SimECGError
 from simecg.signal import LEADS
 

@@ -11,9 +11,9 @@ import dataclasses
 import pytest
 
 from baselines.training import TrainConfig
-from benchmark.cells import enumerate_cells, plan_cells
-from benchmark.config import load_suite
-from benchmark.encoders import SuiteEncoders
+from benchmark.run.cells import enumerate_cells, plan_cells
+from benchmark.run.encoders import SuiteEncoders
+from benchmark.suites.config import load_suite
 from pretraining.config import PretrainConfig
 from simecg.identity import IGNORED
 
@@ -86,7 +86,7 @@ def test_a_simulator_parameter_moves_the_encoder_and_its_cells_only() -> None:
 
 
 def test_the_simulator_version_moves_the_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pretraining.corpora.sim as sim
+    import benchmark.corpora.sim as sim
 
     before = fingerprints()
     monkeypatch.setattr(sim, "SIMULATOR_VERSION", "999")
@@ -105,7 +105,7 @@ def test_a_protocol_setting_moves_every_cell_and_study_but_no_encoder(override: 
 
 
 def test_the_split_version_moves_every_cell_but_no_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    import benchmark.cells as cells
+    import benchmark.run.cells as cells
 
     before = fingerprints()
     monkeypatch.setattr(cells, "SPLIT_VERSION", "999")  # a change of split membership (e.g. duplicate grouping)
@@ -115,7 +115,7 @@ def test_the_split_version_moves_every_cell_but_no_encoder(monkeypatch: pytest.M
 
 
 def test_the_protocol_version_moves_every_cell(monkeypatch: pytest.MonkeyPatch) -> None:
-    import benchmark.cells as cells
+    import benchmark.run.cells as cells
 
     before = fingerprints()
     monkeypatch.setattr(cells, "PROTOCOL_VERSION", "999")

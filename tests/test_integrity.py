@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.tasks import load_task
+from benchmark.data.tasks import load_task
 from simecg import integrity
 
 TASK = "ptbxl/AFIB"
@@ -103,7 +103,7 @@ def test_a_truncated_task_cache_and_a_cache_without_manifest_are_rebuilt(
 
 def test_a_failed_build_leaves_no_temporary_and_a_killed_ones_is_swept(
         shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmark.datasets.ptbxl import PTBXL
+    from benchmark.data.ptbxl import PTBXL
 
     cache = tmp_path / "cache"
     parent = cache / "datasets" / "ptbxl"
@@ -137,8 +137,8 @@ def test_a_failed_build_leaves_no_temporary_and_a_killed_ones_is_swept(
 # ---- corpus stores -------------------------------------------------------------------------------
 
 def _store(tmp_path: Path, n: int = 40, shard_size: int = 16):
+    from benchmark.corpora.store import build_store
     from pretraining.config import PretrainConfig
-    from pretraining.corpora.store import build_store
 
     config = PretrainConfig(corpus="ecgsyn", corpus_size=n, corpus_seed=4)
     build_store(config, tmp_path / "store", workers=1, shard_size=shard_size)
@@ -147,8 +147,8 @@ def _store(tmp_path: Path, n: int = 40, shard_size: int = 16):
 
 def test_a_damaged_corpus_shard_is_rebuilt_on_read_and_by_a_rebuild(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from benchmark.corpora.store import build_store, shard_name
     from pretraining.config import build_corpus
-    from pretraining.corpora.store import build_store, shard_name
 
     config, store = _store(tmp_path)
     live = build_corpus(config).get_batch(np.arange(40))
@@ -175,8 +175,8 @@ def test_a_damaged_corpus_shard_is_rebuilt_on_read_and_by_a_rebuild(
 
 def test_a_store_without_checksums_still_serves_the_right_values(tmp_path: Path,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from benchmark.corpora.store import CorpusStore
     from pretraining.config import build_corpus
-    from pretraining.corpora.store import CorpusStore
 
     config, store = _store(tmp_path, n=20, shard_size=10)
     manifest = json.loads((store / "manifest.json").read_text())
@@ -192,7 +192,7 @@ def test_a_store_without_checksums_still_serves_the_right_values(tmp_path: Path,
 
 
 def test_a_killed_shard_writer_leaves_a_temporary_the_next_build_sweeps(tmp_path: Path) -> None:
-    from pretraining.corpora.store import build_store
+    from benchmark.corpora.store import build_store
 
     config, store = _store(tmp_path, n=20, shard_size=10)
     stale = store / f".shard-000001.npy.tmp{_dead_pid()}-{integrity.HOST}.3"

@@ -94,7 +94,7 @@ def test_killed_at_five_points_the_suite_resumes_to_the_uninterrupted_result(tmp
 def test_a_kill_at_any_moment_of_a_first_run_leaves_a_store_the_next_run_opens(tmp_path: Path) -> None:
     """SIGKILL first runs at moments around the store's creation (from when its first file appears,
     while MLflow builds the schema): the next command always opens the store."""
-    from benchmark.tracking import Tracker
+    from benchmark.tracking.tracker import Tracker
 
     env = {**os.environ, "SIMECG_CACHE": str(tmp_path / "cache")}
     for i, delay in enumerate((0.0, 0.1, 0.5, 1.5)):

@@ -13,9 +13,9 @@ import pytest
 from scipy.stats import binomtest, wilcoxon
 
 from benchmark.cli import main
-from benchmark.leaderboard import MIN_POSITIVES, build_leaderboard, model_role
-from benchmark.tags import RunTags
-from benchmark.tracking import Tracker
+from benchmark.results.leaderboard import MIN_POSITIVES, build_leaderboard, model_role
+from benchmark.tracking.tags import RunTags
+from benchmark.tracking.tracker import Tracker
 from simecg.errors import ConfigError
 
 F1 = {  # (task, model) -> F1 per seed
@@ -265,7 +265,7 @@ def test_runs_of_another_tag_schema_are_left_out_and_counted(store: str) -> None
 
 
 def test_results_are_read_page_by_page(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import benchmark.tracking as tracking
+    import benchmark.tracking.tracker as tracking
 
     whole = build_leaderboard(store, "unit").rows
     monkeypatch.setattr(tracking, "PAGE_SIZE", 3)  # 20 finished cell runs of this schema: 7 pages

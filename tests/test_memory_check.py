@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.config import load_suite
+from benchmark.suites.config import load_suite
 from pretraining.mae import PRESETS, ECGEncoder, MAEConfig, MaskedAutoencoder
 from simecg import memory
 from simecg.errors import ConfigError

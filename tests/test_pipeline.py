@@ -69,9 +69,9 @@ def test_demo_suite_end_to_end_then_rerun_adds_no_run(tracking_uri: str, capsys)
 
 @pytest.mark.slow
 def test_killed_cell_is_redone_once_and_new_seeds_add_only_their_cells(tracking_uri: str, capsys) -> None:
-    from benchmark.config import load_suite
-    from benchmark.runner import dry_run
-    from benchmark.tracking import Tracker
+    from benchmark.run.planning import dry_run
+    from benchmark.suites.config import load_suite
+    from benchmark.tracking.tracker import Tracker
 
     overrides = ["--set", "grid.tasks=demo/af", "--set", "grid.models=resnet18-1d", *TINY]
     base = ["run", "--suite", "demo", "--tracking-uri", tracking_uri, "--no-progress", *overrides]

@@ -46,7 +46,7 @@ def _plan(uri: str, capsys, *extra: str) -> dict:
 @pytest.fixture
 def throughput_file():
     """A throughput file of this device in the test cache (a test input), removed afterwards."""
-    from benchmark.planning import throughput_path, write_throughput
+    from benchmark.run.planning import throughput_path, write_throughput
 
     figures = {
         "device": "cpu", "threads": 2, "torch": "test",
@@ -126,7 +126,7 @@ def test_estimate_reads_the_throughput_file(tiny_run, throughput_file: Path, cap
 
 @pytest.mark.slow
 def test_dry_run_without_throughput_says_how_to_measure(tiny_run, capsys) -> None:
-    from benchmark.planning import throughput_path
+    from benchmark.run.planning import throughput_path
 
     assert not throughput_path().exists()
     uri, _ = tiny_run

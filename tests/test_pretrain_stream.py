@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from pretraining.corpora.base import CorpusBase
 from pretraining.stream import PretrainStream, make_loader
 from simecg.errors import ConfigError
 
 
-class IndexCorpus:
+class IndexCorpus(CorpusBase):
     """ECG ``i`` is a sine whose frequency depends on ``i`` (distinct items, even after z-scoring)."""
 
     name = "index"

@@ -21,12 +21,13 @@ from pretraining.config import (
     model_config,
     validation_interval,
 )
+from pretraining.corpora.base import CorpusBase
 from pretraining.loop import BEST_VAL, LAST, LAST_UNVALIDATED, _Run, pretrain
 from simecg.config import apply_overrides
 from simecg.errors import ConfigError
 
 
-class SineCorpus:
+class SineCorpus(CorpusBase):
     """ECG ``i``: a sum of two sines whose frequencies, phase and amplitude depend on ``i``."""
 
     name = "test-sines"

@@ -16,8 +16,8 @@ import torch
 
 from baselines.base import ModelSpec, resolve_model
 from baselines.training import GroupedWindows, TrainConfig, train_classifier
-from benchmark.datasets.base import LongRecords, TaskData
-from benchmark.preprocess import (
+from benchmark.data.base import LongRecords, TaskData
+from benchmark.data.preprocess import (
     PreprocessConfig,
     RandomCrops,
     prepare_record,
@@ -35,7 +35,7 @@ SUPERVISED = ["resnet18-1d", "mega", "luna", "emb-gru", "emb-lstm", "transformer
 # ----- 1. weight decay: none for any model (the authors' Adam never gets their YAML's 0.01) -------------------
 @pytest.mark.parametrize("name", [*SUPERVISED, "mae:sim", "xgboost-features"])
 def test_every_model_trains_without_weight_decay_in_the_paper_setup(name: str) -> None:
-    from benchmark.config import load_suite
+    from benchmark.suites.config import load_suite
 
     model = resolve_model(name).create(load_suite("paper").finetune, seed=1)
     assert model.training.weight_decay == 0.0
@@ -44,7 +44,7 @@ def test_every_model_trains_without_weight_decay_in_the_paper_setup(name: str) -
 
 @pytest.mark.parametrize("name", [*SUPERVISED, "mae:sim"])
 def test_finetune_weight_decay_sets_the_declared_001_for_every_model(name: str) -> None:
-    from benchmark.config import load_suite
+    from benchmark.suites.config import load_suite
 
     suite = load_suite("paper", {"finetune.weight_decay": "0.01"})
     assert resolve_model(name).create(suite.finetune, seed=1).training.weight_decay == pytest.approx(0.01)
@@ -247,7 +247,7 @@ def test_validation_and_test_score_a_record_by_the_max_over_its_windows() -> Non
     assert counts == [2, 3, 12] and len(val.signals) == sum(counts)
     window_scores = np.arange(len(val.signals), dtype=float)
     np.testing.assert_array_equal(val.item_max(window_scores), np.cumsum(counts) - 1)  # each record's last window
-    from benchmark.metrics import record_scores
+    from benchmark.results.metrics import record_scores
 
     windows = data.windows_of(np.array([0, 1, 5]))
     assert np.array_equal(record_scores(window_scores, data.window_record[windows], np.array([0, 1, 5])),
@@ -300,9 +300,9 @@ def test_the_training_loop_takes_the_crops_and_the_grouped_validation(one_thread
 
 
 def test_prepare_gives_crops_and_grouped_windows_for_long_records() -> None:
-    from benchmark.cells import Cell
-    from benchmark.config import load_suite
-    from benchmark.run_cell import prepare
+    from benchmark.run.cells import Cell
+    from benchmark.run.run_cell import prepare
+    from benchmark.suites.config import load_suite
 
     data, _ = long_record_task(LENGTHS * 5)
     prepared = prepare(load_suite("demo"), data, Cell("resnet18-1d", "cpsc2018/AF", "II", 0, 1), seed=1)
@@ -312,8 +312,8 @@ def test_prepare_gives_crops_and_grouped_windows_for_long_records() -> None:
 
 @pytest.mark.realdata
 def test_cpsc2018_keeps_whole_records_and_half_overlapping_windows(shared_data, tmp_path) -> None:
+    from benchmark.data.tasks import load_task
     from benchmark.registries import DATASETS
-    from benchmark.tasks import load_task
 
     data = load_task("cpsc2018/AF", shared_data, lead="II", cache_dir=tmp_path)
     assert data.long_records is not None
@@ -345,9 +345,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _study_runs(tracking_uri: str, experiment: str, parent_name: str = "cell"):
-    from benchmark.tags import RunTags
-    from benchmark.tracking import Tracker
-    from benchmark.tuning import StudyRuns
+    from benchmark.run.tuning import StudyRuns
+    from benchmark.tracking.tags import RunTags
+    from benchmark.tracking.tracker import Tracker
 
     tracker = Tracker(tracking_uri, experiment)
     parent = tracker.client.create_run(tracker.experiment_id, run_name=parent_name).info.run_id
@@ -371,8 +371,8 @@ def _runs(tracker, kind: str) -> list:
 
 
 def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_path) -> None:
-    from benchmark.config import TuningConfig
-    from benchmark.tuning import tune
+    from benchmark.run.tuning import tune
+    from benchmark.suites.config import TuningConfig
 
     tracker, runs = _study_runs(store, "nested")
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -399,8 +399,8 @@ def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_pat
 
 
 def test_pruned_failed_and_killed_trials_end_in_their_states(store: str, tmp_path) -> None:
-    from benchmark.config import TuningConfig
-    from benchmark.tuning import tune
+    from benchmark.run.tuning import tune
+    from benchmark.suites.config import TuningConfig
 
     tracker, runs = _study_runs(store, "states")
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -431,8 +431,8 @@ def test_pruned_failed_and_killed_trials_end_in_their_states(store: str, tmp_pat
 def test_a_trial_of_a_dead_process_ends_killed_on_resume(store: str, tmp_path, monkeypatch) -> None:
     import time
 
-    import benchmark.tuning as tuning
-    from benchmark.config import TuningConfig
+    import benchmark.run.tuning as tuning
+    from benchmark.suites.config import TuningConfig
 
     monkeypatch.setattr(tuning, "GRACE_S", 1)
     tracker, runs = _study_runs(store, "dead")
@@ -451,8 +451,8 @@ def test_a_trial_of_a_dead_process_ends_killed_on_resume(store: str, tmp_path, m
 
 
 def test_time_budget_counts_over_sessions(tmp_path) -> None:
-    from benchmark.config import TuningConfig
-    from benchmark.tuning import tune
+    from benchmark.run.tuning import tune
+    from benchmark.suites.config import TuningConfig
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
 
@@ -474,11 +474,11 @@ def test_time_budget_counts_over_sessions(tmp_path) -> None:
 def test_a_tuned_cell_nests_its_study_and_logs_its_weight_decay(store: str, tmp_path, one_thread) -> None:
     """run_cell end to end on a CPSC2018-like task: crops in training, tuning nested under the cell, on the
     tuning seed's split, and a budget cell that takes the full-data study's values without tuning again."""
-    from benchmark.cells import Cell, plan_cells
-    from benchmark.config import load_suite
-    from benchmark.run_cell import CellContext, run_cell
-    from benchmark.tags import RunTags
-    from benchmark.tracking import Tracker
+    from benchmark.run.cells import Cell, plan_cells
+    from benchmark.run.run_cell import CellContext, run_cell
+    from benchmark.suites.config import load_suite
+    from benchmark.tracking.tags import RunTags
+    from benchmark.tracking.tracker import Tracker
 
     suite = load_suite("demo", {"finetune.max_epochs": 2, "finetune.eval_every": 1, "finetune.batch_size": 16,
                                 "tuning.n_trials": 2, "baselines.resnet18-1d": {"base_width": 4}})
@@ -551,8 +551,8 @@ def test_training_stops_after_more_than_patience_evaluations_without_improvement
 
 
 def test_trials_run_up_to_250_epochs_without_early_stopping_and_never_longer_than_a_cell() -> None:
-    from benchmark.config import load_suite
-    from benchmark.run_cell import trial_training
+    from benchmark.run.run_cell import trial_training
+    from benchmark.suites.config import load_suite
 
     paper = load_suite("paper")
     assert (paper.tuning.trial_max_epochs, paper.tuning.trial_early_stopping) == (250, False)
@@ -566,7 +566,7 @@ def test_trials_run_up_to_250_epochs_without_early_stopping_and_never_longer_tha
 
 # ----- 7. which study a cell takes its values from, and on which split --------------------------------------------
 def test_the_tuning_split_is_seed_6_outside_the_scored_seeds() -> None:
-    from benchmark.config import load_suite
+    from benchmark.suites.config import load_suite
 
     for name in ("paper", "all", "budgets", "leads"):
         suite = load_suite(name)
@@ -575,9 +575,9 @@ def test_the_tuning_split_is_seed_6_outside_the_scored_seeds() -> None:
 
 
 def test_a_suite_that_scores_its_tuning_seed_is_warned(caplog: pytest.LogCaptureFixture) -> None:
-    from benchmark.config import load_suite
+    from benchmark.suites.config import load_suite
 
-    with caplog.at_level(logging.WARNING, logger="benchmark.config"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.suites.config"):
         load_suite("demo", {"tuning.n_trials": "2", "grid.seeds": "1,2"})
         assert not caplog.records
         load_suite("demo", {"tuning.n_trials": "2", "grid.seeds": "5,6"})
@@ -585,8 +585,8 @@ def test_a_suite_that_scores_its_tuning_seed_is_warned(caplog: pytest.LogCapture
 
 
 def test_study_cells_are_the_full_lead_ii_split_of_the_tuning_seed_unless_separated() -> None:
-    from benchmark.cells import Cell, study_cell
-    from benchmark.config import TuningConfig
+    from benchmark.run.cells import Cell, study_cell
+    from benchmark.suites.config import TuningConfig
 
     cell = Cell("mae:sim", "ptbxl/AFIB", "V1", 10, 3, positives_only=True, shift="sex:M->F")
     assert study_cell(cell, TuningConfig()) == Cell("mae:sim", "ptbxl/AFIB", "II", 0, 6)
@@ -603,7 +603,7 @@ def test_study_cells_are_the_full_lead_ii_split_of_the_tuning_seed_unless_separa
     ("tuning.trial_max_epochs", "0", "tuning.trial_max_epochs must be >= 1"),
 ])
 def test_tuning_scope_settings_are_checked(key: str, value: str, message: str) -> None:
-    from benchmark.config import load_suite
+    from benchmark.suites.config import load_suite
     from simecg.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
@@ -613,8 +613,8 @@ def test_tuning_scope_settings_are_checked(key: str, value: str, message: str) -
 def test_the_all_suite_tunes_one_study_per_task_and_model() -> None:
     """286 studies for the 16,250 cells of `all`: 26 tasks x 11 models (the scratch encoder borrows mae:sim's),
     whatever their budgets, leads and seeds; a study per lead adds the 11 other leads' (13 tasks x 6 models)."""
-    from benchmark.cells import enumerate_cells, study_cell, study_donors
-    from benchmark.config import load_suite
+    from benchmark.run.cells import enumerate_cells, study_cell, study_donors
+    from benchmark.suites.config import load_suite
 
     def count(overrides: dict[str, str]) -> tuple[int, int]:
         suite = load_suite("all", overrides)

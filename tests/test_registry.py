@@ -110,6 +110,35 @@ def test_builtins_are_declared_as_entry_points_like_plugins() -> None:
     assert declared["mae"] == "baselines.pretrained_mae:PretrainedMAE"
 
 
+
+def test_every_kind_registers_one_way_through_its_entry_point_group() -> None:
+    """One entry point per entry, ``"module:attr"``, imported on its first lookup; a bare module only
+    for a table of entries (the task tables, the folder of suite files)."""
+    from importlib.metadata import entry_points
+
+    from benchmark.registries import ALL
+
+    tables = {("simecg_bench.tasks", "table"), ("simecg_bench.tasks", "demo"), ("simecg_bench.suites", "builtin")}
+    ours = ("simecg", "pretraining", "baselines", "benchmark")
+    for kind, registry in ALL.items():
+        assert registry.group == f"simecg_bench.{kind}", kind
+        declared = [ep for ep in entry_points(group=registry.group) if ep.value.split(".")[0] in ours]
+        assert declared, f"the built-in {kind} are not declared as entry points"
+        assert all(":" in ep.value or (registry.group, ep.name) in tables for ep in declared), kind
+
+
+def test_generators_are_a_registry_like_the_rest() -> None:
+    from pretraining.generators.common import resolve_config
+    from simecg.registries import GENERATORS
+
+    assert GENERATORS.names() == ["gan", "vae"]
+    for kind in GENERATORS.names():
+        model = GENERATORS.get(kind)
+        assert model.kind == kind and set(model.PRESETS) == {"paper", "tiny"}
+        assert all(type(config) is model.Config and config.kind == kind for config in model.PRESETS.values())
+    with pytest.raises(ConfigError, match="unknown generator 'diffusion'.*Known: gan, vae"):
+        resolve_config("diffusion")
+
 def test_the_core_imports_no_benchmark_module() -> None:
     import ast
 

@@ -22,9 +22,9 @@ import pytest
 from ui_server import start_ui
 
 from benchmark.cli import main
-from benchmark.report import NOTE_TAG, REPORT_FILE, build_report, curve_figures, log_curves, log_report_safely
-from benchmark.tags import RunTags
-from benchmark.tracking import Tracker, relocate_store
+from benchmark.results.report import NOTE_TAG, REPORT_FILE, build_report, curve_figures, log_curves, log_report_safely
+from benchmark.tracking.tags import RunTags
+from benchmark.tracking.tracker import Tracker, relocate_store
 
 TASKS = ("ptbxl/AFIB", "ptbxl/STD")
 TINY = [  # as tests/test_pipeline.py: a tiny real run
@@ -200,7 +200,7 @@ def test_report_command_names_a_missing_suite(tracking_uri: str, tmp_path: Path,
 
 
 def test_a_report_failure_only_warns(tracking_uri: str, monkeypatch, caplog) -> None:
-    import benchmark.report as report
+    import benchmark.results.report as report
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

@@ -7,7 +7,7 @@ import pytest
 
 from baselines.base import resolve_model
 from benchmark.cli import main
-from benchmark.config import load_suite
+from benchmark.suites.config import load_suite
 from simecg.errors import ConfigError
 
 
@@ -81,7 +81,7 @@ def test_shift_cell_trains_on_one_group_and_tests_on_the_other(tracking_uri: str
     path = client.download_artifacts(runs["sex:M->F"].info.run_id, "test_predictions.csv")
     assert set(pd.read_csv(path).sex) == {"F"}
     assert runs["sex:M->F"].data.metrics["n_train"] < runs[""].data.metrics["n_train"]
-    from benchmark.leaderboard import build_leaderboard
+    from benchmark.results.leaderboard import build_leaderboard
 
     assert len(build_leaderboard(tracking_uri, "demo").rows) == 1  # the default board holds no shift cell
     assert len(build_leaderboard(tracking_uri, "demo", shift="sex:M->F").rows) == 1

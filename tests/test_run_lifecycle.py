@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.tags import RunTags
-from benchmark.tracking import Tracker
+from benchmark.tracking.tags import RunTags
+from benchmark.tracking.tracker import Tracker
 from simecg.errors import Terminated, TrackingError
 
 TAGS = RunTags(kind="cell", fingerprint="fp", suite="unit", task="demo/af", model="resnet18-1d", seed=2, budget=10)

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.download import download
+from benchmark.data.download import download
 from pretraining import checkpoint
 from pretraining.generators import common as generators
 from simecg.errors import CheckpointError, ConfigError, DataError
@@ -90,7 +90,7 @@ def test_the_refusal_is_weights_only_not_luck(tmp_path):
 
 
 def test_numpy_object_arrays_in_a_folder_corpus_are_refused_without_running_code(tmp_path):
-    from pretraining.corpora.folder import FolderCorpus, FolderOptions
+    from benchmark.corpora.folder import FolderCorpus, FolderOptions
 
     marker = tmp_path / "code-ran"
     folder = tmp_path / "ecgs"

@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from benchmark.cli import main
+from benchmark.corpora.sim import SimCorpus
 from benchmark.registries import BENCHES
-from pretraining.corpora.sim import SimCorpus
 from pretraining.simulators.gaussian import GaussianBeat, GaussianBeatConfig
 
 N = 60

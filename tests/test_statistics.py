@@ -12,9 +12,9 @@ import pytest
 from scipy.stats import binomtest, wilcoxon
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from benchmark.leaderboard import build_leaderboard
-from benchmark.metrics import binary_metrics
-from benchmark.statistics import (
+from benchmark.results.leaderboard import build_leaderboard
+from benchmark.results.metrics import binary_metrics
+from benchmark.results.statistics import (
     bootstrap_intervals,
     format_p,
     mean_gain_interval,
@@ -25,8 +25,8 @@ from benchmark.statistics import (
     weighted_metrics,
     wilcoxon_test,
 )
-from benchmark.tags import RunTags
-from benchmark.tracking import Tracker
+from benchmark.tracking.tags import RunTags
+from benchmark.tracking.tracker import Tracker
 
 
 def _scores(labels: np.ndarray, accuracy: float, rng: np.random.Generator) -> np.ndarray:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.cells import enumerate_cells
-from benchmark.config import load_suite, with_corpora
+from benchmark.run.cells import enumerate_cells
+from benchmark.suites.config import load_suite, with_corpora
 from simecg.errors import ConfigError
 
 FIVE = {"mae:sim", "mae:ecgsyn", "mae:ptbxl", "mae:vae", "mae:gan"}

@@ -193,7 +193,7 @@ def test_a_store_turned_read_only_mid_run_is_one_line_and_the_rerun_resumes(
 
     import sqlalchemy as sa
 
-    import benchmark.run_cell as run_cell_module
+    import benchmark.run.run_cell as run_cell_module
 
     store = tmp_path / "mlflow.db"
     uri = f"sqlite:///{store}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.tracking import Tracker, ensure_sqlite_store
+from benchmark.tracking.tracker import Tracker, ensure_sqlite_store
 from simecg.errors import TrackingError
 from simecg.urls import redact
 

@@ -20,7 +20,7 @@ from baselines.training import (
     resolve_device,
     train_classifier,
 )
-from benchmark.metrics import binary_metrics, record_scores
+from benchmark.results.metrics import binary_metrics, record_scores
 from simecg.errors import ConfigError
 
 

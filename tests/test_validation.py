@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from baselines.training import TrainConfig
-from benchmark.config import GridConfig, TuningConfig, load_suite
+from benchmark.suites.config import GridConfig, TuningConfig, load_suite
 from pretraining.config import PRETRAIN_LIMITS, PretrainConfig, model_config
 from simecg.config import Limits, apply_overrides, check_limits, check_value, coerce
 from simecg.errors import ConfigError

@@ -11,7 +11,7 @@ and are resolved exactly as for pretraining (``PretrainConfig`` + ``build_corpus
     simecg-bench corpus build folder --n 5000 --out DIR --set pretrain.corpus_options.path=MY_ECGS
     simecg-bench corpus preview sim --out grid.png --set pretrain.corpus_options.gaussian.augment_rate=0
 
-``compare`` is the corpus quality report (:func:`benchmark.corpus_report.compare_corpora`)::
+``compare`` is the corpus quality report (:func:`benchmark.results.corpus_report.compare_corpora`)::
 
     simecg-bench corpus compare sim ecgsyn ptbxl --out REPORT --data-dir ../shared/data
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
 from benchmark.commands.arguments import int_range, positive_int, seed_int
 from simecg.outputs import check_output_file, check_output_folder
@@ -68,7 +67,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "powers, amplitudes and MMD^2 / Frechet distances and two-sample tests (MMD permutation p-value, classifier "
         "AUROC) to held-out PTB-XL test-split ECGs (NaN without PTB-XL data): a table here, "
         "corpus_report.csv/.json and PNG plots in --out, and one MLflow run in experiment "
-        "simecg-bench/corpus-report. See benchmark/corpus_report.py for every measure.")
+        "simecg-bench/corpus-report. See benchmark/results/corpus_report.py for every measure.")
     compare.add_argument("names", nargs="+", metavar="NAME", help="corpora to compare, e.g. sim ecgsyn ptbxl vae gan")
     compare.add_argument("--out", required=True,
                          help="folder for corpus_report.csv/.json and the PNG plots (created if absent)")
@@ -91,24 +90,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     compare.set_defaults(func=_compare)
 
 
-def corpus_config(name: str, size: int, seed: int, overrides: list[str]) -> Any:
-    """The ``PretrainConfig`` naming corpus ``name`` of ``size`` ECGs with ``seed`` and the
-    ``--set pretrain.corpus_options.*`` items; its options are resolved (and checked) here."""
-    from benchmark.config import pretrain_overrides
-    from pretraining.config import PretrainConfig, corpus_options
-    from simecg.config import apply_overrides
-    from simecg.errors import ConfigError
-
-    if size <= 0:
-        raise ConfigError(f"corpus {name}: the number of ECGs must be positive, got {size}")
-    settings = pretrain_overrides(overrides, options_only=True)
-    config = apply_overrides(PretrainConfig(corpus=name, corpus_size=size, corpus_seed=seed), settings)
-    corpus_options(config)
-    return config
-
-
 def _build(args: argparse.Namespace) -> int:
-    from pretraining.corpora.store import DEFAULT_SHARD_SIZE, build_store
+    from benchmark.corpora.store import DEFAULT_SHARD_SIZE, build_store
+    from benchmark.suites.config import corpus_config
 
     config = corpus_config(args.name, args.n, args.seed, args.overrides)
     check_output_folder(args.out)
@@ -121,6 +105,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
+    from benchmark.suites.config import corpus_config
     from pretraining.config import build_corpus
     from pretraining.simulators.preview import preview_figure
 
@@ -135,7 +120,8 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from benchmark.corpus_report import check_request, compare_corpora, render, route_overrides
+    from benchmark.results.corpus_report import check_request, compare_corpora, render, route_overrides
+    from benchmark.suites.config import corpus_config
     from pretraining.config import PretrainConfig
 
     names = check_request(args.names, args.n)  # all cheap, before opening the MLflow store
@@ -144,7 +130,7 @@ def _compare(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
     tracker = None
     if not args.no_mlflow:
-        from benchmark.tracking import Tracker
+        from benchmark.tracking.tracker import Tracker
 
         tracker = Tracker(args.tracking_uri, suite="corpus-report")
     frame = compare_corpora(args.names, args.n, args.seed, args.out, data_dir=args.data_dir,

@@ -10,7 +10,7 @@ from benchmark.commands.arguments import positive_int
 from simecg.outputs import check_output_folder
 
 if TYPE_CHECKING:
-    from benchmark.datacheck import CheckReport
+    from benchmark.data.datacheck import CheckReport
 
 CHECK_EXIT_CODES = """exit codes:
   0  clean: no record is rejected (records read with a documented repair count as clean)
@@ -47,7 +47,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from benchmark.datacheck import check_folder
+    from benchmark.data.datacheck import check_folder
 
     report = check_folder(args.dir)
     verdict, code = check_verdict(report, usable_is_enough=args.usable)
@@ -87,7 +87,7 @@ def check_verdict(report: CheckReport, usable_is_enough: bool = False) -> tuple[
 
 
 def _download(args: argparse.Namespace) -> int:
-    from benchmark.download import download
+    from benchmark.data.download import download
 
     if args.dir is not None:
         check_output_folder(args.dir, "--dir")

@@ -44,7 +44,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def generator_corpus(name: str, preset: str | None, data_dir: str | None, overrides: list[str]) -> Any:
     """The ``vae``/``gan`` corpus the arguments describe (flags win over ``--set``)."""
-    from benchmark.commands.corpus import corpus_config
+    from benchmark.suites.config import corpus_config
     from pretraining.config import build_corpus
 
     items = list(overrides)
@@ -56,12 +56,12 @@ def generator_corpus(name: str, preset: str | None, data_dir: str | None, overri
 
 
 def _train(args: argparse.Namespace) -> int:
-    from benchmark.generators import provision_generator
+    from benchmark.run.generators import provision_generator
 
     corpus = generator_corpus(args.name, args.preset, args.data_dir, args.overrides)
     tracker = None
     if not args.no_mlflow:
-        from benchmark.tracking import Tracker
+        from benchmark.tracking.tracker import Tracker
 
         tracker = Tracker(args.tracking_uri, suite="generators")
     result = provision_generator(corpus, tracker=tracker, progress=not args.no_progress)

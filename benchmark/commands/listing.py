@@ -21,7 +21,7 @@ def describe(kind: str, name: str, entry: object) -> str:
     if kind == "tasks":
         return getattr(entry, "description", "") or f"{entry.label} vs {', '.join(entry.negative)}"  # type: ignore[attr-defined]
     if kind == "suites":
-        from benchmark.config import load_suite
+        from benchmark.suites.config import load_suite
 
         return load_suite(name).description
     if kind == "baselines":
@@ -38,7 +38,7 @@ def describe(kind: str, name: str, entry: object) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     registry = ALL[args.kind]
     if args.kind == "tasks" and args.data_dir:
-        from benchmark.tasks import task_summary
+        from benchmark.data.tasks import task_summary
 
         frame = task_summary(args.data_dir)
         print(frame.to_json(orient="records", indent=2) if args.json else frame.to_string(index=False))

@@ -46,10 +46,10 @@ def build_config(args: argparse.Namespace) -> Any:
     """The :class:`PretrainConfig` the arguments describe (flags win over ``--set``, ``--set`` over ``--suite``).
 
     ``--set`` keys are suite-config paths, as in ``run``: ``pretrain.<field>``, corpus options as
-    ``pretrain.corpus_options.<key>`` (:func:`benchmark.config.pretrain_overrides`). The corpus
+    ``pretrain.corpus_options.<key>`` (:func:`benchmark.suites.config.pretrain_overrides`). The corpus
     options are resolved here once, so a wrong one fails before anything starts.
     """
-    from benchmark.config import pretrain_overrides
+    from benchmark.suites.config import pretrain_overrides
     from pretraining.config import PretrainConfig, check_pretraining, corpus_options
 
     overrides: dict[str, Any] = pretrain_overrides(args.overrides)
@@ -58,7 +58,7 @@ def build_config(args: argparse.Namespace) -> Any:
             overrides[key] = getattr(args, key)
     base, suite = PretrainConfig(), None
     if getattr(args, "suite", None):
-        from benchmark.config import load_suite
+        from benchmark.suites.config import load_suite
 
         suite = load_suite(args.suite)
         base = suite.pretrain
@@ -66,7 +66,7 @@ def build_config(args: argparse.Namespace) -> Any:
         overrides["data_dir"] = args.data_dir
     config = apply_overrides(base, overrides)
     if suite is not None:  # a corpus that keeps test records out keeps out this suite's (as `run` does)
-        from benchmark.config import with_split_settings
+        from benchmark.suites.config import with_split_settings
 
         config = with_split_settings(config, suite)
     corpus_options(config)
@@ -76,7 +76,7 @@ def build_config(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Provision the encoder: the cache or MLflow may already hold it; else pretrain (or resume) it."""
-    from benchmark.encoders import provision_encoder
+    from benchmark.run.encoders import provision_encoder
 
     config = build_config(args)
     if args.out is not None:
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     is_main = int(os.environ.get("RANK", "0")) == 0
     tracker = None
     if not args.no_mlflow:  # every rank looks for a finished run (all fetch it, or none); rank 0 alone logs
-        from benchmark.tracking import Tracker
+        from benchmark.tracking.tracker import Tracker
 
         tracker = Tracker(args.tracking_uri, suite="pretrain")
     encoder = provision_encoder(config, tracker=tracker, progress=not args.no_progress, out_dir=args.out,

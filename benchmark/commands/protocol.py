@@ -1,4 +1,4 @@
-"""``simecg-bench protocol``: the fidelity table of a suite (:mod:`benchmark.fidelity`)."""
+"""``simecg-bench protocol``: the fidelity table of a suite (:mod:`benchmark.results.fidelity`)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_protocol(args: argparse.Namespace) -> int:
-    from benchmark.config import load_suite
-    from benchmark.fidelity import COLUMNS, as_markdown, fidelity_rows
+    from benchmark.results.fidelity import COLUMNS, as_markdown, fidelity_rows
+    from benchmark.suites.config import load_suite
 
     suite = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
     rows = fidelity_rows(suite)

@@ -22,7 +22,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchmark.report import build_report, log_report, resolve_suite
+    from benchmark.results.report import build_report, log_report, resolve_suite
 
     check_output_file(args.out, REPORT_SUFFIXES)  # before reading the store
     suite = resolve_suite(args.tracking_uri, args.suite)

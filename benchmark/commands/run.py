@@ -77,9 +77,9 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.config import load_suite
-    from benchmark.leaderboard import build_leaderboard
-    from benchmark.runner import run_suite
+    from benchmark.results.leaderboard import build_leaderboard
+    from benchmark.run.runner import run_suite
+    from benchmark.suites.config import load_suite
 
     suite = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
     shard_spec = parse_shard(args.shard)
@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _dry_run(args: argparse.Namespace, suite: object, shard_spec: tuple[int, int]) -> int:
     """``run --dry-run``: the summary first; cells with ``--list`` (lines) or ``--format csv|json`` (rows)."""
-    from benchmark.planning import make_plan
+    from benchmark.run.planning import make_plan
 
     plan = make_plan(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec,
                      optuna_storage=args.optuna_storage)
@@ -126,7 +126,7 @@ def _dry_run(args: argparse.Namespace, suite: object, shard_spec: tuple[int, int
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import build_leaderboard, latest_suite
+    from benchmark.results.leaderboard import build_leaderboard, latest_suite
 
     suite = args.suite or latest_suite(args.tracking_uri)
     board = build_leaderboard(args.tracking_uri, suite, lead=args.lead, budget=args.budget,
@@ -140,7 +140,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     """Serve MLflow's UI on the store; Ctrl-C or SIGTERM stops it and every process it started."""
     import webbrowser
 
-    from benchmark.tracking import relocate_store, resolve_uri, sqlite_path
+    from benchmark.tracking.tracker import relocate_store, resolve_uri, sqlite_path
 
     uri = resolve_uri(args.tracking_uri)
     if moved := relocate_store(uri):  # a moved or copied store shows its own artifacts
@@ -184,8 +184,8 @@ def ui_experiment(uri: str, suite: str | None) -> tuple[str | None, str | None]:
     """The experiment id and name of ``suite`` (default: the newest suite; none in an empty store)."""
     import mlflow
 
-    from benchmark.leaderboard import latest_suite
-    from benchmark.tracking import EXPERIMENT_PREFIX
+    from benchmark.results.leaderboard import latest_suite
+    from benchmark.tracking.tracker import EXPERIMENT_PREFIX
 
     if suite is None:
         try:
@@ -222,7 +222,7 @@ def start_ui_server(uri: str, host: str, port: int, workers: int = 1) -> subproc
     """
     import os
 
-    from benchmark.tracking import _artifact_root
+    from benchmark.tracking.tracker import _artifact_root
 
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
                "--port", str(port), "--workers", str(workers)]

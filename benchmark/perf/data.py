@@ -15,6 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmark.registries import DATASETS, TASKS
+from simecg import paths
+
 
 class DataLoadBench:
     """Seconds to list tasks, load a task the first time and from the cache (issue 4)."""
@@ -27,8 +30,7 @@ class DataLoadBench:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
-        from benchmark.registries import DATASETS, TASKS
-        from benchmark.tasks import load_task, task_summary
+        from benchmark.data.tasks import load_task, task_summary
 
         t0 = time.perf_counter()
         summary = task_summary(args.data_dir)
@@ -62,8 +64,6 @@ class DataLoadBench:
 
 
 def _default() -> Path:
-    from simecg import paths
-
     return paths.data_dir()
 
 

@@ -17,7 +17,7 @@ as other jobs on the machine only ever add time):
 * VAE/DCGAN generator training steps/s per preset (the ``vae``/``gan`` corpora train one first).
 
 The figures are merged into ``<cache>/throughput/<device>-<host>.json`` (with the torch version
-and thread count), which :mod:`benchmark.planning` reads. Defaults take about 15 minutes on 2 idle
+and thread count), which :mod:`benchmark.run.planning` reads. Defaults take about 15 minutes on 2 idle
 cores (the paper-size models at batch 256 dominate); ``--batch-size 64 --steps 1`` about 3.
 """
 
@@ -33,14 +33,15 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.perf.baselines import time_estimator
+from simecg.config import parse_set_args
+from simecg.registries import BASELINES, GENERATORS
 from simecg.signal import N_SAMPLES
 
 ENCODER_PRESETS = ("paper", "tiny")
 # The augmentation the fine-tuning loop is timed with: the middle of the tuner's space
 # (baselines.base.training_space: mask_ratio 0..0.5, max_shift_ratio 0..0.75), as tuned cells train.
 AUGMENT = (0.25, 0.375)
-GENERATOR_KINDS = ("vae", "gan")
-
 
 @dataclass(frozen=True)
 class Variant:
@@ -54,9 +55,8 @@ class Variant:
 def default_variants() -> list[Variant]:
     """Every registered model at its default config; the pretrained MAE and the scratch Transformer per preset."""
     from baselines.base import resolve_model
-    from benchmark.planning import speed_key
+    from benchmark.run.planning import speed_key
     from pretraining.config import PretrainConfig
-    from simecg.registries import BASELINES
 
     out = []
     for name in BASELINES.names():
@@ -78,8 +78,8 @@ def default_variants() -> list[Variant]:
 def suite_variants(suite: Any) -> list[Variant]:
     """The models of a suite's cells, with its ``[baselines.*]`` overrides and its sources' encoder presets."""
     from baselines.base import resolve_model
-    from benchmark.cells import enumerate_cells
-    from benchmark.planning import speed_key
+    from benchmark.run.cells import enumerate_cells
+    from benchmark.run.planning import speed_key
 
     out = []
     for model in dict.fromkeys(c.model for c in enumerate_cells(suite)):
@@ -235,8 +235,6 @@ def time_finetune(variant: Variant, batch_size: int = 256, steps: int = 2, round
 
 def time_estimator_fit(name: str, n_samples: int = 200) -> dict[str, Any]:
     """Feature ms per ECG and fit seconds per 1000 training ECGs (``bench baselines``' measurement)."""
-    from benchmark.perf.baselines import time_estimator
-
     row = time_estimator(name, n_samples)
     n_train = n_samples - max(2, n_samples // 5)
     return {"model": name, "kind": "estimator", "samples": n_samples, "feature_ms_per_ecg": row["feature_ms_per_ecg"],
@@ -320,8 +318,7 @@ class FinetuneBench:
 
         from baselines.training import resolve_device
         from benchmark.perf.pretrain import DEFAULT_BATCH
-        from benchmark.planning import write_throughput
-        from simecg.registries import BASELINES
+        from benchmark.run.planning import write_throughput
 
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -330,8 +327,7 @@ class FinetuneBench:
         batch = args.batch_size or 256
         preference = args.device or "auto"
         if args.suite:
-            from benchmark.config import load_suite
-            from simecg.config import parse_set_args
+            from benchmark.suites.config import load_suite
 
             suite = load_suite(args.suite, parse_set_args(args.set))
             batch = args.batch_size or suite.finetune.batch_size
@@ -376,7 +372,7 @@ class FinetuneBench:
                   f"{row['ratio_vs_reference']:.2f}x",
                   flush=True)
         generators: dict[str, dict[str, Any]] = {}
-        for kind in GENERATOR_KINDS if _names(args.generator_presets) else ():
+        for kind in GENERATORS.names() if _names(args.generator_presets) else ():
             for name in _names(args.generator_presets):
                 row = time_generator(kind, name, args.pretrain_steps)
                 generators[f"{kind}@{name}"] = row

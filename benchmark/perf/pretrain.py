@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pretraining.config import PretrainConfig, build_corpus
+from pretraining.loop import pretrain
 from pretraining.mae import MAEConfig, MaskedAutoencoder, preset, sincos_1d
 
 DEFAULT_BATCH = {"tiny": 64, "paper": 32}
@@ -140,9 +142,6 @@ def compare_with_reference(name: str, batch: int, rounds: int, steps: int, devic
 
 def measure_data_wait(corpus: str, steps: int, batch: int, workers: int) -> dict[str, Any]:
     """Run the real training loop (tiny preset) on ``corpus`` simulated on the fly; read its timings."""
-    from pretraining.config import PretrainConfig, build_corpus
-    from pretraining.loop import pretrain
-
     log_every = max(1, steps // 4)
     config = PretrainConfig(
         corpus=corpus, corpus_size=1_000_000, preset="tiny", steps=steps, batch_size=batch, val_size=batch,

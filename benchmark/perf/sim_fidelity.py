@@ -4,9 +4,9 @@ The ``sim`` corpus claims to be SimECG-N as the authors' ``src/prep/SimECG-N/gen
 it (docs/protocol.md). This benchmark checks the claim on distributions: it reads ECGs made by
 the authors' generator, run unchanged outside this repository, as a ``folder`` corpus, draws as
 many from ``sim``, and compares them on the corpus report's features of z-scored ECGs
-(:data:`benchmark.corpus_report.FEATURES`: Welch and DCT band powers down to 0.05 Hz, local
+(:data:`benchmark.results.corpus_report.FEATURES`: Welch and DCT band powers down to 0.05 Hz, local
 noise bursts and level steps, rhythm and beat shape, scale-free amplitude statistics) with the
-report's two-sample tests (:func:`benchmark.corpus_report.two_sample_test`: MMD² and its
+report's two-sample tests (:func:`benchmark.results.corpus_report.two_sample_test`: MMD² and its
 permutation p-value, the Fréchet distance, a classifier two-sample test's AUROC and p-value).
 
 Every pair is read against a null reference measured in the same run: ``sim`` against itself
@@ -47,7 +47,7 @@ TESTS = ("mmd2", "mmd2_pvalue", "frechet", "c2st_auroc", "c2st_pvalue")
 
 def folder_ecgs(path: Path | str, n: int, seed: int) -> np.ndarray:
     """Up to ``n`` ECGs of the ``folder`` corpus at ``path`` (its ``.npy``/WFDB files), drawn with ``seed``."""
-    from benchmark.corpus_report import build_named_corpus, sample_indices
+    from benchmark.results.corpus_report import build_named_corpus, sample_indices
 
     corpus = build_named_corpus("folder", seed, [f"pretrain.corpus_options.path={path}"])
     return corpus.get_batch(sample_indices(len(corpus), n, seed, "folder"))
@@ -55,7 +55,7 @@ def folder_ecgs(path: Path | str, n: int, seed: int) -> np.ndarray:
 
 def sim_ecgs(n: int, seed: int, overrides: list[str]) -> np.ndarray:
     """``n`` ECGs of the ``sim`` corpus with corpus seed ``seed``, drawn as the corpus report draws them."""
-    from benchmark.corpus_report import build_named_corpus, sample_indices
+    from benchmark.results.corpus_report import build_named_corpus, sample_indices
 
     corpus = build_named_corpus("sim", seed, overrides)
     return corpus.get_batch(sample_indices(len(corpus), n, seed, "sim"))
@@ -67,7 +67,7 @@ def compare(sets: dict[str, np.ndarray], pairs: list[tuple[str, str]], reference
 
     Returns ``{"features": {set: {feature: mean}}, "pairs": [{"pair", "n", mmd2, ...}]}``.
     """
-    from benchmark.corpus_report import FEATURES, FeatureScale, measure, two_sample_test
+    from benchmark.results.corpus_report import FEATURES, FeatureScale, measure, two_sample_test
 
     features = {name: measure(signals, name, n_jobs=1).features() for name, signals in sets.items()}
     scale = FeatureScale.of(features[reference])
@@ -84,7 +84,7 @@ def render(result: dict[str, Any]) -> str:
     """The two tables of :func:`compare` as aligned text."""
     names = list(result["features"])
     width = max(len(f) for f in next(iter(result["features"].values())))
-    lines = ["feature means (each ECG z-scored; see benchmark.corpus_report.FEATURES)",
+    lines = ["feature means (each ECG z-scored; see benchmark.results.corpus_report.FEATURES)",
              " " * width + "".join(f"{name:>14}" for name in names)]
     for feature in result["features"][names[0]]:
         lines.append(f"{feature:<{width}}" + "".join(f"{result['features'][n][feature]:14.4f}" for n in names))

@@ -5,7 +5,7 @@ encoder and the task data: the comparison is about cells), then, for each N, N u
 ``simecg-bench run`` processes together on a fresh store, claiming cells dynamically. It prints
 per N: wall seconds, cells run by each worker, duplicates and lost cells (both must be 0), and
 the speed-up over 1 worker, then the same as JSON (``--json``). Each worker sets its torch
-threads to the machine's cores divided by the live workers on it (:func:`benchmark.runner.share_cores`).
+threads to the machine's cores divided by the live workers on it (:func:`benchmark.run.runner.share_cores`).
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from pretraining.corpora.base import STORE_PATH, stored_or_computed
+from benchmark.corpora.store import CorpusStore, stored_or_computed
+from pretraining.corpora.base import STORE_PATH, CorpusBase
 from simecg import integrity
 from simecg.errors import ConfigError, DataError, DataMissingError
 from simecg.seeding import rng_for
@@ -132,7 +133,7 @@ def load_generator() -> Any:
     return generator.eval()
 
 
-class DeepfakeCorpus:
+class DeepfakeCorpus(CorpusBase):
     """Lead II of Pulse2Pulse GAN ECGs from the deepfake-ecg package (in mV); ECG ``i`` depends only on (seed, i).
 
     Built as ``DeepfakeCorpus(size=, seed=, options=DeepfakeCorpus.Options(...))``; see the module docstring.
@@ -227,8 +228,6 @@ class DeepfakeCorpus:
             return None
         with self._lock:
             if self._store is None:
-                from pretraining.corpora.store import CorpusStore
-
                 store = CorpusStore.open(Path(self.options.path))
                 store.check_matches(self.content_identity())
                 self._store = store

@@ -9,15 +9,29 @@ defaults included, typed like every other config) and built as
 function of (options, seed, i), so any worker, rank or machine can produce any slice of it
 without coordination.
 
-A corpus may bring its own validation set (the real-data ``ptbxl`` corpora do): an int attribute
-``validation_size`` says that its last ``validation_size`` ECGs are records it never trains on, and
-pretraining validates on them (:func:`validation_holdout`). Without it, pretraining holds out the
-corpus's last ``pretrain.val_size`` ECGs (any simulated ECG is as new as another).
+Beyond those, every corpus declares (:class:`Corpus`; :class:`CorpusBase` gives the defaults, so a
+corpus subclasses it and writes only what differs):
+
+- ``validation_size``: None, or the number of its last ECGs that are records it never trains on,
+  its own validation set (the real-data ``ptbxl`` corpora have one); pretraining validates on them
+  (:func:`validation_holdout`). Without one, pretraining holds out the corpus's last
+  ``pretrain.val_size`` ECGs (any simulated ECG is as new as another).
+- ``sees_test_records``: whether it may hold records of downstream test splits (marked † in every
+  output; ``ptbxl-authors``, and the generators trained on the authors' records).
+- ``unit``: ``mV``, or ``z-scored`` for ECGs on the z-scored scale (generated ones); previews say it.
+- ``content_identity()``: what decides every ECG's values whatever the corpus's size (a materialized
+  store checks it); ``identity()`` by default.
+- ``describe(indices)``: per ECG, what made it (a simulator's parameters), for previews; empty by default.
 
 ``identity()`` is the corpus's *content* identity, hashed into the encoder's fingerprint
 (:func:`simecg.identity.encoder_identity`, which drops ``pretrain.corpus_options``): name, size,
 seed and every resolved option that changes an ECG value, and nothing else (no location of a
 store or of a folder), so a fingerprint changes exactly when the ECGs do.
+
+A corpus sampled from a generative model that is trained first (``vae``, ``gan``) is also a
+:class:`TrainedCorpus`: it says which model (:class:`GeneratorSpec`) and trains it in
+``prepare()``; the benchmark trains each such model once and shares it
+(``benchmark.run.generators.provision_generator``). See docs/protocol.md, "VAE and GAN corpora".
 """
 
 from __future__ import annotations
@@ -25,13 +39,16 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from simecg.config import coerce
 from simecg.errors import ConfigError
-from simecg.signal import N_SAMPLES
+from simecg.identity import Identity
 
 # ``dataclasses.field(metadata={STORE_PATH: True})`` marks an option naming a materialized store of
 # the same corpus (read instead of recomputing the same values): ``corpus build`` ignores it.
@@ -43,11 +60,15 @@ OPTIONS_KEY = "pretrain.corpus_options"
 class Corpus(Protocol):
     """An indexable collection of lead II, 500-Hz, 10-s ECGs (raw amplitude, not z-scored).
 
-    The registered class is built as ``cls(size=int, seed=int, options=cls.Options(...))``.
+    The registered class is built as ``cls(size=int, seed=int, options=cls.Options(...))``; the
+    optional members have defaults in :class:`CorpusBase` (module docstring).
     """
 
     name: str
     Options: ClassVar[type]  # frozen dataclass of the corpus's options; defaults are the corpus's
+    unit: str  # "mV", or "z-scored" (generated ECGs)
+    validation_size: int | None  # its own validation set: its last validation_size ECGs (None: none)
+    sees_test_records: bool  # may hold records of downstream test splits (marked † in every output)
 
     def __len__(self) -> int:
         """Number of ECGs in the corpus."""
@@ -61,8 +82,73 @@ class Corpus(Protocol):
         """JSON-ready content identity: name, size, seed and all that decides the ECG values, no location."""
         ...
 
+    def content_identity(self) -> dict[str, Any]:
+        """What decides every ECG's values, whatever the size (a store of the corpus is checked against it)."""
+        ...
 
-def validation_holdout(corpus: Any, val_size: int, name: str = "") -> tuple[int, int]:
+    def describe(self, indices: np.ndarray) -> list[dict[str, Any]]:
+        """Per ECG at ``indices``, what made it (e.g. a simulator's parameters), for previews."""
+        ...
+
+
+class CorpusBase:
+    """The defaults of :class:`Corpus`'s optional members: a corpus subclasses this and writes the rest
+    (``name``, ``Options``, ``__len__``, ``get_batch``, ``identity``).
+
+    No validation set of its own, no test record, ECGs in mV, the content identity is the identity,
+    and nothing to describe per ECG.
+    """
+
+    name: ClassVar[str] = ""
+    unit: ClassVar[str] = "mV"
+    validation_size: int | None = None
+    sees_test_records: bool = False
+
+    def content_identity(self) -> dict[str, Any]:
+        return self.identity()
+
+    def describe(self, indices: np.ndarray) -> list[dict[str, Any]]:
+        return [{} for _ in range(len(indices))]
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """The generative model a :class:`TrainedCorpus` samples from, as whoever trains or fetches it needs it."""
+
+    kind: str  # the model's name in simecg.registries.GENERATORS ("vae", "gan")
+    preset: str  # the preset its config starts from ("paper", "tiny")
+    config: Any  # its resolved config (steps, batch_size, ...)
+    identity: Identity  # its identity: config and training data (what its folder and MLflow run are named by)
+    folder: Path  # where the trained model is (or will be): <cache>/generators/<fingerprint>
+
+
+# ``open_run(name, fingerprint, params)``: a context manager around a tracked training run, yielding a
+# logger (``log_metrics``, ``log_figure``, ``log_artifact``).
+OpenRun = Callable[[str, str, dict[str, Any]], AbstractContextManager[Any]]
+
+
+@runtime_checkable
+class TrainedCorpus(Protocol):
+    """A corpus sampled from a generative model that must be trained first (``vae``, ``gan``).
+
+    Methods only, so that ``isinstance(corpus, TrainedCorpus)`` reads no property (and no data).
+    """
+
+    def generator(self) -> GeneratorSpec:
+        """Its model: kind, preset, config, identity and folder (computing it trains nothing)."""
+        ...
+
+    def is_prepared(self) -> bool:
+        """Whether the trained model is in its folder."""
+        ...
+
+    def prepare(self, open_run: OpenRun | None = None, progress: bool = False) -> Path:
+        """Train the model (or resume its training, or find it done); its folder. With ``open_run``, a
+        training that has work to do is logged in the run it opens."""
+        ...
+
+
+def validation_holdout(corpus: Corpus, val_size: int, name: str = "") -> tuple[int, int]:
     """``(train_size, n_val)``: pretraining trains on ECGs ``[0, train_size)`` and validates on the next ``n_val``.
 
     A corpus with its own validation set (``validation_size``) trains on everything before it and
@@ -70,11 +156,11 @@ def validation_holdout(corpus: Any, val_size: int, name: str = "") -> tuple[int,
     validation off); any other corpus gives up its last ``val_size`` ECGs, at most half of it.
     """
     total = len(corpus)
-    own = getattr(corpus, "validation_size", None)
+    own = corpus.validation_size
     if own is not None:
         own = int(own)
         if not 0 < own < total:
-            raise ConfigError(f"corpus {name or getattr(corpus, 'name', '?')!r}: validation_size {own} must leave "
+            raise ConfigError(f"corpus {name or corpus.name!r}: validation_size {own} must leave "
                               f"training ECGs among its {total}")
         return total - own, min(int(val_size), own)
     if val_size * 2 > total:
@@ -144,28 +230,3 @@ def without_store_paths(options: Any) -> Any:
     """``options`` with every field marked ``STORE_PATH`` back at its default (for building a store)."""
     changes = {f.name: f.default for f in dataclasses.fields(options) if f.metadata.get(STORE_PATH)}
     return dataclasses.replace(options, **changes) if changes else options
-
-
-def stored_or_computed(name: str, size: int, indices: Any, compute: Callable[[np.ndarray], np.ndarray],
-                       store: Any = None) -> np.ndarray:
-    """``get_batch`` of a corpus that computes its ECGs: float32 ``(len(indices), 5000)``.
-
-    Indices outside ``[0, size)`` raise :class:`ConfigError` naming corpus ``name``. Those a
-    ``store`` holds (a :class:`~pretraining.corpora.store.CorpusStore` of the same ECGs, built by
-    ``corpus build``: its first ``len(store)`` indices) are read from it, the others come from
-    ``compute`` (indices -> ECGs): a store saves time and never changes a value, so a corpus
-    larger than its store still works, and an option naming it stays out of the identity.
-    """
-    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if indices.size and (indices.min() < 0 or indices.max() >= size):
-        raise ConfigError(f"{name} corpus index out of range [0, {size}): got {indices.min()}..{indices.max()}")
-    out = np.empty((len(indices), N_SAMPLES), dtype=np.float32)
-    todo = np.ones(len(indices), dtype=bool)
-    if store is not None:
-        stored = indices < len(store)
-        if stored.any():
-            out[stored] = store.get_batch(indices[stored])
-        todo &= ~stored
-    if todo.any():
-        out[todo] = compute(indices[todo])
-    return out

@@ -3,21 +3,21 @@
 One module per model (:mod:`~pretraining.generators.vae`, :mod:`~pretraining.generators.gan`), each
 with a frozen config dataclass and ``paper`` (the authors' recipe) / ``tiny`` presets; the shared
 1-D ResNet decoder and generator files in :mod:`~pretraining.generators.common`; the resumable
-training loop, training data and identities in :mod:`~pretraining.generators.train`. The ``vae``
-and ``gan`` pretraining corpora (:mod:`pretraining.corpora.generated`) sample from them. Models see
+training loop, the training data's container and identities in :mod:`~pretraining.generators.train`
+(the data itself is the caller's). The ``vae`` and ``gan`` pretraining corpora
+(:mod:`benchmark.corpora.generated`) choose their PTB-XL training records and sample from them. Models see
 z-scored ECGs, so what they generate is on the z-scored scale.
 """
 
-from pretraining.generators.common import KINDS, load_sampler, resolve_config
+from pretraining.generators.common import load_sampler, resolve_config
 from pretraining.generators.train import (
     GeneratorData,
     generator_dir,
     generator_identity,
-    ptbxl_training_data,
     train_generator,
 )
 
 __all__ = [
-    "KINDS", "GeneratorData", "generator_dir", "generator_identity", "load_sampler", "ptbxl_training_data",
+    "GeneratorData", "generator_dir", "generator_identity", "load_sampler",
     "resolve_config", "train_generator",
 ]

@@ -17,7 +17,6 @@ the resolved config (:func:`resolve_config`), whose values, less the bookkeeping
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import typing
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pretraining.checkpoint import atomic_save
 from simecg import integrity
 from simecg.config import (
     AT_LEAST_ONE,
@@ -44,9 +44,10 @@ from simecg.config import (
 )
 from simecg.errors import CheckpointError, ConfigError
 from simecg.memory import check_trainable
+from simecg.registries import GENERATORS
+from simecg.seeding import rng_for
 from simecg.signal import N_SAMPLES
 
-KINDS: dict[str, str] = {"vae": "pretraining.generators.vae", "gan": "pretraining.generators.gan"}
 PRESET_NAMES = ("paper", "tiny")
 FORMAT = "simecg-generator/1"
 GENERATOR_FILE = "generator.pt"
@@ -207,9 +208,16 @@ class TrainingBatch:
 
 
 class GenerativeModel(nn.Module):
-    """What the training loop needs of a generative model (subclassed by the VAE and the DCGAN)."""
+    """What the training loop needs of a generative model (subclassed by the VAE and the DCGAN).
+
+    A model class is registered in ``simecg.registries.GENERATORS`` under its ``kind`` (an entry point
+    of the group ``simecg_bench.generators``) with its config dataclass (``Config``) and named
+    presets (``PRESETS``: ``paper`` and ``tiny``), built as ``cls(config)``.
+    """
 
     kind: ClassVar[str] = ""
+    Config: ClassVar[type[GeneratorConfig]] = GeneratorConfig
+    PRESETS: ClassVar[dict[str, GeneratorConfig]] = {}
     config: GeneratorConfig
 
     def sampler(self) -> nn.Module:
@@ -255,22 +263,21 @@ def draw_latent(shape: tuple[int, ...], distribution: str, generator: torch.Gene
 
 # ---- presets, configs, models by kind ---------------------------------------------------------------
 
-def model_module(kind: str) -> Any:
-    """The module of a generator kind (``vae`` or ``gan``): ``Config``, ``PRESETS``, ``Model``."""
-    if kind not in KINDS:
-        raise ConfigError(f"unknown generator {kind!r}; known: {', '.join(KINDS)}")
-    return importlib.import_module(KINDS[kind])
+def model_class(kind: str) -> type[GenerativeModel]:
+    """The generative model registered as ``kind`` (``vae``, ``gan``): its ``Config``, ``PRESETS``, and the
+    model itself; an unknown kind is a ConfigError listing the known ones."""
+    return GENERATORS.get(kind)
 
 
 def kind_of(config: GeneratorConfig) -> str:
-    if not isinstance(config, GeneratorConfig) or config.kind not in KINDS:
+    if not isinstance(config, GeneratorConfig) or config.kind not in GENERATORS:
         raise ConfigError(f"not a generator config: {config!r}")
     return config.kind
 
 
 def preset(kind: str, name: str) -> GeneratorConfig:
     """The named preset (``paper`` or ``tiny``) of a generator kind."""
-    presets = model_module(kind).PRESETS
+    presets = model_class(kind).PRESETS
     if name not in presets:
         raise ConfigError(f"unknown {kind} generator preset {name!r}; known: {', '.join(sorted(presets))}")
     return presets[name]
@@ -317,7 +324,7 @@ def resolve_config(kind: str, preset_name: str = "paper", overrides: Mapping[str
 
 def config_from_dict(kind: str, data: Mapping[str, Any], source: str = "generator file") -> GeneratorConfig:
     """A config of ``kind`` from its :func:`simecg.config.to_dict` form (lists back to tuples)."""
-    cls = model_module(kind).Config
+    cls = model_class(kind).Config
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -327,7 +334,7 @@ def config_from_dict(kind: str, data: Mapping[str, Any], source: str = "generato
 
 def build_model(config: GeneratorConfig) -> GenerativeModel:
     """The (randomly initialised, by torch's global RNG) model of a config."""
-    return model_module(kind_of(config)).Model(config)
+    return model_class(kind_of(config))(config)
 
 
 def _dotted(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -346,8 +353,6 @@ def save_generator(model: GenerativeModel, config: GeneratorConfig, path: Path,
                    extra: Mapping[str, Any] | None = None, state: Mapping[str, torch.Tensor] | None = None) -> Path:
     """Write the sampler's weights (decoder / generator; ``state`` if given, e.g. the best-validation
     ones, else the model's current ones), its kind and config, atomically."""
-    from pretraining.checkpoint import atomic_save
-
     state = {k: v.detach().cpu().clone() for k, v in (state or model.sampler().state_dict()).items()}
     return atomic_save({"format": FORMAT, "kind": "generator", "model": kind_of(config), "config": to_dict(config),
                         "sampler": state, "extra": dict(extra or {})}, Path(path))
@@ -415,8 +420,6 @@ def sample_latents(seed: int, indices: np.ndarray, latent_dim: int, purpose: str
                    distribution: str = "normal") -> np.ndarray:
     """``z_i`` ~ N(0, I) (or U(0, 1) per coordinate), one stream per (seed, index): the same ``z`` for an
     index in any batch."""
-    from simecg.seeding import rng_for
-
     if distribution not in LATENTS:
         raise ConfigError(f"unknown latent distribution {distribution!r}; known: {', '.join(LATENTS)}")
     out = np.empty((len(indices), latent_dim), dtype=np.float32)

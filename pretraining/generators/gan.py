@@ -23,7 +23,7 @@ The real ECGs are z-scored and shifted (the fine-tuning shift, ratio 0.25); the 
 also draws a mask (ratio 0.1) that the GAN never uses. Both ``z`` are drawn from **U(0, 1)**
 (``torch.rand``), while the authors sample the trained generator with **N(0, 1)** (``torch.randn``):
 the ``gan`` corpus reproduces that mismatch by default (``latent_sampling="paper"``; see
-:mod:`pretraining.corpora.generated`).
+:mod:`benchmark.corpora.generated`).
 """
 
 from __future__ import annotations
@@ -73,8 +73,6 @@ class DCGANConfig(GeneratorConfig):
         return batch_in_epoch % self.disc_every == 0
 
 
-Config = DCGANConfig
-
 PRESETS: dict[str, DCGANConfig] = {
     "paper": DCGANConfig(),
     # The same design scaled down for tests and laptop suites: trains in seconds on one core (~300 records).
@@ -112,6 +110,8 @@ class DCGAN(GenerativeModel):
     """Generator + discriminator; ``generator`` is the sampler."""
 
     kind = "gan"
+    Config = DCGANConfig
+    PRESETS = PRESETS
 
     def __init__(self, config: DCGANConfig):
         super().__init__()
@@ -174,7 +174,5 @@ class DCGAN(GenerativeModel):
             nn.utils.clip_grad_norm_(module.parameters(), self.config.grad_clip)
         optimizer.step()
 
-
-Model = DCGAN
 
 __all__ = ["D_GRADIENTS", "PRESETS", "CNNDiscriminator1d", "DCGAN", "DCGANConfig"]

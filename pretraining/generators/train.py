@@ -1,7 +1,8 @@
 """Training a generator (VAE or DCGAN): resumable, checkpointed, deterministic given its seed.
 
-:func:`train_generator` trains the model a config describes on :class:`GeneratorData` (PTB-XL lead II
-training records, :func:`ptbxl_training_data`), z-scoring every ECG first, with the authors' recipe
+:func:`train_generator` trains the model a config describes on :class:`GeneratorData` (its caller's
+choice: the ``vae``/``gan`` corpora pass PTB-XL lead II training records,
+:func:`benchmark.corpora.generated.ptbxl_training_data`), z-scoring every ECG first, with the authors' recipe
 (docs/protocol.md, "VAE and GAN corpora"): epochs of a seeded permutation cut into full batches
 (the incomplete last one dropped, as their ``DataLoader(drop_last=True)``), each batch augmented
 (:func:`augment`: a masked segment and a zero-padded shift), the learning rates held or annealed
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from pretraining import checkpoint as ckpt
 from pretraining.generators.common import (
@@ -92,50 +94,6 @@ class GeneratorData:
             positions = np.arange(self.start, self.start + len(self.record_ids))
             self._signals = np.asarray(self._source.get_batch(positions), dtype=np.float32)
         return self._signals
-
-
-# Which PTB-XL records a generator trains on: "ptbxl", the ``ptbxl`` corpus's training records (no
-# test record of the suite's split); "authors", the authors' random 64% (their generators' data
-# code reads the split of seed 1: src/dgms/codes/data/dataloader.py), test records included.
-RECORDS = ("ptbxl", "authors")
-# What the suite decides of the ``ptbxl`` corpus a generator's records come from (options of both).
-SPLIT_FIELDS = ("split", "test_seed", "duplicates", "overlap", "lengths")
-AUTHORS_GENERATOR_SPLIT_SEED = 1
-
-
-def ptbxl_training_data(max_records: int = 0, seed: int = 0, data_dir: str | Path | None = None,
-                        cache_dir: str | Path | None = None, records: str = "ptbxl",
-                        split: Mapping[str, Any] | None = None) -> GeneratorData:
-    """PTB-XL lead II training records for a generator, chosen as the matching pretraining corpus chooses them.
-
-    ``records="ptbxl"``: the training part of the ``ptbxl`` corpus for the suite's split settings
-    ``split`` (``split``, ``test_seed``, ``duplicates``, ``overlap``, ``lengths``: options of that
-    corpus; no record of any PTB-XL task's test split nor a duplicate of one; the corpus's validation
-    records are left out too). ``records="authors"``: the training part of ``ptbxl-authors`` cut with
-    seed 1 as the authors' generators had it (another random 64% of PTB-XL, test records included).
-    Records come in an order seeded by ``seed``; ``max_records`` > 0 keeps the first that many. The
-    data identity is that corpus's identity (records hashed in order, lead, data version, selection),
-    never a location (docs/protocol.md, "VAE and GAN corpora").
-    """
-    from simecg.registries import CORPORA
-
-    if records == "ptbxl":
-        name, chosen = "ptbxl", dict(split or {})
-    elif records == "authors":
-        name, chosen = "ptbxl-authors", {"val_seed": AUTHORS_GENERATOR_SPLIT_SEED}
-    else:
-        raise ConfigError(f"generator training records={records!r}: expected one of {', '.join(RECORDS)}")
-    entry = CORPORA.get(name)
-    options = entry.Options(data_dir=None if data_dir is None else str(data_dir),
-                            cache_dir=None if cache_dir is None else str(cache_dir), **chosen)
-    corpus = entry(size=max_records or None, seed=seed, options=options)
-    if records == "ptbxl" and corpus.sees_test_records:
-        raise DataError("generator training data (records = ptbxl) must exclude every PTB-XL test split")
-    identity, train = corpus.identity(), corpus.train_size
-    # the corpus's own validation records pick the generator's best weights, as the authors' net.pth
-    validation = GeneratorData({**identity, "part": "validation"}, corpus.record_ids[train:], source=corpus,
-                               start=train)
-    return GeneratorData(identity, corpus.record_ids[:train], source=corpus, validation=validation)
 
 
 def generator_identity(config: GeneratorConfig, data: GeneratorData | Mapping[str, Any]) -> Identity:
@@ -255,7 +213,8 @@ def train_generator(config: GeneratorConfig, out_dir: Path, logger: Any = None, 
             artifact_file)``: losses every ``log_every`` steps, sample grids every ``sample_every``
             (``samples/step_XXXXXXXX.png``) and the loss curves at the end (``loss_curves.png``).
         progress: show a progress bar.
-        data: the training ECGs (:func:`ptbxl_training_data`), z-scored here per ECG.
+        data: the training ECGs (e.g. :func:`benchmark.corpora.generated.ptbxl_training_data`), z-scored
+            here per ECG.
         identity: the generator's identity if the caller has it (computed from ``config`` and ``data``).
     """
     out_dir = Path(out_dir)
@@ -300,8 +259,6 @@ def train_generator(config: GeneratorConfig, out_dir: Path, logger: Any = None, 
         raise DataError(f"generator training data must be (n, {N_SAMPLES}) ECGs, got {tuple(signals.shape)}")
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=config.steps, initial=start, desc=f"generator {kind}", unit="step", dynamic_ncols=True)
     try:
         for step in range(start, config.steps):

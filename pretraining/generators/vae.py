@@ -75,8 +75,6 @@ class VAEConfig(GeneratorConfig):
         return self.kl_start + span * min(1.0, step / self.kl_anneal_steps)
 
 
-Config = VAEConfig
-
 PRESETS: dict[str, VAEConfig] = {
     "paper": VAEConfig(),
     # The same design scaled down for tests and laptop suites: trains in seconds on one core
@@ -110,6 +108,8 @@ class VAE(GenerativeModel):
     """Chunk-linear encoder + 1-D ResNet decoder; ``decoder`` is the sampler."""
 
     kind = "vae"
+    Config = VAEConfig
+    PRESETS = PRESETS
 
     def __init__(self, config: VAEConfig):
         super().__init__()
@@ -153,7 +153,5 @@ class VAE(GenerativeModel):
         ones = torch.ones_like(x)
         return self.mean_over_batches(x, lambda part: self.losses(part, ones[:len(part)], step, generator)["loss"])
 
-
-Model = VAE
 
 __all__ = ["KL_SCHEDULES", "PRESETS", "VAE", "ChunkLinearEncoder", "VAEConfig"]

@@ -55,7 +55,7 @@ beat lengths, ``noise_block_rounding=nearest`` rounds block widths instead of tr
 Beyond the paper, for the synthetic ``demo`` tasks, the config can add physiological
 abnormalities (all off by default, so the corpus is the paper's): premature ventricular beats
 (``pvc_probability``), atrial fibrillatory waves (``fibrillation_amplitude``) and an ST-segment
-offset (``st_offset``); see :mod:`benchmark.datasets.demo` for their references.
+offset (``st_offset``); see :mod:`benchmark.data.demo` for their references.
 
 Speed (``simecg-bench bench simulators``; about 7,000 ECGs per CPU-second on the 2-core reference
 machine under load, where the version before the authors' seven augmentations -- which touch

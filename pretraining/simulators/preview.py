@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from pretraining.corpora.base import Corpus
 from simecg.signal import FS
 
 
@@ -24,11 +25,11 @@ def _label(info: dict[str, Any]) -> str:
     return text if len(text) <= 110 else text[:107] + "..."
 
 
-def preview_figure(corpus: Any, n: int = 12, seed: int = 0, seconds: float = 10.0, columns: int = 2):
+def preview_figure(corpus: Corpus, n: int = 12, seed: int = 0, seconds: float = 10.0, columns: int = 2):
     """Matplotlib Figure with ``n`` ECGs of ``corpus`` (indices drawn with ``seed``) and their parameters.
 
-    Works for any corpus; a corpus with ``describe(indices) -> list[dict]`` (like ``sim``) gets its
-    per-ECG parameters in the panel titles, others get their index only.
+    Works for any corpus: what its ``describe(indices)`` says of each ECG (a simulator's parameters,
+    for ``sim``) titles its panel, after its index.
     """
     import matplotlib
 
@@ -40,7 +41,7 @@ def preview_figure(corpus: Any, n: int = 12, seed: int = 0, seconds: float = 10.
     rng = np.random.default_rng(seed)
     indices = np.sort(rng.choice(size, size=n, replace=False)) if size > n else np.arange(n)
     signals = corpus.get_batch(indices)
-    infos = corpus.describe(indices) if hasattr(corpus, "describe") else [{} for _ in indices]
+    infos = corpus.describe(indices)
     rows = -(-n // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(7.5 * columns, 1.7 * rows), squeeze=False, sharex=True)
     keep = int(seconds * FS)
@@ -55,8 +56,7 @@ def preview_figure(corpus: Any, n: int = 12, seed: int = 0, seconds: float = 10.
         ax.grid(alpha=0.3, lw=0.4)
     for ax in axes[-1]:
         ax.set_xlabel("s", fontsize=7)
-    name = getattr(corpus, "name", type(corpus).__name__)
-    unit = getattr(corpus, "unit", "mV")  # generated corpora are on the z-scored scale
-    fig.suptitle(f"corpus {name}: {n} of {size} ECGs ({unit}, lead II, 500 Hz)", fontsize=9)
+    # generated corpora are on the z-scored scale
+    fig.suptitle(f"corpus {corpus.name}: {n} of {size} ECGs ({corpus.unit}, lead II, 500 Hz)", fontsize=9)
     fig.tight_layout()
     return fig

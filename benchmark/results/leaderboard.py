@@ -1,0 +1,683 @@
+"""The leaderboard: test F1 per task and model over seeds, read back from MLflow.
+
+A row is one (task, model): mean, sd and 95% t-interval of test F1 over seeds, the number of
+seeds and of test positives; for a pretrained model also its relative F1 gain over the task's
+strongest baseline and whether it is significant (:mod:`benchmark.results.statistics`). The summary per
+pretrained model is the study's headline: mean relative gain, tasks won, tasks won significantly;
+and how far to trust it over tasks: a 95% hierarchical bootstrap interval of the mean gain, a sign
+test of the wins and a Wilcoxon signed-rank test of the per-task gains.
+
+Who competes is each model's ``role`` (:class:`baselines.base.Baseline`): "the strongest
+baseline" of a task is the best (mean test F1) of the models of role ``baseline`` (the five
+supervised baselines, and plugins by default); ``extra`` (XGBoost on features) and ``ablation``
+(the scratch Transformer) models are shown, never chosen; ``pretrained`` models are compared.
+
+Counted fairly: a task whose test split has fewer than ``min_positives`` positives (one positive
+makes F1 0 or 1) is flagged in every output and left out of means, gains and wins. A model
+column is one configuration: cells of one model name run with other model settings or another
+protocol (params ``model.*``, ``finetune.*``, ``tuning.*``, ``split``, ``test_seed``) are left
+out and named in a note, the newest configuration is shown (``all_configs``: every one, each
+older one as its own column ``<model>#<fingerprint>``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pandas as pd
+
+from benchmark.results.statistics import (
+    ALPHA,
+    ALTERNATIVE_OVER_TASKS,
+    LEVEL,
+    N_RESAMPLES,
+    format_p,
+    mean_gain_interval,
+    paired_f1_test,
+    rng_for,
+    seed_interval,
+    sign_test,
+    stratified_counts,
+    wilcoxon_test,
+)
+from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
+from simecg.config import stable_hash
+from simecg.errors import ConfigError
+from simecg.registries import BASELINES
+from simecg.urls import redact
+
+log = logging.getLogger(__name__)
+
+LEAK_MARK = "†"  # beside a model pretrained on downstream test records
+FEW_MARK = "‡"  # beside a task with fewer than min_positives test positives
+SIGNIFICANT_MARK = "*"  # beside a gain significant at ALPHA
+FORMATS = ("table", "csv", "markdown", "json")
+METRICS = ("test_f1", "test_auroc", "test_auprc")
+MIN_POSITIVES = 10  # default: tasks with fewer test positives are flagged and not counted
+ROLE_ORDER = ("pretrained", "baseline", "extra", "ablation")  # column order of the tables
+CONFIG_PARAMS = ("model.", "finetune.", "tuning.", "split", "test_seed")  # what makes a column's configuration
+PREDICTIONS = "test_predictions.csv"  # per cell run: record_id, label, score
+ROW_COLUMNS = ("task", "model", "role", "test_f1", "test_f1_sd", "test_f1_ci_low", "test_f1_ci_high", "n_seeds",
+               "test_n_pos", "test_n", "few_positives", "flag", "test_auroc", "test_auprc", "best_baseline",
+               "relative_gain_pct", "win", "f1_difference", "f1_difference_ci_low", "f1_difference_ci_high",
+               "p_value", "significant", "sees_test_records", "config")
+SUMMARY_COLUMNS = ("model", "mean_relative_gain_pct", "mean_relative_gain_ci_low", "mean_relative_gain_ci_high",
+                   "wins", "losses", "ties", "significant_wins", "sign_test_p", "wilcoxon_p", "tasks_counted",
+                   "tasks_tested", "tasks_left_out", "tasks_without_baseline", "mean_relative_gain_ci_note")
+# what the headline's statistics over tasks are (the JSON's "statistics", the header's legend)
+HEADLINE_INTERVAL = ("percentile interval of the mean relative gain, hierarchical bootstrap: tasks with replacement, "
+                     "then each drawn task's seeds and test records (stratified by label, the same for model and "
+                     "baseline); the strongest baseline as named per task, not chosen again per replicate")
+SIGN_TEST = f"exact binomial test of wins against losses over tasks, {ALTERNATIVE_OVER_TASKS}, ties left out"
+WILCOXON = (f"Wilcoxon signed-rank test over tasks of the relative gains, {ALTERNATIVE_OVER_TASKS}, zero gains "
+            "left out")
+VIEW_OPTIONS = (("lead", "II", "--lead"), ("budget", 0, "--budget"), ("positives_only", False, "--positives-only"),
+                ("shift", "", "--shift"))
+
+
+@dataclass
+class Leaderboard:
+    """Aggregated results of one suite at one view (lead, budget, positives-only variant, shift)."""
+
+    suite: str
+    lead: str
+    budget: int
+    rows: pd.DataFrame  # one row per (task, model): ROW_COLUMNS
+    summary: pd.DataFrame  # one row per pretrained model: SUMMARY_COLUMNS
+    synthetic: bool
+    positives_only: bool = False
+    shift: str = ""
+    min_positives: int = MIN_POSITIVES
+    notes: list[str] = field(default_factory=list)  # configurations left out, other views, untested gains
+
+    def render(self, fmt: str = "table") -> str:
+        if fmt not in FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        return {"table": self._table, "markdown": self._markdown, "csv": self._csv, "json": self._json}[fmt]()
+
+    def view(self) -> dict[str, Any]:
+        return {"suite": self.suite, "lead": self.lead, "budget": self.budget, "positives_only": self.positives_only,
+                "shift": self.shift}
+
+    # ----- machine-readable
+    def _csv(self) -> str:
+        """One line per (task, model); the view, the threshold and the model's summary repeated on each."""
+        out = self.rows.copy()
+        for i, (name, value) in enumerate(self.view().items()):
+            out.insert(i, name, value)
+        out["synthetic"] = self.synthetic
+        out["min_positives"] = self.min_positives
+        summary = self.summary if not self.summary.empty else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+        out = out.merge(summary, on="model", how="left")
+        buffer = io.StringIO()
+        out.to_csv(buffer, index=False, float_format="%.6g")
+        return buffer.getvalue()
+
+    def _json(self) -> str:
+        return json.dumps(
+            {
+                **self.view(),
+                "synthetic": self.synthetic,
+                "min_positives": self.min_positives,
+                "statistics": {"level": LEVEL, "alpha": ALPHA, "resamples": N_RESAMPLES,
+                               "interval": "t-interval over seeds",
+                               "test": "one-sided paired bootstrap of mean F1 difference over seeds and test records",
+                               "mean_relative_gain_ci": HEADLINE_INTERVAL,
+                               "sign_test": SIGN_TEST, "wilcoxon": WILCOXON},
+                "notes": self.notes,
+                "rows": _records(self.rows),
+                "summary": _records(self.summary),
+            },
+            indent=2,
+        )
+
+    # ----- human-readable
+    def models(self) -> list[str]:
+        """Model columns: pretrained models, baselines, extras, ablations; by name within each."""
+        roles = self.rows.drop_duplicates("model").set_index("model").role
+        return sorted(roles.index, key=lambda m: (ROLE_ORDER.index(roles[m]), m))
+
+    def wide(self) -> pd.DataFrame:
+        """Tasks x models of "mean ± sd", each task's test positives, a mean row over the counted tasks,
+        and each pretrained model's gain column (``*``: significant)."""
+        if self.rows.empty:
+            return pd.DataFrame()
+        rows = self.rows
+        text = rows.assign(text=[_pm(m, s) for m, s in zip(rows.test_f1, rows.test_f1_sd, strict=True)])
+        table = text.pivot(index="task", columns="model", values="text")[self.models()]
+        counted = rows[~rows.few_positives.astype(bool)]
+        means = counted.groupby("model").test_f1.mean()
+        table.loc["mean"] = [_num(means.get(m, math.nan)) for m in table.columns]
+        for model in self.summary.model if not self.summary.empty else []:
+            mine = rows[rows.model == model].set_index("task")
+            column = [_gain_text(mine.loc[t]) if t in mine.index else "" for t in table.index[:-1]]
+            mean_gain = self.summary.set_index("model").loc[model, "mean_relative_gain_pct"]
+            table[f"gain {model}"] = column + ["" if math.isnan(mean_gain) else f"{mean_gain:+.2f}%"]
+        n_pos = rows.groupby("task").test_n_pos.min()
+        table.insert(0, "n_pos", [_count(n_pos.get(t, math.nan)) for t in table.index[:-1]] + [""])
+        few = set(rows[rows.few_positives.astype(bool)].task)
+        table.index = [f"{t} {FEW_MARK}" if t in few else t for t in table.index]
+        leaky = self.leaky_models()
+        table.columns = [_leak(c, leaky) for c in table.columns]
+        return table.fillna("")
+
+    def details(self) -> pd.DataFrame:
+        """One line per (task, model): every number of the row, as text."""
+        r = self.rows
+        return pd.DataFrame({
+            "task": r.task, "model": [_leak(m, self.leaky_models()) for m in r.model], "role": r.role,
+            "test_f1": r.test_f1.map(_num), "sd": r.test_f1_sd.map(_num),
+            "95% CI": [_interval(lo, hi) for lo, hi in zip(r.test_f1_ci_low, r.test_f1_ci_high, strict=True)],
+            "seeds": r.n_seeds, "n_pos": r.test_n_pos.map(_count), "flag": r.flag,
+            "vs": [b if role == "pretrained" and isinstance(b, str) else ""  # text: no float NaN filled with ""
+                   for b, role in zip(r.best_baseline, r.role, strict=True)],
+            "gain": [_gain_text(row) for _, row in r.iterrows()],
+            "p": r.p_value.map(lambda p: "" if _missing(p) else f"{p:.3f}"),
+        })
+
+    def _header(self) -> str:
+        budget = "all" if self.budget == 0 else str(self.budget)
+        head = f"Leaderboard: suite {self.suite}, lead {self.lead}, budget {budget}"
+        head += ", positives only" if self.positives_only else ""
+        head += f", shift {self.shift}" if self.shift else ""
+        head += ", test F1 (mean ± sd over seeds)"
+        if self.synthetic:
+            head += "\nSYNTHETIC DATA: simulator-made tasks, a pipeline check, not evidence"
+        for model in self.leaky_models():
+            head += (f"\n{model}{LEAK_MARK}: pretrained on records of downstream test splits (as the authors "
+                     "did, e.g. ptbxl-authors); its PTB-XL results are optimistic")
+        head += (f"\n{FEW_MARK} fewer than {self.min_positives} test positives (--min-positives): shown, left out "
+                 f"of means, gains and wins\n{SIGNIFICANT_MARK} gain significant at p < {ALPHA} (one-sided paired "
+                 "bootstrap over seeds and test records); 95% CI: t-interval over seeds"
+                 "\nheadline over tasks: 95% CI of the mean gain by a hierarchical bootstrap (tasks, then each "
+                 "task's seeds and test records; the strongest baseline as named); sign test of wins against "
+                 f"losses and Wilcoxon signed-rank test of the gains, {ALTERNATIVE_OVER_TASKS}, ties left out")
+        for note in self.notes:
+            head += f"\nnote: {note}"
+        return head
+
+    def leaky_models(self) -> list[str]:
+        """Models pretrained on records of downstream test splits (e.g. ``ptbxl-authors``)."""
+        if self.rows.empty or "sees_test_records" not in self.rows:
+            return []
+        return sorted(self.rows[self.rows.sees_test_records.astype(bool)].model.unique())
+
+    def _summary_lines(self) -> list[str]:
+        lines = []
+        for row in self.summary.itertuples():
+            left_out = (f"{row.tasks_left_out} task{_s(row.tasks_left_out)} with < {self.min_positives} test "
+                        f"positives left out")
+            if row.tasks_counted == 0:
+                why = left_out if row.tasks_left_out else "no supervised baseline (role baseline) to compare with"
+                lines.append(f"{row.model}: no task counted ({why})")
+                continue
+            gain = row.mean_relative_gain_pct
+            gain_text = "n/a (no baseline with F1 > 0)" if math.isnan(gain) else f"{gain:+.2f}%"
+            if not math.isnan(gain):
+                gain_text += f" ({_gain_interval_text(row)})"
+            untested = row.tasks_counted - row.tasks_tested
+            line = (f"{row.model}: mean relative F1 gain {gain_text} over the strongest baseline, "
+                    f"wins {row.wins}/{row.tasks_counted} tasks counted ({row.significant_wins} significant"
+                    f"{f'; {untested} not tested, see note' if untested else ''})")
+            if row.tasks_left_out:
+                line += f"; {left_out}"
+            if row.tasks_without_baseline:
+                line += f"; {row.tasks_without_baseline} task{_s(row.tasks_without_baseline)} without a baseline"
+            lines.append(f"{line}; {_over_tasks_text(row)}")
+        return lines
+
+    def _table(self) -> str:
+        if self.rows.empty:
+            return self._header() + "\n(no finished cells yet)"
+        return "\n".join([self._header(), "", self.wide().to_string(), "", *self._summary_lines(), "",
+                          "Per task and model:", self.details().to_string(index=False)])
+
+    def _markdown(self) -> str:
+        if self.rows.empty:
+            return self._header().replace("\n", "\n\n") + "\n\n(no finished cells yet)"
+        return "\n".join([self._header().replace("\n", "\n\n"), "", _markdown_table(self.wide().reset_index()), "",
+                          *[f"- {line}" for line in self._summary_lines()], "", "Per task and model:", "",
+                          _markdown_table(self.details())])
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready records: NaN -> null, numpy scalars -> Python."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, np.generic):
+            v = v.item()
+        return None if _missing(v) else v
+
+    return [{k: clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+def _pm(mean: float, sd: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.3f}" if math.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
+
+
+def _num(value: float) -> str:
+    return "" if _missing(value) else f"{value:.3f}"
+
+
+def _count(value: float) -> str:
+    return "" if _missing(value) else str(int(value))
+
+
+def _interval(low: float, high: float) -> str:
+    return "" if _missing(low) else f"[{low:.3f}, {high:.3f}]"
+
+
+def _gain_interval_text(summary_row: Any) -> str:
+    if _missing(summary_row.mean_relative_gain_ci_low):
+        return f"no 95% CI: {summary_row.mean_relative_gain_ci_note}"
+    return f"95% CI [{summary_row.mean_relative_gain_ci_low:+.2f}%, {summary_row.mean_relative_gain_ci_high:+.2f}%]"
+
+
+def _over_tasks_text(summary_row: Any) -> str:
+    """The sign and Wilcoxon tests of a summary row, saying what each left out."""
+    ties = summary_row.ties
+    sign = f"sign test p = {format_p(summary_row.sign_test_p)}"
+    if ties:
+        sign += f" ({ties} tie{_s(ties)} left out)"
+    return f"over tasks ({ALTERNATIVE_OVER_TASKS}): {sign}, Wilcoxon p = {format_p(summary_row.wilcoxon_p)}"
+
+
+def _leak(model: str, leaky: Iterable[str]) -> str:
+    return f"{model}{LEAK_MARK}" if model in leaky else model
+
+
+def _gain_text(row: pd.Series) -> str:
+    if row.role != "pretrained":
+        return ""
+    if row.few_positives:
+        return FEW_MARK
+    if _missing(row.relative_gain_pct):
+        return ""
+    return f"{row.relative_gain_pct:+.2f}%" + (SIGNIFICANT_MARK if row.significant is True else "")
+
+
+# ----- roles and configurations
+def model_role(model: str) -> str:
+    """The role of a leaderboard model name (``mae:sim``, ``resnet18-1d``, ``resnet18-1d#a1b2c3``)."""
+    entry = model.partition("#")[0].partition(":")[0]
+    if entry not in BASELINES:
+        return "extra"  # a model whose plugin is not installed here: shown, never compared
+    return BASELINES.get(entry).role
+
+
+def configuration(params: dict[str, str]) -> str:
+    """The fingerprint of what a cell's model column stands for: model settings and protocol."""
+    return stable_hash({k: v for k, v in params.items() if k.startswith(CONFIG_PARAMS)}, length=12)
+
+
+# ----- reading the store
+def runs_frame(tracker: Tracker) -> pd.DataFrame:
+    """One row per finished cell (the newest run of each fingerprint): its typed tags, test metrics,
+    run id, start time, artifact location and configuration fingerprint."""
+    runs, foreign = tracker.cell_runs()
+    if foreign:
+        log.warning("%d finished cell run(s) of suite experiment %s were written by another version of the suite "
+                    "(tag schema) and are left out", foreign, tracker.experiment_id)
+    rows = []
+    for run, tags in runs:
+        metrics = run.data.metrics
+        rows.append({
+            "task": tags.task, "model": tags.model, "lead": tags.lead, "budget": tags.budget,
+            "positives_only": tags.positives_only, "shift": tags.shift, "seed": tags.seed,
+            "synthetic": tags.synthetic, "sees_test_records": tags.sees_test_records,
+            **{m: metrics.get(m, math.nan) for m in METRICS},
+            "test_n_pos": metrics.get("test_n_pos", math.nan),
+            "test_n": metrics.get("test_n_pos", math.nan) + metrics.get("test_n_neg", math.nan),
+            "run_id": run.info.run_id, "start_time": run.info.start_time, "artifact_uri": run.info.artifact_uri,
+            "config": configuration(run.data.params),
+        })
+    return pd.DataFrame(rows)
+
+
+_PREDICTIONS: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}  # run id -> ids, labels, scores
+_CACHE_SIZE = 8192  # runs (a 2,000-record test set is ~50 kB)
+
+
+def load_test_predictions(tracker: Tracker, run_id: str, artifact_uri: str) -> tuple[np.ndarray, ...] | None:
+    """A finished cell run's test predictions (record ids, labels, scores); None if it has none.
+
+    Cached in memory per run id (a finished run never changes); a local store's file is read in
+    place, other stores' downloaded.
+    """
+    if run_id in _PREDICTIONS:
+        return _PREDICTIONS[run_id]
+    from mlflow.exceptions import MlflowException
+
+    try:
+        location = urlparse(artifact_uri)
+        if location.scheme in ("", "file"):
+            value = _read_predictions(Path(unquote(location.path)) / PREDICTIONS)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                value = _read_predictions(Path(tracker.client.download_artifacts(run_id, PREDICTIONS, tmp)))
+    except (OSError, ValueError, MlflowException) as exc:  # missing, or without the columns (ValueError)
+        log.debug("run %s: no readable %s (%s)", run_id, PREDICTIONS, exc)
+        value = None
+    if len(_PREDICTIONS) >= _CACHE_SIZE:
+        _PREDICTIONS.pop(next(iter(_PREDICTIONS)))
+    _PREDICTIONS[run_id] = value
+    return value
+
+
+def _read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row keys, labels and scores of a test predictions file. A record listed in both classes
+    (data.overlap = "both": two rows of one record_id) is keyed ``<record_id>#<label>`` per row, so
+    joining two files pairs the same row of each."""
+    frame = pd.read_csv(path, usecols=["record_id", "label", "score"], dtype={"record_id": str})
+    twice = frame.record_id.duplicated(keep=False)
+    keys = frame.record_id.where(~twice, frame.record_id + "#" + frame.label.astype(str))
+    return keys.to_numpy(), frame.label.to_numpy().astype(bool), frame.score.to_numpy(dtype=float)
+
+
+# ----- building the board
+def build_leaderboard(
+    tracking_uri: str | None, suite: str, lead: str | None = None, budget: int | None = None,
+    positives_only: bool | None = None, shift: str | None = None, min_positives: int = MIN_POSITIVES,
+    all_configs: bool = False, n_resamples: int = N_RESAMPLES,
+) -> Leaderboard:
+    """Aggregate the suite's finished cells at one view into a :class:`Leaderboard`.
+
+    A view option left None takes its default (lead II, the whole training split, no
+    positives-only variant, no shift) when the suite has such cells, else the value with the most
+    finished cells; the header names the suite's other views. An explicit option that matches no
+    finished cell, or a suite with no results in the store, is a :class:`ConfigError` naming what
+    exists.
+    """
+    if min_positives < 0:
+        raise ConfigError(f"--min-positives must be >= 0, got {min_positives}")
+    _require_suite(tracking_uri, suite)
+    tracker = Tracker(tracking_uri, suite, create=False)
+    frame = runs_frame(tracker)
+    requested = {"lead": lead, "budget": budget, "positives_only": positives_only, "shift": shift}
+    if frame.empty:
+        view = {k: (v if v is not None else d) for (k, d, _), v in zip(VIEW_OPTIONS, requested.values(), strict=True)}
+        empty = pd.DataFrame(columns=list(ROW_COLUMNS))
+        return Leaderboard(suite, view["lead"], view["budget"], empty, pd.DataFrame(columns=list(SUMMARY_COLUMNS)),
+                           False, view["positives_only"], view["shift"], min_positives)
+    frame, view, notes = _select_view(frame, suite, requested)
+    frame, config_notes = _one_configuration(frame, all_configs)
+    notes += config_notes
+    newest = frame.sort_values("start_time", ascending=False, kind="stable")
+    deduplicated = newest.drop_duplicates(["task", "model", "seed"])
+    if len(deduplicated) < len(frame):
+        notes.append(f"{len(frame) - len(deduplicated)} older cell run(s) of a task, model and seed that has a "
+                     "newer one left out")
+    frame = deduplicated
+    rows = _aggregate(frame, min_positives)
+    rows = _strongest_baseline(rows)
+    rows, test_notes, task_gains = _significance(rows, frame, tracker, n_resamples)
+    notes += test_notes
+    summary = _summary(rows, task_gains, n_resamples)
+    return Leaderboard(suite, view["lead"], view["budget"], rows, summary, bool(frame.synthetic.any()),
+                       view["positives_only"], view["shift"], min_positives, notes)
+
+
+def _require_suite(tracking_uri: str | None, suite: str) -> None:
+    """A suite must have an experiment in the store (the leaderboard never creates one, nor a store)."""
+    tracker = Tracker(tracking_uri, suite, create=False)
+    if tracker.exists:
+        return
+    suites = [] if tracker.client is None else sorted(
+        e.name[len(EXPERIMENT_PREFIX):] for e in tracker.client.search_experiments()
+        if e.name.startswith(EXPERIMENT_PREFIX))
+    raise ConfigError(f"no results of suite {suite!r} in {redact(tracker.uri)}; suites with results there: "
+                      f"{', '.join(suites) or 'none (run `simecg-bench run` first)'}")
+
+
+def _show(column: str, value: Any) -> str:
+    if column == "budget":
+        return "0 (all)" if value == 0 else str(value)
+    if column == "shift":
+        return repr(value) if value else "'' (none)"
+    if column == "positives_only":
+        return "positives-only" if value else "all-classes"
+    return str(value)
+
+
+def _select_view(frame: pd.DataFrame, suite: str, requested: dict[str, Any]
+                 ) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+    """Narrow the cells to one view, option by option (lead, budget, positives-only, shift)."""
+    chosen: dict[str, Any] = {}
+    others: list[str] = []
+    for column, default, option in VIEW_OPTIONS:
+        counts = frame[column].value_counts()
+        values = sorted(counts.index)
+        value = requested[column]
+        where = ", ".join(f"{k} {_show(k, v)}" for k, v in chosen.items())
+        if value is not None and value not in counts.index:
+            raise ConfigError(
+                f"suite {suite!r} has no finished cells with {option} {_show(column, value)}"
+                f"{' at ' + where if where else ''}; it holds {column.replace('_', ' ')} "
+                f"{', '.join(_show(column, v) for v in values)}")
+        pick = value if value is not None else default if default in counts.index else \
+            min(values, key=lambda v: (-counts[v], v))
+        if len(values) > 1:
+            others.append(f"{column.replace('_', ' ')} {', '.join(_show(column, v) for v in values if v != pick)} "
+                          f"({option})")
+        frame = frame[frame[column] == pick]
+        chosen[column] = pick
+    notes = [f"also in this suite: {'; '.join(others)}"] if others else []
+    return frame, chosen, notes
+
+
+def _one_configuration(frame: pd.DataFrame, all_configs: bool) -> tuple[pd.DataFrame, list[str]]:
+    """Keep each model name's newest configuration (``all_configs``: rename the older ones)."""
+    frame = frame.copy()
+    frame["role"] = frame.model.map({m: model_role(m) for m in frame.model.unique()})
+    newest = frame.sort_values("start_time", ascending=False, kind="stable").drop_duplicates("model")
+    current = frame.config == frame.model.map(newest.set_index("model").config)
+    notes = [f"{m}: not in the model registry here (its plugin is not installed?); shown as an extra, never compared"
+             for m in sorted(frame.model.unique()) if m.partition(":")[0] not in BASELINES]
+    for model, older in frame[~current].groupby("model"):
+        n = older.config.nunique()
+        if all_configs:
+            names = ", ".join(sorted(f"{model}#{c[:6]}" for c in older.config.unique()))
+            role = " (an extra: never the strongest baseline)" if older.role.iloc[0] == "baseline" else ""
+            notes.append(f"{model}: {n} older configuration{_s(n)} shown as {names}{role}")
+        else:
+            notes.append(f"{model}: {n} older configuration{_s(n)} left out ({len(older)} cell{_s(len(older))}; "
+                         "see --all-configs)")
+    if not all_configs:
+        return frame[current], notes
+    older = ~current
+    frame.loc[older, "model"] = frame.model[older] + "#" + frame.config[older].str[:6]
+    frame.loc[older & (frame.role == "baseline"), "role"] = "extra"
+    return frame, notes
+
+
+def _aggregate(frame: pd.DataFrame, min_positives: int) -> pd.DataFrame:
+    """One row per (task, model): seed statistics, test counts and the few-positives flag."""
+    rows = []
+    for (task, model), cells in frame.groupby(["task", "model"], sort=True):
+        mean, sd, low, high = seed_interval(cells.test_f1.tolist())
+        rows.append({
+            "task": task, "model": model, "role": cells.role.iloc[0], "test_f1": mean, "test_f1_sd": sd,
+            "test_f1_ci_low": low, "test_f1_ci_high": high, "n_seeds": int(cells.seed.nunique()),
+            "test_n_pos": cells.test_n_pos.min(), "test_n": cells.test_n.min(),
+            "test_auroc": cells.test_auroc.mean(), "test_auprc": cells.test_auprc.mean(),
+            "sees_test_records": bool(cells.sees_test_records.any()), "config": cells.config.iloc[0],
+        })
+    rows = pd.DataFrame(rows)
+    # the test split is the task's, whatever the model: flag the task by its fewest positives seen
+    n_pos = rows.task.map(rows.groupby("task").test_n_pos.min())
+    rows["few_positives"] = n_pos < min_positives  # unknown (NaN) counts are not flagged
+    rows["flag"] = [f"< {min_positives} test positives" if few else "" for few in rows.few_positives]
+    return rows
+
+
+def _strongest_baseline(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per task, the best of the role-``baseline`` models; a pretrained model's relative gain and win."""
+    pool = rows[(rows.role == "baseline") & rows.test_f1.notna()]
+    best = pool.sort_values(["test_f1", "model"], ascending=[False, True]).drop_duplicates("task").set_index("task")
+    rows = rows.copy()
+    rows["best_baseline"] = rows.task.map(best.model)
+    # float even when no task has a baseline (an empty map would be a string column under pandas 3)
+    best_f1 = rows.task.map(best.test_f1.astype(float)).astype(float)
+    compared = (rows.role == "pretrained") & ~rows.few_positives & rows.best_baseline.notna()
+    rows["relative_gain_pct"] = ((rows.test_f1 - best_f1) / best_f1 * 100.0).where(compared & (best_f1 > 0))
+    rows["win"] = (rows.test_f1 > best_f1).where(compared).astype(object)
+    return rows
+
+
+def _significance(rows: pd.DataFrame, frame: pd.DataFrame, tracker: Tracker, n_resamples: int
+                  ) -> tuple[pd.DataFrame, list[str], dict[tuple[str, str], np.ndarray]]:
+    """The paired test of each counted pretrained row against its task's strongest baseline, and the
+    test's replicate relative gains per (task, model): the task level of the headline's bootstrap."""
+    rows = rows.copy()
+    for column in ("f1_difference", "f1_difference_ci_low", "f1_difference_ci_high", "p_value"):
+        rows[column] = math.nan
+    rows["significant"] = None
+    untested: list[str] = []
+    gains: dict[tuple[str, str], np.ndarray] = {}
+    compared = (rows.role == "pretrained") & ~rows.few_positives & rows.best_baseline.notna()
+    cells = frame.set_index(["task", "model", "seed"]).sort_index()
+    draws: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}  # one set of record draws per task (and test set)
+    for i in rows.index[compared]:
+        task, model, baseline = rows.at[i, "task"], rows.at[i, "model"], rows.at[i, "best_baseline"]
+        data = _paired_predictions(cells.loc[(task, model)], cells.loc[(task, baseline)], tracker)
+        if isinstance(data, str):
+            untested.append(f"{model} on {task}: {data}")
+            continue
+        ids, labels, model_scores, baseline_scores = data
+        key = (task, tuple(ids))
+        if key not in draws:
+            draws = {key: stratified_counts(labels, n_resamples, rng_for(task, "records"))}  # tasks come in order
+        test = paired_f1_test(labels, model_scores, baseline_scores, n_resamples=n_resamples,
+                              seed=f"{task}|{model}|{baseline}", record_counts=draws[key])
+        rows.loc[i, ["f1_difference", "f1_difference_ci_low", "f1_difference_ci_high", "p_value"]] = [
+            test.difference, test.ci_low, test.ci_high, test.p_value]
+        rows.at[i, "significant"] = bool(test.significant)
+        gains[(task, model)] = test.relative_gains
+    notes = []
+    if untested:
+        notes.append(f"significance not tested for {len(untested)} row(s): " + "; ".join(untested[:5])
+                     + (" ..." if len(untested) > 5 else ""))
+    return rows[list(ROW_COLUMNS)], notes, gains
+
+
+def _paired_predictions(mine: pd.DataFrame, base: pd.DataFrame, tracker: Tracker
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | str:
+    """Record ids, labels and both models' scores ``(seeds, records)`` on the records every shared
+    seed scored, or why there are none."""
+    seeds = sorted(set(mine.index) & set(base.index))
+    if not seeds:
+        return "no seed in common with the baseline"
+    loaded = []
+    for seed in seeds:
+        for cells in (mine, base):
+            found = load_test_predictions(tracker, cells.at[seed, "run_id"], cells.at[seed, "artifact_uri"])
+            if found is None:
+                return f"no {PREDICTIONS} in run {cells.at[seed, 'run_id']}"
+            loaded.append(found)
+    ids, labels, _ = loaded[0]
+    if not all(len(x[0]) == len(ids) and (x[0] == ids).all() for x in loaded[1:]):  # test sets differ in order
+        common = set(ids).intersection(*(set(x[0]) for x in loaded[1:]))
+        ids = np.array([r for r in ids if r in common], dtype=object)
+        loaded = [_reindex(x, ids) for x in loaded]
+        labels = loaded[0][1]
+    if len(ids) == 0:
+        return "the test predictions share no record"
+    if not all((x[1] == labels).all() for x in loaded[1:]):
+        return "the test predictions disagree on labels"
+    scores = np.stack([x[2] for x in loaded])
+    return ids, labels, scores[0::2], scores[1::2]
+
+
+def _reindex(predictions: tuple[np.ndarray, ...], ids: np.ndarray) -> tuple[np.ndarray, ...]:
+    position = pd.Index(predictions[0]).get_indexer(ids)
+    return ids, predictions[1][position], predictions[2][position]
+
+
+def _summary(rows: pd.DataFrame, task_gains: dict[tuple[str, str], np.ndarray] | None = None,
+             n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
+    """Per pretrained model: mean relative gain (and its interval), wins and significant wins over the
+    counted tasks, and the tests over tasks (``task_gains``: :func:`_significance`'s replicates)."""
+    out = []
+    f1 = rows.set_index(["task", "model"]).test_f1
+    for model in sorted(rows[rows.role == "pretrained"].model.unique()):
+        mine = rows[rows.model == model]
+        few = mine.few_positives.astype(bool)
+        counted = mine[~few & mine.best_baseline.notna()]
+        wins = counted.win.astype(bool)
+        best = np.array([f1.get((t, b), math.nan) for t, b in zip(counted.task, counted.best_baseline, strict=True)],
+                        dtype=float)
+        losses, ties = int((counted.test_f1 < best).sum()), int((counted.test_f1 == best).sum())
+        low, high, why = _gain_interval(model, counted, task_gains or {}, n_resamples)
+        out.append({
+            "model": model,
+            "mean_relative_gain_pct": float(counted.relative_gain_pct.mean()) if len(counted) else math.nan,
+            "mean_relative_gain_ci_low": low,
+            "mean_relative_gain_ci_high": high,
+            "wins": int(wins.sum()),
+            "losses": losses,
+            "ties": ties,
+            "significant_wins": int((wins & (counted.significant == True)).sum()),  # noqa: E712 - None = untested
+            "sign_test_p": sign_test(int(wins.sum()), losses),
+            "wilcoxon_p": wilcoxon_test(counted.relative_gain_pct.tolist()),
+            "tasks_counted": int(len(counted)),
+            "tasks_tested": int(counted.p_value.notna().sum()),
+            "tasks_left_out": int(few.sum()),
+            "tasks_without_baseline": int((~few & mine.best_baseline.isna()).sum()),
+            "mean_relative_gain_ci_note": why,
+        })
+    return pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
+
+
+def _gain_interval(model: str, counted: pd.DataFrame, task_gains: dict[tuple[str, str], np.ndarray],
+                   n_resamples: int) -> tuple[float, float, str]:
+    """The 95% interval of a model's mean relative gain over its counted tasks with a defined gain
+    (the tasks the mean averages), or NaNs and why there is none."""
+    tasks = counted[counted.relative_gain_pct.notna()].task.tolist()
+    if len(tasks) < 2:
+        return math.nan, math.nan, (f"{'one task' if tasks else 'no task'} with a gain; an interval over tasks "
+                                    "needs two or more")
+    missing = [t for t in tasks if (t, model) not in task_gains]
+    if missing:
+        return math.nan, math.nan, (f"{len(missing)} of {len(tasks)} task{_s(len(tasks))} without paired test "
+                                    "predictions to resample (see note)")
+    low, high = mean_gain_interval([task_gains[(t, model)] for t in tasks], seed=model, n_resamples=n_resamples)
+    return low, high, ""
+
+
+def latest_suite(tracking_uri: str | None) -> str:
+    """The suite of the most recent invocation in the store (the leaderboard's default)."""
+    client = Tracker(tracking_uri, "default", create=False).client  # reading never makes a store
+    experiments = [] if client is None else [e for e in client.search_experiments()
+                                             if e.name.startswith(EXPERIMENT_PREFIX)]
+    if not experiments:
+        raise ConfigError(f"no SimECG-Bench runs in {redact(resolve_uri(tracking_uri))}; run `simecg-bench run` first")
+    runs = client.search_runs([e.experiment_id for e in experiments], filter_string="tags.kind = 'invocation'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise ConfigError("no finished invocation found; run `simecg-bench run` first")
+    return runs[0].data.tags["suite"]

@@ -1,0 +1,295 @@
+"""Encoder provisioning: the one way ``simecg-bench pretrain`` and ``simecg-bench run`` get an encoder.
+
+:func:`provision_encoder` returns the encoder a pretraining config describes, from the first
+place that has it:
+
+1. the encoder cache, ``<cache>/encoders/<fingerprint>/`` (:func:`pretraining.config.encoder_dir`),
+   one folder per encoder identity, written by either command;
+2. a FINISHED pretraining run of the same fingerprint in the MLflow store (any SimECG-Bench
+   experiment; another machine may have trained it): its artifact is downloaded into the cache;
+3. pretraining it now, in a run that ends FINISHED, FAILED or KILLED (:meth:`Tracker.run`),
+   resuming from the folder's last checkpoint if a killed run left one.
+
+The encoder is the one pretraining hands out: the best-validation checkpoint (the paper's,
+``pretrain.select = "best_val"``) or the last one (``"last"``, the ``progress`` suite's fixed
+steps); its pretraining run logs which step it is and that step's validation loss
+(docs/protocol.md, "MAE pretraining"), and the encoder it logs (``encoder.pt`` and the MLflow
+model) is that checkpoint.
+
+A cached ``encoder.pt`` is used only if it matches its size+hash sidecar (:mod:`simecg.integrity`);
+a damaged or unsealed one gets a one-line warning and takes the same path as a missing one
+(MLflow, then pretraining, which resumes from the last intact checkpoint) until a good copy
+replaces it atomically. An intact encoder
+is returned without writing anything, so a read-only cache serves it; anything else first checks
+that the folder is writable (:func:`simecg.paths.require_writable`: one line if not).
+
+A lock file beside the folder makes concurrent processes on one machine wait for the one that
+trains (none trains it twice). :class:`SuiteEncoders` is the runner's
+:class:`~baselines.base.EncoderSource`: identities for fingerprints, encoders on demand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.run.generators import provision_generator
+from benchmark.suites.config import SuiteConfig
+from benchmark.tracking.tags import RunTags
+from benchmark.tracking.tracker import Tracker
+from pretraining.checkpoint import load_encoder, read
+from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity, validation_interval
+from pretraining.corpora.base import TrainedCorpus
+from pretraining.loop import pretrain, resume_from_prefix
+from simecg import integrity, paths
+from simecg.config import flatten, to_dict
+from simecg.errors import CacheError, CheckpointError, SimECGError, first_line
+from simecg.failpoints import failpoint
+from simecg.identity import Identity
+from simecg.locks import folder_lock
+
+log = logging.getLogger(__name__)
+
+ENCODER_FILE = "encoder.pt"
+
+
+@dataclass(frozen=True)
+class ProvisionedEncoder:
+    """An encoder file, its identity, and the FINISHED MLflow run that trained it (if the store has one)."""
+
+    path: Path
+    identity: Identity
+    run_id: str | None
+    trained_now: bool = False
+
+
+def provision_encoder(
+    config: PretrainConfig,
+    *,
+    tracker: Tracker | None = None,
+    parent: str | None = None,
+    progress: bool = True,
+    out_dir: Path | None = None,
+    suite: str = "",
+    corpus: Any = None,
+) -> ProvisionedEncoder:
+    """The encoder ``config`` describes: from the cache, from MLflow, or pretrained now (see module doc).
+
+    Args:
+        tracker: the MLflow store to search and to log a new pretraining run to (None: no MLflow).
+        parent: the run a new pretraining run is nested under (a ``run`` invocation).
+        out_dir: a folder of the user's instead of the cache (``pretrain --out``).
+        suite: the suite name recorded on a new pretraining run.
+        corpus: the config's corpus, when the caller has already built it.
+    """
+    corpus = corpus if corpus is not None else build_corpus(config)
+    identity = encoder_identity(config, corpus)
+    folder = Path(out_dir) if out_dir is not None else encoder_dir(identity)
+    # Under torchrun every rank runs this, without a lock: each sees the same FINISHED run and fetches
+    # it (an atomic, idempotent rename), so all return before any collective, or none does and all pretrain.
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if encoder_is_complete(folder, identity):  # nothing to write: a read-only cache serves it
+        run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
+        if run is None and tracker is not None and not distributed:
+            return _log_from_cache(config, corpus, identity, folder, tracker, parent, progress, suite)
+        return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id if run is not None else None)
+    paths.require_writable(folder)  # before any work: one line if the cache cannot take the encoder
+    with contextlib.nullcontext() if distributed else folder_lock(folder, f"pretrain encoder {identity.fingerprint}"):
+        run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
+        run_id = run.info.run_id if run is not None else None
+        if encoder_is_complete(folder, identity):  # another process made it while this one waited
+            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
+        if not distributed:
+            _warn_damaged(folder, "fetching it again" if run is not None else "pretraining it again")
+            for where in (folder, folder / "checkpoints"):
+                integrity.sweep(where)  # temporaries of killed processes
+        if run is not None and _fetch(tracker, run_id, folder, identity):
+            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
+        if isinstance(corpus, TrainedCorpus):  # sampled from a trained generator (vae, gan): get it first, if needed
+            provision_generator(corpus, tracker=tracker, parent=parent, progress=progress)
+        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
+
+
+def _log_from_cache(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker,
+                    parent: str | None, progress: bool, suite: str) -> ProvisionedEncoder:
+    """Log the pretraining run of an encoder the cache holds whole but the store has no FINISHED run of.
+
+    A process killed after ``encoder.pt`` landed in the cache and before its run was FINISHED
+    (artifact upload, model export) leaves exactly that; without this repair every later run would
+    take the encoder from the cache and never log it, so other machines (other caches) would train
+    it again and the store would never have its curves. The pretraining loop finds its final
+    checkpoint and trains nothing (:func:`pretraining.loop.pretrain`); the run gets the history,
+    the artifacts and the model as if it had trained. A cache that cannot be locked (read-only)
+    is served as it is, with a warning.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(folder_lock(folder, f"pretrain encoder {identity.fingerprint}"))
+        except OSError as exc:
+            log.warning("encoder %s is in the cache but the MLflow store has no FINISHED run of it, and the cache "
+                        "cannot be locked to log one (%s)", identity.fingerprint, exc.strerror or exc)
+            return ProvisionedEncoder(folder / ENCODER_FILE, identity, None)
+        run = tracker.finished_run(identity.fingerprint, everywhere=True)
+        if run is not None:  # logged by another process meanwhile
+            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id)
+        log.warning("encoder %s is in the cache but the MLflow store has no FINISHED pretraining run of it (a "
+                    "process killed between the two?); logging its run from the cache", identity.fingerprint)
+        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
+
+
+def encoder_is_complete(folder: Path, identity: Identity) -> bool:
+    """Whether ``folder`` holds the finished encoder of ``identity``, intact (matching its size+hash
+    sidecar; a damaged or unsealed file does not count). Reads only: safe for plans and dry runs."""
+    path = folder / ENCODER_FILE
+    if not path.is_file() or integrity.check_file(path) is not None:
+        return False
+    return _is_encoder_of(path, identity)
+
+
+def _is_encoder_of(path: Path, identity: Identity) -> bool:
+    try:
+        data = read(path)
+    except CheckpointError:
+        return False
+    return data.get("kind") == "encoder" and data.get("extra", {}).get("fingerprint") == identity.fingerprint
+
+
+def _warn_damaged(folder: Path, then: str) -> None:
+    """One warning naming an encoder file that fails its size+hash check and what is wrong with it.
+
+    The file stays until the fetched or retrained encoder replaces it (atomically): it is never
+    used, and a user's ``--out`` folder loses nothing if both fail.
+    """
+    path = folder / ENCODER_FILE
+    if path.is_file() and (problem := integrity.check_file(path)) is not None:
+        log.warning("encoder %s is damaged (%s); %s", path, problem, then)
+
+
+def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> bool:
+    """Put the encoder artifact of a finished run back into ``folder``; False if that fails.
+
+    See :meth:`Tracker.fetch_sealed`; the download must also load as this identity's encoder.
+    """
+
+    def check(fetched: Path) -> None:
+        if not _is_encoder_of(fetched, identity):
+            raise CheckpointError("the stored file is not this encoder")
+
+    try:
+        tracker.fetch_sealed(run_id, "encoder", folder / ENCODER_FILE, check)
+    except CacheError:
+        raise
+    except Exception as exc:  # then it is trained here
+        log.warning("could not fetch encoder %s from MLflow run %s (%s); pretraining it here",
+                    identity.fingerprint, run_id, exc)
+        return False
+    return encoder_is_complete(folder, identity)
+
+
+def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker | None,
+              parent: str | None, progress: bool, suite: str) -> ProvisionedEncoder:
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a longer run of the same trajectory continues a shorter one
+        resume_from_prefix(folder, identity, config, [encoder_dir(identity).parent])
+    if tracker is None or int(os.environ.get("RANK", "0")) != 0:
+        result = pretrain(config, folder, progress=progress, corpus=corpus, identity=identity)
+        return ProvisionedEncoder(result.checkpoint, identity, None, trained_now=True)
+    tracker.kill_stale(identity.fingerprint)
+    tags = RunTags(kind="pretrain", fingerprint=identity.fingerprint, suite=suite, corpus=config.corpus,
+                   preset=config.preset,
+                   sees_test_records=bool(identity.payload["corpus"].get("sees_test_records", False)))
+    try:
+        with tracker.run(f"pretrain {config.corpus}", tags, params=flatten(to_dict(config)), parent=parent) as run:
+            run.log_params({"corpus.ecgs": len(corpus)})  # what the corpus holds (ptbxl: capped by the data)
+            _log_corpus_preview(run, corpus)
+            result = pretrain(config, folder, logger=run, progress=progress, corpus=corpus, identity=identity)
+            failpoint("pretrain.done")  # encoder.pt is in the cache, the run not FINISHED: a kill here is repaired
+            if result.already_complete:  # logged from the cache (_log_from_cache): the curves were not seen
+                run.log_history(result.history, step_key="step")
+            run.log_metrics({"final_val_loss": result.val_loss, "steps": result.steps})
+            _log_choice(run, config, result.choice)
+            run.log_sealed(result.checkpoint, "encoder")  # with its checksum: a fetch verifies the download
+            run.log_artifact(folder / "identity.json", "encoder")
+
+            encoder = load_encoder(result.checkpoint)
+            example = np.zeros((2, 1, encoder.config.signal_length), dtype=np.float32)  # a batch of lead II
+            try:
+                run.log_model(encoder, name="encoder", input_example=example)
+            except Exception as exc:  # a convenience for outside users: the encoder itself is logged above
+                log.warning("could not log encoder %s as an MLflow model (%s: %s); its encoder.pt artifact "
+                            "is complete", identity.fingerprint, type(exc).__name__, first_line(exc))
+    except (SimECGError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise SimECGError(f"pretraining on corpus {config.corpus!r} failed: {type(exc).__name__}: {exc}") from exc
+    return ProvisionedEncoder(result.checkpoint, identity, run.run_id, trained_now=True)
+
+
+def _log_choice(run: Any, config: PretrainConfig, choice: Any) -> None:
+    """Which checkpoint the run's encoder is: its step and why (params), its validation loss (metric)."""
+    run.log_params({"val_every_steps": validation_interval(config), "encoder.step": choice.step,
+                    "encoder.chosen_by": choice.chosen_by})
+    run.log_metrics({"encoder_val_loss": choice.val_loss})
+
+
+def _log_corpus_preview(run: Any, corpus: Any) -> None:
+    """A grid of sample ECGs of the corpus (with their parameters) on the pretraining run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pretraining.simulators.preview import preview_figure
+
+    figure = preview_figure(corpus, n=12, seed=0)
+    try:
+        run.log_figure(figure, "corpus_preview.png")
+    finally:
+        plt.close(figure)
+
+
+class SuiteEncoders:
+    """The runner's :class:`~baselines.base.EncoderSource`: one encoder per pretraining source of a suite.
+
+    A source is a corpus name or a named ``[sources.<name>]`` table of the suite
+    (:meth:`SuiteConfig.source_config`). ``identity(source)`` computes fingerprints without
+    training (plans, ``--dry-run``); ``path(source)`` provisions the encoder once per process.
+    """
+
+    def __init__(self, suite: SuiteConfig, tracker: Tracker | None = None, parent: str | None = None,
+                 progress: bool = False):
+        self.suite_config = suite
+        self.suite = suite.name
+        self.tracker = tracker
+        self.parent = parent
+        self.progress = progress
+        self._identities: dict[str, Identity] = {}
+        self._corpora: dict[str, Any] = {}
+        self.provisioned: dict[str, ProvisionedEncoder] = {}
+
+    def config(self, source: str) -> PretrainConfig:
+        return self.suite_config.source_config(source)
+
+    def corpus(self, source: str) -> Any:
+        """The source's corpus, built once (a PTB-XL or generated corpus reads the data index to build)."""
+        if source not in self._corpora:
+            self._corpora[source] = build_corpus(self.config(source))
+        return self._corpora[source]
+
+    def identity(self, source: str) -> Identity:
+        if source not in self._identities:
+            self._identities[source] = encoder_identity(self.config(source), self.corpus(source))
+        return self._identities[source]
+
+    def path(self, source: str) -> Path:
+        if source not in self.provisioned:
+            self.provisioned[source] = provision_encoder(
+                self.config(source), tracker=self.tracker, parent=self.parent, progress=self.progress,
+                suite=self.suite, corpus=self.corpus(source),
+            )
+        return self.provisioned[source].path
