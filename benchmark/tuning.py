@@ -200,7 +200,7 @@ def _logged_trial(trial: Any, params: dict[str, Any], fit: Fit, runs: StudyRuns,
 
     tags = dataclasses.replace(runs.tags, kind="trial", fingerprint="", trial=trial.number)
     pruned: optuna.TrialPruned | None = None
-    with runs.tracker.run(f"trial {trial.number}", tags, params, parent=session) as run:
+    with runs.tracker.run(tags.run_name(), tags, params, parent=session) as run:
 
         def on_eval(epoch: int, val_loss: float) -> None:
             run.log_metrics({"val_loss": val_loss}, step=epoch)
