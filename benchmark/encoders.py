@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,7 @@ def provision_encoder(
     out_dir: Path | None = None,
     suite: str = "",
     corpus: Any = None,
+    name: str = "",
 ) -> ProvisionedEncoder:
     """The encoder ``config`` describes: from the cache, from MLflow, or pretrained now (see module doc).
 
@@ -82,6 +84,7 @@ def provision_encoder(
         out_dir: a folder of the user's instead of the cache (``pretrain --out``).
         suite: the suite name recorded on a new pretraining run.
         corpus: the config's corpus, when the caller has already built it.
+        name: the source's name in the suite (its run, progress bar and lines; default: the corpus).
     """
     corpus = corpus if corpus is not None else build_corpus(config)
     identity = encoder_identity(config, corpus)
@@ -108,7 +111,7 @@ def provision_encoder(
             from benchmark.generators import provision_generator
 
             provision_generator(corpus, tracker=tracker, parent=parent, progress=progress)
-        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
+        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite, name or config.corpus)
 
 
 def encoder_is_complete(folder: Path, identity: Identity) -> bool:
@@ -163,24 +166,28 @@ def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> b
 
 
 def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker | None,
-              parent: str | None, progress: bool, suite: str) -> ProvisionedEncoder:
+              parent: str | None, progress: bool, suite: str, name: str) -> ProvisionedEncoder:
     from pretraining.loop import pretrain, resume_from_prefix
 
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a longer run of the same trajectory continues a shorter one
         resume_from_prefix(folder, identity, config, [encoder_dir(identity).parent])
     if tracker is None or int(os.environ.get("RANK", "0")) != 0:
-        result = pretrain(config, folder, progress=progress, corpus=corpus, identity=identity)
+        result = pretrain(config, folder, progress=progress, corpus=corpus, identity=identity, name=name)
+        _warn_stalled(name, result)
         return ProvisionedEncoder(result.checkpoint, identity, None, trained_now=True)
     tracker.kill_stale(identity.fingerprint)
     tags = RunTags(kind="pretrain", fingerprint=identity.fingerprint, suite=suite, corpus=config.corpus,
                    preset=config.preset,
                    sees_test_records=bool(identity.payload["corpus"].get("sees_test_records", False)))
     try:
-        with tracker.run(f"pretrain {config.corpus}", tags, params=flatten(to_dict(config)), parent=parent) as run:
+        with tracker.run(f"pretrain {name}", tags, params=flatten(to_dict(config)), parent=parent) as run:
             run.log_params({"corpus.ecgs": len(corpus)})  # what the corpus holds (ptbxl: capped by the data)
             _log_corpus_preview(run, corpus)
-            result = pretrain(config, folder, logger=run, progress=progress, corpus=corpus, identity=identity)
+            result = pretrain(config, folder, logger=run, progress=progress, corpus=corpus, identity=identity,
+                              name=name)
             run.log_metrics({"final_val_loss": result.val_loss, "steps": result.steps})
+            if why := _warn_stalled(name, result):
+                run.set_tags({"warning": why})
             _log_choice(run, config, result.choice)
             run.log_artifact(result.checkpoint, "encoder")
             run.log_artifact(integrity.sidecar(result.checkpoint), "encoder")  # lets a fetch check the download
@@ -199,6 +206,17 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
     except Exception as exc:
         raise SimECGError(f"pretraining on corpus {config.corpus!r} failed: {type(exc).__name__}: {exc}") from exc
     return ProvisionedEncoder(result.checkpoint, identity, run.run_id, trained_now=True)
+
+
+def _warn_stalled(name: str, result: Any) -> str | None:
+    """Say it when the encoder just pretrained learned little (its loss did not fall); returns why."""
+    from pretraining.loop import stalled_warning
+
+    first = next((h["train_loss"] for h in result.history if "train_loss" in h), math.nan)
+    why = stalled_warning(first, result.choice.val_loss)
+    if why:
+        log.warning("encoder of %s: %s", name, why)
+    return why
 
 
 def _log_choice(run: Any, config: PretrainConfig, choice: Any) -> None:
@@ -261,6 +279,6 @@ class SuiteEncoders:
         if source not in self.provisioned:
             self.provisioned[source] = provision_encoder(
                 self.config(source), tracker=self.tracker, parent=self.parent, progress=self.progress,
-                suite=self.suite, corpus=self.corpus(source),
+                suite=self.suite, corpus=self.corpus(source), name=source,
             )
         return self.provisioned[source].path

@@ -281,6 +281,16 @@ def log_report(tracking_uri: str | None, suite: str, run_id: str | None = None,
     return run_id
 
 
+def report_location(tracker: Tracker, run_id: str) -> str:
+    """Where a run's ``report.html`` is: its file in a local store, else the artifact and its run."""
+    from urllib.parse import unquote, urlparse
+
+    location = urlparse(tracker.client.get_run(run_id).info.artifact_uri)
+    if location.scheme in ("", "file"):
+        return str(Path(unquote(location.path)) / REPORT_FILE)
+    return f"artifact {REPORT_FILE} of run {run_id}"
+
+
 def log_report_safely(tracking_uri: str | None, suite: str, run_id: str) -> str | None:
     """:func:`log_report` for the end of a run: a report failure is a warning, never a failed run."""
     try:

@@ -26,6 +26,7 @@ from benchmark.run_cell import CellContext, run_cell
 from benchmark.tags import RunTags
 from benchmark.tasks import load_task
 from benchmark.tracking import ActiveRun, Tracker, resolve_uri, sqlite_path
+from simecg import progress as progress_lines
 from simecg.config import flatten, to_dict
 from simecg.failpoints import failpoint
 from simecg.identity import Identity
@@ -50,6 +51,7 @@ class RunReport:
     seconds: float = 0.0
     synthetic: bool = False
     elsewhere: int = 0  # pending cells another worker held or finished meanwhile
+    report_path: str | None = None  # where the suite's report.html was logged (None: it could not be)
 
 
 def run_suite(
@@ -106,9 +108,10 @@ def run_suite(
                 invocation.log_metrics({"cells_total": report.total, "cells_skipped": report.skipped,
                                         "cells_ran": report.ran, "cells_failed": len(report.failed),
                                         "cells_elsewhere": report.elsewhere, "wall_seconds": report.seconds})
-    from benchmark.report import log_report_safely  # report.html + description on the invocation run
+    from benchmark.report import log_report_safely, report_location  # report.html + description on the invocation
 
-    log_report_safely(tracker.uri, suite.name, invocation.run_id)  # a report failure only warns
+    if log_report_safely(tracker.uri, suite.name, invocation.run_id):  # a report failure only warns
+        report.report_path = report_location(tracker, invocation.run_id)
     return report
 
 
@@ -184,6 +187,8 @@ class CellQueue:
                 return True
             share_cores(self.workers)
             cell_started = time.perf_counter()
+            if self.lines:
+                self.lines.starting(planned)
             error = run_cell(self.context, planned)
             if error:
                 self.report.failed.append((planned.cell.label, error))
@@ -214,11 +219,12 @@ def share_cores(workers: Any) -> int:
 
 
 class CellLines:
-    """Progress for logs: one line per finished cell (and per model being prepared), flushed at once.
+    """Progress for logs: timestamped lines, one when a cell starts and one when it ends (and one per
+    model being prepared), flushed at once.
 
-    ``[12/48] mae:sim | ptbxl/AFIB | II | budget all | seed 1: test_f1 0.812 (41 s, ETA 27 min)``:
-    the cell's place among this invocation's pending cells, its test F1 (read back from its run),
-    its wall time, and the mean time per cell so far times the cells left.
+    ``2026-05-04 14:03:12 [12/48] mae:sim | ptbxl/AFIB | II | budget all | seed 1: test_f1 0.812
+    (41 s, ETA 27 min)``: the cell's place among this invocation's pending cells, its test F1 (read
+    back from its run), its wall time, and the mean time per cell so far times the cells left.
     """
 
     def __init__(self, stream: TextIO, total: int, tracker: Tracker):
@@ -226,7 +232,10 @@ class CellLines:
         self.done, self.seconds = 0, 0.0
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        print(f"{time.strftime(progress_lines.TIME_FORMAT)} {text}", file=self.stream, flush=True)
+
+    def starting(self, planned: PlannedCell) -> None:
+        self._print(f"[{self.done + 1}/{self.total}] {planned.cell.label}: started")
 
     def preparing(self, model: str) -> None:
         if model.startswith(f"{PRETRAINED}:"):

@@ -371,11 +371,16 @@ class Tracker:
 
     def log_input(self, run_id: str, frame: Any, name: str, context: str) -> None:
         """Log ``frame`` as a dataset input of the run (with MLflow's digest); the run stays open."""
+        import warnings
+
         from mlflow.entities import DatasetInput, InputTag
 
-        dataset = _mlflow().data.from_pandas(frame, name=name)
-        self.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(),
-                                                     tags=[InputTag("mlflow.data.context", context)])])
+        with warnings.catch_warnings():  # advice for model signatures ("integer columns cannot hold missing
+            # values"), printed for every cell; a split's integer columns never miss a value
+            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column", category=UserWarning)
+            dataset = _mlflow().data.from_pandas(frame, name=name)
+            entity = dataset._to_mlflow_entity()
+        self.client.log_inputs(run_id, [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])
 
     def fetch_artifact(self, run_id: str, artifact_path: str, target: Path) -> None:
         """Download a run's artifact file to ``target``, replacing it only once complete.

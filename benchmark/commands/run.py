@@ -7,9 +7,13 @@ import subprocess
 import sys
 
 from benchmark.commands.arguments import name_list, non_negative_int, port_int, positive_int
+from simecg import progress as progress_lines
 from simecg.config import parse_set_args
 from simecg.errors import ConfigError
 from simecg.urls import redact
+
+METRIC_CHOICES = ("f1", "auroc", "auprc")  # benchmark.leaderboard.METRIC_NAMES, without importing it at start-up
+TABLE_WIDTH = 100  # columns of the end-of-run table in a log (a terminal: its own width)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +52,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                             "wins (default: 10)")
     board.add_argument("--all-configs", action="store_true",
                        help="show every configuration of a model name, older ones as columns <model>#<fingerprint>")
+    board.add_argument("--metric", choices=METRIC_CHOICES, default="f1",
+                       help="what to rank, compare with the strongest baseline and test (default: f1, the paper's; "
+                            "auroc and auprc are score-based)")
+    board.add_argument("--per-seed", action="store_true",
+                       help="print every cell of the view instead, one row per task, model and seed (with its run id)")
     board.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/)")
     board.set_defaults(func=cmd_leaderboard)
 
@@ -82,15 +91,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.runner import run_suite
 
     suite = load_suite(args.suite, parse_set_args(args.set))
-    suite = with_corpora(suite, args.corpus)
+    narrowed = with_corpora(suite, args.corpus)
     shard_spec = parse_shard(args.shard)
+    machine = args.format in ("csv", "json")  # stdout holds only the leaderboard, everything else goes to stderr
+    if (note := corpus_note(suite.name, suite.corpora, narrowed.corpora)) is not None:
+        print(note, file=sys.stderr if machine or args.dry_run else sys.stdout)
+    suite = narrowed
     if args.dry_run or args.list:
         return _dry_run(args, suite, shard_spec)
     # a bar on a terminal; in a log (stdout or stderr redirected), one line per finished cell on stderr
     bars = not args.no_progress and sys.stderr.isatty() and sys.stdout.isatty()
-    report = run_suite(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec,
-                       progress=bars, optuna_storage=args.optuna_storage, cell_log=None if bars else sys.stderr)
-    machine = args.format in ("csv", "json")  # stdout holds only the leaderboard, everything else goes to stderr
+    lines = None if bars else progress_lines.lines_to(sys.stderr)  # pretraining, tuning: timestamped lines
+    try:
+        report = run_suite(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec,
+                           progress=bars, optuna_storage=args.optuna_storage, cell_log=None if bars else sys.stderr)
+    finally:
+        if lines is not None:
+            progress_lines.stop_lines(lines)
     print(
         f"suite {report.suite}: {report.total} cells, {report.ran} ran, {report.skipped} already finished, "
         f"{len(report.failed)} failed, {report.elsewhere} run by other workers, {report.seconds:.1f} s; "
@@ -100,8 +117,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     for label, error in report.failed:
         print(f"  FAILED {label}: {error}", file=sys.stderr)
     board = build_leaderboard(report.tracking_uri, report.suite)
-    print(board.render(args.format))
+    print(board.render(args.format, width=table_width()))
+    print(next_steps(report.suite, args.tracking_uri, report.report_path), file=sys.stderr if machine else sys.stdout)
     return 1 if report.failed else 0
+
+
+def corpus_note(suite: str, declared: tuple[str, ...], chosen: tuple[str, ...]) -> str | None:
+    """One line when ``--corpus`` leaves out sources the suite declares (None when it does not), e.g.
+    ``corpora: running 1 of 5 sources (sim); --corpus narrowed sim, ecgsyn, ptbxl, vae, gan``."""
+    left_out = [c for c in declared if c not in chosen]
+    if not left_out:
+        return None
+    return (f"{suite}: running {len(chosen)} of {len(declared)} sources ({', '.join(chosen)}); --corpus narrowed "
+            f"{', '.join(declared)}")
+
+
+def table_width() -> int:
+    """The end-of-run table's width: the terminal's, or :data:`TABLE_WIDTH` columns in a log."""
+    import shutil
+
+    return shutil.get_terminal_size((TABLE_WIDTH, 24)).columns if sys.stdout.isatty() else TABLE_WIDTH
+
+
+def next_steps(suite: str, tracking_uri: str | None, report_path: str | None) -> str:
+    """The run's last line: where its report is, and the commands that compare its runs."""
+    store = f" --tracking-uri {redact(tracking_uri)}" if tracking_uri else ""
+    report = f"report {report_path}" if report_path else f"report: simecg-bench report --suite {suite}{store}"
+    return (f"{report}; compare the runs: simecg-bench ui --suite {suite}{store}; "
+            f"leaderboard: simecg-bench leaderboard --suite {suite}{store} [--metric auroc]")
 
 
 def _dry_run(args: argparse.Namespace, suite: object, shard_spec: tuple[int, int]) -> int:
@@ -132,8 +175,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     suite = args.suite or latest_suite(args.tracking_uri)
     board = build_leaderboard(args.tracking_uri, suite, lead=args.lead, budget=args.budget,
                               positives_only=args.positives_only, shift=args.shift,
-                              min_positives=args.min_positives, all_configs=args.all_configs)
-    print(board.render(args.format))
+                              min_positives=args.min_positives, all_configs=args.all_configs, metric=args.metric)
+    if args.per_seed:
+        print(board.render_per_seed(args.format))
+        return 0
+    print(board.render(args.format, width=table_width() if sys.stdout.isatty() else None))
     return 0
 
 
