@@ -67,6 +67,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ui.add_argument("--port", type=port_int, default=5000)
     ui.add_argument("--workers", type=positive_int, default=1, help="server worker processes (default: 1)")
     ui.add_argument("--open", action="store_true", help="open the runs view in the web browser once it is up")
+    ui.add_argument("--tuning", action="store_true",
+                    help="also serve optuna-dashboard (pip install -e '.[dashboard]') on the suite's tuning studies, "
+                         "on the next port: each study's optimisation history and parameter importance")
+    ui.add_argument("--optuna-storage", default=None,
+                    help="with --tuning: the Optuna RDB URL (default: beside the MLflow store, as `run`)")
     ui.set_defaults(func=cmd_ui)
 
 
@@ -184,7 +189,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Serve MLflow's UI on the store; Ctrl-C or SIGTERM stops it and every process it started."""
+    """Serve MLflow's UI on the store (and, with ``--tuning``, optuna-dashboard on the suite's studies);
+    Ctrl-C or SIGTERM stops them and every process they started."""
     import webbrowser
 
     from benchmark.tracking import relocate_store, resolve_uri, sqlite_path
@@ -194,37 +200,110 @@ def cmd_ui(args: argparse.Namespace) -> int:
         print(f"the store was moved: {moved} artifact location(s) now point into {sqlite_path(uri).parent}")
     experiment_id, suite = ui_experiment(uri, args.suite)
     _require_free_port(args.host, args.port)
-    url = ui_url(args.host, args.port, experiment_id)
-    server = start_ui_server(uri, args.host, args.port, args.workers)
+    storage = _tuning_storage(uri, args.optuna_storage) if args.tuning else None
+    if storage is not None:
+        _require_free_port(args.host, args.port + 1)
+    view = _publish_views(uri, experiment_id, suite)
+    url = ui_url(args.host, args.port, experiment_id, view)
+    servers = [start_ui_server(uri, args.host, args.port, args.workers)]
     try:
-        print(f"MLflow UI for {uri}{f', suite {suite}' if suite else ''}: {url}  (Ctrl-C to stop)", flush=True)
+        print(f"MLflow UI for {redact(uri)}{f', suite {suite}' if suite else ''}: {url}  (Ctrl-C to stop)", flush=True)
+        if view:
+            print("  every cell of the suite is a row; Views > 'model x task, mean over seeds' groups them, and the "
+                  "charts button draws them", flush=True)
+        if storage is not None:
+            servers.append(start_dashboard(storage, args.host, args.port + 1))
+            print(f"Optuna dashboard of {redact(storage)}: {ui_url(args.host, args.port + 1, bare=True)}/  "
+                  "(each study's optimisation history and parameter importance)", flush=True)
         if args.open:
-            if wait_until_serving(args.host, args.port, server):
+            if wait_until_serving(args.host, args.port, servers[0]):
                 webbrowser.open(url)
             else:
                 print(f"the MLflow UI did not answer within {UI_START_SECONDS} s; not opening a browser",
                       file=sys.stderr)
-        code = server.wait()
+        code = _wait_any(servers)
         if code:
-            print(f"the MLflow UI server stopped with exit code {code}", file=sys.stderr)
+            print(f"a UI server stopped with exit code {code}", file=sys.stderr)
         return code
     except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (simecg.errors.Terminated): the usual way to stop it
         print("stopping the MLflow UI", file=sys.stderr, flush=True)
         return 0
     finally:
-        stop_process_group(server)
+        for server in servers:
+            stop_process_group(server)
 
 
 UI_START_SECONDS = 120
 
 
-def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
-    """The UI's address: the experiment's runs view in model-training mode, or the experiments list."""
+def ui_url(host: str, port: int, experiment_id: str | None = None, view: str | None = None,
+           bare: bool = False) -> str:
+    """The UI's address: the experiment's runs view in model-training mode (at a saved ``view``), or
+    the experiments list (``bare``: the server's root, without a page)."""
     shown = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
     base = f"http://{shown}:{port}"
+    if bare:
+        return base
     if experiment_id is None:
         return f"{base}/#/experiments"
-    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    from benchmark.mlflow_ui import runs_url
+
+    return runs_url(base, experiment_id, view)
+
+
+def _publish_views(uri: str, experiment_id: str | None, suite: str | None) -> str | None:
+    """Write the suite's saved views and its description (a store that cannot be written keeps the
+    UI's plain runs page); the view to open first, None without one."""
+    import logging
+
+    import mlflow
+
+    from benchmark.mlflow_ui import CELLS_VIEW, describe_experiment, publish_views
+
+    if experiment_id is None:
+        return None
+    try:
+        client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+        publish_views(client, experiment_id)
+        if not client.get_experiment(experiment_id).tags.get("mlflow.note.content"):
+            describe_experiment(client, experiment_id, suite or "")
+    except Exception as exc:  # a read-only store or server: the UI still serves it
+        logging.getLogger(__name__).warning("could not save the comparison views in %s (%s); the runs page opens "
+                                            "unfiltered", redact(uri), exc)
+        return None
+    return CELLS_VIEW
+
+
+def _tuning_storage(uri: str, storage: str | None) -> str:
+    """The Optuna storage ``--tuning`` serves, after checking optuna-dashboard is installed."""
+    import importlib.util
+
+    from benchmark.runner import default_optuna_storage
+
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        raise ConfigError("--tuning needs optuna-dashboard: pip install -e '.[dashboard]' (or pip install "
+                          "optuna-dashboard)")
+    return storage or default_optuna_storage(uri)
+
+
+def start_dashboard(storage: str, host: str, port: int) -> subprocess.Popen:
+    """optuna-dashboard on ``storage``, in its own session, without a line per request."""
+    import os
+
+    code = "import sys; from benchmark.mlflow_ui import serve_dashboard; serve_dashboard(*sys.argv[1:])"
+    return subprocess.Popen([sys.executable, "-c", code, storage, host, str(port)], env={**os.environ},
+                            start_new_session=True)
+
+
+def _wait_any(servers: list[subprocess.Popen]) -> int:
+    """Wait until one of the servers exits; its exit code."""
+    import time
+
+    while True:
+        for server in servers:
+            if (code := server.poll()) is not None:
+                return code
+        time.sleep(0.5)
 
 
 def ui_experiment(uri: str, suite: str | None) -> tuple[str | None, str | None]:
@@ -260,19 +339,27 @@ def _require_free_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot serve on {host}:{port} ({exc.strerror}); choose another --port") from None
 
 
+UVICORN_OPTIONS = "--no-access-log --log-level warning"  # no line per request; warnings and errors stay
+
+
 def start_ui_server(uri: str, host: str, port: int, workers: int = 1) -> subprocess.Popen:
     """``mlflow ui`` in its own session (so its own process group), artifacts proxied from the store.
 
     MLflow's server starts uvicorn, which starts workers (and, unless disabled, job runners): the
     whole group is stopped by :func:`stop_process_group`. Job execution (GenAI evaluation jobs) is
     off unless ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION`` says otherwise: it starts 8 more processes.
+    The app is :func:`benchmark.mlflow_ui.create_app` (MLflow's, with this project's defaults),
+    without access lines.
     """
     import os
 
+    from benchmark.mlflow_ui import APP_NAME, has_app
     from benchmark.tracking import _artifact_root
 
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
-               "--port", str(port), "--workers", str(workers)]
+               "--port", str(port), "--workers", str(workers), "--uvicorn-opts", UVICORN_OPTIONS]
+    if has_app():  # MLflow's app with SimECG-Bench's defaults (benchmark/mlflow_ui.py); absent: MLflow's own
+        command += ["--app-name", APP_NAME]
     if (root := _artifact_root(uri)) is not None:  # anything uploaded through the UI lands in the store too
         command += ["--artifacts-destination", root]
     env = {**os.environ}
@@ -301,7 +388,10 @@ def wait_until_serving(host: str, port: int, server: subprocess.Popen, timeout: 
 
 
 def stop_process_group(server: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Stop the server's whole process group: SIGTERM, then SIGKILL what is left after ``timeout`` s."""
+    """Stop the server's whole process group: SIGTERM to the server, which passes it on to its own
+    processes (``mlflow ui`` to uvicorn: a second SIGTERM sent straight to uvicorn would cut its
+    shutdown short, with a ``CancelledError`` traceback); then SIGTERM to the whole group, then
+    SIGKILL, for what is left after ``timeout`` s each."""
     import contextlib
     import os
     import signal
@@ -312,9 +402,10 @@ def stop_process_group(server: subprocess.Popen, timeout: float = 10.0) -> None:
         server.wait()
         return
     group = server.pid  # a new session's leader: its pid is the group id
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+    for send, sig, wait in ((os.kill, signal.SIGTERM, timeout), (os.killpg, signal.SIGTERM, timeout),
+                            (os.killpg, signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, sig)
+            send(group, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             server.poll()  # reap the leader
