@@ -104,6 +104,7 @@ def tune(
                 session.log_metrics(_summary(study))
                 if _best(study):
                     session.log_params({f"best.{k}": v for k, v in _best(study).items()})
+                log_study_figures(session, study)
     return _best(study)
 
 
@@ -274,6 +275,39 @@ def _end_dead_runs(study: Any, runs: StudyRuns, keep: str = "") -> None:
             client.set_terminated(run.info.run_id, status="KILLED")
         elif tags.get("kind") == "tuning" and not running:
             client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def log_study_figures(run: Any, study: Any) -> list[str]:
+    """Optuna's own views of the study on its tuning run: ``optuna/optimization_history.png`` (each
+    trial's value and the best so far) and ``optuna/param_importances.png`` (fANOVA importance of
+    each searched parameter; it needs two finished trials). A figure that cannot be drawn is
+    skipped with a debug line, never a failed tuning. Returns the files logged."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as views
+
+    logged = []
+    for name, draw in (("optimization_history", views.plot_optimization_history),
+                       ("param_importances", views.plot_param_importances)):
+        try:
+            with warnings.catch_warnings():  # Optuna marks its matplotlib views experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                axes = draw(study)
+            figure = axes.figure
+            figure.set_size_inches(7, 4)
+            figure.tight_layout()
+            run.log_figure(figure, f"optuna/{name}.png")
+            logged.append(f"optuna/{name}.png")
+        except Exception as exc:  # e.g. fewer than two finished trials, or one parameter only
+            log.debug("study %s: no %s figure (%s)", study.study_name, name, exc)
+        finally:
+            plt.close("all")
+    return logged
 
 
 def _summary(study: Any) -> dict[str, float]:
