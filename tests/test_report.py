@@ -32,9 +32,9 @@ TINY = [  # as tests/test_pipeline.py: a tiny real run
     "--set", "pretrain.batch_size=16", "--set", "pretrain.val_every=6", "--set", "pretrain.checkpoint_every=6",
     "--set", "pretrain.num_workers=0", "--set", "finetune.max_epochs=2", "--set", "finetune.eval_every=1",
 ]
-ALL_SECTIONS = {"Leaderboard", "Test F1 per task", "Relative gain over the strongest baseline",
-                "Pretraining sources side by side", "Label-budget curves", "Lead heatmap", "Demographic groups",
-                "Pretraining curves"}
+ALL_SECTIONS = {"Leaderboard", "Leaderboard by test AUROC", "Test F1 per task",
+                "Relative gain over the strongest baseline", "Pretraining sources side by side", "Label-budget curves",
+                "Lead heatmap", "Demographic groups", "Pretraining curves", "Settings"}
 
 
 def fake_suite(uri: str, suite: str = "fake", *, models=("mae:sim", "mae:ptbxl", "resnet18-1d", "luna"),
@@ -45,7 +45,9 @@ def fake_suite(uri: str, suite: str = "fake", *, models=("mae:sim", "mae:ptbxl",
     Returns the invocation run id."""
     tracker = Tracker(uri, suite)
     rng = np.random.default_rng(0)
-    with tracker.run(f"{suite} (sim+ptbxl)", RunTags(kind="invocation", suite=suite, corpora="sim,ptbxl")) as inv:
+    settings = {"name": suite, "corpora": "sim,ptbxl", "pretrain.steps": 100, "finetune.lr": 0.001}
+    with tracker.run(f"{suite} (sim+ptbxl)", RunTags(kind="invocation", suite=suite, corpora="sim,ptbxl"),
+                     settings) as inv:
         for corpus in ("sim", "ptbxl") if pretrain else ():
             tags = RunTags(kind="pretrain", fingerprint=_fp("pretrain", corpus), suite=suite, corpus=corpus)
             with tracker.run(f"pretrain {corpus}", tags, parent=inv.run_id) as run:
@@ -130,7 +132,7 @@ def test_report_holds_the_leaderboard_and_every_plot_the_suite_has(tracking_uri:
     assert not report.omitted
     assert page.count('<img alt="') == 8  # per task, gains, sources, budgets, leads, groups, shift, pretraining
     assert len(re.findall(r'href="#', page)) == len(ALL_SECTIONS)  # the contents: links within the page
-    board = page[page.index('id="leaderboard"'):page.index('id="test-f1-per-task"')]
+    board = page[page.index('id="leaderboard"'):page.index('id="leaderboard-by-test-auroc"')]
     assert "<table>" in board
     for name in (*TASKS, "mae:sim", "mae:ptbxl", "resnet18-1d", "luna"):
         assert name in board
@@ -142,6 +144,13 @@ def test_report_holds_the_leaderboard_and_every_plot_the_suite_has(tracking_uri:
     for row in ("95% CI of mean gain", "sign test p", "Wilcoxon p", "none: 2 of 2 tasks without paired test"):
         assert row in sources, row
     assert "the leaderboard&#x27;s 95% interval over seeds" in page  # what the error bars are
+    # F1 and AUROC: the second board ranks and compares by AUROC
+    auroc = page[page.index('id="leaderboard-by-test-auroc"'):page.index('id="test-f1-per-task"')]
+    assert "by test AUROC" in auroc and "mean relative AUROC gain" in auroc
+    # every bar says its interval and n; the settings the numbers were made with
+    assert "95% t-interval over seeds" in page and "n = seeds" in page
+    settings = page[page.index('id="settings"'):]
+    assert "<th>corpora</th>" in settings and "sim,ptbxl" in settings
     assert "sex M" in page and "age &lt;40" in page and "age 80+" in page
     assert "sex:M → F" in page  # the shift, beside "no shift"
     assert "SYNTHETIC" not in page
@@ -157,7 +166,8 @@ def test_report_leaves_out_what_the_suite_does_not_hold(tracking_uri: str, tmp_p
     report = build_report(tracking_uri, "fake")
     page = report.html
     assert_self_contained(page)
-    assert _sections(page) == {"Leaderboard", "Test F1 per task", "Relative gain over the strongest baseline"}
+    assert _sections(page) == {"Leaderboard", "Leaderboard by test AUROC", "Test F1 per task",
+                               "Relative gain over the strongest baseline", "Settings"}
     assert set(report.omitted) == ALL_SECTIONS - _sections(page)
     assert "Not in this report" in page and "the suite has no label budgets" in page
     # one seed: the error bars are the cells' bootstrap intervals
