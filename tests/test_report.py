@@ -39,7 +39,7 @@ ALL_SECTIONS = {"Leaderboard", "Leaderboard by test AUROC", "Test F1 per task",
 
 def fake_suite(uri: str, suite: str = "fake", *, models=("mae:sim", "mae:ptbxl", "resnet18-1d", "luna"),
                seeds=(1, 2), budgets=(0,), leads=("II",), shifts=("",), groups=True, pretrain=True,
-               artifact: Path | None = None) -> str:
+               artifact: Path | None = None, n_pos: dict[str, int] | None = None) -> str:
     """A suite's runs as the runner logs them (an invocation, pretraining and cell children), without training.
 
     Returns the invocation run id."""
@@ -67,7 +67,8 @@ def fake_suite(uri: str, suite: str = "fake", *, models=("mae:sim", "mae:ptbxl",
                            budget=budget, seed=seed, shift=shift, corpus=model.partition(":")[2])
             with tracker.run(label, tags, parent=inv.run_id) as run:
                 metrics = {"test_f1": f1, "test_auroc": min(1.0, f1 + 0.1), "test_auprc": f1 - 0.05,
-                           "test_n_pos": 40.0, "test_n_neg": 160.0, "test_f1_ci_low": f1 - 0.06,
+                           "test_n_pos": float((n_pos or {}).get(task, 40)), "test_n_neg": 160.0,
+                           "test_f1_ci_low": f1 - 0.06,
                            "test_f1_ci_high": f1 + 0.05}
                 if groups:
                     for group, delta in (("sex.M", 0.01), ("sex.F", -0.01), ("age.lt40", 0.03), ("age.40-59", 0.0),
@@ -159,6 +160,54 @@ def test_report_holds_the_leaderboard_and_every_plot_the_suite_has(tracking_uri:
     headline = report.markdown[:report.markdown.index(REPORT_FILE)]
     assert "- mae:sim: mean relative F1 gain" in headline and "sign test p = " in headline
     assert "Wilcoxon p = " in headline and "no 95% CI" in headline
+
+
+def _tables(html: str) -> list[list[list[str]]]:
+    """Every table of a piece of the report: rows of cell texts ("mean ± sd" on one line again)."""
+    def text(cell: str) -> str:
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cell.replace("<br>", " "))).replace("&amp;", "&").strip()
+
+    return [[[text(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+             for row in re.findall(r"<tr>(.*?)</tr>", table)] for table in re.findall(r"<table>(.*?)</table>", html)]
+
+
+def test_report_leaderboard_and_run_description_cannot_disagree(tracking_uri: str) -> None:
+    """One store, three readers: every mean, sd, flag and gain of the report's tables is the leaderboard's,
+    and so are the run description's; a flagged task is left out of every mean row."""
+    from benchmark.leaderboard import FEW_MARK, build_leaderboard
+
+    fake_suite(tracking_uri, n_pos={"ptbxl/STD": 3})  # too few test positives: flagged, not counted
+    board = build_leaderboard(tracking_uri, "fake")
+    report = build_report(tracking_uri, "fake")
+    page = report.html
+    section = page[page.index('id="leaderboard"'):page.index('id="leaderboard-by-test-auroc"')]
+    wide, gains = _tables(section)[:2]
+    expected = board.wide(gains=False)
+    assert wide[0] == ["task", *map(str, expected.columns)]
+    assert [row[0] for row in wide[1:]] == list(expected.index) and f"ptbxl/STD {FEW_MARK}" in expected.index
+    for row in wide[1:]:  # each cell: the board's "mean ± sd", n_pos and mean over counted tasks
+        assert row[1:] == list(expected.loc[row[0]]), row[0]
+    means = board.counted_means()
+    assert means["mae:sim"] == pytest.approx(board.rows.set_index(["task", "model"]).test_f1[("ptbxl/AFIB", "mae:sim")])
+    expected_gains = board.gains()
+    assert [row[1:] for row in gains[1:]] == [list(expected_gains.loc[t]) for t in expected_gains.index]
+    # the sources side by side: the same per-task texts, flags and counted means (not a mean over all tasks)
+    start = page.index('id="pretraining-sources-side-by-side"')
+    sources = _tables(page[start:page.index("</section>", start)])[0]
+    by_task = {row[0]: row[1:] for row in sources[1:]}
+    assert by_task[f"ptbxl/STD {FEW_MARK}"] == [expected.loc[f"ptbxl/STD {FEW_MARK}", m] for m in ("mae:ptbxl", "mae:sim")]
+    assert by_task["mean (1 task counted)"] == [f"{means[m]:.3f}" for m in ("mae:ptbxl", "mae:sim")]
+    summary = board.summary.set_index("model")
+    assert by_task["tasks won"] == [f"{summary.loc[m, 'wins']}/{summary.loc[m, 'tasks_counted']}"
+                                    for m in ("mae:ptbxl", "mae:sim")]
+    # the run description: the same headline and the same table
+    for line in board._summary_lines():
+        assert f"- {line}" in report.markdown
+    markdown_rows = {line.split(" | ")[0].strip("| "): line for line in report.markdown.splitlines()
+                     if line.startswith("| ")}
+    for task in expected.index:
+        assert markdown_rows[task] == "| " + " | ".join([task, *map(str, board.wide().loc[task])]) + " |"
+    assert "| task |" in report.markdown and "| index |" not in report.markdown
 
 
 def test_report_leaves_out_what_the_suite_does_not_hold(tracking_uri: str, tmp_path: Path) -> None:
