@@ -717,7 +717,7 @@ def _groups_part(main: pd.DataFrame, groups: dict[str, list[str]]) -> str:
 
     models = _model_order(main.model.unique())
     colors = _colors(models)
-    figure, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups) + 1.0, 3.9), squeeze=False)
+    figure, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups) + 2.2, 3.9), squeeze=False)
     tables = []
     for ax, (by, columns) in zip(axes[0], groups.items(), strict=True):
         names = sorted(columns, key=lambda c: _group_order(_group_name(c.split(".", 2)[2])))
@@ -738,7 +738,7 @@ def _groups_part(main: pd.DataFrame, groups: dict[str, list[str]]) -> str:
         ax.grid(axis="y", alpha=0.3)
         frame = pd.DataFrame(table, index=[f"{by} {lab}" for lab in labels]).T
         tables.append(frame)
-    axes[0][-1].legend(fontsize=7, loc="upper right")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
     return ("<h3>Test F1 per group</h3><p>Each cell's test records split by sex and by age group (the models are "
             "trained on everyone). Bars: mean over seeds of the mean over tasks, with the 95% t-interval over "
@@ -756,7 +756,7 @@ def _shift_part(cells: pd.DataFrame) -> str:
     models = _model_order(cells.model.unique())
     colors = _colors(models)
     labels = ["no shift" if s == "" else s.replace("->", " → ") for s in shifts]
-    figure, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(shifts) + 2.0), 3.9))
+    figure, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(shifts) + 3.2), 3.9))
     width = 0.8 / len(models)
     table = {}
     for i, model in enumerate(models):
@@ -767,7 +767,7 @@ def _shift_part(cells: pd.DataFrame) -> str:
     ax.set_ylabel("test F1 (mean over tasks, seeds)")
     ax.set_ylim(0, 1.18)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
     frame = pd.DataFrame(table, index=labels).T
     return ("<h3>Demographic shift</h3><p>Trained and validated on one group, tested on another "
@@ -1042,10 +1042,10 @@ margin-top: 2em; } h3 { margin-bottom: 0.3em; }
 padding: 0.4em 0.8em; }
 nav ul { columns: 2; } figure { margin: 1em 0; } img { max-width: 100%; height: auto; }
 .scroll { overflow-x: auto; } table { border-collapse: collapse; font-size: 0.8em; margin: 0.8em 0; }
-th, td { border: 1px solid #ddd; padding: 0.2em 0.45em; } thead th { background: #f3f3f3; overflow-wrap: anywhere; }
+th, td { border: 1px solid #ddd; padding: 0.2em 0.45em; } thead th { background: #f3f3f3; overflow-wrap: break-word; }
 tbody th { text-align: left; font-weight: 600; background: #fafafa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.txt { overflow-wrap: anywhere; } .sd { color: #666; font-size: 0.9em; }
+td.txt { overflow-wrap: break-word; } .sd { color: #666; font-size: 0.9em; }
 details summary { cursor: pointer; color: #235; } .omitted { color: #666; font-size: 0.9em; }
 """
 

@@ -90,6 +90,8 @@ def tune(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _open_study(config, study_name, storage)
+    if runs is not None and study.user_attrs.get("label") != runs.name:  # what optuna-dashboard shows beside its name
+        study.set_user_attr("label", runs.name)
     _fail_dead_trials(study, workers)
     if runs is not None:
         _end_dead_runs(study, runs)
