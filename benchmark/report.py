@@ -6,18 +6,27 @@ description (the MLflow tag ``mlflow.note.content``); ``run_suite`` does so at t
 Images are inline base64 PNGs and the style sheet is inline: the file needs no network and no
 other file. Each section appears only when the suite has what it shows:
 
-* the leaderboard (tasks x models, mean ± sd over seeds, gains over the strongest baseline) and a
-  detail table of every column the leaderboard gives (intervals, test positives, roles,
-  significance, when it has them);
+* the leaderboard (tasks x models, mean ± sd over seeds, the mean over the counted tasks; the gains
+  over the strongest baseline in their own table) by the report's metric (F1 by default), and a
+  second board by AUROC (F1 when the report's metric is a score-based one), with a detail table of
+  every column the leaderboard gives (intervals, test positives, roles, significance). Every
+  number and flag of every table is the leaderboard's own (:class:`~benchmark.leaderboard.Leaderboard`),
+  as in the run description: they cannot disagree;
 * test F1 per task and model, with error bars: the leaderboard's bootstrap interval
   (``test_f1_ci_low``..``test_f1_ci_high``) where it has one, else ± sd over seeds;
-* relative F1 gain of each pretrained model over the strongest supervised baseline, per task;
+* relative F1 gain of each pretrained model over the strongest supervised baseline, per task, with
+  the paired test's interval;
 * pretraining sources side by side (the ``mae:<corpus>`` models), when there are several;
 * label-budget curves (mean test F1 over tasks vs labelled ECGs per class), when the suite has budgets;
 * a lead heatmap (model x lead mean test F1), when the suite has several leads;
 * demographic groups: per-sex and per-age-group test F1 of the cells (``test_f1.sex.M`` ...), and
   the demographic-shift cells (train on one group, test on another) beside the unshifted ones;
-* pretraining curves: training and validation loss of the pretraining runs over steps.
+  every bar with its 95% interval over seeds and n;
+* pretraining curves: training and validation loss of the pretraining runs over steps, and whether
+  each encoder learned (:func:`pretraining.loop.stalled_warning`);
+* the suite's settings, as its newest invocation ran them.
+
+Every table fits a 1,280-pixel window ("mean ± sd" on two lines, text wrapping at word ends).
 
 Cell runs also carry ROC and PR curves as pictures (:func:`log_curves`).
 """
