@@ -473,16 +473,29 @@ def encoder_notes(tracker: Tracker, frame: pd.DataFrame) -> list[str]:
 
 
 def pretraining_losses(tracker: Tracker, fingerprint: str) -> tuple[float, float] | None:
-    """The first training loss and the encoder's validation loss of the FINISHED pretraining run of an
-    encoder (None: no such run in the store)."""
+    """The first training loss and the encoder's validation loss: from the FINISHED pretraining run
+    of the encoder in the store, else (an encoder this store took from the cache, pretrained for
+    another store) from the cache's ``history.json`` (its lowest validation loss); None without either."""
     run = tracker.finished_run(fingerprint, everywhere=True)
     if run is None:
-        return None
+        return _cached_losses(fingerprint)
     metrics = run.data.metrics
     encoder_loss = metrics.get("encoder_val_loss", metrics.get("final_val_loss", math.nan))
     history = tracker.client.get_metric_history(run.info.run_id, "train_loss")
     first = min(history, key=lambda m: m.step).value if history else math.nan
     return float(first), float(encoder_loss)
+
+
+def _cached_losses(fingerprint: str) -> tuple[float, float] | None:
+    from simecg.paths import cache_dir
+
+    try:
+        history = json.loads((cache_dir() / "encoders" / fingerprint / "history.json").read_text())
+    except (OSError, ValueError):
+        return None
+    train = [h["train_loss"] for h in history if "train_loss" in h]
+    val = [h["val_loss"] for h in history if "val_loss" in h]
+    return (float(train[0]) if train else math.nan), (float(min(val)) if val else math.nan)
 
 
 _PREDICTIONS: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}  # run id -> ids, labels, scores
