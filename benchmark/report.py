@@ -302,7 +302,7 @@ def log_report(tracking_uri: str | None, suite: str, run_id: str | None = None,
     tracker.set_tags(run_id, {NOTE_TAG: report.markdown})
     board = report.board
     if board is not None and not board.rows.empty:  # the comparison MLflow's grouping cannot make, as a table
-        tracker.log_table(run_id, comparison_table(board), COMPARISON_FILE)
+        tracker.replace_table(run_id, comparison_table(board), COMPARISON_FILE)
     _describe(tracker, suite, board, report_location(tracker, run_id))
     return run_id
 

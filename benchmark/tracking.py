@@ -500,6 +500,22 @@ class Tracker:
     def log_table(self, run_id: str, frame: Any, artifact_file: str) -> None:
         self.client.log_table(run_id, frame, artifact_file)
 
+    def replace_table(self, run_id: str, frame: Any, artifact_file: str) -> None:
+        """Log ``frame`` as the run's table ``artifact_file`` (a ``.json``), replacing the one it
+        holds: MLflow's ``log_table`` appends to an existing table, so a table logged again (a
+        report logged twice on one run) is written over instead, in the same format (pandas
+        ``split`` JSON, what MLflow's UI reads)."""
+        import tempfile
+
+        folder, _, name = artifact_file.rpartition("/")
+        if name not in {Path(a.path).name for a in self.client.list_artifacts(run_id, folder or None)}:
+            self.client.log_table(run_id, frame, artifact_file)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            frame.to_json(path, orient="split", index=False, date_format="iso")
+            self.client.log_artifact(run_id, str(path), folder or None)
+
     # ----- resumption
     def finished_run(self, fingerprint: str, everywhere: bool = False) -> Any | None:
         """The newest FINISHED run holding ``fingerprint`` in this experiment (``everywhere``: in any

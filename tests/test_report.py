@@ -248,6 +248,15 @@ def test_report_command_writes_the_file_and_logs_it_on_the_newest_invocation(
     assert "Leaderboard: suite fake" in note and "| ptbxl/AFIB |" in note and "resnet18-1d" in note
     logged = Path(client.download_artifacts(newest, REPORT_FILE, str(tmp_path)))
     assert logged.read_text(encoding="utf-8").count("<section") == out.read_text(encoding="utf-8").count("<section")
+    # the leaderboard's rows as a table MLflow shows, replaced (not appended to) when logged again
+    assert main(["report", "--suite", "fake", "--out", str(out), "--tracking-uri", tracking_uri]) == 0
+    table = client.load_table(client.get_run(newest).info.experiment_id, "comparison.json", run_ids=[newest])
+    assert len(table) == 4 and set(table.model) == {"mae:sim", "resnet18-1d"} and "test_f1_sd" in table
+    # the experiment's description links the saved views, which the experiment holds
+    experiment = client.get_experiment(client.get_run(newest).info.experiment_id)
+    description = experiment.tags["mlflow.note.content"]
+    assert "viewStateShareKey=simecg-cells" in description and "viewStateShareKey=simecg-model-task" in description
+    assert {"mlflow.sharedViewState.simecg-cells", "mlflow.sharedViewState.simecg-model-task"} <= set(experiment.tags)
     # the default suite is the newest; --no-log writes only
     assert main(["report", "--out", str(tmp_path / "again.html"), "--tracking-uri", tracking_uri, "--no-log"]) == 0
     assert (tmp_path / "again.html").is_file()
