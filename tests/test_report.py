@@ -459,7 +459,8 @@ def test_ui_serves_a_moved_store_and_ctrl_c_stops_every_process_it_started(tmp_p
     ui, url = start_ui(uri, port, "--open", env={**os.environ, "BROWSER": f"{browser} %s"})
     try:
         experiment = mlflow.tracking.MlflowClient(uri).get_experiment_by_name("simecg-bench/fake").experiment_id
-        assert url == f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?workflowType=machine_learning"
+        assert url == (f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?viewStateShareKey=simecg-cells"
+                       "&workflowType=machine_learning")  # the saved view of every cell
         deadline = time.monotonic() + 30
         while not opened.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
