@@ -38,6 +38,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -186,7 +187,9 @@ def create_app() -> Any:
     # no basic-auth plugin on this server: its import is refused at once instead of attempted per request
     sys.modules.setdefault(AUTH_PLUGIN, None)  # type: ignore[arg-type]
     logging.getLogger("mlflow.server.handlers").addFilter(_expected_fallback)
-    from mlflow.server.fastapi_app import app
+    with warnings.catch_warnings():  # a notice to MLflow about its own use of Starlette, not to the user
+        warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
+        from mlflow.server.fastapi_app import app
 
     return BrowserDefaults(app, BROWSER_DEFAULTS)
 

@@ -379,9 +379,9 @@ def _leaderboard_section(board: Any, brief: bool = False) -> str | None:
              "tasks.</p>"]
     if not brief:
         for line in board._header().split("\n")[1:]:
-            if line.startswith("SYNTHETIC"):  # said once, at the top of the report
+            if line.startswith("SYNTHETIC") or "its encoder" in line:  # said once, at the top of the report
                 continue
-            warn = "pretrained on every" in line or "its encoder" in line or LEAK_WORDS in line
+            warn = "pretrained on every" in line or LEAK_WORDS in line
             parts.append(f'<p class="{"warn" if warn else "note"}">{_e(line)}</p>')
     parts.append(_html_table(board.wide(gains=False), index_name="task"))
     gains = board.gains() if hasattr(board, "gains") else pd.DataFrame()
@@ -717,8 +717,8 @@ def _bars(ax: Any, centers: np.ndarray, stats: list[tuple[float, float, float, i
            yerr=[np.nan_to_num(low), np.nan_to_num(high)], error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "0.25"})
     for x, (mean, _, hi, n) in zip(centers, stats, strict=True):
         top = hi if not math.isnan(hi) else (mean if not math.isnan(mean) else 0.0)
-        text = "n/a" if math.isnan(mean) else f"{mean:.2f}\nn={n}"
-        ax.text(x, min(top, 1.0) + 0.02, text, ha="center", va="bottom", fontsize=6)
+        text = "n/a" if math.isnan(mean) else f"{mean:.2f} n={n}"
+        ax.text(x, min(top, 1.0) + 0.02, text, ha="center", va="bottom", fontsize=6, rotation=90)
 
 
 def _groups_part(main: pd.DataFrame, groups: dict[str, list[str]]) -> str:
@@ -743,7 +743,8 @@ def _groups_part(main: pd.DataFrame, groups: dict[str, list[str]]) -> str:
                                           for lab, c in zip(labels, counts, strict=True)], fontsize=7)
         ax.set_title("by sex" if by == "sex" else "by age group", fontsize=10)
         ax.set_ylabel("test F1 (mean over tasks, seeds)")
-        ax.set_ylim(0, 1.18)
+        ax.set_ylim(0, 1.32)
+        ax.set_yticks(np.linspace(0, 1, 6))
         ax.grid(axis="y", alpha=0.3)
         frame = pd.DataFrame(table, index=[f"{by} {lab}" for lab in labels]).T
         tables.append(frame)
@@ -774,7 +775,8 @@ def _shift_part(cells: pd.DataFrame) -> str:
         table[model] = [_num(m) for m, _, _, _ in stats]
     ax.set_xticks(range(len(shifts)), labels, fontsize=8)
     ax.set_ylabel("test F1 (mean over tasks, seeds)")
-    ax.set_ylim(0, 1.18)
+    ax.set_ylim(0, 1.32)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()

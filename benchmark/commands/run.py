@@ -356,8 +356,8 @@ def start_ui_server(uri: str, host: str, port: int, workers: int = 1) -> subproc
     from benchmark.mlflow_ui import APP_NAME, has_app
     from benchmark.tracking import _artifact_root
 
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
-               "--port", str(port), "--workers", str(workers), "--uvicorn-opts", UVICORN_OPTIONS]
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--registry-store-uri", uri,
+               "--host", host, "--port", str(port), "--workers", str(workers), "--uvicorn-opts", UVICORN_OPTIONS]
     if has_app():  # MLflow's app with SimECG-Bench's defaults (benchmark/mlflow_ui.py); absent: MLflow's own
         command += ["--app-name", APP_NAME]
     if (root := _artifact_root(uri)) is not None:  # anything uploaded through the UI lands in the store too
