@@ -381,8 +381,12 @@ def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_pat
     assert session.data.tags["mlflow.parentRunId"] == runs.parent and session.info.status == "FINISHED"
     assert session.data.metrics["trials_complete"] == 3 and set(best) == {"lr"}
     assert float(session.data.params["best.lr"]) == pytest.approx(best["lr"])
+    # Optuna's own views of the study, on the tuning run
+    figures = {a.path for a in tracker.client.list_artifacts(session.info.run_id, "optuna")}
+    assert figures == {"optuna/optimization_history.png", "optuna/param_importances.png"}
     trials = _runs(tracker, "trial")
     assert sorted(int(t.data.tags["trial"]) for t in trials) == [0, 1, 2]
+    assert {t.info.run_name for t in trials} == {f"trial {n} · resnet18-1d · demo/af" for n in range(3)}
     for trial in trials:
         assert trial.data.tags["mlflow.parentRunId"] == session.info.run_id
         assert trial.data.tags["trial_state"] == "COMPLETE" and trial.info.status == "FINISHED"

@@ -76,6 +76,24 @@ def test_malformed_tags_are_refused_naming_the_run() -> None:
         RunTags(kind="celll")
 
 
+def test_a_run_carries_only_the_tags_of_its_kind_and_a_name_that_says_what_it_is() -> None:
+    invocation = RunTags(kind="invocation", suite="corpora", corpora="sim,ptbxl", shard="0/1").to_mlflow()
+    assert set(invocation) == {"kind", "suite", "schema", "corpora", "shard", "synthetic"}  # no empty task, model...
+    assert all(value for value in invocation.values())
+    cell = TAGS.to_mlflow()
+    assert {"model", "task", "lead", "budget", "seed", "shift", "synthetic"} <= set(cell) and "trial" not in cell
+    assert RunTags.from_mlflow(invocation) == RunTags(kind="invocation", suite="corpora", corpora="sim,ptbxl",
+                                                      shard="0/1")
+    assert TAGS.run_name() == "resnet18-1d · demo/af · 10/class · seed 2"
+    plain = RunTags(kind="cell", model="mae:sim", task="ptbxl/LVH", lead="II", seed=1)
+    assert plain.run_name() == "mae:sim · ptbxl/LVH · seed 1"
+    other = RunTags(kind="cell", model="mae:sim", task="ptbxl/LVH", lead="V1", seed=1, shift="sex:M->F")
+    assert other.run_name() == "mae:sim · ptbxl/LVH · lead V1 · sex:M->F · seed 1"
+    trial = RunTags(kind="trial", model="mae:sim", task="ptbxl/LVH", lead="II", trial=3)
+    assert trial.run_name() == "trial 3 · mae:sim · ptbxl/LVH"  # a trial names its study's cell
+    assert RunTags(kind="tuning", model="mae:sim", task="ptbxl/LVH").run_name() == "tuning · mae:sim · ptbxl/LVH"
+
+
 @pytest.mark.slow
 def test_sigterm_during_a_run_kills_its_runs_and_the_rerun_finishes_each_cell_once(tmp_path: Path,
                                                                                     tracking_uri: str) -> None:

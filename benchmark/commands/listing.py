@@ -1,4 +1,5 @@
-"""``simecg-bench list corpora|baselines|tasks|suites|simulators|benchmarks``."""
+"""``simecg-bench list [corpora|baselines|tasks|suites|simulators|benchmarks|...]``: a registry's
+entries, or (no kind) every registry with its entry-point group and the contract its entries keep."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from benchmark.registries import ALL
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("list", help="list registered corpora, baselines, tasks, suites, ...")
-    parser.add_argument("kind", choices=sorted(ALL), help="what to list")
+    parser.add_argument("kind", nargs="?", choices=sorted(ALL),
+                        help="what to list (none: every registry, its entry-point group and contract)")
     parser.add_argument("--data-dir", default=None, help="tasks: count positives/negatives found in this data root")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=cmd_list)
@@ -35,7 +37,24 @@ def describe(kind: str, name: str, entry: object) -> str:
     return doc[0] if doc else ""
 
 
+def registries() -> list[dict[str, object]]:
+    """One row per registry: its kind, entries, the entry-point group plugins add to, the contract."""
+    return [{"kind": kind, "entries": len(registry.names()), "entry_points": registry.group or "",
+             "contract": registry.contract_doc or registry.contract or ""} for kind, registry in sorted(ALL.items())]
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.kind is None:
+        rows = registries()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        width = max(len(str(r["kind"])) for r in rows)
+        for row in rows:
+            print(f"{row['kind']:<{width}}  {row['entries']:>4} entries  [{row['entry_points']}]  {row['contract']}")
+        print("`simecg-bench list KIND` lists one registry's entries; a package adds entries through the "
+              "entry-point group in brackets")
+        return 0
     registry = ALL[args.kind]
     if args.kind == "tasks" and args.data_dir:
         from benchmark.data.tasks import task_summary

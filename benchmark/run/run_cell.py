@@ -133,7 +133,7 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
                        "study.model": planned.tuning.cell.model})
     context.tracker.kill_stale(planned.fingerprint)
     try:
-        with context.tracker.run(cell.label, tags, params, parent=context.parent_id) as run:
+        with context.tracker.run(tags.run_name(), tags, params, parent=context.parent_id) as run:
             tuned = tuned_params(context, planned, run)
             if tuned:
                 run.log_params({f"tuned.{k}": v for k, v in tuned.items()})
@@ -188,7 +188,7 @@ def tuned_params(context: CellContext, planned: PlannedCell, run: ActiveRun | No
         )
         params = {**flatten({"tuning": to_dict(suite.tuning), "finetune": without_ignored("finetune", training)}),
                   "study": study.name, "study.cell": study.label}
-        runs = StudyRuns(run.tracker, run.run_id, f"tuning | {study.label}", tags, params)
+        runs = StudyRuns(run.tracker, run.run_id, tags.run_name(), tags, params)
     best = tune(study.model.tuning_space, fit, suite.tuning, study.name, context.storage, runs, context.workers)
     if context.workers is not None:  # the study is done: other workers' cells of it may go on now
         context.workers.release(f"study:{study.fingerprint}")
