@@ -27,8 +27,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ from benchmark.suites.config import TuningConfig
 from benchmark.tracking.tags import RunTags
 from simecg import progress as progress_lines
 from simecg.errors import DivergedError, first_line
-from simecg.failpoints import failpoint
+from simecg.failpoints import failpoint, writing
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,6 @@ def _run_trial(study: Any, objective: Callable[[Any], float]) -> None:
     import warnings
 
     import optuna
-    from optuna.storages._heartbeat import get_heartbeat_thread  # the heartbeat study.optimize runs
     from optuna.trial import TrialState
 
     with warnings.catch_warnings():
@@ -173,7 +173,7 @@ def _run_trial(study: Any, objective: Callable[[Any], float]) -> None:
     trial = study.ask()
     value, state, failure = None, TrialState.FAIL, None
     try:
-        with get_heartbeat_thread(trial._trial_id, study._storage):
+        with _trial_heartbeat(study._storage, trial._trial_id):
             value = objective(trial)
         state = TrialState.COMPLETE
     except optuna.TrialPruned:
@@ -194,6 +194,32 @@ def _run_trial(study: Any, objective: Callable[[Any], float]) -> None:
     with warnings.catch_warnings():  # a non-finite value: Optuna records FAIL (and would warn)
         warnings.simplefilter("ignore")
         study.tell(trial, value, state=state, skip_if_finished=True)
+
+
+@contextlib.contextmanager
+def _trial_heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
+    """Tell the study every ``HEARTBEAT_S`` that this trial's process is alive (what Optuna's own
+    ``study.optimize`` does), each beat one database write taken with :func:`failpoints.writing
+    <simecg.failpoints.writing>`, so a paused process is never frozen holding SQLite's write lock."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                with writing():
+                    storage.record_heartbeat(trial_id)
+            except Exception as exc:  # a database hiccup: the next beat tries again
+                log.warning("trial heartbeat failed: %s", first_line(exc))
+            if stop.wait(storage.get_heartbeat_interval()):
+                return
+
+    thread = threading.Thread(target=beat, name="simecg-trial-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _trial_line(study: Any, name: str, left: int, seconds: float) -> str:
