@@ -12,7 +12,7 @@ other file. Each section appears only when the suite has what it shows:
 * test F1 per task and model, with error bars: the leaderboard's bootstrap interval
   (``test_f1_ci_low``..``test_f1_ci_high``) where it has one, else ± sd over seeds;
 * relative F1 gain of each pretrained model over the strongest supervised baseline, per task;
-* pretraining sources side by side (the ``mae:<corpus>`` models), when there are several;
+* pretraining sources side by side (the models of role ``pretrained``, e.g. ``mae:sim``), when there are several;
 * label-budget curves (mean test F1 over tasks vs labelled ECGs per class), when the suite has budgets;
 * a lead heatmap (model x lead mean test F1), when the suite has several leads;
 * demographic groups: per-sex and per-age-group test F1 of the cells (``test_f1.sex.M`` ...), and
@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.suites.config import PRETRAINED
 from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
 from simecg.errors import ConfigError
 
@@ -433,7 +432,10 @@ def _gain_section(board: Any) -> str | None:
 
 def _sources_section(board: Any, data_cells: pd.DataFrame | None = None) -> str | None:
     rows = board.rows
-    sources = [m for m in _model_order(rows.model.unique()) if m.startswith(f"{PRETRAINED}:")] if not rows.empty else []
+    if rows.empty or "role" not in rows:
+        return None
+    roles = rows.drop_duplicates("model").set_index("model").role
+    sources = [m for m in _model_order(rows.model.unique()) if roles[m] == "pretrained"]
     if len(sources) < 2:
         return None
     mine = rows[rows.model.isin(sources)]
@@ -733,8 +735,10 @@ def _height(tasks: int, models: int) -> float:
 
 
 def _model_order(models: Iterable[str]) -> list[str]:
-    """Pretrained models first (by source), then the supervised ones (alphabetically)."""
-    return sorted(set(models), key=lambda m: (not m.startswith(f"{PRETRAINED}:"), m))
+    """Pretrained models first (by name: entry, then source), then the supervised ones (alphabetically)."""
+    from benchmark.results.leaderboard import model_role
+
+    return sorted(set(models), key=lambda m: (model_role(m) != "pretrained", m))
 
 
 _MODEL_COLORS: dict[str, Any] = {}  # one colour per model across the plots of the report being built
