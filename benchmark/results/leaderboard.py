@@ -324,7 +324,9 @@ def _gain_text(row: pd.Series) -> str:
 
 # ----- roles and configurations
 def model_role(model: str) -> str:
-    """The role of a cell's model name as its runs are tagged (``mae:sim``, ``resnet18-1d``)."""
+    """The role of a model column: a tagged name (``mae:sim``, ``resnet18-1d``), or one with an older
+    configuration's suffix (``resnet18-1d#a1b2c3``, see ``--all-configs``)."""
+    model = model.partition("#")[0]
     if not _registered(model):
         return "extra"  # a model whose plugin is not installed here: shown, never compared
     return BASELINES.get(ModelName.parse(model).entry).role
