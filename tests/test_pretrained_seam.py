@@ -21,6 +21,7 @@ from baselines.names import ModelName
 from benchmark.cli import main
 from benchmark.run.cells import Cell, enumerate_cells
 from benchmark.run.encoders import SuiteEncoders
+from benchmark.run.planning import base_keys
 from benchmark.suites.config import load_suite
 from pretraining.config import encoder_identity
 from pretraining.mae import METHOD
@@ -142,6 +143,13 @@ def test_the_dry_run_plans_the_second_pretrained_model_with_one_shared_encoder(p
     out = capsys.readouterr().out
     assert f"{probe}:sim | demo/af | II | budget all | seed 1" in out
     assert "1 encoder(s) to pretrain: mae:sim" in out
+
+
+def test_an_unmeasured_variant_falls_back_to_its_preset_then_its_entry_for_any_model() -> None:
+    assert base_keys("linear-probe-test@preset=tiny,model.depth=2") == ["linear-probe-test@preset=tiny",
+                                                                        "linear-probe-test"]
+    assert base_keys("mae@preset=paper") == ["mae"]
+    assert base_keys("resnet18-1d@base_width=16") == ["resnet18-1d"] and base_keys("resnet18-1d") == []
 
 
 # ----- end to end
