@@ -15,6 +15,8 @@ from typing import Any
 
 import mlflow
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from baselines.base import EncoderNeed, NeuralBaseline, expand_model, resolve_model
 from baselines.names import ModelName
@@ -96,6 +98,16 @@ def test_a_model_name_is_parsed_once_into_entry_and_variant() -> None:
     for bad in ("mae:", ":sim", ""):
         with pytest.raises(ConfigError, match="model name"):
             ModelName.parse(bad)
+
+
+_PART = st.text(st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1, max_size=12)
+
+
+@given(entry=_PART.filter(lambda t: ":" not in t), variant=st.one_of(st.just(""), _PART))
+def test_a_name_built_from_parts_reads_back_the_same_parts(entry: str, variant: str) -> None:
+    name = ModelName(entry, variant)
+    again = ModelName.parse(str(name))
+    assert (again.entry, again.variant) == (entry, variant) and again == name
 
 
 def test_a_cell_label_is_built_from_fields_and_the_study_label_drops_only_the_seed() -> None:
