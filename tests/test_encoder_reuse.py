@@ -81,7 +81,7 @@ def test_pretrain_then_run_trains_one_encoder_and_workers_rerun_nothing(tracking
     mae_cell = _runs(tracking_uri, "tags.kind = 'cell' and tags.model = 'mae:sim'")[0]
     assert mae_cell.data.tags["encoder"] == made["fingerprint"]
     invocation = _runs(tracking_uri, "tags.kind = 'invocation'")[0]
-    assert invocation.data.params["encoder.sim.run_id"] == made["run_id"]
+    assert invocation.data.params["encoder.mae.sim.run_id"] == made["run_id"]
 
     # settings that cannot change the numbers change nothing: no new cell, no new pretraining
     assert "0 ran, 2 already finished" in _run(tracking_uri, capsys, "--set", "pretrain.num_workers=2",

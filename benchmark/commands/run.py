@@ -20,7 +20,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a suite: pretrain, fine-tune, evaluate, log to MLflow")
     run.add_argument("--suite", default="demo", help="suite name (see `list suites`) or a TOML file (default: demo)")
     run.add_argument("--corpus", type=name_list, default=None,
-                     help="pretraining corpus (or comma-separated corpora) for the MAE models, e.g. sim or sim,ptbxl")
+                     help="pretraining source (or comma-separated sources) of the pretrained models, "
+                          "e.g. sim or sim,ptbxl")
     _common(run)
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. --set finetune.lr=1e-3 --set grid.seeds=1,2")

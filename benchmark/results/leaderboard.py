@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
+from baselines.names import ModelName
 from benchmark.results.statistics import (
     ALPHA,
     ALTERNATIVE_OVER_TASKS,
@@ -423,11 +424,20 @@ def _gain_text(row: pd.Series) -> str:
 
 # ----- roles and configurations
 def model_role(model: str) -> str:
-    """The role of a leaderboard model name (``mae:sim``, ``resnet18-1d``, ``resnet18-1d#a1b2c3``)."""
-    entry = model.partition("#")[0].partition(":")[0]
-    if entry not in BASELINES:
+    """The role of a model column: a tagged name (``mae:sim``, ``resnet18-1d``), or one with an older
+    configuration's suffix (``resnet18-1d#a1b2c3``, see ``--all-configs``)."""
+    model = model.partition("#")[0]
+    if not _registered(model):
         return "extra"  # a model whose plugin is not installed here: shown, never compared
-    return BASELINES.get(entry).role
+    return BASELINES.get(ModelName.parse(model).entry).role
+
+
+def _registered(model: str) -> bool:
+    """Whether a tagged model name names a registered model (a store may hold runs of a plugin not installed here)."""
+    try:
+        return ModelName.parse(model).entry in BASELINES
+    except ConfigError:
+        return False
 
 
 def configuration(params: dict[str, str]) -> str:
@@ -639,7 +649,7 @@ def _one_configuration(frame: pd.DataFrame, all_configs: bool) -> tuple[pd.DataF
     newest = frame.sort_values("start_time", ascending=False, kind="stable").drop_duplicates("model")
     current = frame.config == frame.model.map(newest.set_index("model").config)
     notes = [f"{m}: not in the model registry here (its plugin is not installed?); shown as an extra, never compared"
-             for m in sorted(frame.model.unique()) if m.partition(":")[0] not in BASELINES]
+             for m in sorted(frame.model.unique()) if not _registered(m)]
     for model, older in frame[~current].groupby("model"):
         n = older.config.nunique()
         if all_configs:

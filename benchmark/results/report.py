@@ -16,7 +16,7 @@ other file. Each section appears only when the suite has what it shows:
   (``test_f1_ci_low``..``test_f1_ci_high``) where it has one, else ± sd over seeds;
 * relative F1 gain of each pretrained model over the strongest supervised baseline, per task, with
   the paired test's interval;
-* pretraining sources side by side (the ``mae:<corpus>`` models), when there are several;
+* pretraining sources side by side (the models of role ``pretrained``, e.g. ``mae:sim``), when there are several;
 * label-budget curves (mean test F1 over tasks vs labelled ECGs per class), when the suite has budgets;
 * a lead heatmap (model x lead mean test F1), when the suite has several leads;
 * demographic groups: per-sex and per-age-group test F1 of the cells (``test_f1.sex.M`` ...), and
@@ -50,7 +50,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.suites.config import PRETRAINED
 from benchmark.tracking.mlflow_ui import describe_experiment, publish_views
 from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
 from pretraining.loop import stalled_warning
@@ -544,10 +543,13 @@ def _baseline_values(rows: pd.DataFrame, metric: str) -> dict[str, float]:
 
 
 def _sources_section(board: Any, data_cells: pd.DataFrame | None = None) -> str | None:
-    """The ``mae:<source>`` models side by side: per task and the mean over the counted tasks (the
-    leaderboard's own means, flags and headline)."""
+    """The pretrained models (role ``pretrained``, e.g. ``mae:<source>``) side by side: per task and
+    the mean over the counted tasks (the leaderboard's own means, flags and headline)."""
     rows = _as_f1_columns(board)
-    sources = [m for m in _model_order(rows.model.unique()) if m.startswith(f"{PRETRAINED}:")] if not rows.empty else []
+    if rows.empty or "role" not in rows:
+        return None
+    roles = rows.drop_duplicates("model").set_index("model").role
+    sources = [m for m in _model_order(rows.model.unique()) if roles[m] == "pretrained"]
     if len(sources) < 2:
         return None
     name = getattr(board, "metric_name", "F1")
@@ -574,7 +576,7 @@ def _sources_section(board: Any, data_cells: pd.DataFrame | None = None) -> str 
     note = "; black bars: the task's strongest supervised baseline" if reference is not None else ""
     left = (f" {FEW_MARK}: fewer test positives than the leaderboard counts: shown, left out of the mean and the "
             "gains." if few else "")
-    return (f"<p>The MAE encoder pretrained on each source, fine-tuned the same way. Error bars: "
+    return (f"<p>Each pretrained model's encoder, per source, fine-tuned the same way. Error bars: "
             f"{_e(_kinds_text(kinds))}{note}.{_e(left)}</p>"
             + _img(figure, "pretraining sources per task") + _html_table(table.fillna(""), index_name="task"))
 
@@ -938,8 +940,10 @@ def _height(tasks: int, models: int) -> float:
 
 
 def _model_order(models: Iterable[str]) -> list[str]:
-    """Pretrained models first (by source), then the supervised ones (alphabetically)."""
-    return sorted(set(models), key=lambda m: (not m.startswith(f"{PRETRAINED}:"), m))
+    """Pretrained models first (by name: entry, then source), then the supervised ones (alphabetically)."""
+    from benchmark.results.leaderboard import model_role
+
+    return sorted(set(models), key=lambda m: (model_role(m) != "pretrained", m))
 
 
 _MODEL_COLORS: dict[str, Any] = {}  # one colour per model across the plots of the report being built

@@ -25,7 +25,8 @@ that the folder is writable (:func:`simecg.paths.require_writable`: one line if 
 
 A lock file beside the folder makes concurrent processes on one machine wait for the one that
 trains (none trains it twice). :class:`SuiteEncoders` is the runner's
-:class:`~baselines.base.EncoderSource`: identities for fingerprints, encoders on demand.
+:class:`~baselines.base.EncoderSource`: identities for fingerprints, encoders on demand, for the
+:class:`~baselines.base.EncoderNeed` (a pretraining method on a source) each pretrained model declares.
 """
 
 from __future__ import annotations
@@ -40,17 +41,25 @@ from typing import Any
 
 import numpy as np
 
+from baselines.base import EncoderNeed
 from benchmark.run.generators import provision_generator
 from benchmark.suites.config import SuiteConfig
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import Tracker
 from pretraining.checkpoint import load_encoder, read
-from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity, validation_interval
+from pretraining.config import (
+    METHODS,
+    PretrainConfig,
+    build_corpus,
+    encoder_dir,
+    encoder_identity,
+    validation_interval,
+)
 from pretraining.corpora.base import TrainedCorpus
 from pretraining.loop import pretrain, resume_from_prefix, stalled_warning
 from simecg import integrity, paths
 from simecg.config import flatten, to_dict
-from simecg.errors import CacheError, CheckpointError, SimECGError, first_line
+from simecg.errors import CacheError, CheckpointError, ConfigError, SimECGError, first_line
 from simecg.failpoints import failpoint
 from simecg.identity import Identity
 from simecg.locks import folder_lock
@@ -271,11 +280,13 @@ def _log_corpus_preview(run: Any, corpus: Any) -> None:
 
 
 class SuiteEncoders:
-    """The runner's :class:`~baselines.base.EncoderSource`: one encoder per pretraining source of a suite.
+    """The runner's :class:`~baselines.base.EncoderSource`: one encoder per (pretraining method, source) of a suite.
 
-    A source is a corpus name or a named ``[sources.<name>]`` table of the suite
-    (:meth:`SuiteConfig.source_config`). ``identity(source)`` computes fingerprints without
-    training (plans, ``--dry-run``); ``path(source)`` provisions the encoder once per process.
+    A need (:class:`~baselines.base.EncoderNeed`) names a pretraining method and a source: a corpus
+    name or a named ``[sources.<name>]`` table of the suite (:meth:`SuiteConfig.source_config`).
+    ``identity(need)`` computes fingerprints without training (plans, ``--dry-run``);
+    ``path(need)`` provisions the encoder once per process. The methods this version pretrains are
+    :data:`pretraining.config.METHODS`; a model that declares another is refused with one line.
     """
 
     def __init__(self, suite: SuiteConfig, tracker: Tracker | None = None, parent: str | None = None,
@@ -285,28 +296,33 @@ class SuiteEncoders:
         self.tracker = tracker
         self.parent = parent
         self.progress = progress
-        self._identities: dict[str, Identity] = {}
+        self._identities: dict[EncoderNeed, Identity] = {}
         self._corpora: dict[str, Any] = {}
-        self.provisioned: dict[str, ProvisionedEncoder] = {}
+        self.provisioned: dict[EncoderNeed, ProvisionedEncoder] = {}
 
-    def config(self, source: str) -> PretrainConfig:
-        return self.suite_config.source_config(source)
+    def config(self, need: EncoderNeed) -> PretrainConfig:
+        """The pretraining config of ``need``: its source's (``[pretrain]``, then ``[sources.<name>]``)."""
+        if need.method not in METHODS:
+            raise ConfigError(f"suite {self.suite!r}: an encoder pretrained by {need.method!r} on {need.source!r} is "
+                              f"needed, but this version pretrains encoders by {', '.join(METHODS)} only (the model "
+                              "that needs it declares pretraining_method)")
+        return self.suite_config.source_config(need.source)
 
-    def corpus(self, source: str) -> Any:
+    def corpus(self, need: EncoderNeed) -> Any:
         """The source's corpus, built once (a PTB-XL or generated corpus reads the data index to build)."""
-        if source not in self._corpora:
-            self._corpora[source] = build_corpus(self.config(source))
-        return self._corpora[source]
+        if need.source not in self._corpora:
+            self._corpora[need.source] = build_corpus(self.config(need))
+        return self._corpora[need.source]
 
-    def identity(self, source: str) -> Identity:
-        if source not in self._identities:
-            self._identities[source] = encoder_identity(self.config(source), self.corpus(source))
-        return self._identities[source]
+    def identity(self, need: EncoderNeed) -> Identity:
+        if need not in self._identities:
+            self._identities[need] = encoder_identity(self.config(need), self.corpus(need), need.method)
+        return self._identities[need]
 
-    def path(self, source: str) -> Path:
-        if source not in self.provisioned:
-            self.provisioned[source] = provision_encoder(
-                self.config(source), tracker=self.tracker, parent=self.parent, progress=self.progress,
-                suite=self.suite, corpus=self.corpus(source), name=source,
+    def path(self, need: EncoderNeed) -> Path:
+        if need not in self.provisioned:
+            self.provisioned[need] = provision_encoder(
+                self.config(need), tracker=self.tracker, parent=self.parent, progress=self.progress,
+                suite=self.suite, corpus=self.corpus(need), name=f"{need.method}:{need.source}",
             )
-        return self.provisioned[source].path
+        return self.provisioned[need].path

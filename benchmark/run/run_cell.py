@@ -118,7 +118,7 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
         kind="cell", fingerprint=planned.fingerprint, suite=suite.name, model=cell.model, task=cell.task,
         lead=cell.lead, budget=cell.budget, positives_only=cell.positives_only, seed=cell.seed, shift=cell.shift,
         dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
-        study=planned.tuning.fingerprint if planned.tuning is not None else "", corpus=cell.corpus or "",
+        study=planned.tuning.fingerprint if planned.tuning is not None else "", corpus=spec.source,
         encoder=planned.encoder, sees_test_records=planned.sees_test_records,
     )
     # settings that cannot move the numbers (the device) are not params: the leaderboard groups
@@ -183,7 +183,7 @@ def tuned_params(context: CellContext, planned: PlannedCell, run: ActiveRun | No
             kind="tuning", fingerprint=study.fingerprint, suite=suite.name, model=source.model, task=source.task,
             lead=source.lead, budget=source.budget, positives_only=source.positives_only, seed=source.seed,
             shift=source.shift, dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
-            study=study.fingerprint, corpus=source.corpus or "", encoder=str(model_id.get("encoder", "")),
+            study=study.fingerprint, corpus=study.model.source, encoder=str(model_id.get("encoder", "")),
             sees_test_records=bool(model_id.get("sees_test_records", False)),
         )
         params = {**flatten({"tuning": to_dict(suite.tuning), "finetune": without_ignored("finetune", training)}),

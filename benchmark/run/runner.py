@@ -23,7 +23,7 @@ from benchmark.run.encoders import SuiteEncoders
 from benchmark.run.opening import default_optuna_storage, open_suite, plan
 from benchmark.run.planning import duration
 from benchmark.run.run_cell import CellContext, run_cell
-from benchmark.suites.config import PRETRAINED, SuiteConfig
+from benchmark.suites.config import SuiteConfig
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import ActiveRun, Tracker, resolve_uri
 from simecg import progress as progress_lines
@@ -162,7 +162,7 @@ class CellQueue:
             return False
         try:
             if self.lines:
-                self.lines.preparing(spec.name)
+                self.lines.preparing(spec)
             spec.cls.prepare(spec.config, self.context.encoders)
         except Superseded as exc:  # the worker that took it over prepares it; its cells wait for that
             log.warning("%s", exc)
@@ -245,9 +245,11 @@ class CellLines:
     def starting(self, planned: PlannedCell) -> None:
         self._print(f"[{self.done + 1}/{self.total}] {planned.cell.label}: started")
 
-    def preparing(self, model: str) -> None:
-        if model.startswith(f"{PRETRAINED}:"):
-            self._print(f"preparing {model}: its encoder, from the cache, the store, or pretrained now")
+    def preparing(self, spec: Any) -> None:
+        """A line for a model that needs an encoder (:meth:`baselines.base.ModelSpec.encoder_need`)."""
+        need = spec.encoder_need()
+        if need is not None:
+            self._print(f"preparing {spec.name}: its encoder ({need}), from the cache, the store, or pretrained now")
 
     def finished(self, planned: PlannedCell, error: str | None, seconds: float) -> None:
         self.done += 1
@@ -287,11 +289,12 @@ def _log_quarantine(run: ActiveRun, data: Any) -> None:
 
 
 def _log_encoders(run: ActiveRun, encoders: SuiteEncoders) -> None:
-    """Which encoder each corpus used: fingerprint, file, and the run that trained it."""
+    """Which encoder each (pretraining method, source) used: fingerprint, file, and the run that trained it."""
     params = {}
-    for corpus, encoder in encoders.provisioned.items():
-        params[f"encoder.{corpus}.fingerprint"] = encoder.identity.fingerprint
-        params[f"encoder.{corpus}.path"] = str(encoder.path)
-        params[f"encoder.{corpus}.run_id"] = encoder.run_id or ""
+    for need, encoder in encoders.provisioned.items():
+        key = f"encoder.{need.method}.{need.source}"
+        params[f"{key}.fingerprint"] = encoder.identity.fingerprint
+        params[f"{key}.path"] = str(encoder.path)
+        params[f"{key}.run_id"] = encoder.run_id or ""
     if params:
         run.log_params(params)

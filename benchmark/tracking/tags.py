@@ -48,7 +48,7 @@ class RunTags:
     suite: str = ""
     schema: str = TAG_SCHEMA
     # cells
-    model: str = ""  # registry name, "mae:<corpus>" for the MAE pretrained on a corpus
+    model: str = ""  # the model's name (baselines.names.ModelName): registry name, "<entry>:<source>" if pretrained
     task: str = ""
     lead: str = ""
     budget: int = 0  # training samples per class; 0 = the whole training split
