@@ -29,12 +29,23 @@ CLI = [sys.executable, "-m", "benchmark.cli"]
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, subprocess.CompletedProcess]:
     """Seed 1 of the tiny suite run for real, its output captured (not a terminal), ``--format json``."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('planning-store') / 'mlflow.db'}"
-    env = {**os.environ, "SIMECG_CACHE": str(tmp_path_factory.getbasetemp() / "simecg-cache")}  # the tests' cache
+    # a cache of its own: the run pretrains (and prints its lines) whatever other tests cached before
+    env = {**os.environ, "SIMECG_CACHE": str(_planning_cache(tmp_path_factory))}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([*CLI, "run", *CELLS, "--set", "grid.seeds=1", "--tracking-uri", uri, "--format", "json"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return uri, done
+
+
+def _planning_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp() / "planning-cache"
+
+
+@pytest.fixture(autouse=True)
+def _the_runs_cache(_isolated_cache, tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """The dry runs here read the cache the tiny run wrote (its encoder is there)."""
+    monkeypatch.setenv("SIMECG_CACHE", str(_planning_cache(tmp_path_factory)))
 
 
 def _plan(uri: str, capsys, *extra: str) -> dict:
