@@ -6,7 +6,7 @@ import argparse
 import subprocess
 import sys
 
-from benchmark.commands.arguments import name_list, non_negative_int, port_int, positive_int
+from benchmark.commands.arguments import add_include_path, name_list, non_negative_int, port_int, positive_int
 from simecg.config import parse_set_args
 from simecg.errors import ConfigError
 from simecg.urls import redact
@@ -17,6 +17,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--suite", default="demo", help="suite name (see `list suites`) or a TOML file (default: demo)")
     run.add_argument("--corpus", type=name_list, default=None,
                      help="pretraining corpus (or comma-separated corpora) for the MAE models, e.g. sim or sim,ptbxl")
+    add_include_path(run)
     _common(run)
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. --set finetune.lr=1e-3 --set grid.seeds=1,2")
@@ -77,10 +78,12 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.data.tasks import include_tasks
     from benchmark.results.leaderboard import build_leaderboard
     from benchmark.run.runner import run_suite
     from benchmark.suites.config import load_suite
 
+    include_tasks(*args.include_path)
     suite = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
     shard_spec = parse_shard(args.shard)
     if args.dry_run or args.list:
