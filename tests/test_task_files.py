@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -133,3 +134,27 @@ def test_run_dry_run_plans_an_included_task(tmp_path, shared_data) -> None:
                 env_cache=tmp_path / "cache")
     assert done.returncode == 0, done.stderr
     assert "ptbxl/SR" in done.stdout and "4 cells" in done.stdout + done.stderr
+
+
+def test_a_package_adds_its_task_file_through_the_entry_point_group(tmp_path) -> None:
+    """What README's "Adding tasks" tells a package to do: a module that includes its own task file, named
+    by a ``simecg_bench.tasks`` entry point (here an installed-looking package on PYTHONPATH)."""
+    site = tmp_path / "site"
+    package = site / "my_ecg_tasks"
+    package.mkdir(parents=True)
+    (package / "tasks.toml").write_text(SINUS)
+    (package / "__init__.py").write_text(
+        "from pathlib import Path\n\nfrom benchmark.data.tasks import include_tasks\n\n"
+        "include_tasks(Path(__file__).with_name('tasks.toml'))\n")
+    info = site / "my_ecg_tasks-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-ecg-tasks\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[simecg_bench.tasks]\nmine = my_ecg_tasks\n")
+    env = {**os.environ, "SIMECG_CACHE": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "benchmark.cli", "list", "tasks", "--json"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    assert rows["ptbxl/SR"]["source"] == str((package / "tasks.toml").resolve())
+    assert rows["ptbxl/AFIB"]["source"] == ""
