@@ -370,6 +370,7 @@ def _runs(tracker, kind: str) -> list:
     return tracker.client.search_runs([tracker.experiment_id], f"tags.kind = '{kind}'")
 
 
+@pytest.mark.slow
 def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_path) -> None:
     from benchmark.run.tuning import tune
     from benchmark.suites.config import TuningConfig
@@ -398,6 +399,7 @@ def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_pat
     assert sorted(numbers) == [0, 1, 2, 3, 4] and len(_runs(tracker, "tuning")) == 2
 
 
+@pytest.mark.slow
 def test_pruned_failed_and_killed_trials_end_in_their_states(store: str, tmp_path) -> None:
     from benchmark.run.tuning import tune
     from benchmark.suites.config import TuningConfig
@@ -428,6 +430,7 @@ def test_pruned_failed_and_killed_trials_end_in_their_states(store: str, tmp_pat
     assert numbers == [0, 1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 def test_a_trial_of_a_dead_process_ends_killed_on_resume(store: str, tmp_path, monkeypatch) -> None:
     import time
 
@@ -450,6 +453,7 @@ def test_a_trial_of_a_dead_process_ends_killed_on_resume(store: str, tmp_path, m
     assert states[0] == optuna.trial.TrialState.FAIL and len(states) == 4
 
 
+@pytest.mark.slow
 def test_time_budget_counts_over_sessions(tmp_path) -> None:
     from benchmark.run.tuning import tune
     from benchmark.suites.config import TuningConfig
@@ -471,6 +475,7 @@ def test_time_budget_counts_over_sessions(tmp_path) -> None:
     assert len(optuna.load_study(study_name="study-time", storage=storage).trials) == 3  # trial budget only
 
 
+@pytest.mark.slow
 def test_a_tuned_cell_nests_its_study_and_logs_its_weight_decay(store: str, tmp_path, one_thread) -> None:
     """run_cell end to end on a CPSC2018-like task: crops in training, tuning nested under the cell, on the
     tuning seed's split, and a budget cell that takes the full-data study's values without tuning again."""
