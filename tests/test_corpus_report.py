@@ -242,6 +242,7 @@ def test_bad_requests_are_one_clear_error(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_cli_writes_files_prints_the_table_and_logs_one_mlflow_run(tmp_path, tracking_uri, capsys):
     from mlflow.tracking import MlflowClient
 
