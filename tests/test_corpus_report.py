@@ -106,15 +106,7 @@ def test_permutation_test_gives_the_report_mmd_and_a_calibrated_p_value():
     assert all(math.isnan(v) for v in cr.mmd2_permutation_test(x[:1], y))
 
 
-def test_classifier_two_sample_test_is_at_chance_for_one_distribution_and_not_for_two():
-    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime, so the limit below reaches it
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):  # OpenMP threads of the boosted trees: 5 s on one, 66 s on two at load 10
-        _check_classifier_two_sample_test()
-
-
-def _check_classifier_two_sample_test() -> None:
+def test_classifier_two_sample_test_is_at_chance_for_one_distribution_and_not_for_two(one_openmp_thread):
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(300, 4)), rng.normal(size=(300, 4))
     auroc, p_value = cr.classifier_two_sample_test(x, y, seed=0)
