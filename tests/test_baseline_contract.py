@@ -47,7 +47,7 @@ def test_every_registered_model_keeps_the_contract(name: str, tmp_path: Path, on
         assert summary["evaluations"] == 2  # on_eval is called at every evaluation (Optuna pruning hooks here)
 
 
-def test_the_mae_identity_carries_its_encoder(tmp_path: Path) -> None:
+def test_the_mae_identity_carries_its_encoder(tmp_path: Path, one_thread: None) -> None:
     encoders = RandomEncoders(tmp_path)
     identity = check_baseline("mae", encoders=encoders, variant="ptbxl")["identity"]
     assert identity["encoder"] == encoders.identity(EncoderNeed(METHOD, "ptbxl")).fingerprint

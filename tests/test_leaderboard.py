@@ -73,6 +73,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return tracking_uri
 
 
+@pytest.mark.slow
 def test_means_sds_gains_and_wins(store: str) -> None:
     board = build_leaderboard(store, "unit")
     rows = board.rows.set_index(["task", "model"])
@@ -185,6 +186,7 @@ def test_with_one_counted_task_or_none_there_is_no_interval_and_the_summary_says
     assert data["sign_test_p"] is None and data["mean_relative_gain_ci_low"] is None
 
 
+@pytest.mark.slow
 def test_ties_are_left_out_of_the_sign_test_and_zero_gains_out_of_wilcoxon(tracking_uri: str) -> None:
     f1 = {"ptbxl/AFIB": (0.8, 0.6), "ptbxl/PVC": (0.7, 0.7), "ptbxl/PAC": (0.5, 0.6), "ptbxl/STD_": (0.9, 0.5)}
     tracker = Tracker(tracking_uri, "ties")
@@ -223,6 +225,7 @@ def test_a_filter_matching_nothing_exits_2_naming_what_exists(
     assert named in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_default_view_falls_back_to_what_the_suite_holds(tracking_uri: str) -> None:
     """A leads-only suite has no lead II cell: the board `run` prints shows what exists."""
     tracker = Tracker(tracking_uri, "leads-only")
@@ -235,6 +238,7 @@ def test_the_default_view_falls_back_to_what_the_suite_holds(tracking_uri: str) 
     assert main(["leaderboard", "--tracking-uri", tracking_uri, "--suite", "leads-only", "--lead", "I"]) == 0
 
 
+@pytest.mark.slow
 def test_a_model_name_with_two_configurations_shows_the_newest(tracking_uri: str) -> None:
     tracker = Tracker(tracking_uri, "configs")
     old, new = {"model.encoder": "aaaaaa111111"}, {"model.encoder": "bbbbbb222222"}

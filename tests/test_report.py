@@ -123,6 +123,7 @@ def assert_self_contained(page: str) -> None:
 
 
 # --------------------------------------------------------------------------------------- the report
+@pytest.mark.slow
 def test_report_holds_the_leaderboard_and_every_plot_the_suite_has(tracking_uri: str, tmp_path: Path) -> None:
     fake_suite(tracking_uri, budgets=(0, 10, 100), leads=("II", "V1"), shifts=("", "sex:M->F"))
     report = build_report(tracking_uri, "fake")
@@ -231,6 +232,7 @@ def test_report_of_a_suite_without_finished_cells(tracking_uri: str) -> None:
     assert report.sections == [] and "Leaderboard" in report.omitted
 
 
+@pytest.mark.slow
 def test_report_command_writes_the_file_and_logs_it_on_the_newest_invocation(
         tracking_uri: str, tmp_path: Path, capsys) -> None:
     older = fake_suite(tracking_uri, models=("mae:sim", "resnet18-1d"), seeds=(1,), pretrain=False)
@@ -347,6 +349,7 @@ def test_a_copied_store_reads_its_artifacts_from_where_it_is(tmp_path: Path, _em
     assert [a.path for a in tracker.client.list_artifacts(cells[0].info.run_id)] == ["note.txt"]
 
 
+@pytest.mark.slow
 def test_encoder_models_are_logged_inside_the_store(tracking_uri: str, tmp_path: Path, monkeypatch) -> None:
     import torch
 

@@ -26,6 +26,7 @@ def _status(tracker: Tracker, run_id: str) -> str:
     return tracker.client.get_run(run_id).info.status
 
 
+@pytest.mark.slow
 def test_success_ends_finished_and_tags_round_trip(tracking_uri: str) -> None:
     tracker = Tracker(tracking_uri, "unit")
     with tracker.run("ok", TAGS, params={"a": 1}) as run:
@@ -35,6 +36,7 @@ def test_success_ends_finished_and_tags_round_trip(tracking_uri: str) -> None:
     assert RunTags.from_mlflow(stored.data.tags) == TAGS  # typed values back: budget 10, seed 2
 
 
+@pytest.mark.slow
 def test_an_exception_ends_failed_with_error_and_traceback(tracking_uri: str) -> None:
     tracker = Tracker(tracking_uri, "unit")
     with pytest.raises(ZeroDivisionError), tracker.run("bad", TAGS) as run:
@@ -45,6 +47,7 @@ def test_an_exception_ends_failed_with_error_and_traceback(tracking_uri: str) ->
     assert "1 / 0" in stored.data.tags["traceback"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, Terminated])
 def test_ctrl_c_and_sigterm_end_killed(tracking_uri: str, interrupt: type[BaseException]) -> None:
     tracker = Tracker(tracking_uri, "unit")
@@ -53,6 +56,7 @@ def test_ctrl_c_and_sigterm_end_killed(tracking_uri: str, interrupt: type[BaseEx
     assert _status(tracker, run.run_id) == "KILLED"
 
 
+@pytest.mark.slow
 def test_logging_an_input_or_a_model_does_not_end_the_run(tracking_uri: str) -> None:
     tracker = Tracker(tracking_uri, "unit")
     with tracker.run("inputs", TAGS) as run:

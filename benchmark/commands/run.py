@@ -6,7 +6,7 @@ import argparse
 import subprocess
 import sys
 
-from benchmark.commands.arguments import name_list, non_negative_int, port_int, positive_int
+from benchmark.commands.arguments import add_include_path, name_list, non_negative_int, port_int, positive_int
 from simecg import progress as progress_lines
 from simecg.config import parse_set_args
 from simecg.errors import ConfigError
@@ -22,6 +22,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--corpus", type=name_list, default=None,
                      help="pretraining source (or comma-separated sources) of the pretrained models, "
                           "e.g. sim or sim,ptbxl")
+    add_include_path(run)
     _common(run)
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. --set finetune.lr=1e-3 --set grid.seeds=1,2")
@@ -92,10 +93,12 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.data.tasks import include_tasks
     from benchmark.results.leaderboard import build_leaderboard
     from benchmark.run.runner import run_suite
     from benchmark.suites.config import load_suite
 
+    include_tasks(*args.include_path)
     narrowed = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
     # the suite's own sources (as its file declares them), for the line saying what --corpus left out
     suite = load_suite(args.suite) if args.corpus else narrowed

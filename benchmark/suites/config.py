@@ -25,6 +25,7 @@ from benchmark.data.base import DataConfig
 from benchmark.data.demographics import age_group_names
 from benchmark.data.splits import DUPLICATES
 from benchmark.data.splits import PRESETS as SPLITS
+from benchmark.data.tasks import is_ours
 from benchmark.registries import SUITES, TASKS
 from pretraining.config import PretrainConfig, check_pretraining, corpus_options, options_class
 from simecg.config import (
@@ -181,13 +182,16 @@ class SuiteConfig:
         return with_split_settings(config, self)
 
     def resolved_tasks(self, grid: GridConfig) -> list[str]:
-        """Expand task patterns (``ptbxl/*``) against the task registry, keeping order."""
-        known = TASKS.names()
+        """Expand task patterns (``ptbxl/*``) against our tasks, keeping order; a task added from outside
+        (``--include-path``, a plugin) is named in full, so adding one never changes a suite such as ``paper``."""
+        ours = [t for t in TASKS.names() if is_ours(t)]
         out: list[str] = []
         for pattern in grid.tasks:
-            matches = [t for t in known if fnmatch.fnmatchcase(t, pattern)] if _is_pattern(pattern) else [pattern]
+            matches = [t for t in ours if fnmatch.fnmatchcase(t, pattern)] if _is_pattern(pattern) else [pattern]
             if not matches:
-                raise ConfigError(f"suite {self.name!r}: task pattern {pattern!r} matches no task")
+                outside = [t for t in TASKS.names() if fnmatch.fnmatchcase(t, pattern)]
+                hint = f"; tasks added from outside are named in full: {', '.join(outside)}" if outside else ""
+                raise ConfigError(f"suite {self.name!r}: task pattern {pattern!r} matches no task{hint}")
             for task in matches:
                 TASKS.get(task)  # unknown names fail with the known ones listed
                 if task not in out:
