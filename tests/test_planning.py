@@ -86,8 +86,8 @@ def test_non_tty_run_prints_timestamped_progress_lines_and_json_stdout(tiny_run)
     lines = [line for line in done.stderr.splitlines() if pattern.match(line)]
     assert [pattern.match(line).group(1) for line in lines] == ["1", "2"], done.stderr
     assert len(re.findall(rf"(?m)^{STAMP}\[\d/2\] .*: started$", done.stderr)) == 2
-    # pretraining says how far it is, by source: at its start, each validation and its end
-    steps = re.findall(rf"(?m)^{STAMP}pretrain sim: step (\d+)/12 \(\d+%\)(?:, train loss [\d.]+)?, val loss [\d.]+",
+    # pretraining says how far it is, by method and source: at its start, each validation and its end
+    steps = re.findall(rf"(?m)^{STAMP}pretrain mae:sim: step (\d+)/12 \(\d+%\)(?:, train loss [\d.]+)?, val loss [\d.]+",
                        done.stderr)
     assert steps == ["6", "12"], done.stderr
     assert "suite demo: 2 cells, 2 ran" in done.stderr  # the run summary goes to stderr with --format json
