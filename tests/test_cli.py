@@ -60,5 +60,6 @@ def test_a_narrowing_corpus_is_stated(capsys) -> None:
         "corpora: running 1 of 5 sources (sim); --corpus narrowed sim, ecgsyn, ptbxl, vae, gan")
     assert corpus_note("corpora", declared, declared) is None
     assert corpus_note("smoke", ("sim",), ("sim", "ptbxl")) is None  # adding a source narrows nothing
+    assert corpus_note("demo", ("sim",), ("folder",)) is None  # replacing them all: what was asked, in full
     assert main(["run", "--suite", "corpora", "--corpus", "sim", "--set", "finetune.nope=1"]) == 2  # before the error
     assert "corpora" not in capsys.readouterr().out  # a config error stops first: nothing else is said

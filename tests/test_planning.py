@@ -87,8 +87,8 @@ def test_non_tty_run_prints_timestamped_progress_lines_and_json_stdout(tiny_run)
     assert [pattern.match(line).group(1) for line in lines] == ["1", "2"], done.stderr
     assert len(re.findall(rf"(?m)^{STAMP}\[\d/2\] .*: started$", done.stderr)) == 2
     # pretraining says how far it is, by method and source: at its start, each validation and its end
-    steps = re.findall(rf"(?m)^{STAMP}pretrain mae:sim: step (\d+)/12 \(\d+%\)(?:, train loss [\d.]+)?, val loss [\d.]+",
-                       done.stderr)
+    steps = re.findall(rf"(?m)^{STAMP}pretrain mae:sim: step (\d+)/12 \(\d+%\)(?:, train loss [\d.]+)?, "
+                       r"val loss [\d.]+", done.stderr)
     assert steps == ["6", "12"], done.stderr
     assert "suite demo: 2 cells, 2 ran" in done.stderr  # the run summary goes to stderr with --format json
     last = done.stderr.rstrip().splitlines()[-1]  # where the report is, and how to compare the runs

@@ -133,10 +133,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def corpus_note(suite: str, declared: tuple[str, ...], chosen: tuple[str, ...]) -> str | None:
-    """One line when ``--corpus`` leaves out sources the suite declares (None when it does not), e.g.
-    ``corpora: running 1 of 5 sources (sim); --corpus narrowed sim, ecgsyn, ptbxl, vae, gan``."""
+    """One line when ``--corpus`` narrows the suite's sources (keeps some, leaves others out), e.g.
+    ``corpora: running 1 of 5 sources (sim); --corpus narrowed sim, ecgsyn, ptbxl, vae, gan``; None
+    when it leaves nothing out, or replaces them all (``--corpus folder``: what was asked, in full)."""
     left_out = [c for c in declared if c not in chosen]
-    if not left_out:
+    if not left_out or len(left_out) == len(declared):
         return None
     return (f"{suite}: running {len(chosen)} of {len(declared)} sources ({', '.join(chosen)}); --corpus narrowed "
             f"{', '.join(declared)}")
