@@ -611,8 +611,10 @@ def test_tuning_scope_settings_are_checked(key: str, value: str, message: str) -
 
 
 def test_the_all_suite_tunes_one_study_per_task_and_model() -> None:
-    """286 studies for the 16,250 cells of `all`: 26 tasks x 11 models (the scratch encoder borrows mae:sim's),
-    whatever their budgets, leads and seeds; a study per lead adds the 11 other leads' (13 tasks x 6 models)."""
+    """559 studies for the 11,440 cells of `all`: the main grid's 26 tasks x 11 models (the scratch encoder borrows
+    mae:sim's), the 7 progress checkpoints' 26 tasks and the 13 PTB-XL tasks of the 7 corpus-size encoders not in
+    the main grid, whatever their budgets, leads and seeds; a study per lead adds the 11 other leads' (13 tasks x
+    mae:sim); without shared studies the scratch encoder has 26 of its own."""
     from benchmark.run.cells import enumerate_cells, study_cell, study_donors
     from benchmark.suites.config import load_suite
 
@@ -623,6 +625,10 @@ def test_the_all_suite_tunes_one_study_per_task_and_model() -> None:
         studies = {study_cell(c, suite.tuning, donors.get((c.model, c.task))) for c in cells}
         return len(cells), len(studies)
 
-    assert count({}) == (16250, 26 * 11)
-    assert count({"tuning.separate_studies": "lead"}) == (16250, 26 * 11 + 13 * 11 * 6)
-    assert count({"tuning.shared_studies": ""}) == (16250, 26 * 12)
+    studies = 26 * 11 + 7 * 26 + 7 * 13
+    main, progress, exp04, exp05, exp07 = 26 * 12 * 5, 7 * 26 * 5, 2 * 13 * 10 * 5, 13 * 11 * 5, 3 * 13 * 10 * 5
+    sizes = 8 * 13 * 11 * 5 - 13 * 5 - 13 * 10 * 5  # less mae:ptbxl at full data (main) and under budgets (Exp04)
+    cells = main + progress + exp04 + exp05 + exp07 + sizes
+    assert count({}) == (cells, studies) == (11440, 559)
+    assert count({"tuning.separate_studies": "lead"}) == (cells, studies + 13 * 11)
+    assert count({"tuning.shared_studies": ""}) == (cells, studies + 26)

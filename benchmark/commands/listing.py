@@ -23,7 +23,8 @@ def describe(kind: str, name: str, entry: object) -> str:
     if kind == "suites":
         from benchmark.suites.config import load_suite
 
-        return load_suite(name).description
+        suite = load_suite(name)
+        return f"[{suite.experiment or 'ours'}] {suite.question or suite.description}"
     if kind == "baselines":
         text = entry.describe()  # type: ignore[attr-defined]
         if getattr(entry, "kind", "") == "neural":
