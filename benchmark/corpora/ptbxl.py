@@ -27,7 +27,9 @@ Options (``pretrain.corpus_options.<key>``), each part of the identity unless it
 lives (``data_dir``, ``cache_dir``): ``ptbxl``: ``folds`` (default every strat_fold, 1-10),
 ``exclude_test_splits`` (default true), ``split``/``test_seed``/``duplicates`` and
 ``overlap``/``lengths`` (the suite's, set by it),
-``val_fraction`` (0.2), ``val_seed`` (7), ``lead`` ("II"); ``ptbxl-authors``: ``holdout_fraction``
+``val_fraction`` (0.2), ``val_seed`` (7), ``lead`` ("II"), ``classes`` ("all"; "normal" keeps only records of
+the tasks' normal class, NORM at likelihood >= 100: the authors' normal-only corpus of Exp14, here still
+without any test record); ``ptbxl-authors``: ``holdout_fraction``
 (0.2), ``holdout_seed`` (123), ``val_fraction`` (0.2), ``val_seed`` (7; the authors' generators
 used 1), ``lead``::
 
