@@ -84,3 +84,23 @@ def test_equal_compute_trains_every_source_for_the_same_steps_and_shares_corpus_
     size = load_suite("corpus-size")
     for source in set(suite.corpora) & set(size.corpora):  # the same table: the same encoder, pretrained once
         assert size.source_config(source) == configs[source]
+
+
+def test_a_frozen_5k_encoder_takes_exactly_the_study_of_the_fully_fine_tuned_simecg_n_mae() -> None:
+    """normal-vs-all's rule on the demo tasks: the frozen mae:sim-5k borrows mae:sim's study, and that study is the
+    one a suite fine-tuning mae:sim in full tunes (the same fingerprint: tuned once, in whichever suite runs first)."""
+    from benchmark.run.cells import plan_cells
+    from benchmark.run.encoders import SuiteEncoders
+
+    base = {"grid.tasks": "demo/af", "grid.seeds": "1", "grid.models": "mae", "tuning.n_trials": "2",
+            "sources.sim-5k.corpus": "sim", "sources.sim-5k.corpus_size": "5000", "sources.sim-5k.val_size": "500"}
+
+    def studies(overrides: dict[str, str]) -> dict[str, str]:
+        suite = load_suite("demo", {**base, **overrides}, corpora=["sim", "sim-5k"])
+        cells = enumerate_cells(suite)
+        planned = plan_cells(suite, cells, {(c.task, c.lead): "v1" for c in cells}, SuiteEncoders(suite))
+        return {p.cell.model: p.study.fingerprint for p in planned}
+
+    full = studies({})
+    frozen = studies({"baselines.mae.mode": "probe", "tuning.shared_studies": "mae:sim-5k=mae:sim"})
+    assert frozen["mae:sim-5k"] == frozen["mae:sim"] == full["mae:sim"] != full["mae:sim-5k"]
