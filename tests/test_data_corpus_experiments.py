@@ -92,3 +92,15 @@ def test_g12ec_authors_is_their_sklearn_cut_of_the_five_thousand_sample_records(
     assert sorted(authors.record_ids[:authors.train_size]) == sorted(train)
     assert sorted(authors.record_ids[authors.train_size:]) == sorted(val)
     assert authors.sees_test_records and set(authors.record_ids) & test_records(shared_data, cache, "g12ec")
+
+
+def test_the_authors_normal_only_corpus_is_their_sklearn_cut_of_the_norm_list(shared_data, cache):
+    authors = corpus("ptbxl-authors", data_dir=shared_data, cache_dir=cache, classes="normal")
+    db = pd.read_csv(shared_data / "ptbxl" / "ptbxl_database.csv")
+    norm = [str(e) for e, codes in zip(db["ecg_id"], db["scp_codes"], strict=True)
+            if ast.literal_eval(codes).get("NORM", 0) >= 100]  # their PTBXL-NORM list, in CSV order
+    kept, _ = train_test_split(norm, test_size=0.2, random_state=123)
+    train, val = train_test_split(kept, test_size=0.2, random_state=7)
+    assert sorted(authors.record_ids[:authors.train_size]) == sorted(train)
+    assert sorted(authors.record_ids[authors.train_size:]) == sorted(val)
+    assert authors.sees_test_records and authors.identity()["options"]["classes"] == "normal"

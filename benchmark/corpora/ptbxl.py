@@ -31,7 +31,8 @@ lives (``data_dir``, ``cache_dir``): ``ptbxl``: ``folds`` (default every strat_f
 the tasks' normal class, NORM at likelihood >= 100: the authors' normal-only corpus of Exp14, here still
 without any test record); ``ptbxl-authors``: ``holdout_fraction``
 (0.2), ``holdout_seed`` (123), ``val_fraction`` (0.2), ``val_seed`` (7; the authors' generators
-used 1), ``lead``::
+used 1), ``lead``, ``classes`` ("normal": the same two cuts of the list of normal records, the authors'
+``PTBXL-NORM`` of Exp14)::
 
     simecg-bench pretrain --corpus ptbxl --set pretrain.corpus_size=2000 --set pretrain.corpus_options.folds=1-8
     simecg-bench run --suite paper --corpus sim,ptbxl,ptbxl-authors
@@ -109,12 +110,13 @@ class PTBXLAuthorsOptions:
     val_fraction: float = 0.2
     val_seed: int = 7
     lead: str = "II"
+    classes: str = "all"  # "normal": the authors' list of the normal class only (their PTBXL-NORM, Exp14)
     data_dir: str | None = None
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         check_limits(self, WHERE, {"holdout_fraction": SHARE, "holdout_seed": SEED, "val_fraction": SHARE,
-                                   "val_seed": SEED})
+                                   "val_seed": SEED, "classes": Limits(choices=CLASSES)})
         _check_places(self)
 
 
@@ -224,7 +226,10 @@ class PTBXLAuthorsCorpus(PTBXLCorpus):
     @classmethod
     def select(cls, options: PTBXLAuthorsOptions) -> tuple[pd.DataFrame, Any, np.ndarray, np.ndarray]:
         index, cache = _index_and_cache(options.data_dir, options.cache_dir, options.lead, cls.dataset)
-        ids = index["record_id"].astype(str).to_numpy()[cls.authors_list(cache)].tolist()
+        listed = cls.authors_list(cache)
+        if options.classes == "normal":  # their per-class list: the normal class's records, cut the same way
+            listed = listed[normal_class(cls.dataset, index, DataConfig())[listed]]
+        ids = index["record_id"].astype(str).to_numpy()[listed].tolist()
         train, val, _ = authors_split(ids, options.holdout_fraction, options.holdout_seed, options.val_fraction,
                                       options.val_seed)
         usable = usable_rows(cache)
