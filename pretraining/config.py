@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pretraining.corpora.base import resolve_options
-from pretraining.mae import MAEConfig, preset
+from pretraining.mae import METHOD, MAEConfig, preset
 from simecg.config import (
     AT_LEAST_ONE,
     FRACTION,
@@ -37,6 +37,7 @@ from simecg.registries import CORPORA
 if TYPE_CHECKING:
     from pretraining.corpora.base import Corpus
 
+METHODS = (METHOD,)  # the pretraining methods PretrainConfig configures and pretraining.loop runs
 SCHEDULES = ("constant", "cosine")
 SELECTIONS = ("best_val", "last")  # which checkpoint becomes the encoder (docs/protocol.md, "MAE pretraining")
 VAL_MASKS = ("fresh", "fixed")  # the validation's masks: drawn anew at every validation, or once
@@ -225,10 +226,12 @@ def build_corpus(config: PretrainConfig) -> Corpus:
     return entry(size=config.corpus_size, seed=config.corpus_seed, options=options)
 
 
-def encoder_identity(config: PretrainConfig, corpus: Corpus | None = None) -> Identity:
-    """The identity of the encoder ``config`` trains (``corpus``: the config's own, if already built)."""
+def encoder_identity(config: PretrainConfig, corpus: Corpus | None = None, method: str = METHOD) -> Identity:
+    """The identity of the encoder ``config`` trains by ``method`` (``corpus``: the config's own, if already
+    built). The masked autoencoder's encoders keep the payload they had before methods were named
+    (:func:`simecg.identity.encoder_identity`); any other method is in the payload."""
     corpus = corpus if corpus is not None else build_corpus(config)
-    return _encoder_identity(config, model_config(config), corpus.identity())
+    return _encoder_identity(config, model_config(config), corpus.identity(), method="" if method == METHOD else method)
 
 
 def encoder_dir(identity: Identity) -> Path:

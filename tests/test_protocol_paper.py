@@ -69,12 +69,12 @@ def test_training_defaults_enter_the_model_identity(monkeypatch: pytest.MonkeyPa
 class _Encoders:
     """An encoder source that names an encoder without one (identity only)."""
 
-    def identity(self, corpus: str):
+    def identity(self, need):
         from simecg.identity import Identity
 
-        return Identity("encoder", {"corpus": {"name": corpus}})
+        return Identity("encoder", {"corpus": {"name": need.source}})
 
-    def path(self, corpus: str):
+    def path(self, need):
         raise AssertionError("no encoder is needed")
 
 
@@ -370,6 +370,7 @@ def _runs(tracker, kind: str) -> list:
     return tracker.client.search_runs([tracker.experiment_id], f"tags.kind = '{kind}'")
 
 
+@pytest.mark.slow
 def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_path) -> None:
     from benchmark.run.tuning import tune
     from benchmark.suites.config import TuningConfig
@@ -381,8 +382,12 @@ def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_pat
     assert session.data.tags["mlflow.parentRunId"] == runs.parent and session.info.status == "FINISHED"
     assert session.data.metrics["trials_complete"] == 3 and set(best) == {"lr"}
     assert float(session.data.params["best.lr"]) == pytest.approx(best["lr"])
+    # Optuna's own views of the study, on the tuning run
+    figures = {a.path for a in tracker.client.list_artifacts(session.info.run_id, "optuna")}
+    assert figures == {"optuna/optimization_history.png", "optuna/param_importances.png"}
     trials = _runs(tracker, "trial")
     assert sorted(int(t.data.tags["trial"]) for t in trials) == [0, 1, 2]
+    assert {t.info.run_name for t in trials} == {f"trial {n} · resnet18-1d · demo/af" for n in range(3)}
     for trial in trials:
         assert trial.data.tags["mlflow.parentRunId"] == session.info.run_id
         assert trial.data.tags["trial_state"] == "COMPLETE" and trial.info.status == "FINISHED"
@@ -398,6 +403,7 @@ def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_pat
     assert sorted(numbers) == [0, 1, 2, 3, 4] and len(_runs(tracker, "tuning")) == 2
 
 
+@pytest.mark.slow
 def test_pruned_failed_and_killed_trials_end_in_their_states(store: str, tmp_path) -> None:
     from benchmark.run.tuning import tune
     from benchmark.suites.config import TuningConfig
@@ -428,6 +434,7 @@ def test_pruned_failed_and_killed_trials_end_in_their_states(store: str, tmp_pat
     assert numbers == [0, 1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 def test_a_trial_of_a_dead_process_ends_killed_on_resume(store: str, tmp_path, monkeypatch) -> None:
     import time
 
@@ -450,6 +457,7 @@ def test_a_trial_of_a_dead_process_ends_killed_on_resume(store: str, tmp_path, m
     assert states[0] == optuna.trial.TrialState.FAIL and len(states) == 4
 
 
+@pytest.mark.slow
 def test_time_budget_counts_over_sessions(tmp_path) -> None:
     from benchmark.run.tuning import tune
     from benchmark.suites.config import TuningConfig
@@ -471,6 +479,7 @@ def test_time_budget_counts_over_sessions(tmp_path) -> None:
     assert len(optuna.load_study(study_name="study-time", storage=storage).trials) == 3  # trial budget only
 
 
+@pytest.mark.slow
 def test_a_tuned_cell_nests_its_study_and_logs_its_weight_decay(store: str, tmp_path, one_thread) -> None:
     """run_cell end to end on a CPSC2018-like task: crops in training, tuning nested under the cell, on the
     tuning seed's split, and a budget cell that takes the full-data study's values without tuning again."""
@@ -611,12 +620,16 @@ def test_tuning_scope_settings_are_checked(key: str, value: str, message: str) -
 
 
 def test_the_all_suite_tunes_one_study_per_task_and_model() -> None:
-    """559 studies for the 11,440 cells of `all`: the main grid's 26 tasks x 11 models (the scratch encoder borrows
-    mae:sim's), the 7 progress checkpoints' 26 tasks and the 13 PTB-XL tasks of the 7 corpus-size encoders not in
-    the main grid, whatever their budgets, leads and seeds; a study per lead adds the 11 other leads' (13 tasks x
-    mae:sim); without shared studies the scratch encoder has 26 of its own."""
+    """The studies of `all` (559 for the 11,440 cells of the 26 tasks): the main grid's tasks x 11 models (the scratch
+    encoder borrows mae:sim's), the 7 progress checkpoints' tasks and the PTB-XL tasks of the 7 corpus-size encoders
+    not in the main grid, whatever their budgets, leads and seeds; a study per lead adds the 11 other leads' (PTB-XL
+    tasks x mae:sim); without shared studies the scratch encoder has a study per task of its own."""
+    from benchmark.data.table import task_table
     from benchmark.run.cells import enumerate_cells, study_cell, study_donors
     from benchmark.suites.config import load_suite
+
+    tasks = len(task_table()["tasks"])  # the study's table, however many tasks are included beside it
+    ptbxl = len([t for t in task_table()["tasks"] if t["dataset"] == "ptbxl"])
 
     def count(overrides: dict[str, str]) -> tuple[int, int]:
         suite = load_suite("all", overrides)
@@ -625,10 +638,11 @@ def test_the_all_suite_tunes_one_study_per_task_and_model() -> None:
         studies = {study_cell(c, suite.tuning, donors.get((c.model, c.task))) for c in cells}
         return len(cells), len(studies)
 
-    studies = 26 * 11 + 7 * 26 + 7 * 13
-    main, progress, exp04, exp05, exp07 = 26 * 12 * 5, 7 * 26 * 5, 2 * 13 * 10 * 5, 13 * 11 * 5, 3 * 13 * 10 * 5
-    sizes = 8 * 13 * 11 * 5 - 13 * 5 - 13 * 10 * 5  # less mae:ptbxl at full data (main) and under budgets (Exp04)
+    studies = tasks * 11 + 7 * tasks + 7 * ptbxl
+    main, progress = tasks * 12 * 5, 7 * tasks * 5
+    exp04, exp05, exp07 = 2 * ptbxl * 10 * 5, ptbxl * 11 * 5, 3 * ptbxl * 10 * 5
+    sizes = 8 * ptbxl * 11 * 5 - ptbxl * 5 - ptbxl * 10 * 5  # less mae:ptbxl at full data (main), under budgets (Exp04)
     cells = main + progress + exp04 + exp05 + exp07 + sizes
-    assert count({}) == (cells, studies) == (11440, 559)
-    assert count({"tuning.separate_studies": "lead"}) == (cells, studies + 13 * 11)
-    assert count({"tuning.shared_studies": ""}) == (cells, studies + 26)
+    assert count({}) == (cells, studies)
+    assert count({"tuning.separate_studies": "lead"}) == (cells, studies + ptbxl * 11)
+    assert count({"tuning.shared_studies": ""}) == (cells, studies + tasks)

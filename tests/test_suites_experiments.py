@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.commands.listing import describe
+from benchmark.catalog import describe
 from benchmark.registries import SUITES
 from benchmark.run.cells import enumerate_cells
 from benchmark.suites.config import load_suite
@@ -24,7 +24,7 @@ def pretrained(suite) -> set[str]:
 def test_every_suite_loads_validates_and_states_its_question(name: str) -> None:
     suite = load_suite(name)
     assert suite.question, f"suite {name} has no question for `list suites`"
-    assert describe("suites", name, SUITES.get(name)).startswith(f"[{suite.experiment or 'ours'}] ")
+    assert describe("suites", name) == f"[{suite.experiment or 'ours'}] {suite.question}"
 
 
 @pytest.mark.parametrize(("name", "cells", "models"), [
