@@ -51,11 +51,16 @@ def describe(kind: str, name: str) -> str:
 
 
 def suite_description(name: str) -> str:
-    """A registered suite's ``description``: read from its TOML file (a suite made by a function is built)."""
+    """A registered suite's question (else its ``description``), tagged with the authors' experiment it runs as they
+    scoped it or ``[ours]``: read from its TOML file (a suite made by a function is built)."""
     source = SUITES.get(name)
     if isinstance(source, (str, Path)):
-        return str(read_toml(source, "suite file").get("description", ""))
-    return source().description
+        data = read_toml(source, "suite file")
+        experiment, text = data.get("experiment", ""), data.get("question", "") or data.get("description", "")
+    else:
+        suite = source()
+        experiment, text = suite.experiment, suite.question or suite.description
+    return f"[{experiment or 'ours'}] {text}"
 
 
 def parameter_count(name: str) -> int | None:

@@ -134,7 +134,7 @@ def test_corpus_rejects_impossible_sizes_and_unknown_options(shared_data, cache)
         ptbxl(0, data_dir=shared_data, cache_dir=cache)
     from pretraining.config import PretrainConfig, corpus_options
 
-    valid = "cache_dir, data_dir, duplicates, exclude_test_splits, folds, lead, lengths, overlap, split"
+    valid = "cache_dir, classes, data_dir, duplicates, exclude_test_splits, folds, lead, lengths, overlap, split"
     with pytest.raises(ConfigError, match=rf"unknown option pretrain\.corpus_options\.colour .*valid: {valid}"):
         corpus_options(PretrainConfig(corpus="ptbxl", corpus_options={"colour": "red"}))
     options = corpus_options(PretrainConfig(corpus="ptbxl", corpus_options={"folds": "1-3", "data_dir": shared_data}))

@@ -44,7 +44,8 @@ def test_descriptions_match_the_built_entries(capsys) -> None:
     assert corpora["sim"] == CORPORA.get("sim").__doc__.strip().splitlines()[0]
     assert main(["list", "suites", "--json"]) == 0
     suites = {r["name"]: r["description"] for r in json.loads(capsys.readouterr().out)}
-    assert suites["demo"] == load_suite("demo").description
+    demo = load_suite("demo")
+    assert suites["demo"] == f"[{demo.experiment or 'ours'}] {demo.question}"  # the question, tagged
 
 
 @pytest.mark.slow

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
+from benchmark.data import tasks as task_files
+from benchmark.registries import TASKS
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import Tracker
 
@@ -85,6 +87,16 @@ def _store(uri: str) -> None:
                                              "test_auprc": base - 0.1, "test_n_pos": 4, "test_n_neg": 40})
 
 
+def readme_files(text: str) -> dict[str, str]:
+    """The files README shows as ``toml`` blocks that open with their path (``# my-tasks/sinus.toml``)."""
+    files = {}
+    for block in re.findall(r"```toml\n(.*?)```", text, flags=re.S):
+        first, _, rest = block.partition("\n")
+        if re.fullmatch(r"# [\w./-]+\.toml", first.strip()):
+            files[first.strip()[2:]] = rest
+    return files
+
+
 def _as_run(words: list[str], data: Path) -> tuple[list[str], str]:
     """The argv this test runs for a README command, and what it changed (empty: run as shown)."""
     args = [str(data) if w in ("../shared/data", "~/ecg-data") else w for w in words[1:]]
@@ -124,8 +136,16 @@ def test_every_simecg_bench_command_of_the_readme_works(tmp_path: Path, monkeypa
     _store(uri)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # README's commands use the default store
     monkeypatch.chdir(tmp_path)  # a report they write lands here
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name, content in readme_files(text).items():  # e.g. the task file `--include-path my-tasks` reads
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content, encoding="utf-8")
+    for obj, attr in ((TASKS, "_entries"), (TASKS, "_metadata"), (task_files, "_sources"),
+                      (task_files, "_normal_class")):  # tasks the commands include stay in this test
+        TASKS.names()
+        monkeypatch.setattr(obj, attr, dict(getattr(obj, attr)))
     ran = []
-    for command in readme_commands((ROOT / "README.md").read_text(encoding="utf-8")):
+    for command in readme_commands(text):
         words = shlex.split(command)
         if words[0].removeprefix(".venv/bin/") != "simecg-bench":
             continue

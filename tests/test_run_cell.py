@@ -58,7 +58,7 @@ def test_tuning_stores_a_study_and_logs_the_chosen_values(tracking_uri: str, tmp
 def test_shift_syntax_and_groups_are_checked() -> None:
     from simecg.errors import ConfigError
 
-    assert load_suite("demographics").grids[0].shifts[1] == "sex:M->F"
+    assert load_suite("demographic-shift").grids[0].shifts[1] == "sex:M->F"
     with pytest.raises(ConfigError, match="must look like"):
         load_suite("demo", {"grid.shifts": "sex=M"})
     with pytest.raises(ConfigError, match="unknown group"):

@@ -17,9 +17,15 @@ def models(suite, grid: str | None = None) -> set[str]:
                                      c.budget in g.budgets and c.lead in g.leads for g in suite.grids))}
 
 
-@pytest.mark.parametrize("name", ["paper", "all", "corpora"])
+@pytest.mark.parametrize("name", ["paper", "corpora"])
 def test_the_comparison_suites_pretrain_on_all_five_sources(name: str) -> None:
     assert models(load_suite(name)) == FIVE
+
+
+def test_the_main_grid_of_all_pretrains_on_the_five_sources() -> None:
+    suite = load_suite("all")
+    main = next(grid for grid in suite.grids if grid.name == "main")
+    assert {f"mae:{source}" for source in suite.grid_corpora(main)} == FIVE
 
 
 @pytest.mark.parametrize("name", ["budgets", "demographics"])
@@ -27,18 +33,22 @@ def test_budgets_and_demographics_compare_simecg_n_with_real_data(name: str) -> 
     assert models(load_suite(name)) == {"mae:sim", "mae:ptbxl"}
 
 
-def test_in_all_budgets_compare_sim_with_ptbxl_and_leads_use_sim() -> None:
+def test_in_all_budgets_run_the_authors_encoders_and_leads_use_sim() -> None:
     suite = load_suite("all")
     budget_cells = {c.model for c in enumerate_cells(suite) if c.budget == 10 and c.model.startswith("mae:")}
     lead_cells = {c.model for c in enumerate_cells(suite) if c.lead == "V1" and c.model.startswith("mae:")}
-    assert budget_cells == {"mae:sim", "mae:ptbxl"} and lead_cells == {"mae:sim"}
+    exp04, exp07 = {"mae:sim", "mae:ptbxl"}, {"mae:ecgsyn", "mae:vae", "mae:gan"}
+    exp09 = {f"mae:sim-{size}" for size in ("2k", "5k", "20k", "50k", "100k", "200k")} | {"mae:ptbxl", "mae:g12ec"}
+    assert budget_cells == exp04 | exp07 | exp09 and lead_cells == {"mae:sim"}
+    assert not {c.model for c in enumerate_cells(suite) if c.budget == 10} - budget_cells  # no baseline under budgets
 
 
 def test_a_corpus_list_narrows_every_grid() -> None:
     suite = with_corpora(load_suite("all"), ["sim"])
     assert {c.model for c in enumerate_cells(suite) if c.model.startswith("mae:")} == {"mae:sim"}
-    suite = with_corpora(load_suite("all"), ["ptbxl", "gan"])
-    assert {c.model for c in enumerate_cells(suite) if c.budget == 10 and c.model.startswith("mae:")} == {"mae:ptbxl"}
+    suite = with_corpora(load_suite("all"), ["ptbxl", "sim-5k"])
+    assert {c.model for c in enumerate_cells(suite) if c.lead == "V1" and c.model.startswith("mae:")} == set()
+    assert {c.model for c in enumerate_cells(suite) if c.budget == 10} == {"mae:ptbxl", "mae:sim-5k"}
     with pytest.raises(ConfigError, match="unknown corpus 'simm'"):
         with_corpora(load_suite("all"), ["simm"])
 

@@ -27,9 +27,12 @@ Options (``pretrain.corpus_options.<key>``), each part of the identity unless it
 lives (``data_dir``, ``cache_dir``): ``ptbxl``: ``folds`` (default every strat_fold, 1-10),
 ``exclude_test_splits`` (default true), ``split``/``test_seed``/``duplicates`` and
 ``overlap``/``lengths`` (the suite's, set by it),
-``val_fraction`` (0.2), ``val_seed`` (7), ``lead`` ("II"); ``ptbxl-authors``: ``holdout_fraction``
+``val_fraction`` (0.2), ``val_seed`` (7), ``lead`` ("II"), ``classes`` ("all"; "normal" keeps only records of
+the tasks' normal class, NORM at likelihood >= 100: the authors' normal-only corpus of Exp14, here still
+without any test record); ``ptbxl-authors``: ``holdout_fraction``
 (0.2), ``holdout_seed`` (123), ``val_fraction`` (0.2), ``val_seed`` (7; the authors' generators
-used 1), ``lead``::
+used 1), ``lead``, ``classes`` ("normal": the same two cuts of the list of normal records, the authors'
+``PTBXL-NORM`` of Exp14)::
 
     simecg-bench pretrain --corpus ptbxl --set pretrain.corpus_size=2000 --set pretrain.corpus_options.folds=1-8
     simecg-bench run --suite paper --corpus sim,ptbxl,ptbxl-authors
@@ -60,6 +63,7 @@ from simecg.signal import N_SAMPLES
 
 RAW = PreprocessConfig(normalize=False)
 ALL_FOLDS = tuple(range(1, 11))
+CLASSES = ("all", "normal")  # every record, or only the dataset's normal class (the authors' PTBXL-NORM)
 WHERE = "pretrain.corpus_options"
 SHARE = Limits(gt=0, lt=1)  # a part that leaves the rest something
 TASK_ROWS = ("overlap", "lengths")  # the [data] rules that decide which rows a PTB-XL task has
@@ -79,15 +83,22 @@ class PTBXLOptions:
     val_fraction: float = 0.2
     val_seed: int = 7
     lead: str = "II"
+    classes: str = "all"  # "normal": only records of the tasks' normal class (NORM >= 100), as Exp14
     data_dir: str | None = None  # default: $SIMECG_DATA or <cache>/data
     cache_dir: str | None = None  # default: the cache folder
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "folds", _parse_folds(self.folds))
-        check_limits(self, WHERE, {"split": Limits(choices=PRESETS), "test_seed": SEED, "val_seed": SEED,
-                                   "duplicates": Limits(choices=DUPLICATES), "val_fraction": SHARE,
-                                   **{key: limits for key, limits in DATA_LIMITS.items() if key in TASK_ROWS}})
-        _check_places(self)
+        check_split_options(self)
+
+
+def check_split_options(options: Any) -> None:
+    """The checks shared by the corpora that keep their dataset's test records out (``ptbxl``, ``g12ec``)."""
+    check_limits(options, WHERE, {"split": Limits(choices=PRESETS), "test_seed": SEED, "val_seed": SEED,
+                                  "duplicates": Limits(choices=DUPLICATES), "val_fraction": SHARE,
+                                  "classes": Limits(choices=CLASSES),
+                                  **{key: limits for key, limits in DATA_LIMITS.items() if key in TASK_ROWS}})
+    _check_places(options)
 
 
 @dataclass(frozen=True)
@@ -99,12 +110,13 @@ class PTBXLAuthorsOptions:
     val_fraction: float = 0.2
     val_seed: int = 7
     lead: str = "II"
+    classes: str = "all"  # "normal": the authors' list of the normal class only (their PTBXL-NORM, Exp14)
     data_dir: str | None = None
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         check_limits(self, WHERE, {"holdout_fraction": SHARE, "holdout_seed": SEED, "val_fraction": SHARE,
-                                   "val_seed": SEED})
+                                   "val_seed": SEED, "classes": Limits(choices=CLASSES)})
         _check_places(self)
 
 
@@ -118,6 +130,7 @@ class PTBXLCorpus(CorpusBase):
     """
 
     name: ClassVar[str] = "ptbxl"
+    dataset: ClassVar[str] = "ptbxl"  # the downstream dataset whose records (and test splits) it reads
     Options: ClassVar[type] = PTBXLOptions
 
     def __init__(self, size: int | None = None, seed: int = 0, options: Any = None):
@@ -153,8 +166,8 @@ class PTBXLCorpus(CorpusBase):
     @classmethod
     def select(cls, options: PTBXLOptions) -> tuple[pd.DataFrame, Any, np.ndarray, np.ndarray]:
         """(index, raw lead cache, training rows, validation rows): eligible records cut train/validation."""
-        index, cache = _index_and_cache(options.data_dir, options.cache_dir, options.lead)
-        rows = np.flatnonzero(_eligible(index, cache, options))
+        index, cache = _index_and_cache(options.data_dir, options.cache_dir, options.lead, cls.dataset)
+        rows = np.flatnonzero(_eligible(index, cache, options, cls.dataset))
         anchors = duplicate_anchors(record_digests(cache.signals, cache.window_record, len(index)))
         train, val = cut_together(rows, anchors, options.val_fraction, options.val_seed)
         return index, cache, train, val
@@ -190,6 +203,8 @@ class PTBXLCorpus(CorpusBase):
         """Name, size, seed, the records used (hash, in corpus order), the validation set's size, the data
         version and the options that select or shape them (never where the data or cache live)."""
         options = {k: v for k, v in vars(self.options).items() if k not in ("data_dir", "cache_dir")}
+        if options.get("classes") == "all":  # added later: the default keeps the identity (and encoders) it had
+            del options["classes"]
         if "folds" in options:
             options["folds"] = list(options["folds"])
         return {"name": self.name, "size": len(self), "seed": self.seed, "data_version": self.data_version,
@@ -210,14 +225,24 @@ class PTBXLAuthorsCorpus(PTBXLCorpus):
 
     @classmethod
     def select(cls, options: PTBXLAuthorsOptions) -> tuple[pd.DataFrame, Any, np.ndarray, np.ndarray]:
-        index, cache = _index_and_cache(options.data_dir, options.cache_dir, options.lead)
-        ids = index["record_id"].astype(str).tolist()
+        index, cache = _index_and_cache(options.data_dir, options.cache_dir, options.lead, cls.dataset)
+        listed = cls.authors_list(cache)
+        if options.classes == "normal":  # their per-class list: the normal class's records, cut the same way
+            listed = listed[normal_class(cls.dataset, index, DataConfig())[listed]]
+        ids = index["record_id"].astype(str).to_numpy()[listed].tolist()
         train, val, _ = authors_split(ids, options.holdout_fraction, options.holdout_seed, options.val_fraction,
                                       options.val_seed)
-        usable = _usable(cache)
+        usable = usable_rows(cache)
+        ids = index["record_id"].astype(str).tolist()
         position = {record_id: row for row, record_id in enumerate(ids)}
         rows = [np.array([position[r] for r in part if usable[position[r]]], dtype=np.int64) for part in (train, val)]
         return index, cache, rows[0], rows[1]
+
+    @classmethod
+    def authors_list(cls, cache: Any) -> np.ndarray:
+        """Index rows of the list the authors cut: every PTB-XL record (their list drops records not 5,000
+        samples long, and every PTB-XL 500-Hz record is 10 s, so it is the CSV)."""
+        return np.arange(len(cache.status))
 
     @property
     def sees_test_records(self) -> bool:
@@ -260,22 +285,37 @@ def eligible_records(options: PTBXLOptions) -> tuple[pd.DataFrame, Any]:
     return index[_eligible(index, cache, options)], cache
 
 
-def _eligible(index: pd.DataFrame, cache: Any, options: PTBXLOptions) -> np.ndarray:
-    keep = _usable(cache) & index["strat_fold"].isin(tuple(options.folds)).to_numpy()
+def _eligible(index: pd.DataFrame, cache: Any, options: Any, dataset: str = "ptbxl") -> np.ndarray:
+    keep = usable_rows(cache) & one_window_rows(cache)
+    if hasattr(options, "folds"):
+        keep &= index["strat_fold"].isin(tuple(options.folds)).to_numpy()
+    if options.classes == "normal":
+        keep &= normal_class(dataset, index, options)
     if options.exclude_test_splits:
-        keep &= ~index["record_id"].astype(str).isin(excluded_records(index, cache, options)).to_numpy()
+        keep &= ~index["record_id"].astype(str).isin(excluded_records(index, cache, options, dataset)).to_numpy()
     return keep
 
 
-def excluded_records(index: pd.DataFrame, cache: Any, options: PTBXLOptions) -> set[str]:
-    """Record ids a corpus without test records leaves out: every PTB-XL task's test records under the
+def normal_class(dataset: str, index: pd.DataFrame, options: Any) -> np.ndarray:
+    """Per index row: the record is in the normal class its dataset's tasks share (PTB-XL: NORM at likelihood
+    >= 100; G12EC: sinus rhythm), decided by the dataset's own labelling rule, so that a normal-only corpus
+    (the authors' ``PTBXL-NORM``, Exp14) holds exactly what the tasks call normal."""
+    specs = tasks_of(dataset)
+    if not specs:
+        raise ConfigError(f"{WHERE}.classes=normal: no registered {dataset} task defines its normal class")
+    rules = DataConfig(**{key: getattr(options, key) for key in TASK_ROWS})
+    return np.asarray(DATASETS.get(dataset).classes(specs[0], index, rules)[1], dtype=bool)
+
+
+def excluded_records(index: pd.DataFrame, cache: Any, options: Any, dataset: str = "ptbxl") -> set[str]:
+    """Record ids a corpus without test records leaves out: every ``dataset`` task's test records under the
     suite's split (``options.split``, ``test_seed``, ``duplicates``, and the ``overlap``/``lengths`` rules
     that decide a task's rows), every record with the same signal as one of them, and under the
     ``patient`` split every record of a patient with a test record."""
     rules = DataConfig(**{key: getattr(options, key) for key in TASK_ROWS})
     ids = index["record_id"].astype(str).to_numpy()
     test: set[str] = set()
-    for spec in tasks_of("ptbxl"):
+    for spec in tasks_of(dataset):
         try:
             data = load_task(spec.name, paths.data_dir(options.data_dir), lead=options.lead,
                              cache_dir=Path(options.cache_dir) if options.cache_dir else None, options=rules)
@@ -303,17 +343,24 @@ def duplicate_signal_groups(data_dir: Path | str | None = None, cache_dir: Path 
     return [members for members in groups.tolist() if len(members) > 1]
 
 
-def _index_and_cache(data_dir: Path | str | None, cache_dir: Path | str | None, lead: str) -> tuple[pd.DataFrame, Any]:
-    dataset = DATASETS.get("ptbxl")
+def _index_and_cache(data_dir: Path | str | None, cache_dir: Path | str | None, lead: str,
+                     name: str = "ptbxl") -> tuple[pd.DataFrame, Any]:
+    dataset = DATASETS.get(name)
     root = dataset.find_root(paths.data_dir(data_dir))
     index = dataset.build_index(root)
     cache = dataset.lead_cache(root, lead, Path(cache_dir) if cache_dir else paths.cache_dir(), RAW, index=index)
     return index, cache
 
 
-def _usable(cache: Any) -> np.ndarray:
+def usable_rows(cache: Any) -> np.ndarray:
     """Per index row: the record passed the data checks (it has a window in the lead cache)."""
     return np.array([s["status"] != "rejected" for s in cache.status], dtype=bool)
+
+
+def one_window_rows(cache: Any) -> np.ndarray:
+    """Per index row: the record is exactly one window long (5,000 samples), as every record the authors
+    pretrained on (their lists skip the others; every PTB-XL record is, some G12EC ones are not)."""
+    return np.asarray(cache.lengths) == cache.window
 
 
 def _check_places(options: Any) -> None:
@@ -343,4 +390,5 @@ def _parse_folds(value: Any) -> tuple[int, ...]:
 
 
 __all__ = ["PTBXLAuthorsCorpus", "PTBXLAuthorsOptions", "PTBXLCorpus", "PTBXLOptions", "authors_split",
-           "cut_together", "duplicate_signal_groups", "eligible_records", "excluded_records"]
+           "check_split_options", "cut_together", "duplicate_signal_groups", "eligible_records", "excluded_records",
+           "normal_class", "one_window_rows", "usable_rows"]

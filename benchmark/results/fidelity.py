@@ -261,9 +261,11 @@ def _reuse(setup: Setup) -> Any:
     return ["budget" not in separate, "lead" not in separate, "frozen" not in separate]
 
 
-def _ptbxl_source(setup: Setup) -> Any:
-    options = _options("ptbxl")(setup)
-    return "no test record" if options.exclude_test_splits else "every record"
+def _real_source(corpus: str) -> Reader:
+    """Whether a real-data corpus (``ptbxl``, ``g12ec``) keeps its dataset's test records out."""
+    def read(setup: Setup) -> Any:
+        return "no test record" if _options(corpus)(setup).exclude_test_splits else "every record"
+    return read
 
 
 POINTS: tuple[Point, ...] = (
@@ -328,9 +330,14 @@ POINTS: tuple[Point, ...] = (
           shown="drawn anew at every validation", option="pretrain.val_masks=fixed"),
     # pretraining sources
     Point("sources", "real-PTB-XL pretraining records", "every record", f"{PREP}/dataset/ptbxl.py, prep_base.py",
-          _ptbxl_source, shown="random 64% of all records (seeds 123, 7): ~64% of each test set seen",
+          _real_source("ptbxl"), shown="random 64% of all records (seeds 123, 7): ~64% of each test set seen",
           deviation="the default ptbxl source must not pretrain on records it is tested on",
           option="--corpus ptbxl-authors (marked †)"),
+    Point("sources", "real-G12EC pretraining records (Exp08/09)", "every record",
+          f"{PREP}/dataset/g12ec.py, prep_base.py", _real_source("g12ec"),
+          shown="random 64% of the 5,000-sample records (seeds 123, 7): ~64% of each test set seen",
+          deviation="the default g12ec source must not pretrain on records it is tested on",
+          option="--corpus g12ec-authors (marked †)"),
     Point("sources", "generators' training records", "authors", f"{DGMS}/data/dataloader.py",
           _fields(_options("vae"), "records"), shown="another random 64% (split seed 1), test records included",
           deviation="the generated corpora would carry the test records into pretraining",

@@ -140,6 +140,9 @@ class SuiteConfig:
 
     name: str
     description: str = ""
+    question: str = ""  # what the suite answers (`list suites`, README's suites table)
+    # the authors' experiment it runs as they scoped it ("Exp04", ...; docs/protocol.md); "" = this project's own
+    experiment: str = ""
     synthetic: bool = False  # True: data made by the simulator; results are pipeline checks, not evidence
     corpora: tuple[str, ...] = ("sim",)  # pretraining sources: corpus names or names of [sources.*] tables
     split: str = "paper"
