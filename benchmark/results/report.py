@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.results import formatting
 from benchmark.suites.config import PRETRAINED
 from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
 from simecg.errors import ConfigError
@@ -326,7 +327,7 @@ def _detail_frame(rows: pd.DataFrame) -> pd.DataFrame:
     frame = rows[first + [c for c in rows.columns if c not in first]].copy()
     for column in frame.columns:
         if pd.api.types.is_float_dtype(frame[column]):
-            frame[column] = [_num(v) for v in frame[column]]
+            frame[column] = [formatting.number(v) for v in frame[column]]
     return frame
 
 
@@ -424,7 +425,7 @@ def _gain_section(board: Any) -> str | None:
     table = pd.DataFrame({"strongest baseline": best.reindex(tasks).fillna("")})
     for model in models:
         mine = gains[gains.model == model].set_index("task").relative_gain_pct.reindex(tasks)
-        table[f"gain {model}"] = [f"{g:+.2f}%" if not math.isnan(g) else "" for g in mine]
+        table[f"gain {model}"] = [formatting.gain(g) for g in mine]
     star = " *: significant (the leaderboard's paired test)." if "significant" in gains else ""
     return ("<p>(F1 of the pretrained model - F1 of the task's strongest supervised baseline) / the latter; "
             f"positive: the pretrained model is better.{star}</p>"
@@ -441,9 +442,9 @@ def _sources_section(board: Any, data_cells: pd.DataFrame | None = None) -> str 
     reference = best.set_index("task").test_f1 if best is not None and not best.empty else None
     figure, kinds = _task_dotplot(mine, sources, "test F1", reference=reference, cells=data_cells)
     sds = mine.test_f1_sd if "test_f1_sd" in mine else pd.Series(np.nan, index=mine.index)
-    table = mine.assign(text=[_pm(m, s) for m, s in zip(mine.test_f1, sds, strict=True)])
+    table = mine.assign(text=[formatting.mean_sd(m, s) for m, s in zip(mine.test_f1, sds, strict=True)])
     table = table.pivot(index="task", columns="model", values="text")[sources]
-    table.loc["mean"] = [_num(mine[mine.model == s].test_f1.mean()) for s in sources]
+    table.loc["mean"] = [formatting.number(mine[mine.model == s].test_f1.mean()) for s in sources]
     if not board.summary.empty:
         summary = board.summary.set_index("model")
         table.loc["mean gain"] = [_gain_text(summary, s, "mean_relative_gain_pct") for s in sources]
@@ -489,7 +490,7 @@ def _budget_section(data: SuiteRuns) -> str | None:
                     ls="--" if positives_only else "-")
             ax.fill_between(x[order], (mean - sd).to_numpy()[order], (mean + sd).to_numpy()[order],
                             color=colors[model], alpha=0.12, lw=0)
-            table[label] = {("all" if b == 0 else str(b)): _num(v) for b, v in mean.items()}
+            table[label] = {("all" if b == 0 else str(b)): formatting.number(v) for b, v in mean.items()}
     ax.set_xscale("log")
     ticks = budgets + ([x_all] if (cells.budget == 0).any() else [])
     ax.set_xticks(ticks, [str(b) for b in budgets] + (["all"] if len(ticks) > len(budgets) else []))
@@ -587,7 +588,7 @@ def _groups_part(main: pd.DataFrame, groups: dict[str, list[str]]) -> str:
         ax.set_ylabel("test F1 (mean over tasks, seeds)")
         ax.set_ylim(0, 1.05)
         ax.grid(axis="y", alpha=0.3)
-        table = means.map(_num)
+        table = means.map(formatting.number)
         table.columns = [f"{by} {lab}" for lab in labels]
         tables.append(table)
     axes[0][-1].legend(fontsize=8, loc="best")
@@ -618,7 +619,7 @@ def _shift_part(cells: pd.DataFrame) -> str:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     figure.tight_layout()
-    table = means.map(_num)
+    table = means.map(formatting.number)
     table.columns = labels
     return ("<h3>Demographic shift</h3><p>Trained and validated on one group, tested on another "
             "(<i>train → test</i>), beside the same models trained and tested on everyone.</p>"
@@ -645,8 +646,8 @@ def _pretraining_section(data: SuiteRuns) -> str | None:
                         **style)
         val = item["history"].get("val_loss")
         rows[item["name"]] = {"steps": str(max(s for s, _ in next(iter(item["history"].values())))),
-                              "final val loss": _num(val[-1][1]) if val else "",
-                              "best val loss": _num(min(v for _, v in val)) if val else "",
+                              "final val loss": formatting.number(val[-1][1]) if val else "",
+                              "best val loss": formatting.number(min(v for _, v in val)) if val else "",
                               "run": item["run_id"]}
     ax.set_xlabel("pretraining step")
     ax.set_ylabel("masked-patch MSE" + (" (log scale)" if _log_scale(everything) else ""))
@@ -766,23 +767,10 @@ def _e(text: Any) -> str:
     return html.escape(str(text))
 
 
-def _num(value: Any) -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return "" if math.isnan(value) else f"{value:.3f}"
-
-
-def _pm(mean: float, sd: float) -> str:
-    return _num(mean) if sd is None or (isinstance(sd, float) and math.isnan(sd)) else f"{mean:.3f} ± {sd:.3f}"
-
-
 def _gain_text(summary: pd.DataFrame, model: str, column: str) -> str:
     if model not in summary.index or column not in summary:
         return ""
-    value = float(summary.loc[model, column])
-    return "" if math.isnan(value) else f"{value:+.2f}%"
+    return formatting.gain(float(summary.loc[model, column]))
 
 
 def _gain_interval_cell(summary: pd.DataFrame, model: str) -> str:
@@ -798,10 +786,7 @@ def _gain_interval_cell(summary: pd.DataFrame, model: str) -> str:
 def _p_cell(summary: pd.DataFrame, model: str, column: str) -> str:
     if model not in summary.index or column not in summary:
         return ""
-    from benchmark.results.statistics import format_p
-
-    value = float(summary.loc[model, column])
-    return "" if math.isnan(value) else format_p(value)
+    return formatting.p_value(float(summary.loc[model, column]))
 
 
 def _html_table(frame: pd.DataFrame, index: bool = True, index_name: str = "") -> str:
@@ -819,7 +804,7 @@ def _html_table(frame: pd.DataFrame, index: bool = True, index_name: str = "") -
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return _num(value)
+        return formatting.number(value)
     return "" if value is None else str(value)
 
 

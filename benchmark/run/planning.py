@@ -53,6 +53,7 @@ from baselines.training import check_device
 from benchmark.data import demographics
 from benchmark.data.budgets import apply_budget
 from benchmark.data.splits import make_split
+from benchmark.results.formatting import duration
 from benchmark.run.cells import study_donors
 from benchmark.run.encoders import SuiteEncoders, encoder_is_complete
 from benchmark.run.opening import default_optuna_storage, open_suite, plan
@@ -677,17 +678,3 @@ def _range_text(r: Range) -> str:
     expected = f" (expected {duration(r.expected)})" if r.expected is not None else ""
     return f"{duration(r.low)} to {duration(r.high)}{expected}"
 
-
-def duration(seconds: float | None) -> str:
-    """``41 s``, ``27 min``, ``3.2 h``, ``12.0 d``, ``14.5 years``."""
-    if seconds is None:
-        return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds < 365 * 86400:
-        return f"{seconds / 86400:.1f} d"
-    return f"{seconds / (365.25 * 86400):.1f} years"
