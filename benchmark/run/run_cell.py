@@ -114,17 +114,14 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
     cell, suite = planned.cell, context.suite
     data = context.data[(cell.task, cell.lead)]
     spec = planned.model
-    tags = RunTags(
-        kind="cell", fingerprint=planned.fingerprint, suite=suite.name, model=cell.model, task=cell.task,
-        lead=cell.lead, budget=cell.budget, positives_only=cell.positives_only, seed=cell.seed, shift=cell.shift,
-        dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
-        study=planned.tuning.fingerprint if planned.tuning is not None else "", corpus=cell.corpus or "",
-        encoder=planned.encoder, sees_test_records=planned.sees_test_records,
-    )
+    model_id = spec.identity(context.encoders)
+    tags = RunTags.of_cell("cell", cell, data, fingerprint=planned.fingerprint, suite=suite.name,
+                           study=planned.tuning.fingerprint if planned.tuning is not None else "",
+                           model_identity=model_id)
     # settings that cannot move the numbers (the device) are not params: the leaderboard groups
     # runs into configurations by their params
     params = {**flatten({"finetune": without_ignored("finetune", suite.finetune), "tuning": to_dict(suite.tuning)}),
-              **flatten({"model": spec.identity(context.encoders)}),
+              **flatten({"model": model_id}),
               "split": suite.split, "test_seed": suite.test_seed, "duplicates": suite.duplicates,
               "age_bins": list(suite.age_bins)}
     params.update(flatten({"data": to_dict(suite.data)}))  # the task's rows and labels (its data_version tag)
@@ -178,14 +175,8 @@ def tuned_params(context: CellContext, planned: PlannedCell, run: ActiveRun | No
 
     runs = None
     if run is not None:
-        model_id = study.model.identity(context.encoders)
-        tags = RunTags(
-            kind="tuning", fingerprint=study.fingerprint, suite=suite.name, model=source.model, task=source.task,
-            lead=source.lead, budget=source.budget, positives_only=source.positives_only, seed=source.seed,
-            shift=source.shift, dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
-            study=study.fingerprint, corpus=source.corpus or "", encoder=str(model_id.get("encoder", "")),
-            sees_test_records=bool(model_id.get("sees_test_records", False)),
-        )
+        tags = RunTags.of_cell("tuning", source, data, fingerprint=study.fingerprint, suite=suite.name,
+                               study=study.fingerprint, model_identity=study.model.identity(context.encoders))
         params = {**flatten({"tuning": to_dict(suite.tuning), "finetune": without_ignored("finetune", training)}),
                   "study": study.name, "study.cell": study.label}
         runs = StudyRuns(run.tracker, run.run_id, f"tuning | {study.label}", tags, params)
