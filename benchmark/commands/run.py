@@ -104,25 +104,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, suite: object, shard_spec: tuple[int, int]) -> int:
-    """``run --dry-run``: the summary first; cells with ``--list`` (lines) or ``--format csv|json`` (rows)."""
+    """``run --dry-run``: the summary first; cells with ``--list`` (lines) or ``--format csv|json`` (rows).
+
+    Exits 1 when the run would fail a cell before training (its split: the summary names it), as
+    the run itself exits 1 with failed cells."""
     from benchmark.run.planning import make_plan
 
     plan = make_plan(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec,
                      optuna_storage=args.optuna_storage)
+    code = 1 if plan.failing else 0
     if args.format == "json":
         print(plan.to_json())
-        return 0
+        return code
     if args.format == "csv":
         for line in plan.summary_lines():
             print(line, file=sys.stderr)
         print(plan.rows_csv(), end="")
-        return 0
+        return code
     for line in plan.summary_lines():
         print(line)
     if args.list:
         for line in plan.cell_lines():
             print(line)
-    return 0
+    return code
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

@@ -23,14 +23,12 @@ from baselines.base import EncoderSource
 from baselines.training import TrainConfig
 from benchmark.data import demographics
 from benchmark.data.base import TaskData
-from benchmark.data.budgets import apply_budget
-from benchmark.data.splits import make_split
 from benchmark.results.metrics import binary_metrics, record_scores
 from benchmark.results.report import log_curves
 from benchmark.results.statistics import bootstrap_intervals
-from benchmark.run.cells import Cell, PlannedCell
+from benchmark.run.cells import Cell, PlannedCell, split_cell
 from benchmark.run.tuning import StudyRuns, tune
-from benchmark.suites.config import SuiteConfig, parse_shift
+from benchmark.suites.config import SuiteConfig
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import ActiveRun, Tracker
 from simecg.config import flatten, to_dict
@@ -82,12 +80,8 @@ def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepar
     random crop: early stopping and tuning then select on the very score the test set gets, and
     the validation loss does not move with crop noise between evaluations.
     """
-    split = make_split(data, suite.split, seed=seed, test_seed=suite.test_seed, duplicates=suite.duplicates)
-    shift = parse_shift(cell.shift)
-    if shift:
-        split = demographics.shift_split(split, data.records, *shift, age_bins=suite.age_bins)
-    budget = cell.budget or None
-    train_records, info = apply_budget(split.train, data.labels, budget, seed, cell.positives_only)
+    chosen = split_cell(suite, data, cell, seed)
+    split, train_records = chosen.split, chosen.train
     x_train, y_train = data.training_samples(train_records, seed)
     x_val, y_val = data.evaluation_samples(split.val)
     # the frame lists the split's rows by row index; a record in both classes is two rows of one
@@ -99,7 +93,7 @@ def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepar
         x_val=x_val,
         y_val=y_val,
         test_records=np.asarray(split.test),
-        budget_info=info,
+        budget_info=chosen.budget_info,
         split_frame=split.to_frame().assign(label=data.labels[rows].astype(int),
                                             in_budget=np.isin(rows, train_records)),
     )
