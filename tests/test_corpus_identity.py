@@ -122,8 +122,8 @@ def test_folder_digests_are_cached_and_a_corrupt_cache_is_rewritten(tmp_path, mo
     assert cache.parent.name == "hashes" and cache.is_file()
 
     calls = []
-    real = folder_module.sha256_file
-    monkeypatch.setattr(folder_module, "sha256_file", lambda path: calls.append(path) or real(path))
+    real = folder_module.integrity.digest
+    monkeypatch.setattr(folder_module.integrity, "digest", lambda path: calls.append(path) or real(path))
     assert build_corpus(folder_config(tmp_path / "ecgs")).identity() == expected
     assert calls == []  # a new corpus on an unchanged folder reads no file content
 
@@ -146,8 +146,8 @@ def test_a_freshly_written_file_is_not_trusted_from_the_cache(tmp_path, monkeypa
     _write_folder(tmp_path / "ecgs")  # mtimes are now: a rewrite in the same clock tick would keep them
     build_corpus(folder_config(tmp_path / "ecgs")).identity()
     calls = []
-    real = folder_module.sha256_file
-    monkeypatch.setattr(folder_module, "sha256_file", lambda path: calls.append(path) or real(path))
+    real = folder_module.integrity.digest
+    monkeypatch.setattr(folder_module.integrity, "digest", lambda path: calls.append(path) or real(path))
     build_corpus(folder_config(tmp_path / "ecgs")).identity()
     assert len(calls) == 2
 

@@ -457,15 +457,12 @@ def _stat_fingerprint(index: pd.DataFrame) -> str:
 
 
 def _file_digest(path: Path) -> bytes:
-    """SHA-256 of a file, read in chunks; only regular files are read (a FIFO would block, a device never end)."""
+    """The raw SHA-256 of a file (:func:`simecg.integrity.digest`); only a regular file is read (a FIFO would block,
+    a device never end): anything else, or an unreadable file, hashes as ``b"missing"``."""
     try:
         if not path.is_file():
             return b"missing"
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        return digest.digest()
+        return bytes.fromhex(integrity.digest(path))
     except OSError:
         return b"missing"
 
