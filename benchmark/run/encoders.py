@@ -1,7 +1,7 @@
 """Encoder provisioning: the one way ``simecg-bench pretrain`` and ``simecg-bench run`` get an encoder.
 
-:func:`provision_encoder` returns the encoder a pretraining config describes, from the first
-place that has it:
+:func:`provision_encoder` returns the encoder a pretraining config describes, by the procedure
+every shared build follows (:func:`benchmark.run.provision.provision`), from the first place that has it:
 
 1. the encoder cache, ``<cache>/encoders/<fingerprint>/`` (:func:`pretraining.config.encoder_dir`),
    one folder per encoder identity, written by either command;
@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.run.generators import provision_generator
+from benchmark.run.provision import provision
 from benchmark.suites.config import SuiteConfig
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import Tracker
@@ -47,9 +48,9 @@ from pretraining.checkpoint import load_encoder, read
 from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity, validation_interval
 from pretraining.corpora.base import TrainedCorpus
 from pretraining.loop import pretrain, resume_from_prefix
-from simecg import integrity, paths
+from simecg import integrity
 from simecg.config import flatten, to_dict
-from simecg.errors import CacheError, CheckpointError, SimECGError, first_line
+from simecg.errors import CheckpointError, SimECGError, first_line
 from simecg.failpoints import failpoint
 from simecg.identity import Identity
 from simecg.locks import folder_lock
@@ -91,33 +92,49 @@ def provision_encoder(
     corpus = corpus if corpus is not None else build_corpus(config)
     identity = encoder_identity(config, corpus)
     folder = Path(out_dir) if out_dir is not None else encoder_dir(identity)
-    # Under torchrun every rank runs this, without a lock: each sees the same FINISHED run and fetches
-    # it (an atomic, idempotent rename), so all return before any collective, or none does and all pretrain.
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if encoder_is_complete(folder, identity):  # nothing to write: a read-only cache serves it
-        run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
-        if run is None and tracker is not None and not distributed:
-            return _log_from_cache(config, corpus, identity, folder, tracker, parent, progress, suite)
-        return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id if run is not None else None)
-    paths.require_writable(folder)  # before any work: one line if the cache cannot take the encoder
-    with contextlib.nullcontext() if distributed else folder_lock(folder, f"pretrain encoder {identity.fingerprint}"):
-        run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
-        run_id = run.info.run_id if run is not None else None
-        if encoder_is_complete(folder, identity):  # another process made it while this one waited
-            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
-        if not distributed:
-            _warn_damaged(folder, "fetching it again" if run is not None else "pretraining it again")
-            for where in (folder, folder / "checkpoints"):
-                integrity.sweep(where)  # temporaries of killed processes
-        if run is not None and _fetch(tracker, run_id, folder, identity):
-            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
-        if isinstance(corpus, TrainedCorpus):  # sampled from a trained generator (vae, gan): get it first, if needed
-            provision_generator(corpus, tracker=tracker, parent=parent, progress=progress)
-        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
+    job = _EncoderJob(config, corpus, identity, folder, tracker, parent, progress, suite)
+    return provision(job, tracker, distributed=int(os.environ.get("WORLD_SIZE", "1")) > 1)
 
 
-def _log_from_cache(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker,
-                    parent: str | None, progress: bool, suite: str) -> ProvisionedEncoder:
+@dataclass(frozen=True)
+class _EncoderJob:
+    """An encoder as :func:`benchmark.run.provision.provision` gets it (a ``Buildable``)."""
+
+    config: PretrainConfig
+    corpus: Any
+    identity: Identity
+    folder: Path
+    tracker: Tracker | None
+    parent: str | None
+    progress: bool
+    suite: str
+    kind: str = "encoder"
+    verb: str = "pretraining"
+    file: str = ENCODER_FILE
+
+    def is_complete(self) -> bool:
+        return encoder_is_complete(self.folder, self.identity)
+
+    def check(self, fetched: Path) -> None:
+        if not _is_encoder_of(fetched, self.identity):
+            raise CheckpointError("the stored file is not this encoder")
+
+    def lock(self) -> contextlib.AbstractContextManager[Any]:
+        return folder_lock(self.folder, f"pretrain encoder {self.identity.fingerprint}")
+
+    def found(self, run_id: str | None) -> ProvisionedEncoder:
+        return ProvisionedEncoder(self.folder / ENCODER_FILE, self.identity, run_id)
+
+    def repair(self, tracker: Tracker) -> ProvisionedEncoder:
+        return _log_from_cache(self, tracker)
+
+    def build(self) -> ProvisionedEncoder:
+        if isinstance(self.corpus, TrainedCorpus):  # sampled from a trained generator (vae, gan): get it first
+            provision_generator(self.corpus, tracker=self.tracker, parent=self.parent, progress=self.progress)
+        return _pretrain(self)
+
+
+def _log_from_cache(job: _EncoderJob, tracker: Tracker) -> ProvisionedEncoder:
     """Log the pretraining run of an encoder the cache holds whole but the store has no FINISHED run of.
 
     A process killed after ``encoder.pt`` landed in the cache and before its run was FINISHED
@@ -128,19 +145,20 @@ def _log_from_cache(config: PretrainConfig, corpus: Any, identity: Identity, fol
     the artifacts and the model as if it had trained. A cache that cannot be locked (read-only)
     is served as it is, with a warning.
     """
+    fingerprint = job.identity.fingerprint
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(folder_lock(folder, f"pretrain encoder {identity.fingerprint}"))
+            stack.enter_context(job.lock())
         except OSError as exc:
             log.warning("encoder %s is in the cache but the MLflow store has no FINISHED run of it, and the cache "
-                        "cannot be locked to log one (%s)", identity.fingerprint, exc.strerror or exc)
-            return ProvisionedEncoder(folder / ENCODER_FILE, identity, None)
-        run = tracker.finished_run(identity.fingerprint, everywhere=True)
+                        "cannot be locked to log one (%s)", fingerprint, exc.strerror or exc)
+            return job.found(None)
+        run = tracker.finished_run(fingerprint, everywhere=True)
         if run is not None:  # logged by another process meanwhile
-            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id)
+            return job.found(run.info.run_id)
         log.warning("encoder %s is in the cache but the MLflow store has no FINISHED pretraining run of it (a "
-                    "process killed between the two?); logging its run from the cache", identity.fingerprint)
-        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
+                    "process killed between the two?); logging its run from the cache", fingerprint)
+        return _pretrain(job)
 
 
 def encoder_is_complete(folder: Path, identity: Identity) -> bool:
@@ -160,40 +178,10 @@ def _is_encoder_of(path: Path, identity: Identity) -> bool:
     return data.get("kind") == "encoder" and data.get("extra", {}).get("fingerprint") == identity.fingerprint
 
 
-def _warn_damaged(folder: Path, then: str) -> None:
-    """One warning naming an encoder file that fails its size+hash check and what is wrong with it.
-
-    The file stays until the fetched or retrained encoder replaces it (atomically): it is never
-    used, and a user's ``--out`` folder loses nothing if both fail.
-    """
-    path = folder / ENCODER_FILE
-    if path.is_file() and (problem := integrity.check_file(path)) is not None:
-        log.warning("encoder %s is damaged (%s); %s", path, problem, then)
-
-
-def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> bool:
-    """Put the encoder artifact of a finished run back into ``folder``; False if that fails.
-
-    See :meth:`Tracker.fetch_sealed`; the download must also load as this identity's encoder.
-    """
-
-    def check(fetched: Path) -> None:
-        if not _is_encoder_of(fetched, identity):
-            raise CheckpointError("the stored file is not this encoder")
-
-    try:
-        tracker.fetch_sealed(run_id, "encoder", folder / ENCODER_FILE, check)
-    except CacheError:
-        raise
-    except Exception as exc:  # then it is trained here
-        log.warning("could not fetch encoder %s from MLflow run %s (%s); pretraining it here",
-                    identity.fingerprint, run_id, exc)
-        return False
-    return encoder_is_complete(folder, identity)
-
-
-def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker | None,
-              parent: str | None, progress: bool, suite: str) -> ProvisionedEncoder:
+def _pretrain(job: _EncoderJob) -> ProvisionedEncoder:
+    """Pretrain (or finish, or log from the cache) the job's encoder, in a run when there is a store (rank 0 only)."""
+    config, corpus, identity, folder, tracker = job.config, job.corpus, job.identity, job.folder, job.tracker
+    parent, progress, suite = job.parent, job.progress, job.suite
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a longer run of the same trajectory continues a shorter one
         resume_from_prefix(folder, identity, config, [encoder_dir(identity).parent])
     if tracker is None or int(os.environ.get("RANK", "0")) != 0:
