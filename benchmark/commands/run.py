@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 from benchmark.commands.arguments import name_list, non_negative_int, port_int, positive_int
-from simecg.config import parse_set_args
 from simecg.errors import ConfigError
 from simecg.urls import redact
 
@@ -79,9 +78,9 @@ def parse_shard(text: str) -> tuple[int, int]:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.results.leaderboard import build_leaderboard
     from benchmark.run.runner import run_suite
-    from benchmark.suites.config import load_suite
+    from benchmark.suites.config import load_suite, route_set
 
-    suite = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
+    suite = load_suite(args.suite, route_set(args.set, "suite")["suite"], corpora=args.corpus)
     shard_spec = parse_shard(args.shard)
     if args.dry_run or args.list:
         return _dry_run(args, suite, shard_spec)
