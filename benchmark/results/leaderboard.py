@@ -51,8 +51,8 @@ from benchmark.results.statistics import (
     wilcoxon_test,
 )
 from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
-from simecg.config import stable_hash
 from simecg.errors import ConfigError
+from simecg.identity import column_configuration
 from simecg.registries import BASELINES
 from simecg.urls import redact
 
@@ -312,7 +312,7 @@ def model_role(model: str) -> str:
 
 def configuration(params: dict[str, str]) -> str:
     """The fingerprint of what a cell's model column stands for: model settings and protocol."""
-    return stable_hash({k: v for k, v in params.items() if k.startswith(CONFIG_PARAMS)}, length=12)
+    return column_configuration(params, CONFIG_PARAMS)
 
 
 # ----- reading the store
