@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from benchmark.run.provision import provision
+from benchmark.run.provision import Provisioned, provision
 from simecg import integrity
 from simecg.errors import CacheError, CheckpointError
 from simecg.identity import Identity
@@ -44,19 +44,24 @@ class Item:
         self.events.append("lock")
         return contextlib.nullcontext()
 
-    def found(self, run_id: str | None) -> tuple[str, str | None]:
-        return ("found", run_id)
-
-    def repair(self, tracker: Any) -> tuple[str, str | None] | None:
+    def repair(self, tracker: Any) -> Provisioned | None:
         self.events.append("repair")
-        return ("repaired", None) if self.repairs else None
+        return Provisioned(self.folder / self.file, self.identity, "repair-run") if self.repairs else None
 
-    def build(self) -> tuple[str, str | None]:
+    def build(self) -> Provisioned:
         self.events.append("build")
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / self.file).write_bytes(b"good")
         integrity.seal_file(self.folder / self.file)
+        return Provisioned(self.folder / self.file, self.identity, "build-run", trained_now=True)
+
+
+def outcome(result: Provisioned) -> tuple[str, str | None]:
+    """What provision did: built it, repaired its run, or found it (with the run it names)."""
+    assert result.folder.name in ("w", "v") and result.path.name == "widget.bin"
+    if result.trained_now:
         return ("built", None)
+    return ("repaired", None) if result.run_id == "repair-run" else ("found", result.run_id)
 
 
 class Store:
@@ -79,21 +84,21 @@ class Store:
 
 def test_an_empty_cache_without_a_run_builds_under_the_lock_then_serves_from_the_cache(tmp_path: Path) -> None:
     item = Item(tmp_path / "w")
-    assert provision(item, None) == ("built", None)
+    assert outcome(provision(item, None)) == ("built", None)
     assert item.events == ["lock", "build"]
     item.events.clear()
-    assert provision(item, Store("r1")) == ("found", "r1")
+    assert outcome(provision(item, Store("r1"))) == ("found", "r1")
     assert item.events == []  # an intact file: no lock, nothing written
 
 
 def test_a_finished_run_is_fetched_and_a_bad_download_is_built_instead(tmp_path: Path, caplog) -> None:
     item = Item(tmp_path / "w")
-    assert provision(item, Store("r1")) == ("found", "r1")
+    assert outcome(provision(item, Store("r1"))) == ("found", "r1")
     assert item.events == ["lock"] and (item.folder / item.file).read_bytes() == b"good"
 
     other = Item(tmp_path / "v")
     with caplog.at_level(logging.WARNING):
-        assert provision(other, Store("r2", content=b"evil")) == ("built", None)
+        assert outcome(provision(other, Store("r2", content=b"evil"))) == ("built", None)
     assert other.events == ["lock", "build"]
     assert "could not fetch widget" in caplog.text and "assembling it here" in caplog.text
 
@@ -103,7 +108,7 @@ def test_a_damaged_file_is_named_and_replaced(tmp_path: Path, caplog) -> None:
     provision(item, None)
     (item.folder / item.file).write_bytes(b"bad!")  # same size, other content: fails its sidecar
     with caplog.at_level(logging.WARNING):
-        assert provision(item, None) == ("built", None)
+        assert outcome(provision(item, None)) == ("built", None)
     assert "widget" in caplog.text and "is damaged" in caplog.text and "assembling it again" in caplog.text
 
 
@@ -111,10 +116,10 @@ def test_a_complete_file_without_a_finished_run_is_repaired_when_the_kind_can(tm
     item = Item(tmp_path / "w", repairs=True)
     provision(item, None)
     item.events.clear()
-    assert provision(item, Store(None)) == ("repaired", None)
+    assert outcome(provision(item, Store(None))) == ("repaired", None)
     plain = Item(tmp_path / "w", repairs=False)
-    assert provision(plain, Store(None)) == ("found", None) and plain.events == ["repair"]
-    assert provision(plain, Store(None), distributed=True) == ("found", None)  # ranks never repair
+    assert outcome(provision(plain, Store(None))) == ("found", None) and plain.events == ["repair"]
+    assert outcome(provision(plain, Store(None), distributed=True)) == ("found", None)  # ranks never repair
     assert plain.events == ["repair"]
 
 

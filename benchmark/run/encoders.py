@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.run.generators import provision_generator
-from benchmark.run.provision import provision
+from benchmark.run.provision import Provisioned, found, provision
 from benchmark.suites.config import SuiteConfig
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import Tracker
@@ -60,16 +60,6 @@ log = logging.getLogger(__name__)
 ENCODER_FILE = "encoder.pt"
 
 
-@dataclass(frozen=True)
-class ProvisionedEncoder:
-    """An encoder file, its identity, and the FINISHED MLflow run that trained it (if the store has one)."""
-
-    path: Path
-    identity: Identity
-    run_id: str | None
-    trained_now: bool = False
-
-
 def provision_encoder(
     config: PretrainConfig,
     *,
@@ -79,7 +69,7 @@ def provision_encoder(
     out_dir: Path | None = None,
     suite: str = "",
     corpus: Any = None,
-) -> ProvisionedEncoder:
+) -> Provisioned:
     """The encoder ``config`` describes: from the cache, from MLflow, or pretrained now (see module doc).
 
     Args:
@@ -122,19 +112,16 @@ class _EncoderJob:
     def lock(self) -> contextlib.AbstractContextManager[Any]:
         return folder_lock(self.folder, f"pretrain encoder {self.identity.fingerprint}")
 
-    def found(self, run_id: str | None) -> ProvisionedEncoder:
-        return ProvisionedEncoder(self.folder / ENCODER_FILE, self.identity, run_id)
-
-    def repair(self, tracker: Tracker) -> ProvisionedEncoder:
+    def repair(self, tracker: Tracker) -> Provisioned:
         return _log_from_cache(self, tracker)
 
-    def build(self) -> ProvisionedEncoder:
+    def build(self) -> Provisioned:
         if isinstance(self.corpus, TrainedCorpus):  # sampled from a trained generator (vae, gan): get it first
             provision_generator(self.corpus, tracker=self.tracker, parent=self.parent, progress=self.progress)
         return _pretrain(self)
 
 
-def _log_from_cache(job: _EncoderJob, tracker: Tracker) -> ProvisionedEncoder:
+def _log_from_cache(job: _EncoderJob, tracker: Tracker) -> Provisioned:
     """Log the pretraining run of an encoder the cache holds whole but the store has no FINISHED run of.
 
     A process killed after ``encoder.pt`` landed in the cache and before its run was FINISHED
@@ -152,10 +139,10 @@ def _log_from_cache(job: _EncoderJob, tracker: Tracker) -> ProvisionedEncoder:
         except OSError as exc:
             log.warning("encoder %s is in the cache but the MLflow store has no FINISHED run of it, and the cache "
                         "cannot be locked to log one (%s)", fingerprint, exc.strerror or exc)
-            return job.found(None)
+            return found(job, None)
         run = tracker.finished_run(fingerprint, everywhere=True)
         if run is not None:  # logged by another process meanwhile
-            return job.found(run.info.run_id)
+            return found(job, run.info.run_id)
         log.warning("encoder %s is in the cache but the MLflow store has no FINISHED pretraining run of it (a "
                     "process killed between the two?); logging its run from the cache", fingerprint)
         return _pretrain(job)
@@ -178,7 +165,7 @@ def _is_encoder_of(path: Path, identity: Identity) -> bool:
     return data.get("kind") == "encoder" and data.get("extra", {}).get("fingerprint") == identity.fingerprint
 
 
-def _pretrain(job: _EncoderJob) -> ProvisionedEncoder:
+def _pretrain(job: _EncoderJob) -> Provisioned:
     """Pretrain (or finish, or log from the cache) the job's encoder, in a run when there is a store (rank 0 only)."""
     config, corpus, identity, folder, tracker = job.config, job.corpus, job.identity, job.folder, job.tracker
     parent, progress, suite = job.parent, job.progress, job.suite
@@ -186,7 +173,7 @@ def _pretrain(job: _EncoderJob) -> ProvisionedEncoder:
         resume_from_prefix(folder, identity, config, [encoder_dir(identity).parent])
     if tracker is None or int(os.environ.get("RANK", "0")) != 0:
         result = pretrain(config, folder, progress=progress, corpus=corpus, identity=identity)
-        return ProvisionedEncoder(result.checkpoint, identity, None, trained_now=True)
+        return Provisioned(result.checkpoint, identity, None, trained_now=True)
     tracker.kill_stale(identity.fingerprint)
     tags = RunTags(kind="pretrain", fingerprint=identity.fingerprint, suite=suite, corpus=config.corpus,
                    preset=config.preset,
@@ -215,7 +202,7 @@ def _pretrain(job: _EncoderJob) -> ProvisionedEncoder:
         raise
     except Exception as exc:
         raise SimECGError(f"pretraining on corpus {config.corpus!r} failed: {type(exc).__name__}: {exc}") from exc
-    return ProvisionedEncoder(result.checkpoint, identity, run.run_id, trained_now=True)
+    return Provisioned(result.checkpoint, identity, run.run_id, trained_now=True)
 
 
 def _log_choice(run: Any, config: PretrainConfig, choice: Any) -> None:
@@ -258,7 +245,7 @@ class SuiteEncoders:
         self.progress = progress
         self._identities: dict[str, Identity] = {}
         self._corpora: dict[str, Any] = {}
-        self.provisioned: dict[str, ProvisionedEncoder] = {}
+        self.provisioned: dict[str, Provisioned] = {}
 
     def config(self, source: str) -> PretrainConfig:
         return self.suite_config.source_config(source)

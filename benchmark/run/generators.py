@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.run.provision import provision
+from benchmark.run.provision import Provisioned, provision
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import Tracker
 from pretraining.corpora.base import GeneratorSpec, TrainedCorpus
@@ -25,24 +25,8 @@ from simecg.errors import CheckpointError, ConfigError, SimECGError
 from simecg.identity import Identity
 
 
-@dataclass(frozen=True)
-class ProvisionedGenerator:
-    """A trained generator's folder, its identity, and the FINISHED MLflow run that trained it (if any)."""
-
-    folder: Path
-    identity: Identity
-    run_id: str | None
-    trained_now: bool = False
-
-    @property
-    def path(self) -> Path:
-        from pretraining.generators.common import GENERATOR_FILE
-
-        return self.folder / GENERATOR_FILE
-
-
 def provision_generator(corpus: TrainedCorpus, tracker: Tracker | None = None, parent: str | None = None,
-                        progress: bool = True) -> ProvisionedGenerator:
+                        progress: bool = True) -> Provisioned:
     """Make ``corpus``'s trained generator available (cache, MLflow, or trained now; see module doc).
 
     Args:
@@ -100,19 +84,16 @@ class _GeneratorJob:
 
         return generator_lock(self.folder)
 
-    def found(self, run_id: str | None) -> ProvisionedGenerator:
-        return ProvisionedGenerator(self.folder, self.identity, run_id)
-
     def repair(self, tracker: Tracker) -> None:
         """A generator in the cache without a FINISHED run is served as it is (its run is not logged again)."""
         return None
 
-    def build(self) -> ProvisionedGenerator:
+    def build(self) -> Provisioned:
         """Train it (``corpus.prepare``), in a run named after the corpus when there is a store."""
         corpus, tracker = self.corpus, self.tracker
         if tracker is None:
             corpus.prepare(progress=self.progress)
-            return ProvisionedGenerator(self.folder, self.identity, None, trained_now=True)
+            return Provisioned(self.folder / self.file, self.identity, None, trained_now=True)
         tracker.kill_stale(self.identity.fingerprint)
         opened: list[str] = []
 
@@ -128,7 +109,7 @@ class _GeneratorJob:
         except Exception as exc:
             raise SimECGError(f"training the generator of corpus {corpus.name!r} failed: "
                               f"{type(exc).__name__}: {exc}") from exc
-        return ProvisionedGenerator(self.folder, self.identity, opened[-1] if opened else None, trained_now=True)
+        return Provisioned(self.folder / self.file, self.identity, opened[-1] if opened else None, trained_now=True)
 
 
 class _Recorded(AbstractContextManager):

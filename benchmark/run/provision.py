@@ -20,7 +20,8 @@ the procedure without a lock: each sees the same FINISHED run and fetches it (an
 idempotent rename), or none does and all build.
 
 What differs between an encoder and a generator (how to check a download, how to build, the
-encoder's repair of a kill between its file and its run) is a :class:`Buildable`'s.
+encoder's repair of a kill between its file and its run) is a :class:`Buildable`'s; both are
+handed out as a :class:`Provisioned`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,12 +41,26 @@ from simecg.identity import Identity
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Provisioned:
+    """A built file (an encoder, a generator), its identity, and the FINISHED MLflow run that built it
+    (None: no store, or the store has none)."""
+
+    path: Path
+    identity: Identity
+    run_id: str | None
+    trained_now: bool = False  # built by this call (not found in the cache or fetched)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+
 class Buildable(Protocol):
     """A thing built once per identity into its cache folder, as :func:`provision` needs it.
 
     ``kind`` names it in messages and is the artifact folder of its run (``encoder``,
-    ``generator``); ``verb`` says how it is built (``pretraining``, ``training``). The result
-    type ``R`` is the caller's (what it returns for a folder and a run).
+    ``generator``); ``verb`` says how it is built (``pretraining``, ``training``).
     """
 
     kind: str
@@ -62,38 +78,40 @@ class Buildable(Protocol):
     def lock(self) -> AbstractContextManager[Any]:
         """The lock that makes concurrent processes wait for the one that builds."""
 
-    def found(self, run_id: str | None) -> Any:
-        """The result for a complete folder and the FINISHED run that built it (None: no such run)."""
-
-    def repair(self, tracker: Tracker) -> Any | None:
+    def repair(self, tracker: Tracker) -> Provisioned | None:
         """The result once the run of a complete folder the store has no FINISHED run of is logged
         (None: this kind is served without one)."""
 
-    def build(self) -> Any:
+    def build(self) -> Provisioned:
         """Build it now (logging its run when there is a store) and return the result."""
 
 
-def provision(item: Buildable, tracker: Tracker | None, *, distributed: bool = False) -> Any:
-    """``item`` from the cache, from MLflow, or built now (see the module doc); the item's result type."""
+def provision(item: Buildable, tracker: Tracker | None, *, distributed: bool = False) -> Provisioned:
+    """``item`` from the cache, from MLflow, or built now (see the module doc)."""
     if item.is_complete():  # nothing to write: a read-only cache serves it
         run_id = _finished(tracker, item)
         if run_id is None and tracker is not None and not distributed:
             repaired = item.repair(tracker)
             if repaired is not None:
                 return repaired
-        return item.found(run_id)
+        return found(item, run_id)
     paths.require_writable(item.folder)  # before any work: one line if the cache cannot take it
     with contextlib.nullcontext() if distributed else item.lock():
         run_id = _finished(tracker, item)
         if item.is_complete():  # another process made it while this one waited
-            return item.found(run_id)
+            return found(item, run_id)
         if not distributed:
             _warn_damaged(item, "fetching it again" if run_id is not None else f"{item.verb} it again")
             for where in (item.folder, item.folder / "checkpoints"):
                 integrity.sweep(where)  # temporaries of killed processes
         if run_id is not None and _fetch(tracker, run_id, item):
-            return item.found(run_id)
+            return found(item, run_id)
         return item.build()
+
+
+def found(item: Buildable, run_id: str | None) -> Provisioned:
+    """``item``'s complete file, with the FINISHED run that built it (None: none)."""
+    return Provisioned(item.folder / item.file, item.identity, run_id)
 
 
 def _finished(tracker: Tracker | None, item: Buildable) -> str | None:
