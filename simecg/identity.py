@@ -22,6 +22,11 @@ here and nowhere else:
   docs/protocol.md): the settings that choose the study (:data:`STUDY_SCOPE`) are in no payload,
   as their effect reaches each cell through the study fingerprint it holds.
 
+Three more hashes say whether stored data is the data asked for, and are built here too:
+:func:`task_data_version` (a task's labelled records, part of every cell and study payload),
+:func:`corpus_content_hash` (what a corpus store holds, against the corpus requested) and
+:func:`column_configuration` (what a leaderboard column's model stands for).
+
 Settings that cannot change the numbers are left out, all of them in one declared list,
 :data:`IGNORED`; the validation cadence of pretraining counts only when it chooses the encoder
 (:data:`SELECTING`). This module is plain data in, plain data out (mappings and dataclasses): it
@@ -196,6 +201,24 @@ def study_identity(
         "cell": {k: v for k, v in _plain(cell).items() if k != "seed"}, "protocol": protocol,
         "model": to_dict_mapping(model), "data_version": data_version,
     })
+
+
+def task_data_version(dataset_version: str, task: Mapping[str, Any], records: list[str], labels: list[int]) -> str:
+    """The data version of one task: its dataset's content version (the bytes read and how they were
+    preprocessed), the task's definition, and which records it holds with which labels, in order."""
+    return stable_hash({"dataset": dataset_version, "task": dict(task), "records": records, "labels": labels})
+
+
+def corpus_content_hash(content: Mapping[str, Any]) -> str:
+    """The hash a corpus store records of the corpus it holds (the corpus's content identity, the one
+    an encoder's identity holds): a store is used only for a corpus of the same hash."""
+    return stable_hash(dict(content))
+
+
+def column_configuration(params: Mapping[str, str], prefixes: tuple[str, ...]) -> str:
+    """The short hash of a leaderboard column's configuration: a cell run's parameters under ``prefixes``
+    (model, fine-tuning, tuning and split settings), so two columns of one model name differ visibly."""
+    return stable_hash({k: v for k, v in params.items() if k.startswith(prefixes)}, length=12)
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:

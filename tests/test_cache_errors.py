@@ -180,7 +180,11 @@ def _disk_full_after(monkeypatch: pytest.MonkeyPatch, allowed_bytes: int = 0) ->
         def close(self):
             self.fh.close()
 
-    monkeypatch.setattr(integrity, "open", lambda path, mode: Full(real_open(path, mode)), raising=False)
+    def fake_open(path, mode="r", **kwargs):  # reads (integrity.digest hashing a source file) are left alone
+        fh = real_open(path, mode, **kwargs)
+        return fh if "r" in mode else Full(fh)
+
+    monkeypatch.setattr(integrity, "open", fake_open, raising=False)
 
 
 def test_a_full_disk_while_building_a_data_cache_names_the_file_and_leaves_nothing(

@@ -13,7 +13,7 @@ import pytest
 import benchmark.corpora.folder as folder_module
 import benchmark.corpora.sim as sim_module
 from benchmark.corpora.store import build_store
-from benchmark.suites.config import pretrain_overrides
+from benchmark.suites.config import route_set
 from pretraining.config import PretrainConfig, build_corpus, corpus_options, encoder_identity
 from simecg.errors import ConfigError
 
@@ -122,8 +122,8 @@ def test_folder_digests_are_cached_and_a_corrupt_cache_is_rewritten(tmp_path, mo
     assert cache.parent.name == "hashes" and cache.is_file()
 
     calls = []
-    real = folder_module.sha256_file
-    monkeypatch.setattr(folder_module, "sha256_file", lambda path: calls.append(path) or real(path))
+    real = folder_module.integrity.digest
+    monkeypatch.setattr(folder_module.integrity, "digest", lambda path: calls.append(path) or real(path))
     assert build_corpus(folder_config(tmp_path / "ecgs")).identity() == expected
     assert calls == []  # a new corpus on an unchanged folder reads no file content
 
@@ -146,8 +146,8 @@ def test_a_freshly_written_file_is_not_trusted_from_the_cache(tmp_path, monkeypa
     _write_folder(tmp_path / "ecgs")  # mtimes are now: a rewrite in the same clock tick would keep them
     build_corpus(folder_config(tmp_path / "ecgs")).identity()
     calls = []
-    real = folder_module.sha256_file
-    monkeypatch.setattr(folder_module, "sha256_file", lambda path: calls.append(path) or real(path))
+    real = folder_module.integrity.digest
+    monkeypatch.setattr(folder_module.integrity, "digest", lambda path: calls.append(path) or real(path))
     build_corpus(folder_config(tmp_path / "ecgs")).identity()
     assert len(calls) == 2
 
@@ -166,7 +166,10 @@ def test_unknown_or_mistyped_corpus_options_name_the_key_and_the_valid_ones(tmp_
         corpus_options(folder_config(tmp_path, fs="fast"))
 
 
-def test_pretrain_overrides_take_only_pretrain_keys():
+def test_the_pretrain_scope_takes_only_pretrain_keys():
+    def pretrain_overrides(items):
+        return route_set(items, "pretrain")["pretrain"]
+
     assert pretrain_overrides(["pretrain.steps=100", "pretrain.corpus_options.path=/d", "pretrain.model.depth=2"]) == \
         {"steps": "100", "corpus_options.path": "/d", "model.depth": "2"}
     assert pretrain_overrides([]) == {}
@@ -176,6 +179,21 @@ def test_pretrain_overrides_take_only_pretrain_keys():
         pretrain_overrides(["steps=1"])
     with pytest.raises(ConfigError, match="key=value"):
         pretrain_overrides(["pretrain.steps"])
+
+
+def test_one_router_gives_each_scope_its_keys_and_refuses_the_others():
+    items = ["pretrain.corpus_options.simulator=gaussian", "finetune.lr=1e-3"]
+    assert route_set(items, "suite") == {"suite": {"pretrain.corpus_options.simulator": "gaussian",
+                                                   "finetune.lr": "1e-3"}}
+    assert route_set(items[:1], "corpus") == {"pretrain": {"corpus_options.simulator": "gaussian"}}
+    with pytest.raises(ConfigError, match=r"corpus commands take only pretrain\.corpus_options\.\*"):
+        route_set(["pretrain.steps=3"], "corpus")
+    with pytest.raises(ConfigError, match=r"did you mean --set pretrain\.corpus_options\.lead=II\?"):
+        route_set(["lead=II"], "corpus")
+    with pytest.raises(ConfigError, match=r"corpus commands take only"):
+        route_set(["sources.sim.steps=3"], "corpora", ["sim"])  # a source's table holds only its options
+    with pytest.raises(ValueError, match="unknown --set scope"):
+        route_set([], "everything")
 
 
 def test_pretrain_command_config_uses_the_suite_dialect(tmp_path):

@@ -13,6 +13,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.results import corpus_report as cr
+from benchmark.suites.config import route_set
 from simecg.errors import ConfigError
 
 N = 60
@@ -210,17 +211,16 @@ def test_ptbxl_corpus_is_measured_with_data_dir(tmp_path, shared_data):
     assert abs(row["mmd2"]) < 0.1  # training records are distributed like the held-out ones
 
 
-def test_route_overrides():
+def test_the_corpora_scope_routes_each_item_to_the_corpora_it_is_for():
     names = ["sim", "folder"]
-    routed = cr.route_overrides(names, ["pretrain.corpus_options.gaussian.augment_rate=0",
-                                        "sources.folder.corpus_options.path=/x",
-                                        "pretrain.corpus_options.lead=II"])
-    assert routed == {"sim": ["pretrain.corpus_options.gaussian.augment_rate=0"],
-                      "folder": ["pretrain.corpus_options.path=/x", "pretrain.corpus_options.lead=II"]}
+    routed = route_set(["pretrain.corpus_options.gaussian.augment_rate=0", "sources.folder.corpus_options.path=/x",
+                        "pretrain.corpus_options.lead=II"], "corpora", names)
+    assert routed == {"sim": {"corpus_options.gaussian.augment_rate": "0"},
+                      "folder": {"corpus_options.path": "/x", "corpus_options.lead": "II"}}
     with pytest.raises(ConfigError, match="must name one of the compared"):
-        cr.route_overrides(names, ["sources.ptbxl.corpus_options.folds=1-8"])
+        route_set(["sources.ptbxl.corpus_options.folds=1-8"], "corpora", names)
     with pytest.raises(ConfigError, match="none of the compared corpora"):
-        cr.route_overrides(names, ["pretrain.corpus_options.nonsense=1"])
+        route_set(["pretrain.corpus_options.nonsense=1"], "corpora", names)
 
 
 def test_bad_requests_are_one_clear_error(tmp_path, capsys):

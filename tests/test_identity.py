@@ -17,7 +17,7 @@ from benchmark.run.encoders import SuiteEncoders
 from benchmark.suites.config import load_suite
 from pretraining.config import PretrainConfig
 from pretraining.mae import METHOD
-from simecg.identity import IGNORED
+from simecg.identity import IGNORED, column_configuration, task_data_version
 
 BASE = {"grid.tasks": "demo/af", "grid.seeds": "1,2", "grid.models": "mae,resnet18-1d", "tuning.n_trials": "2"}
 
@@ -212,3 +212,20 @@ def test_a_frozen_encoder_takes_the_values_tuned_with_full_fine_tuning() -> None
     own = fingerprints({"baselines.mae.mode": "probe", "tuning.separate_studies": "frozen"})["studies"]
     assert own[label] != full["studies"][label]
     assert fingerprints({"tuning.separate_studies": "frozen"}) == full  # nothing frozen: nothing moves
+
+
+def test_a_task_data_version_moves_with_its_dataset_records_labels_and_definition() -> None:
+    base = ("d1", {"label": "AFIB"}, ["r1", "r2"], [1, 0])
+    version = task_data_version(*base)
+    assert task_data_version(*base) == version
+    for changed in (("d2", *base[1:]), (base[0], {"label": "STACH"}, *base[2:]), (*base[:2], ["r2", "r1"], base[3]),
+                    (*base[:3], [0, 1])):
+        assert task_data_version(*changed) != version, changed
+
+
+def test_a_leaderboard_column_configuration_holds_only_its_settings() -> None:
+    params = {"model.width": "64", "finetune.lr": "0.001", "suite": "paper"}
+    prefixes = ("model.", "finetune.")
+    assert column_configuration(params, prefixes) == column_configuration({**params, "suite": "smoke"}, prefixes)
+    assert column_configuration(params, prefixes) != column_configuration({**params, "finetune.lr": "0.01"}, prefixes)
+    assert len(column_configuration(params, prefixes)) == 12

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
+from simecg.errors import ConfigError
 
 TINY = [
     "--set", "pretrain.steps=12", "--set", "pretrain.corpus_size=256", "--set", "pretrain.val_size=32",
@@ -73,6 +74,56 @@ def throughput_file():
     path.unlink()
 
 
+def test_dry_run_sizes_are_the_runs_and_a_cell_the_run_would_fail_is_named(tracking_uri: str, capsys) -> None:
+    """The plan counts a cell's records with the function a run trains on them with (split_cell), so
+    its sizes are the run's; a cell whose split fails (a shift leaving no training record) fails in the
+    run, and the dry run names it with the run's error and exits 1 instead of leaving its sizes blank."""
+    from benchmark.data.tasks import load_task
+    from benchmark.run.planning import make_plan
+    from benchmark.run.run_cell import prepare
+    from benchmark.suites.config import load_suite
+
+    # age bins 10/60: "<10" is a group nobody in the demo data is in
+    overrides = {"grid.tasks": "demo/af", "grid.models": "resnet18-1d", "grid.seeds": "1", "age_bins": "10,60",
+                 "grid.budgets": "0,5", "grid.shifts": ",sex:M->F,age:<10->10-59"}
+    suite = load_suite("demo", overrides)
+    plan = make_plan(suite, tracking_uri=tracking_uri, throughput=None)
+    data = load_task("demo/af", None, lead="II")
+    for row in plan.cells:
+        if row.cell.shift.startswith("age"):
+            with pytest.raises(ConfigError) as raised:
+                prepare(suite, data, row.cell, row.cell.seed)
+            assert row.error == str(raised.value) and "leaves 0 training" in row.error and row.n_train is None
+            continue
+        prepared = prepare(suite, data, row.cell, row.cell.seed)
+        assert (row.n_train, row.n_val, row.n_test) == (len(prepared.y_train), len(prepared.y_val),
+                                                        len(prepared.test_records))  # one window per record
+        assert row.error == ""
+    assert len(plan.failing) == 2 and {r.n_train for r in plan.cells if not r.error} >= {10}  # budget 5: 5 + 5
+    args = ["run", "--suite", "demo", "--tracking-uri", tracking_uri, "--dry-run"]
+    args += [a for key, value in overrides.items() for a in ("--set", f"{key}={value}")]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "errors: 2 pending cell(s) will fail before training:" in out
+    assert "resnet18-1d | demo/af | II | budget all | shift age:<10->10-59 | seed 1: demographic shift age" in out
+
+
+def test_a_split_that_breaks_in_a_way_the_run_does_not_expect_stops_the_dry_run(tracking_uri: str,
+                                                                               monkeypatch) -> None:
+    """A bug in the split (not a cell the run would fail with a clear error) is no blank size: it surfaces."""
+    from benchmark.run import cells
+    from benchmark.run.planning import make_plan
+    from benchmark.suites.config import load_suite
+
+    def broken(*args, **kwargs):
+        raise TypeError("apply_budget() got an unexpected keyword argument")
+
+    monkeypatch.setattr(cells, "apply_budget", broken)
+    suite = load_suite("demo", {"grid.tasks": "demo/af", "grid.models": "resnet18-1d", "grid.seeds": "1"})
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        make_plan(suite, tracking_uri=tracking_uri, throughput=None)
+
+
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "  # the timestamp of every progress line in a log
 
 
@@ -101,12 +152,12 @@ def test_non_tty_run_prints_timestamped_progress_lines_and_json_stdout(tiny_run)
 def test_dry_run_counts_cells_pretraining_and_trials(tiny_run, capsys) -> None:
     uri, _ = tiny_run
     summary = _plan(uri, capsys)["summary"]
-    assert summary["cells"] == {"total": 4, "finished": 2, "pending": 2}  # seed 2 is new
+    assert summary["cells"] == {"total": 4, "finished": 2, "pending": 2, "failing": 0}  # seed 2 is new
     assert summary["pretraining"] == [] and summary["generators"] == []  # the encoder is in the cache
     assert summary["tuning"]["trials"] == 0
 
     summary = _plan(uri, capsys, "--set", "pretrain.steps=13", "--set", "tuning.n_trials=3")["summary"]
-    assert summary["cells"] == {"total": 4, "finished": 0, "pending": 4}  # tuning is part of every cell's identity
+    assert summary["cells"] == {"total": 4, "finished": 0, "pending": 4, "failing": 0}  # tuning: in every identity
     (need,) = summary["pretraining"]  # another encoder
     assert (need["source"], need["steps"], need["batch_size"], need["preset"]) == ("sim", 13, 16, "tiny")
     assert summary["tuning"] == {"studies": 2, "n_trials": 3, "trials": 6, "timeout_s": 0.0,  # one study per model

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+from types import SimpleNamespace
+
 import optuna
 import pytest
 
 from baselines.base import resolve_model
 from benchmark.cli import main
+from benchmark.run.cells import Cell
 from benchmark.suites.config import load_suite
+from benchmark.tracking.tags import RunTags
 from simecg.errors import ConfigError
 
 
@@ -50,9 +55,28 @@ def test_tuning_stores_a_study_and_logs_the_chosen_values(tracking_uri: str, tmp
     # no mae:sim in the suite to borrow a study from: the scratch encoder was tuned on its own, and says so
     assert run.data.params["study.model"] == "transformer-scratch"
     assert run.data.params["study"] == f"study-{run.data.tags['study']}" == studies[0].study_name
+    (session,) = client.search_runs([exp.experiment_id], "tags.kind = 'tuning'")  # the study's run: its cell's tags
+    same = ("suite", "model", "task", "lead", "dataset", "data_version", "synthetic", "study", "schema")
+    assert {k: session.data.tags[k] for k in same} == {k: run.data.tags[k] for k in same}
     # a new seed reuses the finished study: no new trials
     assert main([*args[:-8], "--set", "grid.seeds=2", *args[-6:]]) == 0
     assert optuna.get_all_study_summaries(storage)[0].n_trials == 2
+
+
+def test_cell_tags_come_from_the_cell_its_data_and_its_models_identity() -> None:
+    cell = Cell("mae:ptbxl-authors", "ptbxl/AFIB", "V1", 10, 3, positives_only=True, shift="sex:M->F")
+    data = SimpleNamespace(dataset="ptbxl", data_version="d" * 16, synthetic=False)
+    tags = RunTags.of_cell("cell", cell, data, fingerprint="f" * 16, suite="paper", study="s" * 16,
+                           source="ptbxl-authors",
+                           model_identity={"entry": "mae", "encoder": "e" * 16, "sees_test_records": True})
+    coordinates = (tags.model, tags.task, tags.lead, tags.budget, tags.seed)
+    assert tags.kind == "cell" and coordinates == dataclasses.astuple(cell)[:5]
+    assert tags.positives_only and tags.shift == "sex:M->F" and tags.corpus == "ptbxl-authors"
+    assert (tags.dataset, tags.data_version, tags.study) == ("ptbxl", "d" * 16, "s" * 16)
+    assert tags.encoder == "e" * 16 and tags.sees_test_records
+    baseline = RunTags.of_cell("tuning", Cell("resnet18-1d", "ptbxl/AFIB", "II", 0, 6), data, fingerprint="s" * 16,
+                               suite="paper", model_identity={"entry": "resnet18-1d"})
+    assert (baseline.kind, baseline.corpus, baseline.encoder, baseline.sees_test_records) == ("tuning", "", "", False)
 
 
 def test_shift_syntax_and_groups_are_checked() -> None:

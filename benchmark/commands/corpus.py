@@ -92,9 +92,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from benchmark.corpora.store import DEFAULT_SHARD_SIZE, build_store
-    from benchmark.suites.config import corpus_config
+    from benchmark.suites.config import corpus_config, route_set
 
-    config = corpus_config(args.name, args.n, args.seed, args.overrides)
+    config = corpus_config(args.name, args.n, args.seed, route_set(args.overrides, "corpus")["pretrain"])
     check_output_folder(args.out)
     result = build_store(config, args.out, workers=args.workers, shard_size=args.shard_size or DEFAULT_SHARD_SIZE)
     rate = result.n / result.seconds if result.shards_written and result.seconds > 0 else float("nan")
@@ -105,11 +105,11 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from benchmark.suites.config import corpus_config
+    from benchmark.suites.config import corpus_config, route_set
     from pretraining.config import build_corpus
     from pretraining.simulators.preview import preview_figure
 
-    config = corpus_config(args.name, args.size, args.seed, args.overrides)
+    config = corpus_config(args.name, args.size, args.seed, route_set(args.overrides, "corpus")["pretrain"])
     check_output_file(args.out, IMAGE_SUFFIXES)
     corpus = build_corpus(config)
     n = min(args.n, len(corpus))
@@ -120,13 +120,13 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from benchmark.results.corpus_report import check_request, compare_corpora, render, route_overrides
-    from benchmark.suites.config import corpus_config
+    from benchmark.results.corpus_report import check_request, compare_corpora, render
+    from benchmark.suites.config import corpus_config, route_set
     from pretraining.config import PretrainConfig
 
     names = check_request(args.names, args.n)  # all cheap, before opening the MLflow store
-    for name, items in route_overrides(names, args.overrides).items():
-        corpus_config(name, PretrainConfig().corpus_size, args.seed, items)  # each corpus's options
+    for name, settings in route_set(args.overrides, "corpora", names).items():
+        corpus_config(name, PretrainConfig().corpus_size, args.seed, settings)  # each corpus's options
     check_output_folder(args.out)
     tracker = None
     if not args.no_mlflow:

@@ -44,15 +44,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def generator_corpus(name: str, preset: str | None, data_dir: str | None, overrides: list[str]) -> Any:
     """The ``vae``/``gan`` corpus the arguments describe (flags win over ``--set``)."""
-    from benchmark.suites.config import corpus_config
+    from benchmark.suites.config import corpus_config, route_set
     from pretraining.config import build_corpus
 
-    items = list(overrides)
+    settings = route_set(overrides, "corpus")["pretrain"]
     if preset is not None:
-        items.append(f"pretrain.corpus_options.preset={preset}")
+        settings["corpus_options.preset"] = preset
     if data_dir is not None:
-        items.append(f"pretrain.corpus_options.data_dir={data_dir}")
-    return build_corpus(corpus_config(name, 1_000_000, 0, items))
+        settings["corpus_options.data_dir"] = data_dir
+    return build_corpus(corpus_config(name, 1_000_000, 0, settings))
 
 
 def _train(args: argparse.Namespace) -> int:

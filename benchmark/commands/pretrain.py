@@ -46,13 +46,13 @@ def build_config(args: argparse.Namespace) -> Any:
     """The :class:`PretrainConfig` the arguments describe (flags win over ``--set``, ``--set`` over ``--suite``).
 
     ``--set`` keys are suite-config paths, as in ``run``: ``pretrain.<field>``, corpus options as
-    ``pretrain.corpus_options.<key>`` (:func:`benchmark.suites.config.pretrain_overrides`). The corpus
+    ``pretrain.corpus_options.<key>`` (:func:`benchmark.suites.config.route_set`). The corpus
     options are resolved here once, so a wrong one fails before anything starts.
     """
-    from benchmark.suites.config import pretrain_overrides
+    from benchmark.suites.config import route_set
     from pretraining.config import PretrainConfig, check_pretraining, corpus_options
 
-    overrides: dict[str, Any] = pretrain_overrides(args.overrides)
+    overrides: dict[str, Any] = route_set(args.overrides, "pretrain")["pretrain"]
     for key in ("corpus", "preset", "steps"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)

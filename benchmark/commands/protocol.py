@@ -8,7 +8,6 @@ import io
 import json
 
 from benchmark.commands.arguments import add_include_path
-from simecg.config import parse_set_args
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -31,10 +30,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_protocol(args: argparse.Namespace) -> int:
     from benchmark.data.tasks import include_tasks
     from benchmark.results.fidelity import COLUMNS, as_markdown, fidelity_rows
-    from benchmark.suites.config import load_suite
+    from benchmark.suites.config import load_suite, route_set
 
     include_tasks(*args.include_path)
-    suite = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
+    suite = load_suite(args.suite, route_set(args.set, "suite")["suite"], corpora=args.corpus)
     rows = fidelity_rows(suite)
     if args.format == "json":
         print(json.dumps(rows, indent=2))

@@ -8,7 +8,6 @@ import sys
 
 from benchmark.commands.arguments import add_include_path, name_list, non_negative_int, port_int, positive_int
 from simecg import progress as progress_lines
-from simecg.config import parse_set_args
 from simecg.errors import ConfigError
 from simecg.urls import redact
 
@@ -96,10 +95,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.data.tasks import include_tasks
     from benchmark.results.leaderboard import build_leaderboard
     from benchmark.run.runner import run_suite
-    from benchmark.suites.config import load_suite
+    from benchmark.suites.config import load_suite, route_set
 
     include_tasks(*args.include_path)
-    narrowed = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
+    narrowed = load_suite(args.suite, route_set(args.set, "suite")["suite"], corpora=args.corpus)
     # the suite's own sources (as its file declares them), for the line saying what --corpus left out
     suite = load_suite(args.suite) if args.corpus else narrowed
     shard_spec = parse_shard(args.shard)
@@ -159,25 +158,29 @@ def next_steps(suite: str, tracking_uri: str | None, report_path: str | None) ->
 
 
 def _dry_run(args: argparse.Namespace, suite: object, shard_spec: tuple[int, int]) -> int:
-    """``run --dry-run``: the summary first; cells with ``--list`` (lines) or ``--format csv|json`` (rows)."""
+    """``run --dry-run``: the summary first; cells with ``--list`` (lines) or ``--format csv|json`` (rows).
+
+    Exits 1 when the run would fail a cell before training (its split: the summary names it), as
+    the run itself exits 1 with failed cells."""
     from benchmark.run.planning import make_plan
 
     plan = make_plan(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec,
                      optuna_storage=args.optuna_storage)
+    code = 1 if plan.failing else 0
     if args.format == "json":
         print(plan.to_json())
-        return 0
+        return code
     if args.format == "csv":
         for line in plan.summary_lines():
             print(line, file=sys.stderr)
         print(plan.rows_csv(), end="")
-        return 0
+        return code
     for line in plan.summary_lines():
         print(line)
     if args.list:
         for line in plan.cell_lines():
             print(line)
-    return 0
+    return code
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

@@ -83,15 +83,6 @@ def _check_values(signal: np.ndarray, file: Path) -> np.ndarray:
     return signal
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's content (read in 1-MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def digest_cache_path(root: Path | str) -> Path:
     """The digest cache file of the folder ``root``: ``<cache>/hashes/<hash of its resolved path>.json``."""
     folder = str(Path(root).resolve())
@@ -139,7 +130,7 @@ def file_digests(files: list[Path], root: Path | None = None) -> list[str]:
                 out.append(entry["sha256"])
                 continue
             hashed_ns = time.time_ns()
-            digest = sha256_file(path)
+            digest = integrity.digest(path)
         except OSError as exc:
             raise DataError(f"{path}: cannot read it to hash its content ({exc})") from None
         entries[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest,

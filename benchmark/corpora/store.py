@@ -43,9 +43,9 @@ from tqdm.auto import tqdm
 
 from pretraining.corpora.base import TrainedCorpus, without_store_paths
 from simecg import integrity, paths
-from simecg.config import stable_hash, to_dict
+from simecg.config import to_dict
 from simecg.errors import CacheError, ConfigError, DataError, DataMissingError
-from simecg.identity import Identity
+from simecg.identity import Identity, corpus_content_hash
 from simecg.registries import CORPORA
 from simecg.signal import N_SAMPLES
 
@@ -113,7 +113,7 @@ class CorpusStore:
 
     def check_matches(self, content_identity: dict[str, Any]) -> None:
         """Refuse a store whose ECGs would differ from the requested corpus (its content identity)."""
-        want = stable_hash(content_identity)
+        want = corpus_content_hash(content_identity)
         have = self.manifest.get("config_hash")
         if want != have:
             stored = self.manifest.get("content")
@@ -216,7 +216,7 @@ def _manifest_corpus(manifest: dict[str, Any], where: Path) -> Any:
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise DataError(f"corpus store {where}: a shard is damaged and the manifest cannot describe its corpus "
                         f"({exc}); build the store again") from None
-    if stable_hash(content) != manifest.get("config_hash"):
+    if corpus_content_hash(content) != manifest.get("config_hash"):
         raise DataError(f"corpus store {where}: a shard is damaged and this version computes other ECGs than "
                         "the store holds; build the store again")
     return corpus
@@ -291,7 +291,7 @@ def build_store(
         log.warning("corpus %s holds %d ECGs, fewer than the requested %d; storing them all", corpus_name, n,
                     config.corpus_size)
     content = corpus.content_identity()
-    config_hash = stable_hash(content)
+    config_hash = corpus_content_hash(content)
     out = Path(out)
     paths.require_writable(out)
     integrity.sweep(out)  # temporaries of killed builds

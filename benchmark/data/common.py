@@ -55,6 +55,7 @@ from benchmark.data.signals import RecordCheck
 from simecg import integrity, paths
 from simecg.config import stable_hash
 from simecg.errors import ConfigError, DataError, DataMissingError
+from simecg.identity import task_data_version
 from simecg.signal import LEADS
 
 log = logging.getLogger(__name__)
@@ -359,9 +360,9 @@ class RecordDataset:
                 for r in records.itertuples(index=False)
             ],
             "quarantine": task.quarantine,
-            "data_version": stable_hash({"dataset": cache.data_version, "task": dataclasses.asdict(spec),
-                                         "records": records["record_id"].astype(str).tolist(),
-                                         "labels": task.labels.astype(int).tolist()}),
+            "data_version": task_data_version(cache.data_version, dataclasses.asdict(spec),
+                                              records["record_id"].astype(str).tolist(),
+                                              task.labels.astype(int).tolist()),
         }
         arrays = (("window_record.npy", window_record.astype(np.int64)), ("aliases.npy", repeated.astype(np.int64)),
                   ("long_span.npy", long_of[task.rows]))
@@ -457,15 +458,12 @@ def _stat_fingerprint(index: pd.DataFrame) -> str:
 
 
 def _file_digest(path: Path) -> bytes:
-    """SHA-256 of a file, read in chunks; only regular files are read (a FIFO would block, a device never end)."""
+    """The raw SHA-256 of a file (:func:`simecg.integrity.digest`); only a regular file is read (a FIFO would block,
+    a device never end): anything else, or an unreadable file, hashes as ``b"missing"``."""
     try:
         if not path.is_file():
             return b"missing"
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        return digest.digest()
+        return bytes.fromhex(integrity.digest(path))
     except OSError:
         return b"missing"
 

@@ -22,7 +22,6 @@ Resulting layout under ``--dir`` (what the readers expect)::
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import posixpath
@@ -36,7 +35,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from simecg import paths
+from simecg import integrity, paths
 from simecg.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -225,7 +224,7 @@ def _fetch_file(url: str, target: Path, digest: str | None) -> None:
     one, or (no sums published) its size against the length the server announced. A download
     that fails verification is deleted and fetched once more, then named in the error.
     """
-    if target.is_file() and (digest is None or _sha256(target) == digest):
+    if target.is_file() and (digest is None or integrity.digest(target) == digest):
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
@@ -235,7 +234,7 @@ def _fetch_file(url: str, target: Path, digest: str | None) -> None:
     for attempt in (1, 2):
         size = _fetch_part(url, part)
         if digest is not None:
-            problem = "" if _sha256(part) == digest else "SHA-256 does not match PhysioNet's SHA256SUMS.txt"
+            problem = "" if integrity.digest(part) == digest else "SHA-256 does not match PhysioNet's SHA256SUMS.txt"
         elif size is not None and part.stat().st_size != size:
             problem = f"size {part.stat().st_size} bytes does not match the {size} bytes the server announced"
         if not problem:
@@ -290,11 +289,3 @@ def _total_size(content_range: str | None, content_length: str | None) -> int | 
         return int(text) if text is not None and text.strip().isdigit() else None
     except ValueError:
         return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

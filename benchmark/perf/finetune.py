@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from benchmark.perf.baselines import time_estimator
-from simecg.config import parse_set_args
 from simecg.registries import BASELINES, GENERATORS
 from simecg.signal import N_SAMPLES
 
@@ -321,9 +320,9 @@ class FinetuneBench:
         batch = args.batch_size or 256
         preference = args.device or "auto"
         if args.suite:
-            from benchmark.suites.config import load_suite
+            from benchmark.suites.config import load_suite, route_set
 
-            suite = load_suite(args.suite, parse_set_args(args.set))
+            suite = load_suite(args.suite, route_set(args.set, "suite")["suite"])
             batch = args.batch_size or suite.finetune.batch_size
             preference = args.device or suite.finetune.device
             variants = suite_variants(suite)

@@ -49,15 +49,16 @@ def folder_ecgs(path: Path | str, n: int, seed: int) -> np.ndarray:
     """Up to ``n`` ECGs of the ``folder`` corpus at ``path`` (its ``.npy``/WFDB files), drawn with ``seed``."""
     from benchmark.results.corpus_report import build_named_corpus, sample_indices
 
-    corpus = build_named_corpus("folder", seed, [f"pretrain.corpus_options.path={path}"])
+    corpus = build_named_corpus("folder", seed, {"corpus_options.path": str(path)})
     return corpus.get_batch(sample_indices(len(corpus), n, seed, "folder"))
 
 
 def sim_ecgs(n: int, seed: int, overrides: list[str]) -> np.ndarray:
     """``n`` ECGs of the ``sim`` corpus with corpus seed ``seed``, drawn as the corpus report draws them."""
     from benchmark.results.corpus_report import build_named_corpus, sample_indices
+    from benchmark.suites.config import route_set
 
-    corpus = build_named_corpus("sim", seed, overrides)
+    corpus = build_named_corpus("sim", seed, route_set(overrides, "corpus")["pretrain"])
     return corpus.get_batch(sample_indices(len(corpus), n, seed, "sim"))
 
 

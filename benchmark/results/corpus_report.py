@@ -71,7 +71,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -559,52 +559,17 @@ def reference_signals(n: int, seed: int = 0, data_dir: Path | str | None = None,
     return everything.get_batch(chosen), info
 
 
-def route_overrides(names: Sequence[str], overrides: Sequence[str]) -> dict[str, list[str]]:
-    """``--set`` items per corpus, in the dialect of ``run``: ``sources.NAME.corpus_options.KEY=VALUE``
-    goes to corpus NAME only (as a suite's ``[sources.NAME]`` table does); an unscoped
-    ``pretrain.corpus_options.KEY=VALUE`` goes to every named corpus whose options have ``KEY``
-    (an error if none has).
-
-    So ``compare sim folder --set sources.folder.corpus_options.path=DIR`` gives the folder its
-    path without handing it to ``sim`` (whose ``path`` is a corpus store).
-    """
-    prefix = "pretrain.corpus_options."
-    out: dict[str, list[str]] = {name: [] for name in names}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        key = key.strip()
-        if key.startswith("sources."):
-            scope = next((n for n in sorted(out, key=len, reverse=True) if key.startswith(f"sources.{n}.")), None)
-            if scope is None:
-                raise ConfigError(f"--set {item}: sources.<name>. must name one of the compared corpora "
-                                  f"({', '.join(names)})")
-            key = "pretrain." + key.removeprefix(f"sources.{scope}.")
-            takers = [scope]
-        elif not key.startswith(prefix):
-            takers = list(names)  # corpus_config refuses it, with the corpus commands' message
-        else:
-            option = key.removeprefix(prefix).split(".", 1)[0]
-            takers = [name for name in names
-                      if option in {f.name for f in dataclasses.fields(CORPORA.get(name).Options)}]
-            if not takers:
-                raise ConfigError(f"--set {item}: none of the compared corpora ({', '.join(names)}) has the "
-                                  f"option {option!r}; see their options with `simecg-bench list corpora`")
-        for name in takers:
-            out[name].append(f"{key}={value}")
-    return out
-
-
-def build_named_corpus(name: str, seed: int, overrides: Sequence[str] = (), data_dir: Path | str | None = None):
+def build_named_corpus(name: str, seed: int, settings: Mapping[str, Any] | None = None,
+                       data_dir: Path | str | None = None):
     """Corpus ``name`` as a default pretraining run builds it (``PretrainConfig().corpus_size``, which a
-    fixed collection caps at what it holds), with ``seed`` as its seed and ``overrides`` as its options;
+    fixed collection caps at what it holds), with ``seed`` as its seed and ``settings`` as its options
+    (``{"corpus_options.KEY": value}``, as :func:`benchmark.suites.config.route_set` gives them);
     ``data_dir`` reaches corpora of real data (``ptbxl``, ``vae``, ``gan``). ``prepare()`` is called
     when the corpus has one (generators train or load their model there)."""
     from benchmark.suites.config import corpus_config
     from pretraining.config import PretrainConfig, build_corpus
 
-    config = corpus_config(name, PretrainConfig().corpus_size, seed, list(overrides))
+    config = corpus_config(name, PretrainConfig().corpus_size, seed, settings or {})
     if data_dir is not None and "data_dir" in {f.name for f in dataclasses.fields(config)}:
         config = dataclasses.replace(config, data_dir=str(data_dir))  # build_corpus hands it to the corpus
     corpus = build_corpus(config)
@@ -673,7 +638,7 @@ def compare_corpora(names: Sequence[str], n: int, seed: int, out_dir: Path | str
 
     ``n`` ECGs (at least 10) are drawn per corpus with ``seed`` (also the corpus seed);
     ``overrides`` are ``--set`` items (``pretrain.corpus_options.KEY=VALUE``, or
-    ``sources.NAME.corpus_options.KEY=VALUE`` for one corpus: :func:`route_overrides`);
+    ``sources.NAME.corpus_options.KEY=VALUE`` for one corpus: :func:`benchmark.suites.config.route_set`);
     ``data_dir`` is where PTB-XL is (default ``$SIMECG_DATA`` or the
     cache). Files go to ``out_dir``; with ``tracker`` (a :class:`benchmark.tracking.tracker.Tracker`),
     one MLflow run of kind ``report`` gets the table as metrics ``<corpus>.<column>`` and the files
@@ -682,8 +647,10 @@ def compare_corpora(names: Sequence[str], n: int, seed: int, out_dir: Path | str
     without PTB-XL data the reference is missing, so ``mmd2`` and ``frechet`` are NaN (one warning).
     The returned frame's ``attrs`` hold the JSON's settings, reference and distance description.
     """
+    from benchmark.suites.config import route_set
+
     names = check_request(names, n)
-    routed = route_overrides(names, list(overrides or []))
+    routed = route_set(list(overrides or []), "corpora", names)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"corpora": names, "n": int(n), "seed": int(seed), "overrides": list(overrides or []),
@@ -698,7 +665,7 @@ def compare_corpora(names: Sequence[str], n: int, seed: int, out_dir: Path | str
 
 
 def _report(names: list[str], n: int, seed: int, out: Path, data_dir: Path | str | None,
-            routed: dict[str, list[str]], settings: dict[str, Any], run: Any, n_jobs: int | None) -> pd.DataFrame:
+            routed: dict[str, dict[str, str]], settings: dict[str, Any], run: Any, n_jobs: int | None) -> pd.DataFrame:
     started = time.perf_counter()
     corpora = {name: build_named_corpus(name, seed, routed[name], data_dir) for name in names}
     measured: dict[str, Measurements] = {}
@@ -880,5 +847,5 @@ __all__ = [
     "BANDS", "COLUMNS", "DCT_BANDS", "FEATURES", "Measurements", "beat_statistics", "check_request",
     "classifier_two_sample_test", "compare_corpora", "dct_shares", "ecg_features", "frechet_distance", "heart_rates",
     "local_statistics", "measure", "median_bandwidth", "mmd2_permutation_test", "mmd2_rbf", "power_spectra",
-    "reference_signals", "render", "rhythms", "route_overrides", "two_sample_test", "zscored",
+    "reference_signals", "render", "rhythms", "two_sample_test", "zscored",
 ]

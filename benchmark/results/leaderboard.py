@@ -40,12 +40,12 @@ import numpy as np
 import pandas as pd
 
 from baselines.names import ModelName
+from benchmark.results import formatting
 from benchmark.results.statistics import (
     ALPHA,
     ALTERNATIVE_OVER_TASKS,
     LEVEL,
     N_RESAMPLES,
-    format_p,
     mean_gain_interval,
     paired_test,
     rng_for,
@@ -55,8 +55,8 @@ from benchmark.results.statistics import (
     wilcoxon_test,
 )
 from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
-from simecg.config import stable_hash
 from simecg.errors import ConfigError
+from simecg.identity import column_configuration
 from simecg.paths import cache_dir
 from simecg.registries import BASELINES
 from simecg.urls import redact
@@ -149,7 +149,7 @@ class Leaderboard:
             for i, (name, value) in enumerate(self.view().items()):
                 out.insert(i, name, value)
             return out.to_csv(index=False, float_format="%.6g")
-        text = frame.assign(**{m: frame[m].map(_num) for m in METRICS})
+        text = frame.assign(**{m: frame[m].map(formatting.number) for m in METRICS})
         if fmt == "markdown":
             return _markdown_table(text)
         return text.to_string(index=False)
@@ -219,18 +219,18 @@ class Leaderboard:
         if self.rows.empty:
             return pd.DataFrame()
         rows = self.rows
-        pm = _pm_compact if compact else _pm
+        pm = _mean_sd_compact if compact else formatting.mean_sd
         text = rows.assign(text=[pm(m, s) for m, s in zip(rows[self.value], rows[f"{self.value}_sd"], strict=True)])
         table = text.pivot(index="task", columns="model", values="text")[self.models()]
         means = self.counted_means()
-        table.loc["mean"] = [_num(means.get(m, math.nan)) for m in table.columns]
+        table.loc["mean"] = [formatting.number(means.get(m, math.nan)) for m in table.columns]
         for model in self.summary.model if gains and not self.summary.empty else []:
             mine = rows[rows.model == model].set_index("task")
             column = [_gain_text(mine.loc[t]) if t in mine.index else "" for t in table.index[:-1]]
             mean_gain = self.summary.set_index("model").loc[model, "mean_relative_gain_pct"]
-            table[f"gain {model}"] = column + ["" if math.isnan(mean_gain) else f"{mean_gain:+.2f}%"]
+            table[f"gain {model}"] = column + [formatting.gain(mean_gain)]
         n_pos = rows.groupby("task").test_n_pos.min()
-        table.insert(0, "n_pos", [_count(n_pos.get(t, math.nan)) for t in table.index[:-1]] + [""])
+        table.insert(0, "n_pos", [formatting.count(n_pos.get(t, math.nan)) for t in table.index[:-1]] + [""])
         few = set(rows[rows.few_positives.astype(bool)].task)
         table.index = [f"{t} {FEW_MARK}" if t in few else t for t in table.index]
         leaky = self.leaky_models()
@@ -258,13 +258,13 @@ class Leaderboard:
         v = self.value
         return pd.DataFrame({
             "task": r.task, "model": [_leak(m, self.leaky_models()) for m in r.model], "role": r.role,
-            v: r[v].map(_num), "sd": r[f"{v}_sd"].map(_num),
-            "95% CI": [_interval(lo, hi) for lo, hi in zip(r[f"{v}_ci_low"], r[f"{v}_ci_high"], strict=True)],
-            "seeds": r.n_seeds, "n_pos": r.test_n_pos.map(_count), "flag": r.flag,
+            v: r[v].map(formatting.number), "sd": r[f"{v}_sd"].map(formatting.number),
+            "95% CI": [formatting.interval(lo, hi) for lo, hi in zip(r[f"{v}_ci_low"], r[f"{v}_ci_high"], strict=True)],
+            "seeds": r.n_seeds, "n_pos": r.test_n_pos.map(formatting.count), "flag": r.flag,
             "vs": [b if role == "pretrained" and isinstance(b, str) else ""  # text: no float NaN filled with ""
                    for b, role in zip(r.best_baseline, r.role, strict=True)],
             "gain": [_gain_text(row) for _, row in r.iterrows()],
-            "p": r.p_value.map(lambda p: "" if _missing(p) else f"{p:.3f}"),
+            "p": r.p_value.map(formatting.p_value),
         })
 
     def _header(self) -> str:
@@ -304,7 +304,7 @@ class Leaderboard:
                 lines.append(f"{row.model}: no task counted ({why})")
                 continue
             gain = row.mean_relative_gain_pct
-            gain_text = f"n/a (no baseline with {self.metric_name} > 0)" if math.isnan(gain) else f"{gain:+.2f}%"
+            gain_text = formatting.gain(gain) or f"n/a (no baseline with {self.metric_name} > 0)"
             if not math.isnan(gain):
                 gain_text += f" ({_gain_interval_text(row)})"
             untested = row.tasks_counted - row.tasks_tested
@@ -358,54 +358,36 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     def clean(v: Any) -> Any:
         if isinstance(v, np.generic):
             v = v.item()
-        return None if _missing(v) else v
+        return None if formatting.is_missing(v) else v
 
     return [{k: clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _s(n: int) -> str:
     return "" if n == 1 else "s"
 
 
-def _pm(mean: float, sd: float) -> str:
-    if math.isnan(mean):
-        return "n/a"
-    return f"{mean:.3f}" if math.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
-
-
-def _pm_compact(mean: float, sd: float) -> str:
-    return _pm(mean, sd).replace(" ± ", "±")
-
-
-def _num(value: float) -> str:
-    return "" if _missing(value) else f"{value:.3f}"
-
-
-def _count(value: float) -> str:
-    return "" if _missing(value) else str(int(value))
-
-
-def _interval(low: float, high: float) -> str:
-    return "" if _missing(low) else f"[{low:.3f}, {high:.3f}]"
+def _mean_sd_compact(mean: float, sd: float) -> str:
+    """``0.812±0.021``: :func:`formatting.mean_sd` without the spaces, for a narrow terminal table."""
+    return formatting.mean_sd(mean, sd).replace(" ± ", "±")
 
 
 def _gain_interval_text(summary_row: Any) -> str:
-    if _missing(summary_row.mean_relative_gain_ci_low):
+    low, high = (formatting.gain(v) for v in (summary_row.mean_relative_gain_ci_low,
+                                              summary_row.mean_relative_gain_ci_high))
+    if not low:
         return f"no 95% CI: {summary_row.mean_relative_gain_ci_note}"
-    return f"95% CI [{summary_row.mean_relative_gain_ci_low:+.2f}%, {summary_row.mean_relative_gain_ci_high:+.2f}%]"
+    return f"95% CI [{low}, {high}]"
 
 
 def _over_tasks_text(summary_row: Any) -> str:
     """The sign and Wilcoxon tests of a summary row, saying what each left out."""
     ties = summary_row.ties
-    sign = f"sign test p = {format_p(summary_row.sign_test_p)}"
+    sign = f"sign test p = {formatting.p_value_text(summary_row.sign_test_p)}"
     if ties:
         sign += f" ({ties} tie{_s(ties)} left out)"
-    return f"over tasks ({ALTERNATIVE_OVER_TASKS}): {sign}, Wilcoxon p = {format_p(summary_row.wilcoxon_p)}"
+    wilcoxon = formatting.p_value_text(summary_row.wilcoxon_p)
+    return f"over tasks ({ALTERNATIVE_OVER_TASKS}): {sign}, Wilcoxon p = {wilcoxon}"
 
 
 def _leak(model: str, leaky: Iterable[str]) -> str:
@@ -417,9 +399,8 @@ def _gain_text(row: pd.Series) -> str:
         return ""
     if row.few_positives:
         return FEW_MARK
-    if _missing(row.relative_gain_pct):
-        return ""
-    return f"{row.relative_gain_pct:+.2f}%" + (SIGNIFICANT_MARK if row.significant is True else "")
+    text = formatting.gain(row.relative_gain_pct)
+    return text + (SIGNIFICANT_MARK if text and row.significant is True else "")
 
 
 # ----- roles and configurations
@@ -442,7 +423,7 @@ def _registered(model: str) -> bool:
 
 def configuration(params: dict[str, str]) -> str:
     """The fingerprint of what a cell's model column stands for: model settings and protocol."""
-    return stable_hash({k: v for k, v in params.items() if k.startswith(CONFIG_PARAMS)}, length=12)
+    return column_configuration(params, CONFIG_PARAMS)
 
 
 # ----- reading the store

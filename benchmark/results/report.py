@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.results import formatting
 from benchmark.tracking.mlflow_ui import describe_experiment, publish_views
 from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
 from pretraining.loop import stalled_warning
@@ -407,7 +408,7 @@ def _detail_frame(rows: pd.DataFrame) -> pd.DataFrame:
     frame = rows[first + [c for c in rows.columns if c not in first]].copy()
     for column in frame.columns:
         if pd.api.types.is_float_dtype(frame[column]):
-            frame[column] = [_num(v) for v in frame[column]]
+            frame[column] = [formatting.number(v) for v in frame[column]]
     return frame
 
 
@@ -558,14 +559,14 @@ def _sources_section(board: Any, data_cells: pd.DataFrame | None = None) -> str 
     reference = best.set_index("task").test_f1 if best is not None and not best.empty else None
     figure, kinds = _task_dotplot(mine, sources, f"test {name}", reference=reference, cells=data_cells)
     sds = mine.test_f1_sd if "test_f1_sd" in mine else pd.Series(np.nan, index=mine.index)
-    table = mine.assign(text=[_pm(m, s) for m, s in zip(mine.test_f1, sds, strict=True)])
+    table = mine.assign(text=[formatting.mean_sd(m, s) for m, s in zip(mine.test_f1, sds, strict=True)])
     table = table.pivot(index="task", columns="model", values="text")[sources]
     few = set(mine[mine.few_positives.astype(bool)].task) if "few_positives" in mine else set()
     table.index = [f"{t} {FEW_MARK}" if t in few else t for t in table.index]
     means = board.counted_means() if hasattr(board, "counted_means") else mine.groupby("model").test_f1.mean()
     counted = len(set(mine.task) - few)
     table.loc[f"mean ({counted} task{'s' if counted != 1 else ''} counted)"] = [
-        _num(means.get(s, math.nan)) if counted else "" for s in sources]
+        formatting.number(means.get(s, math.nan)) if counted else "" for s in sources]
     if not board.summary.empty:
         summary = board.summary.set_index("model")
         table.loc["mean gain"] = [_gain_text(summary, s, "mean_relative_gain_pct") for s in sources]
@@ -622,7 +623,7 @@ def _budget_section(data: SuiteRuns) -> str | None:
                     ls="--" if positives_only else "-")
             ax.fill_between(x[order], (mean - sd).to_numpy()[order], (mean + sd).to_numpy()[order],
                             color=colors[model], alpha=0.12, lw=0)
-            table[label] = {("all" if b == 0 else str(b)): _num(v) for b, v in mean.items()}
+            table[label] = {("all" if b == 0 else str(b)): formatting.number(v) for b, v in mean.items()}
     ax.set_xscale("log")
     ticks = budgets + ([x_all] if (cells.budget == 0).any() else [])
     ax.set_xticks(ticks, [str(b) for b in budgets] + (["all"] if len(ticks) > len(budgets) else []))
@@ -739,7 +740,7 @@ def _groups_part(main: pd.DataFrame, groups: dict[str, list[str]]) -> str:
         for i, model in enumerate(models):
             stats = [_seed_stats(main[main.model == model], c) for c in names]
             _bars(ax, np.arange(len(names)) - 0.4 + width * (i + 0.5), stats, width, colors[model], model)
-            table[model] = [_num(m) for m, _, _, _ in stats]
+            table[model] = [formatting.number(m) for m, _, _, _ in stats]
         ax.set_xticks(range(len(names)), [f"{lab}\n({c:.0f} test records)" if not math.isnan(c) else lab
                                           for lab, c in zip(labels, counts, strict=True)], fontsize=7)
         ax.set_title("by sex" if by == "sex" else "by age group", fontsize=10)
@@ -773,7 +774,7 @@ def _shift_part(cells: pd.DataFrame) -> str:
     for i, model in enumerate(models):
         stats = [_seed_stats(cells[(cells.model == model) & (cells["shift"] == shift)], "test_f1") for shift in shifts]
         _bars(ax, np.arange(len(shifts)) - 0.4 + width * (i + 0.5), stats, width, colors[model], model)
-        table[model] = [_num(m) for m, _, _, _ in stats]
+        table[model] = [formatting.number(m) for m, _, _, _ in stats]
     ax.set_xticks(range(len(shifts)), labels, fontsize=8)
     ax.set_ylabel("test F1 (mean over tasks, seeds)")
     ax.set_ylim(0, 1.32)
@@ -810,8 +811,8 @@ def _pretraining_section(data: SuiteRuns) -> str | None:
         train = item["history"].get("train_loss")
         stalled = stalled_warning(train[0][1] if train else math.nan, min(v for _, v in val) if val else math.nan)
         rows[item["name"]] = {"steps": str(max(s for s, _ in next(iter(item["history"].values())))),
-                              "final val loss": _num(val[-1][1]) if val else "",
-                              "best val loss": _num(min(v for _, v in val)) if val else "",
+                              "final val loss": formatting.number(val[-1][1]) if val else "",
+                              "best val loss": formatting.number(min(v for _, v in val)) if val else "",
                               "learned?": f"little: {stalled}" if stalled else "yes",
                               "run": item["run_id"]}
     ax.set_xlabel("pretraining step")
@@ -975,23 +976,10 @@ def _e(text: Any) -> str:
     return html.escape(str(text))
 
 
-def _num(value: Any) -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return "" if math.isnan(value) else f"{value:.3f}"
-
-
-def _pm(mean: float, sd: float) -> str:
-    return _num(mean) if sd is None or (isinstance(sd, float) and math.isnan(sd)) else f"{mean:.3f} ± {sd:.3f}"
-
-
 def _gain_text(summary: pd.DataFrame, model: str, column: str) -> str:
     if model not in summary.index or column not in summary:
         return ""
-    value = float(summary.loc[model, column])
-    return "" if math.isnan(value) else f"{value:+.2f}%"
+    return formatting.gain(float(summary.loc[model, column]))
 
 
 def _gain_interval_cell(summary: pd.DataFrame, model: str) -> str:
@@ -1007,10 +995,7 @@ def _gain_interval_cell(summary: pd.DataFrame, model: str) -> str:
 def _p_cell(summary: pd.DataFrame, model: str, column: str) -> str:
     if model not in summary.index or column not in summary:
         return ""
-    from benchmark.results.statistics import format_p
-
-    value = float(summary.loc[model, column])
-    return "" if math.isnan(value) else format_p(value)
+    return formatting.p_value(float(summary.loc[model, column]))
 
 
 def _html_table(frame: pd.DataFrame, index: bool = True, index_name: str = "") -> str:
@@ -1036,7 +1021,7 @@ def _cell_html(text: str) -> str:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return _num(value)
+        return formatting.number(value)
     return "" if value is None else str(value)
 
 

@@ -367,10 +367,3 @@ def wilcoxon_test(gains: Sequence[float]) -> float:
     if len(values) == 0:
         return math.nan
     return float(wilcoxon(values, zero_method=WILCOXON_ZEROS, alternative=ALTERNATIVE_OVER_TASKS).pvalue)
-
-
-def format_p(value: float) -> str:
-    """A p-value as text: three decimals, two significant digits below 0.001, "n/a" when undefined."""
-    if value is None or math.isnan(value):
-        return "n/a"
-    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"

@@ -15,14 +15,19 @@ model's study (``tuning.shared_studies``: the scratch encoder takes the SimECG-N
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from baselines.base import EncoderSource, ModelSpec, expand_model, resolve_model
 from baselines.names import ModelName
-from benchmark.data.splits import SPLIT_VERSION
-from benchmark.suites.config import FULL_BUDGET, SuiteConfig, TuningConfig
+from benchmark.data import demographics
+from benchmark.data.base import TaskData
+from benchmark.data.budgets import apply_budget
+from benchmark.data.splits import SPLIT_VERSION, Split, make_split
+from benchmark.suites.config import FULL_BUDGET, SuiteConfig, TuningConfig, parse_shift
 from simecg.config import to_dict
 from simecg.errors import ConfigError
 from simecg.identity import Identity, cell_identity, study_identity
@@ -224,3 +229,35 @@ def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
     if count < 1 or not 0 <= index < count:
         raise ConfigError(f"--shard must be i/n with 0 <= i < n, got {index}/{count}")
     return cells[index::count]
+
+
+@dataclass(frozen=True)
+class CellSplit:
+    """The task rows a cell learns from and is scored on: its split and the training rows its label budget keeps."""
+
+    split: Split  # train/validation/test rows (for a shifted cell: its groups' rows only)
+    train: np.ndarray  # the rows of split.train the label budget keeps (all of them without a budget)
+    budget_info: dict[str, Any]  # benchmark.data.budgets.apply_budget's account: available, used, capped
+
+
+def split_cell(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int,
+               splits: MutableMapping[tuple[Any, ...], Split] | None = None) -> CellSplit:
+    """Split ``cell``'s task by record, restrict it to the cell's demographic shift, apply its label budget.
+
+    The one definition of a cell's records: a run trains on them (``run_cell.prepare``) and
+    ``--dry-run`` counts their windows (``planning``), so the plan's sizes are the run's. Reads no
+    signal. ``splits`` (optional) keeps each (task, lead, seed, shift)'s split for the next cell
+    that differs only in model or budget: the dry run passes one, since grouping duplicates reads
+    the task's windows. Errors are the run's own (a shift that empties a group: :class:`ConfigError`).
+    """
+    key = (cell.task, cell.lead, seed, cell.shift)
+    split = splits.get(key) if splits is not None else None
+    if split is None:
+        split = make_split(data, suite.split, seed=seed, test_seed=suite.test_seed, duplicates=suite.duplicates)
+        shift = parse_shift(cell.shift)
+        if shift:
+            split = demographics.shift_split(split, data.records, *shift, age_bins=suite.age_bins)
+        if splits is not None:
+            splits[key] = split
+    train, info = apply_budget(split.train, data.labels, cell.budget or None, seed, cell.positives_only)
+    return CellSplit(split, train, info)

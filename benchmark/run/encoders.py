@@ -1,7 +1,7 @@
 """Encoder provisioning: the one way ``simecg-bench pretrain`` and ``simecg-bench run`` get an encoder.
 
-:func:`provision_encoder` returns the encoder a pretraining config describes, from the first
-place that has it:
+:func:`provision_encoder` returns the encoder a pretraining config describes, by the procedure
+every shared build follows (:func:`benchmark.run.provision.provision`), from the first place that has it:
 
 1. the encoder cache, ``<cache>/encoders/<fingerprint>/`` (:func:`pretraining.config.encoder_dir`),
    one folder per encoder identity, written by either command;
@@ -43,6 +43,7 @@ import numpy as np
 
 from baselines.base import EncoderNeed
 from benchmark.run.generators import provision_generator
+from benchmark.run.provision import Provisioned, found, provision
 from benchmark.suites.config import SuiteConfig
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import Tracker
@@ -57,9 +58,9 @@ from pretraining.config import (
 )
 from pretraining.corpora.base import TrainedCorpus
 from pretraining.loop import pretrain, resume_from_prefix, stalled_warning
-from simecg import integrity, paths
+from simecg import integrity
 from simecg.config import flatten, to_dict
-from simecg.errors import CacheError, CheckpointError, ConfigError, SimECGError, first_line
+from simecg.errors import CheckpointError, ConfigError, SimECGError, first_line
 from simecg.failpoints import failpoint
 from simecg.identity import Identity
 from simecg.locks import folder_lock
@@ -67,16 +68,6 @@ from simecg.locks import folder_lock
 log = logging.getLogger(__name__)
 
 ENCODER_FILE = "encoder.pt"
-
-
-@dataclass(frozen=True)
-class ProvisionedEncoder:
-    """An encoder file, its identity, and the FINISHED MLflow run that trained it (if the store has one)."""
-
-    path: Path
-    identity: Identity
-    run_id: str | None
-    trained_now: bool = False
 
 
 def provision_encoder(
@@ -89,7 +80,7 @@ def provision_encoder(
     suite: str = "",
     corpus: Any = None,
     name: str = "",
-) -> ProvisionedEncoder:
+) -> Provisioned:
     """The encoder ``config`` describes: from the cache, from MLflow, or pretrained now (see module doc).
 
     Args:
@@ -103,34 +94,47 @@ def provision_encoder(
     corpus = corpus if corpus is not None else build_corpus(config)
     identity = encoder_identity(config, corpus)
     folder = Path(out_dir) if out_dir is not None else encoder_dir(identity)
-    # Under torchrun every rank runs this, without a lock: each sees the same FINISHED run and fetches
-    # it (an atomic, idempotent rename), so all return before any collective, or none does and all pretrain.
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if encoder_is_complete(folder, identity):  # nothing to write: a read-only cache serves it
-        run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
-        if run is None and tracker is not None and not distributed:
-            return _log_from_cache(config, corpus, identity, folder, tracker, parent, progress, suite,
-                                       name or config.corpus)
-        return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id if run is not None else None)
-    paths.require_writable(folder)  # before any work: one line if the cache cannot take the encoder
-    with contextlib.nullcontext() if distributed else folder_lock(folder, f"pretrain encoder {identity.fingerprint}"):
-        run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
-        run_id = run.info.run_id if run is not None else None
-        if encoder_is_complete(folder, identity):  # another process made it while this one waited
-            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
-        if not distributed:
-            _warn_damaged(folder, "fetching it again" if run is not None else "pretraining it again")
-            for where in (folder, folder / "checkpoints"):
-                integrity.sweep(where)  # temporaries of killed processes
-        if run is not None and _fetch(tracker, run_id, folder, identity):
-            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
-        if isinstance(corpus, TrainedCorpus):  # sampled from a trained generator (vae, gan): get it first, if needed
-            provision_generator(corpus, tracker=tracker, parent=parent, progress=progress)
-        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite, name or config.corpus)
+    job = _EncoderJob(config, corpus, identity, folder, tracker, parent, progress, suite, name or config.corpus)
+    return provision(job, tracker, distributed=int(os.environ.get("WORLD_SIZE", "1")) > 1)
 
 
-def _log_from_cache(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker,
-                    parent: str | None, progress: bool, suite: str, name: str) -> ProvisionedEncoder:
+@dataclass(frozen=True)
+class _EncoderJob:
+    """An encoder as :func:`benchmark.run.provision.provision` gets it (a ``Buildable``)."""
+
+    config: PretrainConfig
+    corpus: Any
+    identity: Identity
+    folder: Path
+    tracker: Tracker | None
+    parent: str | None
+    progress: bool
+    suite: str
+    name: str  # the encoder's name in the suite's runs and lines, e.g. mae:sim
+    kind: str = "encoder"
+    verb: str = "pretraining"
+    file: str = ENCODER_FILE
+
+    def is_complete(self) -> bool:
+        return encoder_is_complete(self.folder, self.identity)
+
+    def check(self, fetched: Path) -> None:
+        if not _is_encoder_of(fetched, self.identity):
+            raise CheckpointError("the stored file is not this encoder")
+
+    def lock(self) -> contextlib.AbstractContextManager[Any]:
+        return folder_lock(self.folder, f"pretrain encoder {self.identity.fingerprint}")
+
+    def repair(self, tracker: Tracker) -> Provisioned:
+        return _log_from_cache(self, tracker)
+
+    def build(self) -> Provisioned:
+        if isinstance(self.corpus, TrainedCorpus):  # sampled from a trained generator (vae, gan): get it first
+            provision_generator(self.corpus, tracker=self.tracker, parent=self.parent, progress=self.progress)
+        return _pretrain(self)
+
+
+def _log_from_cache(job: _EncoderJob, tracker: Tracker) -> Provisioned:
     """Log the pretraining run of an encoder the cache holds whole but the store has no FINISHED run of.
 
     A process killed after ``encoder.pt`` landed in the cache and before its run was FINISHED
@@ -141,19 +145,20 @@ def _log_from_cache(config: PretrainConfig, corpus: Any, identity: Identity, fol
     the artifacts and the model as if it had trained. A cache that cannot be locked (read-only)
     is served as it is, with a warning.
     """
+    fingerprint = job.identity.fingerprint
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(folder_lock(folder, f"pretrain encoder {identity.fingerprint}"))
+            stack.enter_context(job.lock())
         except OSError as exc:
             log.warning("encoder %s is in the cache but the MLflow store has no FINISHED run of it, and the cache "
-                        "cannot be locked to log one (%s)", identity.fingerprint, exc.strerror or exc)
-            return ProvisionedEncoder(folder / ENCODER_FILE, identity, None)
-        run = tracker.finished_run(identity.fingerprint, everywhere=True)
+                        "cannot be locked to log one (%s)", fingerprint, exc.strerror or exc)
+            return found(job, None)
+        run = tracker.finished_run(fingerprint, everywhere=True)
         if run is not None:  # logged by another process meanwhile
-            return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id)
+            return found(job, run.info.run_id)
         log.warning("encoder %s is in the cache but the MLflow store has no FINISHED pretraining run of it (a "
-                    "process killed between the two?); logging its run from the cache", identity.fingerprint)
-        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite, name)
+                    "process killed between the two?); logging its run from the cache", fingerprint)
+        return _pretrain(job)
 
 
 def encoder_is_complete(folder: Path, identity: Identity) -> bool:
@@ -173,46 +178,16 @@ def _is_encoder_of(path: Path, identity: Identity) -> bool:
     return data.get("kind") == "encoder" and data.get("extra", {}).get("fingerprint") == identity.fingerprint
 
 
-def _warn_damaged(folder: Path, then: str) -> None:
-    """One warning naming an encoder file that fails its size+hash check and what is wrong with it.
-
-    The file stays until the fetched or retrained encoder replaces it (atomically): it is never
-    used, and a user's ``--out`` folder loses nothing if both fail.
-    """
-    path = folder / ENCODER_FILE
-    if path.is_file() and (problem := integrity.check_file(path)) is not None:
-        log.warning("encoder %s is damaged (%s); %s", path, problem, then)
-
-
-def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> bool:
-    """Put the encoder artifact of a finished run back into ``folder``; False if that fails.
-
-    See :meth:`Tracker.fetch_sealed`; the download must also load as this identity's encoder.
-    """
-
-    def check(fetched: Path) -> None:
-        if not _is_encoder_of(fetched, identity):
-            raise CheckpointError("the stored file is not this encoder")
-
-    try:
-        tracker.fetch_sealed(run_id, "encoder", folder / ENCODER_FILE, check)
-    except CacheError:
-        raise
-    except Exception as exc:  # then it is trained here
-        log.warning("could not fetch encoder %s from MLflow run %s (%s); pretraining it here",
-                    identity.fingerprint, run_id, exc)
-        return False
-    return encoder_is_complete(folder, identity)
-
-
-def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker | None,
-              parent: str | None, progress: bool, suite: str, name: str) -> ProvisionedEncoder:
+def _pretrain(job: _EncoderJob) -> Provisioned:
+    """Pretrain (or finish, or log from the cache) the job's encoder, in a run when there is a store (rank 0 only)."""
+    config, corpus, identity, folder, tracker = job.config, job.corpus, job.identity, job.folder, job.tracker
+    parent, progress, suite, name = job.parent, job.progress, job.suite, job.name
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a longer run of the same trajectory continues a shorter one
         resume_from_prefix(folder, identity, config, [encoder_dir(identity).parent])
     if tracker is None or int(os.environ.get("RANK", "0")) != 0:
         result = pretrain(config, folder, progress=progress, corpus=corpus, identity=identity, name=name)
         _warn_stalled(name, result)
-        return ProvisionedEncoder(result.checkpoint, identity, None, trained_now=True)
+        return Provisioned(result.checkpoint, identity, None, trained_now=True)
     tracker.kill_stale(identity.fingerprint)
     tags = RunTags(kind="pretrain", fingerprint=identity.fingerprint, suite=suite, corpus=config.corpus,
                    preset=config.preset,
@@ -244,7 +219,7 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
         raise
     except Exception as exc:
         raise SimECGError(f"pretraining on corpus {config.corpus!r} failed: {type(exc).__name__}: {exc}") from exc
-    return ProvisionedEncoder(result.checkpoint, identity, run.run_id, trained_now=True)
+    return Provisioned(result.checkpoint, identity, run.run_id, trained_now=True)
 
 
 def _warn_stalled(name: str, result: Any) -> str | None:
@@ -298,7 +273,7 @@ class SuiteEncoders:
         self.progress = progress
         self._identities: dict[EncoderNeed, Identity] = {}
         self._corpora: dict[str, Any] = {}
-        self.provisioned: dict[EncoderNeed, ProvisionedEncoder] = {}
+        self.provisioned: dict[EncoderNeed, Provisioned] = {}
 
     def config(self, need: EncoderNeed) -> PretrainConfig:
         """The pretraining config of ``need``: its source's (``[pretrain]``, then ``[sources.<name>]``)."""

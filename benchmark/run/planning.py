@@ -50,17 +50,15 @@ from typing import Any
 import numpy as np
 
 from baselines.training import check_device
-from benchmark.data import demographics
-from benchmark.data.budgets import apply_budget
-from benchmark.data.splits import make_split
-from benchmark.run.cells import study_donors
+from benchmark.results.formatting import duration
+from benchmark.run.cells import split_cell, study_donors
 from benchmark.run.encoders import SuiteEncoders, encoder_is_complete
 from benchmark.run.opening import default_optuna_storage, open_suite, plan
-from benchmark.suites.config import parse_shift
 from benchmark.tracking.tracker import Tracker
 from pretraining.config import build_corpus, encoder_dir
 from pretraining.corpora.base import TrainedCorpus
 from simecg.config import flatten, to_dict
+from simecg.errors import SimECGError
 from simecg.paths import cache_dir
 
 THROUGHPUT_SCHEMA = 1
@@ -191,19 +189,20 @@ class CellPlan:
     n_val: int | None = None
     n_test: int | None = None
     seconds: Range | None = None
+    error: str = ""  # why the run will fail this cell before training (its split), as the run will say it
 
     def row(self) -> dict[str, Any]:
         c, s = self.cell, self.seconds
         values = (self.status, self.fingerprint, c.model, c.task, c.lead, c.budget, c.positives_only, c.shift, c.seed,
                   c.label, self.study, self.speed_key, self.n_train, self.n_val, self.n_test,
                   _round(s.low) if s else None, _round(s.expected) if s and s.expected is not None else None,
-                  _round(s.high) if s else None)
+                  _round(s.high) if s else None, self.error)
         return dict(zip(CELL_FIELDS, values, strict=True))
 
 
 CELL_FIELDS = ("status", "fingerprint", "model", "task", "lead", "budget", "positives_only", "shift", "seed", "label",
                "study", "speed_key", "n_train", "n_val", "n_test", "est_seconds_low", "est_seconds_expected",
-               "est_seconds_high")
+               "est_seconds_high", "error")
 
 
 @dataclass
@@ -257,6 +256,11 @@ class Plan:
     def pending(self) -> list[CellPlan]:
         return [c for c in self.cells if c.status == "pending"]
 
+    @property
+    def failing(self) -> list[CellPlan]:
+        """Pending cells the run will fail before training (their split), each with the run's error."""
+        return [c for c in self.pending if c.error]
+
     def cell_lines(self) -> list[str]:
         """The per-cell lines of ``--list``: ``status fingerprint label``."""
         return [f"{c.status:8s} {c.fingerprint} {c.cell.label}" for c in self.cells]
@@ -283,7 +287,9 @@ class Plan:
         tp = self.throughput
         return {
             "suite": self.suite, "shard": f"{self.shard[0]}/{self.shard[1]}",
-            "cells": {"total": len(self.cells), "finished": len(self.cells) - len(pending), "pending": len(pending)},
+            "cells": {"total": len(self.cells), "finished": len(self.cells) - len(pending), "pending": len(pending),
+                      "failing": len(self.failing)},
+            "errors": [{"label": c.cell.label, "error": c.error} for c in self.failing],
             "pretraining": [_need_dict(n) for n in self.pretraining],
             "generators": [_need_dict(n) for n in self.generators],
             "tuning": {"studies": len(self.studies), "n_trials": self.n_trials,
@@ -304,6 +310,9 @@ class Plan:
         pending = self.pending
         lines = [f"suite {self.suite}" + (f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard[1] > 1 else "")
                  + f": {len(self.cells)} cells, {len(self.cells) - len(pending)} finished, {len(pending)} pending"]
+        if self.failing:
+            lines.append(f"errors: {len(self.failing)} pending cell(s) will fail before training:")
+            lines += [f"  {c.cell.label}: {c.error}" for c in self.failing]
         if self.pretraining:
             lines.append(f"pretraining: {len(self.pretraining)} encoder(s) to pretrain: "
                          + "; ".join(_need_text(n) for n in self.pretraining))
@@ -406,7 +415,10 @@ def make_plan(
         result.throughput = throughput  # type: ignore[assignment]
     sizes = _Sizes(suite, data)
     for c in result.cells:
-        c.n_train, c.n_val, c.n_test = sizes.of(c.cell, c.cell.seed)
+        try:
+            c.n_train, c.n_val, c.n_test = sizes.of(c.cell, c.cell.seed)
+        except SimECGError as exc:  # the run fails this cell with this error (and goes on): so does the plan
+            c.error = str(exc)
     pending = [p for p in planned if p.fingerprint not in finished]
     _plan_training(result, suite, encoders, tracker, pending)
     ft = suite.finetune
@@ -452,34 +464,25 @@ def study_scope(suite: Any) -> str:
 
 
 class _Sizes:
-    """Training/validation/test windows of a cell, drawn as the runner draws them (no signal read)."""
+    """Training/validation/test windows of a cell: its records as the run draws them
+    (:func:`benchmark.run.cells.split_cell`), counted without reading any signal."""
 
     def __init__(self, suite: Any, data: dict[tuple[str, str], Any]):
         self.suite, self.data = suite, data
         self._windows: dict[tuple[str, str], np.ndarray] = {}
-        self._splits: dict[tuple[str, str, int, str], Any] = {}
+        self._splits: dict[tuple[Any, ...], Any] = {}  # split_cell's: shared by cells of other models and budgets
 
-    def of(self, cell: Any, seed: int) -> tuple[int | None, int | None, int | None]:
+    def of(self, cell: Any, seed: int) -> tuple[int, int, int]:
+        """The cell's window counts; a cell the run would fail before training raises the run's error."""
         key = (cell.task, cell.lead)
         data = self.data[key]
         if key not in self._windows:
             valid = data.window_record[data.window_record >= 0]
             self._windows[key] = np.bincount(valid, minlength=data.n_records)
         per_record = self._windows[key]
-        split_key = (cell.task, cell.lead, seed, cell.shift)
-        try:
-            if split_key not in self._splits:
-                split = make_split(data, self.suite.split, seed=seed, test_seed=self.suite.test_seed,
-                                   duplicates=self.suite.duplicates)
-                shift = parse_shift(cell.shift)
-                if shift:
-                    split = demographics.shift_split(split, data.records, *shift, age_bins=self.suite.age_bins)
-                self._splits[split_key] = split
-            split = self._splits[split_key]
-            train, _ = apply_budget(split.train, data.labels, cell.budget or None, seed, cell.positives_only)
-        except Exception:  # noqa: BLE001 - the run reports this cell's error; the plan just has no size
-            return None, None, None
-        return (int(per_record[train].sum()), int(per_record[split.val].sum()), int(per_record[split.test].sum()))
+        chosen = split_cell(self.suite, data, cell, seed, self._splits)
+        return (int(per_record[chosen.train].sum()), int(per_record[chosen.split.val].sum()),
+                int(per_record[chosen.split.test].sum()))
 
 
 class _Speeds:
@@ -613,7 +616,12 @@ def _plan_studies(plan: Plan, suite: Any, studies: list[Any], sizes: _Sizes, sto
         if speeds is not None:
             cell = study.cell
             kind = study.model.cls.kind
-            n_train, n_val, _ = sizes.of(cell, cell.seed)
+            try:
+                n_train, n_val, _ = sizes.of(cell, cell.seed)
+            except SimECGError as exc:  # the cells it tunes fail in the run with this error
+                plan.notes.append(f"tuning study {study.label} cannot split its cell: {exc}")
+                plan.studies.append(entry)
+                continue
             trial_sizes = (n_train, n_val, 0)  # a trial scores no test records
             if tuning.trial_early_stopping:
                 mean = expected.get(cell.model)
@@ -686,17 +694,3 @@ def _range_text(r: Range) -> str:
     expected = f" (expected {duration(r.expected)})" if r.expected is not None else ""
     return f"{duration(r.low)} to {duration(r.high)}{expected}"
 
-
-def duration(seconds: float | None) -> str:
-    """``41 s``, ``27 min``, ``3.2 h``, ``12.0 d``, ``14.5 years``."""
-    if seconds is None:
-        return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds < 365 * 86400:
-        return f"{seconds / 86400:.1f} d"
-    return f"{seconds / (365.25 * 86400):.1f} years"

@@ -23,14 +23,12 @@ from baselines.base import EncoderSource
 from baselines.training import TrainConfig
 from benchmark.data import demographics
 from benchmark.data.base import TaskData
-from benchmark.data.budgets import apply_budget
-from benchmark.data.splits import make_split
 from benchmark.results.metrics import binary_metrics, record_scores
 from benchmark.results.report import log_curves
 from benchmark.results.statistics import bootstrap_intervals
-from benchmark.run.cells import Cell, PlannedCell
+from benchmark.run.cells import Cell, PlannedCell, split_cell
 from benchmark.run.tuning import StudyRuns, tune
-from benchmark.suites.config import SuiteConfig, parse_shift
+from benchmark.suites.config import SuiteConfig
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import ActiveRun, Tracker
 from simecg.config import flatten, to_dict
@@ -82,12 +80,8 @@ def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepar
     random crop: early stopping and tuning then select on the very score the test set gets, and
     the validation loss does not move with crop noise between evaluations.
     """
-    split = make_split(data, suite.split, seed=seed, test_seed=suite.test_seed, duplicates=suite.duplicates)
-    shift = parse_shift(cell.shift)
-    if shift:
-        split = demographics.shift_split(split, data.records, *shift, age_bins=suite.age_bins)
-    budget = cell.budget or None
-    train_records, info = apply_budget(split.train, data.labels, budget, seed, cell.positives_only)
+    chosen = split_cell(suite, data, cell, seed)
+    split, train_records = chosen.split, chosen.train
     x_train, y_train = data.training_samples(train_records, seed)
     x_val, y_val = data.evaluation_samples(split.val)
     # the frame lists the split's rows by row index; a record in both classes is two rows of one
@@ -99,7 +93,7 @@ def prepare(suite: SuiteConfig, data: TaskData, cell: Cell, seed: int) -> Prepar
         x_val=x_val,
         y_val=y_val,
         test_records=np.asarray(split.test),
-        budget_info=info,
+        budget_info=chosen.budget_info,
         split_frame=split.to_frame().assign(label=data.labels[rows].astype(int),
                                             in_budget=np.isin(rows, train_records)),
     )
@@ -114,17 +108,14 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
     cell, suite = planned.cell, context.suite
     data = context.data[(cell.task, cell.lead)]
     spec = planned.model
-    tags = RunTags(
-        kind="cell", fingerprint=planned.fingerprint, suite=suite.name, model=cell.model, task=cell.task,
-        lead=cell.lead, budget=cell.budget, positives_only=cell.positives_only, seed=cell.seed, shift=cell.shift,
-        dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
-        study=planned.tuning.fingerprint if planned.tuning is not None else "", corpus=spec.source,
-        encoder=planned.encoder, sees_test_records=planned.sees_test_records,
-    )
+    model_id = spec.identity(context.encoders)
+    tags = RunTags.of_cell("cell", cell, data, fingerprint=planned.fingerprint, suite=suite.name,
+                           study=planned.tuning.fingerprint if planned.tuning is not None else "",
+                           source=spec.source, model_identity=model_id)
     # settings that cannot move the numbers (the device) are not params: the leaderboard groups
     # runs into configurations by their params
     params = {**flatten({"finetune": without_ignored("finetune", suite.finetune), "tuning": to_dict(suite.tuning)}),
-              **flatten({"model": spec.identity(context.encoders)}),
+              **flatten({"model": model_id}),
               "split": suite.split, "test_seed": suite.test_seed, "duplicates": suite.duplicates,
               "age_bins": list(suite.age_bins)}
     params.update(flatten({"data": to_dict(suite.data)}))  # the task's rows and labels (its data_version tag)
@@ -178,14 +169,9 @@ def tuned_params(context: CellContext, planned: PlannedCell, run: ActiveRun | No
 
     runs = None
     if run is not None:
-        model_id = study.model.identity(context.encoders)
-        tags = RunTags(
-            kind="tuning", fingerprint=study.fingerprint, suite=suite.name, model=source.model, task=source.task,
-            lead=source.lead, budget=source.budget, positives_only=source.positives_only, seed=source.seed,
-            shift=source.shift, dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
-            study=study.fingerprint, corpus=study.model.source, encoder=str(model_id.get("encoder", "")),
-            sees_test_records=bool(model_id.get("sees_test_records", False)),
-        )
+        tags = RunTags.of_cell("tuning", source, data, fingerprint=study.fingerprint, suite=suite.name,
+                               study=study.fingerprint, source=study.model.source,
+                               model_identity=study.model.identity(context.encoders))
         params = {**flatten({"tuning": to_dict(suite.tuning), "finetune": without_ignored("finetune", training)}),
                   "study": study.name, "study.cell": study.label}
         runs = StudyRuns(run.tracker, run.run_id, tags.run_name(), tags, params)

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from benchmark.results.formatting import duration
 from benchmark.results.report import log_report_safely, report_location
 from benchmark.run.cells import PlannedCell
 from benchmark.run.claims import Coordinator, prepare_storage
 from benchmark.run.encoders import SuiteEncoders
 from benchmark.run.opening import default_optuna_storage, open_suite, plan
-from benchmark.run.planning import duration
 from benchmark.run.run_cell import CellContext, run_cell
 from benchmark.suites.config import SuiteConfig
 from benchmark.tracking.tags import RunTags

@@ -411,50 +411,97 @@ def load_suite(name_or_path: str | Path, overrides: Mapping[str, Any] | None = N
     return suite.validate()
 
 
-def pretrain_overrides(items: list[str], options_only: bool = False) -> dict[str, Any]:
-    """``--set`` items of ``pretrain`` and ``corpus build|preview``, as keys of :class:`PretrainConfig`.
+SET_SCOPES = ("suite", "pretrain", "corpus", "corpora")
+OPTIONS_PREFIX = "pretrain.corpus_options."
 
-    Every command takes suite-config paths (the one ``--set`` dialect of ``run`` too), and these
-    commands set only pretraining, so each key must start with ``pretrain.``:
-    ``["pretrain.steps=100", "pretrain.corpus_options.path=DIR"]`` ->
-    ``{"steps": "100", "corpus_options.path": "DIR"}``. The corpus commands (``options_only``) take
-    only ``pretrain.corpus_options.*``: their corpus, size and seed are arguments. Any other key
-    raises :class:`ConfigError` saying this command's syntax and, when it can tell, the item meant
-    (``--set path=DIR`` -> ``did you mean --set pretrain.corpus_options.path=DIR?``).
+
+def route_set(items: Sequence[str], scope: str, corpora: Sequence[str] = ()) -> dict[str, dict[str, str]]:
+    """The one reader of ``--set KEY=VALUE`` items: each key goes to the config it sets, as ``scope`` allows.
+
+    Every command speaks the suite-config dialect of ``run``; what differs is which keys it takes:
+
+    - ``"suite"`` (``run``, ``protocol``): any key, for :func:`load_suite` -> ``{"suite": {key: value}}``;
+    - ``"pretrain"`` (``pretrain``): only ``pretrain.*``, as :class:`PretrainConfig` paths
+      (``pretrain.steps=100`` -> ``{"pretrain": {"steps": "100"}}``);
+    - ``"corpus"`` (``corpus build|preview``, ``generators``): only ``pretrain.corpus_options.*`` (their
+      corpus, size and seed are arguments), as ``"pretrain"`` gives them;
+    - ``"corpora"`` (``corpus compare``, the corpus report): per corpus of ``corpora``,
+      ``sources.NAME.corpus_options.KEY=VALUE`` to corpus NAME only (as a suite's ``[sources.NAME]``
+      table), an unscoped ``pretrain.corpus_options.KEY=VALUE`` to every named corpus whose options
+      have ``KEY`` -> ``{name: {"corpus_options.KEY": value}}``.
+
+    A key outside the scope raises :class:`ConfigError` saying this command's syntax and, when it can
+    tell, the item meant (``--set path=DIR`` -> ``did you mean --set pretrain.corpus_options.path=DIR?``).
     """
-    out: dict[str, Any] = {}
-    for key, value in parse_set_args(items).items():
-        field_path = key.removeprefix("pretrain.")
-        if options_only and field_path != key and field_path and not field_path.startswith("corpus_options."):
+    if scope not in SET_SCOPES:
+        raise ValueError(f"unknown --set scope {scope!r}; expected one of {', '.join(SET_SCOPES)}")
+    parsed = parse_set_args(items)
+    if scope == "suite":
+        return {"suite": parsed}
+    if scope == "corpora":
+        return _route_to_corpora(parsed, corpora)
+    return {"pretrain": {_pretrain_path(key, value, scope == "corpus"): value for key, value in parsed.items()}}
+
+
+def _pretrain_path(key: str, value: str, options_only: bool) -> str:
+    """The :class:`PretrainConfig` path of the ``--set`` key ``pretrain.<path>``; any other key is refused."""
+    field_path = key.removeprefix("pretrain.")
+    if options_only and field_path != key and field_path and not field_path.startswith("corpus_options."):
+        raise ConfigError(
+            f"--set {key}={value}: corpus commands take only pretrain.corpus_options.* keys (the corpus, its size "
+            "and seed are the NAME, --n/--size and --seed arguments), e.g. "
+            "--set pretrain.corpus_options.simulator=gaussian"
+        )
+    if field_path == key or not field_path:
+        if options_only:
+            option = key.removeprefix("corpus_options.") or "KEY"
             raise ConfigError(
-                f"--set {key}={value}: corpus commands take only pretrain.corpus_options.* keys (the corpus, its size "
-                "and seed are the NAME, --n/--size and --seed arguments), e.g. "
-                "--set pretrain.corpus_options.simulator=gaussian"
+                f"--set {key}={value}: corpus commands take corpus options as pretrain.corpus_options.KEY=VALUE "
+                f"(their path in a suite, as in run and pretrain); did you mean "
+                f"--set pretrain.corpus_options.{option}={value}?"
             )
-        if field_path == key or not field_path:
-            if options_only:
-                option = key.removeprefix("corpus_options.") or "KEY"
-                raise ConfigError(
-                    f"--set {key}={value}: corpus commands take corpus options as pretrain.corpus_options.KEY=VALUE "
-                    f"(their path in a suite, as in run and pretrain); did you mean "
-                    f"--set pretrain.corpus_options.{option}={value}?"
-                )
-            raise ConfigError(
-                f"--set {key}={value}: this command takes only pretrain.* keys (the suite-config path of a "
-                "pretraining setting), e.g. --set pretrain.steps=1000 or --set pretrain.corpus_options.path=DIR"
-                + _meant(key, value)
-            )
-        out[field_path] = value
+        raise ConfigError(
+            f"--set {key}={value}: this command takes only pretrain.* keys (the suite-config path of a "
+            "pretraining setting), e.g. --set pretrain.steps=1000 or --set pretrain.corpus_options.path=DIR"
+            + _meant(key, value)
+        )
+    return field_path
+
+
+def _route_to_corpora(parsed: Mapping[str, str], names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``route_set``'s ``"corpora"`` scope: each item to the compared corpora it is for (see there).
+
+    So ``compare sim folder --set sources.folder.corpus_options.path=DIR`` gives the folder its path
+    without handing it to ``sim`` (whose ``path`` is a corpus store)."""
+    out: dict[str, dict[str, str]] = {name: {} for name in names}
+    for key, value in parsed.items():
+        if key.startswith("sources."):
+            scope = next((n for n in sorted(out, key=len, reverse=True) if key.startswith(f"sources.{n}.")), None)
+            if scope is None:
+                raise ConfigError(f"--set {key}={value}: sources.<name>. must name one of the compared corpora "
+                                  f"({', '.join(names)})")
+            key = "pretrain." + key.removeprefix(f"sources.{scope}.")
+            takers = [scope]
+        elif not key.startswith(OPTIONS_PREFIX):
+            takers = list(names)  # refused below, with the corpus commands' message
+        else:
+            option = key.removeprefix(OPTIONS_PREFIX).split(".", 1)[0]
+            takers = [name for name in names if option in {f.name for f in dataclasses.fields(options_class(name))}]
+            if not takers:
+                raise ConfigError(f"--set {key}={value}: none of the compared corpora ({', '.join(names)}) has the "
+                                  f"option {option!r}; see their options with `simecg-bench list corpora`")
+        path = _pretrain_path(key, value, options_only=True)
+        for name in takers:
+            out[name][path] = value
     return out
 
 
-def corpus_config(name: str, size: int, seed: int, overrides: list[str]) -> PretrainConfig:
-    """The ``PretrainConfig`` naming corpus ``name`` of ``size`` ECGs with ``seed`` and the
-    ``--set pretrain.corpus_options.*`` items (the corpus commands' and the corpus report's); its
-    options are resolved (and checked) here."""
+def corpus_config(name: str, size: int, seed: int, settings: Mapping[str, Any]) -> PretrainConfig:
+    """The ``PretrainConfig`` naming corpus ``name`` of ``size`` ECGs with ``seed`` and the corpus options
+    ``settings`` (``{"corpus_options.KEY": value}``, as :func:`route_set` gives them for the corpus
+    commands and the corpus report); its options are resolved (and checked) here."""
     if size <= 0:
         raise ConfigError(f"corpus {name}: the number of ECGs must be positive, got {size}")
-    settings = pretrain_overrides(overrides, options_only=True)
     config = apply_overrides(PretrainConfig(corpus=name, corpus_size=size, corpus_seed=seed), settings)
     corpus_options(config)
     return config

@@ -75,6 +75,29 @@ class RunTags:
         if self.kind not in KINDS:
             raise TrackingError(f"run kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
+    @classmethod
+    def of_cell(cls, kind: str, cell: Any, data: Any, *, fingerprint: str, suite: str, study: str = "",
+                source: str = "", model_identity: Mapping[str, Any] | None = None) -> RunTags:
+        """The tags of a run about one cell: the cell's own run (``kind="cell"``) or the tuning session of
+        its study (``"tuning"``, with the study cell). Built here once, so both carry the same fields.
+
+        Args:
+            cell: the cell (``benchmark.run.cells.Cell``): model, task, lead, budget, seed, shift.
+            data: its task data (``TaskData``): dataset, data version, whether it is synthetic.
+            study: the fingerprint of the study the run belongs to or takes its values from ("": untuned).
+            source: a pretrained model's pretraining source (``ModelSpec.source``; "" for a baseline).
+            model_identity: the model's identity (``ModelSpec.identity``); a pretrained model's names
+                its encoder and whether that saw test records.
+        """
+        model = model_identity or {}
+        return cls(
+            kind=kind, fingerprint=fingerprint, suite=suite, model=cell.model, task=cell.task, lead=cell.lead,
+            budget=cell.budget, positives_only=cell.positives_only, seed=cell.seed, shift=cell.shift,
+            dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic, study=study,
+            corpus=source, encoder=str(model.get("encoder", "")),
+            sees_test_records=bool(model.get("sees_test_records", False)),
+        )
+
     def to_mlflow(self) -> dict[str, str]:
         """Tag strings (booleans as ``true``/``false``, integers in decimal): the fields of the run's
         kind (:data:`KIND_FIELDS`) and any other field that is set; :meth:`from_mlflow` reads an
