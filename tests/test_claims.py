@@ -233,3 +233,32 @@ def test_a_diverged_trial_is_pruned_and_never_the_best(storage: str) -> None:
     assert len(trials) == 6 and "FAIL" not in states.values()  # pruned: it counts, the sampler moves on
     assert {states[t.number] for t in trials if t.params["lr"] > 5e-3} == {"PRUNED"}
     assert best and best["lr"] <= 5e-3
+
+
+def test_trials_tell_the_study_they_are_alive_and_say_nothing_else(storage: str) -> None:
+    """Each trial beats the study's heartbeat from its own thread (what ``study.optimize`` would do), and
+    running trials one by one prints no warning of Optuna's ("Heartbeat ... Study.optimize")."""
+    import warnings
+
+    import optuna
+    import sqlalchemy
+
+    from benchmark.run.tuning import tune
+    from benchmark.suites.config import TuningConfig
+
+    beats = []
+
+    def fit(params: dict, on_eval) -> float:  # a trial's first beat is written when it starts
+        engine = sqlalchemy.create_engine(storage)
+        with engine.connect() as con:
+            beats.append(con.execute(sqlalchemy.text("SELECT COUNT(*) FROM trial_heartbeats")).scalar())
+        engine.dispose()
+        return params["lr"]
+
+    space = lambda trial: {"lr": trial.suggest_float("lr", 1e-3, 1e-2)}  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        tune(space, fit, TuningConfig(n_trials=2), "study-beats", storage)
+    assert beats == [1, 2]  # one heartbeat row per trial, there while it runs
+    trials = optuna.load_study(study_name="study-beats", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]

@@ -170,7 +170,10 @@ def _run_trial(study: Any, objective: Callable[[Any], float]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    trial = study.ask()
+        # Optuna warns that a heartbeat storage is meant for study.optimize: this function is what
+        # optimize does for one trial, heartbeat included (_trial_heartbeat)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        trial = study.ask()
     value, state, failure = None, TrialState.FAIL, None
     try:
         with _trial_heartbeat(study._storage, trial._trial_id):
