@@ -16,6 +16,10 @@ from torch import nn
 
 from simecg.errors import ConfigError
 
+# This pretraining method's name: what a model fine-tuning its encoders declares
+# (baselines.pretrained_mae) and what the encoder provisioning pretrains (pretraining.config).
+METHOD = "mae"
+
 
 @dataclass(frozen=True)
 class MAEConfig:
