@@ -3,10 +3,12 @@
 The authors' configs name DINO (their model factory passes ``projection_dim``, ``hidden_dim``,
 the student and teacher temperatures and ``center_momentum``) but their ``dino.py`` is not
 public. As published: a student (encoder and head) matches, across two views, the sharpened and
-centred output distribution of a momentum teacher (a moving average of the student); the head
-is an MLP to a bottleneck, L2-normalised, then a cosine layer to ``projection_dim`` prototypes.
-Adapted to a 128-wide ECG encoder: hidden 512, bottleneck 128, 1,024 prototypes (published:
-2048, 256, 65,536), the CLS token as the feature, two views (the authors' loader makes two: no
+centred output distribution of a momentum teacher (a moving average of the student). The head
+is a three-layer MLP to ``projection_dim`` outputs (published: an MLP to a 256-wide bottleneck,
+L2-normalised, then a weight-normalised layer to 65,536 prototypes; the authors' factory passes
+only ``hidden_dim`` and ``projection_dim``, so no bottleneck here; a cosine layer on 300 steps of
+the tiny preset collapsed to the uniform output). Adapted to a 128-wide ECG encoder: hidden 512,
+1,024 outputs, the CLS token as the feature, two views (the authors' loader makes two: no
 multi-crop), temperatures 0.1 (student) and 0.04 (teacher, held: published warms it to 0.07),
 centre momentum 0.9, teacher momentum 0.996 held constant.
 """
@@ -34,7 +36,6 @@ class DINOConfig(ViewConfig):
 
     projection_dim: int = 1024
     hidden_dim: int = 512
-    bottleneck_dim: int = 128
     temperature_student: float = 0.1
     temperature_teacher: float = 0.04
     center_momentum: float = 0.9
@@ -42,22 +43,21 @@ class DINOConfig(ViewConfig):
 
 
 DINO_LIMITS: dict[str, Limits] = {
-    **VIEW_LIMITS, "projection_dim": POSITIVE, "hidden_dim": POSITIVE, "bottleneck_dim": POSITIVE,
+    **VIEW_LIMITS, "projection_dim": POSITIVE, "hidden_dim": POSITIVE,
     "temperature_student": POSITIVE, "temperature_teacher": POSITIVE, "center_momentum": Limits(ge=0, le=1),
     "momentum": Limits(ge=0, le=1),
 }
 
 
 class DINOHead(nn.Module):
-    """MLP to a bottleneck, L2-normalised, then cosine similarities to learned prototypes (the logits)."""
+    """An MLP to ``projection_dim`` logits (the authors' factory passes only its widths: no bottleneck)."""
 
     def __init__(self, width: int, config: DINOConfig):
         super().__init__()
-        self.mlp = mlp([width, config.hidden_dim, config.hidden_dim, config.bottleneck_dim], activation=nn.GELU)
-        self.prototypes = nn.Parameter(torch.randn(config.projection_dim, config.bottleneck_dim) * 0.02)
+        self.mlp = mlp([width, config.hidden_dim, config.hidden_dim, config.projection_dim], activation=nn.GELU)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return F.linear(F.normalize(self.mlp(features), dim=-1), F.normalize(self.prototypes, dim=-1))
+        return self.mlp(features)
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, center: torch.Tensor,
@@ -112,7 +112,7 @@ class DINO(PretrainingMethod):
 
     Config = DINOConfig
     PRESETS: ClassVar[dict[str, Any]] = {
-        "paper": DINOConfig(), "tiny": DINOConfig(projection_dim=64, hidden_dim=64, bottleneck_dim=32),
+        "paper": DINOConfig(), "tiny": DINOConfig(projection_dim=64, hidden_dim=64),
     }
     LIMITS: ClassVar[dict[str, Limits]] = DINO_LIMITS
 

@@ -86,7 +86,7 @@ class IBOT(PretrainingMethod):
 
     Config = IBOTConfig
     PRESETS: ClassVar[dict[str, Any]] = {
-        "paper": IBOTConfig(), "tiny": IBOTConfig(projection_dim=64, hidden_dim=64, bottleneck_dim=32),
+        "paper": IBOTConfig(), "tiny": IBOTConfig(projection_dim=64, hidden_dim=64),
     }
     LIMITS: ClassVar[dict[str, Limits]] = {
         **DINO_LIMITS, "mask_ratio": Limits(ge=0, lt=1), "center_patch_momentum": Limits(ge=0, le=1),
