@@ -42,6 +42,7 @@ from baselines.training import (
     resolve_device,
     train_classifier,
 )
+from pretraining.mae import METHOD
 from simecg.config import apply_overrides, to_dict
 from simecg.errors import ConfigError
 from simecg.identity import Identity
@@ -59,12 +60,12 @@ class EmptyConfig:
 class EncoderSource(Protocol):
     """Where pretrained encoders come from (the runner provisions them; tests may pass a folder)."""
 
-    def identity(self, corpus: str) -> Identity:
-        """The identity of the encoder pretrained on ``corpus`` (without training it)."""
+    def identity(self, corpus: str, method: str = METHOD) -> Identity:
+        """The identity of the encoder pretrained by ``method`` on ``corpus`` (without training it)."""
         ...
 
-    def path(self, corpus: str) -> Path:
-        """The encoder file pretrained on ``corpus``, trained or fetched if needed."""
+    def path(self, corpus: str, method: str = METHOD) -> Path:
+        """The encoder file pretrained by ``method`` on ``corpus``, trained or fetched if needed."""
         ...
 
 

@@ -10,11 +10,11 @@ cells of another encoder never count as finished.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from baselines.base import EncoderSource, NeuralBaseline, encoder_tuning_space
 from pretraining.checkpoint import load_encoder
-from pretraining.mae import ECGEncoder, EncoderClassifier, check_head, preset
+from pretraining.mae import METHOD, ECGEncoder, EncoderClassifier, check_head, preset
 from simecg.config import to_dict
 from simecg.errors import ConfigError
 
@@ -53,6 +53,7 @@ class PretrainedMAE(NeuralBaseline):
     Config = PretrainedMAEConfig
     role = "pretrained"
     variant_field = "corpus"
+    pretraining_method: ClassVar[str] = METHOD  # the registered method whose encoders it fine-tunes
     check_overrides = {"head_width": 16}
     tuned_as = {"mode": "full"}  # a frozen-encoder probe takes the values tuned with full fine-tuning
 
@@ -62,14 +63,14 @@ class PretrainedMAE(NeuralBaseline):
 
     @classmethod
     def identity(cls, config: PretrainedMAEConfig, encoders: EncoderSource | None) -> dict[str, Any]:
-        encoder = _source(encoders).identity(config.corpus)
+        encoder = _source(encoders).identity(config.corpus, cls.pretraining_method)
         return {"config": to_dict(config), "encoder": encoder.fingerprint,
                 # pretrained on downstream test records (ptbxl-authors): every output says so
                 "sees_test_records": bool(encoder.payload.get("corpus", {}).get("sees_test_records", False))}
 
     @classmethod
     def prepare(cls, config: PretrainedMAEConfig, encoders: EncoderSource | None) -> None:
-        _source(encoders).path(config.corpus)
+        _source(encoders).path(config.corpus, cls.pretraining_method)
 
     @staticmethod
     def build(config: PretrainedMAEConfig) -> Any:
@@ -80,7 +81,7 @@ class PretrainedMAE(NeuralBaseline):
                                  activation=config.activation)
 
     def build_module(self) -> Any:
-        encoder = load_encoder(_source(self.encoders).path(self.config.corpus))
+        encoder = load_encoder(_source(self.encoders).path(self.config.corpus, self.pretraining_method))
         return EncoderClassifier(encoder, head_width=self.config.head_width, pooling=self.config.pooling,
                                  freeze_encoder=self.config.mode == "probe", dropout=self.config.dropout,
                                  activation=self.config.activation)
@@ -90,3 +91,24 @@ def _source(encoders: EncoderSource | None) -> EncoderSource:
     if encoders is None:
         raise ConfigError("mae: a pretrained model needs an encoder source (the runner provides one)")
     return encoders
+
+
+def pretrained_model(method: str) -> type[PretrainedMAE]:
+    """The model fine-tuning the encoders the registered pretraining ``method`` makes: ``<method>:<corpus>``.
+
+    Register it under the method's name in ``simecg_bench.baselines`` (ours below, a plugin's
+    alike: ``my-method = "my_package:MyMethodModel"`` with ``MyMethodModel = pretrained_model("my-method")``),
+    so ``my-method:sim`` names it pretrained on ``sim``. Every method's encoder is the same
+    :class:`~pretraining.mae.ECGEncoder`, fine-tuned with the same head (docs/protocol.md).
+    """
+    name = "".join(part.capitalize() for part in method.replace("_", "-").split("-"))
+    return type(f"Pretrained{name}", (PretrainedMAE,), {
+        "pretraining_method": method, "__module__": __name__,
+        "__doc__": f"The encoder pretrained by {method} on a corpus ({method}:<corpus>), fine-tuned with an MLP head.",
+    })
+
+
+PretrainedSimCLR = pretrained_model("simclr")
+PretrainedBYOL = pretrained_model("byol")
+PretrainedDINO = pretrained_model("dino")
+PretrainedIBOT = pretrained_model("ibot")

@@ -31,6 +31,7 @@ trains (none trains it twice). :class:`SuiteEncoders` is the runner's
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from pretraining.checkpoint import load_encoder, read
 from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity, validation_interval
 from pretraining.corpora.base import TrainedCorpus
 from pretraining.loop import pretrain, resume_from_prefix
+from pretraining.mae import METHOD
 from simecg import integrity, paths
 from simecg.config import flatten, to_dict
 from simecg.errors import CacheError, CheckpointError, SimECGError, first_line
@@ -268,12 +270,14 @@ class SuiteEncoders:
         self.tracker = tracker
         self.parent = parent
         self.progress = progress
-        self._identities: dict[str, Identity] = {}
+        self._identities: dict[tuple[str, str], Identity] = {}  # by (method, source)
         self._corpora: dict[str, Any] = {}
-        self.provisioned: dict[str, ProvisionedEncoder] = {}
+        self.provisioned: dict[tuple[str, str], ProvisionedEncoder] = {}  # by (method, source)
 
-    def config(self, source: str) -> PretrainConfig:
-        return self.suite_config.source_config(source)
+    def config(self, source: str, method: str = METHOD) -> PretrainConfig:
+        """The source's pretraining config (``[pretrain]``, then ``[sources.<name>]``), for ``method``."""
+        config = self.suite_config.source_config(source)
+        return config if method == config.method else dataclasses.replace(config, method=method)
 
     def corpus(self, source: str) -> Any:
         """The source's corpus, built once (a PTB-XL or generated corpus reads the data index to build)."""
@@ -281,15 +285,16 @@ class SuiteEncoders:
             self._corpora[source] = build_corpus(self.config(source))
         return self._corpora[source]
 
-    def identity(self, source: str) -> Identity:
-        if source not in self._identities:
-            self._identities[source] = encoder_identity(self.config(source), self.corpus(source))
-        return self._identities[source]
+    def identity(self, source: str, method: str = METHOD) -> Identity:
+        if (method, source) not in self._identities:
+            self._identities[(method, source)] = encoder_identity(self.config(source, method), self.corpus(source))
+        return self._identities[(method, source)]
 
-    def path(self, source: str) -> Path:
-        if source not in self.provisioned:
-            self.provisioned[source] = provision_encoder(
-                self.config(source), tracker=self.tracker, parent=self.parent, progress=self.progress,
+    def path(self, source: str, method: str = METHOD) -> Path:
+        """The encoder ``method`` pretrains on ``source``, provisioned once per process (one per method)."""
+        if (method, source) not in self.provisioned:
+            self.provisioned[(method, source)] = provision_encoder(
+                self.config(source, method), tracker=self.tracker, parent=self.parent, progress=self.progress,
                 suite=self.suite, corpus=self.corpus(source),
             )
-        return self.provisioned[source].path
+        return self.provisioned[(method, source)].path

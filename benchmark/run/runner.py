@@ -26,6 +26,7 @@ from benchmark.run.run_cell import CellContext, run_cell
 from benchmark.suites.config import PRETRAINED, SuiteConfig
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import ActiveRun, Tracker, resolve_uri
+from pretraining.mae import METHOD
 from simecg.config import flatten, to_dict
 from simecg.errors import StoreLost, Superseded, first_line
 from simecg.failpoints import failpoint
@@ -278,9 +279,10 @@ def _log_quarantine(run: ActiveRun, data: Any) -> None:
 
 
 def _log_encoders(run: ActiveRun, encoders: SuiteEncoders) -> None:
-    """Which encoder each corpus used: fingerprint, file, and the run that trained it."""
+    """Which encoder each (method, corpus) used: fingerprint, file, and the run that trained it."""
     params = {}
-    for corpus, encoder in encoders.provisioned.items():
+    for (method, source), encoder in encoders.provisioned.items():
+        corpus = source if method == METHOD else f"{method}.{source}"  # the MAE's params keep their names
         params[f"encoder.{corpus}.fingerprint"] = encoder.identity.fingerprint
         params[f"encoder.{corpus}.path"] = str(encoder.path)
         params[f"encoder.{corpus}.run_id"] = encoder.run_id or ""
