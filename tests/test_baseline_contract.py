@@ -24,10 +24,10 @@ class RandomEncoders:
     def __init__(self, folder: Path):
         self.folder = folder
 
-    def identity(self, corpus: str) -> Identity:
-        return Identity("encoder", {"random": corpus})
+    def identity(self, corpus: str, method: str = "mae") -> Identity:
+        return Identity("encoder", {"random": corpus, "method": method})
 
-    def path(self, corpus: str) -> Path:
+    def path(self, corpus: str, method: str = "mae") -> Path:
         from pretraining.checkpoint import save_encoder
         from pretraining.mae import ECGEncoder, preset
 

@@ -69,12 +69,12 @@ def test_training_defaults_enter_the_model_identity(monkeypatch: pytest.MonkeyPa
 class _Encoders:
     """An encoder source that names an encoder without one (identity only)."""
 
-    def identity(self, corpus: str):
+    def identity(self, corpus: str, method: str = "mae"):
         from simecg.identity import Identity
 
         return Identity("encoder", {"corpus": {"name": corpus}})
 
-    def path(self, corpus: str):
+    def path(self, corpus: str, method: str = "mae"):
         raise AssertionError("no encoder is needed")
 
 
