@@ -25,13 +25,14 @@ Register a new one with an entry point (see README, "Add a baseline"), in a modu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from baselines.names import ModelName
 from baselines.training import (
     GroupedWindows,
     TrainConfig,
@@ -42,7 +43,6 @@ from baselines.training import (
     resolve_device,
     train_classifier,
 )
-from pretraining.mae import METHOD
 from simecg.config import apply_overrides, to_dict
 from simecg.errors import ConfigError
 from simecg.identity import Identity
@@ -57,15 +57,33 @@ class EmptyConfig:
     """For baselines without architecture parameters."""
 
 
+@dataclass(frozen=True)
+class EncoderNeed:
+    """The encoder a pretrained model fine-tunes: the one pretraining ``method`` makes on ``source``.
+
+    A pretrained model is a method on a source (docs/protocol.md, "Pretraining sources"): the
+    model declares its method (:attr:`Baseline.pretraining_method`) and its name's variant names
+    the source (``mae:sim``: the source ``sim``), so the encoder provisioning asks each model
+    which encoder it needs (:meth:`Baseline.encoder_need`) instead of knowing the models. Two
+    models that need the same method on the same source share one encoder.
+    """
+
+    method: str  # the pretraining method, e.g. masked autoencoding
+    source: str  # a corpus name or a suite's [sources.<name>] table
+
+    def __str__(self) -> str:
+        return f"{self.method} on {self.source}"
+
+
 class EncoderSource(Protocol):
     """Where pretrained encoders come from (the runner provisions them; tests may pass a folder)."""
 
-    def identity(self, corpus: str, method: str = METHOD) -> Identity:
-        """The identity of the encoder pretrained by ``method`` on ``corpus`` (without training it)."""
+    def identity(self, need: EncoderNeed) -> Identity:
+        """The identity of the encoder ``need`` names (without training it)."""
         ...
 
-    def path(self, corpus: str, method: str = METHOD) -> Path:
-        """The encoder file pretrained by ``method`` on ``corpus``, trained or fetched if needed."""
+    def path(self, need: EncoderNeed) -> Path:
+        """The encoder file ``need`` names, trained or fetched if needed."""
         ...
 
 
@@ -81,9 +99,16 @@ class Baseline:
             e.g. XGBoost on features), ``"ablation"`` (an ablation of the pretrained model, e.g.
             the scratch Transformer; shown, never chosen) or ``"pretrained"`` (compared with the
             strongest baseline: relative gain, wins, significance). A subclass that still sets the
-            older flag ``ablation = True`` gets the role ``"ablation"``.
+            older flag ``ablation = True`` gets the role ``"ablation"``. A suite's grid that names a
+            pretrained model without a variant (``mae``) runs it on each of the suite's pretraining
+            sources (``mae:sim``, ``mae:ptbxl``: :func:`expand_model`), so its ``variant_field``
+            names the source.
         variant_field: a Config field set from the part of a model name after ``:``
             (``mae:sim`` sets the MAE's ``corpus`` to ``sim``); None if the model has none.
+        pretraining_method: for a model that fine-tunes a pretrained encoder, the pretraining
+            method of that encoder; with the source its variant names, the encoder it needs
+            (:meth:`encoder_need`), which the runner provisions before its cells and whose
+            fingerprint enters their identity. None: the model needs no encoder.
         check_overrides: Config overrides that keep :func:`~baselines.checks.check_baseline`
             fast on a CPU (a narrow network, say).
         training_defaults: the model's own fine-tuning defaults, for the :class:`TrainConfig`
@@ -115,6 +140,7 @@ class Baseline:
     kind: ClassVar[str] = "neural"
     role: ClassVar[str] = "baseline"
     variant_field: ClassVar[str | None] = None
+    pretraining_method: ClassVar[str | None] = None
     check_overrides: ClassVar[dict[str, Any]] = {}
     training_defaults: ClassVar[Mapping[str, Any]] = {}
     tuned_as: ClassVar[Mapping[str, Any]] = {}
@@ -125,6 +151,10 @@ class Baseline:
             cls.role = "ablation"
         if cls.role not in ROLES:
             raise TypeError(f"{cls.__name__}.role must be one of {', '.join(ROLES)}, got {cls.role!r}")
+        if cls.role == "pretrained" and cls.variant_field is None:
+            raise TypeError(f"{cls.__name__} has the role 'pretrained' but no variant_field: a pretrained model "
+                            "runs once per pretraining source, named after ':' (set variant_field to the Config "
+                            "field that holds the source)")
 
     def __init__(self, config: Any = None, training: TrainConfig | None = None, seed: int = 0,
                  encoders: EncoderSource | None = None):
@@ -172,19 +202,52 @@ class Baseline:
         return cls.search_space(trial)
 
     @classmethod
+    def encoder_need(cls, config: Any) -> EncoderNeed | None:
+        """The encoder this model fine-tunes: its :attr:`pretraining_method` on the source its variant
+        field holds (``mae:sim``: the MAE's method on ``sim``); None for a model without one."""
+        if cls.pretraining_method is None or cls.variant_field is None:
+            return None
+        return EncoderNeed(cls.pretraining_method, str(getattr(config, cls.variant_field)))
+
+    @classmethod
     def identity(cls, config: Any, encoders: EncoderSource | None) -> dict[str, Any]:
-        """What of the model enters a cell's fingerprint (its resolved config; encoders add theirs)."""
-        return {"config": to_dict(config)}
+        """What of the model enters a cell's fingerprint: its resolved config and, for a model that needs
+        an encoder, that encoder's fingerprint and whether its pretraining saw downstream test records."""
+        identity: dict[str, Any] = {"config": to_dict(config)}
+        need = cls.encoder_need(config)
+        if need is not None:
+            encoder = _encoder_source(cls, encoders).identity(need)
+            identity["encoder"] = encoder.fingerprint
+            # pretrained on downstream test records (ptbxl-authors): every output says so
+            identity["sees_test_records"] = bool(encoder.payload.get("corpus", {}).get("sees_test_records", False))
+        return identity
 
     @classmethod
     def prepare(cls, config: Any, encoders: EncoderSource | None) -> None:
-        """Get what the model needs before its cells run (a pretrained encoder, say). Default: nothing."""
+        """Get what the model needs before its cells run: its encoder (:meth:`encoder_need`), trained or
+        fetched once by the encoder source. Default: that, or nothing for a model without one."""
+        need = cls.encoder_need(config)
+        if need is not None:
+            _encoder_source(cls, encoders).path(need)
+
+    def encoder_path(self) -> Path:
+        """The file of the encoder this model fine-tunes (from its encoder source)."""
+        need = self.encoder_need(self.config)
+        if need is None:
+            raise ConfigError(f"{type(self).__name__} fine-tunes no pretrained encoder (pretraining_method is None)")
+        return _encoder_source(type(self), self.encoders).path(need)
 
     @classmethod
     def describe(cls) -> str:
         """One line for listings: the first line of the class docstring."""
         doc = (cls.__doc__ or "").strip()
         return doc.splitlines()[0] if doc else cls.__name__
+
+
+def _encoder_source(cls: type[Baseline], encoders: EncoderSource | None) -> EncoderSource:
+    if encoders is None:
+        raise ConfigError(f"{cls.__name__}: a pretrained model needs an encoder source (the runner provides one)")
+    return encoders
 
 
 def training_space(trial: Any) -> dict[str, Any]:
@@ -222,6 +285,13 @@ class NeuralBaseline(Baseline):
     def build_module(self) -> Any:
         """The module to train, initialised from ``self.seed`` (pretrained models load weights here)."""
         return self.build(self.config)
+
+    @classmethod
+    def build_shaped(cls, config: Any, pretrain: Any = None) -> Any:
+        """The module a cell trains, with random weights: for a pretrained model, its encoder shaped as
+        ``pretrain`` (the source's ``PretrainConfig``) trains it, without pretraining (speed benchmarks).
+        Default: :meth:`build`."""
+        return cls.build(config)
 
     @classmethod
     def tuning_space(cls, trial: Any, config: Any = None) -> dict[str, Any]:
@@ -294,10 +364,25 @@ class EstimatorBaseline(Baseline):
 class ModelSpec:
     """A model name resolved through the registry: its class and config (before tuning)."""
 
-    name: str  # as a cell names it, e.g. "resnet18-1d" or "mae:sim"
+    name: ModelName  # as a cell names it, e.g. "resnet18-1d" or "mae:sim"
     entry: str  # the registry name, e.g. "mae"
     cls: type[Baseline]
     config: Any
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", ModelName.parse(self.name))  # text given by a caller: parsed here, once
+
+    @property
+    def source(self) -> str:
+        """The pretraining source of a pretrained model (``mae:sim`` -> ``sim``: its variant field); ``""`` for
+        the other models."""
+        if self.cls.role != "pretrained" or self.cls.variant_field is None:
+            return ""
+        return str(getattr(self.config, self.cls.variant_field))
+
+    def encoder_need(self) -> EncoderNeed | None:
+        """The encoder the model fine-tunes (:meth:`Baseline.encoder_need`); None for most models."""
+        return self.cls.encoder_need(self.config)
 
     def split_overrides(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Tuned values: those naming a Config field, and those for the fine-tuning config."""
@@ -341,15 +426,30 @@ class ModelSpec:
 
 
 def resolve_model(name: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> ModelSpec:
-    """Resolve a cell's model name (``"resnet18-1d"``, ``"mae:sim"``) via the registry.
+    """Resolve a cell's model name (``"resnet18-1d"``, ``"mae:sim"``; text or a :class:`ModelName`) via the registry.
 
     ``overrides`` maps registry names to Config overrides (a suite's ``[baselines.<name>]`` tables).
     """
-    entry, sep, variant = name.partition(":")
-    cls = BASELINES.get(entry)
-    settings = dict((overrides or {}).get(entry, {}))
-    if sep:
+    name = ModelName.parse(name)
+    cls = BASELINES.get(name.entry)
+    settings = dict((overrides or {}).get(name.entry, {}))
+    if name.variant:
         if cls.variant_field is None:
-            raise ConfigError(f"model {name!r}: {entry} takes no ':<variant>' (it has no variant field)")
-        settings[cls.variant_field] = variant
-    return ModelSpec(name, entry, cls, cls.make_config(settings))
+            raise ConfigError(f"model {name!r}: {name.entry} takes no ':<variant>' (it has no variant field)")
+        settings[cls.variant_field] = name.variant
+    return ModelSpec(name, name.entry, cls, cls.make_config(settings))
+
+
+def expands_over_sources(name: str) -> bool:
+    """Whether a grid's model ``name`` stands for one model per pretraining source: a registered model of
+    role ``pretrained`` named without a variant (``mae``, not ``mae:sim``)."""
+    name = ModelName.parse(name)
+    return not name.variant and BASELINES.get(name.entry).role == "pretrained"
+
+
+def expand_model(name: str, sources: Sequence[str]) -> list[ModelName]:
+    """A grid's model name as the models its cells run: a pretrained model named without a variant
+    stands for it pretrained on each of ``sources`` (``mae`` -> ``mae:sim``, ``mae:ptbxl``; any
+    pretrained model alike); any other name is itself (``resnet18-1d``, ``mae:sim``)."""
+    name = ModelName.parse(name)
+    return [name.with_variant(source) for source in sources] if expands_over_sources(name) else [name]

@@ -1,22 +1,31 @@
 """The study's model: the MAE encoder pretrained on a corpus, fine-tuned with a small head.
 
-Named ``mae:<corpus>`` in suites and results (``mae:sim``, ``mae:ptbxl``): the part after the
-colon sets :attr:`PretrainedMAEConfig.corpus`. The encoder comes from an
+Registered as ``mae`` (``pyproject.toml``) and named ``mae:<corpus>`` in suites and results
+(``mae:sim``, ``mae:ptbxl``): the part after the colon sets :attr:`PretrainedMAEConfig.corpus`.
+Like any model of role ``pretrained`` it declares its pretraining method
+(:data:`pretraining.mae.METHOD`); the encoder that method makes on the corpus comes from an
 :class:`~baselines.base.EncoderSource` (the runner's provisions it once per corpus: from the
-cache, from MLflow, or by pretraining), and its fingerprint is part of every cell's identity, so
-cells of another encoder never count as finished.
+cache, from MLflow, or by pretraining), and its fingerprint is part of every cell's identity
+(:meth:`baselines.base.Baseline.identity`), so cells of another encoder never count as finished.
+
+:data:`PAPER_MODEL` is the paper's headline model, SimECG-N pretraining (``mae:sim``): the
+defaults that name it (the scratch Transformer borrows its tuning study, ``tuning.shared_studies``;
+a grid's default model) and the protocol's fidelity table take it from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-from baselines.base import EncoderSource, NeuralBaseline, encoder_tuning_space
+from baselines.base import NeuralBaseline, encoder_tuning_space
+from baselines.names import ModelName
 from pretraining.checkpoint import load_encoder
+from pretraining.config import model_config
 from pretraining.mae import METHOD, ECGEncoder, EncoderClassifier, check_head, preset
-from simecg.config import to_dict
 from simecg.errors import ConfigError
+
+PAPER_MODEL = ModelName("mae", "sim")  # the entry point's name, on the paper's main source (SimECG-N)
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,7 @@ class PretrainedMAE(NeuralBaseline):
     Config = PretrainedMAEConfig
     role = "pretrained"
     variant_field = "corpus"
-    pretraining_method: ClassVar[str] = METHOD  # the registered method whose encoders it fine-tunes
+    pretraining_method = METHOD
     check_overrides = {"head_width": 16}
     tuned_as = {"mode": "full"}  # a frozen-encoder probe takes the values tuned with full fine-tuning
 
@@ -61,50 +70,44 @@ class PretrainedMAE(NeuralBaseline):
     def tuning_space(cls, trial: Any, config: Any = None) -> dict[str, Any]:
         return encoder_tuning_space(trial, config)
 
-    @classmethod
-    def identity(cls, config: PretrainedMAEConfig, encoders: EncoderSource | None) -> dict[str, Any]:
-        encoder = _source(encoders).identity(config.corpus, cls.pretraining_method)
-        return {"config": to_dict(config), "encoder": encoder.fingerprint,
-                # pretrained on downstream test records (ptbxl-authors): every output says so
-                "sees_test_records": bool(encoder.payload.get("corpus", {}).get("sees_test_records", False))}
-
-    @classmethod
-    def prepare(cls, config: PretrainedMAEConfig, encoders: EncoderSource | None) -> None:
-        _source(encoders).path(config.corpus, cls.pretraining_method)
-
     @staticmethod
     def build(config: PretrainedMAEConfig) -> Any:
         """The architecture with random weights (the ``paper`` encoder preset), for listings and speed
         benchmarks; a cell's model loads the pretrained encoder instead (:meth:`build_module`)."""
-        return EncoderClassifier(ECGEncoder(preset("paper")), head_width=config.head_width, pooling=config.pooling,
-                                 freeze_encoder=config.mode == "probe", dropout=config.dropout,
-                                 activation=config.activation)
+        return _classifier(ECGEncoder(preset("paper")), config)
+
+    @classmethod
+    def build_shaped(cls, config: PretrainedMAEConfig, pretrain: Any = None) -> Any:
+        """With random weights, shaped as the encoder ``pretrain`` (a ``PretrainConfig``) trains: what a
+        cell of that source fine-tunes, for speed benchmarks."""
+        if pretrain is None:
+            return cls.build(config)
+        return _classifier(ECGEncoder(model_config(pretrain)), config)
 
     def build_module(self) -> Any:
-        encoder = load_encoder(_source(self.encoders).path(self.config.corpus, self.pretraining_method))
-        return EncoderClassifier(encoder, head_width=self.config.head_width, pooling=self.config.pooling,
-                                 freeze_encoder=self.config.mode == "probe", dropout=self.config.dropout,
-                                 activation=self.config.activation)
+        return _classifier(load_encoder(self.encoder_path()), self.config)
 
 
-def _source(encoders: EncoderSource | None) -> EncoderSource:
-    if encoders is None:
-        raise ConfigError("mae: a pretrained model needs an encoder source (the runner provides one)")
-    return encoders
+def _classifier(encoder: Any, config: PretrainedMAEConfig) -> Any:
+    """``encoder`` under the head ``config`` describes (frozen for ``mode = "probe"``)."""
+    return EncoderClassifier(encoder, head_width=config.head_width, pooling=config.pooling,
+                             freeze_encoder=config.mode == "probe", dropout=config.dropout,
+                             activation=config.activation)
 
 
 def pretrained_model(method: str) -> type[PretrainedMAE]:
-    """The model fine-tuning the encoders the registered pretraining ``method`` makes: ``<method>:<corpus>``.
+    """The model fine-tuning the encoders the registered pretraining ``method`` makes: ``<method>:<source>``.
 
     Register it under the method's name in ``simecg_bench.baselines`` (ours below, a plugin's
     alike: ``my-method = "my_package:MyMethodModel"`` with ``MyMethodModel = pretrained_model("my-method")``),
-    so ``my-method:sim`` names it pretrained on ``sim``. Every method's encoder is the same
-    :class:`~pretraining.mae.ECGEncoder`, fine-tuned with the same head (docs/protocol.md).
+    so ``my-method:sim`` names it pretrained on ``sim``: its :attr:`~baselines.base.Baseline.pretraining_method`
+    makes its encoder need (method, source). Every method's encoder is the same
+    :class:`~pretraining.mae.ECGEncoder`, fine-tuned with the same head (docs/protocol.md, "Pretraining methods").
     """
     name = "".join(part.capitalize() for part in method.replace("_", "-").split("-"))
     return type(f"Pretrained{name}", (PretrainedMAE,), {
         "pretraining_method": method, "__module__": __name__,
-        "__doc__": f"The encoder pretrained by {method} on a corpus ({method}:<corpus>), fine-tuned with an MLP head.",
+        "__doc__": f"The encoder pretrained by {method} on a source ({method}:<source>), fine-tuned with an MLP head.",
     })
 
 

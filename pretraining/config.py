@@ -267,17 +267,17 @@ def build_corpus(config: PretrainConfig) -> Corpus:
 def encoder_identity(config: PretrainConfig, corpus: Corpus | None = None) -> Identity:
     """The identity of the encoder ``config`` trains (``corpus``: the config's own, if already built).
 
-    The method and its resolved settings are part of it, except for the masked autoencoder: its
-    encoders were identified before there was a choice of method, and its settings are the
-    architecture's, so their payload stays as it was (and so do their fingerprints and those of the
-    cells built on them). Another method on the same source and settings is another encoder.
+    The method (``config.method``) and its resolved settings are part of it, except for the masked
+    autoencoder: its encoders were identified before there was a choice of method, and its settings
+    are the architecture's, so their payload stays as it was (and so do their fingerprints and those
+    of the cells built on them; :func:`simecg.identity.encoder_identity`). Another method on the same
+    source and settings is another encoder.
     """
     corpus = corpus if corpus is not None else build_corpus(config)
     settings = to_dict(config)
-    method, _ = settings.pop("method"), settings.pop("method_options")
-    if method != METHOD:
-        settings["method"] = {"name": method, "config": to_dict(method_config(config))}
-    return _encoder_identity(settings, model_config(config), corpus.identity())
+    settings.pop("method"), settings.pop("method_options")
+    method = None if config.method == METHOD else {"name": config.method, "config": to_dict(method_config(config))}
+    return _encoder_identity(settings, model_config(config), corpus.identity(), method=method)
 
 
 def encoder_dir(identity: Identity) -> Path:

@@ -47,6 +47,7 @@ from pretraining.figures import loss_curve_figure
 from pretraining.mae import MAEConfig
 from pretraining.stream import PretrainStream, make_loader
 from simecg import integrity
+from simecg import progress as progress_lines
 from simecg.config import to_dict
 from simecg.errors import CheckpointError, ConfigError, DivergedError, SimECGError
 from simecg.failpoints import failpoint
@@ -128,6 +129,7 @@ def pretrain(
     *,
     corpus: Corpus | None = None,
     identity: Identity | None = None,
+    name: str = "",
 ) -> PretrainResult:
     """Pretrain (or resume, or just return) the MAE described by ``config`` in ``out_dir``.
 
@@ -141,6 +143,9 @@ def pretrain(
             from the registry.
         identity: the encoder's identity, if the caller already has it (it is computed otherwise).
             ``out_dir`` keeps it in ``identity.json``; a folder holding another encoder is refused.
+        name: what the progress bar and the progress lines call this run (a suite's source, e.g.
+            ``sim`` or ``sim-2k``; default: the config's corpus). Off a terminal the loop says how
+            far it is in timestamped lines (:mod:`simecg.progress`).
 
     Under ``torchrun`` every process calls this; ``config.batch_size`` is the global batch.
     """
@@ -154,7 +159,7 @@ def pretrain(
         if identity is None:
             corpus = corpus if corpus is not None else build_corpus(config)
             identity = encoder_identity(config, corpus)
-        return _Run(config, Path(out_dir), logger, progress, corpus, ctx, identity).run()
+        return _Run(config, Path(out_dir), logger, progress, corpus, ctx, identity, name or config.corpus).run()
     except RuntimeError as exc:  # under DDP mostly a collective whose peer died (gloo: "Connection reset by peer")
         if not ctx.distributed:
             raise
@@ -166,6 +171,27 @@ def pretrain(
     finally:
         torch.set_num_threads(threads)
         ddp.teardown(ctx)
+
+
+# An encoder whose masked-patch loss ends here learned little: on z-scored signals, predicting zero
+# for every masked patch scores MSE 1.0, and a loss that ends above 90% of where it began barely fell.
+CHANCE_MSE = 1.0
+STALLED_FRACTION = 0.9
+
+
+def stalled_warning(first_loss: float, encoder_loss: float) -> str | None:
+    """Why an encoder's loss says it learned little (None: it learned): its validation loss within 10%
+    of :data:`CHANCE_MSE`, or above :data:`STALLED_FRACTION` of the first training loss logged. Shown
+    at the end of pretraining, in the leaderboard's header and in the report (docs/protocol.md)."""
+    if not math.isfinite(encoder_loss):
+        return None
+    if encoder_loss >= STALLED_FRACTION * CHANCE_MSE:
+        return (f"validation loss {encoder_loss:.3f}, within {1 - STALLED_FRACTION:.0%} of the {CHANCE_MSE:.1f} that "
+                "predicting zero scores on z-scored signals: it learned little (more steps, or another lr?)")
+    if math.isfinite(first_loss) and first_loss > 0 and encoder_loss / first_loss > STALLED_FRACTION:
+        return (f"validation loss {encoder_loss:.3f} is {encoder_loss / first_loss:.2f} of its first training loss "
+                f"{first_loss:.3f}: it barely fell")
+    return None
 
 
 def write_identity(out_dir: Path, identity: Identity, config: PretrainConfig) -> None:
@@ -240,8 +266,9 @@ class _Run:
     """One call of :func:`pretrain`; holds the state the loop's helpers share."""
 
     def __init__(self, config: PretrainConfig, out_dir: Path, logger: Any, progress: bool,
-                 corpus: Corpus | None, ctx: ddp.DistContext, identity: Identity):
+                 corpus: Corpus | None, ctx: ddp.DistContext, identity: Identity, name: str = ""):
         self.config = config
+        self.name = f"pretrain {name or config.corpus}"
         self.out_dir = out_dir
         self.ckpt_dir = out_dir / "checkpoints"
         self.encoder_path = out_dir / "encoder.pt"
@@ -353,7 +380,11 @@ class _Run:
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=config.steps, initial=start, desc="pretrain", unit="step", dynamic_ncols=True)
+            bar = tqdm(total=config.steps, initial=start, desc=self.name, unit="step", dynamic_ncols=True)
+        lines = progress_lines.Every() if ctx.is_main else None
+        started_at, started_step = time.monotonic(), start
+        if lines is not None:
+            progress_lines.say(f"{self.name}: {'resuming at' if start else 'starting,'} step {start} of {config.steps}")
         autocast = torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16,
                                   enabled=config.amp and ctx.device.type == "cuda")
         wait_s = busy_s = 0.0
@@ -421,6 +452,8 @@ class _Run:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k in ("train_loss", "val_loss")})
                 if bar is not None:
                     bar.update(1)
+                if lines is not None and ("val_loss" in entry or done == config.steps or lines.due()):
+                    progress_lines.say(self._line(done, history, time.monotonic() - started_at, done - started_step))
                 if done % config.checkpoint_every == 0 or done == config.steps:
                     if window["count"] and ctx.distributed:  # see _save: the window is saved as the global mean
                         window["loss_sum"] = ddp.all_reduce_mean(window["loss_sum"], ctx)
@@ -434,12 +467,23 @@ class _Run:
             self._write_encoder(choice, best, lambda: ckpt.encoder_weights(model.encoder))
             integrity.write_json(self.out_dir / "history.json", history)
             if self.logger is not None and history:
-                self._log_figure(loss_curve_figure(history), "loss_curve.png")
+                self._log_figure(loss_curve_figure(history, self.method.loss_label), "loss_curve.png")
         ddp.barrier(ctx)
         assert last_path is not None
         return self._result(last_path, history, val_loss, choice)
 
     # ---- pieces ---------------------------------------------------------------------------
+    def _line(self, done: int, history: list[dict[str, Any]], seconds: float, steps_run: int) -> str:
+        """A progress line: step, share done, the last losses logged, and the time left at this pace."""
+        steps = self.config.steps
+        losses = ""
+        for key in ("train_loss", "val_loss"):
+            last = next((h[key] for h in reversed(history) if key in h), None)
+            if last is not None:
+                losses += f", {key.replace('_', ' ')} {last:.4g}"
+        left = seconds / max(steps_run, 1) * (steps - done)
+        return f"{self.name}: step {done}/{steps} ({done / steps:.0%}){losses}, {left / 60:.1f} min left"
+
     def _resume_point(self) -> Path | None:
         """The training checkpoint every process resumes from: rank 0's latest intact one, one file for all.
 

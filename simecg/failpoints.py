@@ -9,12 +9,20 @@ freeze it (heartbeat thread included); the test resumes it with SIGCONT. Unset (
 the kill-and-resume and worker tests) a failpoint costs one comparison. Names in use:
 ``pretrain.step``, ``pretrain.logged``, ``tuning.trial``, ``cell.train``, ``cell.log``,
 ``between.cells``.
+
+A freeze never lands inside a database write of this process's background threads (the worker
+and trial heartbeats take :func:`writing`): on SQLite, a process frozen mid-write would hold the
+file's write lock and block every other worker, which is SQLite's nature, not the pause these
+tests are about (a worker that stops answering while holding a claim).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
+from collections.abc import Iterator
 
 _SPEC = os.environ.get("SIMECG_FAILPOINT", "")
 _NAME, _, _REST = _SPEC.partition(":")
@@ -22,6 +30,14 @@ _AT, _, _ACTION = _REST.partition(":") if _REST[:1].isdigit() else ("", "", _RES
 _TARGET = int(_AT) if _AT.isdigit() else 1
 _SIGNAL = signal.SIGSTOP if _ACTION == "stop" else signal.SIGKILL
 _hits = 0
+_WRITES = threading.Lock()  # held by a background thread while it writes to a database
+
+
+@contextlib.contextmanager
+def writing() -> Iterator[None]:
+    """Wrap a background thread's database write: a ``:stop`` failpoint waits for it to end."""
+    with _WRITES:
+        yield
 
 
 def failpoint(name: str) -> None:
@@ -31,5 +47,8 @@ def failpoint(name: str) -> None:
     if name != _NAME:
         return
     _hits += 1
-    if _hits == _TARGET or (_hits > _TARGET and _SIGNAL == signal.SIGKILL):
+    if _hits == _TARGET and _SIGNAL == signal.SIGSTOP:
+        with _WRITES:  # frozen between writes, never inside one
+            os.kill(os.getpid(), _SIGNAL)
+    elif _hits >= _TARGET and _SIGNAL == signal.SIGKILL:
         os.kill(os.getpid(), _SIGNAL)

@@ -17,12 +17,16 @@ with a message naming the plugin, and unknown names fail with the known ones and
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
+import importlib.machinery
+import importlib.util
 import inspect
 import logging
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from simecg.errors import ConfigError, UnknownNameError
@@ -138,6 +142,20 @@ class Registry(Generic[T]):
         self.get(name)
         return dict(self._metadata[name])
 
+    def summary(self, name: str) -> str:
+        """One line saying what entry ``name`` is: the first line of its docstring (its class's, for an
+        instance). An entry not imported yet is read from its module's source without importing it, so
+        ``simecg-bench list`` loads no torch to describe a corpus; an entry whose source cannot be read
+        that way is imported."""
+        self._ensure_loaded()
+        obj = self._entries.get(name)
+        if isinstance(obj, _Lazy):
+            found = source_docstring(obj.reference)
+            if found is not None:
+                return _first_line(found)
+        obj = self.get(name)
+        return _first_line(obj.__doc__ or "")
+
     def names(self) -> list[str]:
         """Every registered name (lazy entries are not imported)."""
         self._ensure_loaded()
@@ -216,3 +234,50 @@ def _qualname(obj: object) -> str:
     module = getattr(obj, "__module__", "?")
     name = getattr(obj, "__qualname__", type(obj).__qualname__)
     return f"{module}.{name}"
+
+
+def source_docstring(reference: str) -> str | None:
+    """The docstring of ``"module:attr"`` read from the module's source file, importing nothing: the
+    class or function ``attr`` defined there, or the class of an instance made there
+    (``DATASET = Reader(...)``); ``""`` when it has none. None when the source or the definition
+    cannot be found that way (the caller imports the entry instead)."""
+    module_name, _, attr = reference.partition(":")
+    path = _module_source(module_name)
+    if path is None or not attr or "." in attr:
+        return None
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError):
+        return None
+    definitions = {node.name: node for node in tree.body
+                   if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))}
+    if attr in definitions:
+        return ast.get_docstring(definitions[attr], clean=False) or ""
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attr for t in node.targets)
+                and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                and isinstance(definitions.get(node.value.func.id), ast.ClassDef)):
+            return ast.get_docstring(definitions[node.value.func.id], clean=False) or ""
+    return None
+
+
+def _module_source(module_name: str) -> Path | None:
+    """The ``.py`` file of ``module_name``, found without importing it or its parent packages."""
+    parts = module_name.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])  # a top-level name: found, not imported
+        for i in range(1, len(parts)):
+            if spec is None or not spec.submodule_search_locations:
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]),
+                                                             list(spec.submodule_search_locations))
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
+
+
+def _first_line(doc: str) -> str:
+    lines = doc.strip().splitlines()
+    return lines[0] if lines else ""

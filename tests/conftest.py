@@ -45,6 +45,18 @@ def one_thread():
 
 
 @pytest.fixture
+def one_openmp_thread():
+    """scikit-learn's boosted trees (the corpus report's C2ST) on one OpenMP thread: on a loaded 2-core machine
+    their spinning threads took 174 s for what one thread does in 6 s. The import first: threadpoolctl limits
+    only the runtimes already loaded."""
+    import sklearn.ensemble  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture
 def tracking_uri(tmp_path: Path) -> str:
     """A fresh SQLite MLflow store for one test."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"

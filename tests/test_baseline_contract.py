@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from baselines import check_baseline
-from baselines.base import Baseline, NeuralBaseline
+from baselines.base import Baseline, EncoderNeed, NeuralBaseline
 from baselines.checks import BaselineContractError
+from pretraining.mae import METHOD
 from simecg.identity import Identity
 from simecg.registries import BASELINES
 
@@ -24,17 +25,17 @@ class RandomEncoders:
     def __init__(self, folder: Path):
         self.folder = folder
 
-    def identity(self, corpus: str, method: str = "mae") -> Identity:
-        return Identity("encoder", {"random": corpus, "method": method})
+    def identity(self, need: EncoderNeed) -> Identity:
+        return Identity("encoder", {"random": need.source, "method": need.method})
 
-    def path(self, corpus: str, method: str = "mae") -> Path:
+    def path(self, need: EncoderNeed) -> Path:
         from pretraining.checkpoint import save_encoder
         from pretraining.mae import ECGEncoder, preset
 
-        path = self.folder / f"{corpus}.pt"
+        path = self.folder / f"{need.method}-{need.source}.pt"
         if not path.exists():
             torch.manual_seed(0)
-            save_encoder(ECGEncoder(preset("tiny")), path, extra={"fingerprint": self.identity(corpus).fingerprint})
+            save_encoder(ECGEncoder(preset("tiny")), path, extra={"fingerprint": self.identity(need).fingerprint})
         return path
 
 
@@ -46,10 +47,10 @@ def test_every_registered_model_keeps_the_contract(name: str, tmp_path: Path, on
         assert summary["evaluations"] == 2  # on_eval is called at every evaluation (Optuna pruning hooks here)
 
 
-def test_the_mae_identity_carries_its_encoder(tmp_path: Path) -> None:
+def test_the_mae_identity_carries_its_encoder(tmp_path: Path, one_thread: None) -> None:
     encoders = RandomEncoders(tmp_path)
     identity = check_baseline("mae", encoders=encoders, variant="ptbxl")["identity"]
-    assert identity["encoder"] == encoders.identity("ptbxl").fingerprint
+    assert identity["encoder"] == encoders.identity(EncoderNeed(METHOD, "ptbxl")).fingerprint
     assert identity["config"]["corpus"] == "ptbxl"
 
 

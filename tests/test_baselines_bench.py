@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from baselines.base import NeuralBaseline
 from benchmark.cli import main
 from benchmark.registries import BENCHES
@@ -15,6 +17,7 @@ def test_bench_is_registered():
     assert "baselines" in BENCHES
 
 
+@pytest.mark.slow
 def test_bench_prints_a_table_and_json_rows_with_parameters_and_timings(capsys):
     code = main(["bench", "baselines", "--only", "emb-gru", "--only", "transformer-scratch", "--only",
                  "xgboost-features", "--batch-size", "2", "--repeats", "1", "--estimator-samples", "8",
@@ -40,6 +43,7 @@ def test_listing_helpers_describe_every_baseline():
             assert cls.count_parameters() > 0
 
 
+@pytest.mark.slow
 def test_bench_finetune_sets_the_loop_beside_a_plain_pytorch_loop_and_writes_what_the_plan_reads(tmp_path, capsys):
     from benchmark.run.planning import load_throughput
 

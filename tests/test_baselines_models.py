@@ -139,8 +139,9 @@ def beat_trains(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x[:, None, :].astype(np.float32), y.astype(np.float32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NEURAL)
-def test_each_baseline_learns_a_separable_task_above_chance(name: str):
+def test_each_baseline_learns_a_separable_task_above_chance(name: str, one_thread: None):
     torch.manual_seed(0)
     cls = BASELINES.get(name)
     overrides, lr = SMALL[name]

@@ -64,6 +64,7 @@ def test_plugin_is_not_registered_without_its_distribution():
     assert "example-tiny-cnn" not in BASELINES
 
 
+@pytest.mark.slow
 def test_plugin_dist_info_on_sys_path_registers_and_trains_its_baseline(tmp_path: Path):
     """A hand-written dist-info whose entry_points.txt is generated from the example's pyproject."""
     from setuptools.config.pyprojecttoml import read_configuration  # a TOML reader on Python 3.10 too

@@ -88,6 +88,7 @@ def ecg_sets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {"train": simulated_ecgs(40, seed=1), "val": simulated_ecgs(20, seed=2), "test": simulated_ecgs(20, seed=3)}
 
 
+@pytest.mark.slow
 def test_registered_estimator_learns_heart_rate_classes_from_raw_signals(ecg_sets):
     cls = BASELINES.get("xgboost-features")
     estimator = cls.make_estimator(cls.make_config({"n_estimators": 100}), seed=7)

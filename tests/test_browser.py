@@ -1,9 +1,10 @@
 """The MLflow UI and the report in a real browser: headless Chromium driven by Selenium.
 
-A tiny real run of the demo suite (1 task, mae and resnet18-1d), its report, and `simecg-bench ui`
-on a free loopback port; the browser opens the suite's runs view, finds the parent run, its child
-runs and their ``test_f1`` column, opens a cell run and its ROC curve, the parent run's description,
-and the report file. Screenshots go to ``$SIMECG_ARTIFACTS/browser`` (default ``ci-artifacts/browser``
+A tiny real run of the demo suite (1 task, mae and resnet18-1d, 2 seeds, 2 tuning trials), its
+report, and `simecg-bench ui --tuning` on free loopback ports; the browser follows the three-click
+comparison from the printed URL, opens a cell's page, the tuning views and the parent run's
+description, and measures the report's tables at 1,280 pixels; the UI's terminal is read for
+tracebacks and per-request lines. Screenshots go to ``$SIMECG_ARTIFACTS/browser`` (default ``ci-artifacts/browser``
 in the repository; CI keeps them). Skipped, with the reason, when Selenium, Chromium or
 chromedriver is missing (``.ci/run`` installs them best-effort: ``apt-get install chromium
 chromium-driver``, Selenium through the ``test`` extra).
@@ -12,6 +13,7 @@ chromium-driver``, Selenium through the ``test`` extra).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -69,21 +71,41 @@ def browser(tmp_path: Path):
         driver.quit()
 
 
+def _wait_for(url: str, seconds: float = WAIT) -> None:
+    """Until ``url`` answers (a server that was just started)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def test_mlflow_ui_and_report_in_a_browser(browser, tmp_path: Path, capsys) -> None:
+def test_mlflow_ui_three_click_comparison_run_page_tuning_views_and_report(browser, tmp_path: Path, capsys) -> None:
+    """From the URL `simecg-bench ui` prints: every cell as a row with model, task, lead, budget, seed
+    and test F1/AUROC/AUPRC; three clicks to a model x task comparison (Views, the saved view, the
+    charts button); a run page in model-training mode without the Assistant; the tuning views; the
+    report at 1,280 pixels with no table wider than the page; and a terminal without a traceback or
+    a line per request."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     assert main(["run", "--suite", "demo", "--corpus", "sim", "--tracking-uri", uri, "--no-progress",
-                 "--set", "grid.seeds=1", "--set", "grid.tasks=demo/af", "--set", "grid.models=mae,resnet18-1d",
-                 *TINY]) == 0
+                 "--set", "grid.seeds=1,2", "--set", "grid.tasks=demo/af", "--set", "grid.models=mae,resnet18-1d",
+                 "--set", "tuning.n_trials=2", *TINY]) == 0
     report = tmp_path / "report.html"
     assert main(["report", "--suite", "demo", "--out", str(report), "--tracking-uri", uri]) == 0
     capsys.readouterr()
@@ -91,76 +113,77 @@ def test_mlflow_ui_and_report_in_a_browser(browser, tmp_path: Path, capsys) -> N
     experiment = client.get_experiment_by_name("simecg-bench/demo").experiment_id
     runs = client.search_runs([experiment])
     parent = next(r for r in runs if r.data.tags["kind"] == "invocation")
-    cell = next(r for r in runs if r.data.tags.get("model") == "mae:sim" and r.data.tags["kind"] == "cell")
-    children = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-    assert {cell.info.run_name, "pretrain sim"} <= children
+    cells = [r for r in runs if r.data.tags["kind"] == "cell"]
+    cell = next(r for r in cells if r.data.tags["model"] == "mae:sim" and r.data.tags["seed"] == "1")
+    tuning = next(r for r in runs if r.data.tags["kind"] == "tuning")
+    assert len(cells) == 4 and cell.info.run_name == "mae:sim · demo/af · seed 1"
 
     port = free_port()
-    ui, url = start_ui(uri, port)
+    ui, url = start_ui(uri, port, "--tuning")
     out = screenshots()
     wait = WebDriverWait(browser, WAIT)
+    browser.set_window_size(1280, 900)
 
     def text() -> str:
         return browser.find_element(By.TAG_NAME, "body").text
 
-    def close_assistant() -> None:  # MLflow's assistant panel takes a third of every page
-        for close in browser.find_elements(By.CSS_SELECTOR, "button[data-component-id="
-                                                            "'mlflow.assistant.chat_panel.close']"):
-            close.click()
+    def click(xpath: str) -> None:
+        wait.until(lambda d: [e for e in d.find_elements(By.XPATH, xpath) if e.is_displayed()])[0].click()
 
     try:
-        assert url == f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?workflowType=machine_learning"
-        # the suite's runs view: the parent run, expanded to its child runs, with the test_f1 column
-        browser.get(url)
-        wait.until(lambda _: parent.info.run_name in text())
-        close_assistant()
-        if cell.info.run_name not in text():
-            browser.find_element(By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']").click()
-        wait.until(lambda _: all(name in text() for name in children))
-        dropdown = browser.find_element(By.CSS_SELECTOR, "button[data-testid='column-selection-dropdown']")
-        dropdown.click()
-        panel = wait.until(lambda d: d.find_element(By.ID, dropdown.get_attribute("aria-controls")))
-        panel.find_element(By.CSS_SELECTOR, "input[placeholder='Search columns']").send_keys("test_f1")
-        leaf = ".//*[normalize-space(.)='test_f1' and not(*[normalize-space(.)='test_f1'])]"
-        option = wait.until(lambda _: [e for e in panel.find_elements(By.XPATH, leaf) if e.is_displayed()])
-        option[0].click()
-        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='sort-header-test_f1']"))
-        f1 = f"{cell.data.metrics['test_f1']}"[:6]
-        wait.until(lambda _: f1 in browser.find_element(By.CSS_SELECTOR, ".ag-root").text)
-        browser.save_screenshot(str(out / "ui-runs.png"))
-        runs_view = text()
-        assert "Model training" in runs_view and parent.info.run_name in runs_view and "test_f1" in runs_view
+        assert "viewStateShareKey=simecg-cells" in url and "workflowType=machine_learning" in url
+        browser.get(url)  # 0 clicks: every cell, its settings and test metrics as columns
+        wait.until(lambda _: all(c.info.run_name in text() for c in cells))
+        headers = browser.execute_script("return Array.from(document.querySelectorAll('.ag-header-cell'))"
+                                         ".map(e => e.getAttribute('col-id'))")
+        for column in ("model", "task", "lead", "budget", "seed"):
+            assert f"tags.`{column}`" in headers, column
+        for metric in ("test_f1", "test_auroc", "test_auprc"):
+            assert f"metrics.`{metric}`" in headers, metric
+        assert parent.info.run_name not in text()  # cells only, not one collapsed parent row
+        assert "Ask questions about your experiments" not in text()  # the Assistant stays closed
+        browser.save_screenshot(str(out / "ui-1-every-cell.png"))
 
-        # a cell run: its metrics, its parent, and its ROC curve among the artifacts
+        click("//button[@data-testid='saved-views-trigger']")  # click 1: Views
+        click("//*[@role='menuitem' or @role='menuitemcheckbox' or @role='option'][contains(., 'model x task')]"
+              " | //*[normalize-space(text())='SimECG-Bench: model x task, mean over seeds']")  # click 2
+        wait.until(lambda _: "Group: model: mae:sim, task: demo/af" in text())
+        assert "Group: model: resnet18-1d, task: demo/af" in text() and "(average)" in text()
+        browser.save_screenshot(str(out / "ui-2-model-x-task.png"))
+        click("//label[.//input[@value='CHART']] | //button[@value='CHART']")  # click 3: the charts button
+        wait.until(lambda d: d.find_elements(By.XPATH, "//*[normalize-space(text())='test_auroc']"))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot, .plot-container")) >= 3)
+        browser.save_screenshot(str(out / "ui-3-model-x-task-charts.png"))
+
+        # a cell's page, opened from the table: model-training mode (no GenAI pages), no Assistant
+        browser.get(url)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"a[href*='/runs/{cell.info.run_id}']"))
         browser.find_element(By.CSS_SELECTOR, f"a[href*='/runs/{cell.info.run_id}']").click()
-        wait.until(lambda d: cell.info.run_id in d.current_url)
-        if "workflowType" not in browser.current_url:  # MLflow keeps the mode in the URL only
-            browser.get(browser.current_url + "?workflowType=machine_learning")
-        wait.until(lambda _: "test_f1" in text() and "Parent run" in text())
-        close_assistant()
-        assert cell.info.run_name in text() and parent.info.run_name in text()
-        browser.save_screenshot(str(out / "ui-cell-run.png"))
-        browser.find_element(By.XPATH, "//*[@role='tab' or self::a or self::button][normalize-space(.)='Artifacts']"
-                             ).click()
-        wait.until(lambda _: "roc_curve.png" in text() and "pr_curve.png" in text())
-        browser.find_element(By.XPATH, "//*[normalize-space(text())='roc_curve.png']").click()
+        wait.until(lambda d: cell.info.run_id in d.current_url and "test_auroc" in text())
+        assert "workflowType" not in browser.current_url  # the mode comes from the page's seeded default
+        page = text()
+        assert "Evaluation runs" not in page and "Prompts" not in page and "Ask questions" not in page
+        browser.save_screenshot(str(out / "ui-4-cell-run.png"))
+
+        # the tuning views: Optuna's figures on the tuning run, and optuna-dashboard on the studies
+        browser.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs/{tuning.info.run_id}/artifacts")
+        click("//*[normalize-space(text())='optuna']")
+        click("//*[normalize-space(text())='optimization_history.png']")
         wait.until(lambda d: any(img.is_displayed() and d.execute_script("return arguments[0].naturalWidth", img)
                                  for img in d.find_elements(By.CSS_SELECTOR, "img[src^='blob:']")))
-        browser.save_screenshot(str(out / "ui-cell-roc-curve.png"))
+        browser.save_screenshot(str(out / "ui-5-tuning-history.png"))
+        _wait_for(f"http://127.0.0.1:{port + 1}/")
+        browser.get(f"http://127.0.0.1:{port + 1}/")
+        wait.until(lambda _: "study-" in text())
+        browser.save_screenshot(str(out / "ui-6-optuna-dashboard.png"))
 
         # the parent run: the leaderboard as its description, the report among its artifacts
-        browser.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs/{parent.info.run_id}"
-                    "?workflowType=machine_learning")
-        wait.until(lambda _: "SimECG-Bench suite demo" in text())  # the headline, before "Show more"
-        close_assistant()
-        assert "mean relative F1 gain" in text() and "report.html" in text()
+        browser.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs/{parent.info.run_id}")
+        wait.until(lambda _: "SimECG-Bench suite demo" in text() and "mean relative F1 gain" in text())
         for more in browser.find_elements(By.XPATH, "//*[self::button or self::a][normalize-space(.)='Show more']"):
-            more.click()  # the whole description: the leaderboard table
-        wait.until(lambda _: "Leaderboard: suite demo" in text())
-        assert "demo/af" in text().split("Leaderboard: suite demo", 1)[1] and "resnet18-1d" in text()
-        assert all(name in text() for name in children)  # the parent run lists its child runs
-        browser.save_screenshot(str(out / "ui-parent-run.png"))
+            more.click()  # the whole description: where the report is, then the leaderboard
+        wait.until(lambda _: "report.html" in text() and "Leaderboard: suite demo" in text())
+        browser.save_screenshot(str(out / "ui-7-invocation-run.png"))
     except Exception:
         browser.save_screenshot(str(out / "failure.png"))  # what the browser showed when it went wrong
         (out / "failure.txt").write_text(f"{browser.current_url}\n\n{text()}")
@@ -168,17 +191,27 @@ def test_mlflow_ui_and_report_in_a_browser(browser, tmp_path: Path, capsys) -> N
     finally:
         ui.send_signal(signal.SIGTERM)
         assert ui.wait(timeout=60) == 0
+    terminal = ui.stdout.read()
+    (out / "ui-terminal.txt").write_text(terminal)
+    assert "Traceback" not in terminal and "partially initialized" not in terminal, terminal
+    assert not re.search(r'"(GET|POST) /', terminal) and "Presigned download" not in terminal, terminal
 
-    # the report: one file, opened from disk, every picture drawn
+    # the report: one file, opened from disk, every picture drawn, no table wider than a 1,280-pixel window
+    browser.set_window_size(1280, 1000)
     browser.get(report.resolve().as_uri())
     wait.until(lambda _: "Leaderboard" in text())
     page = text()
     for expected in ("SimECG-Bench report: suite demo", "SYNTHETIC", "mae:sim", "resnet18-1d", "demo/af",
-                     "Test F1 per task", "Pretraining curves"):
+                     "Leaderboard by test AUROC", "Test F1 per task", "Pretraining curves", "Settings"):
         assert expected in page, expected
     images = browser.find_elements(By.TAG_NAME, "img")
     assert images and all(browser.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images)
+    for details in browser.find_elements(By.TAG_NAME, "summary"):
+        details.click()  # open the per-row details too: they must fit as well
+    too_wide = browser.execute_script("return Array.from(document.querySelectorAll('.scroll'))"
+                                      ".filter(e => e.scrollWidth > e.clientWidth).map(e => e.innerText.slice(0, 80))")
+    assert too_wide == []
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1300, min(int(height) + 100, 12000))
-    browser.save_screenshot(str(out / "report.png"))
-    assert (out / "report.png").stat().st_size > 10_000
+    browser.set_window_size(1280, min(int(height) + 100, 16000))
+    browser.save_screenshot(str(out / "report-1280.png"))
+    assert (out / "report-1280.png").stat().st_size > 10_000

@@ -170,6 +170,7 @@ def test_debug_still_shows_the_exception(capsys) -> None:
         main(["--debug", "run", "--suite", "demo", "--set", "finetune.lr=-1"])
 
 
+@pytest.mark.slow
 def test_the_command_process_exits_2_with_one_line(tmp_path) -> None:
     """The real process (not main() in-process): exit code 2, one stderr line, no traceback, nothing written."""
     env = {"SIMECG_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}

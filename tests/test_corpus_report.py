@@ -59,6 +59,7 @@ def test_sim_has_beats_flat_has_none_and_no_data_gives_nan_distances(tmp_path, f
     assert report["rows"][1]["hr_median"] is None and "no-data" in report["reference"]["error"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_report(tmp_path, flat_folder):
     a = cr.compare_corpora(["sim"], 20, 3, tmp_path / "a", data_dir=tmp_path / "no-data", overrides=SIM_SET)
     b = cr.compare_corpora(["sim"], 20, 3, tmp_path / "b", data_dir=tmp_path / "no-data", overrides=SIM_SET)
@@ -105,7 +106,7 @@ def test_permutation_test_gives_the_report_mmd_and_a_calibrated_p_value():
     assert all(math.isnan(v) for v in cr.mmd2_permutation_test(x[:1], y))
 
 
-def test_classifier_two_sample_test_is_at_chance_for_one_distribution_and_not_for_two():
+def test_classifier_two_sample_test_is_at_chance_for_one_distribution_and_not_for_two(one_openmp_thread):
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(300, 4)), rng.normal(size=(300, 4))
     auroc, p_value = cr.classifier_two_sample_test(x, y, seed=0)
@@ -233,6 +234,7 @@ def test_bad_requests_are_one_clear_error(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_cli_writes_files_prints_the_table_and_logs_one_mlflow_run(tmp_path, tracking_uri, capsys):
     from mlflow.tracking import MlflowClient
 

@@ -126,6 +126,7 @@ def test_cli_prints_problem_lines_and_summary_and_fails_when_records_are_rejecte
     assert len(out) == 46
 
 
+@pytest.mark.slow
 def test_check_groups_records_with_identical_signals(shared_data, tmp_path):
     report = check_folder(shared_data / "ptbxl", progress=False)
     assert report.duplicates == [["records500/00000/00137_hr.hea", "records500/00000/00138_hr.hea"],

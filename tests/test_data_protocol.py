@@ -144,6 +144,7 @@ def test_identical_signals_land_on_one_side_of_every_split(preset, dataset):
         assert sum(map(len, (split.train, split.val, split.test))) == data.n_records
 
 
+@pytest.mark.slow
 def test_duplicates_ignore_splits_them_independently_and_group_moves_only_copies_across_the_test_cut():
     data = _task(copies=COPIES)
     plain = _task()  # the same records without duplicates

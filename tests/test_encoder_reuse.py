@@ -81,7 +81,7 @@ def test_pretrain_then_run_trains_one_encoder_and_workers_rerun_nothing(tracking
     mae_cell = _runs(tracking_uri, "tags.kind = 'cell' and tags.model = 'mae:sim'")[0]
     assert mae_cell.data.tags["encoder"] == made["fingerprint"]
     invocation = _runs(tracking_uri, "tags.kind = 'invocation'")[0]
-    assert invocation.data.params["encoder.sim.run_id"] == made["run_id"]
+    assert invocation.data.params["encoder.mae.sim.run_id"] == made["run_id"]
 
     # settings that cannot change the numbers change nothing: no new cell, no new pretraining
     assert "0 ran, 2 already finished" in _run(tracking_uri, capsys, "--set", "pretrain.num_workers=2",
@@ -156,6 +156,7 @@ def test_a_longer_constant_schedule_run_continues_the_shorter_one(tmp_path: Path
     assert resume_from_prefix(tmp_path / "best_val", encoder_identity(best_val), best_val, roots) == 0
 
 
+@pytest.mark.slow
 def test_the_pretraining_run_logs_the_best_validation_checkpoint_as_its_encoder(
         tracking_uri: str, capsys, one_thread, monkeypatch: pytest.MonkeyPatch) -> None:
     """Validation loss rises after step 4: encoder.pt, the logged encoder and the MLflow model are step 4's
@@ -192,6 +193,7 @@ def test_the_pretraining_run_logs_the_best_validation_checkpoint_as_its_encoder(
     _the_logged_model_is_the_encoder_without_pickle(tracking_uri, made)
 
 
+@pytest.mark.slow
 def test_an_encoder_mlflow_cannot_export_still_finishes_its_pretraining(
         tracking_uri: str, capsys, one_thread, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     """The MLflow model is a convenience: a failed export warns and the run, with its encoder.pt, finishes."""

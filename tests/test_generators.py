@@ -133,6 +133,7 @@ def test_killed_training_resumes_to_the_same_weights(name, data, one_thread, tmp
         train_generator(other, tmp_path / "killed", progress=False, data=data)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_generators_train_twice_trains_once(shared_data, tracking_uri, one_thread, capsys, tmp_path):
     from benchmark.cli import main
@@ -170,6 +171,7 @@ def test_generators_train_twice_trains_once(shared_data, tracking_uri, one_threa
     assert fourth["trained_now"] and integrity.check_file(fourth["path"]) is None  # trained again, not used
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_corpus_identity_follows_the_generator_not_locations(shared_data, cache, tmp_path):
     from simecg.identity import IGNORED

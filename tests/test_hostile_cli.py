@@ -82,6 +82,7 @@ def mostly(good: list[str], junk: st.SearchStrategy[str]) -> st.SearchStrategy[s
     return st.one_of(st.sampled_from(good), st.sampled_from(good), st.sampled_from(good), junk)
 
 
+@pytest.mark.slow
 @given(data=st.data())
 @settings(CLI, max_examples=40)
 def test_run_dry_run_with_fuzzed_values_exits_cleanly(data, store, places, capsys):

@@ -90,6 +90,7 @@ def test_set_items_of_any_text_parse_or_give_a_config_error(items):
     assert set(parsed) <= {item.partition("=")[0].strip() for item in items}
 
 
+@pytest.mark.slow
 @FAST
 @given(suite=st.sampled_from(["demo", "smoke"]), items=st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=3))
 def test_set_overrides_of_any_key_and_value_give_a_suite_or_a_config_error(suite, items):

@@ -10,11 +10,13 @@ import dataclasses
 
 import pytest
 
+from baselines.base import EncoderNeed
 from baselines.training import TrainConfig
 from benchmark.run.cells import enumerate_cells, plan_cells
 from benchmark.run.encoders import SuiteEncoders
 from benchmark.suites.config import load_suite
 from pretraining.config import PretrainConfig
+from pretraining.mae import METHOD
 from simecg.identity import IGNORED
 
 BASE = {"grid.tasks": "demo/af", "grid.seeds": "1,2", "grid.models": "mae,resnet18-1d", "tuning.n_trials": "2"}
@@ -27,7 +29,7 @@ def fingerprints(overrides: dict[str, str] | None = None, data_version: str = "v
     encoders = SuiteEncoders(suite)
     planned = plan_cells(suite, cells, {(c.task, c.lead): data_version for c in cells}, encoders)
     return {
-        "encoder": {corpus: encoders.identity(corpus).fingerprint for corpus in suite.corpora},
+        "encoder": {source: encoders.identity(EncoderNeed(METHOD, source)).fingerprint for source in suite.corpora},
         "cells": {p.cell.label: p.fingerprint for p in planned},
         "studies": {p.cell.label: p.study.fingerprint if p.study else "" for p in planned},
     }

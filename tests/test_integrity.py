@@ -254,6 +254,7 @@ def _pretrain(uri: str, capsys: pytest.CaptureFixture) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_truncated_encoder_is_refetched_from_mlflow_or_rebuilt_from_its_checkpoint(
         tracking_uri: str, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture, one_thread,
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -302,6 +303,7 @@ def _damage_weights(path: Path, how: str) -> None:
     torch.save(data, path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sidecar", ["kept", "missing", "resealed"])
 @pytest.mark.parametrize("how", ["factor", "lowest-bits"])
 def test_an_encoder_damaged_in_the_store_is_never_fetched_into_the_cache(

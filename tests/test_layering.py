@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("simecg", "pretraining", "baselines", "benchmark")  # lowest first
 # benchmark's folders by stage, lowest first; a module imports from its own stage or those before it
 STAGES = (
-    ("benchmark", "benchmark.registries"),
+    ("benchmark", "benchmark.registries", "benchmark.catalog"),
     ("benchmark.data",),
     ("benchmark.corpora",),
     ("benchmark.suites",),

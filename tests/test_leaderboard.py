@@ -73,6 +73,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return tracking_uri
 
 
+@pytest.mark.slow
 def test_means_sds_gains_and_wins(store: str) -> None:
     board = build_leaderboard(store, "unit")
     rows = board.rows.set_index(["task", "model"])
@@ -185,6 +186,7 @@ def test_with_one_counted_task_or_none_there_is_no_interval_and_the_summary_says
     assert data["sign_test_p"] is None and data["mean_relative_gain_ci_low"] is None
 
 
+@pytest.mark.slow
 def test_ties_are_left_out_of_the_sign_test_and_zero_gains_out_of_wilcoxon(tracking_uri: str) -> None:
     f1 = {"ptbxl/AFIB": (0.8, 0.6), "ptbxl/PVC": (0.7, 0.7), "ptbxl/PAC": (0.5, 0.6), "ptbxl/STD_": (0.9, 0.5)}
     tracker = Tracker(tracking_uri, "ties")
@@ -223,6 +225,7 @@ def test_a_filter_matching_nothing_exits_2_naming_what_exists(
     assert named in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_default_view_falls_back_to_what_the_suite_holds(tracking_uri: str) -> None:
     """A leads-only suite has no lead II cell: the board `run` prints shows what exists."""
     tracker = Tracker(tracking_uri, "leads-only")
@@ -235,6 +238,7 @@ def test_the_default_view_falls_back_to_what_the_suite_holds(tracking_uri: str) 
     assert main(["leaderboard", "--tracking-uri", tracking_uri, "--suite", "leads-only", "--lead", "I"]) == 0
 
 
+@pytest.mark.slow
 def test_a_model_name_with_two_configurations_shows_the_newest(tracking_uri: str) -> None:
     tracker = Tracker(tracking_uri, "configs")
     old, new = {"model.encoder": "aaaaaa111111"}, {"model.encoder": "bbbbbb222222"}
@@ -274,3 +278,77 @@ def test_results_are_read_page_by_page(store: str, monkeypatch: pytest.MonkeyPat
     assert len(tracker.finished_fingerprints()) == 19
     paged = build_leaderboard(store, "unit").rows
     assert paged.equals(whole)
+
+
+def _scored_cell(tracker: Tracker, task: str, model: str, seed: int, f1: float, auroc: float,
+                 encoder: str = "") -> None:
+    tags = RunTags(kind="cell", fingerprint=f"{task}{model}{seed}", suite="metric", task=task, model=model, lead="II",
+                   seed=seed, encoder=encoder)
+    with tracker.run("cell", tags) as run:
+        run.log_metrics({"test_f1": f1, "test_auroc": auroc, "test_auprc": auroc / 2, "test_n_pos": 40,
+                         "test_n_neg": 200})
+
+
+def test_metric_auroc_ranks_compares_and_states_auroc(tracking_uri: str, capsys) -> None:
+    """--metric auroc: the strongest baseline, the gains and every label are AUROC's; F1 stays a column."""
+    tracker = Tracker(tracking_uri, "metric")
+    for seed in (1, 2):  # resnet has the best F1, mega the best AUROC
+        _scored_cell(tracker, "ptbxl/AFIB", "resnet18-1d", seed, 0.70, 0.60)
+        _scored_cell(tracker, "ptbxl/AFIB", "mega", seed, 0.50, 0.80 + 0.02 * seed)
+        _scored_cell(tracker, "ptbxl/AFIB", "mae:sim", seed, 0.60, 0.90)
+    f1 = build_leaderboard(tracking_uri, "metric").rows.set_index("model")
+    auroc = build_leaderboard(tracking_uri, "metric", metric="auroc")
+    rows = auroc.rows.set_index("model")
+    assert f1.loc["mae:sim", "best_baseline"] == "resnet18-1d" and rows.loc["mae:sim", "best_baseline"] == "mega"
+    assert rows.loc["mae:sim", "relative_gain_pct"] == pytest.approx((0.90 - 0.83) / 0.83 * 100)
+    assert rows.loc["mega", "test_auroc_sd"] == pytest.approx(0.0141, abs=1e-3)
+    assert rows.loc["mega", "test_f1"] == pytest.approx(0.50)  # the other metrics' means stay
+    assert {"auroc_difference", "test_auroc_ci_low"} <= set(auroc.rows) and "f1_difference" not in auroc.rows
+    table = auroc.render("table")
+    assert "test AUROC (mean ± sd over seeds)" in table and "mean relative AUROC gain" in table
+    assert "F1" not in table.split("\n", 1)[0]
+    assert json.loads(auroc.render("json"))["metric"] == "auroc"
+    assert main(["leaderboard", "--suite", "metric", "--tracking-uri", tracking_uri, "--metric", "auprc"]) == 0
+    assert "test AUPRC (mean ± sd over seeds)" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--metric must be one of f1, auroc, auprc"):
+        build_leaderboard(tracking_uri, "metric", metric="accuracy")
+
+
+def test_per_seed_export_lists_every_cell_with_its_flag_and_run(store: str, capsys) -> None:
+    assert main(["leaderboard", "--suite", "unit", "--tracking-uri", store, "--per-seed", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == sum(len(v) for v in F1.values())  # one per (task, model, seed): the newest run of each
+    assert {(r["task"], r["model"], r["seed"]) for r in rows} == {
+        (t, m, str(s)) for (t, m), values in F1.items() for s in range(1, len(values) + 1)}
+    pac = [r for r in rows if r["task"] == "ptbxl/PAC"]
+    assert all(r["few_positives"] == "True" and r["flag"] == "< 10 test positives" for r in pac)
+    assert all(len(r["run_id"]) == 32 for r in rows) and rows[0]["metric"] == "f1"
+
+
+def test_the_table_fits_a_terminal_and_markdown_heads_its_first_column_task(store: str) -> None:
+    board = build_leaderboard(store, "unit")
+    narrow = board.render("table", width=100)
+    assert max(len(line) for line in narrow.splitlines()) <= 100
+    assert "ptbxl/PAC ‡" in narrow and "0.850±0.071" in narrow  # compact means, flags kept
+    assert "Relative F1 gain over the strongest baseline" in narrow
+    assert board.render("markdown").split("\n\n| ", 1)[1].startswith("task | n_pos |")
+
+
+def test_an_encoder_whose_loss_did_not_fall_is_named_in_the_header(tracking_uri: str) -> None:
+    tracker = Tracker(tracking_uri, "metric")
+    with tracker.run("pretrain ecgsyn", RunTags(kind="pretrain", fingerprint="enc-flat", suite="metric",
+                                                corpus="ecgsyn")) as run:
+        run.log_history([{"step": 50, "train_loss": 1.25}, {"step": 300, "train_loss": 1.00}], step_key="step")
+        run.log_metrics({"encoder_val_loss": 0.999})
+    with tracker.run("pretrain sim", RunTags(kind="pretrain", fingerprint="enc-good", suite="metric",
+                                             corpus="sim")) as run:
+        run.log_history([{"step": 50, "train_loss": 1.25}, {"step": 300, "train_loss": 0.46}], step_key="step")
+        run.log_metrics({"encoder_val_loss": 0.48})
+    for seed in (1, 2):
+        _scored_cell(tracker, "ptbxl/AFIB", "mae:ecgsyn", seed, 0.5, 0.6, encoder="enc-flat")
+        _scored_cell(tracker, "ptbxl/AFIB", "mae:sim", seed, 0.5, 0.6, encoder="enc-good")
+        _scored_cell(tracker, "ptbxl/AFIB", "resnet18-1d", seed, 0.5, 0.6)
+    notes = build_leaderboard(tracking_uri, "metric").notes
+    flat = [n for n in notes if "its encoder" in n]
+    assert len(flat) == 1 and flat[0].startswith("mae:ecgsyn: its encoder validation loss 0.999")
+    assert "predicting zero" in flat[0]

@@ -82,6 +82,7 @@ def test_encoder_rejects_wrong_signal_length():
         ECGEncoder(preset("tiny"))(torch.zeros(1, 1, 4000))
 
 
+@pytest.mark.slow
 def test_tiny_batch_overfits_tenfold():
     torch.manual_seed(0)
     model = MaskedAutoencoder(preset("tiny"))

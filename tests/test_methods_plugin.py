@@ -97,5 +97,5 @@ def test_plugin_method_pretrains_fine_tunes_and_shows_in_the_leaderboard(tmp_pat
     assert row["model"] == "example-flip:sim" and row["task"] == "demo/af"
     assert 0.0 <= row["test_auroc"] <= 1.0
     encoders = list(Path(os.environ["SIMECG_CACHE"]).glob("encoders/*/identity.json"))
-    methods = [json.loads(path.read_text())["payload"]["pretrain"].get("method", {}) for path in encoders]
+    methods = [json.loads(path.read_text())["payload"].get("method", {}) for path in encoders]
     assert {"name": "example-flip", "config": {"reverse_share": 0.5}} in methods  # pretrained by the plugin

@@ -29,12 +29,23 @@ CLI = [sys.executable, "-m", "benchmark.cli"]
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, subprocess.CompletedProcess]:
     """Seed 1 of the tiny suite run for real, its output captured (not a terminal), ``--format json``."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('planning-store') / 'mlflow.db'}"
-    env = {**os.environ, "SIMECG_CACHE": str(tmp_path_factory.getbasetemp() / "simecg-cache")}  # the tests' cache
+    # a cache of its own: the run pretrains (and prints its lines) whatever other tests cached before
+    env = {**os.environ, "SIMECG_CACHE": str(_planning_cache(tmp_path_factory))}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([*CLI, "run", *CELLS, "--set", "grid.seeds=1", "--tracking-uri", uri, "--format", "json"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return uri, done
+
+
+def _planning_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp() / "planning-cache"
+
+
+@pytest.fixture(autouse=True)
+def _the_runs_cache(_isolated_cache, tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """The dry runs here read the cache the tiny run wrote (its encoder is there)."""
+    monkeypatch.setenv("SIMECG_CACHE", str(_planning_cache(tmp_path_factory)))
 
 
 def _plan(uri: str, capsys, *extra: str) -> dict:
@@ -62,16 +73,28 @@ def throughput_file():
     path.unlink()
 
 
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "  # the timestamp of every progress line in a log
+
+
 @pytest.mark.slow
-def test_non_tty_run_prints_one_line_per_finished_cell_and_json_stdout(tiny_run) -> None:
+def test_non_tty_run_prints_timestamped_progress_lines_and_json_stdout(tiny_run) -> None:
     _, done = tiny_run
     board = json.loads(done.stdout)  # --format json: stdout is the leaderboard's JSON and nothing else
     assert {row["model"] for row in board["rows"]} == {"mae:sim", "resnet18-1d"}
-    pattern = re.compile(r"^\[(\d)/2\] (mae:sim|resnet18-1d) \| demo/af \| II \| budget all \| seed 1: "
+    pattern = re.compile(rf"^{STAMP}\[(\d)/2\] (mae:sim|resnet18-1d) \| demo/af \| II \| budget all \| seed 1: "
                          r"test_f1 \d\.\d{3} \([\d.]+ (s|min), ETA [\d.]+ (s|min)\)$")
     lines = [line for line in done.stderr.splitlines() if pattern.match(line)]
     assert [pattern.match(line).group(1) for line in lines] == ["1", "2"], done.stderr
+    assert len(re.findall(rf"(?m)^{STAMP}\[\d/2\] .*: started$", done.stderr)) == 2
+    # pretraining says how far it is, by method and source: at its start, each validation and its end
+    steps = re.findall(rf"(?m)^{STAMP}pretrain mae:sim: step (\d+)/12 \(\d+%\)(?:, train loss [\d.]+)?, "
+                       r"val loss [\d.]+", done.stderr)
+    assert steps == ["6", "12"], done.stderr
     assert "suite demo: 2 cells, 2 ran" in done.stderr  # the run summary goes to stderr with --format json
+    last = done.stderr.rstrip().splitlines()[-1]  # where the report is, and how to compare the runs
+    assert last.startswith("report ") and "report.html" in last
+    assert "simecg-bench ui --suite demo --tracking-uri sqlite:///" in last
+    assert "simecg-bench leaderboard --suite demo --tracking-uri sqlite:///" in last
 
 
 @pytest.mark.slow

@@ -77,11 +77,11 @@ def test_the_method_and_its_settings_are_in_the_encoder_identity_and_the_mae_pay
     assert "method" not in mae.payload and "method" not in mae.payload["pretrain"]
     simclr = encoder_identity(dataclasses.replace(base, method="simclr"))
     assert simclr.fingerprint != mae.fingerprint
-    assert simclr.payload["pretrain"]["method"] == {"name": "simclr", "config": {**dataclasses.asdict(
+    assert simclr.payload["method"] == {"name": "simclr", "config": {**dataclasses.asdict(
         method_config(dataclasses.replace(base, method="simclr")))}}
     warmer = encoder_identity(dataclasses.replace(base, method="simclr", method_options={"temperature": "0.5"}))
     assert warmer.fingerprint != simclr.fingerprint
-    assert warmer.payload["pretrain"]["method"]["config"]["temperature"] == 0.5
+    assert warmer.payload["method"]["config"]["temperature"] == 0.5
     dino = encoder_identity(dataclasses.replace(base, method="dino"))
     assert dino.fingerprint not in (mae.fingerprint, simclr.fingerprint)
 

@@ -118,6 +118,7 @@ def test_different_settings_in_the_same_folder_are_refused(tmp_path):
         pretrain(dataclasses.replace(CONFIG, steps=4), tmp_path / "run", progress=False, corpus=SineCorpus())
 
 
+@pytest.mark.slow
 def test_logger_gets_loss_curves_throughput_and_reconstruction_pictures(tmp_path):
     logger = RecordingLogger()
     result = pretrain(CONFIG, tmp_path / "run", logger=logger, progress=False, corpus=SineCorpus())
@@ -278,6 +279,7 @@ def test_a_pretraining_whose_loss_turns_nan_stops_saying_so(tmp_path):
 THREADS_ATOL = 1e-3  # after 8 steps (measured: 8e-5); float noise that Adam's normalised steps carry on
 
 
+@pytest.mark.slow
 def test_thread_counts_give_equivalent_not_identical_encoders(tmp_path):
     """pretrain.threads is left out of the fingerprint (simecg.identity.IGNORED): 1 and 2 threads
     reduce sums in different orders, so weights differ by float noise (the issue measured 1.6e-5;

@@ -69,12 +69,12 @@ def test_training_defaults_enter_the_model_identity(monkeypatch: pytest.MonkeyPa
 class _Encoders:
     """An encoder source that names an encoder without one (identity only)."""
 
-    def identity(self, corpus: str, method: str = "mae"):
+    def identity(self, need):
         from simecg.identity import Identity
 
-        return Identity("encoder", {"corpus": {"name": corpus}})
+        return Identity("encoder", {"corpus": {"name": need.source}})
 
-    def path(self, corpus: str, method: str = "mae"):
+    def path(self, need):
         raise AssertionError("no encoder is needed")
 
 
@@ -370,6 +370,7 @@ def _runs(tracker, kind: str) -> list:
     return tracker.client.search_runs([tracker.experiment_id], f"tags.kind = '{kind}'")
 
 
+@pytest.mark.slow
 def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_path) -> None:
     from benchmark.run.tuning import tune
     from benchmark.suites.config import TuningConfig
@@ -381,8 +382,12 @@ def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_pat
     assert session.data.tags["mlflow.parentRunId"] == runs.parent and session.info.status == "FINISHED"
     assert session.data.metrics["trials_complete"] == 3 and set(best) == {"lr"}
     assert float(session.data.params["best.lr"]) == pytest.approx(best["lr"])
+    # Optuna's own views of the study, on the tuning run
+    figures = {a.path for a in tracker.client.list_artifacts(session.info.run_id, "optuna")}
+    assert figures == {"optuna/optimization_history.png", "optuna/param_importances.png"}
     trials = _runs(tracker, "trial")
     assert sorted(int(t.data.tags["trial"]) for t in trials) == [0, 1, 2]
+    assert {t.info.run_name for t in trials} == {f"trial {n} · resnet18-1d · demo/af" for n in range(3)}
     for trial in trials:
         assert trial.data.tags["mlflow.parentRunId"] == session.info.run_id
         assert trial.data.tags["trial_state"] == "COMPLETE" and trial.info.status == "FINISHED"
@@ -398,6 +403,7 @@ def test_trials_are_nested_runs_with_params_curves_and_state(store: str, tmp_pat
     assert sorted(numbers) == [0, 1, 2, 3, 4] and len(_runs(tracker, "tuning")) == 2
 
 
+@pytest.mark.slow
 def test_pruned_failed_and_killed_trials_end_in_their_states(store: str, tmp_path) -> None:
     from benchmark.run.tuning import tune
     from benchmark.suites.config import TuningConfig
@@ -428,6 +434,7 @@ def test_pruned_failed_and_killed_trials_end_in_their_states(store: str, tmp_pat
     assert numbers == [0, 1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 def test_a_trial_of_a_dead_process_ends_killed_on_resume(store: str, tmp_path, monkeypatch) -> None:
     import time
 
@@ -450,6 +457,7 @@ def test_a_trial_of_a_dead_process_ends_killed_on_resume(store: str, tmp_path, m
     assert states[0] == optuna.trial.TrialState.FAIL and len(states) == 4
 
 
+@pytest.mark.slow
 def test_time_budget_counts_over_sessions(tmp_path) -> None:
     from benchmark.run.tuning import tune
     from benchmark.suites.config import TuningConfig
@@ -471,6 +479,7 @@ def test_time_budget_counts_over_sessions(tmp_path) -> None:
     assert len(optuna.load_study(study_name="study-time", storage=storage).trials) == 3  # trial budget only
 
 
+@pytest.mark.slow
 def test_a_tuned_cell_nests_its_study_and_logs_its_weight_decay(store: str, tmp_path, one_thread) -> None:
     """run_cell end to end on a CPSC2018-like task: crops in training, tuning nested under the cell, on the
     tuning seed's split, and a budget cell that takes the full-data study's values without tuning again."""
@@ -613,8 +622,12 @@ def test_tuning_scope_settings_are_checked(key: str, value: str, message: str) -
 def test_the_all_suite_tunes_one_study_per_task_and_model() -> None:
     """286 studies for the 16,250 cells of `all`: 26 tasks x 11 models (the scratch encoder borrows mae:sim's),
     whatever their budgets, leads and seeds; a study per lead adds the 11 other leads' (13 tasks x 6 models)."""
+    from benchmark.data.table import task_table
     from benchmark.run.cells import enumerate_cells, study_cell, study_donors
     from benchmark.suites.config import load_suite
+
+    tasks = len(task_table()["tasks"])  # the study's table, however many tasks are included beside it
+    ptbxl = len([t for t in task_table()["tasks"] if t["dataset"] == "ptbxl"])
 
     def count(overrides: dict[str, str]) -> tuple[int, int]:
         suite = load_suite("all", overrides)
@@ -623,6 +636,6 @@ def test_the_all_suite_tunes_one_study_per_task_and_model() -> None:
         studies = {study_cell(c, suite.tuning, donors.get((c.model, c.task))) for c in cells}
         return len(cells), len(studies)
 
-    assert count({}) == (16250, 26 * 11)
-    assert count({"tuning.separate_studies": "lead"}) == (16250, 26 * 11 + 13 * 11 * 6)
-    assert count({"tuning.shared_studies": ""}) == (16250, 26 * 12)
+    assert count({}) == (16250, tasks * 11)
+    assert count({"tuning.separate_studies": "lead"}) == (16250, tasks * 11 + ptbxl * 11 * 6)
+    assert count({"tuning.shared_studies": ""}) == (16250, tasks * 12)

@@ -76,7 +76,10 @@ def test_builtin_registries_hold_the_project_entries() -> None:
     assert {"demo", "smoke", "paper", "all"} <= set(SUITES.names())
     assert "sim" in CORPORA
     assert "resnet18-1d" in BASELINES
-    assert len([t for t in TASKS.names() if not t.startswith("demo/")]) == 26
+    from benchmark.data.table import TABLE_PATH, task_table
+
+    assert len([t for t in TASKS.names() if not t.startswith("demo/")]) == len(task_table()["tasks"])
+    assert all(TASKS.metadata(t)["source"] == str(TABLE_PATH) for t in TASKS.names() if not t.startswith("demo/"))
 
 
 def test_a_lazy_entry_is_imported_on_its_first_lookup_only(tmp_path: Path, monkeypatch) -> None:

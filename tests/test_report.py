@@ -32,20 +32,22 @@ TINY = [  # as tests/test_pipeline.py: a tiny real run
     "--set", "pretrain.batch_size=16", "--set", "pretrain.val_every=6", "--set", "pretrain.checkpoint_every=6",
     "--set", "pretrain.num_workers=0", "--set", "finetune.max_epochs=2", "--set", "finetune.eval_every=1",
 ]
-ALL_SECTIONS = {"Leaderboard", "Test F1 per task", "Relative gain over the strongest baseline",
-                "Pretraining sources side by side", "Label-budget curves", "Lead heatmap", "Demographic groups",
-                "Pretraining curves"}
+ALL_SECTIONS = {"Leaderboard", "Leaderboard by test AUROC", "Test F1 per task",
+                "Relative gain over the strongest baseline", "Pretraining sources side by side", "Label-budget curves",
+                "Lead heatmap", "Demographic groups", "Pretraining curves", "Settings"}
 
 
 def fake_suite(uri: str, suite: str = "fake", *, models=("mae:sim", "mae:ptbxl", "resnet18-1d", "luna"),
                seeds=(1, 2), budgets=(0,), leads=("II",), shifts=("",), groups=True, pretrain=True,
-               artifact: Path | None = None) -> str:
+               artifact: Path | None = None, n_pos: dict[str, int] | None = None) -> str:
     """A suite's runs as the runner logs them (an invocation, pretraining and cell children), without training.
 
     Returns the invocation run id."""
     tracker = Tracker(uri, suite)
     rng = np.random.default_rng(0)
-    with tracker.run(f"{suite} (sim+ptbxl)", RunTags(kind="invocation", suite=suite, corpora="sim,ptbxl")) as inv:
+    settings = {"name": suite, "corpora": "sim,ptbxl", "pretrain.steps": 100, "finetune.lr": 0.001}
+    with tracker.run(f"{suite} (sim+ptbxl)", RunTags(kind="invocation", suite=suite, corpora="sim,ptbxl"),
+                     settings) as inv:
         for corpus in ("sim", "ptbxl") if pretrain else ():
             tags = RunTags(kind="pretrain", fingerprint=_fp("pretrain", corpus), suite=suite, corpus=corpus)
             with tracker.run(f"pretrain {corpus}", tags, parent=inv.run_id) as run:
@@ -65,7 +67,8 @@ def fake_suite(uri: str, suite: str = "fake", *, models=("mae:sim", "mae:ptbxl",
                            budget=budget, seed=seed, shift=shift, corpus=model.partition(":")[2])
             with tracker.run(label, tags, parent=inv.run_id) as run:
                 metrics = {"test_f1": f1, "test_auroc": min(1.0, f1 + 0.1), "test_auprc": f1 - 0.05,
-                           "test_n_pos": 40.0, "test_n_neg": 160.0, "test_f1_ci_low": f1 - 0.06,
+                           "test_n_pos": float((n_pos or {}).get(task, 40)), "test_n_neg": 160.0,
+                           "test_f1_ci_low": f1 - 0.06,
                            "test_f1_ci_high": f1 + 0.05}
                 if groups:
                     for group, delta in (("sex.M", 0.01), ("sex.F", -0.01), ("age.lt40", 0.03), ("age.40-59", 0.0),
@@ -120,6 +123,7 @@ def assert_self_contained(page: str) -> None:
 
 
 # --------------------------------------------------------------------------------------- the report
+@pytest.mark.slow
 def test_report_holds_the_leaderboard_and_every_plot_the_suite_has(tracking_uri: str, tmp_path: Path) -> None:
     fake_suite(tracking_uri, budgets=(0, 10, 100), leads=("II", "V1"), shifts=("", "sex:M->F"))
     report = build_report(tracking_uri, "fake")
@@ -130,7 +134,7 @@ def test_report_holds_the_leaderboard_and_every_plot_the_suite_has(tracking_uri:
     assert not report.omitted
     assert page.count('<img alt="') == 8  # per task, gains, sources, budgets, leads, groups, shift, pretraining
     assert len(re.findall(r'href="#', page)) == len(ALL_SECTIONS)  # the contents: links within the page
-    board = page[page.index('id="leaderboard"'):page.index('id="test-f1-per-task"')]
+    board = page[page.index('id="leaderboard"'):page.index('id="leaderboard-by-test-auroc"')]
     assert "<table>" in board
     for name in (*TASKS, "mae:sim", "mae:ptbxl", "resnet18-1d", "luna"):
         assert name in board
@@ -142,6 +146,13 @@ def test_report_holds_the_leaderboard_and_every_plot_the_suite_has(tracking_uri:
     for row in ("95% CI of mean gain", "sign test p", "Wilcoxon p", "none: 2 of 2 tasks without paired test"):
         assert row in sources, row
     assert "the leaderboard&#x27;s 95% interval over seeds" in page  # what the error bars are
+    # F1 and AUROC: the second board ranks and compares by AUROC
+    auroc = page[page.index('id="leaderboard-by-test-auroc"'):page.index('id="test-f1-per-task"')]
+    assert "by test AUROC" in auroc and "mean relative AUROC gain" in auroc
+    # every bar says its interval and n; the settings the numbers were made with
+    assert "95% t-interval over seeds" in page and "n = seeds" in page
+    settings = page[page.index('id="settings"'):]
+    assert "<th>corpora</th>" in settings and "sim,ptbxl" in settings
     assert "sex M" in page and "age &lt;40" in page and "age 80+" in page
     assert "sex:M → F" in page  # the shift, beside "no shift"
     assert "SYNTHETIC" not in page
@@ -152,12 +163,62 @@ def test_report_holds_the_leaderboard_and_every_plot_the_suite_has(tracking_uri:
     assert "Wilcoxon p = " in headline and "no 95% CI" in headline
 
 
+def _tables(html: str) -> list[list[list[str]]]:
+    """Every table of a piece of the report: rows of cell texts ("mean ± sd" on one line again)."""
+    def text(cell: str) -> str:
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cell.replace("<br>", " "))).replace("&amp;", "&").strip()
+
+    return [[[text(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+             for row in re.findall(r"<tr>(.*?)</tr>", table)] for table in re.findall(r"<table>(.*?)</table>", html)]
+
+
+def test_report_leaderboard_and_run_description_cannot_disagree(tracking_uri: str) -> None:
+    """One store, three readers: every mean, sd, flag and gain of the report's tables is the leaderboard's,
+    and so are the run description's; a flagged task is left out of every mean row."""
+    from benchmark.results.leaderboard import FEW_MARK, build_leaderboard
+
+    fake_suite(tracking_uri, n_pos={"ptbxl/STD": 3})  # too few test positives: flagged, not counted
+    board = build_leaderboard(tracking_uri, "fake")
+    report = build_report(tracking_uri, "fake")
+    page = report.html
+    section = page[page.index('id="leaderboard"'):page.index('id="leaderboard-by-test-auroc"')]
+    wide, gains = _tables(section)[:2]
+    expected = board.wide(gains=False)
+    assert wide[0] == ["task", *map(str, expected.columns)]
+    assert [row[0] for row in wide[1:]] == list(expected.index) and f"ptbxl/STD {FEW_MARK}" in expected.index
+    for row in wide[1:]:  # each cell: the board's "mean ± sd", n_pos and mean over counted tasks
+        assert row[1:] == list(expected.loc[row[0]]), row[0]
+    means = board.counted_means()
+    assert means["mae:sim"] == pytest.approx(board.rows.set_index(["task", "model"]).test_f1[("ptbxl/AFIB", "mae:sim")])
+    expected_gains = board.gains()
+    assert [row[1:] for row in gains[1:]] == [list(expected_gains.loc[t]) for t in expected_gains.index]
+    # the sources side by side: the same per-task texts, flags and counted means (not a mean over all tasks)
+    start = page.index('id="pretraining-sources-side-by-side"')
+    sources = _tables(page[start:page.index("</section>", start)])[0]
+    by_task = {row[0]: row[1:] for row in sources[1:]}
+    sources_order = ("mae:ptbxl", "mae:sim")
+    assert by_task[f"ptbxl/STD {FEW_MARK}"] == [expected.loc[f"ptbxl/STD {FEW_MARK}", m] for m in sources_order]
+    assert by_task["mean (1 task counted)"] == [f"{means[m]:.3f}" for m in ("mae:ptbxl", "mae:sim")]
+    summary = board.summary.set_index("model")
+    assert by_task["tasks won"] == [f"{summary.loc[m, 'wins']}/{summary.loc[m, 'tasks_counted']}"
+                                    for m in ("mae:ptbxl", "mae:sim")]
+    # the run description: the same headline and the same table
+    for line in board._summary_lines():
+        assert f"- {line}" in report.markdown
+    markdown_rows = {line.split(" | ")[0].strip("| "): line for line in report.markdown.splitlines()
+                     if line.startswith("| ")}
+    for task in expected.index:
+        assert markdown_rows[task] == "| " + " | ".join([task, *map(str, board.wide().loc[task])]) + " |"
+    assert "| task |" in report.markdown and "| index |" not in report.markdown
+
+
 def test_report_leaves_out_what_the_suite_does_not_hold(tracking_uri: str, tmp_path: Path) -> None:
     fake_suite(tracking_uri, models=("mae:sim", "resnet18-1d"), seeds=(1,), groups=False, pretrain=False)
     report = build_report(tracking_uri, "fake")
     page = report.html
     assert_self_contained(page)
-    assert _sections(page) == {"Leaderboard", "Test F1 per task", "Relative gain over the strongest baseline"}
+    assert _sections(page) == {"Leaderboard", "Leaderboard by test AUROC", "Test F1 per task",
+                               "Relative gain over the strongest baseline", "Settings"}
     assert set(report.omitted) == ALL_SECTIONS - _sections(page)
     assert "Not in this report" in page and "the suite has no label budgets" in page
     # one seed: the error bars are the cells' bootstrap intervals
@@ -171,6 +232,7 @@ def test_report_of_a_suite_without_finished_cells(tracking_uri: str) -> None:
     assert report.sections == [] and "Leaderboard" in report.omitted
 
 
+@pytest.mark.slow
 def test_report_command_writes_the_file_and_logs_it_on_the_newest_invocation(
         tracking_uri: str, tmp_path: Path, capsys) -> None:
     older = fake_suite(tracking_uri, models=("mae:sim", "resnet18-1d"), seeds=(1,), pretrain=False)
@@ -188,6 +250,15 @@ def test_report_command_writes_the_file_and_logs_it_on_the_newest_invocation(
     assert "Leaderboard: suite fake" in note and "| ptbxl/AFIB |" in note and "resnet18-1d" in note
     logged = Path(client.download_artifacts(newest, REPORT_FILE, str(tmp_path)))
     assert logged.read_text(encoding="utf-8").count("<section") == out.read_text(encoding="utf-8").count("<section")
+    # the leaderboard's rows as a table MLflow shows, replaced (not appended to) when logged again
+    assert main(["report", "--suite", "fake", "--out", str(out), "--tracking-uri", tracking_uri]) == 0
+    table = client.load_table(client.get_run(newest).info.experiment_id, "comparison.json", run_ids=[newest])
+    assert len(table) == 4 and set(table.model) == {"mae:sim", "resnet18-1d"} and "test_f1_sd" in table
+    # the experiment's description links the saved views, which the experiment holds
+    experiment = client.get_experiment(client.get_run(newest).info.experiment_id)
+    description = experiment.tags["mlflow.note.content"]
+    assert "viewStateShareKey=simecg-cells" in description and "viewStateShareKey=simecg-model-task" in description
+    assert {"mlflow.sharedViewState.simecg-cells", "mlflow.sharedViewState.simecg-model-task"} <= set(experiment.tags)
     # the default suite is the newest; --no-log writes only
     assert main(["report", "--out", str(tmp_path / "again.html"), "--tracking-uri", tracking_uri, "--no-log"]) == 0
     assert (tmp_path / "again.html").is_file()
@@ -278,6 +349,7 @@ def test_a_copied_store_reads_its_artifacts_from_where_it_is(tmp_path: Path, _em
     assert [a.path for a in tracker.client.list_artifacts(cells[0].info.run_id)] == ["note.txt"]
 
 
+@pytest.mark.slow
 def test_encoder_models_are_logged_inside_the_store(tracking_uri: str, tmp_path: Path, monkeypatch) -> None:
     import torch
 
@@ -390,7 +462,8 @@ def test_ui_serves_a_moved_store_and_ctrl_c_stops_every_process_it_started(tmp_p
     ui, url = start_ui(uri, port, "--open", env={**os.environ, "BROWSER": f"{browser} %s"})
     try:
         experiment = mlflow.tracking.MlflowClient(uri).get_experiment_by_name("simecg-bench/fake").experiment_id
-        assert url == f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?workflowType=machine_learning"
+        assert url == (f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?viewStateShareKey=simecg-cells"
+                       "&workflowType=machine_learning")  # the saved view of every cell
         deadline = time.monotonic() + 30
         while not opened.exists() and time.monotonic() < deadline:
             time.sleep(0.2)

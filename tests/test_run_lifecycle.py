@@ -26,6 +26,7 @@ def _status(tracker: Tracker, run_id: str) -> str:
     return tracker.client.get_run(run_id).info.status
 
 
+@pytest.mark.slow
 def test_success_ends_finished_and_tags_round_trip(tracking_uri: str) -> None:
     tracker = Tracker(tracking_uri, "unit")
     with tracker.run("ok", TAGS, params={"a": 1}) as run:
@@ -35,6 +36,7 @@ def test_success_ends_finished_and_tags_round_trip(tracking_uri: str) -> None:
     assert RunTags.from_mlflow(stored.data.tags) == TAGS  # typed values back: budget 10, seed 2
 
 
+@pytest.mark.slow
 def test_an_exception_ends_failed_with_error_and_traceback(tracking_uri: str) -> None:
     tracker = Tracker(tracking_uri, "unit")
     with pytest.raises(ZeroDivisionError), tracker.run("bad", TAGS) as run:
@@ -45,6 +47,7 @@ def test_an_exception_ends_failed_with_error_and_traceback(tracking_uri: str) ->
     assert "1 / 0" in stored.data.tags["traceback"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, Terminated])
 def test_ctrl_c_and_sigterm_end_killed(tracking_uri: str, interrupt: type[BaseException]) -> None:
     tracker = Tracker(tracking_uri, "unit")
@@ -53,6 +56,7 @@ def test_ctrl_c_and_sigterm_end_killed(tracking_uri: str, interrupt: type[BaseEx
     assert _status(tracker, run.run_id) == "KILLED"
 
 
+@pytest.mark.slow
 def test_logging_an_input_or_a_model_does_not_end_the_run(tracking_uri: str) -> None:
     tracker = Tracker(tracking_uri, "unit")
     with tracker.run("inputs", TAGS) as run:
@@ -74,6 +78,24 @@ def test_malformed_tags_are_refused_naming_the_run() -> None:
         RunTags.from_mlflow({"task": "x"}, "r2")
     with pytest.raises(TrackingError, match="run kind"):
         RunTags(kind="celll")
+
+
+def test_a_run_carries_only_the_tags_of_its_kind_and_a_name_that_says_what_it_is() -> None:
+    invocation = RunTags(kind="invocation", suite="corpora", corpora="sim,ptbxl", shard="0/1").to_mlflow()
+    assert set(invocation) == {"kind", "suite", "schema", "corpora", "shard", "synthetic"}  # no empty task, model...
+    assert all(value for value in invocation.values())
+    cell = TAGS.to_mlflow()
+    assert {"model", "task", "lead", "budget", "seed", "shift", "synthetic"} <= set(cell) and "trial" not in cell
+    assert RunTags.from_mlflow(invocation) == RunTags(kind="invocation", suite="corpora", corpora="sim,ptbxl",
+                                                      shard="0/1")
+    assert TAGS.run_name() == "resnet18-1d · demo/af · 10/class · seed 2"
+    plain = RunTags(kind="cell", model="mae:sim", task="ptbxl/LVH", lead="II", seed=1)
+    assert plain.run_name() == "mae:sim · ptbxl/LVH · seed 1"
+    other = RunTags(kind="cell", model="mae:sim", task="ptbxl/LVH", lead="V1", seed=1, shift="sex:M->F")
+    assert other.run_name() == "mae:sim · ptbxl/LVH · lead V1 · sex:M->F · seed 1"
+    trial = RunTags(kind="trial", model="mae:sim", task="ptbxl/LVH", lead="II", trial=3)
+    assert trial.run_name() == "trial 3 · mae:sim · ptbxl/LVH"  # a trial names its study's cell
+    assert RunTags(kind="tuning", model="mae:sim", task="ptbxl/LVH").run_name() == "tuning · mae:sim · ptbxl/LVH"
 
 
 @pytest.mark.slow

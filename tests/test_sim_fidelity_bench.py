@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from benchmark.cli import main
 from benchmark.corpora.sim import SimCorpus
@@ -19,7 +20,8 @@ def test_sim_fidelity_bench_is_registered_with_its_options():
     assert callable(bench.run) and callable(bench.add_arguments)
 
 
-def test_a_copy_of_sim_is_indistinguishable_and_a_changed_simulator_is_not(tmp_path, capsys):
+@pytest.mark.slow
+def test_a_copy_of_sim_is_indistinguishable_and_a_changed_simulator_is_not(tmp_path, capsys, one_openmp_thread):
     # "authors": sim ECGs of another corpus seed, read back as a folder; "old": sim with beats of
     # 0.4 s (150 bpm), a simulator that differs where the features look
     authors, old = tmp_path / "authors", tmp_path / "old"

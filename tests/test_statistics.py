@@ -151,6 +151,7 @@ def _task_gains(rng: np.random.Generator, true_gain: float, n: int = 300, n_pos:
                           ).relative_gains
 
 
+@pytest.mark.slow
 def test_mean_gain_interval_covers_the_true_mean_gain_about_95_percent_of_the_time() -> None:
     """200 simulated boards of 12 tasks, each task's true relative gain drawn around a known mean of
     +5%: the interval holds the mean in about 95% of the boards (a little more: the record noise is
@@ -221,6 +222,7 @@ def _cell(tracker: Tracker, task: str, model: str, seed: int, labels: np.ndarray
         run.log_artifact(path)
 
 
+@pytest.mark.slow
 def test_leaderboard_tests_each_gain_against_the_strongest_baseline(tracking_uri: str) -> None:
     rng = np.random.default_rng(7)
     tracker = Tracker(tracking_uri, "stats")

@@ -106,7 +106,8 @@ def test_suite_logs_through_a_tracking_server_on_postgres(mlflow_server: str, po
     pretrain = _runs(client, "tags.kind = 'pretrain' and attributes.status = 'FINISHED'")
     assert len(pretrain) == 1
     invocations = _runs(client, "tags.kind = 'invocation'")
-    cached = Path(next(r.data.params["encoder.sim.path"] for r in invocations if "encoder.sim.path" in r.data.params))
+    key = "encoder.mae.sim.path"  # the encoder of the masked autoencoder on sim
+    cached = Path(next(r.data.params[key] for r in invocations if key in r.data.params))
     fetched = Path(client.download_artifacts(pretrain[0].info.run_id, "encoder/encoder.pt", str(tmp_path)))
     assert fetched.read_bytes() == cached.read_bytes()
 

@@ -20,6 +20,7 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("uri", "says"), [
     ("not a uri", "is not one MLflow can use"),
     ("http://127.0.0.1:9/", "cannot reach the MLflow server at http://127.0.0.1:9/"),
@@ -36,6 +37,7 @@ def test_a_bad_or_unreachable_store_is_one_line_within_seconds(uri: str, says: s
     assert seconds < 60  # python start-up included; the probe itself times out in 5 s
 
 
+@pytest.mark.slow
 def test_a_sqlite_store_in_a_missing_folder_tree_is_refused_not_created(tmp_path: Path) -> None:
     missing = tmp_path / "nonexistent_dir"
     with pytest.raises(TrackingError, match=f"folder {missing} does not exist"):
@@ -45,6 +47,7 @@ def test_a_sqlite_store_in_a_missing_folder_tree_is_refused_not_created(tmp_path
     assert (tmp_path / "new" / "m.db").is_file()
 
 
+@pytest.mark.slow
 def test_a_dry_run_and_a_leaderboard_write_nothing_to_the_store(tmp_path: Path, capsys) -> None:
     db = tmp_path / "store" / "mlflow.db"
     db.parent.mkdir()
@@ -57,6 +60,7 @@ def test_a_dry_run_and_a_leaderboard_write_nothing_to_the_store(tmp_path: Path, 
     assert db.read_bytes() == before  # no experiment made for the dry run
 
 
+@pytest.mark.slow
 def test_an_empty_or_half_made_store_is_rebuilt_with_a_warning(tmp_path: Path, caplog) -> None:
     import sqlite3
 

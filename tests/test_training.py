@@ -43,6 +43,7 @@ class _Spectral(nn.Module):
         return self.out(self.conv(x).abs().mean(-1)).squeeze(-1)
 
 
+@pytest.mark.slow
 def test_loop_learns_a_separable_task_and_restores_the_best_epoch() -> None:
     train, val, test = _separable(64, 0), _separable(32, 1), _separable(64, 2)
     torch.manual_seed(0)
@@ -54,6 +55,7 @@ def test_loop_learns_a_separable_task_and_restores_the_best_epoch() -> None:
     assert fit.best_epoch in [int(h["epoch"]) for h in fit.history]
 
 
+@pytest.mark.slow
 def test_same_seed_same_model() -> None:
     train, val = _separable(32, 0), _separable(16, 1)
     cfg = TrainConfig(lr=1e-2, batch_size=8, max_epochs=4, eval_every=2, patience=5, mask_ratio=0.2,

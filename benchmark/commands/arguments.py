@@ -47,3 +47,10 @@ def name_list(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError(f"must name at least one, comma-separated, got {text!r}")
     return names
+
+
+def add_include_path(parser: argparse.ArgumentParser) -> None:
+    """``--include-path PATH`` (repeatable): tasks of a user's task file, or of every ``*.toml`` in a folder."""
+    parser.add_argument("--include-path", action="append", default=[], metavar="PATH",
+                        help="add the tasks of a task file, or of every *.toml file in a folder (the schema of "
+                             "benchmark/data/tasks.toml; README 'Adding tasks'); repeatable")

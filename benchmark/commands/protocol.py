@@ -7,6 +7,7 @@ import csv
 import io
 import json
 
+from benchmark.commands.arguments import add_include_path
 from simecg.config import parse_set_args
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -23,13 +24,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, as for run (the table then shows what changed)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    add_include_path(parser)
     parser.set_defaults(func=cmd_protocol)
 
 
 def cmd_protocol(args: argparse.Namespace) -> int:
+    from benchmark.data.tasks import include_tasks
     from benchmark.results.fidelity import COLUMNS, as_markdown, fidelity_rows
     from benchmark.suites.config import load_suite
 
+    include_tasks(*args.include_path)
     suite = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
     rows = fidelity_rows(suite)
     if args.format == "json":

@@ -18,6 +18,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/)")
     report.add_argument("--no-log", action="store_true",
                         help="only write the file (do not log it on the suite's invocation run)")
+    report.add_argument("--metric", choices=("f1", "auroc", "auprc"), default="f1",
+                        help="what its leaderboard ranks and compares (default: f1, the paper's); a second board "
+                             "shows AUROC (F1 when --metric is auroc or auprc)")
     report.set_defaults(func=cmd_report)
 
 
@@ -26,7 +29,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     check_output_file(args.out, REPORT_SUFFIXES)  # before reading the store
     suite = resolve_suite(args.tracking_uri, args.suite)
-    report = build_report(args.tracking_uri, suite)
+    report = build_report(args.tracking_uri, suite, metric=args.metric)
     path = report.write(args.out)
     print(f"report of suite {suite}: {path} ({path.stat().st_size / 1e3:.0f} kB; "
           f"{', '.join(report.sections) or 'no sections: no finished cells yet'})")

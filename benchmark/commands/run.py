@@ -6,17 +6,23 @@ import argparse
 import subprocess
 import sys
 
-from benchmark.commands.arguments import name_list, non_negative_int, port_int, positive_int
+from benchmark.commands.arguments import add_include_path, name_list, non_negative_int, port_int, positive_int
+from simecg import progress as progress_lines
 from simecg.config import parse_set_args
 from simecg.errors import ConfigError
 from simecg.urls import redact
+
+METRIC_CHOICES = ("f1", "auroc", "auprc")  # leaderboard.METRIC_NAMES, without importing it at start-up
+TABLE_WIDTH = 100  # columns of the end-of-run table in a log (a terminal: its own width)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a suite: pretrain, fine-tune, evaluate, log to MLflow")
     run.add_argument("--suite", default="demo", help="suite name (see `list suites`) or a TOML file (default: demo)")
     run.add_argument("--corpus", type=name_list, default=None,
-                     help="pretraining corpus (or comma-separated corpora) for the MAE models, e.g. sim or sim,ptbxl")
+                     help="pretraining source (or comma-separated sources) of the pretrained models, "
+                          "e.g. sim or sim,ptbxl")
+    add_include_path(run)
     _common(run)
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. --set finetune.lr=1e-3 --set grid.seeds=1,2")
@@ -48,6 +54,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                             "wins (default: 10)")
     board.add_argument("--all-configs", action="store_true",
                        help="show every configuration of a model name, older ones as columns <model>#<fingerprint>")
+    board.add_argument("--metric", choices=METRIC_CHOICES, default="f1",
+                       help="what to rank, compare with the strongest baseline and test (default: f1, the paper's; "
+                            "auroc and auprc are score-based)")
+    board.add_argument("--per-seed", action="store_true",
+                       help="print every cell of the view instead, one row per task, model and seed (with its run id)")
     board.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/)")
     board.set_defaults(func=cmd_leaderboard)
 
@@ -58,6 +69,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ui.add_argument("--port", type=port_int, default=5000)
     ui.add_argument("--workers", type=positive_int, default=1, help="server worker processes (default: 1)")
     ui.add_argument("--open", action="store_true", help="open the runs view in the web browser once it is up")
+    ui.add_argument("--tuning", action="store_true",
+                    help="also serve optuna-dashboard (pip install -e '.[dashboard]') on the suite's tuning studies, "
+                         "on the next port: each study's optimisation history and parameter importance")
+    ui.add_argument("--optuna-storage", default=None,
+                    help="with --tuning: the Optuna RDB URL (default: beside the MLflow store, as `run`)")
     ui.set_defaults(func=cmd_ui)
 
 
@@ -77,19 +93,31 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.data.tasks import include_tasks
     from benchmark.results.leaderboard import build_leaderboard
     from benchmark.run.runner import run_suite
     from benchmark.suites.config import load_suite
 
-    suite = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
+    include_tasks(*args.include_path)
+    narrowed = load_suite(args.suite, parse_set_args(args.set), corpora=args.corpus)
+    # the suite's own sources (as its file declares them), for the line saying what --corpus left out
+    suite = load_suite(args.suite) if args.corpus else narrowed
     shard_spec = parse_shard(args.shard)
+    machine = args.format in ("csv", "json")  # stdout holds only the leaderboard, everything else goes to stderr
+    if (note := corpus_note(suite.name, suite.corpora, narrowed.corpora)) is not None:
+        print(note, file=sys.stderr if machine or args.dry_run else sys.stdout)
+    suite = narrowed
     if args.dry_run or args.list:
         return _dry_run(args, suite, shard_spec)
     # a bar on a terminal; in a log (stdout or stderr redirected), one line per finished cell on stderr
     bars = not args.no_progress and sys.stderr.isatty() and sys.stdout.isatty()
-    report = run_suite(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec,
-                       progress=bars, optuna_storage=args.optuna_storage, cell_log=None if bars else sys.stderr)
-    machine = args.format in ("csv", "json")  # stdout holds only the leaderboard, everything else goes to stderr
+    lines = None if bars else progress_lines.lines_to(sys.stderr)  # pretraining, tuning: timestamped lines
+    try:
+        report = run_suite(suite, data_dir=args.data_dir, tracking_uri=args.tracking_uri, shard_spec=shard_spec,
+                           progress=bars, optuna_storage=args.optuna_storage, cell_log=None if bars else sys.stderr)
+    finally:
+        if lines is not None:
+            progress_lines.stop_lines(lines)
     print(
         f"suite {report.suite}: {report.total} cells, {report.ran} ran, {report.skipped} already finished, "
         f"{len(report.failed)} failed, {report.elsewhere} run by other workers, {report.seconds:.1f} s; "
@@ -99,8 +127,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     for label, error in report.failed:
         print(f"  FAILED {label}: {error}", file=sys.stderr)
     board = build_leaderboard(report.tracking_uri, report.suite)
-    print(board.render(args.format))
+    print(board.render(args.format, width=table_width()))
+    print(next_steps(report.suite, args.tracking_uri, report.report_path), file=sys.stderr if machine else sys.stdout)
     return 1 if report.failed else 0
+
+
+def corpus_note(suite: str, declared: tuple[str, ...], chosen: tuple[str, ...]) -> str | None:
+    """One line when ``--corpus`` leaves out sources the suite declares (None when it does not), e.g.
+    ``corpora: running 1 of 5 sources (sim); --corpus narrowed sim, ecgsyn, ptbxl, vae, gan``."""
+    left_out = [c for c in declared if c not in chosen]
+    if not left_out:
+        return None
+    return (f"{suite}: running {len(chosen)} of {len(declared)} sources ({', '.join(chosen)}); --corpus narrowed "
+            f"{', '.join(declared)}")
+
+
+def table_width() -> int:
+    """The end-of-run table's width: the terminal's, or :data:`TABLE_WIDTH` columns in a log."""
+    import shutil
+
+    return shutil.get_terminal_size((TABLE_WIDTH, 24)).columns if sys.stdout.isatty() else TABLE_WIDTH
+
+
+def next_steps(suite: str, tracking_uri: str | None, report_path: str | None) -> str:
+    """The run's last line: where its report is, and the commands that compare its runs."""
+    store = f" --tracking-uri {redact(tracking_uri)}" if tracking_uri else ""
+    report = f"report {report_path}" if report_path else f"report: simecg-bench report --suite {suite}{store}"
+    return (f"{report}; compare the runs: simecg-bench ui --suite {suite}{store}; "
+            f"leaderboard: simecg-bench leaderboard --suite {suite}{store} [--metric auroc]")
 
 
 def _dry_run(args: argparse.Namespace, suite: object, shard_spec: tuple[int, int]) -> int:
@@ -131,13 +185,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     suite = args.suite or latest_suite(args.tracking_uri)
     board = build_leaderboard(args.tracking_uri, suite, lead=args.lead, budget=args.budget,
                               positives_only=args.positives_only, shift=args.shift,
-                              min_positives=args.min_positives, all_configs=args.all_configs)
-    print(board.render(args.format))
+                              min_positives=args.min_positives, all_configs=args.all_configs, metric=args.metric)
+    if args.per_seed:
+        print(board.render_per_seed(args.format))
+        return 0
+    print(board.render(args.format, width=table_width() if sys.stdout.isatty() else None))
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Serve MLflow's UI on the store; Ctrl-C or SIGTERM stops it and every process it started."""
+    """Serve MLflow's UI on the store (and, with ``--tuning``, optuna-dashboard on the suite's studies);
+    Ctrl-C or SIGTERM stops them and every process they started."""
     import webbrowser
 
     from benchmark.tracking.tracker import relocate_store, resolve_uri, sqlite_path
@@ -147,37 +205,110 @@ def cmd_ui(args: argparse.Namespace) -> int:
         print(f"the store was moved: {moved} artifact location(s) now point into {sqlite_path(uri).parent}")
     experiment_id, suite = ui_experiment(uri, args.suite)
     _require_free_port(args.host, args.port)
-    url = ui_url(args.host, args.port, experiment_id)
-    server = start_ui_server(uri, args.host, args.port, args.workers)
+    storage = _tuning_storage(uri, args.optuna_storage) if args.tuning else None
+    if storage is not None:
+        _require_free_port(args.host, args.port + 1)
+    view = _publish_views(uri, experiment_id, suite)
+    url = ui_url(args.host, args.port, experiment_id, view)
+    servers = [start_ui_server(uri, args.host, args.port, args.workers)]
     try:
-        print(f"MLflow UI for {uri}{f', suite {suite}' if suite else ''}: {url}  (Ctrl-C to stop)", flush=True)
+        print(f"MLflow UI for {redact(uri)}{f', suite {suite}' if suite else ''}: {url}  (Ctrl-C to stop)", flush=True)
+        if view:
+            print("  every cell of the suite is a row; Views > 'model x task, mean over seeds' groups them, and the "
+                  "charts button draws them", flush=True)
+        if storage is not None:
+            servers.append(start_dashboard(storage, args.host, args.port + 1))
+            print(f"Optuna dashboard of {redact(storage)}: {ui_url(args.host, args.port + 1, bare=True)}/  "
+                  "(each study's optimisation history and parameter importance)", flush=True)
         if args.open:
-            if wait_until_serving(args.host, args.port, server):
+            if wait_until_serving(args.host, args.port, servers[0]):
                 webbrowser.open(url)
             else:
                 print(f"the MLflow UI did not answer within {UI_START_SECONDS} s; not opening a browser",
                       file=sys.stderr)
-        code = server.wait()
+        code = _wait_any(servers)
         if code:
-            print(f"the MLflow UI server stopped with exit code {code}", file=sys.stderr)
+            print(f"a UI server stopped with exit code {code}", file=sys.stderr)
         return code
     except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (simecg.errors.Terminated): the usual way to stop it
         print("stopping the MLflow UI", file=sys.stderr, flush=True)
         return 0
     finally:
-        stop_process_group(server)
+        for server in servers:
+            stop_process_group(server)
 
 
 UI_START_SECONDS = 120
 
 
-def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
-    """The UI's address: the experiment's runs view in model-training mode, or the experiments list."""
+def ui_url(host: str, port: int, experiment_id: str | None = None, view: str | None = None,
+           bare: bool = False) -> str:
+    """The UI's address: the experiment's runs view in model-training mode (at a saved ``view``), or
+    the experiments list (``bare``: the server's root, without a page)."""
     shown = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
     base = f"http://{shown}:{port}"
+    if bare:
+        return base
     if experiment_id is None:
         return f"{base}/#/experiments"
-    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    from benchmark.tracking.mlflow_ui import runs_url
+
+    return runs_url(base, experiment_id, view)
+
+
+def _publish_views(uri: str, experiment_id: str | None, suite: str | None) -> str | None:
+    """Write the suite's saved views and its description (a store that cannot be written keeps the
+    UI's plain runs page); the view to open first, None without one."""
+    import logging
+
+    import mlflow
+
+    from benchmark.tracking.mlflow_ui import CELLS_VIEW, describe_experiment, publish_views
+
+    if experiment_id is None:
+        return None
+    try:
+        client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+        publish_views(client, experiment_id)
+        if not client.get_experiment(experiment_id).tags.get("mlflow.note.content"):
+            describe_experiment(client, experiment_id, suite or "")
+    except Exception as exc:  # a read-only store or server: the UI still serves it
+        logging.getLogger(__name__).warning("could not save the comparison views in %s (%s); the runs page opens "
+                                            "unfiltered", redact(uri), exc)
+        return None
+    return CELLS_VIEW
+
+
+def _tuning_storage(uri: str, storage: str | None) -> str:
+    """The Optuna storage ``--tuning`` serves, after checking optuna-dashboard is installed."""
+    import importlib.util
+
+    from benchmark.run.opening import default_optuna_storage
+
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        raise ConfigError("--tuning needs optuna-dashboard: pip install -e '.[dashboard]' (or pip install "
+                          "optuna-dashboard)")
+    return storage or default_optuna_storage(uri)
+
+
+def start_dashboard(storage: str, host: str, port: int) -> subprocess.Popen:
+    """optuna-dashboard on ``storage``, in its own session, without a line per request."""
+    import os
+
+    code = "import sys; from benchmark.tracking.mlflow_ui import serve_dashboard; serve_dashboard(*sys.argv[1:])"
+    return subprocess.Popen([sys.executable, "-c", code, storage, host, str(port)], env={**os.environ},
+                            start_new_session=True)
+
+
+def _wait_any(servers: list[subprocess.Popen]) -> int:
+    """Wait until one of the servers exits; its exit code."""
+    import time
+
+    while True:
+        for server in servers:
+            if (code := server.poll()) is not None:
+                return code
+        time.sleep(0.5)
 
 
 def ui_experiment(uri: str, suite: str | None) -> tuple[str | None, str | None]:
@@ -213,19 +344,27 @@ def _require_free_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot serve on {host}:{port} ({exc.strerror}); choose another --port") from None
 
 
+UVICORN_OPTIONS = "--no-access-log --log-level warning"  # no line per request; warnings and errors stay
+
+
 def start_ui_server(uri: str, host: str, port: int, workers: int = 1) -> subprocess.Popen:
     """``mlflow ui`` in its own session (so its own process group), artifacts proxied from the store.
 
     MLflow's server starts uvicorn, which starts workers (and, unless disabled, job runners): the
     whole group is stopped by :func:`stop_process_group`. Job execution (GenAI evaluation jobs) is
     off unless ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION`` says otherwise: it starts 8 more processes.
+    The app is :func:`benchmark.tracking.mlflow_ui.create_app` (MLflow's, with this project's defaults),
+    without access lines.
     """
     import os
 
+    from benchmark.tracking.mlflow_ui import APP_NAME, has_app
     from benchmark.tracking.tracker import _artifact_root
 
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
-               "--port", str(port), "--workers", str(workers)]
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--registry-store-uri", uri,
+               "--host", host, "--port", str(port), "--workers", str(workers), "--uvicorn-opts", UVICORN_OPTIONS]
+    if has_app():  # MLflow's app with SimECG-Bench's defaults (benchmark/tracking/mlflow_ui.py); absent: MLflow's own
+        command += ["--app-name", APP_NAME]
     if (root := _artifact_root(uri)) is not None:  # anything uploaded through the UI lands in the store too
         command += ["--artifacts-destination", root]
     env = {**os.environ}
@@ -254,7 +393,10 @@ def wait_until_serving(host: str, port: int, server: subprocess.Popen, timeout: 
 
 
 def stop_process_group(server: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Stop the server's whole process group: SIGTERM, then SIGKILL what is left after ``timeout`` s."""
+    """Stop the server's whole process group: SIGTERM to the server, which passes it on to its own
+    processes (``mlflow ui`` to uvicorn: a second SIGTERM sent straight to uvicorn would cut its
+    shutdown short, with a ``CancelledError`` traceback); then SIGTERM to the whole group, then
+    SIGKILL, for what is left after ``timeout`` s each."""
     import contextlib
     import os
     import signal
@@ -265,9 +407,10 @@ def stop_process_group(server: subprocess.Popen, timeout: float = 10.0) -> None:
         server.wait()
         return
     group = server.pid  # a new session's leader: its pid is the group id
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+    for send, sig, wait in ((os.kill, signal.SIGTERM, timeout), (os.killpg, signal.SIGTERM, timeout),
+                            (os.killpg, signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, sig)
+            send(group, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             server.poll()  # reap the leader

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 
 from benchmark.data.preprocess import RandomCrops
 from simecg.config import Limits, check_limits
 from simecg.errors import DataError
+
+if TYPE_CHECKING:  # a type only: the task table loads without pandas (`simecg-bench list tasks`)
+    import pandas as pd
 
 OVERLAPS = ("both", "positive")
 LENGTHS = ("exact", "any")

@@ -45,7 +45,6 @@ import numpy as np
 import pandas as pd
 
 from benchmark.data.base import ClassCounts, TaskData, TaskSpec
-from benchmark.registries import TASKS
 from pretraining.simulators.base import SIMULATOR_VERSION
 from pretraining.simulators.gaussian import GaussianBeat, GaussianBeatConfig
 from simecg.config import stable_hash, to_dict
@@ -74,10 +73,10 @@ NORMAL = GaussianBeatConfig(
 
 @dataclass(frozen=True)
 class Condition:
-    """One abnormality: the simulator changes that define it (see the module docstring)."""
+    """One abnormality: the simulator changes that define it (see the module docstring); its task,
+    ``demo/<label>``, is a row of ``demo_tasks.toml``."""
 
     label: str
-    description: str
     changes: dict[str, Any] = field(default_factory=dict)
     min_pvc: int = 0  # positives must show at least this many PVCs in their window
 
@@ -92,20 +91,16 @@ def _scaled(values: tuple[float, ...], factors: tuple[float, ...]) -> tuple[floa
 CONDITIONS = {
     c.label: c
     for c in (
-        Condition("tachycardia", "sinus tachycardia, ~115-150 bpm",
-                  {"beat_length": 0.46, "beat_length_sd_record": 0.04, "beat_length_sd_beat": 0.01}),
-        Condition("bradycardia", "sinus bradycardia, ~40-50 bpm",
-                  {"beat_length": 1.35, "beat_length_sd_record": 0.1, "beat_length_sd_beat": 0.03}),
-        Condition("af", "atrial fibrillation: no P wave, irregular RR, fibrillatory waves", {
+        Condition("tachycardia", {"beat_length": 0.46, "beat_length_sd_record": 0.04, "beat_length_sd_beat": 0.01}),
+        Condition("bradycardia", {"beat_length": 1.35, "beat_length_sd_record": 0.1, "beat_length_sd_beat": 0.03}),
+        Condition("af", {
             "peak": (0.0, *NORMAL.peak[1:]), "peak_sd_record": (0.0, *NORMAL.peak_sd_record[1:]),
             "peak_sd_beat": (0.0, *NORMAL.peak_sd_beat[1:]), "beat_length": 0.75,
             "beat_length_sd_beat": 0.15, "fibrillation_amplitude": 0.05,
         }),
-        Condition("wide_qrs", "QRS >= 120 ms (bundle-branch-block-like)",
-                  {"width": _scaled(NORMAL.width, (1.0, 1.0, 6.0, 1.5, 1.0))}),
-        Condition("pvc", "premature wide ventricular beats with compensatory pause",
-                  {"pvc_probability": 0.15, "pvc_coupling": 0.65, "pvc_qrs_widen": 4.0}, min_pvc=1),
-        Condition("st_deviation", "ST depression of 0.2 mV", {"st_offset": -0.2}),
+        Condition("wide_qrs", {"width": _scaled(NORMAL.width, (1.0, 1.0, 6.0, 1.5, 1.0))}),
+        Condition("pvc", {"pvc_probability": 0.15, "pvc_coupling": 0.65, "pvc_qrs_widen": 4.0}, min_pvc=1),
+        Condition("st_deviation", {"st_offset": -0.2}),
     )
 }
 
@@ -194,12 +189,4 @@ class DemoDataset:
         )
 
 
-DATASET = DemoDataset()  # registered as "demo" by its entry point (pyproject.toml); its tasks, below, on import
-for _condition in CONDITIONS.values():
-    TASKS.add(
-        f"demo/{_condition.label}",
-        TaskSpec(name=f"demo/{_condition.label}", dataset="demo", label=_condition.label,
-                 positive=(_condition.label,), negative=("normal",),
-                 description=f"SYNTHETIC: {_condition.description} vs normal sinus rhythm"),
-        dataset="demo",
-    )
+DATASET = DemoDataset()  # registered as "demo" by its entry point (pyproject.toml); its tasks in demo_tasks.toml

@@ -53,16 +53,17 @@ class Variant:
 
 
 def default_variants() -> list[Variant]:
-    """Every registered model at its default config; the pretrained MAE and the scratch Transformer per preset."""
+    """Every registered model at its default config; the pretrained models and the scratch Transformer per preset."""
     from baselines.base import resolve_model
+    from baselines.names import ModelName
     from benchmark.run.planning import speed_key
     from pretraining.config import PretrainConfig
 
     out = []
     for name in BASELINES.names():
         cls = BASELINES.get(name)
-        if cls.variant_field == "corpus":  # pretrained on a corpus: measured per encoder preset
-            spec = resolve_model(f"{name}:sim")
+        if cls.pretraining_method is not None:  # fine-tunes a pretrained encoder: measured per encoder preset
+            spec = resolve_model(ModelName(name, "sim"))
             out += [Variant(speed_key(spec, PretrainConfig(preset=p)), spec, PretrainConfig(preset=p))
                     for p in ENCODER_PRESETS]
             continue
@@ -84,8 +85,8 @@ def suite_variants(suite: Any) -> list[Variant]:
     out = []
     for model in dict.fromkeys(c.model for c in enumerate_cells(suite)):
         spec = resolve_model(model, suite.baselines)
-        corpus = model.split(":", 1)[1] if ":" in model else None
-        encoder = suite.source_config(corpus) if corpus else None
+        need = spec.encoder_need()
+        encoder = suite.source_config(need.source) if need is not None else None
         out.append(Variant(speed_key(spec, encoder), spec, encoder))
     return _unique(out)
 
@@ -96,14 +97,7 @@ def _unique(variants: list[Variant]) -> list[Variant]:
 
 def build_module(variant: Variant) -> Any:
     """The module a cell of ``variant`` trains, with random weights (a pretrained model: its encoder's shape)."""
-    if variant.encoder is None:
-        return variant.spec.cls.build(variant.spec.config)
-    from pretraining.config import model_config
-    from pretraining.mae import ECGEncoder, EncoderClassifier
-
-    c = variant.spec.config
-    return EncoderClassifier(ECGEncoder(model_config(variant.encoder)), head_width=c.head_width, pooling=c.pooling,
-                             freeze_encoder=c.mode == "probe", dropout=c.dropout)
+    return variant.spec.cls.build_shaped(variant.spec.config, variant.encoder)
 
 
 def _fastest(fn: Any, rounds: int) -> float:

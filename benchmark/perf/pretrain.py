@@ -30,6 +30,7 @@ from torch import nn
 from pretraining.config import PretrainConfig, build_corpus, build_method
 from pretraining.loop import pretrain
 from pretraining.mae import MAEConfig, MaskedAutoencoder, preset, sincos_1d
+from simecg.registries import METHODS
 
 DEFAULT_BATCH = {"tiny": 64, "paper": 32}
 
@@ -306,8 +307,6 @@ class PretrainBench:
 
 def _time_methods(args: argparse.Namespace, device: torch.device) -> dict[str, dict[str, Any]]:
     """:func:`compare_method` for each method ``--methods`` names (all registered ones by default)."""
-    from simecg.registries import METHODS
-
     chosen = args.methods if args.methods is not None else ",".join(METHODS.names())
     names = [] if chosen.strip() == "none" else [m.strip() for m in chosen.split(",") if m.strip()]
     rows: dict[str, dict[str, Any]] = {}

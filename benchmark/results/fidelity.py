@@ -25,6 +25,7 @@ from functools import cached_property
 from typing import Any
 
 from baselines.base import resolve_model
+from baselines.pretrained_mae import PAPER_MODEL
 from benchmark.data import splits
 from benchmark.data.budgets import BUDGETS
 from benchmark.data.preprocess import window_starts
@@ -177,7 +178,7 @@ def _generator(source: str, *names: str) -> Reader:
     return _fields(lambda s: _options(source)(s).generator_config(), *names)
 
 
-def _mae(*names: str) -> Reader:
+def _arch(*names: str) -> Reader:
     return _fields(lambda s: s.architecture, *names)
 
 
@@ -190,7 +191,7 @@ def _pretrain(*names: str) -> Reader:
     return _fields(lambda s: s.source(), *names)
 
 
-def _training(*names: str, model: str = "mae:sim") -> Reader:
+def _training(*names: str, model: str = PAPER_MODEL) -> Reader:
     return _fields(lambda s: s.model(model).training, *names)
 
 
@@ -236,7 +237,7 @@ def _leads(setup: Setup) -> Any:
 
 
 def _head(setup: Setup) -> Any:
-    config = setup.model("mae:sim").config
+    config = setup.model(PAPER_MODEL).config
     return [config.pooling, config.head_width, config.activation, config.dropout]
 
 
@@ -245,7 +246,7 @@ def _pool(setup: Setup) -> Any:
 
 
 def _all_weight_decay(setup: Setup) -> Any:
-    names = ["mae:sim", *BASELINE_POOL, "transformer-scratch"]
+    names = [PAPER_MODEL, *BASELINE_POOL, "transformer-scratch"]
     values = {setup.model(n).training.weight_decay for n in names}
     return values.pop() if len(values) == 1 else sorted(values)
 
@@ -254,7 +255,7 @@ def _mae_space(setup: Setup) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    spec = setup.model("mae:sim")
+    spec = setup.model(PAPER_MODEL)
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
     return sorted(type(spec).tuning_space(trial, spec.config))
 
@@ -311,13 +312,13 @@ POINTS: tuple[Point, ...] = (
           option="none offered (F1, the headline metric, is computed as theirs)"),
     # MAE pretraining
     Point("MAE", "patch (samples), width, depth, heads, MLP ratio", [50, 128, 10, 8, 4.0],
-          f"{SSL_PT}/models/ssl/mae.py", _mae("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio"),
+          f"{SSL_PT}/models/ssl/mae.py", _arch("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio"),
           option="pretrain.preset=tiny, pretrain.model.<field>=..."),
     Point("MAE", "decoder width, depth, heads", [128, 2, 16], f"{SSL_PT}/models/ssl/mae.py",
-          _mae("decoder_embed_dim", "decoder_depth", "decoder_num_heads"), option="pretrain.model.decoder_*=..."),
-    Point("MAE", "mask ratio", 0.75, f"{SSL_PT}/models/ssl/mae.py", _mae("mask_ratio"),
+          _arch("decoder_embed_dim", "decoder_depth", "decoder_num_heads"), option="pretrain.model.decoder_*=..."),
+    Point("MAE", "mask ratio", 0.75, f"{SSL_PT}/models/ssl/mae.py", _arch("mask_ratio"),
           option="pretrain.model.mask_ratio=..."),
-    Point("MAE", "qk-norm in the Transformer blocks", True, f"{SSL_PT}/models/transformer.py", _mae("qk_norm")),
+    Point("MAE", "qk-norm in the Transformer blocks", True, f"{SSL_PT}/models/transformer.py", _arch("qk_norm")),
     Point("MAE", "optimizer, lr, batch, weight decay", ["adam", 1e-4, 512, 0.0], f"{SSL_PT}/train_base.py; config.yaml",
           _pretrain("optimizer", "lr", "batch_size", "weight_decay"),
           option="pretrain.optimizer|lr|batch_size|weight_decay=..."),
@@ -427,7 +428,7 @@ POINTS: tuple[Point, ...] = (
     # fine-tuning
     Point("fine-tuning", "head on the CLS token: pooling, width, activation, dropout", ["cls", 32, "relu", 0.25],
           f"{SSL_CLF}/models/prepare_model.py", _head, shown="Linear(128, 32), ReLU, Dropout 0.25, Linear(32, 1)",
-          option="baselines.mae.head_width|activation|dropout|pooling=..."),
+          option=f"baselines.{PAPER_MODEL.entry}.head_width|activation|dropout|pooling=..."),
     Point("fine-tuning", "weight decay (every model: Adam(params, lr) ignores the YAML's 0.01)", 0.0,
           f"{SSL_CLF}/train_base.py; SynECG src/baselines/codes/train_base.py", _all_weight_decay,
           option="finetune.weight_decay=0.01 (what the YAML declares)"),
@@ -451,11 +452,11 @@ POINTS: tuple[Point, ...] = (
           _tuning("n_trials", "timeout_s"), shown="10,000 trials or 6 h", option="tuning.n_trials|timeout_s=..."),
     Point("tuning", "the MAE's search space (its head width has no effect there)", ["lr", "mask_ratio",
           "max_shift_ratio"], f"{SSL_CLF}/models/prepare_model.py; templates/template001.yaml", _mae_space,
-          option="baselines.mae.tune_head_width=true"),
+          option=f"baselines.{PAPER_MODEL.entry}.tune_head_width=true"),
     Point("tuning", "budget, single-lead and frozen cells reuse the full-data study", [True, True, True],
           "src/ssl_clf/resources/exp02_random-init.py, exp03_frozen.py, templates/template004.yaml", _reuse,
           shown="yes (single-lead: inferred)", option="tuning.separate_studies=budget,lead,shift,frozen"),
-    Point("tuning", "the scratch encoder takes the SimECG-N MAE's study", ["transformer-scratch=mae:sim"],
+    Point("tuning", "the scratch encoder takes the SimECG-N MAE's study", [f"transformer-scratch={PAPER_MODEL}"],
           "src/ssl_clf/resources/exp02_random-init.py", _tuning("shared_studies"), option="tuning.shared_studies="),
     # baselines
     Point("baselines", "the pool of the strongest baseline", sorted(BASELINE_POOL), "SynECG src/baselines", _pool,

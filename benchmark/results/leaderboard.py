@@ -1,14 +1,16 @@
-"""The leaderboard: test F1 per task and model over seeds, read back from MLflow.
+"""The leaderboard: test F1 (or AUROC, AUPRC) per task and model over seeds, read back from MLflow.
 
-A row is one (task, model): mean, sd and 95% t-interval of test F1 over seeds, the number of
-seeds and of test positives; for a pretrained model also its relative F1 gain over the task's
-strongest baseline and whether it is significant (:mod:`benchmark.results.statistics`). The summary per
+A row is one (task, model): mean, sd and 95% t-interval of the board's metric over seeds (test
+F1 by default, as the paper; ``metric="auroc"``/``"auprc"`` rank by a score-based metric, which
+does not hinge on the 0.5 threshold), the other metrics' means, the number of seeds and of test
+positives; for a pretrained model also its relative gain over the task's strongest baseline in
+that metric and whether it is significant (:mod:`benchmark.results.statistics`). The summary per
 pretrained model is the study's headline: mean relative gain, tasks won, tasks won significantly;
 and how far to trust it over tasks: a 95% hierarchical bootstrap interval of the mean gain, a sign
 test of the wins and a Wilcoxon signed-rank test of the per-task gains.
 
 Who competes is each model's ``role`` (:class:`baselines.base.Baseline`): "the strongest
-baseline" of a task is the best (mean test F1) of the models of role ``baseline`` (the five
+baseline" of a task is the best (mean of the board's metric) of the models of role ``baseline`` (the five
 supervised baselines, and plugins by default); ``extra`` (XGBoost on features) and ``ablation``
 (the scratch Transformer) models are shown, never chosen; ``pretrained`` models are compared.
 
@@ -27,6 +29,7 @@ import json
 import logging
 import math
 import tempfile
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +39,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
+from baselines.names import ModelName
 from benchmark.results.statistics import (
     ALPHA,
     ALTERNATIVE_OVER_TASKS,
@@ -43,7 +47,7 @@ from benchmark.results.statistics import (
     N_RESAMPLES,
     format_p,
     mean_gain_interval,
-    paired_f1_test,
+    paired_test,
     rng_for,
     seed_interval,
     sign_test,
@@ -53,6 +57,7 @@ from benchmark.results.statistics import (
 from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
 from simecg.config import stable_hash
 from simecg.errors import ConfigError
+from simecg.paths import cache_dir
 from simecg.registries import BASELINES
 from simecg.urls import redact
 
@@ -63,14 +68,27 @@ FEW_MARK = "‡"  # beside a task with fewer than min_positives test positives
 SIGNIFICANT_MARK = "*"  # beside a gain significant at ALPHA
 FORMATS = ("table", "csv", "markdown", "json")
 METRICS = ("test_f1", "test_auroc", "test_auprc")
+METRIC_NAMES = {"f1": "F1", "auroc": "AUROC", "auprc": "AUPRC"}  # --metric: what a board ranks and compares
 MIN_POSITIVES = 10  # default: tasks with fewer test positives are flagged and not counted
 ROLE_ORDER = ("pretrained", "baseline", "extra", "ablation")  # column order of the tables
 CONFIG_PARAMS = ("model.", "finetune.", "tuning.", "split", "test_seed")  # what makes a column's configuration
 PREDICTIONS = "test_predictions.csv"  # per cell run: record_id, label, score
-ROW_COLUMNS = ("task", "model", "role", "test_f1", "test_f1_sd", "test_f1_ci_low", "test_f1_ci_high", "n_seeds",
-               "test_n_pos", "test_n", "few_positives", "flag", "test_auroc", "test_auprc", "best_baseline",
-               "relative_gain_pct", "win", "f1_difference", "f1_difference_ci_low", "f1_difference_ci_high",
-               "p_value", "significant", "sees_test_records", "config")
+
+
+def row_columns(metric: str = "f1") -> tuple[str, ...]:
+    """A board's row columns: its metric's mean, sd, interval and paired difference (``test_auroc``,
+    ``test_auroc_sd``, ..., ``auroc_difference``), then the other metrics' means."""
+    value = f"test_{metric}"
+    others = tuple(m for m in METRICS if m != value)
+    return ("task", "model", "role", value, f"{value}_sd", f"{value}_ci_low", f"{value}_ci_high", "n_seeds",
+            "test_n_pos", "test_n", "few_positives", "flag", *others, "best_baseline", "relative_gain_pct", "win",
+            f"{metric}_difference", f"{metric}_difference_ci_low", f"{metric}_difference_ci_high", "p_value",
+            "significant", "sees_test_records", "config")
+
+
+ROW_COLUMNS = row_columns("f1")
+PER_SEED_COLUMNS = ("task", "model", "role", "seed", "test_f1", "test_auroc", "test_auprc", "test_n_pos", "test_n",
+                    "few_positives", "flag", "run_id")
 SUMMARY_COLUMNS = ("model", "mean_relative_gain_pct", "mean_relative_gain_ci_low", "mean_relative_gain_ci_high",
                    "wins", "losses", "ties", "significant_wins", "sign_test_p", "wilcoxon_p", "tasks_counted",
                    "tasks_tested", "tasks_left_out", "tasks_without_baseline", "mean_relative_gain_ci_note")
@@ -92,22 +110,62 @@ class Leaderboard:
     suite: str
     lead: str
     budget: int
-    rows: pd.DataFrame  # one row per (task, model): ROW_COLUMNS
+    rows: pd.DataFrame  # one row per (task, model): row_columns(metric)
     summary: pd.DataFrame  # one row per pretrained model: SUMMARY_COLUMNS
     synthetic: bool
     positives_only: bool = False
     shift: str = ""
     min_positives: int = MIN_POSITIVES
     notes: list[str] = field(default_factory=list)  # configurations left out, other views, untested gains
+    metric: str = "f1"  # what the board ranks and compares: f1, auroc or auprc (METRIC_NAMES)
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # the cells it aggregates, one per seed
 
-    def render(self, fmt: str = "table") -> str:
+    @property
+    def value(self) -> str:
+        """The rows' column of the board's metric (``test_f1``...)."""
+        return f"test_{self.metric}"
+
+    @property
+    def metric_name(self) -> str:
+        return METRIC_NAMES[self.metric]
+
+    def render(self, fmt: str = "table", width: int | None = None) -> str:
+        """The board as text. ``width`` (table only): fit lines to that many columns (a terminal's)."""
         if fmt not in FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-        return {"table": self._table, "markdown": self._markdown, "csv": self._csv, "json": self._json}[fmt]()
+        if fmt == "table":
+            return self._table(width)
+        return {"markdown": self._markdown, "csv": self._csv, "json": self._json}[fmt]()
+
+    def render_per_seed(self, fmt: str = "table") -> str:
+        """Every cell the board aggregates, one line per (task, model, seed), with its run id (``--per-seed``)."""
+        if fmt not in FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        frame = self.per_seed()
+        if fmt == "json":
+            return json.dumps({**self.view(), "min_positives": self.min_positives, "cells": _records(frame)}, indent=2)
+        if fmt == "csv":
+            out = frame.copy()
+            for i, (name, value) in enumerate(self.view().items()):
+                out.insert(i, name, value)
+            return out.to_csv(index=False, float_format="%.6g")
+        text = frame.assign(**{m: frame[m].map(_num) for m in METRICS})
+        if fmt == "markdown":
+            return _markdown_table(text)
+        return text.to_string(index=False)
+
+    def per_seed(self) -> pd.DataFrame:
+        """The cells of the board's view: one row per (task, model, seed), flagged as their task is."""
+        if self.cells.empty:
+            return pd.DataFrame(columns=list(PER_SEED_COLUMNS))
+        flags = self.rows.drop_duplicates("task").set_index("task")
+        out = self.cells.assign(few_positives=self.cells.task.map(flags.few_positives).astype(bool),
+                                flag=self.cells.task.map(flags.flag).fillna(""))
+        return out.sort_values(["task", "model", "seed"])[list(PER_SEED_COLUMNS)].reset_index(drop=True)
 
     def view(self) -> dict[str, Any]:
-        return {"suite": self.suite, "lead": self.lead, "budget": self.budget, "positives_only": self.positives_only,
-                "shift": self.shift}
+        return {"suite": self.suite, "metric": self.metric, "lead": self.lead, "budget": self.budget,
+                "positives_only": self.positives_only, "shift": self.shift}
 
     # ----- machine-readable
     def _csv(self) -> str:
@@ -131,7 +189,8 @@ class Leaderboard:
                 "min_positives": self.min_positives,
                 "statistics": {"level": LEVEL, "alpha": ALPHA, "resamples": N_RESAMPLES,
                                "interval": "t-interval over seeds",
-                               "test": "one-sided paired bootstrap of mean F1 difference over seeds and test records",
+                               "test": f"one-sided paired bootstrap of the mean {self.metric_name} difference over "
+                                       "seeds and test records",
                                "mean_relative_gain_ci": HEADLINE_INTERVAL,
                                "sign_test": SIGN_TEST, "wilcoxon": WILCOXON},
                 "notes": self.notes,
@@ -147,18 +206,25 @@ class Leaderboard:
         roles = self.rows.drop_duplicates("model").set_index("model").role
         return sorted(roles.index, key=lambda m: (ROLE_ORDER.index(roles[m]), m))
 
-    def wide(self) -> pd.DataFrame:
-        """Tasks x models of "mean ± sd", each task's test positives, a mean row over the counted tasks,
-        and each pretrained model's gain column (``*``: significant)."""
+    def counted_means(self) -> pd.Series:
+        """Each model's mean of the board's metric over the tasks counted (not flagged): the mean row
+        of every table (leaderboard, report, run description) is this one."""
+        counted = self.rows[~self.rows.few_positives.astype(bool)]
+        return counted.groupby("model")[self.value].mean()
+
+    def wide(self, gains: bool = True, compact: bool = False) -> pd.DataFrame:
+        """Tasks x models of "mean ± sd" (``compact``: "mean±sd"), each task's test positives, a mean
+        row over the counted tasks, and (``gains``) each pretrained model's gain column (``*``:
+        significant)."""
         if self.rows.empty:
             return pd.DataFrame()
         rows = self.rows
-        text = rows.assign(text=[_pm(m, s) for m, s in zip(rows.test_f1, rows.test_f1_sd, strict=True)])
+        pm = _pm_compact if compact else _pm
+        text = rows.assign(text=[pm(m, s) for m, s in zip(rows[self.value], rows[f"{self.value}_sd"], strict=True)])
         table = text.pivot(index="task", columns="model", values="text")[self.models()]
-        counted = rows[~rows.few_positives.astype(bool)]
-        means = counted.groupby("model").test_f1.mean()
+        means = self.counted_means()
         table.loc["mean"] = [_num(means.get(m, math.nan)) for m in table.columns]
-        for model in self.summary.model if not self.summary.empty else []:
+        for model in self.summary.model if gains and not self.summary.empty else []:
             mine = rows[rows.model == model].set_index("task")
             column = [_gain_text(mine.loc[t]) if t in mine.index else "" for t in table.index[:-1]]
             mean_gain = self.summary.set_index("model").loc[model, "mean_relative_gain_pct"]
@@ -169,15 +235,31 @@ class Leaderboard:
         table.index = [f"{t} {FEW_MARK}" if t in few else t for t in table.index]
         leaky = self.leaky_models()
         table.columns = [_leak(c, leaky) for c in table.columns]
-        return table.fillna("")
+        return table.fillna("").rename_axis("task")
+
+    def gains(self) -> pd.DataFrame:
+        """Tasks x pretrained models: relative gain over the task's strongest baseline (``*``:
+        significant, ``‡``: not counted), that baseline, and the mean gain over the counted tasks."""
+        if self.rows.empty or self.summary.empty:
+            return pd.DataFrame()
+        wide = self.wide()
+        leaky = self.leaky_models()
+        columns = [f"gain {_leak(m, leaky)}" for m in self.summary.model]
+        best = self.rows.dropna(subset=["best_baseline"]).drop_duplicates("task").set_index("task").best_baseline
+        table = wide[columns].copy()
+        table.insert(0, "strongest baseline", [best.get(t.removesuffix(f" {FEW_MARK}"), "") for t in table.index[:-1]]
+                     + [""])
+        table.columns = ["strongest baseline", *(c.removeprefix("gain ") for c in columns)]
+        return table
 
     def details(self) -> pd.DataFrame:
         """One line per (task, model): every number of the row, as text."""
         r = self.rows
+        v = self.value
         return pd.DataFrame({
             "task": r.task, "model": [_leak(m, self.leaky_models()) for m in r.model], "role": r.role,
-            "test_f1": r.test_f1.map(_num), "sd": r.test_f1_sd.map(_num),
-            "95% CI": [_interval(lo, hi) for lo, hi in zip(r.test_f1_ci_low, r.test_f1_ci_high, strict=True)],
+            v: r[v].map(_num), "sd": r[f"{v}_sd"].map(_num),
+            "95% CI": [_interval(lo, hi) for lo, hi in zip(r[f"{v}_ci_low"], r[f"{v}_ci_high"], strict=True)],
             "seeds": r.n_seeds, "n_pos": r.test_n_pos.map(_count), "flag": r.flag,
             "vs": [b if role == "pretrained" and isinstance(b, str) else ""  # text: no float NaN filled with ""
                    for b, role in zip(r.best_baseline, r.role, strict=True)],
@@ -190,7 +272,7 @@ class Leaderboard:
         head = f"Leaderboard: suite {self.suite}, lead {self.lead}, budget {budget}"
         head += ", positives only" if self.positives_only else ""
         head += f", shift {self.shift}" if self.shift else ""
-        head += ", test F1 (mean ± sd over seeds)"
+        head += f", test {self.metric_name} (mean ± sd over seeds)"
         if self.synthetic:
             head += "\nSYNTHETIC DATA: simulator-made tasks, a pipeline check, not evidence"
         for model in self.leaky_models():
@@ -222,11 +304,11 @@ class Leaderboard:
                 lines.append(f"{row.model}: no task counted ({why})")
                 continue
             gain = row.mean_relative_gain_pct
-            gain_text = "n/a (no baseline with F1 > 0)" if math.isnan(gain) else f"{gain:+.2f}%"
+            gain_text = f"n/a (no baseline with {self.metric_name} > 0)" if math.isnan(gain) else f"{gain:+.2f}%"
             if not math.isnan(gain):
                 gain_text += f" ({_gain_interval_text(row)})"
             untested = row.tasks_counted - row.tasks_tested
-            line = (f"{row.model}: mean relative F1 gain {gain_text} over the strongest baseline, "
+            line = (f"{row.model}: mean relative {self.metric_name} gain {gain_text} over the strongest baseline, "
                     f"wins {row.wins}/{row.tasks_counted} tasks counted ({row.significant_wins} significant"
                     f"{f'; {untested} not tested, see note' if untested else ''})")
             if row.tasks_left_out:
@@ -236,11 +318,26 @@ class Leaderboard:
             lines.append(f"{line}; {_over_tasks_text(row)}")
         return lines
 
-    def _table(self) -> str:
+    def _table(self, width: int | None = None) -> str:
+        """The header, the tasks x models table, the gains, the headline and the per-row details.
+
+        With ``width``, prose is wrapped to it and each table is cut into blocks of columns that fit
+        (pandas' own wrapping), means printed compactly (``0.812±0.031``)."""
         if self.rows.empty:
             return self._header() + "\n(no finished cells yet)"
-        return "\n".join([self._header(), "", self.wide().to_string(), "", *self._summary_lines(), "",
-                          "Per task and model:", self.details().to_string(index=False)])
+        if width is None:
+            return "\n".join([self._header(), "", self.wide().to_string(), "", *self._summary_lines(), "",
+                              "Per task and model:", self.details().to_string(index=False)])
+        wrap = textwrap.TextWrapper(width=width, subsequent_indent="  ", break_on_hyphens=False)
+        prose = [part for line in [*self._header().split("\n")] for part in wrap.wrap(line) or [""]]
+        parts = [*prose, "", self.wide(gains=False, compact=True).to_string(line_width=width)]
+        gains = self.gains()
+        if not gains.empty:
+            parts += ["", f"Relative {self.metric_name} gain over the strongest baseline (* significant):",
+                      gains.to_string(line_width=width)]
+        parts += [""] + [part for line in self._summary_lines() for part in wrap.wrap(line)]
+        parts += ["", "Per task and model:", self.details().to_string(index=False, line_width=width)]
+        return "\n".join(parts)
 
     def _markdown(self) -> str:
         if self.rows.empty:
@@ -278,6 +375,10 @@ def _pm(mean: float, sd: float) -> str:
     if math.isnan(mean):
         return "n/a"
     return f"{mean:.3f}" if math.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
+
+
+def _pm_compact(mean: float, sd: float) -> str:
+    return _pm(mean, sd).replace(" ± ", "±")
 
 
 def _num(value: float) -> str:
@@ -323,11 +424,20 @@ def _gain_text(row: pd.Series) -> str:
 
 # ----- roles and configurations
 def model_role(model: str) -> str:
-    """The role of a leaderboard model name (``mae:sim``, ``resnet18-1d``, ``resnet18-1d#a1b2c3``)."""
-    entry = model.partition("#")[0].partition(":")[0]
-    if entry not in BASELINES:
+    """The role of a model column: a tagged name (``mae:sim``, ``resnet18-1d``), or one with an older
+    configuration's suffix (``resnet18-1d#a1b2c3``, see ``--all-configs``)."""
+    model = model.partition("#")[0]
+    if not _registered(model):
         return "extra"  # a model whose plugin is not installed here: shown, never compared
-    return BASELINES.get(entry).role
+    return BASELINES.get(ModelName.parse(model).entry).role
+
+
+def _registered(model: str) -> bool:
+    """Whether a tagged model name names a registered model (a store may hold runs of a plugin not installed here)."""
+    try:
+        return ModelName.parse(model).entry in BASELINES
+    except ConfigError:
+        return False
 
 
 def configuration(params: dict[str, str]) -> str:
@@ -354,9 +464,47 @@ def runs_frame(tracker: Tracker) -> pd.DataFrame:
             "test_n_pos": metrics.get("test_n_pos", math.nan),
             "test_n": metrics.get("test_n_pos", math.nan) + metrics.get("test_n_neg", math.nan),
             "run_id": run.info.run_id, "start_time": run.info.start_time, "artifact_uri": run.info.artifact_uri,
-            "config": configuration(run.data.params),
+            "config": configuration(run.data.params), "encoder": tags.encoder,
         })
     return pd.DataFrame(rows)
+
+
+def encoder_notes(tracker: Tracker, frame: pd.DataFrame) -> list[str]:
+    """A note per pretrained model whose encoder learned little (its loss did not fall: the rule of
+    :func:`pretraining.loop.stalled_warning`), read from the encoder's pretraining run in the store."""
+    from pretraining.loop import stalled_warning
+
+    notes = []
+    encoders = frame[frame.encoder.astype(str) != ""].drop_duplicates("model") if "encoder" in frame else frame[:0]
+    for model, fingerprint in zip(encoders.model, encoders.encoder, strict=True):
+        losses = pretraining_losses(tracker, fingerprint)
+        if losses is not None and (why := stalled_warning(*losses)):
+            notes.append(f"{model}: its encoder {why}")
+    return notes
+
+
+def pretraining_losses(tracker: Tracker, fingerprint: str) -> tuple[float, float] | None:
+    """The first training loss and the encoder's validation loss: from the FINISHED pretraining run
+    of the encoder in the store, else (an encoder this store took from the cache, pretrained for
+    another store) from the cache's ``history.json`` (its lowest validation loss); None without either."""
+    run = tracker.finished_run(fingerprint, everywhere=True)
+    if run is None:
+        return _cached_losses(fingerprint)
+    metrics = run.data.metrics
+    encoder_loss = metrics.get("encoder_val_loss", metrics.get("final_val_loss", math.nan))
+    history = tracker.client.get_metric_history(run.info.run_id, "train_loss")
+    first = min(history, key=lambda m: m.step).value if history else math.nan
+    return float(first), float(encoder_loss)
+
+
+def _cached_losses(fingerprint: str) -> tuple[float, float] | None:
+    try:
+        history = json.loads((cache_dir() / "encoders" / fingerprint / "history.json").read_text())
+    except (OSError, ValueError):
+        return None
+    train = [h["train_loss"] for h in history if "train_loss" in h]
+    val = [h["val_loss"] for h in history if "val_loss" in h]
+    return (float(train[0]) if train else math.nan), (float(min(val)) if val else math.nan)
 
 
 _PREDICTIONS: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}  # run id -> ids, labels, scores
@@ -403,9 +551,10 @@ def _read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def build_leaderboard(
     tracking_uri: str | None, suite: str, lead: str | None = None, budget: int | None = None,
     positives_only: bool | None = None, shift: str | None = None, min_positives: int = MIN_POSITIVES,
-    all_configs: bool = False, n_resamples: int = N_RESAMPLES,
+    all_configs: bool = False, n_resamples: int = N_RESAMPLES, metric: str = "f1",
 ) -> Leaderboard:
-    """Aggregate the suite's finished cells at one view into a :class:`Leaderboard`.
+    """Aggregate the suite's finished cells at one view into a :class:`Leaderboard` of ``metric``
+    (``f1``, ``auroc`` or ``auprc``: what is ranked, compared with the strongest baseline and tested).
 
     A view option left None takes its default (lead II, the whole training split, no
     positives-only variant, no shift) when the suite has such cells, else the value with the most
@@ -415,15 +564,17 @@ def build_leaderboard(
     """
     if min_positives < 0:
         raise ConfigError(f"--min-positives must be >= 0, got {min_positives}")
+    if metric not in METRIC_NAMES:
+        raise ConfigError(f"--metric must be one of {', '.join(METRIC_NAMES)}, got {metric!r}")
     _require_suite(tracking_uri, suite)
     tracker = Tracker(tracking_uri, suite, create=False)
     frame = runs_frame(tracker)
     requested = {"lead": lead, "budget": budget, "positives_only": positives_only, "shift": shift}
     if frame.empty:
         view = {k: (v if v is not None else d) for (k, d, _), v in zip(VIEW_OPTIONS, requested.values(), strict=True)}
-        empty = pd.DataFrame(columns=list(ROW_COLUMNS))
+        empty = pd.DataFrame(columns=list(row_columns(metric)))
         return Leaderboard(suite, view["lead"], view["budget"], empty, pd.DataFrame(columns=list(SUMMARY_COLUMNS)),
-                           False, view["positives_only"], view["shift"], min_positives)
+                           False, view["positives_only"], view["shift"], min_positives, metric=metric)
     frame, view, notes = _select_view(frame, suite, requested)
     frame, config_notes = _one_configuration(frame, all_configs)
     notes += config_notes
@@ -433,13 +584,14 @@ def build_leaderboard(
         notes.append(f"{len(frame) - len(deduplicated)} older cell run(s) of a task, model and seed that has a "
                      "newer one left out")
     frame = deduplicated
-    rows = _aggregate(frame, min_positives)
-    rows = _strongest_baseline(rows)
-    rows, test_notes, task_gains = _significance(rows, frame, tracker, n_resamples)
+    rows = _aggregate(frame, min_positives, metric)
+    rows = _strongest_baseline(rows, metric)
+    rows, test_notes, task_gains = _significance(rows, frame, tracker, n_resamples, metric)
     notes += test_notes
-    summary = _summary(rows, task_gains, n_resamples)
+    notes += encoder_notes(tracker, frame)
+    summary = _summary(rows, task_gains, n_resamples, metric)
     return Leaderboard(suite, view["lead"], view["budget"], rows, summary, bool(frame.synthetic.any()),
-                       view["positives_only"], view["shift"], min_positives, notes)
+                       view["positives_only"], view["shift"], min_positives, notes, metric, frame)
 
 
 def _require_suite(tracking_uri: str | None, suite: str) -> None:
@@ -497,7 +649,7 @@ def _one_configuration(frame: pd.DataFrame, all_configs: bool) -> tuple[pd.DataF
     newest = frame.sort_values("start_time", ascending=False, kind="stable").drop_duplicates("model")
     current = frame.config == frame.model.map(newest.set_index("model").config)
     notes = [f"{m}: not in the model registry here (its plugin is not installed?); shown as an extra, never compared"
-             for m in sorted(frame.model.unique()) if m.partition(":")[0] not in BASELINES]
+             for m in sorted(frame.model.unique()) if not _registered(m)]
     for model, older in frame[~current].groupby("model"):
         n = older.config.nunique()
         if all_configs:
@@ -515,16 +667,18 @@ def _one_configuration(frame: pd.DataFrame, all_configs: bool) -> tuple[pd.DataF
     return frame, notes
 
 
-def _aggregate(frame: pd.DataFrame, min_positives: int) -> pd.DataFrame:
-    """One row per (task, model): seed statistics, test counts and the few-positives flag."""
+def _aggregate(frame: pd.DataFrame, min_positives: int, metric: str = "f1") -> pd.DataFrame:
+    """One row per (task, model): seed statistics of ``metric``, the other metrics' means, test counts
+    and the few-positives flag."""
     rows = []
+    value = f"test_{metric}"
     for (task, model), cells in frame.groupby(["task", "model"], sort=True):
-        mean, sd, low, high = seed_interval(cells.test_f1.tolist())
+        mean, sd, low, high = seed_interval(cells[value].tolist())
         rows.append({
-            "task": task, "model": model, "role": cells.role.iloc[0], "test_f1": mean, "test_f1_sd": sd,
-            "test_f1_ci_low": low, "test_f1_ci_high": high, "n_seeds": int(cells.seed.nunique()),
+            "task": task, "model": model, "role": cells.role.iloc[0], value: mean, f"{value}_sd": sd,
+            f"{value}_ci_low": low, f"{value}_ci_high": high, "n_seeds": int(cells.seed.nunique()),
             "test_n_pos": cells.test_n_pos.min(), "test_n": cells.test_n.min(),
-            "test_auroc": cells.test_auroc.mean(), "test_auprc": cells.test_auprc.mean(),
+            **{other: cells[other].mean() for other in METRICS if other != value},
             "sees_test_records": bool(cells.sees_test_records.any()), "config": cells.config.iloc[0],
         })
     rows = pd.DataFrame(rows)
@@ -535,26 +689,29 @@ def _aggregate(frame: pd.DataFrame, min_positives: int) -> pd.DataFrame:
     return rows
 
 
-def _strongest_baseline(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per task, the best of the role-``baseline`` models; a pretrained model's relative gain and win."""
-    pool = rows[(rows.role == "baseline") & rows.test_f1.notna()]
-    best = pool.sort_values(["test_f1", "model"], ascending=[False, True]).drop_duplicates("task").set_index("task")
+def _strongest_baseline(rows: pd.DataFrame, metric: str = "f1") -> pd.DataFrame:
+    """Per task, the best of the role-``baseline`` models by ``metric``; a pretrained model's relative
+    gain and win."""
+    value = f"test_{metric}"
+    pool = rows[(rows.role == "baseline") & rows[value].notna()]
+    best = pool.sort_values([value, "model"], ascending=[False, True]).drop_duplicates("task").set_index("task")
     rows = rows.copy()
     rows["best_baseline"] = rows.task.map(best.model)
     # float even when no task has a baseline (an empty map would be a string column under pandas 3)
-    best_f1 = rows.task.map(best.test_f1.astype(float)).astype(float)
+    best_value = rows.task.map(best[value].astype(float)).astype(float)
     compared = (rows.role == "pretrained") & ~rows.few_positives & rows.best_baseline.notna()
-    rows["relative_gain_pct"] = ((rows.test_f1 - best_f1) / best_f1 * 100.0).where(compared & (best_f1 > 0))
-    rows["win"] = (rows.test_f1 > best_f1).where(compared).astype(object)
+    rows["relative_gain_pct"] = ((rows[value] - best_value) / best_value * 100.0).where(compared & (best_value > 0))
+    rows["win"] = (rows[value] > best_value).where(compared).astype(object)
     return rows
 
 
-def _significance(rows: pd.DataFrame, frame: pd.DataFrame, tracker: Tracker, n_resamples: int
+def _significance(rows: pd.DataFrame, frame: pd.DataFrame, tracker: Tracker, n_resamples: int, metric: str = "f1"
                   ) -> tuple[pd.DataFrame, list[str], dict[tuple[str, str], np.ndarray]]:
     """The paired test of each counted pretrained row against its task's strongest baseline, and the
     test's replicate relative gains per (task, model): the task level of the headline's bootstrap."""
     rows = rows.copy()
-    for column in ("f1_difference", "f1_difference_ci_low", "f1_difference_ci_high", "p_value"):
+    difference = [f"{metric}_difference", f"{metric}_difference_ci_low", f"{metric}_difference_ci_high"]
+    for column in (*difference, "p_value"):
         rows[column] = math.nan
     rows["significant"] = None
     untested: list[str] = []
@@ -572,9 +729,9 @@ def _significance(rows: pd.DataFrame, frame: pd.DataFrame, tracker: Tracker, n_r
         key = (task, tuple(ids))
         if key not in draws:
             draws = {key: stratified_counts(labels, n_resamples, rng_for(task, "records"))}  # tasks come in order
-        test = paired_f1_test(labels, model_scores, baseline_scores, n_resamples=n_resamples,
-                              seed=f"{task}|{model}|{baseline}", record_counts=draws[key])
-        rows.loc[i, ["f1_difference", "f1_difference_ci_low", "f1_difference_ci_high", "p_value"]] = [
+        test = paired_test(labels, model_scores, baseline_scores, metric, n_resamples=n_resamples,
+                           seed=f"{task}|{model}|{baseline}", record_counts=draws[key])
+        rows.loc[i, [*difference, "p_value"]] = [
             test.difference, test.ci_low, test.ci_high, test.p_value]
         rows.at[i, "significant"] = bool(test.significant)
         gains[(task, model)] = test.relative_gains
@@ -582,7 +739,7 @@ def _significance(rows: pd.DataFrame, frame: pd.DataFrame, tracker: Tracker, n_r
     if untested:
         notes.append(f"significance not tested for {len(untested)} row(s): " + "; ".join(untested[:5])
                      + (" ..." if len(untested) > 5 else ""))
-    return rows[list(ROW_COLUMNS)], notes, gains
+    return rows[list(row_columns(metric))], notes, gains
 
 
 def _paired_predictions(mine: pd.DataFrame, base: pd.DataFrame, tracker: Tracker
@@ -619,19 +776,20 @@ def _reindex(predictions: tuple[np.ndarray, ...], ids: np.ndarray) -> tuple[np.n
 
 
 def _summary(rows: pd.DataFrame, task_gains: dict[tuple[str, str], np.ndarray] | None = None,
-             n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
+             n_resamples: int = N_RESAMPLES, metric: str = "f1") -> pd.DataFrame:
     """Per pretrained model: mean relative gain (and its interval), wins and significant wins over the
     counted tasks, and the tests over tasks (``task_gains``: :func:`_significance`'s replicates)."""
     out = []
-    f1 = rows.set_index(["task", "model"]).test_f1
+    value = rows.set_index(["task", "model"])[f"test_{metric}"]
     for model in sorted(rows[rows.role == "pretrained"].model.unique()):
         mine = rows[rows.model == model]
         few = mine.few_positives.astype(bool)
         counted = mine[~few & mine.best_baseline.notna()]
         wins = counted.win.astype(bool)
-        best = np.array([f1.get((t, b), math.nan) for t, b in zip(counted.task, counted.best_baseline, strict=True)],
-                        dtype=float)
-        losses, ties = int((counted.test_f1 < best).sum()), int((counted.test_f1 == best).sum())
+        best = np.array([value.get((t, b), math.nan) for t, b in zip(counted.task, counted.best_baseline,
+                                                                         strict=True)], dtype=float)
+        mine_value = counted[f"test_{metric}"]
+        losses, ties = int((mine_value < best).sum()), int((mine_value == best).sum())
         low, high, why = _gain_interval(model, counted, task_gains or {}, n_resamples)
         out.append({
             "model": model,

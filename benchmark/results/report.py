@@ -6,18 +6,27 @@ description (the MLflow tag ``mlflow.note.content``); ``run_suite`` does so at t
 Images are inline base64 PNGs and the style sheet is inline: the file needs no network and no
 other file. Each section appears only when the suite has what it shows:
 
-* the leaderboard (tasks x models, mean ± sd over seeds, gains over the strongest baseline) and a
-  detail table of every column the leaderboard gives (intervals, test positives, roles,
-  significance, when it has them);
+* the leaderboard (tasks x models, mean ± sd over seeds, the mean over the counted tasks; the gains
+  over the strongest baseline in their own table) by the report's metric (F1 by default), and a
+  second board by AUROC (F1 when the report's metric is a score-based one), with a detail table of
+  every column the leaderboard gives (intervals, test positives, roles, significance). Every
+  number and flag of every table is the leaderboard's own (:class:`~benchmark.results.leaderboard.Leaderboard`),
+  as in the run description: they cannot disagree;
 * test F1 per task and model, with error bars: the leaderboard's bootstrap interval
   (``test_f1_ci_low``..``test_f1_ci_high``) where it has one, else ± sd over seeds;
-* relative F1 gain of each pretrained model over the strongest supervised baseline, per task;
-* pretraining sources side by side (the ``mae:<corpus>`` models), when there are several;
+* relative F1 gain of each pretrained model over the strongest supervised baseline, per task, with
+  the paired test's interval;
+* pretraining sources side by side (the models of role ``pretrained``, e.g. ``mae:sim``), when there are several;
 * label-budget curves (mean test F1 over tasks vs labelled ECGs per class), when the suite has budgets;
 * a lead heatmap (model x lead mean test F1), when the suite has several leads;
 * demographic groups: per-sex and per-age-group test F1 of the cells (``test_f1.sex.M`` ...), and
   the demographic-shift cells (train on one group, test on another) beside the unshifted ones;
-* pretraining curves: training and validation loss of the pretraining runs over steps.
+  every bar with its 95% interval over seeds and n;
+* pretraining curves: training and validation loss of the pretraining runs over steps, and whether
+  each encoder learned (:func:`pretraining.loop.stalled_warning`);
+* the suite's settings, as its newest invocation ran them.
+
+Every table fits a 1,280-pixel window ("mean ± sd" on two lines, text wrapping at word ends).
 
 Cell runs also carry ROC and PR curves as pictures (:func:`log_curves`).
 """
@@ -41,8 +50,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.suites.config import PRETRAINED
+from benchmark.tracking.mlflow_ui import describe_experiment, publish_views
 from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
+from pretraining.loop import stalled_warning
 from simecg.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -176,6 +186,7 @@ class Report:
     markdown: str
     sections: list[str] = field(default_factory=list)
     omitted: dict[str, str] = field(default_factory=dict)  # section title -> why it is not there
+    board: Any = None  # the leaderboard the report shows (benchmark.results.leaderboard.Leaderboard)
 
     def write(self, path: str | Path) -> Path:
         path = Path(path)
@@ -184,12 +195,20 @@ class Report:
         return path
 
 
-def build_report(tracking_uri: str | None, suite: str) -> Report:
-    """The suite's report from the store (sections it has no data for are left out, and listed)."""
+def build_report(tracking_uri: str | None, suite: str, metric: str = "f1") -> Report:
+    """The suite's report from the store (sections it has no data for are left out, and listed).
+
+    Its leaderboard ranks by ``metric`` (F1, the paper's, by default) and a second one shows AUROC
+    (F1 when ``metric`` is a score-based one): both are :func:`benchmark.results.leaderboard.build_leaderboard`'s
+    boards, so the report, the leaderboard command and the run description show the same numbers
+    and flags."""
     from benchmark.results.leaderboard import build_leaderboard
 
     data = collect(tracking_uri, suite)
-    board = build_leaderboard(data.uri, suite)  # its default view: lead II and all labels when the suite has them
+    board = build_leaderboard(data.uri, suite, metric=metric)  # default view: lead II, all labels when it has them
+    second = build_leaderboard(data.uri, suite, metric="auroc" if metric == "f1" else "f1", lead=str(board.lead),
+                               budget=int(board.budget), positives_only=board.positives_only, shift=board.shift) \
+        if not board.rows.empty else None
     data.lead, data.budget = str(board.lead), int(board.budget)
     sections: list[Section] = []
     omitted: dict[str, str] = {}
@@ -205,6 +224,9 @@ def build_report(tracking_uri: str | None, suite: str) -> Report:
         _MODEL_COLORS.clear()
         _MODEL_COLORS.update(_colors(_model_order(everyone)))
         add("Leaderboard", _leaderboard_section(board), "no finished cells yet")
+        if second is not None:
+            add(f"Leaderboard by test {second.metric_name}", _leaderboard_section(second, brief=True),
+                "no finished cells yet")
         add("Test F1 per task", _per_task_section(board, data), "no finished cells yet")
         add("Relative gain over the strongest baseline", _gain_section(board),
             "no gain to show: no pretrained model with a supervised baseline of F1 > 0 to compare with")
@@ -215,8 +237,9 @@ def build_report(tracking_uri: str | None, suite: str) -> Report:
         add("Demographic groups", _demographic_section(data),
             "no per-sex or per-age metrics and no demographic-shift cells")
         add("Pretraining curves", _pretraining_section(data), "no pretraining runs with loss histories")
+        add("Settings", _settings_section(data), "no invocation run to read the suite's settings from")
     page = _page(data, board, sections, omitted)
-    return Report(suite, page, summary_markdown(data, board), [s.title for s in sections], omitted)
+    return Report(suite, page, summary_markdown(data, board), [s.title for s in sections], omitted, board)
 
 
 def summary_markdown(data: SuiteRuns, board: Any) -> str:
@@ -277,7 +300,51 @@ def log_report(tracking_uri: str | None, suite: str, run_id: str | None = None,
     with tempfile.TemporaryDirectory() as tmp:
         tracker.log_artifact(run_id, report.write(Path(tmp) / REPORT_FILE))
     tracker.set_tags(run_id, {NOTE_TAG: report.markdown})
+    board = report.board
+    if board is not None and not board.rows.empty:  # the comparison MLflow's grouping cannot make, as a table
+        tracker.replace_table(run_id, comparison_table(board), COMPARISON_FILE)
+    _describe(tracker, suite, board, report_location(tracker, run_id))
     return run_id
+
+
+COMPARISON_FILE = "comparison.json"  # on the invocation run: the leaderboard's rows (MLflow's artifact view)
+
+
+def comparison_table(board: Any) -> pd.DataFrame:
+    """The leaderboard's rows as one table: model, task, mean ± sd over seeds of its metric, the
+    other metrics' means, test positives, the flag, the strongest baseline and the gain."""
+    rows = board.rows
+    value = board.value
+    table = pd.DataFrame({
+        "model": rows.model, "task": rows.task, "role": rows.role, "seeds": rows.n_seeds,
+        value: rows[value].round(4), f"{value}_sd": rows[f"{value}_sd"].round(4),
+        **{m: rows[m].round(4) for m in ("test_f1", "test_auroc", "test_auprc") if m != value and m in rows},
+        "test_n_pos": rows.test_n_pos, "flag": rows.flag, "strongest_baseline": rows.best_baseline.fillna(""),
+        "relative_gain_pct": rows.relative_gain_pct.round(2), "p_value": rows.p_value.round(4),
+    })
+    return table.sort_values(["task", "model"]).reset_index(drop=True)
+
+
+def _describe(tracker: Tracker, suite: str, board: Any, report: str) -> None:
+    """The experiment's description: how to compare its runs in MLflow, the headline, the report."""
+    headline = [f"- {line}" for line in board._summary_lines()] if board is not None else []
+    if board is not None:
+        headline += [f"- note: {note}" for note in board.notes if "its encoder" in note]
+    try:
+        publish_views(tracker.client, tracker.experiment_id)
+        describe_experiment(tracker.client, tracker.experiment_id, suite, headline, report)
+    except Exception as exc:  # the views are a convenience: the report and the run's description are logged
+        log.warning("could not save the comparison views of suite %s: %s", suite, exc)
+
+
+def report_location(tracker: Tracker, run_id: str) -> str:
+    """Where a run's ``report.html`` is: its file in a local store, else the artifact and its run."""
+    from urllib.parse import unquote, urlparse
+
+    location = urlparse(tracker.client.get_run(run_id).info.artifact_uri)
+    if location.scheme in ("", "file"):
+        return str(Path(unquote(location.path)) / REPORT_FILE)
+    return f"artifact {REPORT_FILE} of run {run_id}"
 
 
 def log_report_safely(tracking_uri: str | None, suite: str, run_id: str) -> str | None:
@@ -291,31 +358,45 @@ def log_report_safely(tracking_uri: str | None, suite: str, run_id: str) -> str 
 
 
 # ----------------------------------------------------------------------------------------- sections
-def _leaderboard_section(board: Any) -> str | None:
+def _leaderboard_section(board: Any, brief: bool = False) -> str | None:
+    """The board's tables: tasks x models (mean ± sd over seeds, the mean over counted tasks), the
+    relative gains, the headline per pretrained model, and (unless ``brief``) its notes and per-row
+    details. Every number and flag is the board's (:class:`benchmark.results.leaderboard.Leaderboard`)."""
     if board.rows.empty:
         return None
     budget = "whole training split" if board.budget == 0 else f"{board.budget} labelled ECGs per class"
     view = f"lead {_e(board.lead)}, {budget}"
     view += ", positives-only variant" if getattr(board, "positives_only", False) else ""
     view += f", demographic shift {_e(board.shift)}" if getattr(board, "shift", "") else ""
-    parts = [f"<p>The leaderboard at {view}. Test F1 as mean ± sd over seeds; <i>n_pos</i>: test positives; "
-             "<i>gain</i>: relative F1 gain of each pretrained model over the task's strongest supervised "
-             "baseline (extras and ablations never count as that baseline). The headline per pretrained model "
-             "(below the table): its mean gain with a 95% interval over tasks, test records and seeds, the "
-             "tasks it wins, and two tests over tasks of whether it beats the strongest baseline.</p>"]
-    for line in board._header().split("\n")[1:]:
-        if line.startswith("SYNTHETIC"):  # said once, at the top of the report
-            continue
-        warn = "pretrained on every" in line
-        parts.append(f'<p class="{"warn" if warn else "note"}">{_e(line)}</p>')
-    parts.append(_html_table(board.wide(), index_name="task"))
+    name = _e(board.metric_name)
+    parts = [f"<p>The leaderboard at {view}, by test {name}: mean ± sd over seeds; <i>n_pos</i>: test positives; "
+             f"<i>mean</i>: over the tasks counted (‡: too few test positives, shown and not counted). Gains: "
+             f"relative {name} gain of each pretrained model over the task's strongest supervised baseline (extras "
+             "and ablations never count as that baseline); below them, the headline per pretrained model: its mean "
+             "gain with a 95% interval over tasks, test records and seeds, the tasks it wins, and two tests over "
+             "tasks.</p>"]
+    if not brief:
+        for line in board._header().split("\n")[1:]:
+            if line.startswith("SYNTHETIC") or "its encoder" in line:  # said once, at the top of the report
+                continue
+            warn = "pretrained on every" in line or LEAK_WORDS in line
+            parts.append(f'<p class="{"warn" if warn else "note"}">{_e(line)}</p>')
+    parts.append(_html_table(board.wide(gains=False), index_name="task"))
+    gains = board.gains() if hasattr(board, "gains") else pd.DataFrame()
+    if not gains.empty:
+        parts.append(f"<p>Relative {name} gain over the task's strongest baseline (*: significant, the paired "
+                     "test; ‡: not counted):</p>" + _html_table(gains, index_name="task"))
     lines = board._summary_lines()
     if lines:
         parts.append("<ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>")
-    detail = board.details() if hasattr(board, "details") else _detail_frame(board.rows)
-    parts.append("<details open><summary>Per task and model</summary>"
-                 f"{_html_table(detail, index=False)}</details>")
+    if not brief:
+        detail = board.details() if hasattr(board, "details") else _detail_frame(board.rows)
+        parts.append("<details><summary>Per task and model: every number of the rows</summary>"
+                     f"{_html_table(detail, index=False)}</details>")
     return "\n".join(parts)
+
+
+LEAK_WORDS = "pretrained on records of downstream test splits"
 
 
 def _detail_frame(rows: pd.DataFrame) -> pd.DataFrame:
@@ -370,7 +451,7 @@ def _intervals(rows: pd.DataFrame, cells: pd.DataFrame | None = None) -> tuple[n
 
 
 def _per_task_section(board: Any, data: SuiteRuns) -> str | None:
-    rows = board.rows
+    rows = _as_f1_columns(board)
     if rows.empty or rows.test_f1.isna().all():
         return None
     models = _models(board)
@@ -379,12 +460,28 @@ def _per_task_section(board: Any, data: SuiteRuns) -> str | None:
         cells = cells[(cells.lead == data.lead) & (cells.budget == data.budget)
                       & (cells["shift"] == getattr(board, "shift", ""))
                       & (cells.positives_only.astype(bool) == bool(getattr(board, "positives_only", False)))]
-    figure, kinds = _task_dotplot(rows, models, "test F1", cells=cells)
+    if getattr(board, "metric", "f1") != "f1":
+        cells = cells.drop(columns=[c for c in ("test_f1_ci_low", "test_f1_ci_high") if c in cells])
+        cells = cells.rename(columns={f"{board.value}_ci_low": "test_f1_ci_low",
+                                      f"{board.value}_ci_high": "test_f1_ci_high"})
+    name = f"test {getattr(board, 'metric_name', 'F1')}"
+    figure, kinds = _task_dotplot(rows, models, name, cells=cells)
     few = ""
     if "few_positives" in rows and rows.few_positives.astype(bool).any():
         few = f" {FEW_MARK}: fewer test positives than the leaderboard counts (left out of means and gains)."
-    return (f"<p>Mean test F1 over seeds per task; error bars: {_e(_kinds_text(kinds))}.{_e(few)}</p>"
-            + _img(figure, "test F1 per task and model"))
+    return (f"<p>Mean {name} over seeds per task (n: test positives, seeds); error bars: "
+            f"{_e(_kinds_text(kinds))}.{_e(few)}</p>" + _img(figure, f"{name} per task and model"))
+
+
+def _as_f1_columns(board: Any) -> pd.DataFrame:
+    """The board's rows with its metric's columns under the names the plots read (``test_f1``...)."""
+    rows = board.rows
+    value = getattr(board, "value", "test_f1")
+    if value == "test_f1" or rows.empty:
+        return rows
+    rows = rows.drop(columns=[c for c in ("test_f1", "test_f1_sd", "test_f1_ci_low", "test_f1_ci_high") if c in rows])
+    return rows.rename(columns={value: "test_f1", f"{value}_sd": "test_f1_sd", f"{value}_ci_low": "test_f1_ci_low",
+                                f"{value}_ci_high": "test_f1_ci_high"})
 
 
 def _kinds_text(kinds: set[str]) -> str:
@@ -392,71 +489,107 @@ def _kinds_text(kinds: set[str]) -> str:
 
 
 def _gain_section(board: Any) -> str | None:
+    """Bars of each pretrained model's relative gain per counted task, with the paired test's 95%
+    interval of the difference (relative to the baseline's mean) and n (seeds, test positives)."""
     rows = board.rows
     if rows.empty or "relative_gain_pct" not in rows or rows.relative_gain_pct.isna().all():
         return None
     import matplotlib.pyplot as plt
 
-    gains = rows[rows.relative_gain_pct.notna()]
+    metric, name = getattr(board, "metric", "f1"), getattr(board, "metric_name", "F1")
+    gains = rows[rows.relative_gain_pct.notna()].copy()
+    best_value = gains.task.map(_baseline_values(rows, metric))
+    for end in ("low", "high"):
+        column = f"{metric}_difference_ci_{end}"
+        gains[f"gain_{end}"] = (100.0 * pd.to_numeric(gains.get(column, np.nan), errors="coerce") / best_value)
     tasks = sorted(gains.task.unique())
     models = _model_order(gains.model.unique())
     colors = _colors(_model_order(rows.model.unique()))
     figure, ax = plt.subplots(figsize=(7.5, _height(len(tasks), len(models))))
     width = 0.8 / len(models)
     for i, model in enumerate(models):
-        mine = gains[gains.model == model].set_index("task").relative_gain_pct.reindex(tasks)
+        mine = gains[gains.model == model].set_index("task").reindex(tasks)
+        value = mine.relative_gain_pct.to_numpy(float)
+        low = np.clip(np.nan_to_num(value - mine.gain_low.to_numpy(float)), 0, None)
+        high = np.clip(np.nan_to_num(mine.gain_high.to_numpy(float) - value), 0, None)
         y = np.arange(len(tasks)) - 0.4 + width * (i + 0.5)
-        ax.barh(y, mine.to_numpy(float), height=width * 0.9, color=colors[model], label=model)
-        if "significant" in gains:
-            starred = gains[gains.model == model].set_index("task").significant.reindex(tasks)
-            for yy, gain, star in zip(y, mine.to_numpy(float), starred, strict=True):
-                if star is True and not math.isnan(gain):
-                    ax.text(gain, yy, " * " if gain >= 0 else " * ", va="center", ha="left" if gain >= 0 else "right",
-                            fontsize=11, fontweight="bold")
+        ax.barh(y, value, height=width * 0.9, color=colors[model], label=model, xerr=[low, high],
+                error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "0.25"})
+        for yy, gain, star, seeds in zip(y, value, mine.significant, mine.n_seeds, strict=True):
+            if math.isnan(gain):
+                continue
+            text = f" {gain:+.1f}%{'*' if star is True else ''} (n={int(seeds)})"
+            ax.text(0, yy, text, va="center", ha="left" if gain < 0 else "right", fontsize=7)
     ax.axvline(0, color="0.3", lw=0.8)
-    ax.set_yticks(range(len(tasks)), tasks)
+    n_pos = rows.groupby("task").test_n_pos.min()
+    ax.set_yticks(range(len(tasks)), [f"{t}{_n_pos_text(n_pos.get(t))}" for t in tasks])
     ax.invert_yaxis()
-    ax.set_xlabel("relative F1 gain over the strongest baseline (%)")
+    ax.set_xlabel(f"relative {name} gain over the strongest baseline (%)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     figure.tight_layout()
-    best = rows.dropna(subset=["best_baseline"]).drop_duplicates("task").set_index("task").best_baseline
-    table = pd.DataFrame({"strongest baseline": best.reindex(tasks).fillna("")})
-    for model in models:
-        mine = gains[gains.model == model].set_index("task").relative_gain_pct.reindex(tasks)
-        table[f"gain {model}"] = [f"{g:+.2f}%" if not math.isnan(g) else "" for g in mine]
     star = " *: significant (the leaderboard's paired test)." if "significant" in gains else ""
-    return ("<p>(F1 of the pretrained model - F1 of the task's strongest supervised baseline) / the latter; "
-            f"positive: the pretrained model is better.{star}</p>"
-            + _img(figure, "relative gain per task") + _html_table(table, index_name="task"))
+    return (f"<p>({name} of the pretrained model - {name} of the task's strongest supervised baseline) / the "
+            f"latter, per task counted; positive: the pretrained model is better. Error bars: the paired test's "
+            f"95% interval of the {name} difference over seeds and test records, divided by the baseline's mean; "
+            f"n: seeds (the gain's number in the table above).{star}</p>" + _img(figure, "relative gain per task"))
+
+
+def _baseline_values(rows: pd.DataFrame, metric: str) -> dict[str, float]:
+    """Each task's strongest baseline's mean of ``metric`` (the denominator of the relative gains)."""
+    value = rows.set_index(["task", "model"])[f"test_{metric}"]
+    best = rows.dropna(subset=["best_baseline"]).drop_duplicates("task").set_index("task").best_baseline
+    return {task: float(value.get((task, model), math.nan)) for task, model in best.items()}
 
 
 def _sources_section(board: Any, data_cells: pd.DataFrame | None = None) -> str | None:
-    rows = board.rows
-    sources = [m for m in _model_order(rows.model.unique()) if m.startswith(f"{PRETRAINED}:")] if not rows.empty else []
+    """The pretrained models (role ``pretrained``, e.g. ``mae:<source>``) side by side: per task and
+    the mean over the counted tasks (the leaderboard's own means, flags and headline)."""
+    rows = _as_f1_columns(board)
+    if rows.empty or "role" not in rows:
+        return None
+    roles = rows.drop_duplicates("model").set_index("model").role
+    sources = [m for m in _model_order(rows.model.unique()) if roles[m] == "pretrained"]
     if len(sources) < 2:
         return None
+    name = getattr(board, "metric_name", "F1")
     mine = rows[rows.model.isin(sources)]
     best = rows[rows.best_baseline.notna() & (rows.model == rows.best_baseline)] if "best_baseline" in rows else None
     reference = best.set_index("task").test_f1 if best is not None and not best.empty else None
-    figure, kinds = _task_dotplot(mine, sources, "test F1", reference=reference, cells=data_cells)
+    figure, kinds = _task_dotplot(mine, sources, f"test {name}", reference=reference, cells=data_cells)
     sds = mine.test_f1_sd if "test_f1_sd" in mine else pd.Series(np.nan, index=mine.index)
     table = mine.assign(text=[_pm(m, s) for m, s in zip(mine.test_f1, sds, strict=True)])
     table = table.pivot(index="task", columns="model", values="text")[sources]
-    table.loc["mean"] = [_num(mine[mine.model == s].test_f1.mean()) for s in sources]
+    few = set(mine[mine.few_positives.astype(bool)].task) if "few_positives" in mine else set()
+    table.index = [f"{t} {FEW_MARK}" if t in few else t for t in table.index]
+    means = board.counted_means() if hasattr(board, "counted_means") else mine.groupby("model").test_f1.mean()
+    counted = len(set(mine.task) - few)
+    table.loc[f"mean ({counted} task{'s' if counted != 1 else ''} counted)"] = [
+        _num(means.get(s, math.nan)) if counted else "" for s in sources]
     if not board.summary.empty:
         summary = board.summary.set_index("model")
         table.loc["mean gain"] = [_gain_text(summary, s, "mean_relative_gain_pct") for s in sources]
-        counted = "tasks_counted" if "tasks_counted" in summary else "tasks"
-        table.loc["tasks won"] = [f"{summary.loc[s, 'wins']}/{summary.loc[s, counted]}"
-                                  if s in summary.index and counted in summary else "" for s in sources]
+        table.loc["tasks won"] = [_won_text(summary, s) for s in sources]
         table.loc["95% CI of mean gain"] = [_gain_interval_cell(summary, s) for s in sources]
         table.loc["sign test p"] = [_p_cell(summary, s, "sign_test_p") for s in sources]
         table.loc["Wilcoxon p"] = [_p_cell(summary, s, "wilcoxon_p") for s in sources]
     note = "; black bars: the task's strongest supervised baseline" if reference is not None else ""
-    return (f"<p>The MAE encoder pretrained on each source, fine-tuned the same way. Error bars: "
-            f"{_e(_kinds_text(kinds))}{note}.</p>"
+    left = (f" {FEW_MARK}: fewer test positives than the leaderboard counts: shown, left out of the mean and the "
+            "gains." if few else "")
+    return (f"<p>Each pretrained model's encoder, per source, fine-tuned the same way. Error bars: "
+            f"{_e(_kinds_text(kinds))}{note}.{_e(left)}</p>"
             + _img(figure, "pretraining sources per task") + _html_table(table.fillna(""), index_name="task"))
+
+
+def _won_text(summary: pd.DataFrame, model: str) -> str:
+    """``3/5`` tasks won of those counted, or why none was counted (the leaderboard's words)."""
+    if model not in summary.index:
+        return ""
+    row = summary.loc[model]
+    if int(row.get("tasks_counted", 0)) == 0:
+        left_out = int(row.get("tasks_left_out", 0))
+        return f"none counted ({left_out} with too few test positives)" if left_out else "none counted"
+    return f"{int(row.wins)}/{int(row.tasks_counted)}"
 
 
 def _budget_section(data: SuiteRuns) -> str | None:
@@ -564,36 +697,64 @@ def _group_order(name: str) -> tuple[int, float, str]:
     return (0, float(number.group()) - (0.5 if name.startswith("<") else 0.0), name)
 
 
+def _seed_stats(cells: pd.DataFrame, column: str) -> tuple[float, float, float, int]:
+    """Mean over seeds of the mean over tasks of ``column``, its 95% t-interval over seeds and the
+    number of seeds (:func:`benchmark.results.statistics.seed_interval`; no interval with one seed)."""
+    from benchmark.results.statistics import seed_interval
+
+    per_seed = cells.groupby("seed")[column].mean().dropna() if column in cells else pd.Series(dtype=float)
+    mean, _, low, high = seed_interval(per_seed.tolist())
+    return mean, low, high, len(per_seed)
+
+
+def _bars(ax: Any, centers: np.ndarray, stats: list[tuple[float, float, float, int]], width: float,
+          color: Any, label: str) -> None:
+    """Bars with their 95% intervals over seeds, each labelled with its value and n (seeds): a zero
+    bar reads 0.00, a missing one n/a, and n=1 shows there is no interval."""
+    values = np.array([m for m, _, _, _ in stats], dtype=float)
+    low = np.array([m - lo if not math.isnan(lo) else 0.0 for m, lo, _, _ in stats])
+    high = np.array([hi - m if not math.isnan(hi) else 0.0 for m, _, hi, _ in stats])
+    ax.bar(centers, np.nan_to_num(values), width=width * 0.9, color=color, label=label,
+           yerr=[np.nan_to_num(low), np.nan_to_num(high)], error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "0.25"})
+    for x, (mean, _, hi, n) in zip(centers, stats, strict=True):
+        top = hi if not math.isnan(hi) else (mean if not math.isnan(mean) else 0.0)
+        text = "n/a" if math.isnan(mean) else f"{mean:.2f} n={n}"
+        ax.text(x, min(top, 1.0) + 0.02, text, ha="center", va="bottom", fontsize=6, rotation=90)
+
+
 def _groups_part(main: pd.DataFrame, groups: dict[str, list[str]]) -> str:
     import matplotlib.pyplot as plt
 
     models = _model_order(main.model.unique())
     colors = _colors(models)
-    figure, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups) + 1.0, 3.6), squeeze=False)
+    figure, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups) + 2.2, 3.9), squeeze=False)
     tables = []
     for ax, (by, columns) in zip(axes[0], groups.items(), strict=True):
         names = sorted(columns, key=lambda c: _group_order(_group_name(c.split(".", 2)[2])))
         labels = [_group_name(c.split(".", 2)[2]) for c in names]
-        means = main.groupby("model")[names].mean().reindex(models)
         counts = [main.groupby("task")[c.replace("test_f1.", "n_test.", 1)].mean().sum()
                   if c.replace("test_f1.", "n_test.", 1) in main else math.nan for c in names]
         width = 0.8 / len(models)
+        table = {}
         for i, model in enumerate(models):
-            ax.bar(np.arange(len(names)) - 0.4 + width * (i + 0.5), means.loc[model].to_numpy(float),
-                   width=width * 0.9, color=colors[model], label=model)
-        ax.set_xticks(range(len(names)), [f"{lab}\n(n={c:.0f})" if not math.isnan(c) else lab
-                                          for lab, c in zip(labels, counts, strict=True)])
+            stats = [_seed_stats(main[main.model == model], c) for c in names]
+            _bars(ax, np.arange(len(names)) - 0.4 + width * (i + 0.5), stats, width, colors[model], model)
+            table[model] = [_num(m) for m, _, _, _ in stats]
+        ax.set_xticks(range(len(names)), [f"{lab}\n({c:.0f} test records)" if not math.isnan(c) else lab
+                                          for lab, c in zip(labels, counts, strict=True)], fontsize=7)
         ax.set_title("by sex" if by == "sex" else "by age group", fontsize=10)
         ax.set_ylabel("test F1 (mean over tasks, seeds)")
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.32)
+        ax.set_yticks(np.linspace(0, 1, 6))
         ax.grid(axis="y", alpha=0.3)
-        table = means.map(_num)
-        table.columns = [f"{by} {lab}" for lab in labels]
-        tables.append(table)
-    axes[0][-1].legend(fontsize=8, loc="best")
+        frame = pd.DataFrame(table, index=[f"{by} {lab}" for lab in labels]).T
+        tables.append(frame)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
     return ("<h3>Test F1 per group</h3><p>Each cell's test records split by sex and by age group (the models are "
-            "trained on everyone); n: test records per group, summed over tasks.</p>"
+            "trained on everyone). Bars: mean over seeds of the mean over tasks, with the 95% t-interval over "
+            "seeds and n = seeds above each bar (n=1: no interval); under each group, its test records summed "
+            "over tasks (a group of a few records gives F1 0 or 1).</p>"
             + _img(figure, "test F1 per demographic group") + _html_table(pd.concat(tables, axis=1).fillna(""),
                                                                           index_name="model"))
 
@@ -605,24 +766,26 @@ def _shift_part(cells: pd.DataFrame) -> str:
     shifts = [""] + sorted(s for s in cells["shift"].unique() if s)
     models = _model_order(cells.model.unique())
     colors = _colors(models)
-    means = cells.groupby(["model", "shift"]).test_f1.mean().unstack("shift").reindex(index=models, columns=shifts)
     labels = ["no shift" if s == "" else s.replace("->", " → ") for s in shifts]
-    figure, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(shifts) + 2.0), 3.6))
+    figure, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(shifts) + 3.2), 3.9))
     width = 0.8 / len(models)
+    table = {}
     for i, model in enumerate(models):
-        ax.bar(np.arange(len(shifts)) - 0.4 + width * (i + 0.5), means.loc[model].to_numpy(float),
-               width=width * 0.9, color=colors[model], label=model)
+        stats = [_seed_stats(cells[(cells.model == model) & (cells["shift"] == shift)], "test_f1") for shift in shifts]
+        _bars(ax, np.arange(len(shifts)) - 0.4 + width * (i + 0.5), stats, width, colors[model], model)
+        table[model] = [_num(m) for m, _, _, _ in stats]
     ax.set_xticks(range(len(shifts)), labels, fontsize=8)
     ax.set_ylabel("test F1 (mean over tasks, seeds)")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.32)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
-    table = means.map(_num)
-    table.columns = labels
+    frame = pd.DataFrame(table, index=labels).T
     return ("<h3>Demographic shift</h3><p>Trained and validated on one group, tested on another "
-            "(<i>train → test</i>), beside the same models trained and tested on everyone.</p>"
-            + _img(figure, "demographic shift") + _html_table(table.fillna(""), index_name="model"))
+            "(<i>train → test</i>), beside the same models trained and tested on everyone. Bars: mean over seeds "
+            "of the mean over tasks, 95% t-interval over seeds, n = seeds.</p>"
+            + _img(figure, "demographic shift") + _html_table(frame.fillna(""), index_name="model"))
 
 
 def _pretraining_section(data: SuiteRuns) -> str | None:
@@ -644,9 +807,12 @@ def _pretraining_section(data: SuiteRuns) -> str | None:
                 ax.plot(steps, values, color=colors[item["name"]], label=f"{item['name']} {key.replace('_', ' ')}",
                         **style)
         val = item["history"].get("val_loss")
+        train = item["history"].get("train_loss")
+        stalled = stalled_warning(train[0][1] if train else math.nan, min(v for _, v in val) if val else math.nan)
         rows[item["name"]] = {"steps": str(max(s for s, _ in next(iter(item["history"].values())))),
                               "final val loss": _num(val[-1][1]) if val else "",
                               "best val loss": _num(min(v for _, v in val)) if val else "",
+                              "learned?": f"little: {stalled}" if stalled else "yes",
                               "run": item["run_id"]}
     ax.set_xlabel("pretraining step")
     ax.set_ylabel("masked-patch MSE" + (" (log scale)" if _log_scale(everything) else ""))
@@ -662,6 +828,29 @@ def _pretraining_section(data: SuiteRuns) -> str | None:
     figure.tight_layout()
     return ("<p>The MAE pretraining runs of the suite: training loss (solid) and validation loss (dashed) over "
             "steps.</p>" + _img(figure, "pretraining curves") + _html_table(pd.DataFrame(rows).T, index_name="source"))
+
+
+SETTINGS_FIRST = ("name", "corpora", "grids", "split", "test_seed", "duplicates", "pretrain.", "sources.", "finetune.",
+                  "tuning.", "baselines.", "data.", "age_bins")
+
+
+def _settings_section(data: SuiteRuns) -> str | None:
+    """The suite's settings as its newest invocation ran them (the run's params): what the numbers
+    above were made with, section by section."""
+    if data.invocation is None or not data.invocation.data.params:
+        return None
+    params = data.invocation.data.params
+
+    def order(key: str) -> tuple[int, str]:
+        rank = next((i for i, prefix in enumerate(SETTINGS_FIRST) if key == prefix or key.startswith(prefix)),
+                    len(SETTINGS_FIRST))
+        return rank, key
+
+    keys = sorted(params, key=order)
+    frame = pd.DataFrame({"value": [params[k] for k in keys]}, index=keys)
+    return (f"<p>As run by invocation <code>{_e(data.invocation.info.run_id)}</code> (its MLflow params; "
+            "<code>simecg-bench protocol --suite " + _e(data.suite) + "</code> says which of them are the "
+            "authors' and which deviate).</p>" + _html_table(frame, index_name="setting"))
 
 
 # ----------------------------------------------------------------------------------------- plotting helpers
@@ -697,12 +886,14 @@ def _task_dotplot(rows: pd.DataFrame, models: list[str], xlabel: str, reference:
         kinds |= used
         y = np.arange(len(tasks)) - 0.4 + step * (i + 0.5)
         ax.errorbar(mine.test_f1.to_numpy(float), y, xerr=[low, high], fmt="o", ms=5, capsize=2, lw=1,
-                    color=colors[model], label=model)
+                    color=colors[model], label=f"{model} ({_seeds_text(mine)})")
     if reference is not None:
         ref = reference.reindex(tasks).to_numpy(float)
         ax.scatter(ref, np.arange(len(tasks)), marker="|", s=400, color="black", label="strongest baseline", zorder=3)
     few = set(rows[rows.few_positives.astype(bool)].task) if "few_positives" in rows else set()
-    ax.set_yticks(range(len(tasks)), [f"{t} {FEW_MARK}" if t in few else t for t in tasks])
+    n_pos = rows.groupby("task").test_n_pos.min() if "test_n_pos" in rows else pd.Series(dtype=float)
+    ax.set_yticks(range(len(tasks)), [f"{t}{f' {FEW_MARK}' if t in few else ''}{_n_pos_text(n_pos.get(t))}"
+                                      for t in tasks])
     ax.set_ylim(len(tasks) - 0.5, -0.5)
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel(xlabel)
@@ -712,6 +903,22 @@ def _task_dotplot(rows: pd.DataFrame, models: list[str], xlabel: str, reference:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
     return figure, kinds
+
+
+def _seeds_text(rows: pd.DataFrame) -> str:
+    """``n=5 seeds`` (``n=2-5 seeds`` when the tasks differ) for a legend entry."""
+    seeds = pd.to_numeric(rows.get("n_seeds", pd.Series(dtype=float)), errors="coerce").dropna().astype(int)
+    if seeds.empty:
+        return "n=?"
+    low, high = seeds.min(), seeds.max()
+    return f"n={low} seed{'s' if high > 1 else ''}" if low == high else f"n={low}-{high} seeds"
+
+
+def _n_pos_text(value: Any) -> str:
+    try:
+        return f"\n({int(value)} test pos.)" if value is not None and math.isfinite(float(value)) else ""
+    except (TypeError, ValueError):
+        return ""
 
 
 def _log_scale(values: list[float]) -> bool:
@@ -733,8 +940,10 @@ def _height(tasks: int, models: int) -> float:
 
 
 def _model_order(models: Iterable[str]) -> list[str]:
-    """Pretrained models first (by source), then the supervised ones (alphabetically)."""
-    return sorted(set(models), key=lambda m: (not m.startswith(f"{PRETRAINED}:"), m))
+    """Pretrained models first (by name: entry, then source), then the supervised ones (alphabetically)."""
+    from benchmark.results.leaderboard import model_role
+
+    return sorted(set(models), key=lambda m: (model_role(m) != "pretrained", m))
 
 
 _MODEL_COLORS: dict[str, Any] = {}  # one colour per model across the plots of the report being built
@@ -812,9 +1021,17 @@ def _html_table(frame: pd.DataFrame, index: bool = True, index_name: str = "") -
     body = []
     for key, row in frame.iterrows():
         cells = [f"<th>{_e(key)}</th>"] if index else []
-        cells += [f'<td class="{"num" if _numeric(v) else "txt"}">{_e(_cell(v))}</td>' for v in row]
+        cells += [f'<td class="{"num" if _numeric(v) else "txt"}">{_cell_html(_cell(v))}</td>' for v in row]
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _cell_html(text: str) -> str:
+    """A cell's text as HTML; "mean ± sd" on two lines (the sd smaller), so wide boards fit the page."""
+    mean, sep, sd = text.partition(" ± ")
+    if sep and _numeric(mean) and _numeric(sd):
+        return f'{_e(mean)}<br><span class="sd">± {_e(sd)}</span>'
+    return _e(text)
 
 
 def _cell(value: Any) -> str:
@@ -836,10 +1053,11 @@ margin-top: 2em; } h3 { margin-bottom: 0.3em; }
 .meta { color: #555; font-size: 0.9em; } .warn { background: #fff4d6; border-left: 4px solid #e0a800;
 padding: 0.4em 0.8em; }
 nav ul { columns: 2; } figure { margin: 1em 0; } img { max-width: 100%; height: auto; }
-.scroll { overflow-x: auto; } table { border-collapse: collapse; font-size: 0.85em; margin: 0.8em 0; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; } thead th { background: #f3f3f3; }
-tbody th { text-align: left; font-weight: 600; background: #fafafa; white-space: nowrap; }
+.scroll { overflow-x: auto; } table { border-collapse: collapse; font-size: 0.8em; margin: 0.8em 0; }
+th, td { border: 1px solid #ddd; padding: 0.2em 0.45em; } thead th { background: #f3f3f3; overflow-wrap: break-word; }
+tbody th { text-align: left; font-weight: 600; background: #fafafa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.txt { overflow-wrap: break-word; } .sd { color: #666; font-size: 0.9em; }
 details summary { cursor: pointer; color: #235; } .omitted { color: #666; font-size: 0.9em; }
 """
 
@@ -856,6 +1074,9 @@ def _page(data: SuiteRuns, board: Any, sections: list[Section], omitted: dict[st
     warn = ""
     if not data.cells.empty and getattr(board, "synthetic", False):
         warn = '<p class="warn">SYNTHETIC DATA: simulator-made tasks, a pipeline check, not evidence.</p>'
+    for note in getattr(board, "notes", []):
+        if "its encoder" in note:  # an encoder that learned little makes its column's numbers moot
+            warn += f'<p class="warn">{_e(note)}</p>'
     nav = "<nav><ul>" + "".join(f'<li><a href="#{_anchor(s.title)}">{_e(s.title)}</a></li>' for s in sections)
     nav += "</ul></nav>"
     body = "".join(f'<section id="{_anchor(s.title)}"><h2>{_e(s.title)}</h2>\n{s.html}</section>\n' for s in sections)

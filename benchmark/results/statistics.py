@@ -260,20 +260,60 @@ def paired_f1_test(labels: np.ndarray, model_scores: np.ndarray, baseline_scores
         hits += _pattern_draws(members, n_resamples, rng) @ patterns.astype(float)
     fn = labels.sum() - tp
     f1 = _f1(tp, fp, fn)
-    differences = f1[:, :n_seeds] - f1[:, n_seeds:]  # (replicates, seeds)
-    seed_draws = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
-    replicates = np.take_along_axis(differences, seed_draws, axis=1).mean(axis=1)
-    baseline_f1 = np.take_along_axis(f1[:, n_seeds:], seed_draws, axis=1).mean(axis=1)
-    relative_gains = np.divide(100.0 * replicates, baseline_f1, out=np.full(n_resamples, math.nan),
-                               where=baseline_f1 > 0)
     positive = labels[:, None]
     observed = _f1(*((predictions & positive).sum(axis=0).astype(float),
                      (predictions & ~positive).sum(axis=0).astype(float),
                      (~predictions & positive).sum(axis=0).astype(float)))
+    return _paired_result(f1, observed, len(labels), rng, level)
+
+
+def _paired_result(values: np.ndarray, observed: np.ndarray, n_records: int, rng: np.random.Generator,
+                   level: float) -> PairedTest:
+    """The paired test from each replicate's metric per model seed then baseline seed (``values``,
+    ``(replicates, 2 x seeds)``) and the observed metrics (``(2 x seeds,)``): seeds drawn with
+    replacement per replicate, the same for both models."""
+    n_resamples, n_seeds = values.shape[0], values.shape[1] // 2
+    differences = values[:, :n_seeds] - values[:, n_seeds:]  # (replicates, seeds)
+    seed_draws = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+    replicates = np.take_along_axis(differences, seed_draws, axis=1).mean(axis=1)
+    baseline = np.take_along_axis(values[:, n_seeds:], seed_draws, axis=1).mean(axis=1)
+    relative_gains = np.divide(100.0 * replicates, baseline, out=np.full(n_resamples, math.nan), where=baseline > 0)
     low, high = _percentiles(replicates, level)
     p = (1 + int((replicates <= 0).sum())) / (1 + n_resamples)
     difference = float((observed[:n_seeds] - observed[n_seeds:]).mean())
-    return PairedTest(difference, low, high, p, n_seeds, len(labels), relative_gains)
+    return PairedTest(difference, low, high, p, n_seeds, n_records, relative_gains)
+
+
+def paired_test(labels: np.ndarray, model_scores: np.ndarray, baseline_scores: np.ndarray, metric: str = "f1",
+                n_resamples: int = N_RESAMPLES, seed: int | str = 0, level: float = LEVEL,
+                threshold: float = THRESHOLD, record_counts: np.ndarray | None = None) -> PairedTest:
+    """:func:`paired_f1_test` for any of the metrics of :func:`weighted_metrics` (``f1``, ``auroc``,
+    ``auprc``): the same seeds and stratified record draws, the mean difference of ``metric``.
+
+    F1 takes the fast path (it depends only on each record's prediction); AUROC and AUPRC are
+    scored on every replicate's record counts, per seed and model.
+    """
+    if metric == "f1":
+        return paired_f1_test(labels, model_scores, baseline_scores, n_resamples=n_resamples, seed=seed,
+                              level=level, threshold=threshold, record_counts=record_counts)
+    labels = np.asarray(labels).astype(bool)
+    a = np.atleast_2d(np.asarray(model_scores, dtype=float))
+    b = np.atleast_2d(np.asarray(baseline_scores, dtype=float))
+    if a.shape != b.shape or a.shape[1] != len(labels):
+        raise ValueError(f"scores {a.shape} and {b.shape} must both be (seeds, {len(labels)})")
+    rng = rng_for(seed if isinstance(seed, int) else str(seed), "paired")
+    counts = record_counts if record_counts is not None else stratified_counts(labels, n_resamples, rng)
+    if counts.shape != (n_resamples, len(labels)):
+        raise ValueError(f"record_counts {counts.shape} must be ({n_resamples}, {len(labels)})")
+    runs = [*a, *b]  # model seeds, then baseline seeds
+    values = np.empty((n_resamples, len(runs)))
+    for k, scores in enumerate(runs):
+        for start in range(0, n_resamples, _CHUNK):
+            chunk = counts[start : start + _CHUNK]
+            values[start : start + len(chunk), k] = weighted_metrics(labels, scores, chunk, threshold)[metric]
+    ones = np.ones((1, len(labels)))
+    observed = np.array([weighted_metrics(labels, scores, ones, threshold)[metric][0] for scores in runs])
+    return _paired_result(values, observed, len(labels), rng, level)
 
 
 # ----- the headline over tasks

@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from baselines.base import EncoderSource, ModelSpec, resolve_model
+from baselines.base import EncoderSource, ModelSpec, expand_model, resolve_model
+from baselines.names import ModelName
 from benchmark.data.splits import SPLIT_VERSION
-from benchmark.suites.config import FULL_BUDGET, PRETRAINED, SuiteConfig, TuningConfig
+from benchmark.suites.config import FULL_BUDGET, SuiteConfig, TuningConfig
 from simecg.config import to_dict
 from simecg.errors import ConfigError
 from simecg.identity import Identity, cell_identity, study_identity
@@ -37,7 +38,7 @@ STUDY_LEAD = "II"  # the lead of the shared studies: the pretraining lead and th
 class Cell:
     """One (model, task, lead, budget, seed) combination of a suite."""
 
-    model: str  # a baseline name, or "mae:<corpus>" for the encoder pretrained on that corpus
+    model: ModelName  # a baseline name, or a pretrained model on a source ("mae:sim"); text is parsed once, here
     task: str
     lead: str
     budget: int  # training samples per class; 0 = the whole training split
@@ -45,15 +46,20 @@ class Cell:
     positives_only: bool = False
     shift: str = ""  # demographic shift, e.g. "sex:M->F" (train on M, test on F)
 
-    @property
-    def corpus(self) -> str | None:
-        return self.model.split(":", 1)[1] if self.model.startswith(f"{PRETRAINED}:") else None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model", ModelName.parse(self.model))  # its identity holds the same text
 
     @property
     def label(self) -> str:
+        """``mae:sim | ptbxl/AFIB | II | budget all | seed 1``: for people (run names, logs), never parsed back."""
+        return f"{self.label_without_seed} | seed {self.seed}"
+
+    @property
+    def label_without_seed(self) -> str:
+        """``mae:sim | ptbxl/AFIB | II | budget all``: what the cells of every seed share (a study's label)."""
         budget = "all" if self.budget == 0 else f"{self.budget}{'+' if self.positives_only else ''}"
         shift = f" | shift {self.shift}" if self.shift else ""
-        return f"{self.model} | {self.task} | {self.lead} | budget {budget}{shift} | seed {self.seed}"
+        return f"{self.model} | {self.task} | {self.lead} | budget {budget}{shift}"
 
 
 def enumerate_cells(suite: SuiteConfig) -> list[Cell]:
@@ -61,7 +67,7 @@ def enumerate_cells(suite: SuiteConfig) -> list[Cell]:
     cells: list[Cell] = []
     seen: set[Cell] = set()
     for grid in suite.grids:
-        models = [m for name in grid.models for m in _expand_model(name, suite.grid_corpora(grid))]
+        models = [m for name in grid.models for m in expand_model(name, suite.grid_corpora(grid))]
         for task in suite.resolved_tasks(grid):
             for lead in grid.leads:
                 for budget in grid.budgets:
@@ -73,10 +79,6 @@ def enumerate_cells(suite: SuiteConfig) -> list[Cell]:
                                     seen.add(cell)
                                     cells.append(cell)
     return cells
-
-
-def _expand_model(name: str, corpora: tuple[str, ...]) -> list[str]:
-    return [f"{PRETRAINED}:{c}" for c in corpora] if name == PRETRAINED else [name]
 
 
 def protocol_settings(suite: SuiteConfig) -> dict[str, Any]:
@@ -152,7 +154,7 @@ class PlannedStudy:
     @property
     def label(self) -> str:
         """``mae:sim | ptbxl/AFIB | II | budget all``: the study cell without its seed."""
-        return self.cell.label.rsplit(" | seed ", 1)[0]
+        return self.cell.label_without_seed
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ another worker took over. Claims are therefore *fenced* (docs/protocol.md, "Work
 carries an ``epoch``, raised on each takeover, and a run opened while this worker held claims ends
 FINISHED only if it still holds every one of them at the same epoch, checked just before and again
 just after the run is marked FINISHED (:meth:`Coordinator.lost`, used by
-:meth:`benchmark.tracking.Tracker.run`). A superseded worker ends its run KILLED with the tag
+:meth:`benchmark.tracking.tracker.Tracker.run`). A superseded worker ends its run KILLED with the tag
 ``superseded_by`` and says so in one line; the winner, finishing after it, closes any run the
 superseded worker finished in the moment between the two checks.
 
@@ -44,6 +44,7 @@ from typing import Any
 
 from benchmark.tracking.tracker import build_sqlite_file, probe_database
 from simecg.errors import TrackingError, first_line
+from simecg.failpoints import writing
 from simecg.integrity import pid_alive, pid_namespace
 from simecg.urls import redact
 
@@ -179,7 +180,7 @@ class Coordinator:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             try:
-                with self.engine.begin() as con:
+                with writing(), self.engine.begin() as con:
                     con.execute(self.workers.update().where(self.workers.c.worker_id == self.worker_id)
                                 .values(heartbeat=time.time()))
             except Exception as exc:  # a database hiccup: the next beat tries again

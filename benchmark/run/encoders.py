@@ -25,7 +25,8 @@ that the folder is writable (:func:`simecg.paths.require_writable`: one line if 
 
 A lock file beside the folder makes concurrent processes on one machine wait for the one that
 trains (none trains it twice). :class:`SuiteEncoders` is the runner's
-:class:`~baselines.base.EncoderSource`: identities for fingerprints, encoders on demand.
+:class:`~baselines.base.EncoderSource`: identities for fingerprints, encoders on demand, for the
+:class:`~baselines.base.EncoderNeed` (a pretraining method on a source) each pretrained model declares.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,18 +42,24 @@ from typing import Any
 
 import numpy as np
 
+from baselines.base import EncoderNeed
 from benchmark.run.generators import provision_generator
 from benchmark.suites.config import SuiteConfig
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import Tracker
 from pretraining.checkpoint import load_encoder, read
-from pretraining.config import PretrainConfig, build_corpus, encoder_dir, encoder_identity, validation_interval
+from pretraining.config import (
+    PretrainConfig,
+    build_corpus,
+    encoder_dir,
+    encoder_identity,
+    validation_interval,
+)
 from pretraining.corpora.base import TrainedCorpus
-from pretraining.loop import pretrain, resume_from_prefix
-from pretraining.mae import METHOD
+from pretraining.loop import pretrain, resume_from_prefix, stalled_warning
 from simecg import integrity, paths
 from simecg.config import flatten, to_dict
-from simecg.errors import CacheError, CheckpointError, SimECGError, first_line
+from simecg.errors import CacheError, CheckpointError, ConfigError, SimECGError, first_line
 from simecg.failpoints import failpoint
 from simecg.identity import Identity
 from simecg.locks import folder_lock
@@ -80,6 +88,7 @@ def provision_encoder(
     out_dir: Path | None = None,
     suite: str = "",
     corpus: Any = None,
+    name: str = "",
 ) -> ProvisionedEncoder:
     """The encoder ``config`` describes: from the cache, from MLflow, or pretrained now (see module doc).
 
@@ -89,6 +98,7 @@ def provision_encoder(
         out_dir: a folder of the user's instead of the cache (``pretrain --out``).
         suite: the suite name recorded on a new pretraining run.
         corpus: the config's corpus, when the caller has already built it.
+        name: the source's name in the suite (its run, progress bar and lines; default: the corpus).
     """
     corpus = corpus if corpus is not None else build_corpus(config)
     identity = encoder_identity(config, corpus)
@@ -99,7 +109,8 @@ def provision_encoder(
     if encoder_is_complete(folder, identity):  # nothing to write: a read-only cache serves it
         run = tracker.finished_run(identity.fingerprint, everywhere=True) if tracker is not None else None
         if run is None and tracker is not None and not distributed:
-            return _log_from_cache(config, corpus, identity, folder, tracker, parent, progress, suite)
+            return _log_from_cache(config, corpus, identity, folder, tracker, parent, progress, suite,
+                                       name or config.corpus)
         return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id if run is not None else None)
     paths.require_writable(folder)  # before any work: one line if the cache cannot take the encoder
     with contextlib.nullcontext() if distributed else folder_lock(folder, f"pretrain encoder {identity.fingerprint}"):
@@ -115,11 +126,11 @@ def provision_encoder(
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run_id)
         if isinstance(corpus, TrainedCorpus):  # sampled from a trained generator (vae, gan): get it first, if needed
             provision_generator(corpus, tracker=tracker, parent=parent, progress=progress)
-        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
+        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite, name or config.corpus)
 
 
 def _log_from_cache(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker,
-                    parent: str | None, progress: bool, suite: str) -> ProvisionedEncoder:
+                    parent: str | None, progress: bool, suite: str, name: str) -> ProvisionedEncoder:
     """Log the pretraining run of an encoder the cache holds whole but the store has no FINISHED run of.
 
     A process killed after ``encoder.pt`` landed in the cache and before its run was FINISHED
@@ -142,7 +153,7 @@ def _log_from_cache(config: PretrainConfig, corpus: Any, identity: Identity, fol
             return ProvisionedEncoder(folder / ENCODER_FILE, identity, run.info.run_id)
         log.warning("encoder %s is in the cache but the MLflow store has no FINISHED pretraining run of it (a "
                     "process killed between the two?); logging its run from the cache", identity.fingerprint)
-        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite)
+        return _pretrain(config, corpus, identity, folder, tracker, parent, progress, suite, name)
 
 
 def encoder_is_complete(folder: Path, identity: Identity) -> bool:
@@ -195,25 +206,29 @@ def _fetch(tracker: Tracker, run_id: str, folder: Path, identity: Identity) -> b
 
 
 def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: Path, tracker: Tracker | None,
-              parent: str | None, progress: bool, suite: str) -> ProvisionedEncoder:
+              parent: str | None, progress: bool, suite: str, name: str) -> ProvisionedEncoder:
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a longer run of the same trajectory continues a shorter one
         resume_from_prefix(folder, identity, config, [encoder_dir(identity).parent])
     if tracker is None or int(os.environ.get("RANK", "0")) != 0:
-        result = pretrain(config, folder, progress=progress, corpus=corpus, identity=identity)
+        result = pretrain(config, folder, progress=progress, corpus=corpus, identity=identity, name=name)
+        _warn_stalled(name, result)
         return ProvisionedEncoder(result.checkpoint, identity, None, trained_now=True)
     tracker.kill_stale(identity.fingerprint)
     tags = RunTags(kind="pretrain", fingerprint=identity.fingerprint, suite=suite, corpus=config.corpus,
                    preset=config.preset,
                    sees_test_records=bool(identity.payload["corpus"].get("sees_test_records", False)))
     try:
-        with tracker.run(f"pretrain {config.corpus}", tags, params=flatten(to_dict(config)), parent=parent) as run:
+        with tracker.run(f"pretrain {name}", tags, params=flatten(to_dict(config)), parent=parent) as run:
             run.log_params({"corpus.ecgs": len(corpus)})  # what the corpus holds (ptbxl: capped by the data)
             _log_corpus_preview(run, corpus)
-            result = pretrain(config, folder, logger=run, progress=progress, corpus=corpus, identity=identity)
+            result = pretrain(config, folder, logger=run, progress=progress, corpus=corpus, identity=identity,
+                              name=name)
             failpoint("pretrain.done")  # encoder.pt is in the cache, the run not FINISHED: a kill here is repaired
             if result.already_complete:  # logged from the cache (_log_from_cache): the curves were not seen
                 run.log_history(result.history, step_key="step")
             run.log_metrics({"final_val_loss": result.val_loss, "steps": result.steps})
+            if why := _warn_stalled(name, result):
+                run.set_tags({"warning": why})
             _log_choice(run, config, result.choice)
             run.log_sealed(result.checkpoint, "encoder")  # with its checksum: a fetch verifies the download
             run.log_artifact(folder / "identity.json", "encoder")
@@ -230,6 +245,15 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
     except Exception as exc:
         raise SimECGError(f"pretraining on corpus {config.corpus!r} failed: {type(exc).__name__}: {exc}") from exc
     return ProvisionedEncoder(result.checkpoint, identity, run.run_id, trained_now=True)
+
+
+def _warn_stalled(name: str, result: Any) -> str | None:
+    """Say it when the encoder just pretrained learned little (its loss did not fall); returns why."""
+    first = next((h["train_loss"] for h in result.history if "train_loss" in h), math.nan)
+    why = stalled_warning(first, result.choice.val_loss)
+    if why:
+        log.warning("encoder of %s: %s", name, why)
+    return why
 
 
 def _log_choice(run: Any, config: PretrainConfig, choice: Any) -> None:
@@ -256,11 +280,13 @@ def _log_corpus_preview(run: Any, corpus: Any) -> None:
 
 
 class SuiteEncoders:
-    """The runner's :class:`~baselines.base.EncoderSource`: one encoder per pretraining source of a suite.
+    """The runner's :class:`~baselines.base.EncoderSource`: one encoder per (pretraining method, source) of a suite.
 
-    A source is a corpus name or a named ``[sources.<name>]`` table of the suite
-    (:meth:`SuiteConfig.source_config`). ``identity(source)`` computes fingerprints without
-    training (plans, ``--dry-run``); ``path(source)`` provisions the encoder once per process.
+    A need (:class:`~baselines.base.EncoderNeed`) names a pretraining method and a source: a corpus
+    name or a named ``[sources.<name>]`` table of the suite (:meth:`SuiteConfig.source_config`).
+    ``identity(need)`` computes fingerprints without training (plans, ``--dry-run``);
+    ``path(need)`` provisions the encoder once per process. A need's method is a registered one
+    (:data:`simecg.registries.METHODS`); a model that declares another is refused with one line.
     """
 
     def __init__(self, suite: SuiteConfig, tracker: Tracker | None = None, parent: str | None = None,
@@ -270,31 +296,40 @@ class SuiteEncoders:
         self.tracker = tracker
         self.parent = parent
         self.progress = progress
-        self._identities: dict[tuple[str, str], Identity] = {}  # by (method, source)
+        self._identities: dict[EncoderNeed, Identity] = {}
         self._corpora: dict[str, Any] = {}
-        self.provisioned: dict[tuple[str, str], ProvisionedEncoder] = {}  # by (method, source)
+        self.provisioned: dict[EncoderNeed, ProvisionedEncoder] = {}
 
-    def config(self, source: str, method: str = METHOD) -> PretrainConfig:
-        """The source's pretraining config (``[pretrain]``, then ``[sources.<name>]``), for ``method``."""
-        config = self.suite_config.source_config(source)
-        return config if method == config.method else dataclasses.replace(config, method=method)
+    def config(self, need: EncoderNeed) -> PretrainConfig:
+        """The pretraining config of ``need``: its source's (``[pretrain]``, then ``[sources.<name>]``), by its method.
 
-    def corpus(self, source: str) -> Any:
+        ``pretrain.method_options`` address ``pretrain.method``; another method needed by a model of
+        the grid takes its own preset's settings (docs/protocol.md, "Pretraining methods").
+        """
+        config = self.suite_config.source_config(need.source)
+        if need.method == config.method:
+            return config
+        try:
+            return dataclasses.replace(config, method=need.method, method_options={})
+        except ConfigError as exc:
+            raise ConfigError(f"suite {self.suite!r}: an encoder pretrained by {need.method!r} on {need.source!r} is "
+                              f"needed (the model that needs it declares pretraining_method): {exc}") from None
+
+    def corpus(self, need: EncoderNeed) -> Any:
         """The source's corpus, built once (a PTB-XL or generated corpus reads the data index to build)."""
-        if source not in self._corpora:
-            self._corpora[source] = build_corpus(self.config(source))
-        return self._corpora[source]
+        if need.source not in self._corpora:
+            self._corpora[need.source] = build_corpus(self.config(need))
+        return self._corpora[need.source]
 
-    def identity(self, source: str, method: str = METHOD) -> Identity:
-        if (method, source) not in self._identities:
-            self._identities[(method, source)] = encoder_identity(self.config(source, method), self.corpus(source))
-        return self._identities[(method, source)]
+    def identity(self, need: EncoderNeed) -> Identity:
+        if need not in self._identities:
+            self._identities[need] = encoder_identity(self.config(need), self.corpus(need))
+        return self._identities[need]
 
-    def path(self, source: str, method: str = METHOD) -> Path:
-        """The encoder ``method`` pretrains on ``source``, provisioned once per process (one per method)."""
-        if (method, source) not in self.provisioned:
-            self.provisioned[(method, source)] = provision_encoder(
-                self.config(source, method), tracker=self.tracker, parent=self.parent, progress=self.progress,
-                suite=self.suite, corpus=self.corpus(source),
+    def path(self, need: EncoderNeed) -> Path:
+        if need not in self.provisioned:
+            self.provisioned[need] = provision_encoder(
+                self.config(need), tracker=self.tracker, parent=self.parent, progress=self.progress,
+                suite=self.suite, corpus=self.corpus(need), name=f"{need.method}:{need.source}",
             )
-        return self.provisioned[(method, source)].path
+        return self.provisioned[need].path

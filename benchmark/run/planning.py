@@ -145,11 +145,13 @@ def speed_key(spec: Any, encoder: Any = None) -> str:
     return spec.entry + ("@" + ",".join(f"{k}={own[k]}" for k in sorted(own)) if own else "")
 
 
-def base_key(key: str) -> str:
-    """The measured default a variant falls back to (``mae@preset=paper,model.depth=4`` -> ``mae@preset=paper``)."""
+def base_keys(key: str) -> list[str]:
+    """The measured keys a variant falls back to, closest first: the same entry and preset (the architecture's
+    size; a pretrained model's is its encoder's), then the entry alone (its default config)
+    (``mae@preset=paper,model.depth=4`` -> ``mae@preset=paper``, ``mae``)."""
     entry, _, rest = key.partition("@")
     preset = [part for part in rest.split(",") if part.startswith("preset=")]
-    return entry + (f"@{preset[0]}" if preset and entry == "mae" else "")
+    return [k for k in dict.fromkeys([f"{entry}@{preset[0]}" if preset else entry, entry]) if k != key]
 
 
 # ----- the plan --------------------------------------------------------------------------------------
@@ -209,7 +211,7 @@ class TrainingNeed:
     """An encoder to pretrain or a generator to train."""
 
     kind: str  # "encoder" or "generator"
-    source: str  # the suite's pretraining source (mae:<source>)
+    source: str  # the suite's pretraining source
     corpus: str
     fingerprint: str
     preset: str
@@ -217,6 +219,7 @@ class TrainingNeed:
     batch_size: int
     speed_key: str  # the throughput entry: MAE preset, or "<vae|gan>@<preset>"
     seconds: float | None = None
+    method: str = ""  # an encoder's pretraining method
 
 
 @dataclass
@@ -388,7 +391,8 @@ def make_plan(
 
     def key_of(spec: Any, cell: Any) -> str:
         if cell.model not in keys:
-            keys[cell.model] = speed_key(spec, encoders.config(cell.corpus) if cell.corpus else None)
+            need = spec.encoder_need()
+            keys[cell.model] = speed_key(spec, encoders.config(need) if need is not None else None)
         return keys[cell.model]
 
     for p in planned:
@@ -487,8 +491,8 @@ class _Speeds:
         self._noted: set[str] = set()
 
     def entry(self, key: str) -> dict[str, Any] | None:
-        found = key if key in self.finetune else base_key(key)
-        if found not in self.finetune:
+        found = next((k for k in (key, *base_keys(key)) if k in self.finetune), None)
+        if found is None:
             return None
         if found != key:
             self.plan.approximated[key] = found
@@ -548,16 +552,15 @@ def _expected_epochs(finished_runs: list[Any], ft: Any, plan: Plan) -> dict[str,
 
 def _plan_training(plan: Plan, suite: Any, encoders: Any, tracker: Any, pending: list[Any]) -> None:
     """Encoders the pending cells need that neither the cache nor the store holds; their generators."""
-    sources = sorted({p.cell.corpus for p in pending if p.cell.corpus})
+    needs = {n for p in pending if (n := p.model.encoder_need()) is not None}
     speeds = (plan.throughput or {})
-    for source in sources:
-        config = encoders.config(source)
-        identity = encoders.identity(source)
+    for encoder in sorted(needs, key=lambda n: (n.source, n.method)):
+        source, config, identity = encoder.source, encoders.config(encoder), encoders.identity(encoder)
         done = encoder_is_complete(encoder_dir(identity), identity)
         if done or tracker.finished_run(identity.fingerprint, everywhere=True):
             continue
         need = TrainingNeed("encoder", source, config.corpus, identity.fingerprint, config.preset, config.steps,
-                            config.batch_size, config.preset)
+                            config.batch_size, config.preset, method=encoder.method)
         measured = speeds.get("pretrain", {}).get(config.preset)
         if measured:
             need.seconds = config.steps * config.batch_size / measured["samples_per_s"]
@@ -569,17 +572,18 @@ def _plan_training(plan: Plan, suite: Any, encoders: Any, tracker: Any, pending:
         elif plan.throughput is not None:
             _count(plan.unmeasured, f"pretraining preset {config.preset}")
         if config.model:
-            plan.notes.append(f"mae:{source}: pretrain.model overrides {dict(config.model)} are estimated at the "
+            plan.notes.append(f"{_need_name(need)}: pretrain.model overrides {dict(config.model)} are estimated at the "
                               f"{config.preset} preset's speed")
         if config.threads and plan.throughput is not None and config.threads != plan.throughput.get("threads"):
-            plan.notes.append(f"mae:{source} pretrains with pretrain.threads={config.threads}; the speed was "
+            plan.notes.append(f"{_need_name(need)} pretrains with pretrain.threads={config.threads}; the speed was "
                               f"measured with {plan.throughput.get('threads')} thread(s)")
         plan.pretraining.append(need)
         corpus = build_corpus(config)
         if isinstance(corpus, TrainedCorpus):
             model = corpus.generator()
-            if corpus.is_prepared() or tracker.finished_run(model.identity.fingerprint, everywhere=True):
-                continue
+            if (corpus.is_prepared() or any(g.fingerprint == model.identity.fingerprint for g in plan.generators)
+                    or tracker.finished_run(model.identity.fingerprint, everywhere=True)):
+                continue  # trained, or listed for another method on this source
             key = f"{model.kind}@{model.preset}"
             gen = TrainingNeed("generator", source, config.corpus, model.identity.fingerprint, model.preset,
                                model.config.steps, model.config.batch_size, key)
@@ -668,7 +672,12 @@ def _need_dict(n: TrainingNeed) -> dict[str, Any]:
 def _need_text(n: TrainingNeed) -> str:
     if n.kind == "generator":
         return f"{n.corpus} ({n.preset} preset, {n.steps:,} steps of batch {n.batch_size})"
-    return f"mae:{n.source} ({n.preset} preset, {n.steps:,} steps x batch {n.batch_size})"
+    return f"{_need_name(n)} ({n.preset} preset, {n.steps:,} steps x batch {n.batch_size})"
+
+
+def _need_name(n: TrainingNeed) -> str:
+    """An encoder to pretrain: its pretraining method on its source, ``<method>:<source>`` (``mae:sim``)."""
+    return f"{n.method}:{n.source}"
 
 
 def _range_text(r: Range) -> str:

@@ -118,7 +118,7 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
         kind="cell", fingerprint=planned.fingerprint, suite=suite.name, model=cell.model, task=cell.task,
         lead=cell.lead, budget=cell.budget, positives_only=cell.positives_only, seed=cell.seed, shift=cell.shift,
         dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
-        study=planned.tuning.fingerprint if planned.tuning is not None else "", corpus=cell.corpus or "",
+        study=planned.tuning.fingerprint if planned.tuning is not None else "", corpus=spec.source,
         encoder=planned.encoder, sees_test_records=planned.sees_test_records,
     )
     # settings that cannot move the numbers (the device) are not params: the leaderboard groups
@@ -133,7 +133,7 @@ def run_cell(context: CellContext, planned: PlannedCell) -> str | None:
                        "study.model": planned.tuning.cell.model})
     context.tracker.kill_stale(planned.fingerprint)
     try:
-        with context.tracker.run(cell.label, tags, params, parent=context.parent_id) as run:
+        with context.tracker.run(tags.run_name(), tags, params, parent=context.parent_id) as run:
             tuned = tuned_params(context, planned, run)
             if tuned:
                 run.log_params({f"tuned.{k}": v for k, v in tuned.items()})
@@ -183,12 +183,12 @@ def tuned_params(context: CellContext, planned: PlannedCell, run: ActiveRun | No
             kind="tuning", fingerprint=study.fingerprint, suite=suite.name, model=source.model, task=source.task,
             lead=source.lead, budget=source.budget, positives_only=source.positives_only, seed=source.seed,
             shift=source.shift, dataset=data.dataset, data_version=data.data_version, synthetic=data.synthetic,
-            study=study.fingerprint, corpus=source.corpus or "", encoder=str(model_id.get("encoder", "")),
+            study=study.fingerprint, corpus=study.model.source, encoder=str(model_id.get("encoder", "")),
             sees_test_records=bool(model_id.get("sees_test_records", False)),
         )
         params = {**flatten({"tuning": to_dict(suite.tuning), "finetune": without_ignored("finetune", training)}),
                   "study": study.name, "study.cell": study.label}
-        runs = StudyRuns(run.tracker, run.run_id, f"tuning | {study.label}", tags, params)
+        runs = StudyRuns(run.tracker, run.run_id, tags.run_name(), tags, params)
     best = tune(study.model.tuning_space, fit, suite.tuning, study.name, context.storage, runs, context.workers)
     if context.workers is not None:  # the study is done: other workers' cells of it may go on now
         context.workers.release(f"study:{study.fingerprint}")

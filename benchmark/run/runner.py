@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmark.results.report import log_report_safely
+from benchmark.results.report import log_report_safely, report_location
 from benchmark.run.cells import PlannedCell
 from benchmark.run.claims import Coordinator, prepare_storage
 from benchmark.run.encoders import SuiteEncoders
 from benchmark.run.opening import default_optuna_storage, open_suite, plan
 from benchmark.run.planning import duration
 from benchmark.run.run_cell import CellContext, run_cell
-from benchmark.suites.config import PRETRAINED, SuiteConfig
+from benchmark.suites.config import SuiteConfig
 from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import ActiveRun, Tracker, resolve_uri
-from pretraining.mae import METHOD
+from simecg import progress as progress_lines
 from simecg.config import flatten, to_dict
 from simecg.errors import StoreLost, Superseded, first_line
 from simecg.failpoints import failpoint
@@ -50,6 +50,7 @@ class RunReport:
     seconds: float = 0.0
     synthetic: bool = False
     elsewhere: int = 0  # pending cells another worker held or finished meanwhile
+    report_path: str | None = None  # where the suite's report.html was logged (None: it could not be)
 
 
 def run_suite(
@@ -109,7 +110,8 @@ def run_suite(
                 report.seconds = time.perf_counter() - started
                 _log_summary(invocation, report)
     # report.html and a description on the invocation run; a report failure only warns
-    log_report_safely(tracker.uri, suite.name, invocation.run_id)
+    if log_report_safely(tracker.uri, suite.name, invocation.run_id):
+        report.report_path = report_location(tracker, invocation.run_id)
     return report
 
 
@@ -160,7 +162,7 @@ class CellQueue:
             return False
         try:
             if self.lines:
-                self.lines.preparing(spec.name)
+                self.lines.preparing(spec)
             spec.cls.prepare(spec.config, self.context.encoders)
         except Superseded as exc:  # the worker that took it over prepares it; its cells wait for that
             log.warning("%s", exc)
@@ -188,6 +190,8 @@ class CellQueue:
                 return True
             share_cores(self.workers)
             cell_started = time.perf_counter()
+            if self.lines:
+                self.lines.starting(planned)
             try:
                 error = run_cell(self.context, planned)
             except Superseded as exc:  # another worker took the cell over while this one was paused
@@ -223,11 +227,12 @@ def share_cores(workers: Any) -> int:
 
 
 class CellLines:
-    """Progress for logs: one line per finished cell (and per model being prepared), flushed at once.
+    """Progress for logs: timestamped lines, one when a cell starts and one when it ends (and one per
+    model being prepared), flushed at once.
 
-    ``[12/48] mae:sim | ptbxl/AFIB | II | budget all | seed 1: test_f1 0.812 (41 s, ETA 27 min)``:
-    the cell's place among this invocation's pending cells, its test F1 (read back from its run),
-    its wall time, and the mean time per cell so far times the cells left.
+    ``2026-05-04 14:03:12 [12/48] mae:sim | ptbxl/AFIB | II | budget all | seed 1: test_f1 0.812
+    (41 s, ETA 27 min)``: the cell's place among this invocation's pending cells, its test F1 (read
+    back from its run), its wall time, and the mean time per cell so far times the cells left.
     """
 
     def __init__(self, stream: TextIO, total: int, tracker: Tracker):
@@ -235,11 +240,16 @@ class CellLines:
         self.done, self.seconds = 0, 0.0
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        print(f"{time.strftime(progress_lines.TIME_FORMAT)} {text}", file=self.stream, flush=True)
 
-    def preparing(self, model: str) -> None:
-        if model.startswith(f"{PRETRAINED}:"):
-            self._print(f"preparing {model}: its encoder, from the cache, the store, or pretrained now")
+    def starting(self, planned: PlannedCell) -> None:
+        self._print(f"[{self.done + 1}/{self.total}] {planned.cell.label}: started")
+
+    def preparing(self, spec: Any) -> None:
+        """A line for a model that needs an encoder (:meth:`baselines.base.ModelSpec.encoder_need`)."""
+        need = spec.encoder_need()
+        if need is not None:
+            self._print(f"preparing {spec.name}: its encoder ({need}), from the cache, the store, or pretrained now")
 
     def finished(self, planned: PlannedCell, error: str | None, seconds: float) -> None:
         self.done += 1
@@ -279,12 +289,12 @@ def _log_quarantine(run: ActiveRun, data: Any) -> None:
 
 
 def _log_encoders(run: ActiveRun, encoders: SuiteEncoders) -> None:
-    """Which encoder each (method, corpus) used: fingerprint, file, and the run that trained it."""
+    """Which encoder each (pretraining method, source) used: fingerprint, file, and the run that trained it."""
     params = {}
-    for (method, source), encoder in encoders.provisioned.items():
-        corpus = source if method == METHOD else f"{method}.{source}"  # the MAE's params keep their names
-        params[f"encoder.{corpus}.fingerprint"] = encoder.identity.fingerprint
-        params[f"encoder.{corpus}.path"] = str(encoder.path)
-        params[f"encoder.{corpus}.run_id"] = encoder.run_id or ""
+    for need, encoder in encoders.provisioned.items():
+        key = f"encoder.{need.method}.{need.source}"
+        params[f"{key}.fingerprint"] = encoder.identity.fingerprint
+        params[f"{key}.path"] = str(encoder.path)
+        params[f"{key}.run_id"] = encoder.run_id or ""
     if params:
         run.log_params(params)

@@ -27,15 +27,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.suites.config import TuningConfig
 from benchmark.tracking.tags import RunTags
+from simecg import progress as progress_lines
 from simecg.errors import DivergedError, first_line
-from simecg.failpoints import failpoint
+from simecg.failpoints import failpoint, writing
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +92,23 @@ def tune(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _open_study(config, study_name, storage)
+    if runs is not None and study.user_attrs.get("label") != runs.name:  # what optuna-dashboard shows beside its name
+        study.set_user_attr("label", runs.name)
     _fail_dead_trials(study, workers)
     if runs is not None:
         _end_dead_runs(study, runs)
     if _remaining(study, config)[0]:
+        label = runs.name if runs is not None else study_name
         if runs is None:
-            _optimize(study, config, _objective(space, fit, None, workers), study_name)
+            _optimize(study, config, _objective(space, fit, None, workers), label)
         else:
             with runs.tracker.run(runs.name, runs.tags, runs.params, parent=runs.parent) as session:
-                _optimize(study, config, _objective(space, fit, (runs, session.run_id), workers), study_name)
+                _optimize(study, config, _objective(space, fit, (runs, session.run_id), workers), label)
                 _end_dead_runs(study, runs, keep=session.run_id)
                 session.log_metrics(_summary(study))
                 if _best(study):
                     session.log_params({f"best.{k}": v for k, v in _best(study).items()})
+                log_study_figures(session, study)
     return _best(study)
 
 
@@ -133,14 +139,18 @@ def _sampler_for(config: TuningConfig, done: int) -> Any:
 
 
 def _optimize(study: Any, config: TuningConfig, objective: Callable[[Any], float], name: str) -> None:
-    """Run trials one at a time until ``n_trials`` are done or the time budget is spent."""
+    """Run trials one at a time until ``n_trials`` are done or the time budget is spent; a progress
+    line per trial (:mod:`simecg.progress`: shown off a terminal)."""
     remaining, time_left = _remaining(study, config)
     log.info("tuning %s: up to %d trials (%d already done%s)", name, remaining, len(_done(study)),
              f", {time_left:.0f} s left" if time_left is not None else "")
+    progress_lines.say(f"{name}: up to {remaining} trial(s) ({len(_done(study))} done before)")
     for _ in range(remaining):  # a trial that fails (a RuntimeError) uses up an attempt of this session
         study.sampler = _sampler_for(config, len(_done(study)))
+        started = time.perf_counter()
         _run_trial(study, objective)
         left, time_left = _remaining(study, config)
+        progress_lines.say(_trial_line(study, name, left, time.perf_counter() - started))
         if not left:
             break
 
@@ -155,7 +165,6 @@ def _run_trial(study: Any, objective: Callable[[Any], float]) -> None:
     import warnings
 
     import optuna
-    from optuna.storages._heartbeat import get_heartbeat_thread  # the heartbeat study.optimize runs
     from optuna.trial import TrialState
 
     with warnings.catch_warnings():
@@ -164,7 +173,7 @@ def _run_trial(study: Any, objective: Callable[[Any], float]) -> None:
     trial = study.ask()
     value, state, failure = None, TrialState.FAIL, None
     try:
-        with get_heartbeat_thread(trial._trial_id, study._storage):
+        with _trial_heartbeat(study._storage, trial._trial_id):
             value = objective(trial)
         state = TrialState.COMPLETE
     except optuna.TrialPruned:
@@ -185,6 +194,44 @@ def _run_trial(study: Any, objective: Callable[[Any], float]) -> None:
     with warnings.catch_warnings():  # a non-finite value: Optuna records FAIL (and would warn)
         warnings.simplefilter("ignore")
         study.tell(trial, value, state=state, skip_if_finished=True)
+
+
+@contextlib.contextmanager
+def _trial_heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
+    """Tell the study every ``HEARTBEAT_S`` that this trial's process is alive (what Optuna's own
+    ``study.optimize`` does), each beat one database write taken with :func:`failpoints.writing
+    <simecg.failpoints.writing>`, so a paused process is never frozen holding SQLite's write lock."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                with writing():
+                    storage.record_heartbeat(trial_id)
+            except Exception as exc:  # a database hiccup: the next beat tries again
+                log.warning("trial heartbeat failed: %s", first_line(exc))
+            if stop.wait(storage.get_heartbeat_interval()):
+                return
+
+    thread = threading.Thread(target=beat, name="simecg-trial-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _trial_line(study: Any, name: str, left: int, seconds: float) -> str:
+    """``trial 3 · mae:sim · ptbxl/LVH: PRUNED at epoch 35 (val loss 0.41; best 0.38), 7 left, 52 s``."""
+    trial = study.get_trials(deepcopy=False)[-1]
+    outcome = trial.state.name
+    if trial.intermediate_values:
+        last_epoch = max(trial.intermediate_values)
+        outcome += f" at epoch {last_epoch} (val loss {trial.intermediate_values[last_epoch]:.4g}"
+        best = _summary(study).get("best_val_loss")
+        outcome += f"; best {best:.4g})" if best is not None else ")"
+    return f"{name}: trial {trial.number} {outcome}, {left} left, {seconds:.0f} s"
 
 
 def _fail_dead_trials(study: Any, workers: Any) -> None:
@@ -265,7 +312,7 @@ def _logged_trial(trial: Any, params: dict[str, Any], fit: Fit, runs: StudyRuns,
 
     tags = dataclasses.replace(runs.tags, kind="trial", fingerprint="", trial=trial.number)
     pruned: optuna.TrialPruned | None = None
-    with runs.tracker.run(f"trial {trial.number}", tags, params, parent=session) as run:
+    with runs.tracker.run(tags.run_name(), tags, params, parent=session) as run:
 
         def on_eval(epoch: int, val_loss: float) -> None:
             run.log_metrics({"val_loss": val_loss}, step=epoch)
@@ -321,6 +368,39 @@ def _end_dead_runs(study: Any, runs: StudyRuns, keep: str = "") -> None:
             client.set_terminated(run.info.run_id, status="KILLED")
         elif tags.get("kind") == "tuning" and not running:
             client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def log_study_figures(run: Any, study: Any) -> list[str]:
+    """Optuna's own views of the study on its tuning run: ``optuna/optimization_history.png`` (each
+    trial's value and the best so far) and ``optuna/param_importances.png`` (fANOVA importance of
+    each searched parameter; it needs two finished trials). A figure that cannot be drawn is
+    skipped with a debug line, never a failed tuning. Returns the files logged."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as views
+
+    logged = []
+    for name, draw in (("optimization_history", views.plot_optimization_history),
+                       ("param_importances", views.plot_param_importances)):
+        try:
+            with warnings.catch_warnings():  # Optuna marks its matplotlib views experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                axes = draw(study)
+            figure = axes.figure
+            figure.set_size_inches(7, 4)
+            figure.tight_layout()
+            run.log_figure(figure, f"optuna/{name}.png")
+            logged.append(f"optuna/{name}.png")
+        except Exception as exc:  # e.g. fewer than two finished trials, or one parameter only
+            log.debug("study %s: no %s figure (%s)", study.study_name, name, exc)
+        finally:
+            plt.close("all")
+    return logged
 
 
 def _summary(study: Any) -> dict[str, float]:

@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from baselines.base import resolve_model
+from baselines.base import expands_over_sources, resolve_model
+from baselines.names import ModelName
+from baselines.pretrained_mae import PAPER_MODEL
 from baselines.training import TrainConfig, resolve_device
 from benchmark.data.base import DataConfig
 from benchmark.data.demographics import age_group_names
 from benchmark.data.splits import DUPLICATES
 from benchmark.data.splits import PRESETS as SPLITS
+from benchmark.data.tasks import is_ours
 from benchmark.registries import SUITES, TASKS
 from pretraining.config import PretrainConfig, check_pretraining, corpus_options, options_class
 from simecg.config import (
@@ -45,7 +48,6 @@ from simecg.signal import LEADS
 
 log = logging.getLogger(__name__)
 
-PRETRAINED = "mae"  # the model name that stands for "the MAE encoder pretrained on each corpus"
 FULL_BUDGET = 0  # budget 0 = the whole training split
 
 
@@ -85,7 +87,7 @@ class TuningConfig:
     trial_max_epochs: int = 250  # the authors' hps_epochs (capped by finetune.max_epochs)
     trial_early_stopping: bool = False  # the authors' trials only end early when pruned
     separate_studies: tuple[str, ...] = ()  # what gets a study of its own: budget, lead, shift, frozen
-    shared_studies: tuple[str, ...] = ("transformer-scratch=mae:sim",)  # MODEL=DONOR: MODEL takes DONOR's values
+    shared_studies: tuple[str, ...] = (f"transformer-scratch={PAPER_MODEL}",)  # MODEL=DONOR: MODEL takes DONOR's values
 
     def __post_init__(self) -> None:
         check_limits(self, "tuning", TUNING_LIMITS)
@@ -93,11 +95,12 @@ class TuningConfig:
             model, sep, donor = pair.partition("=")
             if not sep or not model.strip() or not donor.strip() or model.strip() == donor.strip():
                 raise ConfigError(f"tuning.shared_studies items must be MODEL=DONOR (two different model names, "
-                                  f"e.g. transformer-scratch=mae:sim), got {pair!r}")
+                                  f"e.g. transformer-scratch={PAPER_MODEL}), got {pair!r}")
 
-    def donors(self) -> dict[str, str]:
+    def donors(self) -> dict[ModelName, ModelName]:
         """``shared_studies`` as {model: the model whose study it takes its values from}."""
-        return {model.strip(): donor.strip() for model, _, donor in (p.partition("=") for p in self.shared_studies)}
+        pairs = (p.partition("=") for p in self.shared_studies)
+        return {ModelName.parse(model): ModelName.parse(donor) for model, _, donor in pairs}
 
 
 STUDY_COORDINATES = ("budget", "lead", "shift", "frozen")  # what tuning.separate_studies may name
@@ -111,14 +114,14 @@ class GridConfig:
     """One block of cells: the product of its fields. Task names accept shell patterns."""
 
     tasks: tuple[str, ...] = ()
-    models: tuple[str, ...] = (PRETRAINED,)
+    models: tuple[str, ...] = (PAPER_MODEL.entry,)  # the paper's pretrained model, on each source
     leads: tuple[str, ...] = ("II",)
     budgets: tuple[int, ...] = (FULL_BUDGET,)
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     positives_only: bool = False
     shifts: tuple[str, ...] = ("",)  # "" = no shift; "sex:M->F" = train/validate on M, test on F
-    corpora: tuple[str, ...] | None = None  # pretraining sources of this grid's "mae": None = the suite's;
-    # a list keeps those of the suite's it names (so `--corpus` narrows every grid)
+    corpora: tuple[str, ...] | None = None  # pretraining sources of this grid's pretrained models: None = the
+    # suite's; a list keeps those of the suite's it names (so `--corpus` narrows every grid)
     name: str = "main"
 
     def __post_init__(self) -> None:
@@ -163,7 +166,7 @@ class SuiteConfig:
             raise ConfigError(f"age_bins must be strictly increasing, got {', '.join(map(str, self.age_bins))}")
 
     def grid_corpora(self, grid: GridConfig) -> tuple[str, ...]:
-        """The pretraining sources whose MAE a grid's ``mae`` stands for."""
+        """The pretraining sources a grid's pretrained models run on (``mae`` stands for ``mae:<source>`` of each)."""
         if grid.corpora is None:
             return self.corpora
         return tuple(c for c in grid.corpora if c in self.corpora)
@@ -179,13 +182,16 @@ class SuiteConfig:
         return with_split_settings(config, self)
 
     def resolved_tasks(self, grid: GridConfig) -> list[str]:
-        """Expand task patterns (``ptbxl/*``) against the task registry, keeping order."""
-        known = TASKS.names()
+        """Expand task patterns (``ptbxl/*``) against our tasks, keeping order; a task added from outside
+        (``--include-path``, a plugin) is named in full, so adding one never changes a suite such as ``paper``."""
+        ours = [t for t in TASKS.names() if is_ours(t)]
         out: list[str] = []
         for pattern in grid.tasks:
-            matches = [t for t in known if fnmatch.fnmatchcase(t, pattern)] if _is_pattern(pattern) else [pattern]
+            matches = [t for t in ours if fnmatch.fnmatchcase(t, pattern)] if _is_pattern(pattern) else [pattern]
             if not matches:
-                raise ConfigError(f"suite {self.name!r}: task pattern {pattern!r} matches no task")
+                outside = [t for t in TASKS.names() if fnmatch.fnmatchcase(t, pattern)]
+                hint = f"; tasks added from outside are named in full: {', '.join(outside)}" if outside else ""
+                raise ConfigError(f"suite {self.name!r}: task pattern {pattern!r} matches no task{hint}")
             for task in matches:
                 TASKS.get(task)  # unknown names fail with the known ones listed
                 if task not in out:
@@ -200,17 +206,18 @@ class SuiteConfig:
                 raise ConfigError(f"suite {self.name!r}: grid {grid.name!r} names no task (grid.tasks is empty)")
             self.resolved_tasks(grid)
             for model in grid.models:
-                if model != PRETRAINED:
+                if not expands_over_sources(model):  # one per source: the sources are checked below
                     resolve_model(model, self.baselines)
             for shift in grid.shifts:
                 parsed = parse_shift(shift, f"suite {self.name!r}")
                 known = ["M", "F"] if parsed and parsed[0] == "sex" else age_group_names(self.age_bins)
                 if parsed and not {parsed[1], parsed[2]} <= set(known):
                     raise ConfigError(f"suite {self.name!r}: shift {shift!r} names an unknown group; known: {known}")
-        if any(PRETRAINED in grid.models for grid in self.grids):
+        pretrained = [m for grid in self.grids for m in grid.models if expands_over_sources(m)]
+        if pretrained:
             if not self.corpora:
-                raise ConfigError(f"suite {self.name!r}: corpora is empty, but a grid has model {PRETRAINED!r} "
-                                  "(the MAE pretrained on each corpus); name one, e.g. --corpus sim")
+                raise ConfigError(f"suite {self.name!r}: corpora is empty, but a grid has model {pretrained[0]!r} "
+                                  "(a pretrained model, run on each pretraining source); name one, e.g. --corpus sim")
             for source in self.corpora:  # an unknown corpus or a wrong option fails now, not after hours
                 config = self.source_config(source)
                 try:
@@ -254,7 +261,8 @@ def check_baseline_settings(suite: str, name: str, overrides: Mapping[str, Any])
             check_limits(config, f"baselines.{name}", {})
         except ConfigError as exc:
             raise ConfigError(f"suite {suite!r}: {exc}") from None
-    if not overrides or name == PRETRAINED or getattr(entry, "kind", "") != "neural":
+    # a pretrained model's network is its encoder's, shaped by pretraining (pretrain.preset), not by this table
+    if not overrides or entry.role == "pretrained" or getattr(entry, "kind", "") != "neural":
         return
     settings = ", ".join(f"{k}={v}" for k, v in flatten(dict(overrides)).items())
     try:

@@ -22,6 +22,20 @@ from simecg.errors import TrackingError
 
 TAG_SCHEMA = "2"
 KINDS = ("invocation", "pretrain", "cell", "report", "generator", "tuning", "trial")
+_CELL_FIELDS = ("model", "task", "lead", "budget", "positives_only", "seed", "shift", "dataset", "data_version",
+                "synthetic", "study", "corpus", "encoder", "sees_test_records")
+# the fields that describe a run of each kind, written even at their default (budget 0 = the whole split,
+# shift "" = none); any other field is written only when set, so a run carries no tag that says nothing
+KIND_FIELDS = {
+    "invocation": ("corpora", "shard", "synthetic"),
+    "pretrain": ("corpus", "preset", "sees_test_records"),
+    "generator": ("corpus", "preset"),
+    "report": ("corpora",),
+    "cell": _CELL_FIELDS,
+    "tuning": _CELL_FIELDS,
+    "trial": (*_CELL_FIELDS, "trial", "trial_state"),
+}
+_ALWAYS = ("kind", "suite", "schema")
 
 
 @dataclass(frozen=True)
@@ -34,7 +48,7 @@ class RunTags:
     suite: str = ""
     schema: str = TAG_SCHEMA
     # cells
-    model: str = ""  # registry name, "mae:<corpus>" for the MAE pretrained on a corpus
+    model: str = ""  # the model's name (baselines.names.ModelName): registry name, "<entry>:<source>" if pretrained
     task: str = ""
     lead: str = ""
     budget: int = 0  # training samples per class; 0 = the whole training split
@@ -62,11 +76,14 @@ class RunTags:
             raise TrackingError(f"run kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
     def to_mlflow(self) -> dict[str, str]:
-        """Tag strings (booleans as ``true``/``false``, integers in decimal)."""
+        """Tag strings (booleans as ``true``/``false``, integers in decimal): the fields of the run's
+        kind (:data:`KIND_FIELDS`) and any other field that is set; :meth:`from_mlflow` reads an
+        absent field as its default."""
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = str(value).lower() if isinstance(value, bool) else str(value)
+            if f.name in _ALWAYS or f.name in KIND_FIELDS[self.kind] or value != f.default:
+                out[f.name] = str(value).lower() if isinstance(value, bool) else str(value)
         return out
 
     @classmethod
@@ -93,6 +110,25 @@ class RunTags:
         if "kind" not in values:
             raise TrackingError(f"run {run_id} has no 'kind' tag; it was not written by SimECG-Bench")
         return cls(**values)
+
+    def run_name(self) -> str:
+        """The run's name in MLflow: what it is in the fewest words, so the runs table's name column
+        shows it whole (``mae:sim · ptbxl/LVH · seed 1``; a cell's lead, label budget and shift only
+        when they are not the main view's lead II, whole training split and no shift)."""
+        if self.kind not in ("cell", "tuning", "trial"):
+            return self.kind
+        parts = [self.model, self.task]
+        if self.lead and self.lead != "II":
+            parts.append(f"lead {self.lead}")
+        if self.budget:
+            parts.append(f"{self.budget}{'+' if self.positives_only else ''}/class")
+        if self.shift:
+            parts.append(self.shift)
+        if self.kind == "cell":
+            return " · ".join([*parts, f"seed {self.seed}"])
+        if self.kind == "tuning":
+            return " · ".join(["tuning", *parts])
+        return " · ".join([f"trial {self.trial}", *parts])
 
     @staticmethod
     def schema_of(tags: Mapping[str, str]) -> str:

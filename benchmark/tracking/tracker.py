@@ -432,11 +432,16 @@ class Tracker:
 
     def log_input(self, run_id: str, frame: Any, name: str, context: str) -> None:
         """Log ``frame`` as a dataset input of the run (with MLflow's digest); the run stays open."""
+        import warnings
+
         from mlflow.entities import DatasetInput, InputTag
 
-        dataset = _mlflow().data.from_pandas(frame, name=name)
-        self.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(),
-                                                     tags=[InputTag("mlflow.data.context", context)])])
+        with warnings.catch_warnings():  # advice for model signatures ("integer columns cannot hold missing
+            # values"), printed for every cell; a split's integer columns never miss a value
+            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column", category=UserWarning)
+            dataset = _mlflow().data.from_pandas(frame, name=name)
+            entity = dataset._to_mlflow_entity()
+        self.client.log_inputs(run_id, [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])
 
     def fetch_artifact(self, run_id: str, artifact_path: str, target: Path) -> None:
         """Download a run's artifact file to ``target``, replacing it only once complete.
@@ -573,6 +578,22 @@ class Tracker:
 
     def log_table(self, run_id: str, frame: Any, artifact_file: str) -> None:
         self.client.log_table(run_id, frame, artifact_file)
+
+    def replace_table(self, run_id: str, frame: Any, artifact_file: str) -> None:
+        """Log ``frame`` as the run's table ``artifact_file`` (a ``.json``), replacing the one it
+        holds: MLflow's ``log_table`` appends to an existing table, so a table logged again (a
+        report logged twice on one run) is written over instead, in the same format (pandas
+        ``split`` JSON, what MLflow's UI reads)."""
+        import tempfile
+
+        folder, _, name = artifact_file.rpartition("/")
+        if name not in {Path(a.path).name for a in self.client.list_artifacts(run_id, folder or None)}:
+            self.client.log_table(run_id, frame, artifact_file)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            frame.to_json(path, orient="split", index=False, date_format="iso")
+            self.client.log_artifact(run_id, str(path), folder or None)
 
     # ----- resumption
     def finished_run(self, fingerprint: str, everywhere: bool = False) -> Any | None:

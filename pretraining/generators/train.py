@@ -52,6 +52,7 @@ from pretraining.generators.common import (
     save_generator,
 )
 from simecg import integrity, paths
+from simecg import progress as progress_lines
 from simecg.config import to_dict
 from simecg.errors import ConfigError, DataError
 from simecg.identity import IDENTITY_VERSION, Identity
@@ -260,6 +261,8 @@ def train_generator(config: GeneratorConfig, out_dir: Path, logger: Any = None, 
     bar = None
     if progress:
         bar = tqdm(total=config.steps, initial=start, desc=f"generator {kind}", unit="step", dynamic_ncols=True)
+    lines = progress_lines.Every()  # off a terminal: timestamped lines (simecg.progress)
+    progress_lines.say(f"generator {kind}: {'resuming at' if start else 'starting,'} step {start} of {config.steps}")
     try:
         for step in range(start, config.steps):
             rows, batch_in_epoch = batch_positions(config, len(signals), step)
@@ -291,6 +294,11 @@ def train_generator(config: GeneratorConfig, out_dir: Path, logger: Any = None, 
                             f"samples/step_{done:08d}.png")
             if bar is not None:
                 bar.update(1)
+            if val_loss is not None or done == config.steps or lines.due():
+                last = next((h for h in reversed(history) if len(h) > 1), {})
+                losses = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in list(last.items())[1:3])
+                progress_lines.say(f"generator {kind}: step {done}/{config.steps} ({done / config.steps:.0%})"
+                                   + (f", {losses}" if losses else ""))
             if done % config.checkpoint_every == 0 or done == config.steps:
                 _save(model, optimizers, config, fingerprint, done, history, window, best, ckpt_dir)
     finally:

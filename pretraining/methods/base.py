@@ -45,16 +45,24 @@ class PretrainingMethod:
         LIMITS: what each Config field may take (:class:`simecg.config.Limits`).
         fidelity: ``"authors"`` when the method follows the authors' code, ``"inferred"`` when
             their code is not public and the method follows its published design.
+        loss_name: what its loss is, for the loss curve's axis (:attr:`loss_label` may say more
+            from the resolved settings).
     """
 
     Config: ClassVar[type] = type(None)
     PRESETS: ClassVar[dict[str, Any]] = {}
     LIMITS: ClassVar[dict[str, Limits]] = {}
     fidelity: ClassVar[str] = "inferred"
+    loss_name: ClassVar[str] = "loss"
 
     def __init__(self, config: Any, encoder: MAEConfig):
         self.config = config
         self.encoder_config = encoder
+
+    @property
+    def loss_label(self) -> str:
+        """The loss's name on the loss curve's axis (the class's :attr:`loss_name`)."""
+        return self.loss_name
 
     # ---- what the loop calls -----------------------------------------------------------------
     def draw_width(self) -> int:

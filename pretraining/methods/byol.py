@@ -73,6 +73,7 @@ class BYOL(PretrainingMethod):
     LIMITS: ClassVar[dict[str, Limits]] = {
         **VIEW_LIMITS, "projection_dim": POSITIVE, "hidden_dim": POSITIVE, "momentum": Limits(ge=0, le=1),
     }
+    loss_name = "BYOL loss (2 - 2 cos)"
 
     def draw_width(self) -> int:
         return 2 * VIEW_DRAWS

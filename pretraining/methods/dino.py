@@ -115,6 +115,7 @@ class DINO(PretrainingMethod):
         "paper": DINOConfig(), "tiny": DINOConfig(projection_dim=64, hidden_dim=64),
     }
     LIMITS: ClassVar[dict[str, Limits]] = DINO_LIMITS
+    loss_name = "distillation cross-entropy"
 
     def draw_width(self) -> int:
         return 2 * VIEW_DRAWS

@@ -92,6 +92,7 @@ class IBOT(PretrainingMethod):
         **DINO_LIMITS, "mask_ratio": Limits(ge=0, lt=1), "center_patch_momentum": Limits(ge=0, le=1),
         "patch_loss_weight": NON_NEGATIVE,
     }
+    loss_name = "CLS + masked-patch distillation cross-entropy"
 
     def draw_width(self) -> int:
         return 2 * VIEW_DRAWS + 2 * self.encoder_config.num_patches

@@ -31,6 +31,7 @@ class MAE(PretrainingMethod):
     Config = MAEMethodConfig
     PRESETS: ClassVar[dict[str, Any]] = {"paper": MAEMethodConfig(), "tiny": MAEMethodConfig()}
     fidelity = "authors"
+    loss_name = "masked-patch MSE"
 
     def draw_width(self) -> int:
         return self.encoder_config.num_patches

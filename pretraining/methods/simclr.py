@@ -76,6 +76,10 @@ class SimCLR(PretrainingMethod):
     }
     fidelity = "authors"
 
+    @property
+    def loss_label(self) -> str:
+        return "NT-Xent loss" if self.config.loss == "nt_xent" else "contrastive loss (authors')"
+
     def draw_width(self) -> int:
         return 2 * VIEW_DRAWS
 
