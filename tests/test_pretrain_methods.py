@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from pretraining.config import PretrainConfig, build_corpus, build_method, encoder_identity, method_config
+from pretraining.figures import loss_curve_figure
 from pretraining.loop import pretrain
 from pretraining.methods.base import PretrainingMethod
 from pretraining.methods.simclr import contrastive_loss
@@ -84,6 +85,19 @@ def test_the_method_and_its_settings_are_in_the_encoder_identity_and_the_mae_pay
     assert warmer.payload["method"]["config"]["temperature"] == 0.5
     dino = encoder_identity(dataclasses.replace(base, method="dino"))
     assert dino.fingerprint not in (mae.fingerprint, simclr.fingerprint)
+
+
+def test_the_loss_curve_names_the_methods_loss():
+    history = [{"step": 1, "train_loss": 2.0}, {"step": 2, "train_loss": 1.5, "val_loss": 1.4}]
+    labels = {}
+    for name, options in (("mae", {}), ("simclr", {}), ("simclr", {"loss": "nt_xent"}), ("dino", {})):
+        label = build_method(PretrainConfig(method=name, method_options=options)).loss_label
+        figure = loss_curve_figure(history, label)
+        assert figure.axes[0].get_ylabel() == label
+        figure.clear()
+        labels[(name, bool(options))] = label
+    assert labels[("mae", False)] == "masked-patch MSE"
+    assert len(set(labels.values())) == len(labels)  # the two SimCLR losses are told apart too
 
 
 @pytest.mark.parametrize(("options", "message"), [
