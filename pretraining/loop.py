@@ -44,7 +44,7 @@ from pretraining.config import (
 )
 from pretraining.corpora.base import validation_holdout
 from pretraining.figures import loss_curve_figure
-from pretraining.mae import MAEConfig
+from pretraining.mae import METHOD, MAEConfig
 from pretraining.stream import PretrainStream, make_loader
 from simecg import integrity
 from simecg import progress as progress_lines
@@ -179,13 +179,15 @@ CHANCE_MSE = 1.0
 STALLED_FRACTION = 0.9
 
 
-def stalled_warning(first_loss: float, encoder_loss: float) -> str | None:
-    """Why an encoder's loss says it learned little (None: it learned): its validation loss within 10%
-    of :data:`CHANCE_MSE`, or above :data:`STALLED_FRACTION` of the first training loss logged. Shown
-    at the end of pretraining, in the leaderboard's header and in the report (docs/protocol.md)."""
+def stalled_warning(first_loss: float, encoder_loss: float, method: str = METHOD) -> str | None:
+    """Why an encoder's loss says it learned little (None: it learned): for the MAE, its validation loss
+    within 10% of :data:`CHANCE_MSE`; for any method, above :data:`STALLED_FRACTION` of the first
+    training loss logged. Shown at the end of pretraining, in the leaderboard's header and in the
+    report (docs/protocol.md). Another ``method``'s loss has another scale (a contrastive loss starts
+    near log of the batch), so only the fall counts for it."""
     if not math.isfinite(encoder_loss):
         return None
-    if encoder_loss >= STALLED_FRACTION * CHANCE_MSE:
+    if method == METHOD and encoder_loss >= STALLED_FRACTION * CHANCE_MSE:
         return (f"validation loss {encoder_loss:.3f}, within {1 - STALLED_FRACTION:.0%} of the {CHANCE_MSE:.1f} that "
                 "predicting zero scores on z-scored signals: it learned little (more steps, or another lr?)")
     if math.isfinite(first_loss) and first_loss > 0 and encoder_loss / first_loss > STALLED_FRACTION:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from pretraining.config import PretrainConfig, build_corpus, build_method, encoder_identity, method_config
 from pretraining.figures import loss_curve_figure
-from pretraining.loop import pretrain
+from pretraining.loop import pretrain, stalled_warning
 from pretraining.methods.base import PretrainingMethod
 from pretraining.methods.simclr import contrastive_loss
 from pretraining.methods.views import augment
@@ -98,6 +98,13 @@ def test_the_loss_curve_names_the_methods_loss():
         labels[(name, bool(options))] = label
     assert labels[("mae", False)] == "masked-patch MSE"
     assert len(set(labels.values())) == len(labels)  # the two SimCLR losses are told apart too
+
+
+def test_only_the_mae_loss_is_judged_against_the_chance_mse():
+    """A contrastive loss ends far above the MAE's chance MSE 1.0 and learned; only its fall counts."""
+    assert "1.0" in stalled_warning(1.2, 0.95)  # the MAE: within 10% of predicting zeros
+    assert stalled_warning(4.2, 2.5, "simclr") is None
+    assert "barely fell" in stalled_warning(4.2, 4.0, "simclr")
 
 
 @pytest.mark.parametrize(("options", "message"), [

@@ -211,7 +211,7 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
         resume_from_prefix(folder, identity, config, [encoder_dir(identity).parent])
     if tracker is None or int(os.environ.get("RANK", "0")) != 0:
         result = pretrain(config, folder, progress=progress, corpus=corpus, identity=identity, name=name)
-        _warn_stalled(name, result)
+        _warn_stalled(name, result, config.method)
         return ProvisionedEncoder(result.checkpoint, identity, None, trained_now=True)
     tracker.kill_stale(identity.fingerprint)
     tags = RunTags(kind="pretrain", fingerprint=identity.fingerprint, suite=suite, corpus=config.corpus,
@@ -227,7 +227,7 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
             if result.already_complete:  # logged from the cache (_log_from_cache): the curves were not seen
                 run.log_history(result.history, step_key="step")
             run.log_metrics({"final_val_loss": result.val_loss, "steps": result.steps})
-            if why := _warn_stalled(name, result):
+            if why := _warn_stalled(name, result, config.method):
                 run.set_tags({"warning": why})
             _log_choice(run, config, result.choice)
             run.log_sealed(result.checkpoint, "encoder")  # with its checksum: a fetch verifies the download
@@ -247,10 +247,10 @@ def _pretrain(config: PretrainConfig, corpus: Any, identity: Identity, folder: P
     return ProvisionedEncoder(result.checkpoint, identity, run.run_id, trained_now=True)
 
 
-def _warn_stalled(name: str, result: Any) -> str | None:
+def _warn_stalled(name: str, result: Any, method: str) -> str | None:
     """Say it when the encoder just pretrained learned little (its loss did not fall); returns why."""
     first = next((h["train_loss"] for h in result.history if "train_loss" in h), math.nan)
-    why = stalled_warning(first, result.choice.val_loss)
+    why = stalled_warning(first, result.choice.val_loss, method)
     if why:
         log.warning("encoder of %s: %s", name, why)
     return why
