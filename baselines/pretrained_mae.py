@@ -98,9 +98,10 @@ def _classifier(encoder: Any, config: PretrainedMAEConfig) -> Any:
 def pretrained_model(method: str) -> type[PretrainedMAE]:
     """The model fine-tuning the encoders the registered pretraining ``method`` makes: ``<method>:<source>``.
 
-    Register it under the method's name in ``simecg_bench.baselines`` (ours below, a plugin's
-    alike: ``my-method = "my_package:MyMethodModel"`` with ``MyMethodModel = pretrained_model("my-method")``),
-    so ``my-method:sim`` names it pretrained on ``sim``: its :attr:`~baselines.base.Baseline.pretraining_method`
+    Register it under the method's name in ``simecg_bench.baselines`` (``my-method =
+    "my_package:MyMethodModel"`` with ``MyMethodModel = pretrained_model("my-method")``; ours below are
+    the same written out as subclasses setting ``pretraining_method``), so ``my-method:sim`` names it
+    pretrained on ``sim``: its :attr:`~baselines.base.Baseline.pretraining_method`
     makes its encoder need (method, source). Every method's encoder is the same
     :class:`~pretraining.mae.ECGEncoder`, fine-tuned with the same head (docs/protocol.md, "Pretraining methods").
     """
@@ -111,7 +112,27 @@ def pretrained_model(method: str) -> type[PretrainedMAE]:
     })
 
 
-PretrainedSimCLR = pretrained_model("simclr")
-PretrainedBYOL = pretrained_model("byol")
-PretrainedDINO = pretrained_model("dino")
-PretrainedIBOT = pretrained_model("ibot")
+# Ours are written out as classes, not made by pretrained_model(), so `simecg-bench list baselines` reads
+# their docstrings from this file without importing torch (simecg.registry.Registry.summary).
+class PretrainedSimCLR(PretrainedMAE):
+    """The encoder pretrained by SimCLR on a source (simclr:<source>), fine-tuned with an MLP head."""
+
+    pretraining_method = "simclr"
+
+
+class PretrainedBYOL(PretrainedMAE):
+    """The encoder pretrained by BYOL on a source (byol:<source>), fine-tuned with an MLP head."""
+
+    pretraining_method = "byol"
+
+
+class PretrainedDINO(PretrainedMAE):
+    """The encoder pretrained by DINO on a source (dino:<source>), fine-tuned with an MLP head."""
+
+    pretraining_method = "dino"
+
+
+class PretrainedIBOT(PretrainedMAE):
+    """The encoder pretrained by iBOT on a source (ibot:<source>), fine-tuned with an MLP head."""
+
+    pretraining_method = "ibot"
