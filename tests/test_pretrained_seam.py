@@ -219,3 +219,14 @@ def test_a_built_in_method_pretrains_and_fine_tunes_end_to_end(tracking_uri: str
     assert invocation.data.params["encoder.simclr.sim.fingerprint"] == cell.data.tags["encoder"] != ""
     (pretraining,) = client.search_runs([experiment], "tags.kind = 'pretrain'")
     assert pretraining.info.run_name == "pretrain simclr:sim" and pretraining.data.params["method"] == "simclr"
+
+
+def test_method_options_address_pretrain_method_and_another_method_keeps_its_preset() -> None:
+    """``--set pretrain.method=simclr --set pretrain.method_options.temperature=0.5`` in a grid of MAE and
+    SimCLR: SimCLR's encoder takes 0.5, the MAE's is the encoder it was without them."""
+    overrides = {"grid.models": "mae,simclr", "pretrain.method": "simclr", "pretrain.method_options.temperature": "0.5"}
+    tuned = SuiteEncoders(load_suite("demo", overrides))
+    plain = SuiteEncoders(load_suite("demo", {"grid.models": "mae,simclr"}))
+    assert tuned.identity(EncoderNeed(METHOD, "sim")) == plain.identity(EncoderNeed(METHOD, "sim"))
+    assert tuned.identity(EncoderNeed("simclr", "sim")).payload["method"]["config"]["temperature"] == 0.5
+    assert plain.identity(EncoderNeed("simclr", "sim")).payload["method"]["config"]["temperature"] == 0.1
