@@ -93,3 +93,46 @@ def _classifier(encoder: Any, config: PretrainedMAEConfig) -> Any:
     return EncoderClassifier(encoder, head_width=config.head_width, pooling=config.pooling,
                              freeze_encoder=config.mode == "probe", dropout=config.dropout,
                              activation=config.activation)
+
+
+def pretrained_model(method: str) -> type[PretrainedMAE]:
+    """The model fine-tuning the encoders the registered pretraining ``method`` makes: ``<method>:<source>``.
+
+    Register it under the method's name in ``simecg_bench.baselines`` (``my-method =
+    "my_package:MyMethodModel"`` with ``MyMethodModel = pretrained_model("my-method")``; ours below are
+    the same written out as subclasses setting ``pretraining_method``), so ``my-method:sim`` names it
+    pretrained on ``sim``: its :attr:`~baselines.base.Baseline.pretraining_method`
+    makes its encoder need (method, source). Every method's encoder is the same
+    :class:`~pretraining.mae.ECGEncoder`, fine-tuned with the same head (docs/protocol.md, "Pretraining methods").
+    """
+    name = "".join(part.capitalize() for part in method.replace("_", "-").split("-"))
+    return type(f"Pretrained{name}", (PretrainedMAE,), {
+        "pretraining_method": method, "__module__": __name__,
+        "__doc__": f"The encoder pretrained by {method} on a source ({method}:<source>), fine-tuned with an MLP head.",
+    })
+
+
+# Ours are written out as classes, not made by pretrained_model(), so `simecg-bench list baselines` reads
+# their docstrings from this file without importing torch (simecg.registry.Registry.summary).
+class PretrainedSimCLR(PretrainedMAE):
+    """The encoder pretrained by SimCLR on a source (simclr:<source>), fine-tuned with an MLP head."""
+
+    pretraining_method = "simclr"
+
+
+class PretrainedBYOL(PretrainedMAE):
+    """The encoder pretrained by BYOL on a source (byol:<source>), fine-tuned with an MLP head."""
+
+    pretraining_method = "byol"
+
+
+class PretrainedDINO(PretrainedMAE):
+    """The encoder pretrained by DINO on a source (dino:<source>), fine-tuned with an MLP head."""
+
+    pretraining_method = "dino"
+
+
+class PretrainedIBOT(PretrainedMAE):
+    """The encoder pretrained by iBOT on a source (ibot:<source>), fine-tuned with an MLP head."""
+
+    pretraining_method = "ibot"

@@ -26,18 +26,18 @@ from simecg.config import (
     check_limits,
     check_values,
     coerce,
+    to_dict,
 )
 from simecg.errors import ConfigError
 from simecg.identity import Identity
 from simecg.identity import encoder_identity as _encoder_identity
 from simecg.memory import check_trainable
 from simecg.paths import cache_dir
-from simecg.registries import CORPORA
+from simecg.registries import CORPORA, METHODS
 
 if TYPE_CHECKING:
     from pretraining.corpora.base import Corpus
 
-METHODS = (METHOD,)  # the pretraining methods PretrainConfig configures and pretraining.loop runs
 SCHEDULES = ("constant", "cosine")
 SELECTIONS = ("best_val", "last")  # which checkpoint becomes the encoder (docs/protocol.md, "MAE pretraining")
 VAL_MASKS = ("fresh", "fixed")  # the validation's masks: drawn anew at every validation, or once
@@ -50,7 +50,11 @@ class PretrainConfig:
     """How to pretrain; defaults are the paper's (docs/protocol.md, "MAE pretraining").
 
     ``model`` overrides single :class:`MAEConfig` fields of the preset, e.g.
-    ``--set pretrain.model.depth=4``. ``steps`` defaults to the authors' 1e9 samples seen at
+    ``--set pretrain.model.depth=4``. ``method`` names the self-supervised method (a registered
+    one: ``mae``, the paper's headline, ``simclr``, ``byol``, ``dino``, ``ibot``, or a plugin's;
+    docs/protocol.md, "Pretraining methods"); ``method_options`` overrides single fields of its
+    ``Config`` preset (``preset`` names the encoder's and the method's together), e.g.
+    ``--set pretrain.method_options.temperature=0.5``. ``steps`` defaults to the authors' 1e9 samples seen at
     batch 512 (their loop stops once *more* than 1e9 have passed: 1,953,126 steps). Gradient
     clipping is off (0) as in the paper; ``amp`` means bf16 autocast on GPU.
     ``threads`` > 0 sets torch's CPU threads for the run (0: torch's default); on a small CPU
@@ -78,6 +82,8 @@ class PretrainConfig:
     data_dir: str | None = None  # where corpora of real data (ptbxl, vae, gan) read; `run --data-dir` sets it
     preset: str = "paper"
     model: dict[str, Any] = field(default_factory=dict)
+    method: str = METHOD
+    method_options: dict[str, Any] = field(default_factory=dict)
     steps: int = 1_953_126  # the authors stop once more than 1e9 samples are seen: 1e9 // 512 + 1 steps
     batch_size: int = 512
     lr: float = 1e-4
@@ -107,6 +113,7 @@ class PretrainConfig:
         check_limits(self, "pretrain", PRETRAIN_LIMITS)
         preset(self.preset)  # raises ConfigError for unknown presets
         model_config(self)  # the architecture's settings are checked now too (pretrain.model.*)
+        method_config(self)  # and the method's (pretrain.method, pretrain.method_options.*)
 
 
 # What each pretraining setting may take (simecg.config.Limits); every number must be finite.
@@ -163,6 +170,37 @@ def model_config(config: PretrainConfig) -> MAEConfig:
         check_trainable(model.parameter_count(), f"pretrain.model ({settings})")
     return model
 
+
+
+def method_class(config: PretrainConfig) -> Any:
+    """The registered pretraining method ``config.method`` (:data:`simecg.registries.METHODS`)."""
+    return METHODS.get(config.method)
+
+
+def method_config(config: PretrainConfig) -> Any:
+    """The method's ``Config``: its preset ``config.preset`` with ``config.method_options`` applied (type-
+    and range-checked against the method's ``LIMITS``)."""
+    cls = method_class(config)
+    where = f"pretrain.method_options ({config.method})"
+    try:
+        base = cls.PRESETS[config.preset]
+    except KeyError:
+        raise ConfigError(f"{where}: method {config.method!r} has no preset {config.preset!r} (pretrain.preset); "
+                          f"its presets: {', '.join(sorted(cls.PRESETS))}") from None
+    fields = {f.name for f in dataclasses.fields(base)}
+    changes = {}
+    for key, value in config.method_options.items():
+        if key not in fields:
+            raise ConfigError(f"unknown setting pretrain.method_options.{key} of method {config.method!r}; valid: "
+                              f"{', '.join(sorted(fields)) or '(none: its settings are pretrain.model.*)'}")
+        changes[key] = coerce(value, type(getattr(base, key)), f"pretrain.method_options.{key}")
+    check_values({**dataclasses.asdict(base), **changes}, "pretrain.method_options", cls.LIMITS)
+    return dataclasses.replace(base, **changes)
+
+
+def build_method(config: PretrainConfig) -> Any:
+    """The pretraining method ``config`` names, with its resolved settings and the resolved encoder."""
+    return method_class(config)(method_config(config), model_config(config))
 
 
 def validation_interval(config: PretrainConfig) -> int:
@@ -226,12 +264,20 @@ def build_corpus(config: PretrainConfig) -> Corpus:
     return entry(size=config.corpus_size, seed=config.corpus_seed, options=options)
 
 
-def encoder_identity(config: PretrainConfig, corpus: Corpus | None = None, method: str = METHOD) -> Identity:
-    """The identity of the encoder ``config`` trains by ``method`` (``corpus``: the config's own, if already
-    built). The masked autoencoder's encoders keep the payload they had before methods were named
-    (:func:`simecg.identity.encoder_identity`); any other method is in the payload."""
+def encoder_identity(config: PretrainConfig, corpus: Corpus | None = None) -> Identity:
+    """The identity of the encoder ``config`` trains (``corpus``: the config's own, if already built).
+
+    The method (``config.method``) and its resolved settings are part of it, except for the masked
+    autoencoder: its encoders were identified before there was a choice of method, and its settings
+    are the architecture's, so their payload stays as it was (and so do their fingerprints and those
+    of the cells built on them; :func:`simecg.identity.encoder_identity`). Another method on the same
+    source and settings is another encoder.
+    """
     corpus = corpus if corpus is not None else build_corpus(config)
-    return _encoder_identity(config, model_config(config), corpus.identity(), method="" if method == METHOD else method)
+    settings = to_dict(config)
+    settings.pop("method"), settings.pop("method_options")
+    method = None if config.method == METHOD else {"name": config.method, "config": to_dict(method_config(config))}
+    return _encoder_identity(settings, model_config(config), corpus.identity(), method=method)
 
 
 def encoder_dir(identity: Identity) -> Path:

@@ -10,8 +10,9 @@ import torch
 from pretraining.mae import MaskedAutoencoder
 
 
-def loss_curve_figure(history: list[dict[str, Any]]) -> Any:
-    """Training and validation masked-patch MSE over steps (log scale)."""
+def loss_curve_figure(history: list[dict[str, Any]], loss_name: str = "masked-patch MSE") -> Any:
+    """Training and validation loss over steps (log scale); ``loss_name`` is the method's
+    (:attr:`pretraining.methods.base.PretrainingMethod.loss_label`: the MAE's masked-patch MSE)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -24,7 +25,7 @@ def loss_curve_figure(history: list[dict[str, Any]]) -> Any:
             steps, values = zip(*points, strict=True)
             ax.plot(steps, values, marker="o" if key == "val_loss" else None, label=key.replace("_", " "))
     ax.set_xlabel("step")
-    ax.set_ylabel("masked-patch MSE")
+    ax.set_ylabel(loss_name)
     ax.set_yscale("log")
     ax.legend()
     figure.tight_layout()

@@ -1,9 +1,10 @@
-"""MAE pretraining on any registered corpus: resumable, deterministic, ``torchrun``-ready.
+"""Pretraining by any registered method on any registered corpus: resumable, deterministic, ``torchrun``-ready.
 
-:func:`pretrain` streams the corpus on the fly (:mod:`pretraining.stream`), trains the
-:class:`~pretraining.mae.MaskedAutoencoder` with the paper's optimizer settings, validates on
-a fixed held-out set, and writes atomic checkpoints (:mod:`pretraining.checkpoint`). Every
-random choice comes from ``config.seed`` and the step number, so calling it again on the same
+:func:`pretrain` streams the corpus on the fly (:mod:`pretraining.stream`), trains the module of
+the method ``config.method`` names (:mod:`pretraining.methods`: the masked autoencoder, SimCLR,
+...) with the paper's optimizer settings, validates on a fixed held-out set with the method's
+own loss, and writes atomic checkpoints (:mod:`pretraining.checkpoint`). Every random choice
+(the method's masks and views too) comes from ``config.seed`` and the step number, so calling it again on the same
 ``out_dir`` continues exactly where the last checkpoint left off, and ``n`` processes with the
 same global batch train the same model as one.
 
@@ -35,14 +36,15 @@ from pretraining import ddp
 from pretraining.config import (
     PretrainConfig,
     build_corpus,
+    build_method,
     encoder_identity,
     lr_at,
     model_config,
     validation_interval,
 )
 from pretraining.corpora.base import validation_holdout
-from pretraining.figures import loss_curve_figure, reconstruction_figure
-from pretraining.mae import MAEConfig, MaskedAutoencoder
+from pretraining.figures import loss_curve_figure
+from pretraining.mae import METHOD, MAEConfig
 from pretraining.stream import PretrainStream, make_loader
 from simecg import integrity
 from simecg import progress as progress_lines
@@ -177,13 +179,15 @@ CHANCE_MSE = 1.0
 STALLED_FRACTION = 0.9
 
 
-def stalled_warning(first_loss: float, encoder_loss: float) -> str | None:
-    """Why an encoder's loss says it learned little (None: it learned): its validation loss within 10%
-    of :data:`CHANCE_MSE`, or above :data:`STALLED_FRACTION` of the first training loss logged. Shown
-    at the end of pretraining, in the leaderboard's header and in the report (docs/protocol.md)."""
+def stalled_warning(first_loss: float, encoder_loss: float, method: str = METHOD) -> str | None:
+    """Why an encoder's loss says it learned little (None: it learned): for the MAE, its validation loss
+    within 10% of :data:`CHANCE_MSE`; for any method, above :data:`STALLED_FRACTION` of the first
+    training loss logged. Shown at the end of pretraining, in the leaderboard's header and in the
+    report (docs/protocol.md). Another ``method``'s loss has another scale (a contrastive loss starts
+    near log of the batch), so only the fall counts for it."""
     if not math.isfinite(encoder_loss):
         return None
-    if encoder_loss >= STALLED_FRACTION * CHANCE_MSE:
+    if method == METHOD and encoder_loss >= STALLED_FRACTION * CHANCE_MSE:
         return (f"validation loss {encoder_loss:.3f}, within {1 - STALLED_FRACTION:.0%} of the {CHANCE_MSE:.1f} that "
                 "predicting zero scores on z-scored signals: it learned little (more steps, or another lr?)")
     if math.isfinite(first_loss) and first_loss > 0 and encoder_loss / first_loss > STALLED_FRACTION:
@@ -274,7 +278,8 @@ class _Run:
         self.progress = progress and ctx.is_main
         self.corpus = corpus
         self.ctx = ctx
-        self.mae_config = model_config(config)
+        self.encoder_config = model_config(config)
+        self.method = build_method(config)
         self.identity = identity
         self.fingerprint = identity.fingerprint
         self._val: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -346,7 +351,7 @@ class _Run:
         self.write_identity()
 
         torch.manual_seed(config.seed)
-        model = MaskedAutoencoder(self.mae_config).to(ctx.device)
+        model = self.method.build().to(ctx.device)
         optimizer = self._optimizer(model)
         start, history, window, val_loss = 0, [], {"loss_sum": 0.0, "count": 0}, float("nan")
         best: BestValidation | None = None
@@ -367,9 +372,9 @@ class _Run:
             trained = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
         stream = PretrainStream(
-            corpus, batch_size=config.batch_size, seed=config.seed, num_patches=self.mae_config.num_patches,
+            corpus, batch_size=config.batch_size, seed=config.seed, num_patches=self.method.draw_width(),
             start_step=start, stop_step=config.steps, train_size=self.train_size,
-            rank=ctx.rank, world_size=ctx.world_size,
+            rank=ctx.rank, world_size=ctx.world_size, draw=self.method.draw,
         )
         loader = make_loader(stream, config.num_workers, config.prefetch_factor)
         last_path = latest
@@ -401,12 +406,13 @@ class _Run:
                     group["lr"] = lr
                 trained.train()
                 with autocast:
-                    loss, _, _ = trained(signals, noise=noise)
+                    loss = self.method.loss(trained, signals, noise)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip > 0:
                     nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
+                self.method.after_step(model)
                 pending += loss.detach().double()  # no host sync per step (GPU)
                 window["count"] += 1
                 t2 = time.perf_counter()
@@ -439,7 +445,7 @@ class _Run:
                     entry["val_loss"] = val_loss
                     if done % every == 0:  # the authors compare these only (not an unscheduled last one)
                         best = self._keep_best(best, model, done, val_loss)
-                    self._log_reconstructions(model, done)
+                    self._log_method_figures(model, done)
                 if entry:
                     history.append({"step": done, **entry})
                     if self.logger is not None:
@@ -463,7 +469,7 @@ class _Run:
             self._write_encoder(choice, best, lambda: ckpt.encoder_weights(model.encoder))
             integrity.write_json(self.out_dir / "history.json", history)
             if self.logger is not None and history:
-                self._log_figure(loss_curve_figure(history), "loss_curve.png")
+                self._log_figure(loss_curve_figure(history, self.method.loss_label), "loss_curve.png")
         ddp.barrier(ctx)
         assert last_path is not None
         return self._result(last_path, history, val_loss, choice)
@@ -506,19 +512,20 @@ class _Run:
         return cls(model.parameters(), lr=c.lr, betas=tuple(c.betas), weight_decay=c.weight_decay)
 
     def _val_data(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's share of the fixed validation set: z-scored signals and the fixed mask noise."""
+        """This rank's share of the fixed validation set: z-scored signals and the method's fixed draws."""
         if self._val is None:
             c, ctx = self.config, self.ctx
             indices = np.arange(self.train_size, self.train_size + self.val_count)[ctx.rank::ctx.world_size]
-            noise = rng_for(c.seed, "val-mask").random((self.val_count, self.mae_config.num_patches), dtype=np.float32)
+            noise = self.method.draw(rng_for(c.seed, "val-mask"), self.val_count)
             chunks = [zscore(self.corpus.get_batch(indices[i:i + 256])) for i in range(0, len(indices), 256)]
-            signals = np.concatenate(chunks) if chunks else np.zeros((0, self.mae_config.signal_length), np.float32)
+            signals = np.concatenate(chunks) if chunks else np.zeros((0, self.encoder_config.signal_length), np.float32)
             own_noise = noise[ctx.rank::ctx.world_size].copy()
             self._val = (torch.from_numpy(signals).unsqueeze(1), torch.from_numpy(own_noise))
         return self._val
 
     def _val_noise(self, step: int) -> torch.Tensor:
-        """This rank's mask noise for the validation after ``step``: the fixed draw, or a fresh one.
+        """This rank's draws (the MAE's mask noise, a method's views) for the validation after ``step``: the
+        fixed draw, or a fresh one.
 
         A fresh draw depends on (``seed``, ``step``) only, never on the training RNG, so a
         resumed run or another number of processes validates with the same masks.
@@ -526,13 +533,13 @@ class _Run:
         c, ctx = self.config, self.ctx
         if c.val_masks == "fixed":
             return self._val_data()[1]
-        noise = rng_for(c.seed, "val-mask", step).random((self.val_count, self.mae_config.num_patches),
-                                                          dtype=np.float32)
+        noise = self.method.draw(rng_for(c.seed, "val-mask", step), self.val_count)
         return torch.from_numpy(noise[ctx.rank::ctx.world_size].copy())
 
     @torch.no_grad()
-    def validate(self, model: MaskedAutoencoder, autocast: torch.autocast, step: int) -> float:
-        """Mean masked-patch MSE over the whole validation set (fixed samples, fixed masks) after ``step`` steps.
+    def validate(self, model: nn.Module, autocast: torch.autocast, step: int) -> float:
+        """The method's mean loss over the whole validation set (fixed samples, seeded draws) after ``step`` steps
+        (the MAE's: the masked-patch MSE).
 
         The masks are drawn anew for each validation (``val_masks = "fresh"``, as the authors'
         model did) or once for all (``"fixed"``).
@@ -546,14 +553,14 @@ class _Run:
         for i in range(0, len(signals), chunk):
             x = signals[i:i + chunk].to(self.ctx.device)
             with autocast:
-                loss, _, _ = model(x, noise=noise[i:i + chunk].to(self.ctx.device))
+                loss = self.method.loss(model, x, noise[i:i + chunk].to(self.ctx.device))
             total += torch.tensor([float(loss) * len(x), len(x)], dtype=torch.float64)
         model.train()
         total = ddp.all_reduce_sum(total, self.ctx)
         log.debug("step %d: validation loss %.6g", step, float(total[0] / total[1]))
         return float(total[0] / total[1])
 
-    def _save(self, model: MaskedAutoencoder, optimizer: torch.optim.Optimizer, step: int,
+    def _save(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
               history: list[dict[str, Any]], window: dict[str, Any], val_loss: float,
               best: BestValidation | None) -> Path:
         """Rank 0 writes the training checkpoint every process resumes from (the others only wait).
@@ -582,7 +589,7 @@ class _Run:
                     "best": best.to_state() if best is not None else None,
                     "rng": rng,
                     "pretrain_config": to_dict(self.config),
-                    "model_config": dataclasses.asdict(self.mae_config),
+                    "model_config": dataclasses.asdict(self.encoder_config),
                     "fingerprint": self.fingerprint,
                 },
                 path,
@@ -590,7 +597,7 @@ class _Run:
             ckpt.prune_checkpoints(self.ckpt_dir, self.config.keep_checkpoints)
         return path
 
-    def _keep_best(self, best: BestValidation | None, model: MaskedAutoencoder, step: int,
+    def _keep_best(self, best: BestValidation | None, model: nn.Module, step: int,
                    val_loss: float) -> BestValidation | None:
         """The best validation after one at ``step``: strictly lower wins, as the authors' ``<``.
 
@@ -619,7 +626,7 @@ class _Run:
 
     def _last_weights(self, state: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The encoder weights of a training checkpoint's model."""
-        model = MaskedAutoencoder(self.mae_config)
+        model = self.method.build()
         model.load_state_dict(state["model"])
         return ckpt.encoder_weights(model.encoder)
 
@@ -639,7 +646,7 @@ class _Run:
             weights = best.encoder
         else:
             weights = last_weights()
-        ckpt.save_encoder_weights(weights, self.mae_config, self.encoder_path, extra={
+        ckpt.save_encoder_weights(weights, self.encoder_config, self.encoder_path, extra={
             "fingerprint": self.fingerprint, "steps": self.config.steps, "step": choice.step,
             "val_loss": choice.val_loss, "chosen_by": choice.chosen_by})
 
@@ -647,16 +654,17 @@ class _Run:
                 choice: EncoderChoice) -> PretrainResult:
         return PretrainResult(
             checkpoint=self.encoder_path, val_loss=float(val_loss), steps=self.config.steps, history=list(history),
-            out_dir=self.out_dir, training_checkpoint=training_checkpoint, model_config=self.mae_config,
+            out_dir=self.out_dir, training_checkpoint=training_checkpoint, model_config=self.encoder_config,
             fingerprint=self.fingerprint, choice=choice,
         )
 
-    def _log_reconstructions(self, model: MaskedAutoencoder, step: int) -> None:
+    def _log_method_figures(self, model: nn.Module, step: int) -> None:
+        """The method's figures of three validation ECGs (the MAE's reconstructions), logged per validation."""
         if self.logger is None or self.val_count == 0:
             return
         signals, noise = self._val_data()
-        self._log_figure(reconstruction_figure(model, signals[:3], noise[:3], self.ctx.device),
-                         f"reconstructions/step_{step:08d}.png")
+        for folder, figure in self.method.figures(model, signals[:3], noise[:3], self.ctx.device).items():
+            self._log_figure(figure, f"{folder}/step_{step:08d}.png")
 
     def _log_figure(self, figure: Any, artifact_file: str) -> None:
         try:

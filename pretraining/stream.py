@@ -13,7 +13,7 @@ takes every ``num_workers``-th step, so
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # importing the corpora package registers every built-in corp
 
 
 class PretrainStream(IterableDataset):
-    """Yields ``(signals, mask_noise)`` per training step for one rank.
+    """Yields ``(signals, mask_noise)`` per training step for one rank (``mask_noise``: the method's draws).
 
     ``signals`` is float32 ``(batch_size // world_size, 1, L)`` z-scored per sample and
     ``mask_noise`` float32 ``(batch_size // world_size, num_patches)``. Training items are the
@@ -43,6 +43,9 @@ class PretrainStream(IterableDataset):
         start_step, stop_step: the half-open range of steps to yield.
         train_size: how many leading corpus items are for training (default: all).
         rank, world_size: this process's place in a DDP job.
+        draw: the pretraining method's random numbers of a step (``draw(rng, n)``:
+            :meth:`~pretraining.methods.base.PretrainingMethod.draw`); ``num_patches`` uniform
+            numbers per sample without it.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class PretrainStream(IterableDataset):
         train_size: int | None = None,
         rank: int = 0,
         world_size: int = 1,
+        draw: Callable[[np.random.Generator, int], np.ndarray] | None = None,
     ):
         super().__init__()
         if batch_size % world_size:
@@ -74,6 +78,7 @@ class PretrainStream(IterableDataset):
             raise ConfigError(f"the corpus has no training items left (train_size={self.train_size})")
         self.rank = rank
         self.world_size = world_size
+        self.draw = draw
         self._orders: dict[int, np.ndarray] = {}
 
     @property
@@ -100,8 +105,11 @@ class PretrainStream(IterableDataset):
         return out
 
     def mask_noise(self, step: int) -> np.ndarray:
-        """Mask noise of the whole global batch of ``step``."""
+        """Mask noise of the whole global batch of ``step``: the method's random numbers (``draw``, e.g. the
+        views of a contrastive method) or, without one, uniform noise per patch (the MAE's masks)."""
         rng = rng_for(self.seed, "pretrain-mask", step)
+        if self.draw is not None:
+            return self.draw(rng, self.batch_size)
         return rng.random((self.batch_size, self.num_patches), dtype=np.float32)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:

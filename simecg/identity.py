@@ -115,7 +115,8 @@ def without_ignored(section: str, settings: Any) -> dict[str, Any]:
     return {k: v for k, v in _plain(settings).items() if k not in ignored}
 
 
-def encoder_identity(pretrain: Any, model: Any, corpus: Mapping[str, Any], method: str = "") -> Identity:
+def encoder_identity(pretrain: Any, model: Any, corpus: Mapping[str, Any],
+                     method: Mapping[str, Any] | None = None) -> Identity:
     """The identity of an encoder's weights.
 
     Args:
@@ -124,10 +125,10 @@ def encoder_identity(pretrain: Any, model: Any, corpus: Mapping[str, Any], metho
             change its content (a store path, say, does not).
         model: the resolved architecture (``MAEConfig`` or its dict).
         corpus: ``Corpus.identity()``: name and content identity of the pretraining data.
-        method: the pretraining method, for every method but masked autoencoding: its encoders
-            were identified before there was a choice of method, so their payload holds none
-            (empty) and their fingerprints, and those of the cells built on them, stay valid.
-            Another method on the same source and settings is another encoder.
+        method: the pretraining method's name and resolved settings (``{"name", "config"}``), for
+            every method but masked autoencoding: its encoders were identified before there was a
+            choice of method, so their payload holds none (None) and their fingerprints, and those
+            of the cells built on them, stay valid. Another method on the same source and settings is another encoder.
 
     The :data:`SELECTING` settings count only when ``select`` is ``"best_val"``.
     """
@@ -136,8 +137,8 @@ def encoder_identity(pretrain: Any, model: Any, corpus: Mapping[str, Any], metho
     if settings.get("select") == "last":
         settings = {k: v for k, v in settings.items() if k not in SELECTING}
     payload = {"pretrain": settings, "model": _plain(model), "corpus": to_dict_mapping(corpus)}
-    if method:
-        payload["method"] = method
+    if method is not None:
+        payload["method"] = to_dict_mapping(method)
     return Identity("encoder", payload)
 
 

@@ -38,4 +38,11 @@ BASELINES: Registry[Any] = Registry(
     contract_doc="a subclass of baselines.base.Baseline (fit on train/validation arrays, predict_scores)",
 )
 
-SHARED = {"corpora": CORPORA, "simulators": SIMULATORS, "generators": GENERATORS, "baselines": BASELINES}
+METHODS: Registry[Any] = Registry(
+    "method", "simecg_bench.methods", contract="pretraining.methods.base:PretrainingMethod",
+    contract_doc="a subclass of pretraining.methods.base.PretrainingMethod (a Config dataclass, PRESETS paper and "
+    "tiny, LIMITS; build() -> a module whose .encoder is the shared ECGEncoder, loss(model, signals, draws))",
+)
+
+SHARED = {"corpora": CORPORA, "simulators": SIMULATORS, "generators": GENERATORS, "baselines": BASELINES,
+          "methods": METHODS}

@@ -142,8 +142,11 @@ def test_two_models_of_one_method_share_an_encoder_and_another_method_is_another
     corpus = encoders.corpus(EncoderNeed(METHOD, "sim"))
     mine = encoder_identity(config, corpus)
     assert encoders.identity(EncoderNeed(METHOD, "sim")) == mine and "method" not in mine.payload  # as before
-    assert encoder_identity(config, corpus, method="contrastive").fingerprint != mine.fingerprint
-    with pytest.raises(ConfigError, match="'contrastive' on 'sim'"):
+    simclr = encoders.identity(EncoderNeed("simclr", "sim"))
+    assert simclr.fingerprint != mine.fingerprint and simclr.payload["method"]["name"] == "simclr"
+    assert simclr.payload["corpus"] == mine.payload["corpus"]  # the same source, another method
+    assert resolve_model("simclr:sim").encoder_need() == EncoderNeed("simclr", "sim")
+    with pytest.raises(ConfigError, match="'contrastive' on 'sim'.*unknown method 'contrastive'"):
         encoders.identity(EncoderNeed("contrastive", "sim"))
 
 
@@ -188,3 +191,42 @@ def test_the_second_pretrained_model_runs_and_is_compared_with_the_strongest_bas
     assert rows[f"{probe}:sim"]["role"] == "pretrained" and rows["resnet18-1d"]["role"] == "baseline"
     assert rows[f"{probe}:sim"]["best_baseline"] == "resnet18-1d"
     assert {s["model"] for s in board["summary"]} == {"mae:sim", f"{probe}:sim"}
+
+
+# ----- the built-in methods on the seam
+def test_each_built_in_method_plans_its_own_encoder_on_the_source(tracking_uri: str, capsys) -> None:
+    methods = ("simclr", "byol", "dino", "ibot")
+    assert main(["run", "--suite", "demo", "--tracking-uri", tracking_uri, "--dry-run", "--format", "json",
+                 "--set", f"grid.models=mae,{','.join(methods)},resnet18-1d", "--set", "grid.tasks=demo/af",
+                 "--set", "grid.seeds=1"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    planned = {f"{need['method']}:{need['source']}": need["fingerprint"] for need in plan["summary"]["pretraining"]}
+    assert set(planned) == {f"{m}:sim" for m in ("mae", *methods)}
+    assert len(set(planned.values())) == len(planned)  # one encoder per method on the same source
+
+
+@pytest.mark.slow
+def test_a_built_in_method_pretrains_and_fine_tunes_end_to_end(tracking_uri: str, capsys) -> None:
+    args = ["run", "--suite", "demo", "--tracking-uri", tracking_uri, "--no-progress", "--set", "grid.models=simclr",
+            "--set", "grid.tasks=demo/af", "--set", "grid.seeds=1", "--set", "pretrain.preset=tiny", *TINY]
+    assert main(args) == 0
+    capsys.readouterr()
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("simecg-bench/demo").experiment_id
+    (cell,) = client.search_runs([experiment], "tags.kind = 'cell'")
+    assert cell.data.tags["model"] == "simclr:sim" and cell.info.status == "FINISHED"
+    (invocation,) = client.search_runs([experiment], "tags.kind = 'invocation'")
+    assert invocation.data.params["encoder.simclr.sim.fingerprint"] == cell.data.tags["encoder"] != ""
+    (pretraining,) = client.search_runs([experiment], "tags.kind = 'pretrain'")
+    assert pretraining.info.run_name == "pretrain simclr:sim" and pretraining.data.params["method"] == "simclr"
+
+
+def test_method_options_address_pretrain_method_and_another_method_keeps_its_preset() -> None:
+    """``--set pretrain.method=simclr --set pretrain.method_options.temperature=0.5`` in a grid of MAE and
+    SimCLR: SimCLR's encoder takes 0.5, the MAE's is the encoder it was without them."""
+    overrides = {"grid.models": "mae,simclr", "pretrain.method": "simclr", "pretrain.method_options.temperature": "0.5"}
+    tuned = SuiteEncoders(load_suite("demo", overrides))
+    plain = SuiteEncoders(load_suite("demo", {"grid.models": "mae,simclr"}))
+    assert tuned.identity(EncoderNeed(METHOD, "sim")) == plain.identity(EncoderNeed(METHOD, "sim"))
+    assert tuned.identity(EncoderNeed("simclr", "sim")).payload["method"]["config"]["temperature"] == 0.5
+    assert plain.identity(EncoderNeed("simclr", "sim")).payload["method"]["config"]["temperature"] == 0.1

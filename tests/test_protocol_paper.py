@@ -620,10 +620,11 @@ def test_tuning_scope_settings_are_checked(key: str, value: str, message: str) -
 
 
 def test_the_all_suite_tunes_one_study_per_task_and_model() -> None:
-    """The studies of `all` (559 for the 11,440 cells of the 26 tasks): the main grid's tasks x 11 models (the scratch
-    encoder borrows mae:sim's), the 7 progress checkpoints' tasks and the PTB-XL tasks of the 7 corpus-size encoders
-    not in the main grid, whatever their budgets, leads and seeds; a study per lead adds the 11 other leads' (PTB-XL
-    tasks x mae:sim); without shared studies the scratch encoder has a study per task of its own."""
+    """The studies of `all` (767 for the 12,480 cells of the 26 tasks): the main grid's tasks x 11 models (the
+    scratch encoder borrows mae:sim's), the methods grid's tasks x 8 (4 methods x 2 sources), the 7 progress
+    checkpoints' tasks and the PTB-XL tasks of the 7 corpus-size encoders not in the main grid, whatever their
+    budgets, leads and seeds; a study per lead adds the 11 other leads' (PTB-XL tasks x mae:sim); without shared
+    studies the scratch encoder has a study per task of its own."""
     from benchmark.data.table import task_table
     from benchmark.run.cells import enumerate_cells, study_cell, study_donors
     from benchmark.suites.config import load_suite
@@ -638,11 +639,11 @@ def test_the_all_suite_tunes_one_study_per_task_and_model() -> None:
         studies = {study_cell(c, suite.tuning, donors.get((c.model, c.task))) for c in cells}
         return len(cells), len(studies)
 
-    studies = tasks * 11 + 7 * tasks + 7 * ptbxl
-    main, progress = tasks * 12 * 5, 7 * tasks * 5
+    studies = tasks * 11 + tasks * 8 + 7 * tasks + 7 * ptbxl
+    main, methods, progress = tasks * 12 * 5, tasks * 8 * 5, 7 * tasks * 5
     exp04, exp05, exp07 = 2 * ptbxl * 10 * 5, ptbxl * 11 * 5, 3 * ptbxl * 10 * 5
     sizes = 8 * ptbxl * 11 * 5 - ptbxl * 5 - ptbxl * 10 * 5  # less mae:ptbxl at full data (main), under budgets (Exp04)
-    cells = main + progress + exp04 + exp05 + exp07 + sizes
+    cells = main + methods + progress + exp04 + exp05 + exp07 + sizes
     assert count({}) == (cells, studies)
     assert count({"tuning.separate_studies": "lead"}) == (cells, studies + ptbxl * 11)
     assert count({"tuning.shared_studies": ""}) == (cells, studies + tasks)

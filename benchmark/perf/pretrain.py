@@ -1,12 +1,15 @@
-"""``simecg-bench bench pretrain``: MAE pretraining speed on this machine.
+"""``simecg-bench bench pretrain``: pretraining speed on this machine, for the MAE and every method.
 
-Three figures (issue 5, item 6):
+Four figures (issue 5, item 6; issue 19):
 
 * training samples/s of the ``tiny`` and ``paper`` presets (forward, backward, Adam step);
 * the share of step time the real training loop waits for data while the corpus is simulated
   on the fly by DataLoader workers (target < 5%);
 * our step time over that of a plain PyTorch MAE of the same shape written below (target
-  <= 1.1x), measured interleaved so both see the same machine load.
+  <= 1.1x), measured interleaved so both see the same machine load;
+* for each registered pretraining method (``--methods``), its training samples/s and step time
+  over that of the same method built around a plain-PyTorch encoder and stepped by a plain loop
+  (forward, backward, Adam, the method's teacher update), same target.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pretraining.config import PretrainConfig, build_corpus
+from pretraining.config import PretrainConfig, build_corpus, build_method
 from pretraining.loop import pretrain
 from pretraining.mae import MAEConfig, MaskedAutoencoder, preset, sincos_1d
+from simecg.registries import METHODS
 
 DEFAULT_BATCH = {"tiny": 64, "paper": 32}
 
@@ -95,6 +99,79 @@ class PlainMAE(nn.Module):
         mask = mask.gather(1, restore)
         per_patch = ((pred - x.reshape(b, n, self.c.patch_size)) ** 2).mean(-1)
         return (per_patch * mask).sum() / mask.sum()
+
+
+class PlainEncoder(nn.Module):
+    """The encoder of :class:`PlainMAE` with :class:`~pretraining.mae.ECGEncoder`'s interface (embed, run_blocks),
+    so any method can be built around it: the reference of the methods' timings."""
+
+    def __init__(self, c: MAEConfig):
+        super().__init__()
+        self.config = c
+        self.patch = nn.Conv1d(1, c.embed_dim, c.patch_size, stride=c.patch_size)
+        self.cls = nn.Parameter(torch.zeros(1, 1, c.embed_dim))
+        pos = torch.cat([torch.zeros(1, c.embed_dim), sincos_1d(c.num_patches, c.embed_dim)])
+        self.register_buffer("pos_embed", pos[None])
+        self.blocks = nn.ModuleList(_PlainBlock(c.embed_dim, c.num_heads, c.mlp_ratio) for _ in range(c.depth))
+        self.norm = nn.LayerNorm(c.embed_dim)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch(x.reshape(x.shape[0], 1, -1)).transpose(1, 2) + self.pos_embed[:, 1:]
+
+    def run_blocks(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([(self.cls + self.pos_embed[:, :1]).expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        for block in self.blocks:
+            h = block(h)
+        return self.norm(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run_blocks(self.embed(x))
+
+
+def compare_method(method_name: str, preset_name: str, batch: int, rounds: int, steps: int,
+                   device: torch.device) -> dict[str, Any]:
+    """Step times of the method as the loop runs it and of the same method around :class:`PlainEncoder`.
+
+    Both take a step as the loop does (the method's loss, backward, Adam, ``after_step``) on the
+    same signals and draws; measured alternately, ``samples_per_s`` from the median step, the
+    ratio from each one's fastest step.
+    """
+    method = build_method(PretrainConfig(method=method_name, preset=preset_name))
+    torch.manual_seed(0)
+    ours = method.build().to(device)
+    plain = method.build(encoder=PlainEncoder(method.encoder_config)).to(device)
+    optimizers = {id(m): torch.optim.Adam([p for p in m.parameters() if p.requires_grad], 1e-4) for m in (ours, plain)}
+    x = torch.randn(batch, 1, method.encoder_config.signal_length, device=device)
+    draws = torch.from_numpy(method.draw(np.random.default_rng(0), batch)).to(device)
+
+    def step(model: nn.Module) -> float:
+        start = time.perf_counter()
+        loss = method.loss(model, x, draws)
+        optimizer = optimizers[id(model)]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        method.after_step(model)
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    for _ in range(2):  # warm-up
+        step(ours)
+        step(plain)
+    times_ours: list[float] = []
+    times_plain: list[float] = []
+    for _ in range(rounds):
+        times_ours += [step(ours) for _ in range(steps)]
+        times_plain += [step(plain) for _ in range(steps)]
+    step_ours = statistics.median(times_ours)
+    return {
+        "preset": preset_name, "batch_size": batch, "step_time_s": step_ours,
+        "reference_step_time_s": statistics.median(times_plain), "samples_per_s": batch / step_ours,
+        "ratio_vs_reference": min(times_ours) / min(times_plain),
+        "params": sum(p.numel() for p in ours.parameters() if p.requires_grad),
+        "reference_params": sum(p.numel() for p in plain.parameters() if p.requires_grad),
+    }
 
 
 def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, noise: torch.Tensor,
@@ -179,6 +256,9 @@ class PretrainBench:
         parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
         parser.add_argument("--loop-batch-size", type=int, default=64, help="batch of the data-wait run (default 64)")
         parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers for the data-wait figure")
+        parser.add_argument("--methods", default=None, help="pretraining methods to time against a plain loop of the "
+                            "same method, comma-separated (default: every registered one; 'none' to skip)")
+        parser.add_argument("--method-preset", default="tiny", help="encoder and method preset of --methods (tiny)")
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
@@ -195,6 +275,7 @@ class PretrainBench:
                   f"  plain PyTorch {row['reference_step_time_s']:.3f} s"
                   f"  ratio (fastest steps) {row['ratio_vs_reference']:.3f}"
                   f"  ({row['params']:,} params, reference {row['reference_params']:,})")
+        methods = _time_methods(args, device)
         loop = measure_data_wait(args.corpus, args.loop_steps, args.loop_batch_size, args.num_workers)
         print(f"training loop on {loop['corpus']!r} simulated on the fly ({loop['num_workers']} workers, tiny preset, "
               f"batch {loop['batch_size']}): {loop['ms_per_ecg_simulated']:.2f} ms/ECG to simulate, "
@@ -213,9 +294,26 @@ class PretrainBench:
             "device": str(device),
             "presets": speed,
             "loop": loop,
+            "methods": methods,
         }
         print(f"targets: data wait < 5% -> {'met' if loop['data_wait_share'] < 0.05 else 'NOT met'}; "
-              f"ratio <= 1.1 -> {'met' if headline and figures['ratio_vs_reference'] <= 1.1 else 'NOT met'}")
+              f"ratio <= 1.1 -> {'met' if headline and figures['ratio_vs_reference'] <= 1.1 else 'NOT met'}"
+              + "".join(f"; {name} ratio <= 1.1 -> {'met' if row['ratio_vs_reference'] <= 1.1 else 'NOT met'}"
+                        for name, row in methods.items()))
         if args.json:
             print(json.dumps(figures))
         return 0
+
+
+def _time_methods(args: argparse.Namespace, device: torch.device) -> dict[str, dict[str, Any]]:
+    """:func:`compare_method` for each method ``--methods`` names (all registered ones by default)."""
+    chosen = args.methods if args.methods is not None else ",".join(METHODS.names())
+    names = [] if chosen.strip() == "none" else [m.strip() for m in chosen.split(",") if m.strip()]
+    rows: dict[str, dict[str, Any]] = {}
+    for name in names:
+        batch = args.batch_size or DEFAULT_BATCH.get(args.method_preset, 32)
+        row = rows[name] = compare_method(name, args.method_preset, batch, args.rounds, args.steps, device)
+        print(f"method {name:>8} ({args.method_preset}): batch {batch:4d}  {row['samples_per_s']:8.1f} samples/s  "
+              f"step {row['step_time_s']:.3f} s  plain loop {row['reference_step_time_s']:.3f} s  "
+              f"ratio (fastest steps) {row['ratio_vs_reference']:.3f}")
+    return rows

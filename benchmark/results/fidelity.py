@@ -17,6 +17,7 @@ The prose behind each point is ``docs/protocol.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from benchmark.data.preprocess import window_starts
 from benchmark.registries import TASKS
 from benchmark.results.metrics import THRESHOLD
 from benchmark.suites.config import SuiteConfig
-from pretraining.config import corpus_options, model_config
+from pretraining.config import corpus_options, method_config, model_config
 from simecg import signal
 from simecg.registries import BASELINES
 
@@ -179,6 +180,11 @@ def _generator(source: str, *names: str) -> Reader:
 
 def _arch(*names: str) -> Reader:
     return _fields(lambda s: s.architecture, *names)
+
+
+def _method(method: str, *names: str) -> Reader:
+    """Fields of a pretraining method's resolved settings on the ``sim`` source (``pretrain.method_options``)."""
+    return _fields(lambda s: method_config(dataclasses.replace(s.source(), method=method)), *names)
 
 
 def _pretrain(*names: str) -> Reader:
@@ -402,6 +408,30 @@ POINTS: tuple[Point, ...] = (
           option="pretrain.corpus_options.latent_sampling=matched"),
     Point("generators", "weights that sample the corpus", "best_val", f"{DGMS}/trainer.py (net.pth)",
           _generator("vae", "select"), option="pretrain.corpus_options.generator.select=last"),
+    # pretraining methods other than the MAE (docs/protocol.md, "Pretraining methods")
+    Point("methods", "views of every method but the MAE: RandomMask, RandomShift ratios", [0.5, 0.5],
+          f"config.yaml (ssl.pretrain.common.base); {SSL_PT}/data/dataloader.py", _method(
+              "simclr", "aug_mask_ratio", "max_shift_ratio"),
+          option="pretrain.method_options.aug_mask_ratio|max_shift_ratio=..."),
+    Point("methods", "views at validation (the loss that chooses the encoder)", "plain",
+          f"{SSL_PT}/data/dataloader.py (no augmentation unless is_train)", _method("simclr", "val_views"),
+          shown="plain (both views are the record)", option="pretrain.method_options.val_views=augmented"),
+    Point("methods", "SimCLR loss: each row's positive", "authors", f"{SSL_PT}/models/ssl/simclr.py (forward_loss)",
+          _method("simclr", "loss"), shown="authors (its own similarity; the other view is a negative)",
+          option="pretrain.method_options.loss=nt_xent (the published NT-Xent)"),
+    Point("methods", "SimCLR projection width, temperature (read, set in no public config)", [128, 0.1],
+          f"{SSL_PT}/models/model.py", _method("simclr", "projection_dim", "temperature"),
+          shown="inferred: 128, 0.1", option="pretrain.method_options.projection_dim|temperature=..."),
+    Point("methods", "BYOL projection, hidden width, target momentum (code not public)", [128, 512, 0.996],
+          f"{SSL_PT}/models/model.py (names BYOL)", _method("byol", "projection_dim", "hidden_dim", "momentum"),
+          shown="inferred from Grill et al. 2020", option="pretrain.method_options.*=..."),
+    Point("methods", "DINO outputs, hidden width, temperatures, centre momentum (code not public)",
+          [1024, 512, 0.1, 0.04, 0.9], f"{SSL_PT}/models/model.py (names DINO)", _method(
+              "dino", "projection_dim", "hidden_dim", "temperature_student", "temperature_teacher", "center_momentum"),
+          shown="inferred from Caron et al. 2021", option="pretrain.method_options.*=..."),
+    Point("methods", "iBOT masked share of patches, patch loss weight (code not public)", [0.3, 1.0],
+          f"{SSL_PT}/models/model.py (names iBOT)", _method("ibot", "mask_ratio", "patch_loss_weight"),
+          shown="inferred from Zhou et al. 2022", option="pretrain.method_options.*=..."),
     # fine-tuning
     Point("fine-tuning", "head on the CLS token: pooling, width, activation, dropout", ["cls", 32, "relu", 0.25],
           f"{SSL_CLF}/models/prepare_model.py", _head, shown="Linear(128, 32), ReLU, Dropout 0.25, Linear(32, 1)",

@@ -459,9 +459,19 @@ def encoder_notes(tracker: Tracker, frame: pd.DataFrame) -> list[str]:
     encoders = frame[frame.encoder.astype(str) != ""].drop_duplicates("model") if "encoder" in frame else frame[:0]
     for model, fingerprint in zip(encoders.model, encoders.encoder, strict=True):
         losses = pretraining_losses(tracker, fingerprint)
-        if losses is not None and (why := stalled_warning(*losses)):
+        if losses is not None and (why := stalled_warning(*losses, _pretraining_method(model))):
             notes.append(f"{model}: its encoder {why}")
     return notes
+
+
+def _pretraining_method(model: str) -> str:
+    """The pretraining method of a pretrained model's encoder (the MAE's for a model no longer registered)."""
+    from pretraining.mae import METHOD
+
+    try:
+        return BASELINES.get(ModelName.parse(model).entry).pretraining_method or METHOD
+    except ConfigError:
+        return METHOD
 
 
 def pretraining_losses(tracker: Tracker, fingerprint: str) -> tuple[float, float] | None:

@@ -54,6 +54,7 @@ from benchmark.results import formatting
 from benchmark.tracking.mlflow_ui import describe_experiment, publish_views
 from benchmark.tracking.tracker import EXPERIMENT_PREFIX, Tracker, resolve_uri
 from pretraining.loop import stalled_warning
+from pretraining.mae import METHOD
 from simecg.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class SuiteRuns:
     uri: str
     experiment_id: str
     cells: pd.DataFrame  # one row per finished cell: typed tags and every metric of the run
-    pretraining: list[dict[str, Any]]  # {"name", "run_id", "corpus", "history": {metric: [(step, value)]}}
+    pretraining: list[dict[str, Any]]  # {"name", "run_id", "corpus", "method", "history": {metric: [(step, value)]}}
     invocation: Any | None  # the newest invocation run
     lead: str = "II"  # the leaderboard's lead and budget (the suite's main comparison)
     budget: int = 0
@@ -164,7 +165,8 @@ def _pretraining(tracker: Tracker, invocation: Any | None) -> list[dict[str, Any
                 history[key] = sorted((p.step, p.value) for p in points)
         if history:
             out.append({"corpus": run.data.tags.get("corpus", "?"), "fingerprint": fingerprint,
-                        "run_id": run.info.run_id, "history": history})
+                        "run_id": run.info.run_id, "history": history,
+                        "method": run.data.params.get("method", METHOD)})  # runs before methods were named: MAE
     for item in out:  # named by corpus, and by encoder fingerprint too when two encoders share a corpus
         shared = sum(o["corpus"] == item["corpus"] for o in out) > 1
         item["name"] = f"{item['corpus']} ({item['fingerprint'][:8]})" if shared else item["corpus"]
@@ -809,14 +811,17 @@ def _pretraining_section(data: SuiteRuns) -> str | None:
                         **style)
         val = item["history"].get("val_loss")
         train = item["history"].get("train_loss")
-        stalled = stalled_warning(train[0][1] if train else math.nan, min(v for _, v in val) if val else math.nan)
+        stalled = stalled_warning(train[0][1] if train else math.nan, min(v for _, v in val) if val else math.nan,
+                                  item.get("method", METHOD))
         rows[item["name"]] = {"steps": str(max(s for s, _ in next(iter(item["history"].values())))),
                               "final val loss": formatting.number(val[-1][1]) if val else "",
                               "best val loss": formatting.number(min(v for _, v in val)) if val else "",
                               "learned?": f"little: {stalled}" if stalled else "yes",
                               "run": item["run_id"]}
     ax.set_xlabel("pretraining step")
-    ax.set_ylabel("masked-patch MSE" + (" (log scale)" if _log_scale(everything) else ""))
+    mae_only = all(item.get("method", METHOD) == METHOD for item in data.pretraining)
+    ax.set_ylabel(("masked-patch MSE" if mae_only else "each method's own loss")
+                  + (" (log scale)" if _log_scale(everything) else ""))
     if _log_scale(everything):
         from matplotlib.ticker import FormatStrFormatter
 

@@ -32,6 +32,7 @@ trains (none trains it twice). :class:`SuiteEncoders` is the runner's
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -49,7 +50,6 @@ from benchmark.tracking.tags import RunTags
 from benchmark.tracking.tracker import Tracker
 from pretraining.checkpoint import load_encoder, read
 from pretraining.config import (
-    METHODS,
     PretrainConfig,
     build_corpus,
     encoder_dir,
@@ -186,7 +186,7 @@ def _pretrain(job: _EncoderJob) -> Provisioned:
         resume_from_prefix(folder, identity, config, [encoder_dir(identity).parent])
     if tracker is None or int(os.environ.get("RANK", "0")) != 0:
         result = pretrain(config, folder, progress=progress, corpus=corpus, identity=identity, name=name)
-        _warn_stalled(name, result)
+        _warn_stalled(name, result, config.method)
         return Provisioned(result.checkpoint, identity, None, trained_now=True)
     tracker.kill_stale(identity.fingerprint)
     tags = RunTags(kind="pretrain", fingerprint=identity.fingerprint, suite=suite, corpus=config.corpus,
@@ -202,7 +202,7 @@ def _pretrain(job: _EncoderJob) -> Provisioned:
             if result.already_complete:  # logged from the cache (_log_from_cache): the curves were not seen
                 run.log_history(result.history, step_key="step")
             run.log_metrics({"final_val_loss": result.val_loss, "steps": result.steps})
-            if why := _warn_stalled(name, result):
+            if why := _warn_stalled(name, result, config.method):
                 run.set_tags({"warning": why})
             _log_choice(run, config, result.choice)
             run.log_sealed(result.checkpoint, "encoder")  # with its checksum: a fetch verifies the download
@@ -222,10 +222,10 @@ def _pretrain(job: _EncoderJob) -> Provisioned:
     return Provisioned(result.checkpoint, identity, run.run_id, trained_now=True)
 
 
-def _warn_stalled(name: str, result: Any) -> str | None:
+def _warn_stalled(name: str, result: Any, method: str) -> str | None:
     """Say it when the encoder just pretrained learned little (its loss did not fall); returns why."""
     first = next((h["train_loss"] for h in result.history if "train_loss" in h), math.nan)
-    why = stalled_warning(first, result.choice.val_loss)
+    why = stalled_warning(first, result.choice.val_loss, method)
     if why:
         log.warning("encoder of %s: %s", name, why)
     return why
@@ -260,8 +260,8 @@ class SuiteEncoders:
     A need (:class:`~baselines.base.EncoderNeed`) names a pretraining method and a source: a corpus
     name or a named ``[sources.<name>]`` table of the suite (:meth:`SuiteConfig.source_config`).
     ``identity(need)`` computes fingerprints without training (plans, ``--dry-run``);
-    ``path(need)`` provisions the encoder once per process. The methods this version pretrains are
-    :data:`pretraining.config.METHODS`; a model that declares another is refused with one line.
+    ``path(need)`` provisions the encoder once per process. A need's method is a registered one
+    (:data:`simecg.registries.METHODS`); a model that declares another is refused with one line.
     """
 
     def __init__(self, suite: SuiteConfig, tracker: Tracker | None = None, parent: str | None = None,
@@ -276,12 +276,19 @@ class SuiteEncoders:
         self.provisioned: dict[EncoderNeed, Provisioned] = {}
 
     def config(self, need: EncoderNeed) -> PretrainConfig:
-        """The pretraining config of ``need``: its source's (``[pretrain]``, then ``[sources.<name>]``)."""
-        if need.method not in METHODS:
+        """The pretraining config of ``need``: its source's (``[pretrain]``, then ``[sources.<name>]``), by its method.
+
+        ``pretrain.method_options`` address ``pretrain.method``; another method needed by a model of
+        the grid takes its own preset's settings (docs/protocol.md, "Pretraining methods").
+        """
+        config = self.suite_config.source_config(need.source)
+        if need.method == config.method:
+            return config
+        try:
+            return dataclasses.replace(config, method=need.method, method_options={})
+        except ConfigError as exc:
             raise ConfigError(f"suite {self.suite!r}: an encoder pretrained by {need.method!r} on {need.source!r} is "
-                              f"needed, but this version pretrains encoders by {', '.join(METHODS)} only (the model "
-                              "that needs it declares pretraining_method)")
-        return self.suite_config.source_config(need.source)
+                              f"needed (the model that needs it declares pretraining_method): {exc}") from None
 
     def corpus(self, need: EncoderNeed) -> Any:
         """The source's corpus, built once (a PTB-XL or generated corpus reads the data index to build)."""
@@ -291,7 +298,7 @@ class SuiteEncoders:
 
     def identity(self, need: EncoderNeed) -> Identity:
         if need not in self._identities:
-            self._identities[need] = encoder_identity(self.config(need), self.corpus(need), need.method)
+            self._identities[need] = encoder_identity(self.config(need), self.corpus(need))
         return self._identities[need]
 
     def path(self, need: EncoderNeed) -> Path:
