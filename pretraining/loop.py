@@ -191,8 +191,9 @@ def stalled_warning(first_loss: float, encoder_loss: float, method: str = METHOD
         return (f"validation loss {encoder_loss:.3f}, within {1 - STALLED_FRACTION:.0%} of the {CHANCE_MSE:.1f} that "
                 "predicting zero scores on z-scored signals: it learned little (more steps, or another lr?)")
     if math.isfinite(first_loss) and first_loss > 0 and encoder_loss / first_loss > STALLED_FRACTION:
+        fell = "it did not fall" if encoder_loss >= first_loss else "it barely fell"
         return (f"validation loss {encoder_loss:.3f} is {encoder_loss / first_loss:.2f} of its first training loss "
-                f"{first_loss:.3f}: it barely fell")
+                f"{first_loss:.3f}: {fell}")
     return None
 
 

@@ -105,6 +105,7 @@ def test_only_the_mae_loss_is_judged_against_the_chance_mse():
     assert "1.0" in stalled_warning(1.2, 0.95)  # the MAE: within 10% of predicting zeros
     assert stalled_warning(4.2, 2.5, "simclr") is None
     assert "barely fell" in stalled_warning(4.2, 4.0, "simclr")
+    assert "did not fall" in stalled_warning(0.8, 1.3, "simclr")  # a loss that rose is not said to have fallen
 
 
 @pytest.mark.parametrize(("options", "message"), [
