@@ -11,6 +11,7 @@ why, where PostgreSQL or the server cannot start (tests/services.py).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,13 @@ import pytest
 import services
 
 from benchmark.cli import main
+
+PROGRESS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")  # a run's timestamped progress line in a log
+
+
+def _beside_progress(err: str) -> list[str]:
+    """stderr's lines other than the run's timestamped progress lines (a cell's "started" comes first)."""
+    return [line for line in err.strip().splitlines() if not PROGRESS.match(line)]
 
 TINY = [
     "--suite", "demo", "--corpus", "sim", "--no-progress",
@@ -169,7 +177,7 @@ def test_a_tracking_server_killed_mid_run_is_one_line_and_the_rerun_resumes(tmp_
         worker.kill()
         services.stop_server(server)
     assert worker.returncode not in (0, None)
-    lines = err.strip().splitlines()
+    lines = _beside_progress(err)
     assert len(lines) == 1, err[-3000:]
     assert "stopped taking writes" in lines[0] and "rerun" in lines[0] and "Traceback" not in err
 
@@ -218,7 +226,7 @@ def test_a_store_turned_read_only_mid_run_is_one_line_and_the_rerun_resumes(
         argv = ["run", *BASELINE_CELLS, "--tracking-uri", uri, "--optuna-storage", f"sqlite:///{tmp_path / 'o.db'}"]
         assert main(argv) == 2
         err = capsys.readouterr().err
-        lines = err.strip().splitlines()
+        lines = _beside_progress(err)
         assert len(lines) == 1, err[-3000:]
         assert "stopped taking writes" in lines[0] and "readonly" in lines[0] and "rerun" in lines[0]
         state["read_only"] = False  # writable again

@@ -200,10 +200,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     """Serve MLflow's UI on the store (and, with ``--tuning``, optuna-dashboard on the suite's studies);
     Ctrl-C or SIGTERM stops them and every process they started."""
+    import signal
     import webbrowser
 
     from benchmark.tracking.tracker import relocate_store, resolve_uri, sqlite_path
 
+    # "Ctrl-C to stop" holds even when started in the background by a shell without job control,
+    # which starts it with SIGINT ignored (Python then installs no KeyboardInterrupt for it)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     uri = resolve_uri(args.tracking_uri)
     if moved := relocate_store(uri):  # a moved or copied store shows its own artifacts
         print(f"the store was moved: {moved} artifact location(s) now point into {sqlite_path(uri).parent}")
