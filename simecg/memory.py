@@ -39,6 +39,16 @@ def check_trainable(n_parameters: int, what: str, usable: int | None = None) -> 
     usable = usable_memory() if usable is None else usable
     need = n_parameters * BYTES_PER_TRAINED_PARAMETER
     if usable is not None and need > usable:
-        raise ConfigError(f"{what} has {n_parameters:,} parameters: training it needs at least "
-                          f"{need / 2**30:,.1f} GiB (weights, gradients, Adam), more than the "
-                          f"{usable / 2**30:,.1f} GiB this machine gives; lower its width or depth")
+        raise ConfigError(f"{what} has {_count(n_parameters)} parameters: training it needs at least "
+                          f"{_gib(need)} GiB (weights, gradients, Adam), more than the "
+                          f"{_gib(usable)} GiB this machine gives; lower its width or depth")
+
+
+def _gib(n_bytes: int) -> str:
+    """``12.5``; a size past what a float holds (a width typed with an exponent) in powers of ten."""
+    gib = n_bytes // 2**30
+    return f"{n_bytes / 2**30:,.1f}" if gib < 10**15 else f"~1e{len(str(gib)) - 1}"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"~1e{len(str(n)) - 1}"

@@ -50,6 +50,9 @@ def test_the_limit_is_the_lower_of_ram_and_the_container(tmp_path, monkeypatch: 
     memory.check_trainable(GIB // 16, "a model", usable=GIB)  # exactly fits
     with pytest.raises(ConfigError, match=r"a model has 67,108,865 parameters: training it needs at least 1\.0 GiB"):
         memory.check_trainable(GIB // 16 + 1, "a model", usable=GIB)
+    # a width typed with an exponent (--set pretrain.model.embed_dim=2.2e157): past what a float holds, still one line
+    with pytest.raises(ConfigError, match=r"has ~1e300 parameters: training it needs at least ~1e\d+ GiB"):
+        memory.check_trainable(10**300, "a model", usable=GIB)
 
 
 def test_a_generator_too_wide_to_train_is_refused_and_one_that_fits_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
