@@ -175,8 +175,7 @@ class SimCorpus(CorpusBase):
         self.simulators = {n: SIMULATORS.get(n)(getattr(options, n)) for n, w in self.weights.items() if w > 0}
         self.store = None
         if options.path is not None:
-            self.store = CorpusStore.open(Path(options.path))
-            self.store.check_matches(self.content_identity())
+            self.store = CorpusStore.open_matching(Path(options.path), self.content_identity())
 
     def __len__(self) -> int:
         return self.size

@@ -108,6 +108,14 @@ class CorpusStore:
                         path, manifest.get("format"))
         return cls(Path(path), manifest)
 
+    @classmethod
+    def open_matching(cls, path: Path, content_identity: dict[str, Any]) -> CorpusStore:
+        """The store at ``path``, refused (:meth:`check_matches`) unless it holds exactly the ECGs of the
+        corpus whose content identity is given: how a corpus's ``path`` option opens its store."""
+        store = cls.open(path)
+        store.check_matches(content_identity)
+        return store
+
     def __len__(self) -> int:
         return self.n
 

@@ -228,7 +228,5 @@ class DeepfakeCorpus(CorpusBase):
             return None
         with self._lock:
             if self._store is None:
-                store = CorpusStore.open(Path(self.options.path))
-                store.check_matches(self.content_identity())
-                self._store = store
+                self._store = CorpusStore.open_matching(Path(self.options.path), self.content_identity())
             return self._store
