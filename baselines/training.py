@@ -155,7 +155,8 @@ class GroupedWindows:
     def item_max(self, window_values: np.ndarray) -> np.ndarray:
         """Max over each item's windows of per-window values (logits or scores), in item order."""
         out = np.full(len(self.labels), -np.inf, dtype=np.float64)
-        np.maximum.at(out, self.group, np.asarray(window_values, dtype=np.float64))
+        with np.errstate(invalid="ignore"):  # a NaN window stays NaN in its item: divergence is caught downstream
+            np.maximum.at(out, self.group, np.asarray(window_values, dtype=np.float64))
         return out
 
 

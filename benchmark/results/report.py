@@ -318,11 +318,12 @@ def comparison_table(board: Any) -> pd.DataFrame:
     other metrics' means, test positives, the flag, the strongest baseline and the gain."""
     rows = board.rows
     value = board.value
+    best = rows.best_baseline.astype(object)  # all-NaN float when no baseline ran: cast before filling with ""
     table = pd.DataFrame({
         "model": rows.model, "task": rows.task, "role": rows.role, "seeds": rows.n_seeds,
         value: rows[value].round(4), f"{value}_sd": rows[f"{value}_sd"].round(4),
         **{m: rows[m].round(4) for m in ("test_f1", "test_auroc", "test_auprc") if m != value and m in rows},
-        "test_n_pos": rows.test_n_pos, "flag": rows.flag, "strongest_baseline": rows.best_baseline.fillna(""),
+        "test_n_pos": rows.test_n_pos, "flag": rows.flag, "strongest_baseline": best.where(best.notna(), ""),
         "relative_gain_pct": rows.relative_gain_pct.round(2), "p_value": rows.p_value.round(4),
     })
     return table.sort_values(["task", "model"]).reset_index(drop=True)
