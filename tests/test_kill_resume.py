@@ -54,18 +54,23 @@ def _cells(runs: list) -> dict[str, dict[str, float]]:
             if r.data.tags.get("kind") == "cell" and r.info.status == "FINISHED"}
 
 
-@pytest.mark.timeout(1800)
-def test_killed_at_five_points_the_suite_resumes_to_the_uninterrupted_result(tmp_path: Path,
-                                                                           stores: tuple[str, str]) -> None:
-    """On SQLite files and on PostgreSQL (MLflow backend and Optuna storage); the reference is SQLite."""
-    reference = tmp_path / "reference"
-    reference.mkdir()
-    reference_uri = f"sqlite:///{reference / 'mlflow.db'}"
-    done = _run(reference_uri, f"sqlite:///{reference / 'optuna.db'}", tmp_path / "cache-reference")
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, float]]:
+    """The suite's cells run once without a kill, on SQLite: the one reference for both backends."""
+    folder = tmp_path_factory.mktemp("reference")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    done = _run(uri, f"sqlite:///{folder / 'optuna.db'}", folder / "cache")
     assert done.returncode == 0, done.stderr[-3000:]
-    reference = _cells(_runs(reference_uri))
-    assert len(reference) == 2  # 1 task x the MAE x 2 seeds
+    cells = _cells(_runs(uri))
+    assert len(cells) == 2  # 1 task x the MAE x 2 seeds
+    return cells
 
+
+@pytest.mark.timeout(1800)
+def test_killed_at_five_points_the_suite_resumes_to_the_uninterrupted_result(
+        tmp_path: Path, stores: tuple[str, str], uninterrupted: dict[str, dict[str, float]]) -> None:
+    """On SQLite files and on PostgreSQL (MLflow backend and Optuna storage); the reference is SQLite."""
+    reference = uninterrupted
     uri, storage = stores
     cache = tmp_path / "cache-killed"
     for point in POINTS:
