@@ -128,3 +128,44 @@ def test_sigterm_during_a_run_kills_its_runs_and_the_rerun_finishes_each_cell_on
     assert subprocess.run(quick, env=env, capture_output=True, text=True, timeout=600).returncode == 0
     finished = client.search_runs([experiment.experiment_id], "tags.kind = 'cell' and attributes.status = 'FINISHED'")
     assert len(finished) == 2 and len({r.data.tags["fingerprint"] for r in finished}) == 2
+
+
+@pytest.mark.slow
+def test_a_split_another_worker_logged_in_the_same_instant_is_linked_not_an_error(
+        tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow looks a dataset up, then inserts it: two workers logging one split at once both
+    insert, and the later one violates the unique key (seen in CI with 4 workers on SQLite)."""
+    from mlflow.exceptions import MlflowException
+
+    frame = pd.DataFrame({"record_id": ["a", "b"], "split": ["train", "test"]})
+    tracker, other = Tracker(tracking_uri, "unit"), Tracker(tracking_uri, "unit")
+    real = tracker.client.log_inputs
+    calls = []
+
+    def racing(run_id: str, datasets: list) -> None:
+        calls.append(run_id)
+        if len(calls) == 1:  # the other worker inserts the row between our lookup and our insert
+            with other.run("other worker", TAGS) as theirs:
+                theirs.log_input(frame, "demo/af split seed 1", "split")
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, "
+                                  "datasets.name, datasets.digest\n[SQL: INSERT INTO datasets (dataset_uuid, ...)]")
+        real(run_id, datasets)
+
+    monkeypatch.setattr(tracker.client, "log_inputs", racing)
+    with tracker.run("this worker", TAGS) as run:
+        run.log_input(frame, "demo/af split seed 1", "split")
+    assert len(calls) == 2  # retried once, then linked to the row the other worker inserted
+    stored = tracker.client.get_run(run.run_id)
+    assert stored.info.status == "FINISHED"
+    [theirs] = tracker.client.search_runs([stored.info.experiment_id], "attributes.run_name = 'other worker'")
+    assert stored.inputs.dataset_inputs[0].dataset.digest == theirs.inputs.dataset_inputs[0].dataset.digest
+
+    def broken(run_id: str, datasets: list) -> None:
+        calls.append(run_id)
+        raise MlflowException("(sqlite3.OperationalError) disk I/O error")
+
+    calls.clear()
+    monkeypatch.setattr(tracker.client, "log_inputs", broken)
+    with pytest.raises(MlflowException, match="disk I/O"), tracker.run("failing", TAGS) as run:
+        run.log_input(frame, "demo/af split seed 2", "split")
+    assert len(calls) == 1  # any other error is not retried

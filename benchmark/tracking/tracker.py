@@ -441,7 +441,18 @@ class Tracker:
             warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column", category=UserWarning)
             dataset = _mlflow().data.from_pandas(frame, name=name)
             entity = dataset._to_mlflow_entity()
-        self.client.log_inputs(run_id, [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])
+        inputs = [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])]
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(run_id, inputs)
+                return
+            except Exception as exc:  # MlflowException (local store) or RestException (server) alike
+                # MLflow looks the dataset (experiment, name, digest) up, then inserts it: two workers
+                # logging the same split at once both insert, and the later one violates the unique
+                # key. Its transaction was rolled back; the next attempt finds the row and links to it.
+                if attempt == 2 or not _duplicate_dataset(exc):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def fetch_artifact(self, run_id: str, artifact_path: str, target: Path) -> None:
         """Download a run's artifact file to ``target``, replacing it only once complete.
@@ -726,6 +737,13 @@ class ActiveRun:
 
 
 FENCED_KINDS = ("cell", "pretrain")  # one FINISHED run per fingerprint (tuning sessions of a study are many)
+
+
+def _duplicate_dataset(exc: BaseException) -> bool:
+    """Whether ``exc`` is the unique-key violation of a dataset row another process inserted first
+    (SQLite: ``UNIQUE constraint failed: datasets...``; PostgreSQL: ``duplicate key value ... datasets``)."""
+    text = str(exc)
+    return "datasets" in text and ("UNIQUE constraint failed" in text or "duplicate key value" in text)
 
 
 def _short_cause(exc: BaseException) -> str:
