@@ -36,31 +36,18 @@ import numpy as np
 from benchmark.corpora.ptbxl import (
     PTBXLAuthorsCorpus,
     PTBXLCorpus,
-    check_split_options,
+    SplitCorpusOptions,
     one_window_rows,
     usable_rows,
 )
 
 
 @dataclass(frozen=True)
-class G12ECOptions:
-    """Options of the ``g12ec`` corpus (``pretrain.corpus_options.*``); see the module docstring."""
+class G12ECOptions(SplitCorpusOptions):
+    """Options of the ``g12ec`` corpus (``pretrain.corpus_options.*``); see the module docstring.
 
-    exclude_test_splits: bool = True
-    split: str = "paper"  # the suite's split preset, test seed and duplicates handling (set by the suite)
-    test_seed: int = 123
-    duplicates: str = "group"
-    overlap: str = "both"  # the suite's [data] rules that decide a task's rows, hence its test records
-    lengths: str = "exact"
-    val_fraction: float = 0.2
-    val_seed: int = 7
-    lead: str = "II"
-    classes: str = "all"  # "normal": only the sinus-rhythm records (the G12EC tasks' normal class)
-    data_dir: str | None = None  # default: $SIMECG_DATA or <cache>/data
-    cache_dir: str | None = None  # default: the cache folder
-
-    def __post_init__(self) -> None:
-        check_split_options(self)
+    ``classes="normal"`` keeps only the sinus-rhythm records (the G12EC tasks' normal class).
+    """
 
 
 class G12ECCorpus(PTBXLCorpus):

@@ -70,10 +70,14 @@ TASK_ROWS = ("overlap", "lengths")  # the [data] rules that decide which rows a 
 
 
 @dataclass(frozen=True)
-class PTBXLOptions:
-    """Options of the ``ptbxl`` corpus (``pretrain.corpus_options.*``); see the module docstring."""
+class SplitCorpusOptions:
+    """Options shared by the corpora of a dataset's real records that keep its test records out
+    (``ptbxl``, ``g12ec``): which split to exclude, which rows, which lead and class, where the data is.
 
-    folds: tuple[int, ...] | str = ALL_FOLDS
+    Identities hash these options by name (sorted), so a subclass's own fields (``ptbxl``'s
+    ``folds``) may follow them without changing any corpus identity.
+    """
+
     exclude_test_splits: bool = True
     split: str = "paper"  # the suite's split preset, test seed and duplicates handling (set by the suite)
     test_seed: int = 123
@@ -83,13 +87,26 @@ class PTBXLOptions:
     val_fraction: float = 0.2
     val_seed: int = 7
     lead: str = "II"
-    classes: str = "all"  # "normal": only records of the tasks' normal class (NORM >= 100), as Exp14
+    classes: str = "all"  # "normal": only records of the dataset tasks' normal class (see each corpus)
     data_dir: str | None = None  # default: $SIMECG_DATA or <cache>/data
     cache_dir: str | None = None  # default: the cache folder
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "folds", _parse_folds(self.folds))
         check_split_options(self)
+
+
+@dataclass(frozen=True)
+class PTBXLOptions(SplitCorpusOptions):
+    """Options of the ``ptbxl`` corpus (``pretrain.corpus_options.*``); see the module docstring.
+
+    ``classes="normal"`` keeps only records of the tasks' normal class (NORM >= 100), as Exp14.
+    """
+
+    folds: tuple[int, ...] | str = ALL_FOLDS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "folds", _parse_folds(self.folds))
+        super().__post_init__()
 
 
 def check_split_options(options: Any) -> None:
@@ -389,6 +406,6 @@ def _parse_folds(value: Any) -> tuple[int, ...]:
     return folds
 
 
-__all__ = ["PTBXLAuthorsCorpus", "PTBXLAuthorsOptions", "PTBXLCorpus", "PTBXLOptions", "authors_split",
-           "check_split_options", "cut_together", "duplicate_signal_groups", "eligible_records", "excluded_records",
-           "normal_class", "one_window_rows", "usable_rows"]
+__all__ = ["PTBXLAuthorsCorpus", "PTBXLAuthorsOptions", "PTBXLCorpus", "PTBXLOptions", "SplitCorpusOptions",
+           "authors_split", "check_split_options", "cut_together", "duplicate_signal_groups", "eligible_records",
+           "excluded_records", "normal_class", "one_window_rows", "usable_rows"]
