@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from baselines.base import EncoderNeed
+    from simecg.identity import Identity
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +59,37 @@ def one_openmp_thread():
 
     with threadpool_limits(1):
         yield
+
+
+class RandomEncoders:
+    """An encoder source of tiny randomly initialised encoders, one per (method, source), seeded the
+    same: tests of fine-tuning and of the model contract, not of pretraining, use it."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def identity(self, need: EncoderNeed) -> Identity:
+        from simecg.identity import Identity
+
+        return Identity("encoder", {"random": need.source, "method": need.method})
+
+    def path(self, need: EncoderNeed) -> Path:
+        import torch
+
+        from pretraining.checkpoint import save_encoder
+        from pretraining.mae import ECGEncoder, preset
+
+        path = self.folder / f"{need.method}-{need.source}.pt"
+        if not path.exists():
+            torch.manual_seed(0)
+            save_encoder(ECGEncoder(preset("tiny")), path, extra={"fingerprint": self.identity(need).fingerprint})
+        return path
+
+
+@pytest.fixture
+def random_encoders(tmp_path: Path) -> RandomEncoders:
+    """Tiny random encoders in the test's folder, as the encoder source of a pretrained model."""
+    return RandomEncoders(tmp_path / "encoders")
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ beside the suite is checked like our own models.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -15,40 +13,19 @@ from baselines import check_baseline
 from baselines.base import Baseline, EncoderNeed, NeuralBaseline
 from baselines.checks import BaselineContractError
 from pretraining.mae import METHOD
-from simecg.identity import Identity
 from simecg.registries import BASELINES
 
 
-class RandomEncoders:
-    """An encoder source with a tiny randomly initialised encoder (the contract, not pretraining, is checked)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    def identity(self, need: EncoderNeed) -> Identity:
-        return Identity("encoder", {"random": need.source, "method": need.method})
-
-    def path(self, need: EncoderNeed) -> Path:
-        from pretraining.checkpoint import save_encoder
-        from pretraining.mae import ECGEncoder, preset
-
-        path = self.folder / f"{need.method}-{need.source}.pt"
-        if not path.exists():
-            torch.manual_seed(0)
-            save_encoder(ECGEncoder(preset("tiny")), path, extra={"fingerprint": self.identity(need).fingerprint})
-        return path
-
-
 @pytest.mark.parametrize("name", BASELINES.names())
-def test_every_registered_model_keeps_the_contract(name: str, tmp_path: Path, one_thread: None) -> None:
-    summary = check_baseline(name, encoders=RandomEncoders(tmp_path))
+def test_every_registered_model_keeps_the_contract(name: str, random_encoders, one_thread: None) -> None:
+    summary = check_baseline(name, encoders=random_encoders)
     assert summary["name"] == name and summary["val_loss"] > 0
     if BASELINES.get(name).kind == "neural":
         assert summary["evaluations"] == 2  # on_eval is called at every evaluation (Optuna pruning hooks here)
 
 
-def test_the_mae_identity_carries_its_encoder(tmp_path: Path, one_thread: None) -> None:
-    encoders = RandomEncoders(tmp_path)
+def test_the_mae_identity_carries_its_encoder(random_encoders, one_thread: None) -> None:
+    encoders = random_encoders
     identity = check_baseline("mae", encoders=encoders, variant="ptbxl")["identity"]
     assert identity["encoder"] == encoders.identity(EncoderNeed(METHOD, "ptbxl")).fingerprint
     assert identity["config"]["corpus"] == "ptbxl"
